@@ -1,0 +1,41 @@
+#pragma once
+// Atoms and message types exchanged by the room layer's actors (CAF 0.17). Only the actors'
+// own .cpp files include this.
+
+#include <caf/all.hpp>
+
+#include <atomic>
+
+#include "actors/command.hpp"
+#include "actors/rooms.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kaiwa::command)
+
+namespace kaiwa::storage {
+class journal;
+}
+
+namespace kaiwa::detail {
+
+using committed_atom = caf::atom_constant<caf::atom("committed")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+
+/// What every room actor of a node shares. Owned by `rooms`, outlives all room actors.
+struct room_env {
+  storage::journal& journal;
+  rooms_config cfg;
+  std::atomic<std::uint64_t> active{0};
+  std::atomic<std::uint64_t> activated{0};
+  std::atomic<std::uint64_t> passivated{0};
+  std::atomic<std::uint64_t> events_appended{0};
+};
+
+/// Spawns the actor of `room`; `registry` is told when it is idle.
+caf::actor spawn_room(caf::actor_system& sys, room_id room, room_env& env, caf::actor registry);
+
+/// Spawns a registry actor.
+caf::actor spawn_registry(caf::actor_system& sys, room_env& env);
+
+}  // namespace kaiwa::detail

@@ -1,0 +1,464 @@
+// The actor that owns one active room. See rooms.hpp for the life of a command.
+//
+// Invariants:
+// - `state_` already includes every event staged in `open_` and `flying_`; `committed_` is the
+//   highest seq known durable. Clients only ever see events <= committed_ from the journal;
+//   later ones reach subscribers through broadcast when their commit completes, so a join
+//   never gets an event twice and never misses one.
+// - At most one write_set is in flight; commands that arrive meanwhile accumulate in `open_`,
+//   which is how a busy room's writes get batched.
+
+#include <unordered_map>
+
+#include "actors/detail/messages.hpp"
+#include "actors/room_state.hpp"
+#include "core/replies.hpp"
+#include "storage/journal.hpp"
+
+namespace kaiwa::detail {
+
+namespace {
+
+constexpr std::size_t max_backfill = 1000;
+constexpr std::size_t max_cached_cids = 100'000;
+
+using link_ptr = std::shared_ptr<client_link>;
+using lane_group = std::vector<link_ptr>;
+
+/// Writes, replies and pushes that become visible together when one commit completes.
+struct commit_batch {
+  storage::write_set writes;
+  struct reply {
+    link_ptr link;
+    frame_ptr frame;
+    std::string id;  // to answer with an error instead if the commit fails
+  };
+  std::vector<reply> replies;
+  std::vector<frame_ptr> events;
+  std::vector<std::pair<frame_ptr, const client_link*>> receipts;  // frame, reader's link
+  std::vector<link_ptr> ended;  // subscriptions the batch ends (kicks), after its events
+  seq_t head = 0;
+
+  bool empty() const { return writes.empty() && replies.empty() && ended.empty(); }
+};
+
+frame_ptr encode(const event& e) {
+  frame_builder b(frame_builder::opcode::text, 160 + e.text.size());
+  encode_event(b.json(), e);
+  return b.finish();
+}
+
+class room_actor : public caf::event_based_actor {
+ public:
+  room_actor(caf::actor_config& cfg, room_id room, room_env& env, caf::actor registry)
+      : caf::event_based_actor(cfg),
+        env_(env),
+        registry_(std::move(registry)),
+        state_(room),
+        room_(std::move(room)) {
+    env_.active += 1;
+    env_.activated += 1;
+  }
+
+  void on_exit() override { env_.active -= 1; }
+
+  caf::behavior make_behavior() override {
+    schedule_tick();
+    return {
+        [this](command& c) {
+          ++received_;
+          last_activity_ = now_millis();
+          if (!recovered_ && !recover()) {
+            c.link->send(error_frame(c.id, errc::internal, "room could not be recovered"));
+            quit(caf::sec::runtime_error);
+            return;
+          }
+          handle(c);
+          flush();
+        },
+        [this](committed_atom, bool ok) { on_committed(ok); },
+        [this](tick_atom) { on_tick(); },
+        [this](stop_atom) {
+          stopping_ = true;
+          quit_if_done();
+        },
+    };
+  }
+
+ private:
+  // -- recovery -----------------------------------------------------------------------------
+
+  bool recover() {
+    auto snap = env_.journal.snapshot(room_);
+    if (!snap) return false;
+    if (*snap) {
+      auto s = room_state::from_snapshot(room_, **snap);
+      if (!s) return false;
+      state_ = std::move(*s);
+    }
+    for (;;) {
+      auto evs = env_.journal.events_after(room_, state_.head(), 1000);
+      if (!evs) return false;
+      for (auto& json : *evs) {
+        auto e = decode_event(json);
+        if (!e || e->seq != state_.head() + 1) return false;
+        state_.apply(*e);
+      }
+      if (evs->size() < 1000) break;
+    }
+    committed_ = state_.head();
+    recovered_ = true;
+    return true;
+  }
+
+  // -- commands -----------------------------------------------------------------------------
+
+  void handle(command& c) {
+    switch (c.op) {
+      case room_op::join: return on_join(c);
+      case room_op::leave:
+        unsubscribe(c.link.get());
+        return reply_now(c, left_frame(c));
+      case room_op::disconnect: return unsubscribe(c.link.get());
+      case room_op::send: return on_send(c);
+      case room_op::history: return on_history(c);
+      case room_op::typing: return on_typing(c);
+      case room_op::read: return on_read(c);
+      case room_op::presence: return on_presence(c);
+      case room_op::edit:
+      case room_op::del:
+      case room_op::create:
+      case room_op::invite:
+      case room_op::kick: append(c); return;
+    }
+  }
+
+  /// Decides `c`, stages its events and queues its reply for after the commit.
+  /// Returns false (after replying with the error) when `c` was rejected.
+  bool append(command& c) {
+    std::optional<event> referenced;
+    if (c.op == room_op::edit || c.op == room_op::del) {
+      if (c.ref >= 1 && c.ref <= committed_) {
+        auto json = env_.journal.event(room_, c.ref);
+        if (!json) return reply_error(c, errc::internal, "storage error");
+        if (*json) referenced = decode_event(**json);
+      }
+    }
+    auto d = state_.decide(c, now_millis(), referenced);
+    if (auto* r = std::get_if<rejection>(&d)) return reply_error(c, r->code, r->message);
+    auto& events = std::get<std::vector<event>>(d);
+    for (auto& e : events) stage(e);
+    if (c.op == room_op::join) return true;
+    if (c.op == room_op::kick) end_subscriptions_of(c.target);
+    const auto& last = events.back();
+    frame_ptr reply;
+    if (c.op == room_op::create) {
+      frame_builder b;
+      begin_reply(b, "created", c.id).field("room", room_.str()).field("seq", last.seq).end_object();
+      reply = b.finish();
+    } else {
+      reply = ack_frame(c.id, room_, last.seq, last.ts);
+    }
+    if (c.op == room_op::send && !c.cid.empty()) remember_cid(c, last.seq, last.ts);
+    open_.replies.push_back({c.link, std::move(reply), c.id});
+    return true;
+  }
+
+  void stage(const event& e) {
+    auto f = encode(e);
+    state_.apply(e);
+    open_.writes.put_event(room_, e.seq, f->payload());
+    if (e.type == event_type::message && !e.cid.empty())
+      open_.writes.put_dedupe(room_, e.from, e.cid, e.seq);
+    if (e.seq % env_.cfg.snapshot_every == 0) open_.writes.put_snapshot(room_, state_.snapshot());
+    open_.events.push_back(std::move(f));
+    open_.head = e.seq;
+  }
+
+  void on_send(command& c) {
+    if (!c.cid.empty()) {
+      auto key = cid_key(c.user, c.cid);
+      auto it = cids_.find(key);
+      if (it != cids_.end()) return queue_reply(c, ack_frame(c.id, room_, it->second.first, it->second.second));
+      auto stored = env_.journal.dedupe(room_, c.user, c.cid);
+      if (!stored) return (void)reply_error(c, errc::internal, "storage error");
+      if (*stored) {
+        auto json = env_.journal.event(room_, **stored);
+        auto e = json && *json ? decode_event(**json) : std::nullopt;
+        if (!e) return (void)reply_error(c, errc::internal, "storage error");
+        return queue_reply(c, ack_frame(c.id, room_, e->seq, e->ts));
+      }
+    }
+    append(c);
+  }
+
+  void on_join(command& c) {
+    if (!append(c)) return;
+    subs_[c.link.get()] = {c.link, c.user};
+    lanes_dirty_ = true;
+    std::vector<frame_ptr> frames;
+    frame_builder b;
+    auto& w = begin_reply(b, "joined", c.id).field("room", room_.str()).field("head", committed_);
+    std::vector<std::string> backfill;
+    if (c.since && *c.since < committed_) {
+      seq_t from = *c.since;
+      if (committed_ - from > max_backfill) {
+        from = committed_ - max_backfill;
+        w.field("gap_until", from + 1);
+      }
+      auto evs = env_.journal.events_after(room_, from, committed_ - from);
+      if (!evs) {
+        unsubscribe(c.link.get());
+        return (void)reply_error(c, errc::internal, "storage error");
+      }
+      backfill = std::move(*evs);
+    }
+    w.end_object();
+    frames.push_back(b.finish());
+    for (auto& json : backfill) frames.push_back(text_frame(json));
+    c.link->post([link = c.link, frames = std::move(frames)] {
+      for (auto& f : frames) link->push(f);
+    });
+  }
+
+  void on_history(command& c) {
+    if (auto r = state_.check_read(c.user)) return (void)reply_error(c, r->code, r->message);
+    storage::result<std::vector<std::string>> evs = std::vector<std::string>{};
+    bool more = false;
+    if (c.after) {
+      seq_t upper = std::min<seq_t>(committed_, c.before ? *c.before - 1 : committed_);
+      seq_t n = upper > *c.after ? std::min<seq_t>(c.limit, upper - *c.after) : 0;
+      evs = env_.journal.events_after(room_, *c.after, n);
+      more = *c.after + n < upper;
+    } else {
+      seq_t before = std::min<seq_t>(c.before.value_or(committed_ + 1), committed_ + 1);
+      seq_t n = before > 1 ? std::min<seq_t>(c.limit, before - 1) : 0;
+      evs = env_.journal.events_before(room_, before, n);
+      more = before > n + 1;
+    }
+    if (!evs) return (void)reply_error(c, errc::internal, "storage error");
+    std::size_t bytes = 64;
+    for (auto& e : *evs) bytes += e.size() + 1;
+    frame_builder b(frame_builder::opcode::text, bytes);
+    auto& w = begin_reply(b, "history", c.id).field("room", room_.str());
+    w.key("events").begin_array();
+    for (auto& e : *evs) w.raw(e);
+    w.end_array().field("more", more).end_object();
+    reply_now(c, b.finish());
+  }
+
+  void on_typing(command& c) {
+    if (auto r = state_.check_read(c.user)) return (void)reply_error(c, r->code, r->message);
+    frame_builder b;
+    b.json().begin_object().field("op", "typing").field("room", room_.str())
+        .field("user", c.user.str()).end_object();
+    broadcast({b.finish()}, c.link.get());
+  }
+
+  void on_read(command& c) {
+    if (auto r = state_.check_read(c.user)) return (void)reply_error(c, r->code, r->message);
+    if (c.seq > committed_) return (void)reply_error(c, errc::bad_request, "seq is beyond the room's head");
+    auto it = markers_.find(c.user.str());
+    if (it == markers_.end()) {
+      auto stored = env_.journal.marker(c.user, room_);
+      if (!stored) return (void)reply_error(c, errc::internal, "storage error");
+      it = markers_.emplace(c.user.str(), *stored).first;
+    }
+    if (c.seq <= it->second) return queue_reply(c, ok_frame(c.id));  // never moves backwards
+    it->second = c.seq;
+    open_.writes.put_marker(c.user, room_, c.seq);
+    frame_builder b;
+    b.json().begin_object().field("op", "receipt").field("room", room_.str())
+        .field("user", c.user.str()).field("seq", c.seq).end_object();
+    open_.receipts.emplace_back(b.finish(), c.link.get());
+    open_.replies.push_back({c.link, ok_frame(c.id), c.id});
+  }
+
+  void on_presence(command& c) {
+    if (auto r = state_.check_read(c.user)) return (void)reply_error(c, r->code, r->message);
+    std::set<std::string> users;
+    for (auto& [_, s] : subs_) users.insert(s.user.str());
+    frame_builder b;
+    auto& w = begin_reply(b, "presence", c.id).field("room", room_.str());
+    w.key("users").begin_array();
+    for (auto& u : users) w.value(u);
+    w.end_array().end_object();
+    reply_now(c, b.finish());
+  }
+
+  // -- replies and fan-out ------------------------------------------------------------------
+
+  frame_ptr left_frame(const command& c) {
+    frame_builder b;
+    begin_reply(b, "left", c.id).field("room", room_.str()).end_object();
+    return b.finish();
+  }
+
+  bool reply_error(const command& c, errc code, std::string_view msg) {
+    c.link->send(error_frame(c.id, code, msg));
+    return false;
+  }
+
+  void reply_now(const command& c, frame_ptr f) { c.link->send(std::move(f)); }
+
+  /// A reply that must not overtake commits already staged (e.g. an ack for a retried cid).
+  void queue_reply(const command& c, frame_ptr f) { open_.replies.push_back({c.link, std::move(f), c.id}); }
+
+  void broadcast(std::vector<frame_ptr> frames, const client_link* exclude) {
+    if (subs_.empty() || frames.empty()) return;
+    if (lanes_dirty_) rebuild_lanes();
+    auto shared = std::make_shared<const std::vector<frame_ptr>>(std::move(frames));
+    for (auto& group : lanes_) {
+      group->front()->post([group, shared, exclude] {
+        for (auto& link : *group) {
+          if (link.get() == exclude) continue;
+          for (auto& f : *shared) link->push(f);
+        }
+      });
+    }
+  }
+
+  void rebuild_lanes() {
+    std::unordered_map<const void*, std::shared_ptr<lane_group>> by_lane;
+    for (auto& [_, s] : subs_) {
+      auto& g = by_lane[s.link->lane()];
+      if (!g) g = std::make_shared<lane_group>();
+      g->push_back(s.link);
+    }
+    lanes_.clear();
+    for (auto& [_, g] : by_lane) lanes_.push_back(std::move(g));
+    lanes_dirty_ = false;
+  }
+
+  void unsubscribe(client_link* link) {
+    if (subs_.erase(link) > 0) lanes_dirty_ = true;
+  }
+
+  /// Ends `user`'s subscriptions once the staged events (its member_removed among them)
+  /// have been delivered, so the kicked user still sees its own removal.
+  void end_subscriptions_of(const user_id& user) {
+    for (auto& [_, s] : subs_)
+      if (s.user == user) open_.ended.push_back(s.link);
+  }
+
+  // -- commit pipeline ----------------------------------------------------------------------
+
+  void flush() {
+    if (in_flight_ || open_.empty()) return;
+    if (open_.writes.empty()) {  // only replies about what is already durable
+      deliver(open_);
+      open_ = {};
+      return;
+    }
+    std::string meta;
+    json_writer(meta).begin_object().field("head", state_.head()).field("ts", state_.last_ts())
+        .field("private", state_.is_private()).end_object();
+    open_.writes.put_meta(room_, meta);
+    flying_ = std::move(open_);
+    open_ = {};
+    in_flight_ = true;
+    env_.journal.commit(std::move(flying_.writes), [self = caf::actor{this}](const storage::status& s) {
+      caf::anon_send(self, committed_atom::value, s.ok());
+    });
+  }
+
+  void on_committed(bool ok) {
+    in_flight_ = false;
+    if (!ok) {
+      // The room's state may now be ahead of the disk: answer everyone waiting and stop, so the
+      // next command activates a fresh actor that recovers from what is durable.
+      for (auto* b : {&flying_, &open_})
+        for (auto& r : b->replies)
+          r.link->send(error_frame(r.id, errc::internal, "the journal write failed"));
+      quit(caf::sec::runtime_error);
+      return;
+    }
+    env_.events_appended += flying_.events.size();
+    committed_ = flying_.head;
+    deliver(flying_);
+    flying_ = {};
+    flush();
+    quit_if_done();
+  }
+
+  /// Sends a durable batch's replies, events and receipts. Per lane, replies are posted before
+  /// the events, so a sender sees its ack before its own event.
+  void deliver(commit_batch& b) {
+    for (auto& r : b.replies) r.link->send(std::move(r.frame));
+    broadcast(std::move(b.events), nullptr);
+    for (auto& [f, reader] : b.receipts) broadcast({std::move(f)}, reader);
+    for (auto& link : b.ended) {
+      unsubscribe(link.get());
+      link->post([link, room = room_] { link->subscription_ended(room); });
+    }
+  }
+
+  // -- passivation --------------------------------------------------------------------------
+
+  void schedule_tick() {
+    auto period = std::max(env_.cfg.idle_timeout / 2, std::chrono::milliseconds{10});
+    delayed_send(this, period, tick_atom::value);
+  }
+
+  void on_tick() {
+    bool idle = subs_.empty() && !in_flight_ && open_.empty() &&
+                now_millis() - last_activity_ >= env_.cfg.idle_timeout.count();
+    if (idle) send(registry_, idle_atom::value, room_.str(), received_);
+    schedule_tick();
+  }
+
+  void quit_if_done() {
+    if (stopping_ && !in_flight_ && open_.empty()) {
+      env_.passivated += 1;
+      quit();
+    }
+  }
+
+  // -- dedupe -------------------------------------------------------------------------------
+
+  static std::string cid_key(const user_id& user, std::string_view cid) {
+    std::string k = user.str();
+    k += '\0';
+    k += cid;
+    return k;
+  }
+
+  void remember_cid(const command& c, seq_t seq, millis_t ts) {
+    if (cids_.size() >= max_cached_cids) cids_.clear();  // older ones are found in the journal
+    cids_[cid_key(c.user, c.cid)] = {seq, ts};
+  }
+
+  struct subscriber {
+    link_ptr link;
+    user_id user;
+  };
+
+  room_env& env_;
+  caf::actor registry_;
+  room_state state_;
+  room_id room_;
+  bool recovered_ = false;
+  bool stopping_ = false;
+  seq_t committed_ = 0;
+  std::uint64_t received_ = 0;  // commands received, for the passivation handshake
+  millis_t last_activity_ = now_millis();
+
+  std::unordered_map<const client_link*, subscriber> subs_;
+  std::vector<std::shared_ptr<lane_group>> lanes_;  // subs_ grouped by lane, rebuilt lazily
+  bool lanes_dirty_ = true;
+
+  commit_batch open_;    // staged, not yet handed to the journal
+  commit_batch flying_;  // handed to the journal, awaiting its completion
+  bool in_flight_ = false;
+
+  std::unordered_map<std::string, std::pair<seq_t, millis_t>> cids_;  // user NUL cid -> ack
+  std::unordered_map<std::string, seq_t> markers_;                    // user -> read marker
+};
+
+}  // namespace
+
+caf::actor spawn_room(caf::actor_system& sys, room_id room, room_env& env, caf::actor registry) {
+  return sys.spawn<room_actor>(std::move(room), env, std::move(registry));
+}
+
+}  // namespace kaiwa::detail

@@ -1,0 +1,35 @@
+#pragma once
+// The error codes of the client protocol (PROTOCOL.md, Errors) and the close codes.
+
+#include <cstdint>
+#include <string_view>
+
+namespace kaiwa {
+
+enum class errc : std::uint8_t {
+  bad_request,
+  unauthorized,
+  forbidden,
+  not_found,
+  room_exists,
+  too_large,
+  rate_limited,
+  unavailable,
+  timeout,
+  internal,
+};
+
+/// The wire name of an error code, e.g. "not_found".
+std::string_view to_string(errc e) noexcept;
+
+/// WebSocket close codes kaiwa sends (PROTOCOL.md, Transport).
+enum class close_code : std::uint16_t {
+  normal = 1000,
+  protocol_abuse = 4000,
+  unauthorized = 4001,
+  rate_limited = 4008,
+  slow_consumer = 4009,
+  going_away = 4010,
+};
+
+}  // namespace kaiwa

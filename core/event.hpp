@@ -1,0 +1,48 @@
+#pragma once
+// The events of a room's log (PROTOCOL.md, Rooms and events) and their one JSON encoding,
+// which is at once what the journal stores and what clients receive.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/ids.hpp"
+#include "core/json.hpp"
+
+namespace kaiwa {
+
+enum class event_type : std::uint8_t {
+  message,
+  edit,
+  del,  // "delete"
+  created,
+  member_added,
+  member_removed,
+  topic,
+};
+
+std::string_view to_string(event_type t) noexcept;
+
+struct event {
+  room_id room;
+  seq_t seq = 0;
+  millis_t ts = 0;
+  event_type type = event_type::message;
+  user_id from;
+  std::string text;                  // message, edit
+  std::string cid;                   // message (optional)
+  seq_t ref = 0;                     // edit, delete
+  user_id user;                      // member_added, member_removed
+  std::string topic;                 // created, topic
+  bool is_private = false;           // created
+  std::vector<std::string> members;  // created (private rooms)
+};
+
+/// Writes `{"op":"event",...}` for `e`.
+void encode_event(json_writer& w, const event& e);
+
+/// Parses an event written by encode_event; nullopt if `json` is not one.
+std::optional<event> decode_event(std::string_view json);
+
+}  // namespace kaiwa

@@ -1,0 +1,289 @@
+#include "storage/journal.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace kaiwa::storage {
+
+namespace {
+
+// Column families, in the order they are opened; write_set::op::family indexes this.
+enum family : std::uint8_t { events, snapshots, meta, markers, dedupe, family_count };
+constexpr const char* family_names[] = {"events", "snapshots", "meta", "markers", "dedupe"};
+
+void append_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+std::uint64_t read_be64(std::string_view s) {
+  std::uint64_t v = 0;
+  for (char c : s.substr(0, 8)) v = (v << 8) | static_cast<unsigned char>(c);
+  return v;
+}
+
+// Room and user names never contain NUL, so NUL separates key parts and a room's events are
+// the contiguous range [room NUL, room NUL 0xff..).
+std::string room_prefix(const room_id& room) {
+  std::string k = room.str();
+  k += '\0';
+  return k;
+}
+
+std::string event_key(const room_id& room, seq_t seq) {
+  auto k = room_prefix(room);
+  append_be64(k, seq);
+  return k;
+}
+
+std::string pair_key(std::string_view a, std::string_view b) {
+  std::string k(a);
+  k += '\0';
+  k += b;
+  return k;
+}
+
+std::string be64(std::uint64_t v) {
+  std::string s;
+  append_be64(s, v);
+  return s;
+}
+
+error to_error(const rocksdb::Status& s) {
+  auto code = s.IsCorruption() ? errc::corruption
+              : s.IsInvalidArgument() ? errc::invalid
+                                      : errc::io_error;
+  return {code, s.ToString()};
+}
+
+}  // namespace
+
+// -- write_set ------------------------------------------------------------------------------
+
+void write_set::put_event(const room_id& room, seq_t seq, std::string_view json) {
+  ops_.push_back({events, event_key(room, seq), std::string(json)});
+}
+
+void write_set::put_snapshot(const room_id& room, std::string_view state) {
+  ops_.push_back({snapshots, room.str(), std::string(state)});
+}
+
+void write_set::put_meta(const room_id& room, std::string_view m) {
+  ops_.push_back({meta, room.str(), std::string(m)});
+}
+
+void write_set::put_dedupe(const room_id& room, const user_id& user, std::string_view cid,
+                           seq_t seq) {
+  ops_.push_back({dedupe, pair_key(pair_key(room.str(), user.str()), cid), be64(seq)});
+}
+
+void write_set::put_marker(const user_id& user, const room_id& room, seq_t seq) {
+  ops_.push_back({markers, pair_key(user.str(), room.str()), be64(seq)});
+}
+
+// -- journal --------------------------------------------------------------------------------
+
+struct journal::impl {
+  struct pending {
+    write_set ws;
+    completion done;
+  };
+
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // index = family
+  rocksdb::WriteOptions write_opts;
+
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::deque<pending> queue;  // guarded by mtx
+  bool stopping = false;      // guarded by mtx
+  std::thread writer;
+
+  std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> write_sets{0};
+  std::atomic<std::uint64_t> sync_micros{0};
+
+  void run_writer();
+  void close();
+  rocksdb::ColumnFamilyHandle* cf(family f) const { return cfs[f]; }
+};
+
+void journal::impl::run_writer() {
+  std::deque<pending> batch;
+  rocksdb::WriteBatch wb;
+  for (;;) {
+    {
+      std::unique_lock lock(mtx);
+      cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (queue.empty()) return;  // stopping and drained
+      batch.swap(queue);
+    }
+    wb.Clear();
+    for (auto& p : batch)
+      for (auto& op : p.ws.ops_) wb.Put(cfs[op.family], op.key, op.value);
+    auto started = std::chrono::steady_clock::now();
+    auto s = db->Write(write_opts, &wb);
+    auto took = std::chrono::steady_clock::now() - started;
+    sync_micros += std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+    commits += 1;
+    write_sets += batch.size();
+    status st = s.ok() ? status{} : status{to_error(s)};
+    for (auto& p : batch) p.done(st);
+    batch.clear();
+  }
+}
+
+void journal::impl::close() {
+  {
+    std::lock_guard lock(mtx);
+    if (stopping) return;
+    stopping = true;
+  }
+  cv.notify_one();
+  if (writer.joinable()) writer.join();
+  for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
+  cfs.clear();
+  db.reset();
+}
+
+result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.create_missing_column_families = true;
+  opts.IncreaseParallelism(2);
+  opts.max_background_jobs = 2;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions cf_opts(opts);
+  cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_opts.write_buffer_size = 64 << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);
+  for (auto* name : family_names) descs.emplace_back(name, cf_opts);
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(rocksdb::DBOptions(opts), cfg.dir, descs, &handles, &raw);
+  if (!s.ok()) return to_error(s);
+
+  auto p = std::make_unique<impl>();
+  p->db.reset(raw);
+  // Keep only kaiwa's families in `cfs`, indexed by `family`; the default one is unused.
+  raw->DestroyColumnFamilyHandle(handles[0]);
+  p->cfs.assign(handles.begin() + 1, handles.end());
+  p->write_opts.sync = cfg.sync;
+  auto* ip = p.get();
+  p->writer = std::thread([ip] { ip->run_writer(); });
+  return std::unique_ptr<journal>(new journal(std::move(p)));
+}
+
+journal::journal(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+journal::~journal() { stop(); }
+
+void journal::stop() { impl_->close(); }
+
+void journal::commit(write_set ws, completion done) {
+  {
+    std::lock_guard lock(impl_->mtx);
+    if (!impl_->stopping) {
+      impl_->queue.push_back({std::move(ws), std::move(done)});
+      impl_->cv.notify_one();
+      return;
+    }
+  }
+  done(status{error{errc::stopped, "journal is stopped"}});
+}
+
+result<std::vector<std::string>> journal::events_after(const room_id& room, seq_t after,
+                                                       std::size_t limit) const {
+  std::vector<std::string> out;
+  auto prefix = room_prefix(room);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(events)));
+  for (it->Seek(event_key(room, after + 1)); it->Valid() && out.size() < limit; it->Next()) {
+    if (!it->key().starts_with(prefix)) break;
+    out.emplace_back(it->value().ToStringView());
+  }
+  if (!it->status().ok()) return to_error(it->status());
+  return out;
+}
+
+result<std::vector<std::string>> journal::events_before(const room_id& room, seq_t before,
+                                                        std::size_t limit) const {
+  std::vector<std::string> out;
+  if (before <= 1) return out;
+  auto prefix = room_prefix(room);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(events)));
+  for (it->SeekForPrev(event_key(room, before - 1)); it->Valid() && out.size() < limit;
+       it->Prev()) {
+    if (!it->key().starts_with(prefix)) break;
+    out.emplace_back(it->value().ToStringView());
+  }
+  if (!it->status().ok()) return to_error(it->status());
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+result<std::optional<std::string>> journal::event(const room_id& room, seq_t seq) const {
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(events), event_key(room, seq), &v);
+  if (s.IsNotFound()) return std::optional<std::string>{};
+  if (!s.ok()) return to_error(s);
+  return std::optional<std::string>{std::move(v)};
+}
+
+result<seq_t> journal::last_seq(const room_id& room) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(events)));
+  it->SeekForPrev(event_key(room, ~seq_t{0}));
+  if (!it->status().ok()) return to_error(it->status());
+  auto prefix = room_prefix(room);
+  if (!it->Valid() || !it->key().starts_with(prefix)) return seq_t{0};
+  return read_be64(it->key().ToStringView().substr(prefix.size()));
+}
+
+result<std::optional<std::string>> journal::snapshot(const room_id& room) const {
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(snapshots), room.str(), &v);
+  if (s.IsNotFound()) return std::optional<std::string>{};
+  if (!s.ok()) return to_error(s);
+  return std::optional<std::string>{std::move(v)};
+}
+
+result<std::optional<seq_t>> journal::dedupe(const room_id& room, const user_id& user,
+                                             std::string_view cid) const {
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(family::dedupe),
+                          pair_key(pair_key(room.str(), user.str()), cid), &v);
+  if (s.IsNotFound()) return std::optional<seq_t>{};
+  if (!s.ok()) return to_error(s);
+  return std::optional<seq_t>{read_be64(v)};
+}
+
+result<seq_t> journal::marker(const user_id& user, const room_id& room) const {
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(markers),
+                          pair_key(user.str(), room.str()), &v);
+  if (s.IsNotFound()) return seq_t{0};
+  if (!s.ok()) return to_error(s);
+  return read_be64(v);
+}
+
+journal_stats journal::stats() const {
+  return {impl_->commits.load(), impl_->write_sets.load(), impl_->sync_micros.load()};
+}
+
+}  // namespace kaiwa::storage

@@ -1,0 +1,102 @@
+#pragma once
+// The node's durable store: every room's event log plus snapshots, room metadata, read markers
+// and send dedupe keys, each in its own RocksDB column family.
+//
+// Writes go through group commit: any thread hands `commit()` a write_set; one writer thread
+// takes everything queued since its last write, commits it as one RocksDB WriteBatch with one
+// WAL sync (when durability is sync) and then runs each write_set's completion, in submission
+// order, on the writer thread. Reads are thread-safe and go straight to RocksDB.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/ids.hpp"
+#include "storage/result.hpp"
+
+namespace kaiwa::storage {
+
+struct journal_config {
+  /// Directory of the RocksDB database; created when missing. Default: ./kaiwa-data
+  std::string dir = "./kaiwa-data";
+  /// true: a commit completes after its WAL write is fsynced (durability = sync).
+  /// false: after the write reached the OS (durability = async). Default: true
+  bool sync = true;
+};
+
+/// The writes one room (or one request) commits atomically.
+class write_set {
+ public:
+  void put_event(const room_id& room, seq_t seq, std::string_view json);
+  void put_snapshot(const room_id& room, std::string_view state);
+  void put_meta(const room_id& room, std::string_view meta);
+  void put_dedupe(const room_id& room, const user_id& user, std::string_view cid, seq_t seq);
+  void put_marker(const user_id& user, const room_id& room, seq_t seq);
+
+  bool empty() const noexcept { return ops_.empty(); }
+
+ private:
+  friend class journal;
+  struct op {
+    std::uint8_t family;
+    std::string key;
+    std::string value;
+  };
+  std::vector<op> ops_;
+};
+
+/// Counters the writer keeps; read them from any thread.
+struct journal_stats {
+  std::uint64_t commits = 0;     // RocksDB writes (each one WAL sync when sync)
+  std::uint64_t write_sets = 0;  // write_sets committed
+  std::uint64_t sync_micros = 0; // time spent in writes, total
+};
+
+class journal {
+ public:
+  using completion = std::function<void(const status&)>;
+
+  /// Opens (creating if needed) the database in `cfg.dir` and starts the writer thread.
+  static result<std::unique_ptr<journal>> open(const journal_config& cfg);
+  ~journal();
+
+  journal(const journal&) = delete;
+  journal& operator=(const journal&) = delete;
+
+  /// Queues `ws` for the next group commit; `done` runs on the writer thread after it.
+  /// After stop(), `done` runs at once with errc::stopped.
+  void commit(write_set ws, completion done);
+
+  /// Commits what is queued, stops the writer thread and closes the database. Idempotent.
+  void stop();
+
+  // -- reads ------------------------------------------------------------------------------
+
+  /// Up to `limit` events with seq > `after`, ascending.
+  result<std::vector<std::string>> events_after(const room_id& room, seq_t after,
+                                                std::size_t limit) const;
+  /// Up to `limit` events with seq < `before`, the newest of them, in ascending order.
+  result<std::vector<std::string>> events_before(const room_id& room, seq_t before,
+                                                 std::size_t limit) const;
+  result<std::optional<std::string>> event(const room_id& room, seq_t seq) const;
+  /// The highest seq stored for `room`, 0 when it has no events.
+  result<seq_t> last_seq(const room_id& room) const;
+  result<std::optional<std::string>> snapshot(const room_id& room) const;
+  result<std::optional<seq_t>> dedupe(const room_id& room, const user_id& user,
+                                      std::string_view cid) const;
+  /// The user's read marker in `room`, 0 when none.
+  result<seq_t> marker(const user_id& user, const room_id& room) const;
+
+  journal_stats stats() const;
+
+ private:
+  struct impl;
+  explicit journal(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace kaiwa::storage

@@ -1,0 +1,103 @@
+#include <catch2/catch.hpp>
+
+#include "core/event.hpp"
+#include "core/frame.hpp"
+#include "core/ids.hpp"
+#include "core/json.hpp"
+#include "core/replies.hpp"
+#include "core/token.hpp"
+
+using namespace kaiwa;
+
+TEST_CASE("names are 1 to 128 chars from the allowed set") {
+  CHECK(valid_name("alice"));
+  CHECK(valid_name("a.b:c@d-e_F9"));
+  CHECK(valid_name(std::string(128, 'x')));
+  CHECK_FALSE(valid_name(""));
+  CHECK_FALSE(valid_name(std::string(129, 'x')));
+  CHECK_FALSE(valid_name("a b"));
+  CHECK_FALSE(valid_name("a/b"));
+  CHECK_FALSE(valid_name("日本"));
+}
+
+TEST_CASE("json_writer escapes strings and separates members") {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().field("a", "q\"b\\\n\x01").field("n", std::uint64_t{7}).key("l").begin_array();
+  w.value(1).value(true).end_array().end_object();
+  CHECK(out == R"({"a":"q\"b\\\n\u0001","n":7,"l":[1,true]})");
+}
+
+TEST_CASE("json_writer passes UTF-8 through unchanged") {
+  std::string out;
+  append_json_string(out, "こんにちは");
+  CHECK(out == "\"こんにちは\"");
+}
+
+TEST_CASE("events round-trip through their JSON encoding") {
+  event e;
+  e.room = room_id{"general"};
+  e.seq = 58;
+  e.ts = 1732412345123;
+  e.type = event_type::created;
+  e.from = user_id{"alice"};
+  e.is_private = true;
+  e.topic = "plans";
+  e.members = {"alice", "bob"};
+  std::string json;
+  json_writer w(json);
+  encode_event(w, e);
+  CHECK(json == R"({"op":"event","room":"general","seq":58,"ts":1732412345123,"type":"created","from":"alice","private":true,"topic":"plans","members":["alice","bob"]})");
+  auto d = decode_event(json);
+  REQUIRE(d);
+  CHECK(d->room == e.room);
+  CHECK(d->seq == 58);
+  CHECK(d->ts == e.ts);
+  CHECK(d->type == event_type::created);
+  CHECK(d->members == e.members);
+  CHECK(d->is_private);
+  CHECK_FALSE(decode_event("{\"op\":\"event\"}"));
+}
+
+TEST_CASE("text frames carry the payload behind a correct header") {
+  auto small = text_frame("{}");
+  CHECK(small->wire() == std::string("\x81\x02{}", 4));
+  CHECK(small->payload() == "{}");
+
+  std::string mid(300, 'a');
+  auto f = text_frame(mid);
+  REQUIRE(f->wire().size() == 4 + 300);
+  CHECK(static_cast<unsigned char>(f->wire()[1]) == 126);
+  CHECK((static_cast<unsigned char>(f->wire()[2]) << 8 | static_cast<unsigned char>(f->wire()[3])) == 300);
+
+  std::string big(70000, 'b');
+  auto g = text_frame(big);
+  REQUIRE(g->wire().size() == 10 + 70000);
+  CHECK(static_cast<unsigned char>(g->wire()[1]) == 127);
+  CHECK(g->payload() == big);
+}
+
+TEST_CASE("close frames carry the code in network order") {
+  auto f = close_frame(close_code::slow_consumer, "slow");
+  CHECK(f->wire() == std::string("\x88\x06\x0f\xa9slow", 8));
+}
+
+TEST_CASE("replies echo the request id as raw JSON") {
+  CHECK(error_frame("\"x\"", errc::not_found, "no")->payload() ==
+        R"({"op":"error","id":"x","code":"not_found","message":"no"})");
+  CHECK(ack_frame("", room_id{"r"}, 3, 9)->payload() == R"({"op":"ack","room":"r","seq":3,"ts":9})");
+}
+
+TEST_CASE("tokens verify with the right secret until they expire") {
+  auto t = issue_token("s3cret", user_id{"alice"}, 2000);
+  CHECK(t.starts_with("v1."));
+  auto u = verify_token("s3cret", t, 1000);
+  REQUIRE(u);
+  CHECK(u->str() == "alice");
+  CHECK_FALSE(verify_token("other", t, 1000));
+  CHECK_FALSE(verify_token("s3cret", t, 2000));
+  auto tampered = t;
+  tampered[5] = tampered[5] == 'A' ? 'B' : 'A';
+  CHECK_FALSE(verify_token("s3cret", tampered, 1000));
+  CHECK_FALSE(verify_token("s3cret", "garbage", 1000));
+}

@@ -1,0 +1,145 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "storage/journal.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace kaiwa;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<storage::journal> open_journal(const test::temp_dir& dir) {
+  auto j = storage::journal::open({dir.str(), true});
+  REQUIRE(j.ok());
+  return std::move(j).value();
+}
+
+// Commits `ws` and waits (bounded) for its completion.
+storage::status commit_and_wait(storage::journal& j, storage::write_set ws) {
+  std::promise<storage::status> done;
+  auto fut = done.get_future();
+  j.commit(std::move(ws), [&](const storage::status& s) { done.set_value(s); });
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  return fut.get();
+}
+
+std::string ev(int seq) { return "e" + std::to_string(seq); }
+
+}  // namespace
+
+TEST_CASE("events of a room come back in seq order and never mix with another room's") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  storage::write_set ws;
+  room_id a{"a"}, ab{"ab"};
+  for (int i = 1; i <= 10; ++i) ws.put_event(a, i, ev(i));
+  ws.put_event(ab, 1, "other");
+  REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+
+  auto after = j->events_after(a, 3, 4);
+  REQUIRE(after.ok());
+  CHECK(*after == std::vector<std::string>{ev(4), ev(5), ev(6), ev(7)});
+
+  auto tail = j->events_after(a, 8, 100);
+  REQUIRE(tail.ok());
+  CHECK(*tail == std::vector<std::string>{ev(9), ev(10)});
+
+  auto before = j->events_before(a, 4, 10);
+  REQUIRE(before.ok());
+  CHECK(*before == std::vector<std::string>{ev(1), ev(2), ev(3)});
+
+  auto newest = j->events_before(a, 11, 2);
+  REQUIRE(newest.ok());
+  CHECK(*newest == std::vector<std::string>{ev(9), ev(10)});
+
+  CHECK(*j->last_seq(a) == 10);
+  CHECK(*j->last_seq(ab) == 1);
+  CHECK(*j->last_seq(room_id{"none"}) == 0);
+  CHECK(**j->event(a, 5) == ev(5));
+  CHECK_FALSE(*j->event(a, 11));
+}
+
+TEST_CASE("markers, dedupe keys and snapshots are stored per key") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  room_id r{"r"};
+  user_id u{"u"};
+  CHECK(*j->marker(u, r) == 0);
+  CHECK_FALSE(*j->dedupe(r, u, "c1"));
+  CHECK_FALSE(*j->snapshot(r));
+  storage::write_set ws;
+  ws.put_marker(u, r, 42);
+  ws.put_dedupe(r, u, "c1", 7);
+  ws.put_snapshot(r, "snap");
+  REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+  CHECK(*j->marker(u, r) == 42);
+  CHECK(*j->marker(user_id{"r"}, room_id{"u"}) == 0);
+  CHECK(**j->dedupe(r, u, "c1") == 7);
+  CHECK(**j->snapshot(r) == "snap");
+}
+
+TEST_CASE("group commit: concurrent writers complete in order and share syncs") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  constexpr int threads = 4, per_thread = 200;
+  std::atomic<int> completed{0};
+  std::promise<void> all_done;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      room_id room{"room" + std::to_string(t)};
+      auto last = std::make_shared<std::atomic<int>>(0);
+      for (int i = 1; i <= per_thread; ++i) {
+        storage::write_set ws;
+        ws.put_event(room, i, ev(i));
+        j->commit(std::move(ws), [&, i, last](const storage::status& s) {
+          CHECK(s.ok());
+          CHECK(last->exchange(i) == i - 1);  // completions keep submission order
+          if (++completed == threads * per_thread) all_done.set_value();
+        });
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  REQUIRE(all_done.get_future().wait_for(30s) == std::future_status::ready);
+  auto st = j->stats();
+  CHECK(st.write_sets == threads * per_thread);
+  CHECK(st.commits < st.write_sets);  // writes were grouped
+  for (int t = 0; t < threads; ++t) CHECK(*j->last_seq(room_id{"room" + std::to_string(t)}) == per_thread);
+}
+
+TEST_CASE("what was committed survives closing and reopening") {
+  test::temp_dir dir;
+  {
+    auto j = open_journal(dir);
+    storage::write_set ws;
+    ws.put_event(room_id{"r"}, 1, "one");
+    REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+  }
+  auto j = open_journal(dir);
+  CHECK(**j->event(room_id{"r"}, 1) == "one");
+}
+
+TEST_CASE("a stopped journal refuses commits with errc::stopped") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  j->stop();
+  storage::write_set ws;
+  ws.put_event(room_id{"r"}, 1, "x");
+  auto s = commit_and_wait(*j, std::move(ws));
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.err().code == storage::errc::stopped);
+}
+
+TEST_CASE("opening a path that can't be a database fails with an error value") {
+  test::temp_dir dir;
+  auto file = dir.path() / "file";
+  { std::ofstream(file) << "x"; }
+  auto j = storage::journal::open({file.string(), true});
+  REQUIRE_FALSE(j.ok());
+  CHECK_FALSE(j.err().message.empty());
+}

@@ -25,6 +25,7 @@ std::string_view to_string(errc e) noexcept;
 /// WebSocket close codes kaiwa sends (PROTOCOL.md, Transport).
 enum class close_code : std::uint16_t {
   normal = 1000,
+  protocol_error = 1002,
   protocol_abuse = 4000,
   unauthorized = 4001,
   rate_limited = 4008,

@@ -1,0 +1,154 @@
+// The `kaiwa` binary: `kaiwa start` runs a node, `kaiwa token` issues a client token.
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "apps/node.hpp"
+#include "core/token.hpp"
+
+namespace {
+
+using namespace kaiwa;
+
+bool parse_endpoint(const std::string& s, net::endpoint& ep) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  try {
+    auto port = std::stoul(s.substr(colon + 1));
+    if (port > 65535) return false;
+    ep.host = s.substr(0, colon);
+    ep.port = static_cast<std::uint16_t>(port);
+    return !ep.host.empty();
+  } catch (...) {
+    return false;
+  }
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+/// Raises the open-files limit to the hard limit; returns the limit in force.
+rlim_t raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_cur;
+}
+
+std::chrono::seconds parse_ttl(const std::string& s) {
+  if (s.empty()) throw CLI::ValidationError("--ttl", "empty");
+  char unit = s.back();
+  auto n = std::stoll(std::isdigit(static_cast<unsigned char>(unit)) ? s : s.substr(0, s.size() - 1));
+  switch (unit) {
+    case 'd': return std::chrono::hours(24 * n);
+    case 'h': return std::chrono::hours(n);
+    case 'm': return std::chrono::minutes(n);
+    default: return std::chrono::seconds(n);
+  }
+}
+
+int run_node(app::node_config cfg) {
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto fds = raise_fd_limit();
+  app::node n(cfg);
+  if (auto err = n.start()) {
+    fmt::print(stderr, "kaiwa: {}\n", *err);
+    return 1;
+  }
+  auto& g = cfg.gateway;
+  fmt::print("kaiwa {} node {} ready: ws://{}:{}/ws  web http://{}:{}/  admin http://{}:{}/  "
+             "data {}  durability {}  open-files limit {}{}\n",
+             g.version, g.node_id, g.listen.host, n.public_port(), g.listen.host, n.public_port(),
+             g.admin.host, n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async",
+             fds, g.secret.empty() ? "  (dev mode: hello with any user name)" : "");
+  // A line for scripts and tests that start nodes on port 0.
+  fmt::print("listening public={}:{} admin={}:{}\n", g.listen.host, n.public_port(), g.admin.host,
+             n.admin_port());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  fmt::print("kaiwa: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fflush(stdout);
+  n.stop();
+  fmt::print("kaiwa: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kaiwa: a distributed chat server"};
+  app.require_subcommand(1);
+
+  // -- kaiwa start --------------------------------------------------------------------------
+  app::node_config cfg;
+  std::string listen = "127.0.0.1:8080", admin = "127.0.0.1:8081", durability = "sync";
+  std::string cluster, join;
+  std::int64_t idle_s = 60;
+  auto* start = app.add_subcommand("start", "Run a kaiwa node");
+  start->set_config("--config", "", "Read options from this file (same keys as the flags)");
+  start->add_option("--listen", listen, "Public listener ADDR:PORT (WebSocket /ws)")->capture_default_str();
+  start->add_option("--admin", admin, "Admin listener ADDR:PORT")->capture_default_str();
+  start->add_option("--data-dir", cfg.journal.dir, "Data directory")->capture_default_str();
+  start->add_option("--durability", durability, "sync: ack after fsync; async: ack after the OS has it")
+      ->check(CLI::IsMember({"sync", "async"}))->capture_default_str();
+  start->add_option("--node-id", cfg.gateway.node_id, "This node's id")->capture_default_str();
+  start->add_option("--cluster", cluster, "Cluster listener ADDR:PORT (not available yet)");
+  start->add_option("--join", join, "HOST:PORT[,...] of cluster members (not available yet)");
+  start->add_option("--secret", cfg.gateway.secret, "HMAC secret for client tokens (or KAIWA_SECRET)")
+      ->envname("KAIWA_SECRET");
+  start->add_option("--io-threads", cfg.gateway.io_threads, "I/O threads (0: one per core)")->capture_default_str();
+  start->add_option("--actor-threads", cfg.rooms.threads, "Actor scheduler threads (0: one per core)")->capture_default_str();
+  start->add_option("--max-outbound-bytes", cfg.gateway.max_outbound_bytes,
+                    "Bytes queued to a client before it is closed as a slow consumer")->capture_default_str();
+  start->add_option("--rate-limit", cfg.gateway.rate_limit, "Requests/s per connection (0: unlimited)")->capture_default_str();
+  start->add_option("--snapshot-every", cfg.rooms.snapshot_every, "Snapshot a room every N events")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  start->add_option("--idle-timeout", idle_s, "Seconds before an idle room is passivated")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  start->callback([&] {
+    if (!parse_endpoint(listen, cfg.gateway.listen)) throw CLI::ValidationError("--listen", "expected ADDR:PORT");
+    if (!parse_endpoint(admin, cfg.gateway.admin)) throw CLI::ValidationError("--admin", "expected ADDR:PORT");
+    if (!cluster.empty() || !join.empty())
+      throw CLI::ValidationError("--cluster/--join", "clustering is not available in this version yet");
+    if (cfg.gateway.secret.empty() && !is_loopback(cfg.gateway.listen.host))
+      throw CLI::ValidationError(
+          "--listen", "no secret is set, so kaiwa only listens on loopback (dev mode). Set one with "
+                      "--secret or KAIWA_SECRET to listen on " + cfg.gateway.listen.host);
+    cfg.journal.sync = durability == "sync";
+    cfg.rooms.idle_timeout = std::chrono::seconds(idle_s);
+    std::exit(run_node(cfg));
+  });
+
+  // -- kaiwa token --------------------------------------------------------------------------
+  std::string user, ttl = "24h", secret;
+  auto* token = app.add_subcommand("token", "Print a client token for a user");
+  token->add_option("--user", user, "User name")->required();
+  token->add_option("--ttl", ttl, "Lifetime: N, Ns, Nm, Nh or Nd")->capture_default_str();
+  token->add_option("--secret", secret, "The node's secret (or KAIWA_SECRET)")->envname("KAIWA_SECRET")->required();
+  token->callback([&] {
+    if (!valid_name(user)) throw CLI::ValidationError("--user", "1 to 128 chars of [A-Za-z0-9_.:@-]");
+    auto exp = std::chrono::system_clock::now() + parse_ttl(ttl);
+    auto exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
+    fmt::print("{}\n", issue_token(secret, user_id{user}, exp_s));
+  });
+
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}

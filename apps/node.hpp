@@ -1,0 +1,53 @@
+#pragma once
+// A kaiwa node: the journal, the room layer and the gateway, wired together and started and
+// stopped in order. Owned by `kaiwa start`.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "actors/rooms.hpp"
+#include "net/gateway.hpp"
+#include "storage/journal.hpp"
+
+namespace kaiwa::app {
+
+struct node_config {
+  storage::journal_config journal;
+  rooms_config rooms;
+  net::gateway_config gateway;
+  /// How long shutdown waits for clients to take their 4010 close. Default: 2 s
+  std::chrono::milliseconds close_grace{2000};
+};
+
+class node {
+ public:
+  explicit node(node_config cfg);
+  ~node();
+
+  /// Opens storage, starts the rooms and binds the listeners; an error message on failure.
+  std::optional<std::string> start();
+  /// Stops in reverse order: stop accepting, close sessions (4010), stop room actors (each
+  /// finishes its in-flight commit), flush and close the journal, stop the I/O threads.
+  void stop();
+
+  std::uint16_t public_port() const;
+  std::uint16_t admin_port() const;
+
+ private:
+  std::optional<net::http_reply> public_http(const std::string& target) const;
+  std::optional<net::http_reply> admin_http(const std::string& target) const;
+  std::string status_json() const;
+  std::string metrics_text() const;
+
+  node_config cfg_;
+  std::chrono::steady_clock::time_point started_;
+  std::unique_ptr<storage::journal> journal_;
+  std::unique_ptr<rooms> rooms_;
+  std::unique_ptr<net::gateway> gateway_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace kaiwa::app

@@ -1,0 +1,136 @@
+#include "net/detail/http_session.hpp"
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "net/detail/ws_session.hpp"
+
+namespace kaiwa::net::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t max_request_body = 8 * 1024;
+constexpr auto request_timeout = std::chrono::seconds(30);
+
+std::string websocket_accept(std::string_view key) {
+  static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string in(key);
+  in += guid;
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest);
+  unsigned char out[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  int n = EVP_EncodeBlock(out, digest, SHA_DIGEST_LENGTH);
+  return std::string(reinterpret_cast<char*>(out), n);
+}
+
+class http_session : public std::enable_shared_from_this<http_session> {
+ public:
+  http_session(asio::ip::tcp::socket socket, io_lane& l, server_state& st, const http_handler& h,
+               bool websocket)
+      : stream_(std::move(socket)), lane_(l), st_(st), handler_(h), websocket_(websocket) {}
+
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(max_request_body);
+    stream_.expires_after(request_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+ private:
+  void on_read(error_code ec) {
+    if (ec) return;  // closed, timed out or malformed: nothing to answer
+    auto& req = parser_->get();
+    auto target = std::string(req.target());
+    if (websocket_ && target == "/ws" && beast::websocket::is_upgrade(req)) return upgrade(req);
+
+    http::response<http::string_body> res;
+    res.version(req.version());
+    res.keep_alive(req.keep_alive());
+    res.set(http::field::server, "kaiwa/" + st_.cfg.version);
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      res.result(http::status::method_not_allowed);
+      res.body() = "method not allowed\n";
+    } else if (auto reply = handler_(target)) {
+      res.result(static_cast<http::status>(reply->status));
+      res.set(http::field::content_type, reply->content_type);
+      if (!reply->cache_control.empty()) res.set(http::field::cache_control, reply->cache_control);
+      res.body() = std::move(reply->body);
+    } else {
+      res.result(http::status::not_found);
+      res.body() = "not found\n";
+    }
+    res.prepare_payload();
+    write(std::move(res));
+  }
+
+  void write(http::response<http::string_body> res) {
+    auto sp = std::make_shared<http::response<http::string_body>>(std::move(res));
+    http::async_write(stream_, *sp, [self = shared_from_this(), sp](error_code ec, std::size_t) {
+      if (ec) return;
+      if (sp->keep_alive()) return self->do_read();
+      error_code ignored;
+      self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    });
+  }
+
+  void upgrade(const http::request<http::string_body>& req) {
+    auto key = req[http::field::sec_websocket_key];
+    if (key.empty() || req[http::field::sec_websocket_version] != "13") {
+      http::response<http::string_body> res{http::status::bad_request, req.version()};
+      res.set(http::field::sec_websocket_version, "13");
+      res.body() = "bad WebSocket handshake\n";
+      res.keep_alive(false);
+      res.prepare_payload();
+      return write(std::move(res));
+    }
+    if (!st_.accepting) {
+      http::response<http::string_body> res{http::status::service_unavailable, req.version()};
+      res.body() = "node is draining\n";
+      res.keep_alive(false);
+      res.prepare_payload();
+      return write(std::move(res));
+    }
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols,
+                                                                  req.version());
+    res->set(http::field::upgrade, "websocket");
+    res->set(http::field::connection, "Upgrade");
+    res->set(http::field::sec_websocket_accept, websocket_accept(std::string_view(key.data(), key.size())));
+    res->set(http::field::server, "kaiwa/" + st_.cfg.version);
+    stream_.expires_never();
+    http::async_write(stream_, *res, [self = shared_from_this(), res](error_code ec, std::size_t) {
+      if (ec) return;
+      auto data = self->buffer_.data();
+      std::string_view leftover(static_cast<const char*>(data.data()), data.size());
+      auto ws = std::make_shared<ws_session>(self->stream_.release_socket(), self->lane_, self->st_,
+                                             leftover);
+      ws->start();
+    });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  io_lane& lane_;
+  server_state& st_;
+  const http_handler& handler_;
+  bool websocket_;
+};
+
+}  // namespace
+
+void serve_http(asio::ip::tcp::socket socket, io_lane& l, server_state& st, const http_handler& handler,
+                bool websocket) {
+  std::make_shared<http_session>(std::move(socket), l, st, handler, websocket)->do_read();
+}
+
+}  // namespace kaiwa::net::detail

@@ -1,0 +1,48 @@
+#pragma once
+// What the gateway's sessions share. Internal to net/.
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_set>
+
+#include "net/gateway.hpp"
+
+namespace kaiwa::net::detail {
+
+class ws_session;
+
+/// One I/O thread with its io_context and the sessions that live on it.
+struct io_lane {
+  boost::asio::io_context ioc{1};
+  std::unordered_set<ws_session*> sessions;  // lane thread only
+};
+
+struct server_state {
+  server_state(gateway_config c, rooms& r) : cfg(std::move(c)), rooms(r) {}
+
+  const gateway_config cfg;
+  kaiwa::rooms& rooms;
+  std::atomic<bool> accepting{true};
+
+  std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::uint64_t> opened{0};
+  std::atomic<std::uint64_t> closed{0};
+  std::atomic<std::uint64_t> frames_in{0};
+  std::atomic<std::uint64_t> frames_out{0};
+  std::atomic<std::uint64_t> slow_consumers{0};
+
+  std::mutex closed_mtx;
+  std::condition_variable closed_cv;  // notified when a session ends
+
+  void session_ended() {
+    connections -= 1;
+    closed += 1;
+    std::lock_guard lock(closed_mtx);
+    closed_cv.notify_all();
+  }
+};
+
+}  // namespace kaiwa::net::detail

@@ -1,0 +1,149 @@
+#include "net/gateway.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+
+#include <thread>
+
+#include "net/detail/http_session.hpp"
+#include "net/detail/server_state.hpp"
+#include "net/detail/ws_session.hpp"
+
+namespace kaiwa::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+/// Accepts connections on lane 0's io_context and deals them out to the lanes round-robin.
+class listener {
+ public:
+  listener(std::vector<std::unique_ptr<detail::io_lane>>& lanes, detail::server_state& st,
+           http_handler handler, bool websocket)
+      : lanes_(lanes), st_(st), handler_(std::move(handler)), websocket_(websocket),
+        acceptor_(lanes[0]->ioc) {}
+
+  std::optional<std::string> open(const endpoint& ep) {
+    error_code ec;
+    auto addr = asio::ip::make_address(ep.host, ec);
+    if (ec) return "invalid address '" + ep.host + "'";
+    tcp::endpoint where(addr, ep.port);
+    acceptor_.open(where.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(where, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return "can't listen on " + ep.host + ":" + std::to_string(ep.port) + ": " + ec.message();
+    port_ = acceptor_.local_endpoint().port();
+    do_accept();
+    return std::nullopt;
+  }
+
+  std::uint16_t port() const { return port_; }
+
+  void close() {
+    asio::post(acceptor_.get_executor(), [this] {
+      error_code ignored;
+      acceptor_.close(ignored);
+    });
+  }
+
+ private:
+  void do_accept() {
+    auto& l = *lanes_[next_++ % lanes_.size()];
+    acceptor_.async_accept(l.ioc, [this, &l](error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        asio::post(l.ioc, [this, &l, s = std::move(socket)]() mutable {
+          detail::serve_http(std::move(s), l, st_, handler_, websocket_);
+        });
+      }
+      // Out of file descriptors and the like: keep accepting once some are freed.
+      do_accept();
+    });
+  }
+
+  std::vector<std::unique_ptr<detail::io_lane>>& lanes_;
+  detail::server_state& st_;
+  http_handler handler_;
+  bool websocket_;
+  tcp::acceptor acceptor_;
+  std::size_t next_ = 0;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace
+
+struct gateway::impl {
+  impl(gateway_config cfg, rooms& r, http_handler pub, http_handler adm) : st(std::move(cfg), r) {
+    auto n = st.cfg.io_threads ? st.cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
+    for (std::size_t i = 0; i < n; ++i) lanes.push_back(std::make_unique<detail::io_lane>());
+    public_listener = std::make_unique<listener>(lanes, st, std::move(pub), true);
+    admin_listener = std::make_unique<listener>(lanes, st, std::move(adm), false);
+  }
+
+  detail::server_state st;
+  std::vector<std::unique_ptr<detail::io_lane>> lanes;
+  std::unique_ptr<listener> public_listener;
+  std::unique_ptr<listener> admin_listener;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::thread> threads;
+};
+
+gateway::gateway(gateway_config cfg, rooms& r, http_handler public_http, http_handler admin_http)
+    : impl_(std::make_unique<impl>(std::move(cfg), r, std::move(public_http), std::move(admin_http))) {}
+
+gateway::~gateway() { stop(); }
+
+std::optional<std::string> gateway::start() {
+  if (auto err = impl_->public_listener->open(impl_->st.cfg.listen)) return err;
+  if (auto err = impl_->admin_listener->open(impl_->st.cfg.admin)) return err;
+  for (auto& l : impl_->lanes) {
+    impl_->guards.push_back(asio::make_work_guard(l->ioc));
+    impl_->threads.emplace_back([&ioc = l->ioc] { ioc.run(); });
+  }
+  return std::nullopt;
+}
+
+std::uint16_t gateway::public_port() const { return impl_->public_listener->port(); }
+std::uint16_t gateway::admin_port() const { return impl_->admin_listener->port(); }
+
+void gateway::stop_accepting() {
+  impl_->st.accepting = false;
+  impl_->public_listener->close();
+}
+
+void gateway::close_sessions() {
+  for (auto& l : impl_->lanes) {
+    asio::post(l->ioc, [lp = l.get()] {
+      // close() may end a session at once, which erases it from the set: iterate a copy.
+      std::vector<detail::ws_session*> sessions(lp->sessions.begin(), lp->sessions.end());
+      for (auto* s : sessions) s->close(close_code::going_away, "node shutting down");
+    });
+  }
+}
+
+bool gateway::wait_sessions_closed(std::chrono::milliseconds limit) {
+  std::unique_lock lock(impl_->st.closed_mtx);
+  return impl_->st.closed_cv.wait_for(lock, limit, [&] { return impl_->st.connections == 0; });
+}
+
+void gateway::stop() {
+  if (impl_->threads.empty()) return;
+  impl_->admin_listener->close();
+  impl_->public_listener->close();
+  impl_->guards.clear();
+  for (auto& l : impl_->lanes) l->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+gateway_stats gateway::stats() const {
+  auto& s = impl_->st;
+  return {s.connections.load(), s.opened.load(), s.closed.load(),
+          s.frames_in.load(),   s.frames_out.load(), s.slow_consumers.load()};
+}
+
+}  // namespace kaiwa::net

@@ -1,0 +1,102 @@
+#pragma once
+// The gateway: the node's HTTP/WebSocket listeners and the client sessions.
+//
+// Threads: `io_threads` I/O threads, each running its own io_context (a lane). A session lives
+// on one lane for its whole life, so its state needs no lock; rooms reach it by posting to the
+// lane (actors/client_link.hpp). The public listener serves the WebSocket protocol at /ws and
+// plain HTTP paths through `http_handler`; the admin listener serves only `admin_handler`.
+//
+// Lifecycle: construct, start() (binds; fails with a message), stop_accepting(), then
+// close_sessions() (each session gets close 4010) and wait_sessions_closed(), then stop().
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace kaiwa {
+class rooms;
+}
+
+namespace kaiwa::net {
+
+/// A plain HTTP response, produced by the application for paths the gateway doesn't own.
+struct http_reply {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::string cache_control;  // empty: none
+};
+
+/// Answers GET `target`, or nullopt for 404.
+using http_handler = std::function<std::optional<http_reply>(const std::string& target)>;
+
+struct endpoint {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: pick a free port
+};
+
+struct gateway_config {
+  /// Public listener (WebSocket /ws and HTTP). Default: 127.0.0.1:8080
+  endpoint listen{"127.0.0.1", 8080};
+  /// Admin listener (HTTP only). Default: 127.0.0.1:8081
+  endpoint admin{"127.0.0.1", 8081};
+  /// I/O threads; 0 means one per core. Default: 0
+  std::size_t io_threads = 0;
+  /// HMAC secret for client tokens; empty means dev mode (hello with "user"). Default: empty
+  std::string secret;
+  /// Largest client frame (and message) in bytes. Default: 65536
+  std::size_t max_frame_bytes = 64 * 1024;
+  /// Bytes queued to one client before it is closed as a slow consumer (4009). Default: 8 MiB
+  std::size_t max_outbound_bytes = 8 << 20;
+  /// Close connections that send no valid hello within this time (4001). Default: 10 s
+  std::chrono::milliseconds hello_timeout{10'000};
+  /// Requests per second per connection (token bucket; burst 2x); 0 = unlimited. Default: 10000
+  std::uint32_t rate_limit = 10'000;
+  /// Node id and version reported in `welcome`.
+  std::string node_id = "kaiwa-1";
+  std::string version = "0.1.0";
+};
+
+/// Counters for status and metrics; read from any thread.
+struct gateway_stats {
+  std::uint64_t connections = 0;  // current WebSocket sessions
+  std::uint64_t opened = 0;
+  std::uint64_t closed = 0;
+  std::uint64_t frames_in = 0;
+  std::uint64_t frames_out = 0;
+  std::uint64_t slow_consumers = 0;
+};
+
+class gateway {
+ public:
+  gateway(gateway_config cfg, rooms& rooms, http_handler public_http, http_handler admin_http);
+  ~gateway();
+
+  gateway(const gateway&) = delete;
+  gateway& operator=(const gateway&) = delete;
+
+  /// Binds both listeners and starts the I/O threads. Returns an error message on failure.
+  std::optional<std::string> start();
+  /// The ports actually bound (useful with port 0).
+  std::uint16_t public_port() const;
+  std::uint16_t admin_port() const;
+
+  void stop_accepting();
+  /// Sends close 4010 to every session.
+  void close_sessions();
+  /// Waits until every session has closed, or `limit` passed; true if all closed.
+  bool wait_sessions_closed(std::chrono::milliseconds limit);
+  /// Stops the I/O threads. Idempotent.
+  void stop();
+
+  gateway_stats stats() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace kaiwa::net

@@ -1,0 +1,74 @@
+#include <catch2/catch.hpp>
+
+#include "net/detail/request.hpp"
+
+using namespace kaiwa;
+using namespace kaiwa::net::detail;
+
+namespace {
+
+request ok(std::string_view json) {
+  auto r = parse_request(json, false);
+  if (r.err) FAIL("rejected: " << r.err->message);
+  return std::move(*r.req);
+}
+
+request_error bad(std::string_view json) {
+  auto r = parse_request(json, false);
+  REQUIRE(r.err);
+  return *r.err;
+}
+
+}  // namespace
+
+TEST_CASE("a send request becomes a room command with its id echoed raw") {
+  auto r = ok(R"({"op":"send","id":"a1","room":"general","text":"hi","cid":"c-1"})");
+  CHECK(r.op == session_op::room);
+  CHECK(r.cmd.op == room_op::send);
+  CHECK(r.cmd.room.str() == "general");
+  CHECK(r.cmd.text == "hi");
+  CHECK(r.cmd.cid == "c-1");
+  CHECK(r.id == "\"a1\"");
+  CHECK(r.cmd.id == "\"a1\"");
+  CHECK(ok(R"({"op":"ping","id":7})").id == "7");
+}
+
+TEST_CASE("every room op parses its fields") {
+  CHECK(ok(R"({"op":"join","room":"r","since":5})").cmd.since == 5u);
+  CHECK_FALSE(ok(R"({"op":"join","room":"r"})").cmd.since);
+  auto h = ok(R"({"op":"history","room":"r","before":9,"limit":200})").cmd;
+  CHECK(h.before == 9u);
+  CHECK(h.limit == 200);
+  CHECK(ok(R"({"op":"history","room":"r"})").cmd.limit == 50);
+  auto c = ok(R"({"op":"create","room":"r","private":true,"members":["a","b"],"topic":"t"})").cmd;
+  CHECK(c.is_private);
+  CHECK(c.members == std::vector<std::string>{"a", "b"});
+  CHECK(ok(R"({"op":"kick","room":"r","user":"bob"})").cmd.target.str() == "bob");
+  CHECK(ok(R"({"op":"delete","room":"r","ref":3})").cmd.op == room_op::del);
+  CHECK(ok(R"({"op":"read","room":"r","seq":3})").cmd.seq == 3);
+  CHECK(ok(R"({"op":"hello","user":"alice"})").dev_user == "alice");
+}
+
+TEST_CASE("malformed requests are rejected with bad_request or too_large") {
+  CHECK(bad("not json").code == errc::bad_request);
+  CHECK(bad("[1,2]").code == errc::bad_request);
+  CHECK(bad(R"({"id":1})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"fly","id":1})").id == "1");
+  CHECK(bad(R"({"op":"send","room":"bad room","text":"x"})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"send","room":"r","text":""})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"send","room":"r","text":5})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"send","room":"r"})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"history","room":"r","limit":0})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"history","room":"r","limit":201})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"join","room":"r","since":-1})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"ping","id":{"x":1}})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"ping","id":")" + std::string(65, 'x') + "\"}").code == errc::bad_request);
+  std::string big = R"({"op":"send","room":"r","text":")" + std::string(16385, 'x') + "\"}";
+  CHECK(bad(big).code == errc::too_large);
+}
+
+TEST_CASE("deep nesting and invalid UTF-8 are refused") {
+  std::string deep = R"({"op":"ping","x":)" + std::string(100, '[') + std::string(100, ']') + "}";
+  CHECK(bad(deep).message == "nested too deeply");
+  CHECK(bad("{\"op\":\"send\",\"room\":\"r\",\"text\":\"\xff\xfe\"}").message == "invalid UTF-8");
+}

@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080", admin = "127.0.0.1:8081", durability = "sync";
   std::string cluster, join;
   std::int64_t idle_s = 60;
+  double hello_s = 10;
   auto* start = app.add_subcommand("start", "Run a kaiwa node");
   start->set_config("--config", "", "Read options from this file (same keys as the flags)");
   start->add_option("--listen", listen, "Public listener ADDR:PORT (WebSocket /ws)")->capture_default_str();
@@ -122,6 +123,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   start->add_option("--idle-timeout", idle_s, "Seconds before an idle room is passivated")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   start->callback([&] {
     if (!parse_endpoint(listen, cfg.gateway.listen)) throw CLI::ValidationError("--listen", "expected ADDR:PORT");
     if (!parse_endpoint(admin, cfg.gateway.admin)) throw CLI::ValidationError("--admin", "expected ADDR:PORT");
@@ -133,6 +136,7 @@ int main(int argc, char** argv) {
                       "--secret or KAIWA_SECRET to listen on " + cfg.gateway.listen.host);
     cfg.journal.sync = durability == "sync";
     cfg.rooms.idle_timeout = std::chrono::seconds(idle_s);
+    cfg.gateway.hello_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(hello_s * 1000));
     std::exit(run_node(cfg));
   });
 

@@ -374,7 +374,7 @@ class room_actor : public caf::event_based_actor {
       return;
     }
     env_.events_appended += flying_.events.size();
-    committed_ = flying_.head;
+    committed_ = std::max(committed_, flying_.head);  // a batch of markers only has no head
     deliver(flying_);
     flying_ = {};
     flush();

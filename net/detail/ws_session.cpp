@@ -23,7 +23,9 @@ constexpr std::size_t initial_read_bytes = 512;
 constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
 constexpr int max_consecutive_errors = 10;
 constexpr int max_consecutive_limited = 100;
-constexpr auto close_handshake_limit = std::chrono::seconds(2);
+// How long a closing session waits for its close frame to be written and the client to hang up.
+// Generous, because a slow consumer's close frame waits behind what it has not read yet.
+constexpr auto close_handshake_limit = std::chrono::seconds(10);
 
 std::int64_t now_us() {
   using namespace std::chrono;
@@ -54,7 +56,7 @@ void ws_session::start() {
   deadline_.async_wait([self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec) {
     if (!ec && self->state_ == state::awaiting_hello) self->close(close_code::unauthorized, "no hello");
   });
-  if (rlen_ > 0 && !process_frames()) return;
+  if (rlen_ > 0) process_frames();
   do_read();
 }
 
@@ -82,9 +84,14 @@ void ws_session::do_read() {
 
 void ws_session::on_read(const error_code& ec, std::size_t n) {
   if (ec) return teardown();
-  if (state_ == state::closing || state_ == state::closed) return;
+  if (state_ == state::closed) return;
   rlen_ += n;
-  if (process_frames()) do_read();
+  if (state_ == state::closing) {
+    rlen_ = 0;  // after our close frame: discard until the client hangs up
+  } else {
+    process_frames();
+  }
+  do_read();
 }
 
 bool ws_session::process_frames() {
@@ -334,7 +341,12 @@ void ws_session::on_write(const error_code& ec) {
   writing_.clear();
   if (ec) return teardown();
   if (!queue_.empty()) return do_write();
-  if (close_queued_) teardown();
+  if (close_queued_) {
+    // Half-close and keep reading until the client hangs up (or the deadline): closing with
+    // unread input would send a reset, and the client could lose our close frame.
+    error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
 }
 
 void ws_session::close(close_code code, std::string_view reason) {

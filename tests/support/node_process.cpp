@@ -1,0 +1,124 @@
+#include "tests/support/node_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <regex>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace kaiwa::test {
+
+using namespace std::chrono_literals;
+
+node_process::node_process(const std::string& data_dir, std::vector<std::string> extra) {
+  std::vector<std::string> args = {KAIWA_BINARY, "start", "--listen", "127.0.0.1:0",
+                                   "--admin", "127.0.0.1:0", "--data-dir", data_dir};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+  if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0)
+    throw std::runtime_error("can't start " + args[0]);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pipefd[1]);
+  out_fd_ = pipefd[0];
+
+  static const std::regex ready(R"(listening public=[^:]+:(\d+) admin=[^:]+:(\d+))");
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  std::smatch m;
+  while (!std::regex_search(output_, m, ready)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{out_fd_, POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      throw std::runtime_error("node did not start: " + output_);
+    char buf[4096];
+    auto n = read(out_fd_, buf, sizeof buf);
+    if (n <= 0) throw std::runtime_error("node exited: " + output_);
+    output_.append(buf, n);
+  }
+  port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+  admin_port_ = static_cast<std::uint16_t>(std::stoi(m[2]));
+}
+
+node_process::~node_process() {
+  if (pid_ > 0) stop(SIGKILL);
+  if (out_fd_ >= 0) close(out_fd_);
+}
+
+const std::string& node_process::output() {
+  char buf[4096];
+  pollfd p{out_fd_, POLLIN, 0};
+  while (poll(&p, 1, 0) > 0) {
+    auto n = read(out_fd_, buf, sizeof buf);
+    if (n <= 0) break;
+    output_.append(buf, n);
+  }
+  return output_;
+}
+
+int node_process::stop(int sig) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, sig);
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    output();
+    pollfd p{out_fd_, POLLIN, 0};
+    poll(&p, 1, 10);  // wakes on output or after 10 ms to check the child again
+  }
+  pid_ = -1;
+  output();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string run_kaiwa(const std::vector<std::string>& args) {
+  std::string cmd = KAIWA_BINARY;
+  for (auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed");
+  char buf[4096];
+  while (auto n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res);
+  return {res.result_int(), res.body()};
+}
+
+}  // namespace kaiwa::test

@@ -1,0 +1,44 @@
+#pragma once
+// Runs a real `kaiwa start` process on loopback ports picked by the OS, for integration tests.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tests/support/temp_dir.hpp"
+
+namespace kaiwa::test {
+
+class node_process {
+ public:
+  /// Starts a node on `data_dir` with `extra` flags and waits (bounded) until it listens.
+  explicit node_process(const std::string& data_dir, std::vector<std::string> extra = {});
+  ~node_process();
+
+  node_process(const node_process&) = delete;
+  node_process& operator=(const node_process&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  std::uint16_t admin_port() const { return admin_port_; }
+
+  /// Sends `sig` and waits (bounded) for the exit; returns the exit status (128+sig if killed).
+  int stop(int sig);
+  /// Everything the node printed so far.
+  const std::string& output();
+
+ private:
+  int pid_ = -1;
+  int out_fd_ = -1;
+  std::string output_;
+  std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
+};
+
+/// Runs the kaiwa binary with `args` to completion; returns what it printed (stdout+stderr).
+std::string run_kaiwa(const std::vector<std::string>& args);
+
+/// A plain HTTP GET to 127.0.0.1:port; returns the status code and the body.
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);
+
+}  // namespace kaiwa::test

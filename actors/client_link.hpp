@@ -23,14 +23,18 @@ class client_link : public std::enable_shared_from_this<client_link> {
   virtual void post(std::function<void()> fn) = 0;
   /// Identifies the lane: links with the same lane can be served by one post.
   virtual const void* lane() const noexcept = 0;
-  /// Queues `f` for writing to the client. Lane thread only.
+  /// Queues a live event (or other unrequested push) for the client. Lane thread only. A client
+  /// that lets these pile up past its bound is closed as a slow consumer.
   virtual void push(const frame_ptr& f) = 0;
+  /// Queues what the client asked for (a reply, a join's backfill). Lane thread only. Not
+  /// subject to the slow-consumer bound: its size is bounded by the request.
+  virtual void reply(const frame_ptr& f) = 0;
   /// The room ended this link's subscription to `room` (the user was kicked). Lane thread only.
   virtual void subscription_ended(const room_id& room) = 0;
 
-  /// Queues `f` from any thread.
+  /// Queues the reply `f` from any thread.
   void send(frame_ptr f) {
-    post([self = shared_from_this(), f = std::move(f)] { self->push(f); });
+    post([self = shared_from_this(), f = std::move(f)] { self->reply(f); });
   }
 };
 

@@ -217,7 +217,7 @@ class room_actor : public caf::event_based_actor {
     frames.push_back(b.finish());
     for (auto& json : backfill) frames.push_back(text_frame(json));
     c.link->post([link = c.link, frames = std::move(frames)] {
-      for (auto& f : frames) link->push(f);
+      for (auto& f : frames) link->reply(f);
     });
   }
 

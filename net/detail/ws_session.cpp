@@ -91,6 +91,11 @@ void ws_session::on_read(const error_code& ec, std::size_t n) {
   } else {
     process_frames();
   }
+  // A client that doesn't read its replies stops being read: its requests wait in TCP.
+  if (state_ != state::closing && queued_bytes_ > st_.cfg.max_outbound_bytes) {
+    read_paused_ = true;
+    return;
+  }
   do_read();
 }
 
@@ -197,7 +202,7 @@ bool ws_session::process_frames() {
         close(close_code::normal, "");
         return done(false);
       case 0x9:
-        push(pong_frame(data));
+        reply(pong_frame(data));
         break;
       default:  // pong
         break;
@@ -217,7 +222,7 @@ bool ws_session::process_frames() {
 // -- requests -------------------------------------------------------------------------------
 
 void ws_session::reply_error(std::string_view id, errc code, std::string_view message) {
-  push(error_frame(id, code, message));
+  reply(error_frame(id, code, message));
   if (code == errc::bad_request || code == errc::too_large) {
     if (++consecutive_errors_ >= max_consecutive_errors)
       close(close_code::protocol_abuse, "too many bad requests");
@@ -240,7 +245,7 @@ void ws_session::on_text(std::string_view payload, bool padded) {
   if (parsed.err) return reply_error(parsed.err->id, parsed.err->code, parsed.err->message);
   auto& r = *parsed.req;
   if (!take_token()) {
-    push(error_frame(r.id, errc::rate_limited, "too many requests; slow down"));
+    reply(error_frame(r.id, errc::rate_limited, "too many requests; slow down"));
     if (++consecutive_limited_ >= max_consecutive_limited)
       close(close_code::rate_limited, "rate limit exceeded repeatedly");
     return;
@@ -252,16 +257,16 @@ void ws_session::on_text(std::string_view payload, bool padded) {
 
 void ws_session::handle(request& r) {
   if (r.op == session_op::hello) return handle_hello(r);
-  if (state_ != state::ready) return push(error_frame(r.id, errc::unauthorized, "send hello first"));
+  if (state_ != state::ready) return reply(error_frame(r.id, errc::unauthorized, "send hello first"));
   switch (r.op) {
     case session_op::ping: {
       frame_builder b;
       begin_reply(b, "pong", r.id).end_object();
-      return push(b.finish());
+      return reply(b.finish());
     }
     case session_op::rooms:
     case session_op::search:
-      return push(error_frame(r.id, errc::unavailable, "this node has no read models yet"));
+      return reply(error_frame(r.id, errc::unavailable, "this node has no read models yet"));
     default:
       break;
   }
@@ -277,14 +282,14 @@ void ws_session::handle_hello(request& r) {
   if (state_ == state::ready) return reply_error(r.id, errc::bad_request, "already said hello");
   std::optional<user_id> user;
   if (!st_.cfg.secret.empty()) {
-    if (r.token.empty()) return push(error_frame(r.id, errc::unauthorized, "a token is required"));
+    if (r.token.empty()) return reply(error_frame(r.id, errc::unauthorized, "a token is required"));
     using namespace std::chrono;
     auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
     user = verify_token(st_.cfg.secret, r.token, now);
-    if (!user) return push(error_frame(r.id, errc::unauthorized, "invalid or expired token"));
+    if (!user) return reply(error_frame(r.id, errc::unauthorized, "invalid or expired token"));
   } else {
     if (r.dev_user.empty())
-      return push(error_frame(r.id, errc::unauthorized, "this node is in dev mode: send 'user'"));
+      return reply(error_frame(r.id, errc::unauthorized, "this node is in dev mode: send 'user'"));
     if (!valid_name(r.dev_user))
       return reply_error(r.id, errc::bad_request, "'user' must be 1 to 128 chars of [A-Za-z0-9_.:@-]");
     user = user_id{r.dev_user};
@@ -298,7 +303,7 @@ void ws_session::handle_hello(request& r) {
       .field("node", st_.cfg.node_id)
       .field("server", "kaiwa/" + st_.cfg.version)
       .end_object();
-  push(b.finish());
+  reply(b.finish());
 }
 
 void ws_session::subscription_ended(const room_id& room) {
@@ -310,10 +315,17 @@ void ws_session::subscription_ended(const room_id& room) {
 
 // -- writing --------------------------------------------------------------------------------
 
+void ws_session::reply(const frame_ptr& f) {
+  if (state_ == state::closed || close_queued_) return;
+  enqueue(f);
+  last_reply_end_ = enqueued_total_;
+}
+
 void ws_session::push(const frame_ptr& f) {
   if (state_ == state::closed || close_queued_) return;
   auto size = f->wire().size();
-  if (queued_bytes_ + size > st_.cfg.max_outbound_bytes) {
+  auto exempt = last_reply_end_ > written_total_ ? last_reply_end_ - written_total_ : 0;
+  if (queued_bytes_ - std::min<std::uint64_t>(exempt, queued_bytes_) + size > st_.cfg.max_outbound_bytes) {
     st_.slow_consumers += 1;
     queue_.clear();  // what is not yet written is dropped; the client resumes with `since`
     queued_bytes_ = 0;
@@ -321,7 +333,12 @@ void ws_session::push(const frame_ptr& f) {
     close(close_code::slow_consumer, "slow consumer");
     return;
   }
-  queued_bytes_ += size;
+  enqueue(f);
+}
+
+void ws_session::enqueue(const frame_ptr& f) {
+  queued_bytes_ += f->wire().size();
+  enqueued_total_ += f->wire().size();
   queue_.push_back(f);
   if (writing_.empty()) do_write();
 }
@@ -337,9 +354,16 @@ void ws_session::do_write() {
 }
 
 void ws_session::on_write(const error_code& ec) {
-  for (auto& f : writing_) queued_bytes_ -= f->wire().size();
+  for (auto& f : writing_) {
+    queued_bytes_ -= f->wire().size();
+    written_total_ += f->wire().size();
+  }
   writing_.clear();
   if (ec) return teardown();
+  if (read_paused_ && queued_bytes_ <= st_.cfg.max_outbound_bytes && state_ != state::closed) {
+    read_paused_ = false;
+    do_read();
+  }
   if (!queue_.empty()) return do_write();
   if (close_queued_) {
     // Half-close and keep reading until the client hangs up (or the deadline): closing with
@@ -352,7 +376,7 @@ void ws_session::on_write(const error_code& ec) {
 void ws_session::close(close_code code, std::string_view reason) {
   if (state_ == state::closing || state_ == state::closed) return;
   state_ = state::closing;
-  push(close_frame(code, reason));
+  enqueue(close_frame(code, reason));  // past the outbound bound: it must go out
   close_queued_ = true;
   if (writing_.empty() && queue_.empty()) return teardown();
   deadline_.expires_after(close_handshake_limit);

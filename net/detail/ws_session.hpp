@@ -41,6 +41,7 @@ class ws_session final : public client_link {
   void post(std::function<void()> fn) override;
   const void* lane() const noexcept override { return &lane_; }
   void push(const frame_ptr& f) override;
+  void reply(const frame_ptr& f) override;
   void subscription_ended(const room_id& room) override;
 
  private:
@@ -56,6 +57,7 @@ class ws_session final : public client_link {
   void reply_error(std::string_view id, errc code, std::string_view message);
   bool take_token();
 
+  void enqueue(const frame_ptr& f);
   void do_write();
   void on_write(const boost::system::error_code& ec);
   void teardown();
@@ -89,6 +91,12 @@ class ws_session final : public client_link {
   std::vector<frame_ptr> writing_;   // in the current gather write
   std::vector<boost::asio::const_buffer> iov_;
   std::size_t queued_bytes_ = 0;     // queue_ + writing_
+  // Replies are exempt from the slow-consumer bound. Writes are FIFO, so the exempt bytes still
+  // queued are at most those enqueued up to the last reply minus everything written since.
+  std::uint64_t enqueued_total_ = 0;
+  std::uint64_t written_total_ = 0;
+  std::uint64_t last_reply_end_ = 0;  // enqueued_total_ just after the last reply
+  bool read_paused_ = false;          // reading stops while replies pile up (backpressure)
   bool close_queued_ = false;
 
   std::unordered_set<std::string> joined_;  // rooms this connection is subscribed to

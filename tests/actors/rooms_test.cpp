@@ -27,6 +27,7 @@ class recording_link : public client_link {
     frames_.emplace_back(f->payload());
     cv_.notify_all();
   }
+  void reply(const frame_ptr& f) override { push(f); }
   void subscription_ended(const room_id& room) override {
     frames_.push_back("ended:" + room.str());
     cv_.notify_all();

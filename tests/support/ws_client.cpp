@@ -1,5 +1,6 @@
 #include "tests/support/ws_client.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
@@ -38,6 +39,8 @@ bool message::has(const char* key) const { return !root_[key].error(); }
 
 struct ws_client::impl {
   asio::io_context ioc;
+  // Keeps the io thread alive while reading is paused and nothing is being written.
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   websocket::stream<beast::tcp_stream> ws{ioc};
   beast::flat_buffer buf;
   std::thread io;
@@ -93,6 +96,7 @@ ws_client::~ws_client() {
     beast::error_code ignored;
     beast::get_lowest_layer(i.ws).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(i.ws).close();
+    i.work.reset();
   });
   impl_->io.join();
 }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "apps/bench.hpp"
 #include "apps/node.hpp"
 #include "core/token.hpp"
 
@@ -151,6 +152,29 @@ int main(int argc, char** argv) {
     auto exp = std::chrono::system_clock::now() + parse_ttl(ttl);
     auto exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
     fmt::print("{}\n", issue_token(secret, user_id{user}, exp_s));
+  });
+
+  // -- kaiwa bench ---------------------------------------------------------------------------
+  app::rooms_bench_config bench_cfg;
+  std::string target = "127.0.0.1:8080";
+  auto* bench = app.add_subcommand("bench", "Load-test a node (127.0.0.1 only)");
+  bench->require_subcommand(1);
+  auto* rooms_scn = bench->add_subcommand("rooms", "R rooms, one pipelining publisher each");
+  rooms_scn->add_option("--target", target, "The node's public ADDR:PORT")->capture_default_str();
+  rooms_scn->add_option("--rooms", bench_cfg.rooms, "Rooms (one publisher connection each)")->capture_default_str();
+  rooms_scn->add_option("--window", bench_cfg.window, "Sends in flight per publisher")->capture_default_str();
+  rooms_scn->add_option("--payload", bench_cfg.payload, "Message text bytes")->capture_default_str();
+  rooms_scn->add_option("--rate", bench_cfg.rate, "Offered msgs/s in total (0: max)")->capture_default_str();
+  rooms_scn->add_option("--duration", bench_cfg.duration_s, "Measured seconds")->capture_default_str();
+  rooms_scn->add_option("--warmup", bench_cfg.warmup_s, "Warm-up seconds before measuring")->capture_default_str();
+  rooms_scn->add_option("--threads", bench_cfg.threads, "Client I/O threads")->capture_default_str();
+  rooms_scn->callback([&] {
+    net::endpoint ep;
+    if (!parse_endpoint(target, ep)) throw CLI::ValidationError("--target", "expected ADDR:PORT");
+    if (!is_loopback(ep.host)) throw CLI::ValidationError("--target", "bench only targets loopback addresses");
+    bench_cfg.host = ep.host == "localhost" ? "127.0.0.1" : ep.host;
+    bench_cfg.port = ep.port;
+    std::exit(app::run_rooms_bench(bench_cfg));
   });
 
   CLI11_PARSE(app, argc, argv);

@@ -74,7 +74,7 @@ TEST_CASE("after SIGKILL every acked event is there with its seq, and rooms cont
     for (std::int64_t after = 0; after < head;) {
       auto h = reader.request(R"({"op":"history","id":2,"room":")" + room + R"(","after":)" +
                                   std::to_string(after) + R"(,"limit":200})", 2);
-      for (auto e : h.root()["events"].get_array().value()) {
+      for (auto e : h.array("events")) {
         auto seq = std::int64_t(e["seq"]);
         REQUIRE(seq == expect++);  // no gaps
         if (auto it = events.find(seq); it != events.end()) CHECK(std::string_view(e["text"]) == it->second);

@@ -134,7 +134,7 @@ TEST_CASE("a slow consumer is closed with 4009 and misses nothing after join wit
     auto h = again.request(R"({"op":"history","id":)" + std::to_string(id) +
                                R"(,"room":"firehose","limit":200,"after":)" + std::to_string(next - 1) + "}",
                            id);
-    for (auto e : h.root()["events"].get_array().value()) {
+    for (auto e : h.array("events")) {
       auto seq = std::int64_t(e["seq"]);
       if (seq >= from) break;
       REQUIRE(seq == next++);

@@ -273,14 +273,14 @@ TEST_CASE("presence lists the users with a live subscription, sorted") {
   alice->request(R"({"op":"join","id":1,"room":"r"})", 1);
   auto p = alice->request(R"({"op":"presence","id":2,"room":"r"})", 2);
   std::vector<std::string> users;
-  for (auto u : p.root()["users"].get_array().value()) users.emplace_back(std::string_view(u));
+  for (auto u : p.array("users")) users.emplace_back(std::string_view(u));
   CHECK(users == std::vector<std::string>{"alice", "bob"});
   bob.reset();
   bob2->request(R"({"op":"leave","id":3,"room":"r"})", 3);
   auto deadline = std::chrono::steady_clock::now() + 10s;
   for (int id = 10;; ++id) {  // bob's disconnect reaches the room asynchronously
     auto q = alice->request(R"({"op":"presence","id":)" + std::to_string(id) + R"(,"room":"r"})", id);
-    if (q.root()["users"].get_array().value().size() == 1) break;
+    if (q.array("users").size() == 1) break;
     REQUIRE(std::chrono::steady_clock::now() < deadline);
   }
 }

@@ -37,6 +37,12 @@ std::int64_t message::num(const char* key) const {
 
 bool message::has(const char* key) const { return !root_[key].error(); }
 
+simdjson::dom::array message::array(const char* key) const {
+  simdjson::dom::array a;
+  if (root_[key].get(a)) return {};
+  return a;
+}
+
 struct ws_client::impl {
   asio::io_context ioc;
   // Keeps the io thread alive while reading is paused and nothing is being written.

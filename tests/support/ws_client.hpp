@@ -21,6 +21,8 @@ class message {
   std::string str(const char* key) const;  // "" when absent
   std::int64_t num(const char* key) const; // -1 when absent
   bool has(const char* key) const;
+  /// The array at `key`; empty when absent.
+  simdjson::dom::array array(const char* key) const;
   simdjson::dom::element root() const { return root_; }
 
  private:

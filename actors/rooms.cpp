@@ -1,6 +1,7 @@
 #include "actors/rooms.hpp"
 
 #include <atomic>
+#include <thread>
 
 #include "actors/detail/messages.hpp"
 #include "core/replies.hpp"
@@ -10,7 +11,9 @@ namespace kaiwa {
 
 struct rooms::impl {
   impl(rooms_config c, storage::journal& j) : env{j, std::move(c)} {
-    if (env.cfg.threads > 0) sys_cfg.set("scheduler.max-threads", env.cfg.threads);
+    // CAF's own default is at least 4 threads; on a small machine they only contend.
+    auto threads = env.cfg.threads ? env.cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    sys_cfg.set("scheduler.max-threads", threads);
   }
 
   detail::room_env env;

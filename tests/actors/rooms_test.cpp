@@ -190,3 +190,24 @@ TEST_CASE("idle rooms are passivated and reactivated on the next command") {
   CHECK(field(link->wait_for(2)[1], "seq") == "3");
   CHECK(f.rs->stats().activated == 2);
 }
+
+TEST_CASE("ten thousand idle rooms cost no actors once passivated") {
+  rooms_config cfg;
+  cfg.idle_timeout = 50ms;
+  fixture f(cfg);
+  auto link = std::make_shared<recording_link>();
+  constexpr int count = 10'000;
+  for (int i = 0; i < count; ++i) {
+    auto c = f.make(room_op::send, "room-" + std::to_string(i), "alice", link);
+    c.text = "x";
+    f.rs->dispatch(std::move(c));
+  }
+  link->wait_for(count);
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (f.rs->stats().active > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  auto s = f.rs->stats();
+  CHECK(s.active == 0);
+  CHECK(s.activated == count);
+  CHECK(s.passivated == count);
+  CHECK(*f.journal->last_seq(room_id{"room-9999"}) == 2);
+}

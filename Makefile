@@ -1,4 +1,5 @@
 # The two commands: `make run` and `make test`. Both install missing Debian packages first.
+MAKEFLAGS += --no-print-directory
 PRESET ?= release
 BUILD := build/$(PRESET)
 

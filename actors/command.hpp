@@ -37,18 +37,18 @@ struct command {
   std::string id;                     // the request's id as raw JSON; empty when none
   std::shared_ptr<client_link> link;  // where replies go
 
-  std::string text;                   // send, edit
-  std::string cid;                    // send
-  std::string topic;                  // create
-  std::vector<std::string> members;   // create
-  bool is_private = false;            // create
-  user_id target;                     // invite, kick
-  seq_t ref = 0;                      // edit, delete
-  seq_t seq = 0;                      // read
-  std::optional<seq_t> since;         // join
-  std::optional<seq_t> before;        // history
-  std::optional<seq_t> after;         // history
-  std::uint32_t limit = 50;           // history
+  std::string text;                  // send, edit
+  std::string cid;                   // send
+  std::string topic;                 // create
+  std::vector<std::string> members;  // create
+  bool is_private = false;           // create
+  user_id target;                    // invite, kick
+  seq_t ref = 0;                     // edit, delete
+  seq_t seq = 0;                     // read
+  std::optional<seq_t> since;        // join
+  std::optional<seq_t> before;       // history
+  std::optional<seq_t> after;        // history
+  std::uint32_t limit = 50;          // history
 };
 
 }  // namespace kaiwa

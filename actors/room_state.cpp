@@ -8,8 +8,7 @@
 
 namespace kaiwa {
 
-event room_state::next_event(event_type t, const user_id& from, millis_t now,
-                             seq_t offset) const {
+event room_state::next_event(event_type t, const user_id& from, millis_t now, seq_t offset) const {
   event e;
   e.room = room_;
   e.seq = head_ + offset;
@@ -43,7 +42,8 @@ room_state::decision room_state::decide(const command& c, millis_t now,
       return out;
 
     case room_op::send: {
-      if (!exists_) implicit_create();
+      if (!exists_)
+        implicit_create();
       else if (private_ && !is_member(c.user))
         return rejection{errc::forbidden, "not a member of this room"};
       auto e = next_event(event_type::message, c.user, now, out.size() + 1);
@@ -121,12 +121,21 @@ void room_state::apply(const event& e) {
       members_.insert(e.from.str());
       for (auto& m : e.members) members_.insert(m);
       break;
-    case event_type::member_added: members_.insert(e.user.str()); break;
-    case event_type::member_removed: members_.erase(e.user.str()); break;
-    case event_type::topic: topic_ = e.topic; break;
-    case event_type::del: deleted_.insert(e.ref); break;
+    case event_type::member_added:
+      members_.insert(e.user.str());
+      break;
+    case event_type::member_removed:
+      members_.erase(e.user.str());
+      break;
+    case event_type::topic:
+      topic_ = e.topic;
+      break;
+    case event_type::del:
+      deleted_.insert(e.ref);
+      break;
     case event_type::message:
-    case event_type::edit: break;
+    case event_type::edit:
+      break;
   }
 }
 

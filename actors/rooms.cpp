@@ -12,7 +12,8 @@ namespace kaiwa {
 struct rooms::impl {
   impl(rooms_config c, storage::journal& j) : env{j, std::move(c)} {
     // CAF's own default is at least 4 threads; on a small machine they only contend.
-    auto threads = env.cfg.threads ? env.cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    auto threads =
+        env.cfg.threads ? env.cfg.threads : std::max(1u, std::thread::hardware_concurrency());
     sys_cfg.set("scheduler.max-threads", threads);
   }
 

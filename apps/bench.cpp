@@ -44,7 +44,8 @@ std::string client_frame(std::string_view payload) {
     f += static_cast<char>(payload.size() & 0xff);
   } else {
     f += static_cast<char>(0x80 | 127);
-    for (int i = 7; i >= 0; --i) f += static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xff);
+    for (int i = 7; i >= 0; --i)
+      f += static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xff);
   }
   f.append(4, '\0');
   f += payload;
@@ -73,8 +74,15 @@ class publisher : public std::enable_shared_from_this<publisher> {
   publisher(asio::io_context& ioc, const rooms_bench_config& cfg, std::string room,
             clock_type::time_point measure_from, clock_type::time_point stop_at, results& res,
             std::atomic<std::size_t>& ready)
-      : socket_(ioc), cfg_(cfg), room_(std::move(room)), measure_from_(measure_from),
-        stop_at_(stop_at), res_(res), ready_(ready), sent_at_(cfg.window * 4), pacer_(ioc) {
+      : socket_(ioc),
+        cfg_(cfg),
+        room_(std::move(room)),
+        measure_from_(measure_from),
+        stop_at_(stop_at),
+        res_(res),
+        ready_(ready),
+        sent_at_(cfg.window * 4),
+        pacer_(ioc) {
     text_.assign(cfg.payload, 'x');
   }
 
@@ -102,23 +110,25 @@ class publisher : public std::enable_shared_from_this<publisher> {
         "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         cfg_.host));
-    asio::async_write(socket_, asio::buffer(*req), [self = shared_from_this(), req](error_code ec, std::size_t) {
-      if (ec) return self->fail("handshake", ec);
-      asio::async_read_until(self->socket_, self->hs_buf_, "\r\n\r\n",
-                             [self](error_code ec, std::size_t n) {
-                               if (ec) return self->fail("handshake", ec);
-                               std::string head(asio::buffers_begin(self->hs_buf_.data()),
-                                                asio::buffers_begin(self->hs_buf_.data()) + n);
-                               if (head.find(" 101 ") == std::string::npos)
-                                 return self->fail("upgrade", asio::error::connection_refused);
-                               // Bytes after the response head are frames already.
-                               self->hs_buf_.consume(n);
-                               auto rest = self->hs_buf_.data();
-                               self->rbuf_.assign(asio::buffers_begin(rest), asio::buffers_end(rest));
-                               self->write(client_frame(fmt::format(R"({{"op":"hello","id":0,"user":"bench-{}"}})", self->room_)));
-                               self->read();
-                             });
-    });
+    asio::async_write(
+        socket_, asio::buffer(*req), [self = shared_from_this(), req](error_code ec, std::size_t) {
+          if (ec) return self->fail("handshake", ec);
+          asio::async_read_until(
+              self->socket_, self->hs_buf_, "\r\n\r\n", [self](error_code ec, std::size_t n) {
+                if (ec) return self->fail("handshake", ec);
+                std::string head(asio::buffers_begin(self->hs_buf_.data()),
+                                 asio::buffers_begin(self->hs_buf_.data()) + n);
+                if (head.find(" 101 ") == std::string::npos)
+                  return self->fail("upgrade", asio::error::connection_refused);
+                // Bytes after the response head are frames already.
+                self->hs_buf_.consume(n);
+                auto rest = self->hs_buf_.data();
+                self->rbuf_.assign(asio::buffers_begin(rest), asio::buffers_end(rest));
+                self->write(client_frame(
+                    fmt::format(R"({{"op":"hello","id":0,"user":"bench-{}"}})", self->room_)));
+                self->read();
+              });
+        });
   }
 
   void write(std::string frame) {
@@ -131,11 +141,12 @@ class publisher : public std::enable_shared_from_this<publisher> {
     writing_ = true;
     wbuf_.swap(out_);
     out_.clear();
-    asio::async_write(socket_, asio::buffer(wbuf_), [self = shared_from_this()](error_code ec, std::size_t) {
-      self->writing_ = false;
-      if (ec) return self->fail("write", ec);
-      self->flush();
-    });
+    asio::async_write(socket_, asio::buffer(wbuf_),
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (ec) return self->fail("write", ec);
+                        self->flush();
+                      });
   }
 
   void read() {
@@ -234,7 +245,8 @@ class publisher : public std::enable_shared_from_this<publisher> {
       }
       auto id = next_id_++;
       sent_at_[id % sent_at_.size()] = clock_type::now();
-      write(client_frame(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id, room_, text_)));
+      write(client_frame(
+          fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id, room_, text_)));
       ++in_flight_;
     }
   }
@@ -258,7 +270,8 @@ class publisher : public std::enable_shared_from_this<publisher> {
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 }  // namespace
@@ -276,8 +289,10 @@ int run_rooms_bench(const rooms_bench_config& cfg) {
   auto connect_deadline = clock_type::now() + std::chrono::seconds(30);
   auto measure_from = connect_deadline;  // set once every publisher is connected
   auto begin = clock_type::now();
-  auto warm = std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(cfg.warmup_s));
-  auto run = std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(cfg.duration_s));
+  auto warm =
+      std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(cfg.warmup_s));
+  auto run = std::chrono::duration_cast<clock_type::duration>(
+      std::chrono::duration<double>(cfg.duration_s));
   measure_from = begin + warm;
   auto stop_at = measure_from + run;
 
@@ -285,8 +300,9 @@ int run_rooms_bench(const rooms_bench_config& cfg) {
   std::atomic<std::size_t> ready{0};
   std::vector<std::shared_ptr<publisher>> pubs;
   for (std::size_t r = 0; r < cfg.rooms; ++r) {
-    auto p = std::make_shared<publisher>(*iocs[r % iocs.size()], cfg, fmt::format("bench-room-{}", r),
-                                         measure_from, stop_at, res, ready);
+    auto p =
+        std::make_shared<publisher>(*iocs[r % iocs.size()], cfg, fmt::format("bench-room-{}", r),
+                                    measure_from, stop_at, res, ready);
     p->start(ep);
     pubs.push_back(std::move(p));
   }
@@ -296,12 +312,13 @@ int run_rooms_bench(const rooms_bench_config& cfg) {
   // Progress once a second until the run ends (bounded by its duration).
   std::uint64_t last_acked = 0;
   while (clock_type::now() < stop_at) {
-    std::this_thread::sleep_for(std::chrono::seconds(1));  // the report's cadence, not synchronization
+    std::this_thread::sleep_for(
+        std::chrono::seconds(1));  // the report's cadence, not synchronization
     std::uint64_t acked = 0;
     for (auto& p : pubs) acked += p->acked();
     fmt::print(stderr, "bench: {:.0f}s connected {}/{} acked {}/s\n",
-               std::chrono::duration<double>(clock_type::now() - begin).count(), ready.load(), cfg.rooms,
-               acked - last_acked);
+               std::chrono::duration<double>(clock_type::now() - begin).count(), ready.load(),
+               cfg.rooms, acked - last_acked);
     last_acked = acked;
   }
   for (auto& t : threads) t.join();
@@ -319,13 +336,15 @@ int run_rooms_bench(const rooms_bench_config& cfg) {
     if (lat.empty()) return 0;
     return lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))] / 1000.0;
   };
-  fmt::print("rooms={} window={} payload={} offered={} duration={}s\n", cfg.rooms, cfg.window, cfg.payload,
-             cfg.rate > 0 ? fmt::format("{:.0f}/s", cfg.rate) : std::string("max"), cfg.duration_s);
-  fmt::print("acked {:.0f} msgs/s ({} acks), errors {}, out-of-order acks {}\n", acked / cfg.duration_s, acked,
-             res.errors, res.order_violations);
-  fmt::print("ack latency ms: p50 {:.2f} p90 {:.2f} p99 {:.2f} p99.9 {:.2f} max {:.2f}\n", pct(0.5), pct(0.9),
-             pct(0.99), pct(0.999), lat.empty() ? 0.0 : lat.back() / 1000.0);
-  fmt::print("bench cpu {:.0f}% of one core\n", 100 * cpu / std::chrono::duration<double>(clock_type::now() - begin).count());
+  fmt::print("rooms={} window={} payload={} offered={} duration={}s\n", cfg.rooms, cfg.window,
+             cfg.payload, cfg.rate > 0 ? fmt::format("{:.0f}/s", cfg.rate) : std::string("max"),
+             cfg.duration_s);
+  fmt::print("acked {:.0f} msgs/s ({} acks), errors {}, out-of-order acks {}\n",
+             acked / cfg.duration_s, acked, res.errors, res.order_violations);
+  fmt::print("ack latency ms: p50 {:.2f} p90 {:.2f} p99 {:.2f} p99.9 {:.2f} max {:.2f}\n", pct(0.5),
+             pct(0.9), pct(0.99), pct(0.999), lat.empty() ? 0.0 : lat.back() / 1000.0);
+  fmt::print("bench cpu {:.0f}% of one core\n",
+             100 * cpu / std::chrono::duration<double>(clock_type::now() - begin).count());
   return res.errors == 0 && res.order_violations == 0 && acked > 0 ? 0 : 1;
 }
 

@@ -1,9 +1,9 @@
 // The `kaiwa` binary: `kaiwa start` runs a node, `kaiwa token` issues a client token.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdlib>
 #include <iostream>
@@ -47,12 +47,17 @@ rlim_t raise_fd_limit() {
 std::chrono::seconds parse_ttl(const std::string& s) {
   if (s.empty()) throw CLI::ValidationError("--ttl", "empty");
   char unit = s.back();
-  auto n = std::stoll(std::isdigit(static_cast<unsigned char>(unit)) ? s : s.substr(0, s.size() - 1));
+  auto n =
+      std::stoll(std::isdigit(static_cast<unsigned char>(unit)) ? s : s.substr(0, s.size() - 1));
   switch (unit) {
-    case 'd': return std::chrono::hours(24 * n);
-    case 'h': return std::chrono::hours(n);
-    case 'm': return std::chrono::minutes(n);
-    default: return std::chrono::seconds(n);
+    case 'd':
+      return std::chrono::hours(24 * n);
+    case 'h':
+      return std::chrono::hours(n);
+    case 'm':
+      return std::chrono::minutes(n);
+    default:
+      return std::chrono::seconds(n);
   }
 }
 
@@ -72,11 +77,12 @@ int run_node(app::node_config cfg) {
     return 1;
   }
   auto& g = cfg.gateway;
-  fmt::print("kaiwa {} node {} ready: ws://{}:{}/ws  web http://{}:{}/  admin http://{}:{}/  "
-             "data {}  durability {}  open-files limit {}{}\n",
-             g.version, g.node_id, g.listen.host, n.public_port(), g.listen.host, n.public_port(),
-             g.admin.host, n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async",
-             fds, g.secret.empty() ? "  (dev mode: hello with any user name)" : "");
+  fmt::print(
+      "kaiwa {} node {} ready: ws://{}:{}/ws  web http://{}:{}/  admin http://{}:{}/  "
+      "data {}  durability {}  open-files limit {}{}\n",
+      g.version, g.node_id, g.listen.host, n.public_port(), g.listen.host, n.public_port(),
+      g.admin.host, n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async", fds,
+      g.secret.empty() ? "  (dev mode: hello with any user name)" : "");
   // A line for scripts and tests that start nodes on port 0.
   fmt::print("listening public={}:{} admin={}:{}\n", g.listen.host, n.public_port(), g.admin.host,
              n.admin_port());
@@ -105,39 +111,63 @@ int main(int argc, char** argv) {
   double hello_s = 10;
   auto* start = app.add_subcommand("start", "Run a kaiwa node");
   start->set_config("--config", "", "Read options from this file (same keys as the flags)");
-  start->add_option("--listen", listen, "Public listener ADDR:PORT (WebSocket /ws)")->capture_default_str();
+  start->add_option("--listen", listen, "Public listener ADDR:PORT (WebSocket /ws)")
+      ->capture_default_str();
   start->add_option("--admin", admin, "Admin listener ADDR:PORT")->capture_default_str();
   start->add_option("--data-dir", cfg.journal.dir, "Data directory")->capture_default_str();
-  start->add_option("--durability", durability, "sync: ack after fsync; async: ack after the OS has it")
-      ->check(CLI::IsMember({"sync", "async"}))->capture_default_str();
+  start
+      ->add_option("--durability", durability,
+                   "sync: ack after fsync; async: ack after the OS has it")
+      ->check(CLI::IsMember({"sync", "async"}))
+      ->capture_default_str();
   start->add_option("--node-id", cfg.gateway.node_id, "This node's id")->capture_default_str();
   start->add_option("--cluster", cluster, "Cluster listener ADDR:PORT (not available yet)");
   start->add_option("--join", join, "HOST:PORT[,...] of cluster members (not available yet)");
-  start->add_option("--secret", cfg.gateway.secret, "HMAC secret for client tokens (or KAIWA_SECRET)")
+  start
+      ->add_option("--secret", cfg.gateway.secret,
+                   "HMAC secret for client tokens (or KAIWA_SECRET)")
       ->envname("KAIWA_SECRET");
-  start->add_option("--io-threads", cfg.gateway.io_threads, "I/O threads (0: one per core)")->capture_default_str();
-  start->add_option("--actor-threads", cfg.rooms.threads, "Actor scheduler threads (0: one per core)")->capture_default_str();
-  start->add_option("--max-outbound-bytes", cfg.gateway.max_outbound_bytes,
-                    "Bytes queued to a client before it is closed as a slow consumer")->capture_default_str();
-  start->add_option("--rate-limit", cfg.gateway.rate_limit, "Requests/s per connection (0: unlimited)")->capture_default_str();
+  start->add_option("--io-threads", cfg.gateway.io_threads, "I/O threads (0: one per core)")
+      ->capture_default_str();
+  start
+      ->add_option("--actor-threads", cfg.rooms.threads,
+                   "Actor scheduler threads (0: one per core)")
+      ->capture_default_str();
+  start
+      ->add_option("--max-outbound-bytes", cfg.gateway.max_outbound_bytes,
+                   "Bytes queued to a client before it is closed as a slow consumer")
+      ->capture_default_str();
+  start
+      ->add_option("--rate-limit", cfg.gateway.rate_limit,
+                   "Requests/s per connection (0: unlimited)")
+      ->capture_default_str();
   start->add_option("--snapshot-every", cfg.rooms.snapshot_every, "Snapshot a room every N events")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   start->add_option("--idle-timeout", idle_s, "Seconds before an idle room is passivated")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   start->callback([&] {
-    if (!parse_endpoint(listen, cfg.gateway.listen)) throw CLI::ValidationError("--listen", "expected ADDR:PORT");
-    if (!parse_endpoint(admin, cfg.gateway.admin)) throw CLI::ValidationError("--admin", "expected ADDR:PORT");
+    if (!parse_endpoint(listen, cfg.gateway.listen))
+      throw CLI::ValidationError("--listen", "expected ADDR:PORT");
+    if (!parse_endpoint(admin, cfg.gateway.admin))
+      throw CLI::ValidationError("--admin", "expected ADDR:PORT");
     if (!cluster.empty() || !join.empty())
-      throw CLI::ValidationError("--cluster/--join", "clustering is not available in this version yet");
+      throw CLI::ValidationError("--cluster/--join",
+                                 "clustering is not available in this version yet");
     if (cfg.gateway.secret.empty() && !is_loopback(cfg.gateway.listen.host))
       throw CLI::ValidationError(
-          "--listen", "no secret is set, so kaiwa only listens on loopback (dev mode). Set one with "
-                      "--secret or KAIWA_SECRET to listen on " + cfg.gateway.listen.host);
+          "--listen",
+          "no secret is set, so kaiwa only listens on loopback (dev mode). Set one with "
+          "--secret or KAIWA_SECRET to listen on " +
+              cfg.gateway.listen.host);
     cfg.journal.sync = durability == "sync";
     cfg.rooms.idle_timeout = std::chrono::seconds(idle_s);
-    cfg.gateway.hello_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(hello_s * 1000));
+    cfg.gateway.hello_timeout =
+        std::chrono::milliseconds(static_cast<std::int64_t>(hello_s * 1000));
     std::exit(run_node(cfg));
   });
 
@@ -146,9 +176,12 @@ int main(int argc, char** argv) {
   auto* token = app.add_subcommand("token", "Print a client token for a user");
   token->add_option("--user", user, "User name")->required();
   token->add_option("--ttl", ttl, "Lifetime: N, Ns, Nm, Nh or Nd")->capture_default_str();
-  token->add_option("--secret", secret, "The node's secret (or KAIWA_SECRET)")->envname("KAIWA_SECRET")->required();
+  token->add_option("--secret", secret, "The node's secret (or KAIWA_SECRET)")
+      ->envname("KAIWA_SECRET")
+      ->required();
   token->callback([&] {
-    if (!valid_name(user)) throw CLI::ValidationError("--user", "1 to 128 chars of [A-Za-z0-9_.:@-]");
+    if (!valid_name(user))
+      throw CLI::ValidationError("--user", "1 to 128 chars of [A-Za-z0-9_.:@-]");
     auto exp = std::chrono::system_clock::now() + parse_ttl(ttl);
     auto exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
     fmt::print("{}\n", issue_token(secret, user_id{user}, exp_s));
@@ -161,17 +194,25 @@ int main(int argc, char** argv) {
   bench->require_subcommand(1);
   auto* rooms_scn = bench->add_subcommand("rooms", "R rooms, one pipelining publisher each");
   rooms_scn->add_option("--target", target, "The node's public ADDR:PORT")->capture_default_str();
-  rooms_scn->add_option("--rooms", bench_cfg.rooms, "Rooms (one publisher connection each)")->capture_default_str();
-  rooms_scn->add_option("--window", bench_cfg.window, "Sends in flight per publisher")->capture_default_str();
-  rooms_scn->add_option("--payload", bench_cfg.payload, "Message text bytes")->capture_default_str();
-  rooms_scn->add_option("--rate", bench_cfg.rate, "Offered msgs/s in total (0: max)")->capture_default_str();
-  rooms_scn->add_option("--duration", bench_cfg.duration_s, "Measured seconds")->capture_default_str();
-  rooms_scn->add_option("--warmup", bench_cfg.warmup_s, "Warm-up seconds before measuring")->capture_default_str();
-  rooms_scn->add_option("--threads", bench_cfg.threads, "Client I/O threads")->capture_default_str();
+  rooms_scn->add_option("--rooms", bench_cfg.rooms, "Rooms (one publisher connection each)")
+      ->capture_default_str();
+  rooms_scn->add_option("--window", bench_cfg.window, "Sends in flight per publisher")
+      ->capture_default_str();
+  rooms_scn->add_option("--payload", bench_cfg.payload, "Message text bytes")
+      ->capture_default_str();
+  rooms_scn->add_option("--rate", bench_cfg.rate, "Offered msgs/s in total (0: max)")
+      ->capture_default_str();
+  rooms_scn->add_option("--duration", bench_cfg.duration_s, "Measured seconds")
+      ->capture_default_str();
+  rooms_scn->add_option("--warmup", bench_cfg.warmup_s, "Warm-up seconds before measuring")
+      ->capture_default_str();
+  rooms_scn->add_option("--threads", bench_cfg.threads, "Client I/O threads")
+      ->capture_default_str();
   rooms_scn->callback([&] {
     net::endpoint ep;
     if (!parse_endpoint(target, ep)) throw CLI::ValidationError("--target", "expected ADDR:PORT");
-    if (!is_loopback(ep.host)) throw CLI::ValidationError("--target", "bench only targets loopback addresses");
+    if (!is_loopback(ep.host))
+      throw CLI::ValidationError("--target", "bench only targets loopback addresses");
     bench_cfg.host = ep.host == "localhost" ? "127.0.0.1" : ep.host;
     bench_cfg.port = ep.port;
     std::exit(app::run_rooms_bench(bench_cfg));

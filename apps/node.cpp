@@ -44,14 +44,16 @@ std::uint16_t node::public_port() const { return gateway_->public_port(); }
 std::uint16_t node::admin_port() const { return gateway_->admin_port(); }
 
 std::optional<net::http_reply> node::public_http(const std::string& target) const {
-  if (target == "/healthz") return net::http_reply{200, "text/plain; charset=utf-8", "ok\n", "no-store"};
+  if (target == "/healthz")
+    return net::http_reply{200, "text/plain; charset=utf-8", "ok\n", "no-store"};
   if (target == "/readyz")
     return ready_ ? net::http_reply{200, "text/plain; charset=utf-8", "ready\n", "no-store"}
                   : net::http_reply{503, "text/plain; charset=utf-8", "not ready\n", "no-store"};
   if (target == "/")
     return net::http_reply{200, "text/html; charset=utf-8",
                            "<!doctype html><title>kaiwa</title><p>kaiwa node " +
-                               cfg_.gateway.node_id + ": connect a WebSocket client to <code>/ws</code>.",
+                               cfg_.gateway.node_id +
+                               ": connect a WebSocket client to <code>/ws</code>.",
                            "no-cache"};
   return std::nullopt;
 }
@@ -68,7 +70,8 @@ std::optional<net::http_reply> node::admin_http(const std::string& target) const
 std::string node::status_json() const {
   auto g = gateway_->stats();
   auto r = rooms_->stats();
-  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   std::string out;
   json_writer w(out);
   w.begin_object()
@@ -97,16 +100,19 @@ std::string node::metrics_text() const {
   metric("kaiwa_connections_closed_total", "counter", "WebSocket sessions closed.", g.closed);
   metric("kaiwa_frames_in_total", "counter", "Client frames received.", g.frames_in);
   metric("kaiwa_frames_out_total", "counter", "Frames written to clients.", g.frames_out);
-  metric("kaiwa_slow_consumers_total", "counter", "Sessions closed as slow consumers (4009).", g.slow_consumers);
+  metric("kaiwa_slow_consumers_total", "counter", "Sessions closed as slow consumers (4009).",
+         g.slow_consumers);
   metric("kaiwa_rooms_active", "gauge", "Room actors running.", r.active);
   metric("kaiwa_rooms_activated_total", "counter", "Room activations.", r.activated);
   metric("kaiwa_rooms_passivated_total", "counter", "Room passivations.", r.passivated);
   metric("kaiwa_events_appended_total", "counter", "Events made durable.", r.events_appended);
-  metric("kaiwa_journal_commits_total", "counter", "Journal group commits (one WAL write each).", j.commits);
+  metric("kaiwa_journal_commits_total", "counter", "Journal group commits (one WAL write each).",
+         j.commits);
   metric("kaiwa_journal_write_sets_total", "counter", "Room write sets committed.", j.write_sets);
   out += fmt::format(
       "# HELP kaiwa_journal_write_seconds_total Time spent in journal writes, syncs included.\n"
-      "# TYPE kaiwa_journal_write_seconds_total counter\nkaiwa_journal_write_seconds_total {:.6f}\n",
+      "# TYPE kaiwa_journal_write_seconds_total counter\nkaiwa_journal_write_seconds_total "
+      "{:.6f}\n",
       static_cast<double>(j.sync_micros) / 1e6);
   return out;
 }

@@ -13,10 +13,24 @@ class json_writer {
  public:
   explicit json_writer(std::string& out) : out_(out), base_(out.size()) {}
 
-  json_writer& begin_object() { sep(); out_ += '{'; return *this; }
-  json_writer& end_object() { out_ += '}'; return *this; }
-  json_writer& begin_array() { sep(); out_ += '['; return *this; }
-  json_writer& end_array() { out_ += ']'; return *this; }
+  json_writer& begin_object() {
+    sep();
+    out_ += '{';
+    return *this;
+  }
+  json_writer& end_object() {
+    out_ += '}';
+    return *this;
+  }
+  json_writer& begin_array() {
+    sep();
+    out_ += '[';
+    return *this;
+  }
+  json_writer& end_array() {
+    out_ += ']';
+    return *this;
+  }
 
   /// Writes `"k":`; the next call writes its value.
   json_writer& key(std::string_view k);
@@ -30,7 +44,9 @@ class json_writer {
   json_writer& raw(std::string_view json);
 
   template <class T>
-  json_writer& field(std::string_view k, const T& v) { return key(k).value(v); }
+  json_writer& field(std::string_view k, const T& v) {
+    return key(k).value(v);
+  }
 
  private:
   void sep();

@@ -17,7 +17,11 @@ frame_ptr error_frame(std::string_view id, errc code, std::string_view message) 
 
 frame_ptr ack_frame(std::string_view id, const room_id& room, seq_t seq, millis_t ts) {
   frame_builder b;
-  begin_reply(b, "ack", id).field("room", room.str()).field("seq", seq).field("ts", ts).end_object();
+  begin_reply(b, "ack", id)
+      .field("room", room.str())
+      .field("seq", seq)
+      .field("ts", ts)
+      .end_object();
   return b.finish();
 }
 

@@ -59,7 +59,11 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
 
 std::string issue_token(std::string_view secret, const user_id& user, std::int64_t expires_unix_s) {
   std::string payload;
-  json_writer(payload).begin_object().field("sub", user.str()).field("exp", expires_unix_s).end_object();
+  json_writer(payload)
+      .begin_object()
+      .field("sub", user.str())
+      .field("exp", expires_unix_s)
+      .end_object();
   std::string signed_part = "v1." + base64url_encode(payload);
   return signed_part + "." + base64url_encode(hmac_sha256(secret, signed_part));
 }
@@ -72,7 +76,8 @@ std::optional<user_id> verify_token(std::string_view secret, std::string_view to
   auto signed_part = token.substr(0, dot);
   auto sig = base64url_decode(token.substr(dot + 1));
   auto want = hmac_sha256(secret, signed_part);
-  if (!sig || sig->size() != want.size() || CRYPTO_memcmp(sig->data(), want.data(), want.size()) != 0)
+  if (!sig || sig->size() != want.size() ||
+      CRYPTO_memcmp(sig->data(), want.data(), want.size()) != 0)
     return std::nullopt;
   auto payload = base64url_decode(signed_part.substr(3));
   if (!payload) return std::nullopt;

@@ -23,7 +23,10 @@ class listener {
  public:
   listener(std::vector<std::unique_ptr<detail::io_lane>>& lanes, detail::server_state& st,
            http_handler handler, bool websocket)
-      : lanes_(lanes), st_(st), handler_(std::move(handler)), websocket_(websocket),
+      : lanes_(lanes),
+        st_(st),
+        handler_(std::move(handler)),
+        websocket_(websocket),
         acceptor_(lanes[0]->ioc) {}
 
   std::optional<std::string> open(const endpoint& ep) {
@@ -35,7 +38,8 @@ class listener {
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(where, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return "can't listen on " + ep.host + ":" + std::to_string(ep.port) + ": " + ec.message();
+    if (ec)
+      return "can't listen on " + ep.host + ":" + std::to_string(ep.port) + ": " + ec.message();
     port_ = acceptor_.local_endpoint().port();
     do_accept();
     return std::nullopt;
@@ -78,7 +82,8 @@ class listener {
 
 struct gateway::impl {
   impl(gateway_config cfg, rooms& r, http_handler pub, http_handler adm) : st(std::move(cfg), r) {
-    auto n = st.cfg.io_threads ? st.cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
+    auto n =
+        st.cfg.io_threads ? st.cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t i = 0; i < n; ++i) lanes.push_back(std::make_unique<detail::io_lane>());
     public_listener = std::make_unique<listener>(lanes, st, std::move(pub), true);
     admin_listener = std::make_unique<listener>(lanes, st, std::move(adm), false);
@@ -93,7 +98,8 @@ struct gateway::impl {
 };
 
 gateway::gateway(gateway_config cfg, rooms& r, http_handler public_http, http_handler admin_http)
-    : impl_(std::make_unique<impl>(std::move(cfg), r, std::move(public_http), std::move(admin_http))) {}
+    : impl_(std::make_unique<impl>(std::move(cfg), r, std::move(public_http),
+                                   std::move(admin_http))) {}
 
 gateway::~gateway() { stop(); }
 
@@ -142,7 +148,7 @@ void gateway::stop() {
 
 gateway_stats gateway::stats() const {
   auto& s = impl_->st;
-  return {s.connections.load(), s.opened.load(), s.closed.load(),
+  return {s.connections.load(), s.opened.load(),     s.closed.load(),
           s.frames_in.load(),   s.frames_out.load(), s.slow_consumers.load()};
 }
 

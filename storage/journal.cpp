@@ -59,7 +59,7 @@ std::string be64(std::uint64_t v) {
 }
 
 error to_error(const rocksdb::Status& s) {
-  auto code = s.IsCorruption() ? errc::corruption
+  auto code = s.IsCorruption()        ? errc::corruption
               : s.IsInvalidArgument() ? errc::invalid
                                       : errc::io_error;
   return {code, s.ToString()};

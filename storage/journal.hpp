@@ -51,9 +51,9 @@ class write_set {
 
 /// Counters the writer keeps; read them from any thread.
 struct journal_stats {
-  std::uint64_t commits = 0;     // RocksDB writes (each one WAL sync when sync)
-  std::uint64_t write_sets = 0;  // write_sets committed
-  std::uint64_t sync_micros = 0; // time spent in writes, total
+  std::uint64_t commits = 0;      // RocksDB writes (each one WAL sync when sync)
+  std::uint64_t write_sets = 0;   // write_sets committed
+  std::uint64_t sync_micros = 0;  // time spent in writes, total
 };
 
 class journal {

@@ -85,7 +85,8 @@ class registry_actor : public caf::event_based_actor {
     if (n == names_.end()) return;
     auto room = std::move(n->second);
     names_.erase(n);
-    if (auto it = active_.find(room); it != active_.end() && it->second.actor.address() == dm.source)
+    if (auto it = active_.find(room);
+        it != active_.end() && it->second.actor.address() == dm.source)
       active_.erase(it);  // it failed; the next command recovers it from the journal
     if (auto s = stopping_.find(room); s != stopping_.end()) {
       auto buffered = std::move(s->second);

@@ -115,21 +115,30 @@ class room_actor : public caf::event_based_actor {
 
   void handle(command& c) {
     switch (c.op) {
-      case room_op::join: return on_join(c);
+      case room_op::join:
+        return on_join(c);
       case room_op::leave:
         unsubscribe(c.link.get());
         return reply_now(c, left_frame(c));
-      case room_op::disconnect: return unsubscribe(c.link.get());
-      case room_op::send: return on_send(c);
-      case room_op::history: return on_history(c);
-      case room_op::typing: return on_typing(c);
-      case room_op::read: return on_read(c);
-      case room_op::presence: return on_presence(c);
+      case room_op::disconnect:
+        return unsubscribe(c.link.get());
+      case room_op::send:
+        return on_send(c);
+      case room_op::history:
+        return on_history(c);
+      case room_op::typing:
+        return on_typing(c);
+      case room_op::read:
+        return on_read(c);
+      case room_op::presence:
+        return on_presence(c);
       case room_op::edit:
       case room_op::del:
       case room_op::create:
       case room_op::invite:
-      case room_op::kick: append(c); return;
+      case room_op::kick:
+        append(c);
+        return;
     }
   }
 
@@ -154,7 +163,10 @@ class room_actor : public caf::event_based_actor {
     frame_ptr reply;
     if (c.op == room_op::create) {
       frame_builder b;
-      begin_reply(b, "created", c.id).field("room", room_.str()).field("seq", last.seq).end_object();
+      begin_reply(b, "created", c.id)
+          .field("room", room_.str())
+          .field("seq", last.seq)
+          .end_object();
       reply = b.finish();
     } else {
       reply = ack_frame(c.id, room_, last.seq, last.ts);
@@ -179,7 +191,8 @@ class room_actor : public caf::event_based_actor {
     if (!c.cid.empty()) {
       auto key = cid_key(c.user, c.cid);
       auto it = cids_.find(key);
-      if (it != cids_.end()) return queue_reply(c, ack_frame(c.id, room_, it->second.first, it->second.second));
+      if (it != cids_.end())
+        return queue_reply(c, ack_frame(c.id, room_, it->second.first, it->second.second));
       auto stored = env_.journal.dedupe(room_, c.user, c.cid);
       if (!stored) return (void)reply_error(c, errc::internal, "storage error");
       if (*stored) {
@@ -250,14 +263,19 @@ class room_actor : public caf::event_based_actor {
   void on_typing(command& c) {
     if (auto r = state_.check_read(c.user)) return (void)reply_error(c, r->code, r->message);
     frame_builder b;
-    b.json().begin_object().field("op", "typing").field("room", room_.str())
-        .field("user", c.user.str()).end_object();
+    b.json()
+        .begin_object()
+        .field("op", "typing")
+        .field("room", room_.str())
+        .field("user", c.user.str())
+        .end_object();
     broadcast({b.finish()}, c.link.get());
   }
 
   void on_read(command& c) {
     if (auto r = state_.check_read(c.user)) return (void)reply_error(c, r->code, r->message);
-    if (c.seq > committed_) return (void)reply_error(c, errc::bad_request, "seq is beyond the room's head");
+    if (c.seq > committed_)
+      return (void)reply_error(c, errc::bad_request, "seq is beyond the room's head");
     auto it = markers_.find(c.user.str());
     if (it == markers_.end()) {
       auto stored = env_.journal.marker(c.user, room_);
@@ -268,8 +286,13 @@ class room_actor : public caf::event_based_actor {
     it->second = c.seq;
     open_.writes.put_marker(c.user, room_, c.seq);
     frame_builder b;
-    b.json().begin_object().field("op", "receipt").field("room", room_.str())
-        .field("user", c.user.str()).field("seq", c.seq).end_object();
+    b.json()
+        .begin_object()
+        .field("op", "receipt")
+        .field("room", room_.str())
+        .field("user", c.user.str())
+        .field("seq", c.seq)
+        .end_object();
     open_.receipts.emplace_back(b.finish(), c.link.get());
     open_.replies.push_back({c.link, ok_frame(c.id), c.id});
   }
@@ -302,7 +325,9 @@ class room_actor : public caf::event_based_actor {
   void reply_now(const command& c, frame_ptr f) { c.link->send(std::move(f)); }
 
   /// A reply that must not overtake commits already staged (e.g. an ack for a retried cid).
-  void queue_reply(const command& c, frame_ptr f) { open_.replies.push_back({c.link, std::move(f), c.id}); }
+  void queue_reply(const command& c, frame_ptr f) {
+    open_.replies.push_back({c.link, std::move(f), c.id});
+  }
 
   void broadcast(std::vector<frame_ptr> frames, const client_link* exclude) {
     if (subs_.empty() || frames.empty()) return;
@@ -351,15 +376,20 @@ class room_actor : public caf::event_based_actor {
       return;
     }
     std::string meta;
-    json_writer(meta).begin_object().field("head", state_.head()).field("ts", state_.last_ts())
-        .field("private", state_.is_private()).end_object();
+    json_writer(meta)
+        .begin_object()
+        .field("head", state_.head())
+        .field("ts", state_.last_ts())
+        .field("private", state_.is_private())
+        .end_object();
     open_.writes.put_meta(room_, meta);
     flying_ = std::move(open_);
     open_ = {};
     in_flight_ = true;
-    env_.journal.commit(std::move(flying_.writes), [self = caf::actor{this}](const storage::status& s) {
-      caf::anon_send(self, committed_atom::value, s.ok());
-    });
+    env_.journal.commit(std::move(flying_.writes),
+                        [self = caf::actor{this}](const storage::status& s) {
+                          caf::anon_send(self, committed_atom::value, s.ok());
+                        });
   }
 
   void on_committed(bool ok) {

@@ -1,11 +1,11 @@
 #include "net/detail/http_session.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "net/detail/ws_session.hpp"
 
@@ -42,8 +42,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
     parser_.emplace();
     parser_->body_limit(max_request_body);
     stream_.expires_after(request_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
  private:
@@ -104,7 +105,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
                                                                   req.version());
     res->set(http::field::upgrade, "websocket");
     res->set(http::field::connection, "Upgrade");
-    res->set(http::field::sec_websocket_accept, websocket_accept(std::string_view(key.data(), key.size())));
+    res->set(http::field::sec_websocket_accept,
+             websocket_accept(std::string_view(key.data(), key.size())));
     res->set(http::field::server, "kaiwa/" + st_.cfg.version);
     stream_.expires_never();
     http::async_write(stream_, *res, [self = shared_from_this(), res](error_code ec, std::size_t) {
@@ -128,8 +130,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
 }  // namespace
 
-void serve_http(asio::ip::tcp::socket socket, io_lane& l, server_state& st, const http_handler& handler,
-                bool websocket) {
+void serve_http(asio::ip::tcp::socket socket, io_lane& l, server_state& st,
+                const http_handler& handler, bool websocket) {
   std::make_shared<http_session>(std::move(socket), l, st, handler, websocket)->do_read();
 }
 

@@ -41,7 +41,8 @@ std::optional<std::uint64_t> opt_uint(object& o, const char* key) {
   if (v.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
   std::uint64_t n = 0;
   if (v.get(n))
-    throw field_error{errc::bad_request, std::string("'") + key + "' must be a non-negative integer"};
+    throw field_error{errc::bad_request,
+                      std::string("'") + key + "' must be a non-negative integer"};
   return n;
 }
 
@@ -126,14 +127,17 @@ void parse_room_command(std::string_view op, object& o, command& c) {
     if (p.error() != simdjson::NO_SUCH_FIELD && p.get(c.is_private))
       throw field_error{errc::bad_request, "'private' must be a boolean"};
     if (auto t = opt_string(o, "topic")) {
-      if (t->size() > max_topic_bytes) throw field_error{errc::too_large, "'topic' is over 1024 bytes"};
+      if (t->size() > max_topic_bytes)
+        throw field_error{errc::too_large, "'topic' is over 1024 bytes"};
       c.topic = *t;
     }
     auto m = o["members"];
     if (m.error() != simdjson::NO_SUCH_FIELD) {
       simdjson::dom::array arr;
-      if (m.get(arr)) throw field_error{errc::bad_request, "'members' must be an array of user names"};
-      if (arr.size() > max_members) throw field_error{errc::too_large, "'members' has over 1000 names"};
+      if (m.get(arr))
+        throw field_error{errc::bad_request, "'members' must be an array of user names"};
+      if (arr.size() > max_members)
+        throw field_error{errc::too_large, "'members' has over 1000 names"};
       for (auto e : arr) {
         std::string_view s;
         if (e.get(s) || !valid_name(s))
@@ -170,11 +174,14 @@ parse_result parse_request(std::string_view json, bool padded) {
   }();
   element doc;
   auto err = parser.parse(json.data(), json.size(), !padded).get(doc);
-  if (err == simdjson::UTF8_ERROR) return {std::nullopt, request_error{{}, errc::bad_request, "invalid UTF-8"}};
-  if (err == simdjson::DEPTH_ERROR) return {std::nullopt, request_error{{}, errc::bad_request, "nested too deeply"}};
+  if (err == simdjson::UTF8_ERROR)
+    return {std::nullopt, request_error{{}, errc::bad_request, "invalid UTF-8"}};
+  if (err == simdjson::DEPTH_ERROR)
+    return {std::nullopt, request_error{{}, errc::bad_request, "nested too deeply"}};
   if (err) return {std::nullopt, request_error{{}, errc::bad_request, "invalid JSON"}};
   object o;
-  if (doc.get(o)) return {std::nullopt, request_error{{}, errc::bad_request, "a request must be a JSON object"}};
+  if (doc.get(o))
+    return {std::nullopt, request_error{{}, errc::bad_request, "a request must be a JSON object"}};
 
   request r;
   try {

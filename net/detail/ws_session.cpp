@@ -1,8 +1,8 @@
 #include "net/detail/ws_session.hpp"
 
+#include <simdjson.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <simdjson.h>
 
 #include <chrono>
 #include <cstring>
@@ -53,9 +53,11 @@ void ws_session::start() {
   boost::system::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   deadline_.expires_after(st_.cfg.hello_timeout);
-  deadline_.async_wait([self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec) {
-    if (!ec && self->state_ == state::awaiting_hello) self->close(close_code::unauthorized, "no hello");
-  });
+  deadline_.async_wait(
+      [self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec) {
+        if (!ec && self->state_ == state::awaiting_hello)
+          self->close(close_code::unauthorized, "no hello");
+      });
   if (rlen_ > 0) process_frames();
   do_read();
 }
@@ -75,11 +77,9 @@ void ws_session::ensure_capacity(std::size_t needed) {
 
 void ws_session::do_read() {
   if (rlen_ == rcap_) ensure_capacity(rcap_ * 2);
-  socket_.async_read_some(
-      asio::buffer(rbuf_.get() + rlen_, rcap_ - rlen_),
-      [self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec, std::size_t n) {
-        self->on_read(ec, n);
-      });
+  socket_.async_read_some(asio::buffer(rbuf_.get() + rlen_, rcap_ - rlen_),
+                          [self = std::static_pointer_cast<ws_session>(shared_from_this())](
+                              error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void ws_session::on_read(const error_code& ec, std::size_t n) {
@@ -123,8 +123,10 @@ bool ws_session::process_frames() {
     unsigned opcode = b0 & 0x0f;
     std::size_t hdr = 2;
     std::uint64_t len = b1 & 0x7f;
-    if (len == 126) hdr += 2;
-    else if (len == 127) hdr += 8;
+    if (len == 126)
+      hdr += 2;
+    else if (len == 127)
+      hdr += 8;
     hdr += 4;  // the mask key
     if (avail < hdr) break;
     if (len == 126) {
@@ -233,7 +235,8 @@ bool ws_session::take_token() {
   if (st_.cfg.rate_limit == 0) return true;
   auto now = now_us();
   std::int64_t cap = std::int64_t{st_.cfg.rate_limit} * 2000;
-  tokens_milli_ = std::min(cap, tokens_milli_ + (now - last_refill_us_) * st_.cfg.rate_limit / 1000);
+  tokens_milli_ =
+      std::min(cap, tokens_milli_ + (now - last_refill_us_) * st_.cfg.rate_limit / 1000);
   last_refill_us_ = now;
   if (tokens_milli_ < 1000) return false;
   tokens_milli_ -= 1000;
@@ -257,7 +260,8 @@ void ws_session::on_text(std::string_view payload, bool padded) {
 
 void ws_session::handle(request& r) {
   if (r.op == session_op::hello) return handle_hello(r);
-  if (state_ != state::ready) return reply(error_frame(r.id, errc::unauthorized, "send hello first"));
+  if (state_ != state::ready)
+    return reply(error_frame(r.id, errc::unauthorized, "send hello first"));
   switch (r.op) {
     case session_op::ping: {
       frame_builder b;
@@ -291,7 +295,8 @@ void ws_session::handle_hello(request& r) {
     if (r.dev_user.empty())
       return reply(error_frame(r.id, errc::unauthorized, "this node is in dev mode: send 'user'"));
     if (!valid_name(r.dev_user))
-      return reply_error(r.id, errc::bad_request, "'user' must be 1 to 128 chars of [A-Za-z0-9_.:@-]");
+      return reply_error(r.id, errc::bad_request,
+                         "'user' must be 1 to 128 chars of [A-Za-z0-9_.:@-]");
     user = user_id{r.dev_user};
   }
   user_ = std::move(*user);
@@ -309,7 +314,12 @@ void ws_session::handle_hello(request& r) {
 void ws_session::subscription_ended(const room_id& room) {
   joined_.erase(room.str());
   frame_builder b;
-  b.json().begin_object().field("op", "left").field("room", room.str()).field("reason", "kicked").end_object();
+  b.json()
+      .begin_object()
+      .field("op", "left")
+      .field("room", room.str())
+      .field("reason", "kicked")
+      .end_object();
   push(b.finish());
 }
 
@@ -325,7 +335,8 @@ void ws_session::push(const frame_ptr& f) {
   if (state_ == state::closed || close_queued_) return;
   auto size = f->wire().size();
   auto exempt = last_reply_end_ > written_total_ ? last_reply_end_ - written_total_ : 0;
-  if (queued_bytes_ - std::min<std::uint64_t>(exempt, queued_bytes_) + size > st_.cfg.max_outbound_bytes) {
+  if (queued_bytes_ - std::min<std::uint64_t>(exempt, queued_bytes_) + size >
+      st_.cfg.max_outbound_bytes) {
     st_.slow_consumers += 1;
     queue_.clear();  // what is not yet written is dropped; the client resumes with `since`
     queued_bytes_ = 0;
@@ -380,9 +391,10 @@ void ws_session::close(close_code code, std::string_view reason) {
   close_queued_ = true;
   if (writing_.empty() && queue_.empty()) return teardown();
   deadline_.expires_after(close_handshake_limit);
-  deadline_.async_wait([self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec) {
-    if (!ec) self->teardown();
-  });
+  deadline_.async_wait(
+      [self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec) {
+        if (!ec) self->teardown();
+      });
 }
 
 void ws_session::teardown() {

@@ -75,11 +75,11 @@ class ws_session final : public client_link {
   std::unique_ptr<char[]> rbuf_;
   std::size_t rcap_ = 0;  // usable bytes (the allocation has SIMDJSON padding beyond)
   std::size_t rlen_ = 0;
-  std::uint64_t skip_ = 0;       // payload bytes of an oversized frame still to discard
-  std::string fragments_;        // a fragmented text message being assembled
+  std::uint64_t skip_ = 0;  // payload bytes of an oversized frame still to discard
+  std::string fragments_;   // a fragmented text message being assembled
   bool in_fragmented_ = false;
-  bool discard_message_ = false; // drop the continuation frames of a rejected message
-  int consecutive_errors_ = 0;   // bad requests in a row, for close 4000
+  bool discard_message_ = false;  // drop the continuation frames of a rejected message
+  int consecutive_errors_ = 0;    // bad requests in a row, for close 4000
 
   // Rate limit: a token bucket in thousandths of a request.
   std::int64_t tokens_milli_ = 0;
@@ -87,10 +87,10 @@ class ws_session final : public client_link {
   int consecutive_limited_ = 0;
 
   // Write side.
-  std::vector<frame_ptr> queue_;     // waiting
-  std::vector<frame_ptr> writing_;   // in the current gather write
+  std::vector<frame_ptr> queue_;    // waiting
+  std::vector<frame_ptr> writing_;  // in the current gather write
   std::vector<boost::asio::const_buffer> iov_;
-  std::size_t queued_bytes_ = 0;     // queue_ + writing_
+  std::size_t queued_bytes_ = 0;  // queue_ + writing_
   // Replies are exempt from the slow-consumer bound. Writes are FIFO, so the exempt bytes still
   // queued are at most those enqueued up to the last reply minus everything written since.
   std::uint64_t enqueued_total_ = 0;

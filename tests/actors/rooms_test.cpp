@@ -3,9 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <simdjson.h>
 #include <condition_variable>
 #include <mutex>
-#include <simdjson.h>
 
 #include "actors/rooms.hpp"
 #include "storage/journal.hpp"
@@ -204,7 +204,8 @@ TEST_CASE("ten thousand idle rooms cost no actors once passivated") {
   }
   link->wait_for(count);
   auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (f.rs->stats().active > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  while (f.rs->stats().active > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
   auto s = f.rs->stats();
   CHECK(s.active == 0);
   CHECK(s.activated == count);

@@ -47,7 +47,9 @@ TEST_CASE("events round-trip through their JSON encoding") {
   std::string json;
   json_writer w(json);
   encode_event(w, e);
-  CHECK(json == R"({"op":"event","room":"general","seq":58,"ts":1732412345123,"type":"created","from":"alice","private":true,"topic":"plans","members":["alice","bob"]})");
+  CHECK(
+      json ==
+      R"({"op":"event","room":"general","seq":58,"ts":1732412345123,"type":"created","from":"alice","private":true,"topic":"plans","members":["alice","bob"]})");
   auto d = decode_event(json);
   REQUIRE(d);
   CHECK(d->room == e.room);
@@ -68,7 +70,8 @@ TEST_CASE("text frames carry the payload behind a correct header") {
   auto f = text_frame(mid);
   REQUIRE(f->wire().size() == 4 + 300);
   CHECK(static_cast<unsigned char>(f->wire()[1]) == 126);
-  CHECK((static_cast<unsigned char>(f->wire()[2]) << 8 | static_cast<unsigned char>(f->wire()[3])) == 300);
+  CHECK((static_cast<unsigned char>(f->wire()[2]) << 8 |
+         static_cast<unsigned char>(f->wire()[3])) == 300);
 
   std::string big(70000, 'b');
   auto g = text_frame(big);
@@ -85,7 +88,8 @@ TEST_CASE("close frames carry the code in network order") {
 TEST_CASE("replies echo the request id as raw JSON") {
   CHECK(error_frame("\"x\"", errc::not_found, "no")->payload() ==
         R"({"op":"error","id":"x","code":"not_found","message":"no"})");
-  CHECK(ack_frame("", room_id{"r"}, 3, 9)->payload() == R"({"op":"ack","room":"r","seq":3,"ts":9})");
+  CHECK(ack_frame("", room_id{"r"}, 3, 9)->payload() ==
+        R"({"op":"ack","room":"r","seq":3,"ts":9})");
 }
 
 TEST_CASE("tokens verify with the right secret until they expire") {

@@ -30,7 +30,8 @@ TEST_CASE("SIGTERM closes sessions with 4010, flushes, exits 0; the data is ther
   CHECK(ack.num("seq") == 3);
 }
 
-TEST_CASE("after SIGKILL every acked event is there with its seq, and rooms continue at the next seq") {
+TEST_CASE(
+    "after SIGKILL every acked event is there with its seq, and rooms continue at the next seq") {
   temp_dir dir;
   auto data = dir.str() + "/data";
   constexpr int rooms = 4;
@@ -73,15 +74,18 @@ TEST_CASE("after SIGKILL every acked event is there with its seq, and rooms cont
     std::int64_t expect = 1;
     for (std::int64_t after = 0; after < head;) {
       auto h = reader.request(R"({"op":"history","id":2,"room":")" + room + R"(","after":)" +
-                                  std::to_string(after) + R"(,"limit":200})", 2);
+                                  std::to_string(after) + R"(,"limit":200})",
+                              2);
       for (auto e : h.array("events")) {
         auto seq = std::int64_t(e["seq"]);
         REQUIRE(seq == expect++);  // no gaps
-        if (auto it = events.find(seq); it != events.end()) CHECK(std::string_view(e["text"]) == it->second);
+        if (auto it = events.find(seq); it != events.end())
+          CHECK(std::string_view(e["text"]) == it->second);
         after = seq;
       }
     }
-    auto next = reader.request(R"({"op":"send","id":3,"room":")" + room + R"(","text":"after crash"})", 3);
+    auto next =
+        reader.request(R"({"op":"send","id":3,"room":")" + room + R"(","text":"after crash"})", 3);
     CHECK(next.num("seq") == head + 1);
   }
 }

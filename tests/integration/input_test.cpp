@@ -36,14 +36,19 @@ TEST_CASE("every kind of bad request gets its error and leaves the connection us
       {"missing room", R"({"op":"send","id":1,"text":"x"})", "bad_request"},
       {"mistyped room", R"({"op":"send","id":1,"room":5,"text":"x"})", "bad_request"},
       {"invalid room name", R"({"op":"join","id":1,"room":"no spaces"})", "bad_request"},
-      {"room name too long", R"({"op":"join","id":1,"room":")" + std::string(129, 'r') + "\"}", "bad_request"},
+      {"room name too long", R"({"op":"join","id":1,"room":")" + std::string(129, 'r') + "\"}",
+       "bad_request"},
       {"empty text", R"({"op":"send","id":1,"room":"r","text":""})", "bad_request"},
-      {"oversized text", R"({"op":"send","id":1,"room":"r","text":")" + std::string(16385, 'x') + "\"}", "too_large"},
+      {"oversized text",
+       R"({"op":"send","id":1,"room":"r","text":")" + std::string(16385, 'x') + "\"}", "too_large"},
       {"mistyped since", R"({"op":"join","id":1,"room":"r","since":"x"})", "bad_request"},
       {"bad limit", R"({"op":"history","id":1,"room":"r","limit":500})", "bad_request"},
-      {"deep nesting", R"({"op":"ping","x":)" + std::string(200, '[') + std::string(200, ']') + "}", "bad_request"},
-      {"invalid UTF-8", "{\"op\":\"send\",\"id\":1,\"room\":\"r\",\"text\":\"\xc3\x28\"}", "bad_request"},
-      {"bad member name", R"({"op":"create","id":1,"room":"r2","members":["ok","not ok"]})", "bad_request"},
+      {"deep nesting", R"({"op":"ping","x":)" + std::string(200, '[') + std::string(200, ']') + "}",
+       "bad_request"},
+      {"invalid UTF-8", "{\"op\":\"send\",\"id\":1,\"room\":\"r\",\"text\":\"\xc3\x28\"}",
+       "bad_request"},
+      {"bad member name", R"({"op":"create","id":1,"room":"r2","members":["ok","not ok"]})",
+       "bad_request"},
   };
   for (auto& bc : cases) {
     INFO(bc.name);
@@ -64,7 +69,9 @@ TEST_CASE("every kind of bad request gets its error and leaves the connection us
   CHECK(c.next().str("code") == "too_large");
   CHECK(c.request(R"({"op":"ping","id":78})", 78).str("op") == "pong");
 
-  CHECK(bystander.request(R"({"op":"send","id":2,"room":"calm","text":"still here"})", 2).str("op") == "ack");
+  CHECK(
+      bystander.request(R"({"op":"send","id":2,"room":"calm","text":"still here"})", 2).str("op") ==
+      "ack");
 }
 
 TEST_CASE("repeated bad requests close the connection with 4000, and only that one") {
@@ -103,7 +110,8 @@ TEST_CASE("a slow consumer is closed with 4009 and misses nothing after join wit
   const std::string text(8000, 'x');
   constexpr int count = 2000;  // ~16 MB: more than the kernel's socket buffers hold
   for (int i = 1; i <= count; ++i)
-    pub.send(R"({"op":"send","id":)" + std::to_string(i) + R"(,"room":"firehose","text":")" + text + "\"}");
+    pub.send(R"({"op":"send","id":)" + std::to_string(i) + R"(,"room":"firehose","text":")" + text +
+             "\"}");
   pub.next_where([](const message& m) { return m.num("id") == count; }, 60s);
 
   slow.resume_reading();
@@ -132,7 +140,8 @@ TEST_CASE("a slow consumer is closed with 4009 and misses nothing after join wit
   auto next = last_seen + 1;
   for (int id = 100; next < from; ++id) {
     auto h = again.request(R"({"op":"history","id":)" + std::to_string(id) +
-                               R"(,"room":"firehose","limit":200,"after":)" + std::to_string(next - 1) + "}",
+                               R"(,"room":"firehose","limit":200,"after":)" +
+                               std::to_string(next - 1) + "}",
                            id);
     for (auto e : h.array("events")) {
       auto seq = std::int64_t(e["seq"]);

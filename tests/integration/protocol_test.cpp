@@ -15,7 +15,8 @@ namespace {
 struct running_node {
   temp_dir dir;
   node_process node;
-  explicit running_node(std::vector<std::string> extra = {}) : node(dir.str() + "/data", std::move(extra)) {}
+  explicit running_node(std::vector<std::string> extra = {})
+      : node(dir.str() + "/data", std::move(extra)) {}
   std::unique_ptr<ws_client> client(const std::string& user) {
     auto c = std::make_unique<ws_client>(node.port());
     c->hello(user);
@@ -23,7 +24,8 @@ struct running_node {
   }
 };
 
-std::string send_req(int id, const std::string& room, const std::string& text, const std::string& cid = "") {
+std::string send_req(int id, const std::string& room, const std::string& text,
+                     const std::string& cid = "") {
   std::string r = R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room +
                   R"(","text":")" + text + "\"";
   if (!cid.empty()) r += R"(,"cid":")" + cid + "\"";
@@ -54,7 +56,8 @@ TEST_CASE("with a secret, hello needs a valid token and dev-mode names are refus
   running_node n({"--secret", "s3cret"});
   ws_client c(n.node.port());
   CHECK(c.request(R"({"op":"hello","id":1,"user":"alice"})", 1).str("code") == "unauthorized");
-  CHECK(c.request(R"({"op":"hello","id":2,"token":"v1.e30.AAAA"})", 2).str("code") == "unauthorized");
+  CHECK(c.request(R"({"op":"hello","id":2,"token":"v1.e30.AAAA"})", 2).str("code") ==
+        "unauthorized");
   auto token = run_kaiwa({"token", "--user", "alice", "--ttl", "1h", "--secret", "s3cret"});
   while (!token.empty() && token.back() == '\n') token.pop_back();
   auto w = c.request(R"({"op":"hello","id":3,"token":")" + token + R"("})", 3);
@@ -62,7 +65,8 @@ TEST_CASE("with a secret, hello needs a valid token and dev-mode names are refus
   CHECK(w.str("user") == "alice");
   auto other = run_kaiwa({"token", "--user", "alice", "--secret", "other"});
   ws_client d(n.node.port());
-  CHECK(d.request(R"({"op":"hello","id":1,"token":")" + other.substr(0, other.size() - 1) + R"("})", 1)
+  CHECK(d.request(R"({"op":"hello","id":1,"token":")" + other.substr(0, other.size() - 1) + R"("})",
+                  1)
             .str("code") == "unauthorized");
 }
 
@@ -78,7 +82,8 @@ TEST_CASE("a connection that sends no hello is closed with 4001") {
   CHECK(c.close_code() == 4001);
 }
 
-TEST_CASE("join, send and fan-out: every subscriber sees every event once, in order, after joined") {
+TEST_CASE(
+    "join, send and fan-out: every subscriber sees every event once, in order, after joined") {
   running_node n;
   auto alice = n.client("alice");
   auto bob = n.client("bob");
@@ -146,13 +151,19 @@ TEST_CASE("edit is for the author; delete for the author or the owner") {
   owner->request(R"({"op":"create","id":1,"room":"r"})", 1);
   auto ack = alice->request(send_req(2, "r", "hello"), 2);
   auto seq = std::to_string(ack.num("seq"));
-  CHECK(bob->request(R"({"op":"edit","id":3,"room":"r","ref":)" + seq + R"(,"text":"x"})", 3).str("code") == "forbidden");
-  auto edit = alice->request(R"({"op":"edit","id":4,"room":"r","ref":)" + seq + R"(,"text":"hello!"})", 4);
+  CHECK(bob->request(R"({"op":"edit","id":3,"room":"r","ref":)" + seq + R"(,"text":"x"})", 3)
+            .str("code") == "forbidden");
+  auto edit =
+      alice->request(R"({"op":"edit","id":4,"room":"r","ref":)" + seq + R"(,"text":"hello!"})", 4);
   CHECK(edit.str("op") == "ack");
-  CHECK(bob->request(R"({"op":"delete","id":5,"room":"r","ref":)" + seq + "}", 5).str("code") == "forbidden");
-  CHECK(owner->request(R"({"op":"delete","id":6,"room":"r","ref":)" + seq + "}", 6).str("op") == "ack");
-  CHECK(alice->request(R"({"op":"edit","id":7,"room":"r","ref":999})", 7).str("code") == "bad_request");
-  CHECK(alice->request(R"({"op":"edit","id":8,"room":"r","ref":999,"text":"x"})", 8).str("code") == "not_found");
+  CHECK(bob->request(R"({"op":"delete","id":5,"room":"r","ref":)" + seq + "}", 5).str("code") ==
+        "forbidden");
+  CHECK(owner->request(R"({"op":"delete","id":6,"room":"r","ref":)" + seq + "}", 6).str("op") ==
+        "ack");
+  CHECK(alice->request(R"({"op":"edit","id":7,"room":"r","ref":999})", 7).str("code") ==
+        "bad_request");
+  CHECK(alice->request(R"({"op":"edit","id":8,"room":"r","ref":999,"text":"x"})", 8).str("code") ==
+        "not_found");
   auto h = alice->request(R"({"op":"history","id":9,"room":"r","after":2})", 9);
   simdjson::dom::array events;
   REQUIRE_FALSE(h.root()["events"].get(events));
@@ -195,25 +206,31 @@ TEST_CASE("private rooms: members only; the owner invites and kicks; kicked subs
   auto bob = n.client("bob");
   auto carol = n.client("carol");
   auto created = alice->request(
-      R"({"op":"create","id":1,"room":"secret","private":true,"members":["bob"],"topic":"plans"})", 1);
+      R"({"op":"create","id":1,"room":"secret","private":true,"members":["bob"],"topic":"plans"})",
+      1);
   CHECK(created.str("op") == "created");
   CHECK(created.num("seq") == 1);
-  CHECK(alice->request(R"({"op":"create","id":2,"room":"secret"})", 2).str("code") == "room_exists");
+  CHECK(alice->request(R"({"op":"create","id":2,"room":"secret"})", 2).str("code") ==
+        "room_exists");
 
   CHECK(carol->request(R"({"op":"join","id":1,"room":"secret"})", 1).str("code") == "forbidden");
   CHECK(carol->request(send_req(2, "secret", "hi"), 2).str("code") == "forbidden");
   CHECK(carol->request(R"({"op":"history","id":3,"room":"secret"})", 3).str("code") == "forbidden");
-  CHECK(bob->request(R"({"op":"invite","id":1,"room":"secret","user":"carol"})", 1).str("code") == "forbidden");
+  CHECK(bob->request(R"({"op":"invite","id":1,"room":"secret","user":"carol"})", 1).str("code") ==
+        "forbidden");
 
-  CHECK(alice->request(R"({"op":"invite","id":3,"room":"secret","user":"carol"})", 3).str("op") == "ack");
-  CHECK(carol->request(R"({"op":"join","id":4,"room":"secret","since":0})", 4).str("op") == "joined");
+  CHECK(alice->request(R"({"op":"invite","id":3,"room":"secret","user":"carol"})", 3).str("op") ==
+        "ack");
+  CHECK(carol->request(R"({"op":"join","id":4,"room":"secret","since":0})", 4).str("op") ==
+        "joined");
   auto first = carol->next_where(is_event);
   CHECK(first.str("type") == "created");
   CHECK(first.root()["private"].get_bool().value());
   CHECK(first.str("topic") == "plans");
   CHECK(carol->next_where(is_event).str("type") == "member_added");
 
-  CHECK(alice->request(R"({"op":"kick","id":5,"room":"secret","user":"carol"})", 5).str("op") == "ack");
+  CHECK(alice->request(R"({"op":"kick","id":5,"room":"secret","user":"carol"})", 5).str("op") ==
+        "ack");
   auto removed = carol->next_where(is_event);
   CHECK(removed.str("type") == "member_removed");
   CHECK(removed.str("user") == "carol");
@@ -258,9 +275,10 @@ TEST_CASE("read markers are stored, never move backwards, and send receipts to o
   CHECK(r.str("user") == "alice");
   CHECK(r.num("seq") == 3);
   CHECK(alice->request(R"({"op":"read","id":4,"room":"r","seq":2})", 4).str("op") == "ok");
-  CHECK(alice->request(R"({"op":"read","id":5,"room":"r","seq":99})", 5).str("code") == "bad_request");
+  CHECK(alice->request(R"({"op":"read","id":5,"room":"r","seq":99})", 5).str("code") ==
+        "bad_request");
   bob->request(R"({"op":"ping","id":9})", 9);  // everything before this reply has arrived
-  CHECK_FALSE(bob->recv(100ms));  // the backwards read sent no receipt
+  CHECK_FALSE(bob->recv(100ms));               // the backwards read sent no receipt
 }
 
 TEST_CASE("presence lists the users with a live subscription, sorted") {
@@ -279,7 +297,8 @@ TEST_CASE("presence lists the users with a live subscription, sorted") {
   bob2->request(R"({"op":"leave","id":3,"room":"r"})", 3);
   auto deadline = std::chrono::steady_clock::now() + 10s;
   for (int id = 10;; ++id) {  // bob's disconnect reaches the room asynchronously
-    auto q = alice->request(R"({"op":"presence","id":)" + std::to_string(id) + R"(,"room":"r"})", id);
+    auto q =
+        alice->request(R"({"op":"presence","id":)" + std::to_string(id) + R"(,"room":"r"})", id);
     if (q.array("users").size() == 1) break;
     REQUIRE(std::chrono::steady_clock::now() < deadline);
   }
@@ -316,5 +335,6 @@ TEST_CASE("the node serves health, readiness, a page, status and metrics over HT
   auto status = http_get(n.node.admin_port(), "/admin/v1/status");
   CHECK(status.first == 200);
   CHECK(status.second.find(R"("durability":"sync")") != std::string::npos);
-  CHECK(http_get(n.node.admin_port(), "/metrics").second.find("kaiwa_connections ") != std::string::npos);
+  CHECK(http_get(n.node.admin_port(), "/metrics").second.find("kaiwa_connections ") !=
+        std::string::npos);
 }

@@ -109,7 +109,8 @@ TEST_CASE("group commit: concurrent writers complete in order and share syncs") 
   auto st = j->stats();
   CHECK(st.write_sets == threads * per_thread);
   CHECK(st.commits < st.write_sets);  // writes were grouped
-  for (int t = 0; t < threads; ++t) CHECK(*j->last_seq(room_id{"room" + std::to_string(t)}) == per_thread);
+  for (int t = 0; t < threads; ++t)
+    CHECK(*j->last_seq(room_id{"room" + std::to_string(t)}) == per_thread);
 }
 
 TEST_CASE("what was committed survives closing and reopening") {

@@ -21,8 +21,8 @@ namespace kaiwa::test {
 using namespace std::chrono_literals;
 
 node_process::node_process(const std::string& data_dir, std::vector<std::string> extra) {
-  std::vector<std::string> args = {KAIWA_BINARY, "start", "--listen", "127.0.0.1:0",
-                                   "--admin", "127.0.0.1:0", "--data-dir", data_dir};
+  std::vector<std::string> args = {KAIWA_BINARY, "start",       "--listen",   "127.0.0.1:0",
+                                   "--admin",    "127.0.0.1:0", "--data-dir", data_dir};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -44,7 +44,8 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
   auto deadline = std::chrono::steady_clock::now() + 20s;
   std::smatch m;
   while (!std::regex_search(output_, m, ready)) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     pollfd p{out_fd_, POLLIN, 0};
     if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0)
       throw std::runtime_error("node did not start: " + output_);

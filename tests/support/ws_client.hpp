@@ -18,8 +18,8 @@ class message {
  public:
   explicit message(std::string json);
   const std::string& json() const { return json_; }
-  std::string str(const char* key) const;  // "" when absent
-  std::int64_t num(const char* key) const; // -1 when absent
+  std::string str(const char* key) const;   // "" when absent
+  std::int64_t num(const char* key) const;  // -1 when absent
   bool has(const char* key) const;
   /// The array at `key`; empty when absent.
   simdjson::dom::array array(const char* key) const;

@@ -89,3 +89,13 @@ TEST_CASE(
     CHECK(next.num("seq") == head + 1);
   }
 }
+
+TEST_CASE("durability async acks and reports itself in status") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data", {"--durability", "async"});
+  ws_client c(node.port());
+  c.hello("alice");
+  CHECK(c.request(R"({"op":"send","id":1,"room":"r","text":"fast"})", 1).num("seq") == 2);
+  CHECK(http_get(node.admin_port(), "/admin/v1/status").second.find(R"("durability":"async")") !=
+        std::string::npos);
+}

@@ -91,7 +91,7 @@ TEST_CASE(
   auto j1 = bob->request(R"({"op":"join","id":1,"room":"general"})", 1);
   CHECK(j1.str("op") == "joined");
   CHECK(j1.str("room") == "general");
-  carol->request(R"({"op":"join","id":1,"room":"general"})", 1);
+  carol->request(R"({"op":"join","id":1,"room":"general","since":0})", 1);
 
   // Pipelined: 300 sends without waiting for acks.
   constexpr int count = 300;
@@ -247,9 +247,8 @@ TEST_CASE("typing reaches the other subscribers only and is not persisted") {
   auto alice = n.client("alice");
   auto bob = n.client("bob");
   alice->request(R"({"op":"join","id":1,"room":"r"})", 1);
+  alice->next_where(is_event);  // created: the room exists and is durable
   bob->request(R"({"op":"join","id":1,"room":"r"})", 1);
-  alice->next_where(is_event);  // created
-  bob->next_where(is_event);
   alice->send(R"({"op":"typing","room":"r"})");
   auto t = bob->next();
   CHECK(t.str("op") == "typing");

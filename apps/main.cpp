@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "apps/bench.hpp"
+#include "bench/scenarios.hpp"
 #include "apps/node.hpp"
 #include "core/token.hpp"
 
@@ -188,34 +188,58 @@ int main(int argc, char** argv) {
   });
 
   // -- kaiwa bench ---------------------------------------------------------------------------
-  app::rooms_bench_config bench_cfg;
-  std::string target = "127.0.0.1:8080";
-  auto* bench = app.add_subcommand("bench", "Load-test a node (127.0.0.1 only)");
-  bench->require_subcommand(1);
-  auto* rooms_scn = bench->add_subcommand("rooms", "R rooms, one pipelining publisher each");
-  rooms_scn->add_option("--target", target, "The node's public ADDR:PORT")->capture_default_str();
-  rooms_scn->add_option("--rooms", bench_cfg.rooms, "Rooms (one publisher connection each)")
-      ->capture_default_str();
-  rooms_scn->add_option("--window", bench_cfg.window, "Sends in flight per publisher")
-      ->capture_default_str();
-  rooms_scn->add_option("--payload", bench_cfg.payload, "Message text bytes")
-      ->capture_default_str();
-  rooms_scn->add_option("--rate", bench_cfg.rate, "Offered msgs/s in total (0: max)")
-      ->capture_default_str();
-  rooms_scn->add_option("--duration", bench_cfg.duration_s, "Measured seconds")
-      ->capture_default_str();
-  rooms_scn->add_option("--warmup", bench_cfg.warmup_s, "Warm-up seconds before measuring")
-      ->capture_default_str();
-  rooms_scn->add_option("--threads", bench_cfg.threads, "Client I/O threads")
-      ->capture_default_str();
-  rooms_scn->callback([&] {
-    net::endpoint ep;
+  bench::run_options run;
+  std::string target = "127.0.0.1:8080", admin_target = "127.0.0.1:8081";
+  auto* bench_cmd = app.add_subcommand("bench", "Load-test a node on this machine (loopback only)");
+  bench_cmd->require_subcommand(1);
+  auto common = [&](CLI::App* s) {
+    s->add_option("--target", target, "The node's public ADDR:PORT")->capture_default_str();
+    s->add_option("--admin", admin_target, "The node's admin ADDR:PORT (status, memory)")->capture_default_str();
+    s->add_option("--threads", run.threads, "Client worker threads")->capture_default_str();
+    s->add_option("--duration", run.duration_s, "Measured seconds")->capture_default_str();
+    s->add_option("--warmup", run.warmup_s, "Seconds before measuring")->capture_default_str();
+    s->add_flag("--json", run.json, "Print the summary as JSON");
+    s->add_flag("--quiet", run.quiet, "No progress lines");
+  };
+  auto resolve = [&] {
+    net::endpoint ep, adm;
     if (!parse_endpoint(target, ep)) throw CLI::ValidationError("--target", "expected ADDR:PORT");
-    if (!is_loopback(ep.host))
-      throw CLI::ValidationError("--target", "bench only targets loopback addresses");
-    bench_cfg.host = ep.host == "localhost" ? "127.0.0.1" : ep.host;
-    bench_cfg.port = ep.port;
-    std::exit(app::run_rooms_bench(bench_cfg));
+    if (!parse_endpoint(admin_target, adm)) throw CLI::ValidationError("--admin", "expected ADDR:PORT");
+    if (!is_loopback(ep.host) || !is_loopback(adm.host))
+      throw CLI::ValidationError("--target", "kaiwa bench only targets loopback addresses");
+    auto fix = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
+    run.server = {fix(ep.host), ep.port};
+    run.admin = {fix(adm.host), adm.port};
+  };
+
+  bench::pubsub_config fanout_cfg;
+  fanout_cfg.subscribers = 1000;
+  fanout_cfg.publishers = 1;
+  auto* fanout = bench_cmd->add_subcommand("fanout", "1 room, S subscribers, P publishers");
+  common(fanout);
+  fanout->add_option("--subscribers", fanout_cfg.subscribers, "Subscribers")->capture_default_str();
+  fanout->add_option("--publishers", fanout_cfg.publishers, "Publishers")->capture_default_str();
+  fanout->add_option("--payload", fanout_cfg.payload, "Text bytes")->capture_default_str();
+  fanout->add_option("--rate", fanout_cfg.rate, "Offered msgs/s in total (0: max)")->capture_default_str();
+  fanout->add_option("--window", fanout_cfg.window, "Sends in flight per publisher")->capture_default_str();
+  fanout->callback([&] {
+    resolve();
+    std::exit(bench::run_pubsub(run, fanout_cfg, "fanout"));
+  });
+
+  bench::pubsub_config rooms_cfg;
+  rooms_cfg.rooms = 1000;
+  auto* rooms_cmd = bench_cmd->add_subcommand("rooms", "R rooms, each with its publishers and subscribers");
+  common(rooms_cmd);
+  rooms_cmd->add_option("--rooms", rooms_cfg.rooms, "Rooms")->capture_default_str();
+  rooms_cmd->add_option("--publishers", rooms_cfg.publishers, "Publishers per room")->capture_default_str();
+  rooms_cmd->add_option("--subscribers", rooms_cfg.subscribers, "Subscribers per room")->capture_default_str();
+  rooms_cmd->add_option("--payload", rooms_cfg.payload, "Text bytes")->capture_default_str();
+  rooms_cmd->add_option("--rate", rooms_cfg.rate, "Offered msgs/s in total (0: max)")->capture_default_str();
+  rooms_cmd->add_option("--window", rooms_cfg.window, "Sends in flight per publisher")->capture_default_str();
+  rooms_cmd->callback([&] {
+    resolve();
+    std::exit(bench::run_pubsub(run, rooms_cfg, "rooms"));
   });
 
   CLI11_PARSE(app, argc, argv);

@@ -1,10 +1,41 @@
 #include "apps/node.hpp"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "core/json.hpp"
 
 namespace kaiwa::app {
+
+namespace {
+
+std::uint64_t process_rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::uint64_t process_open_fds() {
+  std::error_code ec;
+  std::uint64_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+std::uint64_t process_fd_limit() {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_cur;
+}
+
+}  // namespace
 
 node::node(node_config cfg) : cfg_(std::move(cfg)) {}
 
@@ -81,6 +112,10 @@ std::string node::status_json() const {
       .field("connections", g.connections)
       .field("rooms_active", r.active)
       .field("durability", cfg_.journal.sync ? "sync" : "async")
+      .field("pid", static_cast<std::int64_t>(getpid()))
+      .field("rss_bytes", process_rss_bytes())
+      .field("open_fds", process_open_fds())
+      .field("fd_limit", process_fd_limit())
       .field("ready", ready_.load())
       .end_object();
   out += '\n';
@@ -102,6 +137,9 @@ std::string node::metrics_text() const {
   metric("kaiwa_frames_out_total", "counter", "Frames written to clients.", g.frames_out);
   metric("kaiwa_slow_consumers_total", "counter", "Sessions closed as slow consumers (4009).",
          g.slow_consumers);
+  metric("process_resident_memory_bytes", "gauge", "Resident memory.", process_rss_bytes());
+  metric("process_open_fds", "gauge", "Open file descriptors.", process_open_fds());
+  metric("process_max_fds", "gauge", "Open-files limit.", process_fd_limit());
   metric("kaiwa_rooms_active", "gauge", "Room actors running.", r.active);
   metric("kaiwa_rooms_activated_total", "counter", "Room activations.", r.activated);
   metric("kaiwa_rooms_passivated_total", "counter", "Room passivations.", r.passivated);

@@ -1,0 +1,245 @@
+// fanout (1 room, S subscribers, P publishers) and rooms (R rooms, each with its publishers and
+// subscribers): subscribers join first; then publishers send (paced, or up to a window in
+// flight), putting their send time in the text so subscribers measure end-to-end delivery.
+
+#include <fmt/format.h>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "bench/run.hpp"
+
+namespace kaiwa::bench {
+
+namespace {
+
+struct member {
+  std::shared_ptr<connection> conn;
+  std::size_t room = 0;
+  bool publisher = false;
+  // publisher
+  std::uint64_t next_id = 0;
+  std::uint64_t in_flight = 0;
+  std::vector<std::int64_t> sent_ns;  // by id % window, for ack latency
+  std::unique_ptr<boost::asio::steady_timer> pacer;
+  clock_type::time_point next_send;
+  // subscriber
+  seq_checker checker;
+};
+
+class pubsub : public connection_events {
+ public:
+  pubsub(runner& r, const pubsub_config& c) : r_(r), c_(c), max_acked_(c.rooms) {
+    for (auto& m : max_acked_) m = 0;
+  }
+
+  int run(const std::string& name) {
+    auto& o = r_.opts();
+    auto subs = c_.rooms * c_.subscribers, pubs = c_.rooms * c_.publishers;
+    members_.resize(subs + pubs);
+    last_seen_ = std::vector<std::atomic<std::int64_t>>(subs + pubs);
+    text_.assign(c_.payload, 'x');
+    for (std::size_t i = 0; i < subs; ++i) {
+      members_[i].room = i % c_.rooms;
+      members_[i].conn = r_.connect(i, fmt::format("sub-{}", i), *this);
+    }
+    bool ok = r_.wait([&] { return joined_ == subs || failed_; }, std::chrono::seconds(120),
+                      [&] { return fmt::format("subscribers joined {}/{}", joined_.load(), subs); });
+    if (!ok || failed_) return abort("subscribers could not join");
+    for (std::size_t i = subs; i < subs + pubs; ++i) {
+      auto& m = members_[i];
+      m.room = (i - subs) % c_.rooms;
+      m.publisher = true;
+      m.sent_ns.resize(std::max<std::size_t>(c_.window, 1) * 2);
+      m.conn = r_.connect(i, fmt::format("pub-{}", i), *this);
+    }
+    ok = r_.wait([&] { return ready_pubs_ == pubs || failed_; }, std::chrono::seconds(120),
+                 [&] { return fmt::format("publishers ready {}/{}", ready_pubs_.load(), pubs); });
+    if (!ok || failed_) return abort("publishers could not connect");
+
+    auto start = clock_type::now();
+    measure_from_ = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.warmup_s));
+    stop_at_ = measure_from_ + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.duration_s));
+    measure_from_ns_ = now_ns() + static_cast<std::int64_t>(o.warmup_s * 1e9);
+    stop_at_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);
+    for (std::size_t i = subs; i < subs + pubs; ++i)
+      r_.post(i % r_.threads(), [this, i] { send_more(members_[i]); });
+    std::uint64_t last_acked = 0, last_delivered = 0;
+    r_.wait([&] { return clock_type::now() >= stop_at_; }, std::chrono::duration<double>(o.warmup_s + o.duration_s + 1), [&] {
+      auto a = acked_.load(), d = delivered_.load();
+      auto line = fmt::format("acked {}/s delivered {}/s", a - last_acked, d - last_delivered);
+      last_acked = a;
+      last_delivered = d;
+      return line;
+    });
+    stopping_ = true;
+    // Drain: every subscriber must reach its room's highest acked seq.
+    bool drained = r_.wait([&] { return in_flight_total_ == 0 && lagging() == 0; }, std::chrono::seconds(30),
+                           [&] { return fmt::format("draining: {} subscribers behind", lagging()); });
+    auto cpu = r_.cpu_percent();
+    auto st = r_.finish();
+    std::uint64_t lost = drained ? 0 : lagging();
+    report rep(name);
+    rep.param("rooms", std::to_string(c_.rooms))
+        .param("publishers_per_room", std::to_string(c_.publishers))
+        .param("subscribers_per_room", std::to_string(c_.subscribers))
+        .param("payload", std::to_string(c_.payload))
+        .param("offered", c_.rate > 0 ? fmt::format("{:.0f}/s", c_.rate) : "max")
+        .param("window", std::to_string(c_.window))
+        .param("duration_s", fmt::format("{}", o.duration_s));
+    rep.figure("offered msgs/s", c_.rate)
+        .figure("sent msgs/s", st.sent / o.duration_s)
+        .figure("acked msgs/s", st.acked / o.duration_s)
+        .figure("delivered events/s", st.delivered / o.duration_s)
+        .figure("order violations", st.violations)
+        .figure("subscribers missing acked", lost)
+        .figure("closed connections", closed_.load())
+        .figure("bench cpu %", cpu)
+        .latency("ack", st.ack_us)
+        .latency("delivery", st.delivery_us)
+        .errors(st.errors)
+        .print(o.json);
+    return st.violations == 0 && lost == 0 && closed_ == 0 && st.errors.empty() && st.acked > 0 ? 0 : 1;
+  }
+
+  // -- connection_events --------------------------------------------------------------------
+
+  void on_ready(connection& c) override {
+    auto& m = members_[c.index()];
+    if (m.publisher) {
+      ready_pubs_ += 1;
+    } else {
+      c.send(fmt::format(R"({{"op":"join","id":"j","room":"{}"}})", room_name(m.room)));
+    }
+  }
+
+  void on_message(connection& c, std::string_view json) override {
+    auto& m = members_[c.index()];
+    auto t = c.index() % r_.threads();
+    auto& st = r_.thread_stats(t);
+    if (json.starts_with(R"({"op":"event")")) {
+      auto seq = json_int(json, R"("seq":)");
+      std::string problem;
+      if (!m.checker.observe(seq, problem)) r_.violation(t, fmt::format("{} in {}: {}", c.user(), room_name(m.room), problem));
+      last_seen_[c.index()].store(m.checker.last(), std::memory_order_relaxed);
+      auto sent = json_int(json, R"("text":)");
+      auto now = now_ns();
+      if (sent >= measure_from_ns_ && sent < stop_at_ns_) {
+        st.delivered += 1;
+        st.delivery_us.record(static_cast<std::uint64_t>(now - sent) / 1000);
+        delivered_.fetch_add(1, std::memory_order_relaxed);
+      }
+      return;
+    }
+    if (json.starts_with(R"({"op":"ack")")) {
+      auto id = json_int(json, R"("id":)");
+      auto seq = json_int(json, R"("seq":)");
+      auto now = now_ns();
+      auto sent = m.sent_ns[static_cast<std::size_t>(id) % m.sent_ns.size()];
+      if (sent >= measure_from_ns_ && sent < stop_at_ns_) {
+        st.acked += 1;
+        st.ack_us.record(static_cast<std::uint64_t>(now - sent) / 1000);
+        acked_.fetch_add(1, std::memory_order_relaxed);
+      }
+      auto& max = max_acked_[m.room];
+      auto cur = max.load(std::memory_order_relaxed);
+      while (seq > cur && !max.compare_exchange_weak(cur, seq, std::memory_order_relaxed)) {}
+      m.in_flight -= 1;
+      in_flight_total_.fetch_sub(1, std::memory_order_relaxed);
+      send_more(m);
+      return;
+    }
+    if (json.starts_with(R"({"op":"joined")")) {
+      m.checker.reset_to(json_int(json, R"("head":)"));
+      last_seen_[c.index()].store(m.checker.last(), std::memory_order_relaxed);
+      joined_ += 1;
+      return;
+    }
+    if (json.starts_with(R"({"op":"error")")) {
+      r_.error(t, json_str(json, R"("code":)"));
+      if (m.publisher) {
+        m.in_flight -= 1;
+        in_flight_total_.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
+    closed_ += 1;
+    auto t = c.index() % r_.threads();
+    r_.error(t, code ? fmt::format("close {}", code) : std::string("disconnected"));
+    if (!c.ready()) {
+      fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);
+      failed_ = true;
+    }
+  }
+
+ private:
+  static std::string room_name(std::size_t r) { return fmt::format("bench-{}", r); }
+
+  std::size_t lagging() const {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < c_.rooms * c_.subscribers; ++i)
+      if (last_seen_[i].load(std::memory_order_relaxed) < max_acked_[members_[i].room].load(std::memory_order_relaxed)) ++n;
+    return n;
+  }
+
+  void send_more(member& m) {
+    if (stopping_ || !m.conn) return;
+    auto per_pub_rate = c_.rate / static_cast<double>(c_.rooms * c_.publishers);
+    while (m.in_flight < c_.window) {
+      auto now = clock_type::now();
+      if (c_.rate > 0) {
+        if (m.next_send.time_since_epoch().count() == 0) m.next_send = now;
+        if (m.next_send > now) {
+          if (!m.pacer) m.pacer = std::make_unique<boost::asio::steady_timer>(r_.ioc(m.conn->index() % r_.threads()));
+          m.pacer->expires_at(m.next_send);
+          m.pacer->async_wait([this, &m](boost::system::error_code ec) {
+            if (!ec) send_more(m);
+          });
+          return;
+        }
+        m.next_send += std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(1.0 / per_pub_rate));
+      }
+      auto id = m.next_id++;
+      auto ns = now_ns();
+      m.sent_ns[id % m.sent_ns.size()] = ns;
+      auto text = fmt::format("{}:", ns);
+      if (text.size() < text_.size()) text.append(text_, 0, text_.size() - text.size());
+      m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id, room_name(m.room), text));
+      m.in_flight += 1;
+      in_flight_total_.fetch_add(1, std::memory_order_relaxed);
+      if (ns >= measure_from_ns_ && ns < stop_at_ns_) r_.thread_stats(m.conn->index() % r_.threads()).sent += 1;
+      if (clock_type::now() >= stop_at_) stopping_ = true;
+    }
+  }
+
+  int abort(const char* why) {
+    fmt::print(stderr, "bench: {}\n", why);
+    r_.finish();
+    return 1;
+  }
+
+  runner& r_;
+  pubsub_config c_;
+  std::vector<member> members_;
+  std::vector<std::atomic<std::int64_t>> max_acked_;  // per room
+  std::vector<std::atomic<std::int64_t>> last_seen_;  // per subscriber, for the drain check
+  std::string text_;
+  std::atomic<std::size_t> joined_{0}, ready_pubs_{0}, closed_{0};
+  std::atomic<std::uint64_t> acked_{0}, delivered_{0};
+  std::atomic<std::int64_t> in_flight_total_{0};
+  std::atomic<bool> stopping_{false}, failed_{false};
+  clock_type::time_point measure_from_, stop_at_;
+  std::int64_t measure_from_ns_ = 0, stop_at_ns_ = 0;
+};
+
+}  // namespace
+
+int run_pubsub(const run_options& o, const pubsub_config& c, const std::string& name) {
+  raise_fd_limit();
+  runner r(o);
+  pubsub p(r, c);
+  return p.run(name);
+}
+
+}  // namespace kaiwa::bench

@@ -1,0 +1,67 @@
+#pragma once
+// `kaiwa bench` scenarios (docs/benchmarks.md). Each runs against a node on the loopback
+// interface, checks every event it receives (seq strictly increasing by one per subscription,
+// no duplicates, nothing acked missing), prints a report, and returns the process exit code:
+// 0 when the run was clean, 1 when it found a violation or could not run.
+
+#include <cstdint>
+#include <string>
+
+#include "bench/connection.hpp"
+
+namespace kaiwa::bench {
+
+struct run_options {
+  endpoint server;                       // the node's public listener
+  endpoint admin{"127.0.0.1", 8081};     // its admin listener (status, memory)
+  std::size_t threads = 1;               // client worker threads
+  double duration_s = 10;                // measured time
+  double warmup_s = 2;                   // before measuring
+  bool json = false;                     // machine-readable report
+  bool quiet = false;                    // no progress lines
+};
+
+struct pubsub_config {
+  std::size_t rooms = 1;
+  std::size_t publishers = 1;   // per room
+  std::size_t subscribers = 1;  // per room
+  std::size_t payload = 128;    // text bytes
+  double rate = 0;              // offered msgs/s in total; 0 = as fast as acks allow
+  std::size_t window = 8;       // sends in flight per publisher
+};
+
+struct conns_config {
+  std::size_t connections = 1000;
+  std::size_t per_room = 100;  // connections joined to each room
+};
+
+struct history_config {
+  std::size_t rooms = 10;
+  std::size_t events = 5000;   // log length per room (prefilled if shorter)
+  std::size_t clients = 50;
+  std::size_t limit = 50;      // events per page
+  std::size_t window = 4;      // requests in flight per client
+};
+
+struct resume_config {
+  std::size_t clients = 1000;
+  std::size_t rooms = 10;
+  double rate = 2000;          // msgs/s published while clients are away
+  double away_s = 1;          // how long they stay disconnected
+};
+
+struct chat_config {
+  std::size_t users = 1000;
+  std::size_t rooms = 200;
+  std::size_t rooms_per_user = 5;
+  double zipf = 1.1;           // room popularity exponent
+  double sends_per_user_s = 0.2;
+};
+
+int run_pubsub(const run_options& o, const pubsub_config& c, const std::string& name);
+int run_conns(const run_options& o, const conns_config& c);
+int run_history(const run_options& o, const history_config& c);
+int run_resume(const run_options& o, const resume_config& c);
+int run_chat(const run_options& o, const chat_config& c);
+
+}  // namespace kaiwa::bench

@@ -242,6 +242,54 @@ int main(int argc, char** argv) {
     std::exit(bench::run_pubsub(run, rooms_cfg, "rooms"));
   });
 
+  bench::conns_config conns_cfg;
+  auto* conns_cmd = bench_cmd->add_subcommand("conns", "N idle connections, then one broadcast per room");
+  common(conns_cmd);
+  conns_cmd->add_option("--connections", conns_cfg.connections, "Connections")->capture_default_str();
+  conns_cmd->add_option("--per-room", conns_cfg.per_room, "Connections joined to each room")->capture_default_str();
+  conns_cmd->callback([&] {
+    resolve();
+    std::exit(bench::run_conns(run, conns_cfg));
+  });
+
+  bench::history_config history_cfg;
+  auto* history_cmd = bench_cmd->add_subcommand("history", "Random history pages over rooms with long logs");
+  common(history_cmd);
+  history_cmd->add_option("--rooms", history_cfg.rooms, "Rooms")->capture_default_str();
+  history_cmd->add_option("--events", history_cfg.events, "Log length per room (prefilled)")->capture_default_str();
+  history_cmd->add_option("--clients", history_cfg.clients, "Reading connections")->capture_default_str();
+  history_cmd->add_option("--limit", history_cfg.limit, "Events per page")->capture_default_str();
+  history_cmd->add_option("--window", history_cfg.window, "Requests in flight per client")->capture_default_str();
+  history_cmd->callback([&] {
+    resolve();
+    std::exit(bench::run_history(run, history_cfg));
+  });
+
+  bench::resume_config resume_cfg;
+  auto* resume_cmd = bench_cmd->add_subcommand("resume", "A reconnect storm: all clients drop and rejoin with since");
+  common(resume_cmd);
+  resume_cmd->add_option("--clients", resume_cfg.clients, "Clients")->capture_default_str();
+  resume_cmd->add_option("--rooms", resume_cfg.rooms, "Rooms")->capture_default_str();
+  resume_cmd->add_option("--rate", resume_cfg.rate, "Msgs/s published meanwhile")->capture_default_str();
+  resume_cmd->add_option("--away", resume_cfg.away_s, "Seconds the clients stay away")->capture_default_str();
+  resume_cmd->callback([&] {
+    resolve();
+    std::exit(bench::run_resume(run, resume_cfg));
+  });
+
+  bench::chat_config chat_cfg;
+  auto* chat_cmd = bench_cmd->add_subcommand("chat", "A realistic mix: Zipf rooms, typing, reads, history, edits");
+  common(chat_cmd);
+  chat_cmd->add_option("--users", chat_cfg.users, "Users (one connection each)")->capture_default_str();
+  chat_cmd->add_option("--rooms", chat_cfg.rooms, "Rooms")->capture_default_str();
+  chat_cmd->add_option("--rooms-per-user", chat_cfg.rooms_per_user, "Rooms each user joins")->capture_default_str();
+  chat_cmd->add_option("--zipf", chat_cfg.zipf, "Room popularity exponent")->capture_default_str();
+  chat_cmd->add_option("--send-rate", chat_cfg.sends_per_user_s, "Sends per user per second")->capture_default_str();
+  chat_cmd->callback([&] {
+    resolve();
+    std::exit(bench::run_chat(run, chat_cfg));
+  });
+
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -113,8 +113,9 @@ void connection::parse() {
     std::uint64_t len = b[pos + 1] & 0x7f;
     std::size_t hdr = len == 126 ? 4 : len == 127 ? 10 : 2;
     if (rlen_ - pos < hdr) break;
-    if (len == 126) len = (std::uint64_t{b[pos + 2]} << 8) | b[pos + 3];
-    if (len == 127) {
+    if (len == 126) {
+      len = (std::uint64_t{b[pos + 2]} << 8) | b[pos + 3];
+    } else if (len == 127) {
       len = 0;
       for (int i = 0; i < 8; ++i) len = (len << 8) | b[pos + 2 + i];
     }

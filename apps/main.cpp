@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "bench/scenarios.hpp"
 #include "apps/node.hpp"
+#include "bench/scenarios.hpp"
 #include "core/token.hpp"
 
 namespace {
@@ -194,7 +194,8 @@ int main(int argc, char** argv) {
   bench_cmd->require_subcommand(1);
   auto common = [&](CLI::App* s) {
     s->add_option("--target", target, "The node's public ADDR:PORT")->capture_default_str();
-    s->add_option("--admin", admin_target, "The node's admin ADDR:PORT (status, memory)")->capture_default_str();
+    s->add_option("--admin", admin_target, "The node's admin ADDR:PORT (status, memory)")
+        ->capture_default_str();
     s->add_option("--threads", run.threads, "Client worker threads")->capture_default_str();
     s->add_option("--duration", run.duration_s, "Measured seconds")->capture_default_str();
     s->add_option("--warmup", run.warmup_s, "Seconds before measuring")->capture_default_str();
@@ -204,7 +205,8 @@ int main(int argc, char** argv) {
   auto resolve = [&] {
     net::endpoint ep, adm;
     if (!parse_endpoint(target, ep)) throw CLI::ValidationError("--target", "expected ADDR:PORT");
-    if (!parse_endpoint(admin_target, adm)) throw CLI::ValidationError("--admin", "expected ADDR:PORT");
+    if (!parse_endpoint(admin_target, adm))
+      throw CLI::ValidationError("--admin", "expected ADDR:PORT");
     if (!is_loopback(ep.host) || !is_loopback(adm.host))
       throw CLI::ValidationError("--target", "kaiwa bench only targets loopback addresses");
     auto fix = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
@@ -220,8 +222,10 @@ int main(int argc, char** argv) {
   fanout->add_option("--subscribers", fanout_cfg.subscribers, "Subscribers")->capture_default_str();
   fanout->add_option("--publishers", fanout_cfg.publishers, "Publishers")->capture_default_str();
   fanout->add_option("--payload", fanout_cfg.payload, "Text bytes")->capture_default_str();
-  fanout->add_option("--rate", fanout_cfg.rate, "Offered msgs/s in total (0: max)")->capture_default_str();
-  fanout->add_option("--window", fanout_cfg.window, "Sends in flight per publisher")->capture_default_str();
+  fanout->add_option("--rate", fanout_cfg.rate, "Offered msgs/s in total (0: max)")
+      ->capture_default_str();
+  fanout->add_option("--window", fanout_cfg.window, "Sends in flight per publisher")
+      ->capture_default_str();
   fanout->callback([&] {
     resolve();
     std::exit(bench::run_pubsub(run, fanout_cfg, "fanout"));
@@ -229,62 +233,81 @@ int main(int argc, char** argv) {
 
   bench::pubsub_config rooms_cfg;
   rooms_cfg.rooms = 1000;
-  auto* rooms_cmd = bench_cmd->add_subcommand("rooms", "R rooms, each with its publishers and subscribers");
+  auto* rooms_cmd =
+      bench_cmd->add_subcommand("rooms", "R rooms, each with its publishers and subscribers");
   common(rooms_cmd);
   rooms_cmd->add_option("--rooms", rooms_cfg.rooms, "Rooms")->capture_default_str();
-  rooms_cmd->add_option("--publishers", rooms_cfg.publishers, "Publishers per room")->capture_default_str();
-  rooms_cmd->add_option("--subscribers", rooms_cfg.subscribers, "Subscribers per room")->capture_default_str();
+  rooms_cmd->add_option("--publishers", rooms_cfg.publishers, "Publishers per room")
+      ->capture_default_str();
+  rooms_cmd->add_option("--subscribers", rooms_cfg.subscribers, "Subscribers per room")
+      ->capture_default_str();
   rooms_cmd->add_option("--payload", rooms_cfg.payload, "Text bytes")->capture_default_str();
-  rooms_cmd->add_option("--rate", rooms_cfg.rate, "Offered msgs/s in total (0: max)")->capture_default_str();
-  rooms_cmd->add_option("--window", rooms_cfg.window, "Sends in flight per publisher")->capture_default_str();
+  rooms_cmd->add_option("--rate", rooms_cfg.rate, "Offered msgs/s in total (0: max)")
+      ->capture_default_str();
+  rooms_cmd->add_option("--window", rooms_cfg.window, "Sends in flight per publisher")
+      ->capture_default_str();
   rooms_cmd->callback([&] {
     resolve();
     std::exit(bench::run_pubsub(run, rooms_cfg, "rooms"));
   });
 
   bench::conns_config conns_cfg;
-  auto* conns_cmd = bench_cmd->add_subcommand("conns", "N idle connections, then one broadcast per room");
+  auto* conns_cmd =
+      bench_cmd->add_subcommand("conns", "N idle connections, then one broadcast per room");
   common(conns_cmd);
-  conns_cmd->add_option("--connections", conns_cfg.connections, "Connections")->capture_default_str();
-  conns_cmd->add_option("--per-room", conns_cfg.per_room, "Connections joined to each room")->capture_default_str();
+  conns_cmd->add_option("--connections", conns_cfg.connections, "Connections")
+      ->capture_default_str();
+  conns_cmd->add_option("--per-room", conns_cfg.per_room, "Connections joined to each room")
+      ->capture_default_str();
   conns_cmd->callback([&] {
     resolve();
     std::exit(bench::run_conns(run, conns_cfg));
   });
 
   bench::history_config history_cfg;
-  auto* history_cmd = bench_cmd->add_subcommand("history", "Random history pages over rooms with long logs");
+  auto* history_cmd =
+      bench_cmd->add_subcommand("history", "Random history pages over rooms with long logs");
   common(history_cmd);
   history_cmd->add_option("--rooms", history_cfg.rooms, "Rooms")->capture_default_str();
-  history_cmd->add_option("--events", history_cfg.events, "Log length per room (prefilled)")->capture_default_str();
-  history_cmd->add_option("--clients", history_cfg.clients, "Reading connections")->capture_default_str();
+  history_cmd->add_option("--events", history_cfg.events, "Log length per room (prefilled)")
+      ->capture_default_str();
+  history_cmd->add_option("--clients", history_cfg.clients, "Reading connections")
+      ->capture_default_str();
   history_cmd->add_option("--limit", history_cfg.limit, "Events per page")->capture_default_str();
-  history_cmd->add_option("--window", history_cfg.window, "Requests in flight per client")->capture_default_str();
+  history_cmd->add_option("--window", history_cfg.window, "Requests in flight per client")
+      ->capture_default_str();
   history_cmd->callback([&] {
     resolve();
     std::exit(bench::run_history(run, history_cfg));
   });
 
   bench::resume_config resume_cfg;
-  auto* resume_cmd = bench_cmd->add_subcommand("resume", "A reconnect storm: all clients drop and rejoin with since");
+  auto* resume_cmd = bench_cmd->add_subcommand(
+      "resume", "A reconnect storm: all clients drop and rejoin with since");
   common(resume_cmd);
   resume_cmd->add_option("--clients", resume_cfg.clients, "Clients")->capture_default_str();
   resume_cmd->add_option("--rooms", resume_cfg.rooms, "Rooms")->capture_default_str();
-  resume_cmd->add_option("--rate", resume_cfg.rate, "Msgs/s published meanwhile")->capture_default_str();
-  resume_cmd->add_option("--away", resume_cfg.away_s, "Seconds the clients stay away")->capture_default_str();
+  resume_cmd->add_option("--rate", resume_cfg.rate, "Msgs/s published meanwhile")
+      ->capture_default_str();
+  resume_cmd->add_option("--away", resume_cfg.away_s, "Seconds the clients stay away")
+      ->capture_default_str();
   resume_cmd->callback([&] {
     resolve();
     std::exit(bench::run_resume(run, resume_cfg));
   });
 
   bench::chat_config chat_cfg;
-  auto* chat_cmd = bench_cmd->add_subcommand("chat", "A realistic mix: Zipf rooms, typing, reads, history, edits");
+  auto* chat_cmd = bench_cmd->add_subcommand(
+      "chat", "A realistic mix: Zipf rooms, typing, reads, history, edits");
   common(chat_cmd);
-  chat_cmd->add_option("--users", chat_cfg.users, "Users (one connection each)")->capture_default_str();
+  chat_cmd->add_option("--users", chat_cfg.users, "Users (one connection each)")
+      ->capture_default_str();
   chat_cmd->add_option("--rooms", chat_cfg.rooms, "Rooms")->capture_default_str();
-  chat_cmd->add_option("--rooms-per-user", chat_cfg.rooms_per_user, "Rooms each user joins")->capture_default_str();
+  chat_cmd->add_option("--rooms-per-user", chat_cfg.rooms_per_user, "Rooms each user joins")
+      ->capture_default_str();
   chat_cmd->add_option("--zipf", chat_cfg.zipf, "Room popularity exponent")->capture_default_str();
-  chat_cmd->add_option("--send-rate", chat_cfg.sends_per_user_s, "Sends per user per second")->capture_default_str();
+  chat_cmd->add_option("--send-rate", chat_cfg.sends_per_user_s, "Sends per user per second")
+      ->capture_default_str();
   chat_cmd->callback([&] {
     resolve();
     std::exit(bench::run_chat(run, chat_cfg));

@@ -22,7 +22,8 @@ class chat : public connection_events {
     auto& o = r_.opts();
     // Zipf weights over rooms: room k has weight 1/(k+1)^s.
     std::vector<double> w(c_.rooms);
-    for (std::size_t k = 0; k < c_.rooms; ++k) w[k] = 1.0 / std::pow(static_cast<double>(k + 1), c_.zipf);
+    for (std::size_t k = 0; k < c_.rooms; ++k)
+      w[k] = 1.0 / std::pow(static_cast<double>(k + 1), c_.zipf);
     std::discrete_distribution<std::size_t> pick(w.begin(), w.end());
     std::mt19937 rng(42);
     users_.resize(c_.users);
@@ -32,7 +33,8 @@ class chat : public connection_events {
       user.rng.seed(static_cast<unsigned>(u) + 1);
       while (user.rooms.size() < std::min(c_.rooms_per_user, c_.rooms)) {
         auto r = pick(rng);
-        if (std::find(user.rooms.begin(), user.rooms.end(), r) == user.rooms.end()) user.rooms.push_back(r);
+        if (std::find(user.rooms.begin(), user.rooms.end(), r) == user.rooms.end())
+          user.rooms.push_back(r);
       }
       user.checkers.resize(user.rooms.size());
       expected_joins_ += user.rooms.size();
@@ -43,7 +45,8 @@ class chat : public connection_events {
       user.first_slot = slot;
       slot += user.rooms.size();
     }
-    for (std::size_t u = 0; u < c_.users; ++u) users_[u].conn = r_.connect(u, fmt::format("user{}", u), *this);
+    for (std::size_t u = 0; u < c_.users; ++u)
+      users_[u].conn = r_.connect(u, fmt::format("user{}", u), *this);
     if (!r_.wait([&] { return joins_ == expected_joins_; }, std::chrono::seconds(120),
                  [&] { return fmt::format("joined {}/{}", joins_.load(), expected_joins_); })) {
       fmt::print(stderr, "bench: users could not join\n");
@@ -52,16 +55,20 @@ class chat : public connection_events {
     }
     measure_from_ns_ = now_ns() + static_cast<std::int64_t>(o.warmup_s * 1e9);
     stop_at_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);
-    for (std::size_t u = 0; u < c_.users; ++u) r_.post(u % r_.threads(), [this, u] { schedule(u); });
+    for (std::size_t u = 0; u < c_.users; ++u)
+      r_.post(u % r_.threads(), [this, u] { schedule(u); });
     std::uint64_t last = 0;
-    r_.wait([&] { return now_ns() >= stop_at_ns_; }, std::chrono::duration<double>(o.warmup_s + o.duration_s + 1), [&] {
-      auto d = delivered_.load();
-      auto line = fmt::format("delivered {}/s", d - last);
-      last = d;
-      return line;
-    });
-    bool drained = r_.wait([&] { return lagging() == 0; }, std::chrono::seconds(30),
-                           [&] { return fmt::format("draining: {} subscriptions behind", lagging()); });
+    r_.wait([&] { return now_ns() >= stop_at_ns_; },
+            std::chrono::duration<double>(o.warmup_s + o.duration_s + 1),
+            [&] {
+              auto d = delivered_.load();
+              auto line = fmt::format("delivered {}/s", d - last);
+              last = d;
+              return line;
+            });
+    bool drained =
+        r_.wait([&] { return lagging() == 0; }, std::chrono::seconds(30),
+                [&] { return fmt::format("draining: {} subscriptions behind", lagging()); });
     auto lag = lagging();
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
@@ -90,8 +97,8 @@ class chat : public connection_events {
     auto& user = users_[c.index()];
     user.join_sent_ns = now_ns();
     for (auto r : user.rooms) {
-      c.send(fmt::format(R"({{"op":"history","id":"h","room":"chat-{}","limit":50}})", r));
       c.send(fmt::format(R"({{"op":"join","id":"j{}","room":"chat-{}"}})", r, r));
+      c.send(fmt::format(R"({{"op":"history","id":"h","room":"chat-{}","limit":50}})", r));
     }
   }
 
@@ -105,10 +112,12 @@ class chat : public connection_events {
       if (k == npos) return;
       auto seq = json_int(json, R"("seq":)");
       std::string problem;
-      if (!user.checkers[k].observe(seq, problem)) r_.violation(t, fmt::format("{} in chat-{}: {}", c.user(), room, problem));
+      if (!user.checkers[k].observe(seq, problem))
+        r_.violation(t, fmt::format("{} in chat-{}: {}", c.user(), room, problem));
       last_seen_[user.first_slot + k].store(user.checkers[k].last(), std::memory_order_relaxed);
       auto sent = json_int(json, R"("text":)");
-      if (json.find(R"("type":"message")") != std::string_view::npos && sent >= measure_from_ns_ && sent < stop_at_ns_) {
+      if (json.find(R"("type":"message")") != std::string_view::npos && sent >= measure_from_ns_ &&
+          sent < stop_at_ns_) {
         st.delivered += 1;
         st.delivery_us.record(static_cast<std::uint64_t>(now_ns() - sent) / 1000);
         delivered_.fetch_add(1, std::memory_order_relaxed);
@@ -122,7 +131,8 @@ class chat : public connection_events {
       auto seq = json_int(json, R"("seq":)");
       auto room = parse_room(json_str(json, R"("room":)"));
       auto cur = max_acked_[room].load();
-      while (seq > cur && !max_acked_[room].compare_exchange_weak(cur, seq)) {}
+      while (seq > cur && !max_acked_[room].compare_exchange_weak(cur, seq)) {
+      }
       if (id >= 0) {
         auto sent = user.sent_ns[static_cast<std::size_t>(id) % user.sent_ns.size()];
         if (sent >= measure_from_ns_ && sent < stop_at_ns_) {
@@ -131,7 +141,9 @@ class chat : public connection_events {
         }
         // Now and then the author fixes a typo.
         if (std::uniform_int_distribution<int>(0, 19)(user.rng) == 0)
-          c.send(fmt::format(R"({{"op":"edit","id":-1,"room":"chat-{}","ref":{},"text":"{}:edited"}})", room, seq, now_ns()));
+          c.send(
+              fmt::format(R"({{"op":"edit","id":-1,"room":"chat-{}","ref":{},"text":"{}:edited"}})",
+                          room, seq, now_ns()));
       }
       return;
     }
@@ -154,7 +166,8 @@ class chat : public connection_events {
   }
 
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
-    r_.error(c.index() % r_.threads(), code ? fmt::format("close {}", code) : std::string("disconnected"));
+    r_.error(c.index() % r_.threads(),
+             code ? fmt::format("close {}", code) : std::string("disconnected"));
   }
 
  private:
@@ -188,7 +201,9 @@ class chat : public connection_events {
     std::size_t n = 0;
     for (auto& u : users_)
       for (std::size_t k = 0; k < u.rooms.size(); ++k)
-        if (last_seen_[u.first_slot + k].load(std::memory_order_relaxed) < max_acked_[u.rooms[k]].load()) ++n;
+        if (last_seen_[u.first_slot + k].load(std::memory_order_relaxed) <
+            max_acked_[u.rooms[k]].load())
+          ++n;
     return n;
   }
 
@@ -196,8 +211,10 @@ class chat : public connection_events {
     auto& user = users_[u];
     if (now_ns() >= stop_at_ns_) return;
     std::exponential_distribution<double> gap(c_.sends_per_user_s);
-    if (!user.timer) user.timer = std::make_unique<boost::asio::steady_timer>(r_.ioc(u % r_.threads()));
-    user.timer->expires_after(std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(gap(user.rng))));
+    if (!user.timer)
+      user.timer = std::make_unique<boost::asio::steady_timer>(r_.ioc(u % r_.threads()));
+    user.timer->expires_after(std::chrono::duration_cast<clock_type::duration>(
+        std::chrono::duration<double>(gap(user.rng))));
     user.timer->async_wait([this, u](boost::system::error_code ec) {
       if (ec) return;
       act(u);
@@ -208,13 +225,15 @@ class chat : public connection_events {
   void act(std::size_t u) {
     auto& user = users_[u];
     if (now_ns() >= stop_at_ns_) return;
-    auto room = user.rooms[std::uniform_int_distribution<std::size_t>(0, user.rooms.size() - 1)(user.rng)];
+    auto room =
+        user.rooms[std::uniform_int_distribution<std::size_t>(0, user.rooms.size() - 1)(user.rng)];
     if (std::uniform_int_distribution<int>(0, 4)(user.rng) == 0)
       user.conn->send(fmt::format(R"({{"op":"typing","room":"chat-{}"}})", room));
     auto id = user.next_id++;
     auto ns = now_ns();
     user.sent_ns[id % user.sent_ns.size()] = ns;
-    user.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"chat-{}","text":"{}:hello from {}"}})", id, room, ns, u));
+    user.conn->send(fmt::format(
+        R"({{"op":"send","id":{},"room":"chat-{}","text":"{}:hello from {}"}})", id, room, ns, u));
     if (ns >= measure_from_ns_) r_.thread_stats(u % r_.threads()).sent += 1;
   }
 

@@ -1,8 +1,8 @@
 #include "bench/connection.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
 
 #include <cstring>
 
@@ -26,7 +26,8 @@ void append_frame(std::string& out, std::string_view payload) {
     out += static_cast<char>(payload.size() & 0xff);
   } else {
     out += static_cast<char>(0x80 | 127);
-    for (int i = 7; i >= 0; --i) out += static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xff);
+    for (int i = 7; i >= 0; --i)
+      out += static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xff);
   }
   out.append(4, '\0');  // the mask key
   out += payload;
@@ -34,8 +35,8 @@ void append_frame(std::string& out, std::string_view payload) {
 
 }  // namespace
 
-connection::connection(asio::io_context& ioc, const endpoint& server, std::string local, std::string user,
-                       connection_events& events, std::size_t index)
+connection::connection(asio::io_context& ioc, const endpoint& server, std::string local,
+                       std::string user, connection_events& events, std::size_t index)
     : socket_(ioc),
       server_(asio::ip::make_address(server.host), server.port),
       local_(std::move(local)),
@@ -76,11 +77,12 @@ void connection::flush() {
   if (out_.empty() || closed_) return;
   writing_.swap(out_);
   out_.clear();
-  asio::async_write(socket_, asio::buffer(writing_), [self = shared_from_this()](error_code ec, std::size_t) {
-    self->writing_.clear();
-    if (ec) return self->fail("write", ec);
-    self->flush();
-  });
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](error_code ec, std::size_t) {
+                      self->writing_.clear();
+                      if (ec) return self->fail("write", ec);
+                      self->flush();
+                    });
 }
 
 void connection::read() {
@@ -123,7 +125,8 @@ void connection::parse() {
     std::string_view payload(rbuf_.data() + pos + hdr, len);
     pos += hdr + len;
     if (opcode == 0x8) {
-      std::uint16_t code = len >= 2 ? static_cast<std::uint16_t>((b[pos - len] << 8) | b[pos - len + 1]) : 0;
+      std::uint16_t code =
+          len >= 2 ? static_cast<std::uint16_t>((b[pos - len] << 8) | b[pos - len + 1]) : 0;
       closed_ = true;
       error_code ignored;
       socket_.close(ignored);

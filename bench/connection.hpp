@@ -36,8 +36,8 @@ struct endpoint {
 class connection : public std::enable_shared_from_this<connection> {
  public:
   /// `local` is the source address to bind (empty: any), for spreading past 60k connections.
-  connection(boost::asio::io_context& ioc, const endpoint& server, std::string local, std::string user,
-             connection_events& events, std::size_t index);
+  connection(boost::asio::io_context& ioc, const endpoint& server, std::string local,
+             std::string user, connection_events& events, std::size_t index);
 
   void start();
   void send(std::string_view json);

@@ -19,13 +19,16 @@ class conns : public connection_events {
     auto bench_fds = raise_fd_limit();
     auto before = fetch_status(o.admin);
     if (!before) {
-      fmt::print(stderr, "bench: can't read the node's status at {}:{} (use --admin)\n", o.admin.host, o.admin.port);
+      fmt::print(stderr, "bench: can't read the node's status at {}:{} (use --admin)\n",
+                 o.admin.host, o.admin.port);
       return 1;
     }
     if (c_.connections + 16 > bench_fds)
-      fmt::print(stderr, "bench: this process may open {} files; {} connections will not fit\n", bench_fds, c_.connections);
+      fmt::print(stderr, "bench: this process may open {} files; {} connections will not fit\n",
+                 bench_fds, c_.connections);
     if (c_.connections + before->open_fds + 16 > before->fd_limit)
-      fmt::print(stderr, "bench: the node may open {} files and has {} open; {} connections will not fit\n",
+      fmt::print(stderr,
+                 "bench: the node may open {} files and has {} open; {} connections will not fit\n",
                  before->fd_limit, before->open_fds, c_.connections);
     rooms_ = (c_.connections + c_.per_room - 1) / c_.per_room;
     members_.resize(c_.connections + 1);
@@ -33,14 +36,19 @@ class conns : public connection_events {
     auto started = clock_type::now();
     for (std::size_t i = 0; i < c_.connections; ++i)
       members_[i] = r_.connect(i, fmt::format("c{}", i), *this);
-    bool all = r_.wait([&] { return joined_ + failed_ >= c_.connections; }, std::chrono::seconds(300),
-                       [&] { return fmt::format("joined {}/{} failed {}", joined_.load(), c_.connections, failed_.load()); });
+    bool all =
+        r_.wait([&] { return joined_ + failed_ >= c_.connections; }, std::chrono::seconds(300),
+                [&] {
+                  return fmt::format("joined {}/{} failed {}", joined_.load(), c_.connections,
+                                     failed_.load());
+                });
     auto connect_s = std::chrono::duration<double>(clock_type::now() - started).count();
     auto held = fetch_status(o.admin);
     if (!all || failed_ > 0) {
       fmt::print(stderr, "bench: only {} of {} connections joined", joined_.load(), c_.connections);
       if (held && held->open_fds + 16 >= held->fd_limit)
-        fmt::print(stderr, ": the node ran out of file descriptors ({} of {})", held->open_fds, held->fd_limit);
+        fmt::print(stderr, ": the node ran out of file descriptors ({} of {})", held->open_fds,
+                   held->fd_limit);
       fmt::print(stderr, "\n");
     }
     r_.wait([] { return false; }, std::chrono::duration<double>(o.duration_s),
@@ -49,13 +57,17 @@ class conns : public connection_events {
     // One broadcast per room, from one more connection.
     broadcast_at_ = now_ns();
     members_.back() = r_.connect(c_.connections, "broadcaster", *this);
-    bool reached = r_.wait([&] { return received_ >= joined_; }, std::chrono::seconds(30),
-                           [&] { return fmt::format("broadcast reached {}/{}", received_.load(), joined_.load()); });
+    bool reached = r_.wait(
+        [&] { return received_ >= joined_; }, std::chrono::seconds(30),
+        [&] { return fmt::format("broadcast reached {}/{}", received_.load(), joined_.load()); });
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
-    double per_conn = held && joined_ > 0 ? (static_cast<double>(held->rss_bytes) - before->rss_bytes) / joined_ : 0;
+    double per_conn = held && joined_ > 0
+                          ? (static_cast<double>(held->rss_bytes) - before->rss_bytes) / joined_
+                          : 0;
     report rep("conns");
-    rep.param("connections", std::to_string(c_.connections)).param("per_room", std::to_string(c_.per_room));
+    rep.param("connections", std::to_string(c_.connections))
+        .param("per_room", std::to_string(c_.per_room));
     rep.figure("connections held", joined_.load())
         .figure("connect+join time", connect_s, "s")
         .figure("server rss before", before->rss_bytes / 1048576.0, "MiB")
@@ -70,13 +82,16 @@ class conns : public connection_events {
         .latency("broadcast delivery", st.delivery_us)
         .errors(st.errors)
         .print(o.json);
-    return all && reached && failed_ == 0 && st.violations == 0 && st.delivery_us.max() <= 1'000'000 ? 0 : 1;
+    return all && reached && failed_ == 0 && st.violations == 0 && st.delivery_us.max() <= 1'000'000
+               ? 0
+               : 1;
   }
 
   void on_ready(connection& c) override {
     if (c.index() == c_.connections) {  // the broadcaster
       for (std::size_t r = 0; r < rooms_; ++r)
-        c.send(fmt::format(R"({{"op":"send","id":{},"room":"conns-{}","text":"{}:broadcast"}})", r, r, now_ns()));
+        c.send(fmt::format(R"({{"op":"send","id":{},"room":"conns-{}","text":"{}:broadcast"}})", r,
+                           r, now_ns()));
       return;
     }
     c.send(fmt::format(R"({{"op":"join","id":"j","room":"conns-{}"}})", c.index() / c_.per_room));

@@ -23,9 +23,12 @@ class history : public connection_events {
     heads_ = std::vector<std::atomic<std::int64_t>>(c_.rooms);
     writers_pending_ = c_.rooms;
     writer_state_.resize(c_.rooms);
-    for (std::size_t r = 0; r < c_.rooms; ++r) conns_.push_back(r_.connect(r, fmt::format("writer-{}", r), *this));
-    if (!r_.wait([&] { return writers_pending_ == 0 || failed_; }, std::chrono::seconds(600),
-                 [&] { return fmt::format("prefilling: {} rooms to go", writers_pending_.load()); }) || failed_) {
+    for (std::size_t r = 0; r < c_.rooms; ++r)
+      conns_.push_back(r_.connect(r, fmt::format("writer-{}", r), *this));
+    if (!r_.wait(
+            [&] { return writers_pending_ == 0 || failed_; }, std::chrono::seconds(300),
+            [&] { return fmt::format("prefilling: {} rooms to go", writers_pending_.load()); }) ||
+        failed_) {
       fmt::print(stderr, "bench: prefill failed\n");
       r_.finish();
       return 1;
@@ -46,7 +49,8 @@ class history : public connection_events {
     }
     std::uint64_t last = 0;
     r_.wait([&] { return now_ns() >= stop_at_ns_ && in_flight_ == 0; },
-            std::chrono::duration<double>(o.warmup_s + o.duration_s + 30), [&] {
+            std::chrono::duration<double>(o.warmup_s + o.duration_s + 30),
+            [&] {
               auto p = pages_.load();
               auto line = fmt::format("pages {}/s", p - last);
               last = p;
@@ -89,7 +93,8 @@ class history : public connection_events {
     auto id = json_int(json, R"("id":)");
     // Replies for different rooms come from different room actors, so they may be reordered.
     auto pending = cl.pending.find(id);
-    if (pending == cl.pending.end()) return r_.violation(t, fmt::format("{}: reply to unknown id {}", c.user(), id));
+    if (pending == cl.pending.end())
+      return r_.violation(t, fmt::format("{}: reply to unknown id {}", c.user(), id));
     auto [sent, before] = pending->second;
     cl.pending.erase(pending);
     // Check the page: `limit` events with seqs before-limit .. before-1, in order.
@@ -99,11 +104,14 @@ class history : public connection_events {
          at = json.find(R"({"op":"event")", at + 1), ++n) {
       auto seq = json_int(json.substr(at), R"("seq":)");
       if (seq != expect++) {
-        r_.violation(t, fmt::format("history of {} before {}: seq {} out of place", c.user(), before, seq));
+        r_.violation(
+            t, fmt::format("history of {} before {}: seq {} out of place", c.user(), before, seq));
         break;
       }
     }
-    if (n != c_.limit) r_.violation(t, fmt::format("history page before {} had {} events, not {}", before, n, c_.limit));
+    if (n != c_.limit)
+      r_.violation(
+          t, fmt::format("history page before {} had {} events, not {}", before, n, c_.limit));
     if (sent >= measure_from_ns_ && sent < stop_at_ns_) {
       auto& st = r_.thread_stats(t);
       st.requests += 1;
@@ -116,7 +124,8 @@ class history : public connection_events {
   }
 
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
-    r_.error(c.index() % r_.threads(), code ? fmt::format("close {}", code) : std::string("disconnected"));
+    r_.error(c.index() % r_.threads(),
+             code ? fmt::format("close {}", code) : std::string("disconnected"));
     fmt::print(stderr, "bench: {} closed: {}\n", c.user(), why);
     failed_ = true;
   }
@@ -124,12 +133,14 @@ class history : public connection_events {
  private:
   struct writer {
     std::int64_t target = 0, next = 0, acked = 0;
+    bool done = false;
   };
   struct client {
     std::mt19937 rng;
     std::size_t in_flight = 0;
     std::uint64_t next_id = 0;
-    std::unordered_map<std::int64_t, std::pair<std::int64_t, std::int64_t>> pending;  // id -> sent ns, before
+    std::unordered_map<std::int64_t, std::pair<std::int64_t, std::int64_t>>
+        pending;  // id -> sent ns, before
   };
 
   void on_writer_message(connection& c, std::string_view json) {
@@ -140,11 +151,14 @@ class history : public connection_events {
       w.next = w.acked = head;
       w.target = std::max<std::int64_t>(head, static_cast<std::int64_t>(c_.events));
       if (head >= w.target) {
+        w.done = true;
         writers_pending_ -= 1;
         return;
       }
       for (int i = 0; i < 64 && w.next < w.target; ++i, ++w.next)
-        c.send(fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})", c.index(), w.next));
+        c.send(
+            fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})",
+                        c.index(), w.next));
       return;
     }
     if (json.starts_with(R"({"op":"ack")")) {
@@ -152,11 +166,14 @@ class history : public connection_events {
       w.acked = seq;
       heads_[c.index()] = seq;
       if (seq >= w.target) {
-        writers_pending_ -= 1;
+        if (!w.done) writers_pending_ -= 1;
+        w.done = true;
         return;
       }
       if (w.next < w.target) {
-        c.send(fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})", c.index(), w.next));
+        c.send(
+            fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})",
+                        c.index(), w.next));
         ++w.next;
       }
     }
@@ -172,8 +189,8 @@ class history : public connection_events {
       auto before = std::uniform_int_distribution<std::int64_t>(lo, head + 1)(cl.rng);
       auto id = cl.next_id++;
       cl.pending[static_cast<std::int64_t>(id)] = {now_ns(), before};
-      c.send(fmt::format(R"({{"op":"history","id":{},"room":"history-{}","before":{},"limit":{}}})", id, room, before,
-                         c_.limit));
+      c.send(fmt::format(R"({{"op":"history","id":{},"room":"history-{}","before":{},"limit":{}}})",
+                         id, room, before, c_.limit));
       cl.in_flight += 1;
       in_flight_ += 1;
     }

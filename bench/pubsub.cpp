@@ -42,8 +42,9 @@ class pubsub : public connection_events {
       members_[i].room = i % c_.rooms;
       members_[i].conn = r_.connect(i, fmt::format("sub-{}", i), *this);
     }
-    bool ok = r_.wait([&] { return joined_ == subs || failed_; }, std::chrono::seconds(120),
-                      [&] { return fmt::format("subscribers joined {}/{}", joined_.load(), subs); });
+    bool ok =
+        r_.wait([&] { return joined_ == subs || failed_; }, std::chrono::seconds(120),
+                [&] { return fmt::format("subscribers joined {}/{}", joined_.load(), subs); });
     if (!ok || failed_) return abort("subscribers could not join");
     for (std::size_t i = subs; i < subs + pubs; ++i) {
       auto& m = members_[i];
@@ -57,24 +58,30 @@ class pubsub : public connection_events {
     if (!ok || failed_) return abort("publishers could not connect");
 
     auto start = clock_type::now();
-    measure_from_ = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.warmup_s));
-    stop_at_ = measure_from_ + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.duration_s));
+    measure_from_ = start + std::chrono::duration_cast<clock_type::duration>(
+                                std::chrono::duration<double>(o.warmup_s));
+    stop_at_ = measure_from_ + std::chrono::duration_cast<clock_type::duration>(
+                                   std::chrono::duration<double>(o.duration_s));
     measure_from_ns_ = now_ns() + static_cast<std::int64_t>(o.warmup_s * 1e9);
     stop_at_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);
     for (std::size_t i = subs; i < subs + pubs; ++i)
       r_.post(i % r_.threads(), [this, i] { send_more(members_[i]); });
     std::uint64_t last_acked = 0, last_delivered = 0;
-    r_.wait([&] { return clock_type::now() >= stop_at_; }, std::chrono::duration<double>(o.warmup_s + o.duration_s + 1), [&] {
-      auto a = acked_.load(), d = delivered_.load();
-      auto line = fmt::format("acked {}/s delivered {}/s", a - last_acked, d - last_delivered);
-      last_acked = a;
-      last_delivered = d;
-      return line;
-    });
+    r_.wait([&] { return clock_type::now() >= stop_at_; },
+            std::chrono::duration<double>(o.warmup_s + o.duration_s + 1),
+            [&] {
+              auto a = acked_.load(), d = delivered_.load();
+              auto line =
+                  fmt::format("acked {}/s delivered {}/s", a - last_acked, d - last_delivered);
+              last_acked = a;
+              last_delivered = d;
+              return line;
+            });
     stopping_ = true;
     // Drain: every subscriber must reach its room's highest acked seq.
-    bool drained = r_.wait([&] { return in_flight_total_ == 0 && lagging() == 0; }, std::chrono::seconds(30),
-                           [&] { return fmt::format("draining: {} subscribers behind", lagging()); });
+    bool drained =
+        r_.wait([&] { return in_flight_total_ == 0 && lagging() == 0; }, std::chrono::seconds(30),
+                [&] { return fmt::format("draining: {} subscribers behind", lagging()); });
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
     std::uint64_t lost = drained ? 0 : lagging();
@@ -98,7 +105,8 @@ class pubsub : public connection_events {
         .latency("delivery", st.delivery_us)
         .errors(st.errors)
         .print(o.json);
-    return st.violations == 0 && lost == 0 && closed_ == 0 && st.errors.empty() && st.acked > 0 ? 0 : 1;
+    return st.violations == 0 && lost == 0 && closed_ == 0 && st.errors.empty() && st.acked > 0 ? 0
+                                                                                                : 1;
   }
 
   // -- connection_events --------------------------------------------------------------------
@@ -119,7 +127,8 @@ class pubsub : public connection_events {
     if (json.starts_with(R"({"op":"event")")) {
       auto seq = json_int(json, R"("seq":)");
       std::string problem;
-      if (!m.checker.observe(seq, problem)) r_.violation(t, fmt::format("{} in {}: {}", c.user(), room_name(m.room), problem));
+      if (!m.checker.observe(seq, problem))
+        r_.violation(t, fmt::format("{} in {}: {}", c.user(), room_name(m.room), problem));
       last_seen_[c.index()].store(m.checker.last(), std::memory_order_relaxed);
       auto sent = json_int(json, R"("text":)");
       auto now = now_ns();
@@ -142,7 +151,8 @@ class pubsub : public connection_events {
       }
       auto& max = max_acked_[m.room];
       auto cur = max.load(std::memory_order_relaxed);
-      while (seq > cur && !max.compare_exchange_weak(cur, seq, std::memory_order_relaxed)) {}
+      while (seq > cur && !max.compare_exchange_weak(cur, seq, std::memory_order_relaxed)) {
+      }
       m.in_flight -= 1;
       in_flight_total_.fetch_sub(1, std::memory_order_relaxed);
       send_more(m);
@@ -179,7 +189,9 @@ class pubsub : public connection_events {
   std::size_t lagging() const {
     std::size_t n = 0;
     for (std::size_t i = 0; i < c_.rooms * c_.subscribers; ++i)
-      if (last_seen_[i].load(std::memory_order_relaxed) < max_acked_[members_[i].room].load(std::memory_order_relaxed)) ++n;
+      if (last_seen_[i].load(std::memory_order_relaxed) <
+          max_acked_[members_[i].room].load(std::memory_order_relaxed))
+        ++n;
     return n;
   }
 
@@ -191,24 +203,29 @@ class pubsub : public connection_events {
       if (c_.rate > 0) {
         if (m.next_send.time_since_epoch().count() == 0) m.next_send = now;
         if (m.next_send > now) {
-          if (!m.pacer) m.pacer = std::make_unique<boost::asio::steady_timer>(r_.ioc(m.conn->index() % r_.threads()));
+          if (!m.pacer)
+            m.pacer =
+                std::make_unique<boost::asio::steady_timer>(r_.ioc(m.conn->index() % r_.threads()));
           m.pacer->expires_at(m.next_send);
           m.pacer->async_wait([this, &m](boost::system::error_code ec) {
             if (!ec) send_more(m);
           });
           return;
         }
-        m.next_send += std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(1.0 / per_pub_rate));
+        m.next_send += std::chrono::duration_cast<clock_type::duration>(
+            std::chrono::duration<double>(1.0 / per_pub_rate));
       }
       auto id = m.next_id++;
       auto ns = now_ns();
       m.sent_ns[id % m.sent_ns.size()] = ns;
       auto text = fmt::format("{}:", ns);
       if (text.size() < text_.size()) text.append(text_, 0, text_.size() - text.size());
-      m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id, room_name(m.room), text));
+      m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id,
+                               room_name(m.room), text));
       m.in_flight += 1;
       in_flight_total_.fetch_add(1, std::memory_order_relaxed);
-      if (ns >= measure_from_ns_ && ns < stop_at_ns_) r_.thread_stats(m.conn->index() % r_.threads()).sent += 1;
+      if (ns >= measure_from_ns_ && ns < stop_at_ns_)
+        r_.thread_stats(m.conn->index() % r_.threads()).sent += 1;
       if (clock_type::now() >= stop_at_) stopping_ = true;
     }
   }

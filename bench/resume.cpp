@@ -22,12 +22,14 @@ class resume : public connection_events {
     clients_.resize(c_.clients);
     caught_up_ = std::vector<std::atomic<bool>>(c_.clients);
     max_acked_ = std::vector<std::atomic<std::int64_t>>(c_.rooms);
-    for (std::size_t i = 0; i < c_.clients; ++i) clients_[i].conn = r_.connect(i, fmt::format("r{}", i), *this);
+    for (std::size_t i = 0; i < c_.clients; ++i)
+      clients_[i].conn = r_.connect(i, fmt::format("r{}", i), *this);
     if (!r_.wait([&] { return joined_ == c_.clients; }, std::chrono::seconds(120),
                  [&] { return fmt::format("joined {}/{}", joined_.load(), c_.clients); }))
       return abort("clients could not join");
     publisher_ = r_.connect(c_.clients, "publisher", *this);
-    r_.wait([] { return false; }, std::chrono::duration<double>(o.warmup_s), [&] { return std::string("live"); });
+    r_.wait([] { return false; }, std::chrono::duration<double>(o.warmup_s),
+            [&] { return std::string("live"); });
 
     // The storm: everyone drops at once, stays away, comes back at once.
     for (std::size_t i = 0; i < c_.clients; ++i)
@@ -35,7 +37,8 @@ class resume : public connection_events {
         clients_[i].away = true;
         clients_[i].conn->close();
       });
-    r_.wait([] { return false; }, std::chrono::duration<double>(c_.away_s), [&] { return std::string("clients away"); });
+    r_.wait([] { return false; }, std::chrono::duration<double>(c_.away_s),
+            [&] { return std::string("clients away"); });
     storm_at_ns_ = now_ns();
     for (std::size_t r = 0; r < c_.rooms; ++r) target_.push_back(max_acked_[r].load());
     joined_ = 0;
@@ -75,8 +78,8 @@ class resume : public connection_events {
       c.send(fmt::format(R"({{"op":"join","id":"j","room":"resume-{}"}})", room_of(c.index())));
     } else {
       r_.thread_stats(c.index() % r_.threads()).reconnects += 1;
-      c.send(fmt::format(R"({{"op":"join","id":"j","room":"resume-{}","since":{}}})", room_of(c.index()),
-                         cl.checker.last()));
+      c.send(fmt::format(R"({{"op":"join","id":"j","room":"resume-{}","since":{}}})",
+                         room_of(c.index()), cl.checker.last()));
     }
   }
 
@@ -87,7 +90,8 @@ class resume : public connection_events {
         auto room = static_cast<std::size_t>(json_int(json, R"("id":)"));
         auto seq = json_int(json, R"("seq":)");
         auto cur = max_acked_[room].load();
-        while (seq > cur && !max_acked_[room].compare_exchange_weak(cur, seq)) {}
+        while (seq > cur && !max_acked_[room].compare_exchange_weak(cur, seq)) {
+        }
       }
       return;
     }
@@ -104,38 +108,45 @@ class resume : public connection_events {
         cl.gap_from = cl.checker.last() + 1;
         cl.gap_to = gap_until - 1;
         cl.checker.reset_to(gap_until - 1);
-        c.send(fmt::format(R"({{"op":"history","id":"h","room":"resume-{}","after":{},"limit":200}})",
-                           room_of(c.index()), cl.gap_from - 1));
+        c.send(
+            fmt::format(R"({{"op":"history","id":"h","room":"resume-{}","after":{},"limit":200}})",
+                        room_of(c.index()), cl.gap_from - 1));
       }
       return;
     }
     if (json.starts_with(R"({"op":"history")")) {
-      for (auto at = json.find(R"({"op":"event")"); at != std::string_view::npos && cl.gap_from <= cl.gap_to;
+      for (auto at = json.find(R"({"op":"event")");
+           at != std::string_view::npos && cl.gap_from <= cl.gap_to;
            at = json.find(R"({"op":"event")", at + 1)) {
         auto seq = json_int(json.substr(at), R"("seq":)");
-        if (seq != cl.gap_from++) r_.violation(t, fmt::format("{}: history seq {} out of place", c.user(), seq));
+        if (seq != cl.gap_from++)
+          r_.violation(t, fmt::format("{}: history seq {} out of place", c.user(), seq));
       }
       if (cl.gap_from <= cl.gap_to)
-        c.send(fmt::format(R"({{"op":"history","id":"h","room":"resume-{}","after":{},"limit":200}})",
-                           room_of(c.index()), cl.gap_from - 1));
+        c.send(
+            fmt::format(R"({{"op":"history","id":"h","room":"resume-{}","after":{},"limit":200}})",
+                        room_of(c.index()), cl.gap_from - 1));
       return;
     }
     if (!json.starts_with(R"({"op":"event")")) return;
     auto seq = json_int(json, R"("seq":)");
-    if (!cl.checker.observe(seq, problem)) r_.violation(t, fmt::format("{}: {}", c.user(), problem));
+    if (!cl.checker.observe(seq, problem))
+      r_.violation(t, fmt::format("{}: {}", c.user(), problem));
     if (storm_at_ns_ > 0 && !caught_up_[c.index()]) {
       replayed_ += 1;
       if (seq >= target_[room_of(c.index())] && cl.gap_from > cl.gap_to) {
         caught_up_[c.index()] = true;
         caught_ += 1;
-        r_.thread_stats(t).request_us.record(static_cast<std::uint64_t>(now_ns() - storm_at_ns_) / 1000);
+        r_.thread_stats(t).request_us.record(static_cast<std::uint64_t>(now_ns() - storm_at_ns_) /
+                                             1000);
       }
     }
   }
 
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
     if (c.index() < c_.clients && clients_[c.index()].away) return;  // we closed it
-    r_.error(c.index() % r_.threads(), code ? fmt::format("close {}", code) : std::string("disconnected"));
+    r_.error(c.index() % r_.threads(),
+             code ? fmt::format("close {}", code) : std::string("disconnected"));
   }
 
  private:
@@ -153,9 +164,10 @@ class resume : public connection_events {
     // A burst every 10 ms at the configured rate, round-robin over the rooms.
     auto per_tick = std::max<std::size_t>(1, static_cast<std::size_t>(c_.rate / 100));
     for (std::size_t k = 0; k < per_tick; ++k, ++next_room_)
-      c.send(fmt::format(R"({{"op":"send","id":{},"room":"resume-{}","text":"resume"}})", next_room_ % c_.rooms,
-                         next_room_ % c_.rooms));
-    if (!timer_) timer_ = std::make_unique<boost::asio::steady_timer>(r_.ioc(c.index() % r_.threads()));
+      c.send(fmt::format(R"({{"op":"send","id":{},"room":"resume-{}","text":"resume"}})",
+                         next_room_ % c_.rooms, next_room_ % c_.rooms));
+    if (!timer_)
+      timer_ = std::make_unique<boost::asio::steady_timer>(r_.ioc(c.index() % r_.threads()));
     timer_->expires_after(std::chrono::milliseconds(10));
     timer_->async_wait([this, &c](boost::system::error_code ec) {
       if (!ec) publish(c);

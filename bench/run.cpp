@@ -1,13 +1,13 @@
 #include "bench/run.hpp"
 
+#include <fmt/format.h>
+#include <simdjson.h>
+#include <sys/resource.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <simdjson.h>
-#include <sys/resource.h>
 
 #include <charconv>
 #include <cstdio>
@@ -17,7 +17,8 @@ namespace kaiwa::bench {
 namespace asio = boost::asio;
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
+      .count();
 }
 
 std::int64_t json_int(std::string_view json, std::string_view key) {
@@ -103,10 +104,12 @@ std::uint64_t raise_fd_limit() {
 static double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-runner::runner(const run_options& opts) : opts_(opts), started_(clock_type::now()), cpu_at_start_(cpu_seconds()) {
+runner::runner(const run_options& opts)
+    : opts_(opts), started_(clock_type::now()), cpu_at_start_(cpu_seconds()) {
   auto n = std::max<std::size_t>(1, opts.threads);
   for (std::size_t i = 0; i < n; ++i) iocs_.push_back(std::make_unique<asio::io_context>(1));
   stats_.resize(n);
@@ -132,9 +135,11 @@ std::string runner::local_addr(std::size_t i) const {
   return block == 0 ? std::string() : fmt::format("127.0.0.{}", 1 + block);
 }
 
-std::shared_ptr<connection> runner::connect(std::size_t i, std::string user, connection_events& events) {
+std::shared_ptr<connection> runner::connect(std::size_t i, std::string user,
+                                            connection_events& events) {
   auto t = i % threads();
-  auto c = std::make_shared<connection>(*iocs_[t], opts_.server, local_addr(i), std::move(user), events, i);
+  auto c = std::make_shared<connection>(*iocs_[t], opts_.server, local_addr(i), std::move(user),
+                                        events, i);
   post(t, [c] { c->start(); });
   return c;
 }
@@ -144,7 +149,9 @@ void runner::violation(std::size_t thread, const std::string& what) {
   if (printed_violations_++ < 20) fmt::print(stderr, "bench: VIOLATION {}\n", what);
 }
 
-void runner::error(std::size_t thread, std::string_view code) { stats_[thread].errors[std::string(code)] += 1; }
+void runner::error(std::size_t thread, std::string_view code) {
+  stats_[thread].errors[std::string(code)] += 1;
+}
 
 bool runner::wait(const std::function<bool()>& done, std::chrono::duration<double> limit,
                   const std::function<std::string()>& line) {
@@ -154,7 +161,9 @@ bool runner::wait(const std::function<bool()>& done, std::chrono::duration<doubl
     auto now = clock_type::now();
     if (now - start >= limit) return false;
     if (now >= next_line) {
-      if (!opts_.quiet) fmt::print(stderr, "bench: {:6.1f}s {}\n", std::chrono::duration<double>(now - started_).count(), line());
+      if (!opts_.quiet)
+        fmt::print(stderr, "bench: {:6.1f}s {}\n",
+                   std::chrono::duration<double>(now - started_).count(), line());
       next_line += std::chrono::seconds(1);
     }
     // Polls the workers' atomic counters; the 10 ms only paces this report loop.
@@ -207,7 +216,8 @@ void report::print(bool json) const {
       out += fmt::format(R"({}"{}":"{}")", i ? "," : "", params_[i].first, params_[i].second);
     out += "},\"figures\":{";
     for (std::size_t i = 0; i < figures_.size(); ++i)
-      out += fmt::format(R"({}"{}":{:.3f})", i ? "," : "", std::get<0>(figures_[i]), std::get<1>(figures_[i]));
+      out += fmt::format(R"({}"{}":{:.3f})", i ? "," : "", std::get<0>(figures_[i]),
+                         std::get<1>(figures_[i]));
     out += "},\"latency_ms\":{";
     for (std::size_t i = 0; i < latencies_.size(); ++i) {
       auto& h = latencies_[i].second;

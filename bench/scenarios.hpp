@@ -12,13 +12,13 @@
 namespace kaiwa::bench {
 
 struct run_options {
-  endpoint server;                       // the node's public listener
-  endpoint admin{"127.0.0.1", 8081};     // its admin listener (status, memory)
-  std::size_t threads = 1;               // client worker threads
-  double duration_s = 10;                // measured time
-  double warmup_s = 2;                   // before measuring
-  bool json = false;                     // machine-readable report
-  bool quiet = false;                    // no progress lines
+  endpoint server;                    // the node's public listener
+  endpoint admin{"127.0.0.1", 8081};  // its admin listener (status, memory)
+  std::size_t threads = 1;            // client worker threads
+  double duration_s = 10;             // measured time
+  double warmup_s = 2;                // before measuring
+  bool json = false;                  // machine-readable report
+  bool quiet = false;                 // no progress lines
 };
 
 struct pubsub_config {
@@ -37,24 +37,24 @@ struct conns_config {
 
 struct history_config {
   std::size_t rooms = 10;
-  std::size_t events = 5000;   // log length per room (prefilled if shorter)
+  std::size_t events = 5000;  // log length per room (prefilled if shorter)
   std::size_t clients = 50;
-  std::size_t limit = 50;      // events per page
-  std::size_t window = 4;      // requests in flight per client
+  std::size_t limit = 50;  // events per page
+  std::size_t window = 4;  // requests in flight per client
 };
 
 struct resume_config {
   std::size_t clients = 1000;
   std::size_t rooms = 10;
-  double rate = 2000;          // msgs/s published while clients are away
-  double away_s = 1;          // how long they stay disconnected
+  double rate = 2000;  // msgs/s published while clients are away
+  double away_s = 1;   // how long they stay disconnected
 };
 
 struct chat_config {
   std::size_t users = 1000;
   std::size_t rooms = 200;
   std::size_t rooms_per_user = 5;
-  double zipf = 1.1;           // room popularity exponent
+  double zipf = 1.1;  // room popularity exponent
   double sends_per_user_s = 0.2;
 };
 

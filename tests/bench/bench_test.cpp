@@ -42,7 +42,8 @@ TEST_CASE("the seq checker flags gaps, duplicates and reordering") {
 }
 
 TEST_CASE("server JSON fields are read without a parse") {
-  std::string_view ev = R"({"op":"event","room":"r","seq":58,"ts":17,"type":"message","from":"a","text":"123456:xx"})";
+  std::string_view ev =
+      R"({"op":"event","room":"r","seq":58,"ts":17,"type":"message","from":"a","text":"123456:xx"})";
   CHECK(json_int(ev, R"("seq":)") == 58);
   CHECK(json_int(ev, R"("text":)") == 123456);
   CHECK(json_str(ev, R"("room":)") == "r");

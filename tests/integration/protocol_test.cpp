@@ -58,12 +58,12 @@ TEST_CASE("with a secret, hello needs a valid token and dev-mode names are refus
   CHECK(c.request(R"({"op":"hello","id":1,"user":"alice"})", 1).str("code") == "unauthorized");
   CHECK(c.request(R"({"op":"hello","id":2,"token":"v1.e30.AAAA"})", 2).str("code") ==
         "unauthorized");
-  auto token = run_kaiwa({"token", "--user", "alice", "--ttl", "1h", "--secret", "s3cret"});
+  auto token = run_kaiwa({"token", "--user", "alice", "--ttl", "1h", "--secret", "s3cret"}).output;
   while (!token.empty() && token.back() == '\n') token.pop_back();
   auto w = c.request(R"({"op":"hello","id":3,"token":")" + token + R"("})", 3);
   CHECK(w.str("op") == "welcome");
   CHECK(w.str("user") == "alice");
-  auto other = run_kaiwa({"token", "--user", "alice", "--secret", "other"});
+  auto other = run_kaiwa({"token", "--user", "alice", "--secret", "other"}).output;
   ws_client d(n.node.port());
   CHECK(d.request(R"({"op":"hello","id":1,"token":")" + other.substr(0, other.size() - 1) + R"("})",
                   1)
@@ -73,7 +73,8 @@ TEST_CASE("with a secret, hello needs a valid token and dev-mode names are refus
 TEST_CASE("a node without a secret refuses to listen beyond loopback") {
   temp_dir dir;
   auto out = run_kaiwa({"start", "--listen", "0.0.0.0:0", "--data-dir", dir.str()});
-  CHECK(out.find("KAIWA_SECRET") != std::string::npos);
+  CHECK(out.status != 0);
+  CHECK(out.output.find("KAIWA_SECRET") != std::string::npos);
 }
 
 TEST_CASE("a connection that sends no hello is closed with 4001") {

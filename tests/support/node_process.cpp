@@ -94,7 +94,7 @@ int node_process::stop(int sig) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-std::string run_kaiwa(const std::vector<std::string>& args) {
+command_result run_kaiwa(const std::vector<std::string>& args) {
   std::string cmd = KAIWA_BINARY;
   for (auto& a : args) cmd += " '" + a + "'";
   cmd += " 2>&1";
@@ -103,8 +103,8 @@ std::string run_kaiwa(const std::vector<std::string>& args) {
   if (!p) throw std::runtime_error("popen failed");
   char buf[4096];
   while (auto n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  pclose(p);
-  return out;
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::move(out)};
 }
 
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {

@@ -35,8 +35,13 @@ class node_process {
   std::uint16_t admin_port_ = 0;
 };
 
-/// Runs the kaiwa binary with `args` to completion; returns what it printed (stdout+stderr).
-std::string run_kaiwa(const std::vector<std::string>& args);
+struct command_result {
+  int status = -1;     // the exit status
+  std::string output;  // stdout and stderr
+};
+
+/// Runs the kaiwa binary with `args` to completion.
+command_result run_kaiwa(const std::vector<std::string>& args);
 
 /// A plain HTTP GET to 127.0.0.1:port; returns the status code and the body.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);

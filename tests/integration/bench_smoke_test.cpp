@@ -1,0 +1,55 @@
+// A few seconds of every `kaiwa bench` scenario against a real node, so that the tool and its
+// checker can't rot. Figures are not asserted here (docs/benchmarks.md records them); a run
+// must finish cleanly: exit 0, its report printed, no violations, no errors.
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/node_process.hpp"
+
+using namespace kaiwa::test;
+
+namespace {
+
+command_result bench(const node_process& node, std::vector<std::string> args) {
+  args.insert(args.begin(), "bench");
+  std::vector<std::string> common = {"--target",   "127.0.0.1:" + std::to_string(node.port()),
+                                     "--admin",    "127.0.0.1:" + std::to_string(node.admin_port()),
+                                     "--duration", "1",
+                                     "--warmup",   "0.5",
+                                     "--quiet",    "--json"};
+  args.insert(args.end(), common.begin(), common.end());
+  return run_kaiwa(args);
+}
+
+}  // namespace
+
+TEST_CASE("every bench scenario runs clean against a real node") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  struct scenario {
+    std::vector<std::string> args;
+    const char* name;
+  };
+  std::vector<scenario> scenarios = {
+      {{"fanout", "--subscribers", "50"}, "fanout"},
+      {{"rooms", "--rooms", "20"}, "rooms"},
+      {{"conns", "--connections", "200", "--per-room", "20"}, "conns"},
+      {{"history", "--rooms", "2", "--events", "300", "--clients", "4"}, "history"},
+      {{"resume", "--clients", "50", "--rooms", "5", "--rate", "500", "--away", "0.2"}, "resume"},
+      {{"chat", "--users", "50", "--rooms", "20", "--send-rate", "2"}, "chat"},
+  };
+  for (auto& s : scenarios) {
+    INFO(s.name);
+    auto r = bench(node, s.args);
+    INFO(r.output);
+    CHECK(r.status == 0);
+    CHECK(r.output.find(std::string(R"({"scenario":")") + s.name) != std::string::npos);
+    CHECK(r.output.find("VIOLATION") == std::string::npos);
+  }
+}
+
+TEST_CASE("bench refuses targets beyond loopback") {
+  auto r = run_kaiwa({"bench", "rooms", "--target", "10.1.2.3:8080"});
+  CHECK(r.status != 0);
+  CHECK(r.output.find("loopback") != std::string::npos);
+}

@@ -182,9 +182,24 @@ class room_actor : public caf::event_based_actor {
     open_.writes.put_event(room_, e.seq, f->payload());
     if (e.type == event_type::message && !e.cid.empty())
       open_.writes.put_dedupe(room_, e.from, e.cid, e.seq);
+    // The room's metadata is written when it is created and with each snapshot, not per
+    // event: the head is always the last event's seq, one seek away.
+    if (e.type == event_type::created || e.seq % env_.cfg.snapshot_every == 0) put_meta();
     if (e.seq % env_.cfg.snapshot_every == 0) open_.writes.put_snapshot(room_, state_.snapshot());
     open_.events.push_back(std::move(f));
     open_.head = e.seq;
+  }
+
+  void put_meta() {
+    std::string meta;
+    json_writer(meta)
+        .begin_object()
+        .field("head", state_.head())
+        .field("ts", state_.last_ts())
+        .field("private", state_.is_private())
+        .field("owner", state_.owner().str())
+        .end_object();
+    open_.writes.put_meta(room_, meta);
   }
 
   void on_send(command& c) {
@@ -375,14 +390,6 @@ class room_actor : public caf::event_based_actor {
       open_ = {};
       return;
     }
-    std::string meta;
-    json_writer(meta)
-        .begin_object()
-        .field("head", state_.head())
-        .field("ts", state_.last_ts())
-        .field("private", state_.is_private())
-        .end_object();
-    open_.writes.put_meta(room_, meta);
     flying_ = std::move(open_);
     open_ = {};
     in_flight_ = true;

@@ -220,23 +220,6 @@ result<std::vector<std::string>> journal::events_after(const room_id& room, seq_
   return out;
 }
 
-result<std::vector<std::string>> journal::events_before(const room_id& room, seq_t before,
-                                                        std::size_t limit) const {
-  std::vector<std::string> out;
-  if (before <= 1) return out;
-  auto prefix = room_prefix(room);
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(events)));
-  for (it->SeekForPrev(event_key(room, before - 1)); it->Valid() && out.size() < limit;
-       it->Prev()) {
-    if (!it->key().starts_with(prefix)) break;
-    out.emplace_back(it->value().ToStringView());
-  }
-  if (!it->status().ok()) return to_error(it->status());
-  std::reverse(out.begin(), out.end());
-  return out;
-}
-
 result<std::optional<std::string>> journal::event(const room_id& room, seq_t seq) const {
   std::string v;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(events), event_key(room, seq), &v);

@@ -79,9 +79,6 @@ class journal {
   /// Up to `limit` events with seq > `after`, ascending.
   result<std::vector<std::string>> events_after(const room_id& room, seq_t after,
                                                 std::size_t limit) const;
-  /// Up to `limit` events with seq < `before`, the newest of them, in ascending order.
-  result<std::vector<std::string>> events_before(const room_id& room, seq_t before,
-                                                 std::size_t limit) const;
   result<std::optional<std::string>> event(const room_id& room, seq_t seq) const;
   /// The highest seq stored for `room`, 0 when it has no events.
   result<seq_t> last_seq(const room_id& room) const;

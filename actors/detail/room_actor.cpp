@@ -261,7 +261,9 @@ class room_actor : public caf::event_based_actor {
     } else {
       seq_t before = std::min<seq_t>(c.before.value_or(committed_ + 1), committed_ + 1);
       seq_t n = before > 1 ? std::min<seq_t>(c.limit, before - 1) : 0;
-      evs = env_.journal.events_before(room_, before, n);
+      // Seqs are gapless, so the page is [before - n, before): a forward scan, which RocksDB
+      // does far more cheaply than stepping backwards.
+      evs = env_.journal.events_after(room_, before - 1 - n, n);
       more = before > n + 1;
     }
     if (!evs) return (void)reply_error(c, errc::internal, "storage error");

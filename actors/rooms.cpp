@@ -19,8 +19,6 @@ struct rooms::impl {
     // 500 polls with 50 us sleeps) burn a core's worth of wake-ups that the I/O threads need.
     sys_cfg.set("work-stealing.aggressive-poll-attempts", std::size_t{10});
     sys_cfg.set("work-stealing.moderate-poll-attempts", std::size_t{10});
-    // A sleeping worker steals queued actors only when it wakes: keep that short.
-    sys_cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::milliseconds(1)});
   }
 
   detail::room_env env;

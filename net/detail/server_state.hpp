@@ -4,6 +4,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <memory>
+#include <vector>
 #include <condition_variable>
 #include <mutex>
 #include <unordered_set>
@@ -18,6 +20,12 @@ class ws_session;
 struct io_lane {
   boost::asio::io_context ioc{1};
   std::unordered_set<ws_session*> sessions;  // lane thread only
+
+  // Sessions with frames queued and no write in flight. They are written by one handler posted
+  // behind whatever the lane has queued already, so frames from several broadcasts that
+  // arrive together leave in one write per session (lane thread only).
+  std::vector<std::shared_ptr<ws_session>> to_flush;
+  bool flush_posted = false;
 };
 
 struct server_state {

@@ -351,7 +351,27 @@ void ws_session::enqueue(const frame_ptr& f) {
   queued_bytes_ += f->wire().size();
   enqueued_total_ += f->wire().size();
   queue_.push_back(f);
-  if (writing_.empty()) do_write();
+  if (writing_.empty()) schedule_write();
+}
+
+void ws_session::schedule_write() {
+  if (write_scheduled_) return;
+  write_scheduled_ = true;
+  lane_.to_flush.push_back(std::static_pointer_cast<ws_session>(shared_from_this()));
+  if (!lane_.flush_posted) {
+    lane_.flush_posted = true;
+    asio::post(lane_.ioc, [&lane = lane_] { flush_lane(lane); });
+  }
+}
+
+void ws_session::flush_lane(io_lane& lane) {
+  auto sessions = std::move(lane.to_flush);
+  lane.to_flush.clear();
+  lane.flush_posted = false;
+  for (auto& s : sessions) {
+    s->write_scheduled_ = false;
+    if (s->state_ != state::closed && s->writing_.empty() && !s->queue_.empty()) s->do_write();
+  }
 }
 
 void ws_session::do_write() {

@@ -58,6 +58,8 @@ class ws_session final : public client_link {
   bool take_token();
 
   void enqueue(const frame_ptr& f);
+  void schedule_write();
+  static void flush_lane(io_lane& lane);
   void do_write();
   void on_write(const boost::system::error_code& ec);
   void teardown();
@@ -98,6 +100,7 @@ class ws_session final : public client_link {
   std::uint64_t last_reply_end_ = 0;  // enqueued_total_ just after the last reply
   bool read_paused_ = false;          // reading stops while replies pile up (backpressure)
   bool close_queued_ = false;
+  bool write_scheduled_ = false;  // in lane_.to_flush
 
   std::unordered_set<std::string> joined_;  // rooms this connection is subscribed to
 };

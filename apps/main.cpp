@@ -259,6 +259,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   conns_cmd->add_option("--per-room", conns_cfg.per_room, "Connections joined to each room")
       ->capture_default_str();
+  conns_cmd
+      ->add_option("--procs", conns_cfg.procs, "Worker processes to spread the connections over")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   conns_cmd->callback([&] {
     resolve();
     std::exit(bench::run_conns(run, conns_cfg));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 
 namespace kaiwa::bench {
 
@@ -45,6 +46,35 @@ std::uint64_t histogram::quantile(double q) const noexcept {
     if (seen >= rank) return std::min(value_at(i), max_);
   }
   return max_;
+}
+
+std::string histogram::serialize() const {
+  std::string out = std::to_string(max_);
+  for (std::size_t i = 0; i < buckets_.size(); ++i)
+    if (buckets_[i]) out += " " + std::to_string(i) + ":" + std::to_string(buckets_[i]);
+  return out;
+}
+
+bool histogram::merge_serialized(std::string_view text) {
+  auto read = [&](std::uint64_t& v) {
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{}) return false;
+    text.remove_prefix(static_cast<std::size_t>(p - text.data()));
+    return true;
+  };
+  std::uint64_t max = 0;
+  if (!read(max)) return false;
+  max_ = std::max(max_, max);
+  while (!text.empty() && text.front() == ' ') {
+    text.remove_prefix(1);
+    std::uint64_t i = 0, n = 0;
+    if (!read(i) || text.empty() || text.front() != ':') return false;
+    text.remove_prefix(1);
+    if (!read(n) || i >= buckets_.size()) return false;
+    buckets_[i] += n;
+    count_ += n;
+  }
+  return true;
 }
 
 }  // namespace kaiwa::bench

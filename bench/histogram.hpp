@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace kaiwa::bench {
 
@@ -16,6 +18,11 @@ class histogram {
   std::uint64_t max() const noexcept { return max_; }
   /// The value at quantile q (0..1), in microseconds; 0 when empty.
   std::uint64_t quantile(double q) const noexcept;
+
+  /// A one-line text form ("max i:n i:n ..."), for worker processes to hand to their parent.
+  std::string serialize() const;
+  /// Adds a histogram in serialize()'s form; false if `text` is not one.
+  bool merge_serialized(std::string_view text);
 
  private:
   static constexpr int sub_bits = 6;  // 64 buckets per power of two

@@ -33,6 +33,7 @@ struct pubsub_config {
 struct conns_config {
   std::size_t connections = 1000;
   std::size_t per_room = 100;  // connections joined to each room
+  std::size_t procs = 1;       // worker processes the connections are spread over
 };
 
 struct history_config {

@@ -4,11 +4,11 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
-#include <memory>
-#include <vector>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <unordered_set>
+#include <vector>
 
 #include "net/gateway.hpp"
 

@@ -49,3 +49,13 @@ TEST_CASE("server JSON fields are read without a parse") {
   CHECK(json_str(ev, R"("room":)") == "r");
   CHECK(json_int(ev, R"("nope":)") == -1);
 }
+
+TEST_CASE("a histogram survives serialization into another one") {
+  histogram a, b;
+  for (std::uint64_t v : {3, 70, 5000, 123456}) a.record(v);
+  REQUIRE(b.merge_serialized(a.serialize()));
+  CHECK(b.count() == a.count());
+  CHECK(b.max() == a.max());
+  CHECK(b.quantile(0.5) == a.quantile(0.5));
+  CHECK_FALSE(b.merge_serialized("x"));
+}

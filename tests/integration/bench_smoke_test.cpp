@@ -33,7 +33,7 @@ TEST_CASE("every bench scenario runs clean against a real node") {
   std::vector<scenario> scenarios = {
       {{"fanout", "--subscribers", "50"}, "fanout"},
       {{"rooms", "--rooms", "20"}, "rooms"},
-      {{"conns", "--connections", "200", "--per-room", "20"}, "conns"},
+      {{"conns", "--connections", "200", "--per-room", "20", "--procs", "2"}, "conns"},
       {{"history", "--rooms", "2", "--events", "300", "--clients", "4"}, "history"},
       {{"resume", "--clients", "50", "--rooms", "5", "--rate", "500", "--away", "0.2"}, "resume"},
       {{"chat", "--users", "50", "--rooms", "20", "--send-rate", "2"}, "chat"},

@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -57,6 +58,22 @@ std::string be64(std::uint64_t v) {
   append_be64(s, v);
   return s;
 }
+
+/// The room part of an event key (up to and including the NUL). Given to RocksDB as the
+/// memtable insert hint: each room's events arrive in seq order, so with a hint per room an
+/// insert starts where that room's last one ended instead of searching the whole skiplist
+/// (with 1,000 interleaved rooms that search was the node's top user-space cost).
+class room_prefix_transform : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "kaiwa.room_prefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    auto nul = key.ToStringView().find('\0');
+    return rocksdb::Slice(key.data(), nul + 1);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.ToStringView().find('\0') != std::string_view::npos;
+  }
+};
 
 error to_error(const rocksdb::Status& s) {
   auto code = s.IsCorruption()        ? errc::corruption
@@ -168,9 +185,13 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf_opts.write_buffer_size = 64 << 20;
 
+  auto events_opts = cf_opts;
+  events_opts.memtable_insert_with_hint_prefix_extractor = std::make_shared<room_prefix_transform>();
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);
-  for (auto* name : family_names) descs.emplace_back(name, cf_opts);
+  for (std::size_t f = 0; f < family_count; ++f)
+    descs.emplace_back(family_names[f], f == events ? events_opts : cf_opts);
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;

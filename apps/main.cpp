@@ -10,6 +10,7 @@
 
 #include "apps/node.hpp"
 #include "bench/scenarios.hpp"
+#include "core/process.hpp"
 #include "core/token.hpp"
 
 namespace {
@@ -32,16 +33,6 @@ bool parse_endpoint(const std::string& s, net::endpoint& ep) {
 
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
-/// Raises the open-files limit to the hard limit; returns the limit in force.
-rlim_t raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  getrlimit(RLIMIT_NOFILE, &rl);
-  return rl.rlim_cur;
 }
 
 std::chrono::seconds parse_ttl(const std::string& s) {

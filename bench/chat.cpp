@@ -49,9 +49,7 @@ class chat : public connection_events {
       users_[u].conn = r_.connect(u, fmt::format("user{}", u), *this);
     if (!r_.wait([&] { return joins_ == expected_joins_; }, std::chrono::seconds(120),
                  [&] { return fmt::format("joined {}/{}", joins_.load(), expected_joins_); })) {
-      fmt::print(stderr, "bench: users could not join\n");
-      r_.finish();
-      return 1;
+      return r_.give_up("users could not join");
     }
     measure_from_ns_ = now_ns() + static_cast<std::int64_t>(o.warmup_s * 1e9);
     stop_at_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);

@@ -29,9 +29,7 @@ class history : public connection_events {
             [&] { return writers_pending_ == 0 || failed_; }, std::chrono::seconds(300),
             [&] { return fmt::format("prefilling: {} rooms to go", writers_pending_.load()); }) ||
         failed_) {
-      fmt::print(stderr, "bench: prefill failed\n");
-      r_.finish();
-      return 1;
+      return r_.give_up("prefill failed");
     }
     clients_.resize(c_.clients);
     for (std::size_t i = 0; i < c_.clients; ++i) {

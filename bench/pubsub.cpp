@@ -45,7 +45,7 @@ class pubsub : public connection_events {
     bool ok =
         r_.wait([&] { return joined_ == subs || failed_; }, std::chrono::seconds(120),
                 [&] { return fmt::format("subscribers joined {}/{}", joined_.load(), subs); });
-    if (!ok || failed_) return abort("subscribers could not join");
+    if (!ok || failed_) return r_.give_up("subscribers could not join");
     for (std::size_t i = subs; i < subs + pubs; ++i) {
       auto& m = members_[i];
       m.room = (i - subs) % c_.rooms;
@@ -55,7 +55,7 @@ class pubsub : public connection_events {
     }
     ok = r_.wait([&] { return ready_pubs_ == pubs || failed_; }, std::chrono::seconds(120),
                  [&] { return fmt::format("publishers ready {}/{}", ready_pubs_.load(), pubs); });
-    if (!ok || failed_) return abort("publishers could not connect");
+    if (!ok || failed_) return r_.give_up("publishers could not connect");
 
     auto start = clock_type::now();
     measure_from_ = start + std::chrono::duration_cast<clock_type::duration>(
@@ -228,12 +228,6 @@ class pubsub : public connection_events {
         r_.thread_stats(m.conn->index() % r_.threads()).sent += 1;
       if (clock_type::now() >= stop_at_) stopping_ = true;
     }
-  }
-
-  int abort(const char* why) {
-    fmt::print(stderr, "bench: {}\n", why);
-    r_.finish();
-    return 1;
   }
 
   runner& r_;

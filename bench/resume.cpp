@@ -26,7 +26,7 @@ class resume : public connection_events {
       clients_[i].conn = r_.connect(i, fmt::format("r{}", i), *this);
     if (!r_.wait([&] { return joined_ == c_.clients; }, std::chrono::seconds(120),
                  [&] { return fmt::format("joined {}/{}", joined_.load(), c_.clients); }))
-      return abort("clients could not join");
+      return r_.give_up("clients could not join");
     publisher_ = r_.connect(c_.clients, "publisher", *this);
     r_.wait([] { return false; }, std::chrono::duration<double>(o.warmup_s),
             [&] { return std::string("live"); });
@@ -172,12 +172,6 @@ class resume : public connection_events {
     timer_->async_wait([this, &c](boost::system::error_code ec) {
       if (!ec) publish(c);
     });
-  }
-
-  int abort(const char* why) {
-    fmt::print(stderr, "bench: {}\n", why);
-    r_.finish();
-    return 1;
   }
 
   runner& r_;

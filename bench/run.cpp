@@ -92,15 +92,6 @@ std::optional<server_status> fetch_status(const endpoint& admin) {
   }
 }
 
-std::uint64_t raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  getrlimit(RLIMIT_NOFILE, &rl);
-  return rl.rlim_cur;
-}
-
 static double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -180,6 +171,12 @@ stats runner::finish() {
   stats total;
   for (auto& s : stats_) total.merge(s);
   return total;
+}
+
+int runner::give_up(std::string_view why) {
+  fmt::print(stderr, "bench: {}\n", why);
+  finish();
+  return 1;
 }
 
 double runner::cpu_percent() const {

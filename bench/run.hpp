@@ -19,6 +19,7 @@
 #include "bench/connection.hpp"
 #include "bench/histogram.hpp"
 #include "bench/scenarios.hpp"
+#include "core/process.hpp"
 
 namespace kaiwa::bench {
 
@@ -90,6 +91,8 @@ class runner {
 
   /// Stops the workers and merges their statistics.
   stats finish();
+  /// Says why the run can't go on, stops the workers and returns the exit code for it (1).
+  int give_up(std::string_view why);
 
   /// The bench process's CPU use since construction, in % of one core.
   double cpu_percent() const;
@@ -121,8 +124,5 @@ class report {
   std::vector<std::pair<std::string, histogram>> latencies_;
   std::map<std::string, std::uint64_t> errors_;
 };
-
-/// Raises this process's open-files limit as far as allowed; returns the limit in force.
-std::uint64_t raise_fd_limit();
 
 }  // namespace kaiwa::bench

@@ -186,7 +186,8 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   cf_opts.write_buffer_size = 64 << 20;
 
   auto events_opts = cf_opts;
-  events_opts.memtable_insert_with_hint_prefix_extractor = std::make_shared<room_prefix_transform>();
+  events_opts.memtable_insert_with_hint_prefix_extractor =
+      std::make_shared<room_prefix_transform>();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "apps/admin_commands.hpp"
 #include "apps/node.hpp"
 #include "bench/scenarios.hpp"
 #include "core/process.hpp"
@@ -115,6 +116,11 @@ int main(int argc, char** argv) {
   start->add_option("--cluster", cluster, "Cluster listener ADDR:PORT (not available yet)");
   start->add_option("--join", join, "HOST:PORT[,...] of cluster members (not available yet)");
   start
+      ->add_option(
+          "--admin-token", cfg.admin_token,
+          "Bearer token the admin API requires (or KAIWA_ADMIN_TOKEN); needed off loopback")
+      ->envname("KAIWA_ADMIN_TOKEN");
+  start
       ->add_option("--secret", cfg.gateway.secret,
                    "HMAC secret for client tokens (or KAIWA_SECRET)")
       ->envname("KAIWA_SECRET");
@@ -155,6 +161,11 @@ int main(int argc, char** argv) {
           "no secret is set, so kaiwa only listens on loopback (dev mode). Set one with "
           "--secret or KAIWA_SECRET to listen on " +
               cfg.gateway.listen.host);
+    if (cfg.admin_token.empty() && !is_loopback(cfg.gateway.admin.host))
+      throw CLI::ValidationError(
+          "--admin",
+          "the admin API listens beyond loopback only with an admin token: set "
+          "--admin-token or KAIWA_ADMIN_TOKEN");
     cfg.journal.sync = durability == "sync";
     cfg.rooms.idle_timeout = std::chrono::seconds(idle_s);
     cfg.gateway.hello_timeout =
@@ -177,6 +188,51 @@ int main(int argc, char** argv) {
     auto exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
     fmt::print("{}\n", issue_token(secret, user_id{user}, exp_s));
   });
+
+  // -- admin commands (over the admin API) ---------------------------------------------------
+  std::string admin_url = "http://127.0.0.1:8081", admin_token_cli;
+  bool admin_json = false;
+  auto admin_opts = [&](CLI::App* s, bool json) {
+    s->add_option("--admin", admin_url, "The node's admin API URL")->capture_default_str();
+    s->add_option("--admin-token", admin_token_cli, "Admin bearer token (or KAIWA_ADMIN_TOKEN)")
+        ->envname("KAIWA_ADMIN_TOKEN");
+    if (json) s->add_flag("--json", admin_json, "Print JSON");
+  };
+  auto admin_target_or_throw = [&] {
+    auto t = app::parse_admin_url(admin_url);
+    if (!t) throw CLI::ValidationError("--admin", "expected http://HOST:PORT");
+    t->token = admin_token_cli;
+    return *t;
+  };
+  auto* status_cmd = app.add_subcommand("status", "Show a node's status");
+  admin_opts(status_cmd, true);
+  status_cmd->callback(
+      [&] { std::exit(app::status_command(admin_target_or_throw(), admin_json)); });
+
+  double drain_grace = 5;
+  auto* drain_cmd =
+      app.add_subcommand("drain", "Stop accepting clients, then close them with 4010");
+  admin_opts(drain_cmd, true);
+  drain_cmd->add_option("--grace", drain_grace, "Seconds before sessions are closed")
+      ->capture_default_str();
+  drain_cmd->callback(
+      [&] { std::exit(app::drain_command(admin_target_or_throw(), drain_grace, admin_json)); });
+
+  std::string backup_dir;
+  auto* backup_cmd =
+      app.add_subcommand("backup", "Copy a consistent checkpoint of a node's data into DIR");
+  admin_opts(backup_cmd, false);
+  backup_cmd->add_option("dir", backup_dir, "A new or empty directory")->required();
+  backup_cmd->callback(
+      [&] { std::exit(app::backup_command(admin_target_or_throw(), backup_dir)); });
+
+  std::string restore_dir, restore_data = "./kaiwa-data";
+  auto* restore_cmd =
+      app.add_subcommand("restore", "Restore a backup into an empty data directory");
+  restore_cmd->add_option("dir", restore_dir, "The backup directory")->required();
+  restore_cmd->add_option("--data-dir", restore_data, "The (empty) data directory to fill")
+      ->capture_default_str();
+  restore_cmd->callback([&] { std::exit(app::restore_command(restore_dir, restore_data)); });
 
   // -- kaiwa bench ---------------------------------------------------------------------------
   bench::run_options run;

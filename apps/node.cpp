@@ -4,8 +4,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
+
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "core/json.hpp"
 
@@ -49,8 +52,13 @@ std::optional<std::string> node::start() {
   rooms_ = std::make_unique<rooms>(cfg_.rooms, *journal_);
   rooms_->start();
   gateway_ = std::make_unique<net::gateway>(
-      cfg_.gateway, *rooms_, [this](const std::string& t) { return public_http(t); },
-      [this](const std::string& t) { return admin_http(t); });
+      cfg_.gateway, *rooms_,
+      [this](const net::http_request& r, net::http_respond respond) {
+        return public_http(r, std::move(respond));
+      },
+      [this](const net::http_request& r, net::http_respond respond) {
+        return admin_http(r, std::move(respond));
+      });
   if (auto err = gateway_->start()) return err;
   // Rooms recover lazily on activation, so the node is ready as soon as it listens.
   ready_ = true;
@@ -60,6 +68,12 @@ std::optional<std::string> node::start() {
 void node::stop() {
   if (!gateway_) return;
   ready_ = false;
+  {
+    std::lock_guard lock(stop_mtx_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  admin_work_.join();  // a drain or checkpoint under way finishes first
   gateway_->stop_accepting();
   gateway_->close_sessions();
   gateway_->wait_sessions_closed(cfg_.close_grace);
@@ -74,28 +88,129 @@ void node::stop() {
 std::uint16_t node::public_port() const { return gateway_->public_port(); }
 std::uint16_t node::admin_port() const { return gateway_->admin_port(); }
 
-std::optional<net::http_reply> node::public_http(const std::string& target) const {
-  if (target == "/healthz")
-    return net::http_reply{200, "text/plain; charset=utf-8", "ok\n", "no-store"};
-  if (target == "/readyz")
-    return ready_ ? net::http_reply{200, "text/plain; charset=utf-8", "ready\n", "no-store"}
-                  : net::http_reply{503, "text/plain; charset=utf-8", "not ready\n", "no-store"};
-  if (target == "/")
-    return net::http_reply{200, "text/html; charset=utf-8",
-                           "<!doctype html><title>kaiwa</title><p>kaiwa node " +
-                               cfg_.gateway.node_id +
-                               ": connect a WebSocket client to <code>/ws</code>.",
-                           "no-cache"};
-  return std::nullopt;
+namespace {
+
+net::http_reply text(int status, std::string body) {
+  return {status, "text/plain; charset=utf-8", std::move(body), "no-store"};
 }
 
-std::optional<net::http_reply> node::admin_http(const std::string& target) const {
-  if (target == "/healthz" || target == "/readyz") return public_http(target);
-  if (target == "/admin/v1/status")
-    return net::http_reply{200, "application/json", status_json(), "no-store"};
-  if (target == "/metrics")
-    return net::http_reply{200, "text/plain; version=0.0.4", metrics_text(), "no-store"};
-  return std::nullopt;
+net::http_reply json_reply(int status, std::string body) {
+  return {status, "application/json", std::move(body) + "\n", "no-store"};
+}
+
+net::http_reply json_error(int status, std::string_view message) {
+  std::string body;
+  json_writer(body).begin_object().field("error", message).end_object();
+  return json_reply(status, std::move(body));
+}
+
+/// The value of `key` in the target's query string ("/path?a=1&b=2"), empty when absent.
+std::string query_param(const std::string& target, std::string_view key) {
+  auto q = target.find('?');
+  if (q == std::string::npos) return {};
+  std::string_view rest(target);
+  rest.remove_prefix(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    auto pair = rest.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == key)
+      return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
+
+}  // namespace
+
+bool node::public_http(const net::http_request& r, const net::http_respond& respond) const {
+  auto path = path_of(r.target);
+  if (r.method != "GET" && r.method != "HEAD")
+    return respond(text(405, "method not allowed\n")), true;
+  if (path == "/healthz") return respond(text(200, "ok\n")), true;
+  if (path == "/readyz")
+    return respond(ready_ ? text(200, "ready\n") : text(503, "not ready\n")), true;
+  if (path == "/")
+    return respond({200, "text/html; charset=utf-8",
+                    "<!doctype html><title>kaiwa</title><p>kaiwa node " + cfg_.gateway.node_id +
+                        ": connect a WebSocket client to <code>/ws</code>.",
+                    "no-cache"}),
+           true;
+  return false;
+}
+
+bool node::admin_http(const net::http_request& r, const net::http_respond& respond) {
+  auto path = path_of(r.target);
+  if (path == "/healthz" || path == "/readyz") return public_http(r, respond);
+  if (!cfg_.admin_token.empty() && r.authorization != "Bearer " + cfg_.admin_token)
+    return respond(json_error(401, "this admin API needs 'Authorization: Bearer <admin token>'")),
+           true;
+  if (path == "/admin/v1/status" && r.method == "GET")
+    return respond(json_reply(200, status_json())), true;
+  if (path == "/metrics" && r.method == "GET")
+    return respond({200, "text/plain; version=0.0.4", metrics_text(), "no-store"}), true;
+  if (path == "/admin/v1/drain") {
+    if (r.method != "POST") return respond(json_error(405, "use POST")), true;
+    auto grace_s = query_param(r.target, "grace");
+    double grace = 0;
+    try {
+      grace = grace_s.empty() ? 0.0 : std::stod(grace_s);
+    } catch (...) {
+      grace = -1;
+    }
+    if (grace < 0 || grace > 3600)
+      return respond(json_error(400, "'grace' must be 0 to 3600 seconds")), true;
+    drain(std::chrono::milliseconds(static_cast<std::int64_t>(grace * 1000)));
+    std::string body;
+    json_writer(body)
+        .begin_object()
+        .field("draining", true)
+        .field("grace_ms", static_cast<std::int64_t>(grace * 1000))
+        .end_object();
+    return respond(json_reply(202, std::move(body))), true;
+  }
+  if (path == "/admin/v1/checkpoint") {
+    if (r.method != "POST") return respond(json_error(405, "use POST")), true;
+    // RocksDB flushes and links files: slow enough to keep off the I/O lane.
+    boost::asio::post(admin_work_, [this, respond] { respond(checkpoint()); });
+    return true;
+  }
+  return false;
+}
+
+void node::drain(std::chrono::milliseconds grace) {
+  if (draining_.exchange(true)) return;
+  ready_ = false;
+  gateway_->stop_accepting();
+  boost::asio::post(admin_work_, [this, grace] {
+    // The grace period lets load balancers see /readyz fail before clients are moved; a stop
+    // cuts it short.
+    std::unique_lock lock(stop_mtx_);
+    stop_cv_.wait_for(lock, grace, [this] { return stopping_; });
+    gateway_->close_sessions();
+  });
+}
+
+net::http_reply node::checkpoint() {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  auto dir = std::filesystem::absolute(cfg_.journal.dir).lexically_normal().string();
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  dir += ".checkpoint-" + std::to_string(now);
+  auto info = journal_->checkpoint(dir);
+  if (!info) return json_error(500, "checkpoint failed: " + info.err().message);
+  std::string body;
+  json_writer(body)
+      .begin_object()
+      .field("dir", dir)
+      .field("files", info->files)
+      .field("bytes", info->bytes)
+      .end_object();
+  return json_reply(200, std::move(body));
 }
 
 std::string node::status_json() const {
@@ -117,6 +232,8 @@ std::string node::status_json() const {
       .field("open_fds", process_open_fds())
       .field("fd_limit", process_fd_limit())
       .field("ready", ready_.load())
+      .field("draining", draining_.load())
+      .field("data_dir", cfg_.journal.dir)
       .end_object();
   out += '\n';
   return out;

@@ -2,9 +2,13 @@
 // A kaiwa node: the journal, the room layer and the gateway, wired together and started and
 // stopped in order. Owned by `kaiwa start`.
 
+#include <boost/asio/thread_pool.hpp>
+
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -20,6 +24,9 @@ struct node_config {
   net::gateway_config gateway;
   /// How long shutdown waits for clients to take their 4010 close. Default: 2 s
   std::chrono::milliseconds close_grace{2000};
+  /// Bearer token the admin API requires; required when it listens beyond loopback.
+  /// Default: none
+  std::string admin_token;
 };
 
 class node {
@@ -37,8 +44,11 @@ class node {
   std::uint16_t admin_port() const;
 
  private:
-  std::optional<net::http_reply> public_http(const std::string& target) const;
-  std::optional<net::http_reply> admin_http(const std::string& target) const;
+  bool public_http(const net::http_request& r, const net::http_respond& respond) const;
+  bool admin_http(const net::http_request& r, const net::http_respond& respond);
+  /// Stops accepting, fails /readyz, and after `grace` closes every session with 4010.
+  void drain(std::chrono::milliseconds grace);
+  net::http_reply checkpoint();
   std::string status_json() const;
   std::string metrics_text() const;
 
@@ -48,6 +58,11 @@ class node {
   std::unique_ptr<rooms> rooms_;
   std::unique_ptr<net::gateway> gateway_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  boost::asio::thread_pool admin_work_{1};  // slow admin actions, off the I/O lanes
+  std::mutex stop_mtx_;
+  std::condition_variable stop_cv_;  // wakes a drain's grace period when the node stops
+  bool stopping_ = false;            // guarded by stop_mtx_
 };
 
 }  // namespace kaiwa::app

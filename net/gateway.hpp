@@ -30,8 +30,19 @@ struct http_reply {
   std::string cache_control;  // empty: none
 };
 
-/// Answers GET `target`, or nullopt for 404.
-using http_handler = std::function<std::optional<http_reply>(const std::string& target)>;
+struct http_request {
+  std::string method;         // "GET", "POST", ...
+  std::string target;         // path and query, e.g. "/admin/v1/drain?grace=5"
+  std::string authorization;  // the Authorization header, if any
+  std::string body;
+};
+
+/// Delivers the reply to a request; call it exactly once, from any thread.
+using http_respond = std::function<void(http_reply)>;
+
+/// Handles a request: returns false for an unknown path (the gateway answers 404), or true and
+/// then calls `respond`, at once or later from another thread (for slow work like checkpoints).
+using http_handler = std::function<bool(const http_request&, http_respond)>;
 
 struct endpoint {
   std::string host = "127.0.0.1";

@@ -5,12 +5,14 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -285,6 +287,23 @@ result<seq_t> journal::marker(const user_id& user, const room_id& room) const {
   if (s.IsNotFound()) return seq_t{0};
   if (!s.ok()) return to_error(s);
   return read_be64(v);
+}
+
+result<journal::checkpoint_info> journal::checkpoint(const std::string& dir) const {
+  rocksdb::Checkpoint* raw = nullptr;
+  auto s = rocksdb::Checkpoint::Create(impl_->db.get(), &raw);
+  if (!s.ok()) return to_error(s);
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  s = cp->CreateCheckpoint(dir);
+  if (!s.ok()) return to_error(s);
+  checkpoint_info info;
+  std::error_code ec;
+  for (auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    info.files += 1;
+    info.bytes += entry.is_regular_file() ? entry.file_size() : 0;
+  }
+  if (ec) return error{errc::io_error, ec.message()};
+  return info;
 }
 
 journal_stats journal::stats() const {

@@ -90,6 +90,14 @@ class journal {
 
   journal_stats stats() const;
 
+  /// A consistent copy of the database in `dir` (which must not exist), made with hard links
+  /// where the file system allows: a backup that a node can open as its data dir.
+  struct checkpoint_info {
+    std::uint64_t files = 0;
+    std::uint64_t bytes = 0;
+  };
+  result<checkpoint_info> checkpoint(const std::string& dir) const;
+
  private:
   struct impl;
   explicit journal(std::unique_ptr<impl> p);

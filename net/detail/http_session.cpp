@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -54,24 +55,33 @@ class http_session : public std::enable_shared_from_this<http_session> {
     auto target = std::string(req.target());
     if (websocket_ && target == "/ws" && beast::websocket::is_upgrade(req)) return upgrade(req);
 
+    http_request request{std::string(req.method_string()), target,
+                         std::string(req[http::field::authorization]), req.body()};
+    auto version = req.version();
+    bool keep_alive = req.keep_alive();
+    auto respond = [self = shared_from_this(), version, keep_alive](http_reply reply) {
+      asio::post(self->stream_.get_executor(),
+                 [self, version, keep_alive, reply = std::move(reply)]() mutable {
+                   self->write(self->make_response(version, keep_alive, std::move(reply)));
+                 });
+    };
+    if (!handler_(request, respond))
+      write(make_response(version, keep_alive,
+                          http_reply{404, "text/plain; charset=utf-8", "not found\n", ""}));
+  }
+
+  http::response<http::string_body> make_response(unsigned version, bool keep_alive,
+                                                  http_reply reply) {
     http::response<http::string_body> res;
-    res.version(req.version());
-    res.keep_alive(req.keep_alive());
+    res.version(version);
+    res.keep_alive(keep_alive);
     res.set(http::field::server, "kaiwa/" + st_.cfg.version);
-    if (req.method() != http::verb::get && req.method() != http::verb::head) {
-      res.result(http::status::method_not_allowed);
-      res.body() = "method not allowed\n";
-    } else if (auto reply = handler_(target)) {
-      res.result(static_cast<http::status>(reply->status));
-      res.set(http::field::content_type, reply->content_type);
-      if (!reply->cache_control.empty()) res.set(http::field::cache_control, reply->cache_control);
-      res.body() = std::move(reply->body);
-    } else {
-      res.result(http::status::not_found);
-      res.body() = "not found\n";
-    }
+    res.result(static_cast<http::status>(reply.status));
+    res.set(http::field::content_type, reply.content_type);
+    if (!reply.cache_control.empty()) res.set(http::field::cache_control, reply.cache_control);
+    res.body() = std::move(reply.body);
     res.prepare_payload();
-    write(std::move(res));
+    return res;
   }
 
   void write(http::response<http::string_body> res) {

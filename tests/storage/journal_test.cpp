@@ -140,3 +140,20 @@ TEST_CASE("opening a path that can't be a database fails with an error value") {
   REQUIRE_FALSE(j.ok());
   CHECK_FALSE(j.err().message.empty());
 }
+
+TEST_CASE("a checkpoint opens as a database with everything committed before it") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  storage::write_set ws;
+  ws.put_event(room_id{"r"}, 1, "one");
+  REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+  auto cp_dir = (dir.path() / "cp").string();
+  auto info = j->checkpoint(cp_dir);
+  REQUIRE(info.ok());
+  CHECK(info->files > 0);
+  CHECK(info->bytes > 0);
+  CHECK_FALSE(j->checkpoint(cp_dir).ok());  // exists already
+  auto copy = storage::journal::open({cp_dir, true});
+  REQUIRE(copy.ok());
+  CHECK(**copy.value()->event(room_id{"r"}, 1) == "one");
+}

@@ -1,0 +1,55 @@
+#include "apps/admin_client.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+namespace kaiwa::app {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+std::optional<admin_target> parse_admin_url(const std::string& url) {
+  std::string rest = url;
+  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  admin_target t;
+  t.host = rest.substr(0, colon);
+  try {
+    auto port = std::stoul(rest.substr(colon + 1));
+    if (port == 0 || port > 65535) return std::nullopt;
+    t.port = static_cast<std::uint16_t>(port);
+  } catch (...) {
+    return std::nullopt;
+  }
+  return t;
+}
+
+std::optional<admin_response> admin_call(const admin_target& t, const std::string& method,
+                                         const std::string& target, std::string& error) {
+  try {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::resolver resolver(ioc);
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(std::chrono::seconds(60));
+    stream.connect(resolver.resolve(t.host, std::to_string(t.port)));
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, t.host);
+    if (!t.token.empty()) req.set(http::field::authorization, "Bearer " + t.token);
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(stream, buf, res);
+    return admin_response{res.result_int(), res.body()};
+  } catch (const std::exception& e) {
+    error = "can't reach the node's admin API at " + t.host + ":" + std::to_string(t.port) + ": " +
+            e.what();
+    return std::nullopt;
+  }
+}
+
+}  // namespace kaiwa::app

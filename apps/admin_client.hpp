@@ -1,0 +1,27 @@
+#pragma once
+// The admin CLI's side of the admin API: one HTTP request to a node, with one-line errors.
+
+#include <optional>
+#include <string>
+
+namespace kaiwa::app {
+
+struct admin_target {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8081;
+  std::string token;  // sent as a bearer token when set
+};
+
+/// Parses "http://HOST:PORT", "HOST:PORT" (a trailing "/" is fine); nullopt if it is neither.
+std::optional<admin_target> parse_admin_url(const std::string& url);
+
+struct admin_response {
+  int status = 0;
+  std::string body;
+};
+
+/// Sends METHOD target to the node; on failure, `error` says why in one line.
+std::optional<admin_response> admin_call(const admin_target& t, const std::string& method,
+                                         const std::string& target, std::string& error);
+
+}  // namespace kaiwa::app

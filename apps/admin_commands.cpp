@@ -1,0 +1,140 @@
+#include "apps/admin_commands.hpp"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <filesystem>
+
+namespace kaiwa::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Calls the admin API and checks the status; prints the error and returns nullopt on failure.
+std::optional<std::string> call(const admin_target& t, const std::string& method,
+                                const std::string& target, int expect) {
+  std::string error;
+  auto res = admin_call(t, method, target, error);
+  if (!res) {
+    fmt::print(stderr, "kaiwa: {}\n", error);
+    return std::nullopt;
+  }
+  if (res->status != expect) {
+    simdjson::dom::parser p;
+    std::string_view message;
+    auto doc = p.parse(res->body);
+    if (doc.error() || doc["error"].get(message)) message = res->body;
+    fmt::print(stderr, "kaiwa: the node answered {} to {} {}: {}\n", res->status, method, target,
+               message);
+    return std::nullopt;
+  }
+  return res->body;
+}
+
+bool empty_or_missing(const std::string& dir) {
+  std::error_code ec;
+  return !fs::exists(dir, ec) || (fs::is_directory(dir, ec) && fs::is_empty(dir, ec));
+}
+
+/// Copies every file of `from` into `to` (created), printing progress; false on error.
+bool copy_dir(const fs::path& from, const fs::path& to, const char* what) {
+  std::error_code ec;
+  std::vector<fs::directory_entry> files;
+  std::uint64_t total = 0;
+  for (auto& e : fs::directory_iterator(from, ec))
+    if (e.is_regular_file()) {
+      files.push_back(e);
+      total += e.file_size();
+    }
+  if (ec) {
+    fmt::print(stderr, "kaiwa: can't read {}: {}\n", from.string(), ec.message());
+    return false;
+  }
+  fs::create_directories(to, ec);
+  std::uint64_t done = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    fs::copy_file(files[i].path(), to / files[i].path().filename(), ec);
+    if (ec) {
+      fmt::print(stderr, "kaiwa: can't copy {}: {}\n", files[i].path().string(), ec.message());
+      return false;
+    }
+    done += files[i].file_size();
+    fmt::print("{}: {}/{} files, {:.1f}/{:.1f} MiB\n", what, i + 1, files.size(), done / 1048576.0,
+               total / 1048576.0);
+  }
+  return true;
+}
+
+}  // namespace
+
+int status_command(const admin_target& t, bool json) {
+  auto body = call(t, "GET", "/admin/v1/status", 200);
+  if (!body) return 1;
+  if (json) {
+    fmt::print("{}", *body);
+    return 0;
+  }
+  simdjson::dom::parser p;
+  simdjson::dom::object o;
+  if (p.parse(*body).get(o)) {
+    fmt::print(stderr, "kaiwa: the node's status is not JSON\n");
+    return 1;
+  }
+  for (auto [key, value] : o)
+    fmt::print("{:<14} {}\n", key,
+               value.is_string() ? std::string(std::string_view(value)) : simdjson::minify(value));
+  return 0;
+}
+
+int drain_command(const admin_target& t, double grace_s, bool json) {
+  auto body = call(t, "POST", fmt::format("/admin/v1/drain?grace={}", grace_s), 202);
+  if (!body) return 1;
+  if (json)
+    fmt::print("{}", *body);
+  else
+    fmt::print("draining: new connections are refused; sessions close with 4010 in {} s\n",
+               grace_s);
+  return 0;
+}
+
+int backup_command(const admin_target& t, const std::string& dir) {
+  if (!empty_or_missing(dir)) {
+    fmt::print(stderr, "kaiwa: {} is not empty; back up into a new directory\n", dir);
+    return 1;
+  }
+  auto body = call(t, "POST", "/admin/v1/checkpoint", 200);
+  if (!body) return 1;
+  simdjson::dom::parser p;
+  std::string_view staged;
+  if (p.parse(*body)["dir"].get(staged)) {
+    fmt::print(stderr, "kaiwa: unexpected checkpoint reply: {}\n", *body);
+    return 1;
+  }
+  std::string staging(staged);
+  fmt::print("checkpoint: {}\n", staging);
+  bool ok = copy_dir(staging, dir, "backup");
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  if (!ok) return 1;
+  fmt::print("backup: done, {}\n", dir);
+  return 0;
+}
+
+int restore_command(const std::string& backup_dir, const std::string& data_dir) {
+  std::error_code ec;
+  if (!fs::exists(fs::path(backup_dir) / "CURRENT", ec)) {
+    fmt::print(stderr, "kaiwa: {} is not a kaiwa backup (no CURRENT file)\n", backup_dir);
+    return 1;
+  }
+  if (!empty_or_missing(data_dir)) {
+    fmt::print(stderr, "kaiwa: {} is not empty; restore only into an empty data directory\n",
+               data_dir);
+    return 1;
+  }
+  if (!copy_dir(backup_dir, data_dir, "restore")) return 1;
+  fmt::print("restore: done; start a node with --data-dir {}\n", data_dir);
+  return 0;
+}
+
+}  // namespace kaiwa::app

@@ -1,0 +1,18 @@
+#pragma once
+// The admin CLI commands (`kaiwa status|drain|backup|restore`). Each returns the process's exit
+// code and prints one clear line on failure.
+
+#include <string>
+
+#include "apps/admin_client.hpp"
+
+namespace kaiwa::app {
+
+int status_command(const admin_target& t, bool json);
+int drain_command(const admin_target& t, double grace_s, bool json);
+/// Asks the node for a checkpoint and copies it into `dir` (missing or empty), with progress.
+int backup_command(const admin_target& t, const std::string& dir);
+/// Copies a backup into `data_dir`, which must be missing or empty. The node is not involved.
+int restore_command(const std::string& backup_dir, const std::string& data_dir);
+
+}  // namespace kaiwa::app

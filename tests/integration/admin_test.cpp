@@ -1,0 +1,117 @@
+// The admin API and the admin CLI against a real node.
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "tests/support/node_process.hpp"
+#include "tests/support/ws_client.hpp"
+
+using namespace kaiwa::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string admin_url(const node_process& n) {
+  return "http://127.0.0.1:" + std::to_string(n.admin_port());
+}
+
+}  // namespace
+
+TEST_CASE("kaiwa status shows the node as a table and as JSON") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data", {"--node-id", "n-7"});
+  auto table = run_kaiwa({"status", "--admin", admin_url(node)});
+  CHECK(table.status == 0);
+  CHECK(table.output.find("node           n-7") != std::string::npos);
+  CHECK(table.output.find("fd_limit") != std::string::npos);
+  auto json = run_kaiwa({"status", "--admin", admin_url(node), "--json"});
+  CHECK(json.status == 0);
+  CHECK(json.output.find(R"("node":"n-7")") != std::string::npos);
+}
+
+TEST_CASE("the admin CLI says plainly when the node can't be reached") {
+  auto r = run_kaiwa({"status", "--admin", "http://127.0.0.1:1"});
+  CHECK(r.status != 0);
+  CHECK(r.output.find("can't reach the node's admin API") != std::string::npos);
+}
+
+TEST_CASE(
+    "drain fails readiness, refuses new clients and closes sessions with 4010 after the grace") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  ws_client c(node.port());
+  c.hello("alice");
+  auto r = run_kaiwa({"drain", "--admin", admin_url(node), "--grace", "0.2"});
+  CHECK(r.status == 0);
+  CHECK(http_get(node.admin_port(), "/readyz").first == 503);
+  CHECK(http_get(node.admin_port(), "/admin/v1/status").second.find(R"("draining":true)") !=
+        std::string::npos);
+  CHECK(c.close_code() == 4010);
+  CHECK_THROWS(ws_client(node.port()));  // the upgrade is refused with 503
+}
+
+TEST_CASE("with an admin token the admin API refuses requests without it") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data", {"--admin-token", "t0p"});
+  auto denied = run_kaiwa({"status", "--admin", admin_url(node)});
+  CHECK(denied.status != 0);
+  CHECK(denied.output.find("401") != std::string::npos);
+  CHECK(run_kaiwa({"status", "--admin", admin_url(node), "--admin-token", "t0p"}).status == 0);
+  CHECK(http_get(node.admin_port(), "/healthz").first == 200);  // probes need no token
+
+  auto open_admin =
+      run_kaiwa({"start", "--admin", "0.0.0.0:0", "--data-dir", dir.str() + "/other"});
+  CHECK(open_admin.status != 0);
+  CHECK(open_admin.output.find("KAIWA_ADMIN_TOKEN") != std::string::npos);
+}
+
+TEST_CASE(
+    "a backup taken under write load restores into a node that serves every event acked before "
+    "it") {
+  temp_dir dir;
+  auto backup = dir.str() + "/backup";
+  std::int64_t acked_before_backup = 0;
+  {
+    node_process node(dir.str() + "/data");
+    ws_client writer(node.port());
+    writer.hello("writer");
+    // Keep 50 sends in flight while the backup runs.
+    int next_id = 0;
+    for (; next_id < 50; ++next_id)
+      writer.send(R"({"op":"send","id":)" + std::to_string(next_id) +
+                  R"(,"room":"busy","text":"m"})");
+    for (int i = 0; i < 500; ++i) {
+      auto ack = writer.next_where([](const message& m) { return m.str("op") == "ack"; });
+      acked_before_backup = ack.num("seq");
+      writer.send(R"({"op":"send","id":)" + std::to_string(next_id++) +
+                  R"(,"room":"busy","text":"m"})");
+    }
+    auto r = run_kaiwa({"backup", "--admin", admin_url(node), backup});
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(r.output.find("backup: done") != std::string::npos);
+    CHECK(run_kaiwa({"backup", "--admin", admin_url(node), backup}).status != 0);  // not empty
+  }
+  auto restored = dir.str() + "/restored";
+  auto r = run_kaiwa({"restore", backup, "--data-dir", restored});
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(run_kaiwa({"restore", backup, "--data-dir", restored}).status != 0);  // not empty
+
+  node_process node(restored);
+  ws_client reader(node.port());
+  reader.hello("reader");
+  auto head = reader.request(R"({"op":"join","id":1,"room":"busy"})", 1).num("head");
+  REQUIRE(head >= acked_before_backup);
+  std::int64_t expect = 1;
+  for (std::int64_t after = 0; after < acked_before_backup;) {
+    auto h = reader.request(R"({"op":"history","id":2,"room":"busy","limit":200,"after":)" +
+                                std::to_string(after) + "}",
+                            2);
+    for (auto e : h.array("events")) {
+      REQUIRE(std::int64_t(e["seq"]) == expect++);
+      after = std::int64_t(e["seq"]);
+    }
+  }
+}

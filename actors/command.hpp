@@ -28,6 +28,8 @@ enum class room_op : std::uint8_t {
   read,
   presence,
   disconnect,  // the link closed: drop its subscription without a reply
+  info,        // admin: the room's state, for /admin/v1/rooms/{room}
+  snapshot,    // admin: write a snapshot now
 };
 
 struct command {
@@ -49,6 +51,7 @@ struct command {
   std::optional<seq_t> before;       // history
   std::optional<seq_t> after;        // history
   std::uint32_t limit = 50;          // history
+  bool was_active = true;  // set by the registry: false if this command activated the room
 };
 
 }  // namespace kaiwa

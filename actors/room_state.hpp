@@ -38,6 +38,7 @@ class room_state {
   bool exists() const noexcept { return exists_; }
   bool is_private() const noexcept { return private_; }
   const user_id& owner() const noexcept { return owner_; }
+  const std::string& topic() const noexcept { return topic_; }
   bool is_member(const user_id& u) const { return members_.contains(u.str()); }
   const std::set<std::string>& members() const noexcept { return members_; }
 

@@ -4,6 +4,9 @@
 #include <simdjson.h>
 
 #include <filesystem>
+#include <map>
+#include <sstream>
+#include <thread>
 
 namespace kaiwa::app {
 
@@ -84,6 +87,70 @@ int status_command(const admin_target& t, bool json) {
   for (auto [key, value] : o)
     fmt::print("{:<14} {}\n", key,
                value.is_string() ? std::string(std::string_view(value)) : simdjson::minify(value));
+  return 0;
+}
+
+int room_command(const admin_target& t, const std::string& room, bool json) {
+  auto body = call(t, "GET", "/admin/v1/rooms/" + room, 200);
+  if (!body) return 1;
+  if (json) {
+    fmt::print("{}", *body);
+    return 0;
+  }
+  simdjson::dom::parser p;
+  simdjson::dom::object o;
+  if (p.parse(*body).get(o)) return 1;
+  for (auto [key, value] : o) {
+    if (key == "op" || key == "id") continue;
+    std::string text;
+    if (value.is_string()) {
+      text = std::string(std::string_view(value));
+    } else if (value.is_array()) {
+      for (auto v : value.get_array())
+        text += (text.empty() ? "" : ", ") + std::string(std::string_view(v));
+    } else {
+      text = simdjson::minify(value);
+    }
+    fmt::print("{:<17} {}\n", key, text);
+  }
+  return 0;
+}
+
+int top_command(const admin_target& t, int iterations) {
+  auto sample = [&]() -> std::optional<std::map<std::string, double>> {
+    auto body = call(t, "GET", "/metrics", 200);
+    if (!body) return std::nullopt;
+    std::map<std::string, double> m;
+    std::istringstream in(*body);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      auto sp = line.rfind(' ');
+      m[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+    }
+    return m;
+  };
+  auto prev = sample();
+  if (!prev) return 1;
+  auto prev_at = std::chrono::steady_clock::now();
+  fmt::print("{:>8} {:>12} {:>12} {:>12} {:>10} {:>12} {:>10}\n", "conns", "frames in/s",
+             "frames out/s", "events/s", "rooms", "commits/s", "rss MiB");
+  for (int i = 0; iterations == 0 || i < iterations; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // the refresh period
+    auto cur = sample();
+    if (!cur) return 1;
+    auto now = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(now - prev_at).count();
+    auto rate = [&](const char* k) { return ((*cur)[k] - (*prev)[k]) / dt; };
+    fmt::print("{:>8.0f} {:>12.0f} {:>12.0f} {:>12.0f} {:>10.0f} {:>12.0f} {:>10.1f}\n",
+               (*cur)["kaiwa_connections"], rate("kaiwa_frames_in_total"),
+               rate("kaiwa_frames_out_total"), rate("kaiwa_events_appended_total"),
+               (*cur)["kaiwa_rooms_active"], rate("kaiwa_journal_commits_total"),
+               (*cur)["process_resident_memory_bytes"] / 1048576.0);
+    std::fflush(stdout);
+    prev = std::move(cur);
+    prev_at = now;
+  }
   return 0;
 }
 

@@ -9,6 +9,10 @@
 namespace kaiwa::app {
 
 int status_command(const admin_target& t, bool json);
+/// A room's state: head, owner, members, subscribers, whether it was active.
+int room_command(const admin_target& t, const std::string& room, bool json);
+/// A live view refreshed every second from /metrics; `iterations` 0 means until interrupted.
+int top_command(const admin_target& t, int iterations);
 int drain_command(const admin_target& t, double grace_s, bool json);
 /// Asks the node for a checkpoint and copies it into `dir` (missing or empty), with progress.
 int backup_command(const admin_target& t, const std::string& dir);

@@ -209,6 +209,20 @@ int main(int argc, char** argv) {
   status_cmd->callback(
       [&] { std::exit(app::status_command(admin_target_or_throw(), admin_json)); });
 
+  std::string room_arg;
+  auto* room_cmd = app.add_subcommand("room", "Show a room's state");
+  admin_opts(room_cmd, true);
+  room_cmd->add_option("room", room_arg, "Room name")->required();
+  room_cmd->callback(
+      [&] { std::exit(app::room_command(admin_target_or_throw(), room_arg, admin_json)); });
+
+  int top_iterations = 0;
+  auto* top_cmd = app.add_subcommand("top", "A live view of a node, refreshed every second");
+  admin_opts(top_cmd, false);
+  top_cmd->add_option("--iterations", top_iterations, "Stop after N refreshes (0: never)")
+      ->capture_default_str();
+  top_cmd->callback([&] { std::exit(app::top_command(admin_target_or_throw(), top_iterations)); });
+
   double drain_grace = 5;
   auto* drain_cmd =
       app.add_subcommand("drain", "Stop accepting clients, then close them with 4010");

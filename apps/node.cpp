@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "core/json.hpp"
 
@@ -124,6 +126,34 @@ std::string query_param(const std::string& target, std::string_view key) {
 
 std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
 
+/// The admin API's stand-in for a client connection: a room's reply to an admin command
+/// becomes the HTTP response. Rooms may call it from any thread; it answers once.
+class admin_link : public client_link {
+ public:
+  explicit admin_link(net::http_respond respond) : respond_(std::move(respond)) {}
+
+  void post(std::function<void()> fn) override { fn(); }
+  const void* lane() const noexcept override { return this; }
+  void push(const frame_ptr&) override {}
+  void subscription_ended(const room_id&) override {}
+  void reply(const frame_ptr& f) override {
+    std::lock_guard lock(mtx_);
+    if (!respond_) return;
+    auto payload = std::string(f->payload());
+    int status = 200;
+    if (payload.starts_with(R"({"op":"error")")) {
+      status = payload.find(R"("code":"not_found")") != std::string::npos     ? 404
+               : payload.find(R"("code":"unavailable")") != std::string::npos ? 503
+                                                                              : 500;
+    }
+    std::exchange(respond_, nullptr)(json_reply(status, std::move(payload)));
+  }
+
+ private:
+  std::mutex mtx_;
+  net::http_respond respond_;
+};
+
 }  // namespace
 
 bool node::public_http(const net::http_request& r, const net::http_respond& respond) const {
@@ -171,6 +201,21 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
         .field("grace_ms", static_cast<std::int64_t>(grace * 1000))
         .end_object();
     return respond(json_reply(202, std::move(body))), true;
+  }
+  for (auto [prefix, op, method] : {std::tuple{"/admin/v1/rooms/", room_op::info, "GET"},
+                                    std::tuple{"/admin/v1/snapshot/", room_op::snapshot, "POST"}}) {
+    std::string_view p(path);
+    if (!p.starts_with(prefix)) continue;
+    auto room = std::string(p.substr(std::string_view(prefix).size()));
+    if (r.method != method) return respond(json_error(405, std::string("use ") + method)), true;
+    if (!valid_name(room)) return respond(json_error(400, "not a room name")), true;
+    command c;
+    c.op = op;
+    c.room = room_id{room};
+    c.user = user_id{"admin"};
+    c.link = std::make_shared<admin_link>(respond);
+    rooms_->dispatch(std::move(c));
+    return true;
   }
   if (path == "/admin/v1/checkpoint") {
     if (r.method != "POST") return respond(json_error(405, "use POST")), true;

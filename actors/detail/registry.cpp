@@ -68,6 +68,7 @@ class registry_actor : public caf::event_based_actor {
         return;
       }
       it = activate(room);
+      c.was_active = false;
     }
     it->second.forwarded += 1;
     send(it->second.actor, std::move(c));

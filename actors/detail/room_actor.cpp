@@ -67,7 +67,8 @@ class room_actor : public caf::event_based_actor {
     return {
         [this](command& c) {
           ++received_;
-          last_activity_ = now_millis();
+          // Admin reads neither count as activity nor keep the room from passivating.
+          if (c.op != room_op::info) last_activity_ = now_millis();
           if (!recovered_ && !recover()) {
             c.link->send(error_frame(c.id, errc::internal, "room could not be recovered"));
             quit(caf::sec::runtime_error);
@@ -122,6 +123,10 @@ class room_actor : public caf::event_based_actor {
         return reply_now(c, left_frame(c));
       case room_op::disconnect:
         return unsubscribe(c.link.get());
+      case room_op::info:
+        return on_info(c);
+      case room_op::snapshot:
+        return on_snapshot(c);
       case room_op::send:
         return on_send(c);
       case room_op::history:
@@ -312,6 +317,40 @@ class room_actor : public caf::event_based_actor {
         .end_object();
     open_.receipts.emplace_back(b.finish(), c.link.get());
     open_.replies.push_back({c.link, ok_frame(c.id), c.id});
+  }
+
+  void on_info(command& c) {
+    if (!state_.exists()) return (void)reply_error(c, errc::not_found, "no such room");
+    std::set<std::string> users;
+    for (auto& [_, s] : subs_) users.insert(s.user.str());
+    frame_builder b;
+    auto& w = begin_reply(b, "room", c.id)
+                  .field("room", room_.str())
+                  .field("head", committed_)
+                  .field("owner", state_.owner().str())
+                  .field("private", state_.is_private())
+                  .field("topic", state_.topic())
+                  .field("active", c.was_active)
+                  .field("subscriptions", std::uint64_t{subs_.size()})
+                  .field("last_activity_ms", last_activity_);
+    w.key("members").begin_array();
+    for (auto& m : state_.members()) w.value(m);
+    w.end_array().key("subscribers").begin_array();
+    for (auto& u : users) w.value(u);
+    w.end_array().end_object();
+    reply_now(c, b.finish());
+  }
+
+  void on_snapshot(command& c) {
+    if (!state_.exists()) return (void)reply_error(c, errc::not_found, "no such room");
+    open_.writes.put_snapshot(room_, state_.snapshot());
+    put_meta();
+    frame_builder b;
+    begin_reply(b, "snapshot", c.id)
+        .field("room", room_.str())
+        .field("head", state_.head())
+        .end_object();
+    queue_reply(c, b.finish());
   }
 
   void on_presence(command& c) {

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "tests/support/node_process.hpp"
@@ -114,4 +115,34 @@ TEST_CASE(
       after = std::int64_t(e["seq"]);
     }
   }
+}
+
+TEST_CASE("kaiwa room shows head, owner, members and live subscribers; snapshot writes one") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  ws_client alice(node.port());
+  alice.hello("alice");
+  alice.request(
+      R"({"op":"create","id":1,"room":"ops","private":true,"members":["bob"],"topic":"t"})", 1);
+  alice.request(R"({"op":"join","id":2,"room":"ops"})", 2);
+  auto r = run_kaiwa({"room", "ops", "--admin", admin_url(node)});
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("owner             alice") != std::string::npos);
+  CHECK(r.output.find("members           alice, bob") != std::string::npos);
+  CHECK(r.output.find("subscribers       alice") != std::string::npos);
+  auto json = run_kaiwa({"room", "ops", "--admin", admin_url(node), "--json"});
+  CHECK(json.output.find(R"("head":1)") != std::string::npos);
+  auto missing = run_kaiwa({"room", "nowhere", "--admin", admin_url(node)});
+  CHECK(missing.status != 0);
+  CHECK(missing.output.find("404") != std::string::npos);
+}
+
+TEST_CASE("kaiwa top prints a line of live figures per refresh") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  auto r = run_kaiwa({"top", "--admin", admin_url(node), "--iterations", "2"});
+  CHECK(r.status == 0);
+  CHECK(r.output.find("frames in/s") != std::string::npos);
+  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 3);
 }

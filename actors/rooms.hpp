@@ -40,6 +40,7 @@ struct rooms_stats {
   std::uint64_t activated = 0;
   std::uint64_t passivated = 0;
   std::uint64_t events_appended = 0;
+  std::uint64_t deliveries = 0;  // frames handed to subscribers' sessions by fan-out
 };
 
 class rooms {

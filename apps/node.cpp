@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/json.hpp"
+#include "core/replies.hpp"
 
 namespace kaiwa::app {
 
@@ -306,9 +307,21 @@ std::string node::metrics_text() const {
   metric("kaiwa_rooms_activated_total", "counter", "Room activations.", r.activated);
   metric("kaiwa_rooms_passivated_total", "counter", "Room passivations.", r.passivated);
   metric("kaiwa_events_appended_total", "counter", "Events made durable.", r.events_appended);
+  metric("kaiwa_fanout_deliveries_total", "counter",
+         "Event frames handed to subscribers' sessions.", r.deliveries);
   metric("kaiwa_journal_commits_total", "counter", "Journal group commits (one WAL write each).",
          j.commits);
   metric("kaiwa_journal_write_sets_total", "counter", "Room write sets committed.", j.write_sets);
+  gateway_->render_metrics(out);
+  journal_->render_metrics(out);
+  out +=
+      "# HELP kaiwa_errors_total Error replies sent to clients, by code.\n# TYPE "
+      "kaiwa_errors_total counter\n";
+  for (auto code :
+       {errc::bad_request, errc::unauthorized, errc::forbidden, errc::not_found, errc::room_exists,
+        errc::too_large, errc::rate_limited, errc::unavailable, errc::timeout, errc::internal})
+    out +=
+        fmt::format("kaiwa_errors_total{{code=\"{}\"}} {}\n", to_string(code), errors_sent(code));
   out += fmt::format(
       "# HELP kaiwa_journal_write_seconds_total Time spent in journal writes, syncs included.\n"
       "# TYPE kaiwa_journal_write_seconds_total counter\nkaiwa_journal_write_seconds_total "

@@ -18,4 +18,7 @@ frame_ptr error_frame(std::string_view id, errc code, std::string_view message);
 frame_ptr ack_frame(std::string_view id, const room_id& room, seq_t seq, millis_t ts);
 frame_ptr ok_frame(std::string_view id);
 
+/// Error replies sent with `code` by this process so far (every error goes through error_frame).
+std::uint64_t errors_sent(errc code) noexcept;
+
 }  // namespace kaiwa

@@ -146,6 +146,24 @@ void gateway::stop() {
   impl_->threads.clear();
 }
 
+void gateway::render_metrics(std::string& out) const {
+  auto& s = impl_->st;
+  out +=
+      "# HELP kaiwa_requests_total Client requests by op (unknown: unparseable or unknown op).\n"
+      "# TYPE kaiwa_requests_total counter\n";
+  for (std::size_t i = 0; i < detail::request_ops.size(); ++i)
+    out += "kaiwa_requests_total{op=\"" + std::string(detail::request_ops[i]) + "\"} " +
+           std::to_string(s.requests_by_op[i].load(std::memory_order_relaxed)) + "\n";
+  out +=
+      "# HELP kaiwa_connections_closed_by_reason_total WebSocket sessions closed, by reason "
+      "(client: the client hung up or the network failed).\n"
+      "# TYPE kaiwa_connections_closed_by_reason_total counter\n";
+  for (std::size_t i = 0; i < detail::close_reasons.size(); ++i)
+    out += "kaiwa_connections_closed_by_reason_total{reason=\"" +
+           std::string(detail::close_reasons[i]) + "\"} " +
+           std::to_string(s.closes_by_reason[i].load(std::memory_order_relaxed)) + "\n";
+}
+
 gateway_stats gateway::stats() const {
   auto& s = impl_->st;
   return {s.connections.load(), s.opened.load(),     s.closed.load(),

@@ -104,6 +104,8 @@ class gateway {
   void stop();
 
   gateway_stats stats() const;
+  /// Appends requests by op and closes by reason in Prometheus text.
+  void render_metrics(std::string& out) const;
 
  private:
   struct impl;

@@ -89,6 +89,8 @@ class journal {
   result<seq_t> marker(const user_id& user, const room_id& room) const;
 
   journal_stats stats() const;
+  /// Appends the journal's histograms (commit batch size, write latency) in Prometheus text.
+  void render_metrics(std::string& out) const;
 
   /// A consistent copy of the database in `dir` (which must not exist), made with hard links
   /// where the file system allows: a backup that a node can open as its data dir.

@@ -30,6 +30,7 @@ struct room_env {
   std::atomic<std::uint64_t> activated{0};
   std::atomic<std::uint64_t> passivated{0};
   std::atomic<std::uint64_t> events_appended{0};
+  std::atomic<std::uint64_t> deliveries{0};
 };
 
 /// Spawns the actor of `room`; `registry` is told when it is idle.

@@ -388,6 +388,8 @@ class room_actor : public caf::event_based_actor {
   void broadcast(std::vector<frame_ptr> frames, const client_link* exclude) {
     if (subs_.empty() || frames.empty()) return;
     if (lanes_dirty_) rebuild_lanes();
+    auto receivers = subs_.size() - (exclude && subs_.contains(exclude) ? 1 : 0);
+    env_.deliveries.fetch_add(frames.size() * receivers, std::memory_order_relaxed);
     auto shared = std::make_shared<const std::vector<frame_ptr>>(std::move(frames));
     for (auto& group : lanes_) {
       group->front()->post([group, shared, exclude] {

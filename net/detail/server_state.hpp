@@ -3,6 +3,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -13,6 +14,16 @@
 #include "net/gateway.hpp"
 
 namespace kaiwa::net::detail {
+
+/// Names for server_state::requests_by_op; the last one counts unknown ops.
+inline constexpr std::array<const char*, 17> request_ops = {
+    "hello",   "ping",   "rooms",  "search", "join",   "leave", "send",     "edit",   "delete",
+    "history", "create", "invite", "kick",   "typing", "read",  "presence", "unknown"};
+
+/// Names for server_state::closes_by_reason.
+inline constexpr std::array<const char*, 8> close_reasons = {
+    "client",       "normal",       "protocol_error", "abuse",
+    "unauthorized", "rate_limited", "slow_consumer",  "going_away"};
 
 class ws_session;
 
@@ -41,6 +52,10 @@ struct server_state {
   std::atomic<std::uint64_t> frames_in{0};
   std::atomic<std::uint64_t> frames_out{0};
   std::atomic<std::uint64_t> slow_consumers{0};
+
+  // Requests by op and closes by reason, for /metrics (indexes: request_ops, close_reasons).
+  std::array<std::atomic<std::uint64_t>, 17> requests_by_op{};
+  std::array<std::atomic<std::uint64_t>, 8> closes_by_reason{};
 
   std::mutex closed_mtx;
   std::condition_variable closed_cv;  // notified when a session ends

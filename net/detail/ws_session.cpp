@@ -243,8 +243,51 @@ bool ws_session::take_token() {
   return true;
 }
 
+namespace {
+
+std::size_t op_index(const request& r) {
+  switch (r.op) {
+    case session_op::hello:
+      return 0;
+    case session_op::ping:
+      return 1;
+    case session_op::rooms:
+      return 2;
+    case session_op::search:
+      return 3;
+    case session_op::room:
+      return 4 + static_cast<std::size_t>(r.cmd.op);  // join .. presence
+  }
+  return request_ops.size() - 1;
+}
+
+std::size_t reason_index(close_code code) {
+  switch (code) {
+    case close_code::normal:
+      return 1;
+    case close_code::protocol_error:
+      return 2;
+    case close_code::protocol_abuse:
+      return 3;
+    case close_code::unauthorized:
+      return 4;
+    case close_code::rate_limited:
+      return 5;
+    case close_code::slow_consumer:
+      return 6;
+    case close_code::going_away:
+      return 7;
+  }
+  return 0;
+}
+
+}  // namespace
+
 void ws_session::on_text(std::string_view payload, bool padded) {
   auto parsed = parse_request(payload, padded);
+  st_.requests_by_op[parsed.req ? std::min(op_index(*parsed.req), request_ops.size() - 1)
+                                : request_ops.size() - 1]
+      .fetch_add(1, std::memory_order_relaxed);
   if (parsed.err) return reply_error(parsed.err->id, parsed.err->code, parsed.err->message);
   auto& r = *parsed.req;
   if (!take_token()) {
@@ -407,6 +450,8 @@ void ws_session::on_write(const error_code& ec) {
 void ws_session::close(close_code code, std::string_view reason) {
   if (state_ == state::closing || state_ == state::closed) return;
   state_ = state::closing;
+  closed_by_us_ = true;
+  st_.closes_by_reason[reason_index(code)].fetch_add(1, std::memory_order_relaxed);
   enqueue(close_frame(code, reason));  // past the outbound bound: it must go out
   close_queued_ = true;
   if (writing_.empty() && queue_.empty()) return teardown();
@@ -419,6 +464,7 @@ void ws_session::close(close_code code, std::string_view reason) {
 
 void ws_session::teardown() {
   if (state_ == state::closed) return;
+  if (!closed_by_us_) st_.closes_by_reason[0].fetch_add(1, std::memory_order_relaxed);
   state_ = state::closed;
   deadline_.cancel();
   error_code ignored;

@@ -100,6 +100,7 @@ class ws_session final : public client_link {
   std::uint64_t last_reply_end_ = 0;  // enqueued_total_ just after the last reply
   bool read_paused_ = false;          // reading stops while replies pile up (backpressure)
   bool close_queued_ = false;
+  bool closed_by_us_ = false;     // close() ran: the close is counted under its reason
   bool write_scheduled_ = false;  // in lane_.to_flush
 
   std::unordered_set<std::string> joined_;  // rooms this connection is subscribed to

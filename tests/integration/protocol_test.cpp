@@ -335,6 +335,18 @@ TEST_CASE("the node serves health, readiness, a page, status and metrics over HT
   auto status = http_get(n.node.admin_port(), "/admin/v1/status");
   CHECK(status.first == 200);
   CHECK(status.second.find(R"("durability":"sync")") != std::string::npos);
-  CHECK(http_get(n.node.admin_port(), "/metrics").second.find("kaiwa_connections ") !=
-        std::string::npos);
+  {
+    auto c = n.client("alice");  // one hello, one send, one bad request
+    c->request(R"({"op":"send","id":1,"room":"r","text":"x"})", 1);
+    c->send("nope");
+    c->next();
+  }
+  auto metrics = http_get(n.node.admin_port(), "/metrics").second;
+  CHECK(metrics.find("kaiwa_connections ") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_requests_total{op="hello"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_requests_total{op="send"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_errors_total{code="bad_request"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_journal_commit_write_sets_bucket{le="+Inf"})") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_journal_write_seconds_bucket{le="0.0002"})") != std::string::npos);
+  CHECK(metrics.find("kaiwa_events_appended_total 2") != std::string::npos);
 }

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "apps/admin_commands.hpp"
 #include "apps/node.hpp"
@@ -102,7 +103,10 @@ int main(int argc, char** argv) {
   std::int64_t idle_s = 60;
   double hello_s = 10;
   auto* start = app.add_subcommand("start", "Run a kaiwa node");
-  start->set_config("--config", "", "Read options from this file (same keys as the flags)");
+  // The file's keys are the flags' names under a [start] section (TOML); --config is the
+  // app's option, reached from `kaiwa start --config FILE` through fallthrough.
+  app.set_config("--config", "", "Read options from this file ([start] section, the flags' names)");
+  start->fallthrough();
   start->add_option("--listen", listen, "Public listener ADDR:PORT (WebSocket /ws)")
       ->capture_default_str();
   start->add_option("--admin", admin, "Admin listener ADDR:PORT")->capture_default_str();
@@ -147,7 +151,37 @@ int main(int argc, char** argv) {
   start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  bool print_config = false;
+  start->add_flag("--print-config", print_config, "Print the effective configuration and exit");
+  // Every option can also come from the --config file under its flag's name and from
+  // KAIWA_<NAME> (e.g. KAIWA_DATA_DIR); the command line wins over the file, which wins over
+  // the environment. A key the file doesn't know fails start-up.
+  for (auto* opt : start->get_options()) {
+    auto name = opt->get_single_name();
+    if (name.empty() || name == "help" || name == "config" || name == "print-config" ||
+        !opt->get_envname().empty())
+      continue;
+    std::string env = "KAIWA_";
+    for (char ch : name)
+      env += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    opt->envname(env);
+  }
+  app.allow_config_extras(CLI::config_extras_mode::error);
   start->callback([&] {
+    if (print_config) {
+      // A file `--config` reads back; secrets are masked.
+      std::istringstream in(start->config_to_str(true, false));
+      std::string line, out = "[start]\n";
+      while (std::getline(in, line)) {
+        if (line.starts_with("print-config=")) continue;
+        for (auto key : {"secret=", "admin-token="})
+          if (line.starts_with(key) && line != std::string(key) + "\"\"")
+            line = std::string(key) + "\"***\"";
+        out += line + "\n";
+      }
+      fmt::print("{}", out);
+      std::exit(0);
+    }
     if (!parse_endpoint(listen, cfg.gateway.listen))
       throw CLI::ValidationError("--listen", "expected ADDR:PORT");
     if (!parse_endpoint(admin, cfg.gateway.admin))

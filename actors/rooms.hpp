@@ -32,6 +32,8 @@ struct rooms_config {
   std::size_t registries = 4;
   /// CAF scheduler threads; 0 means one per core. Default: 0
   std::size_t threads = 0;
+  /// A room activation (recovery) slower than this is logged with its figures. Default: 100 ms
+  std::chrono::milliseconds slow_activation{100};
 };
 
 /// Counters for metrics and status; read from any thread.

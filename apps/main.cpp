@@ -12,6 +12,7 @@
 #include "apps/admin_commands.hpp"
 #include "apps/node.hpp"
 #include "bench/scenarios.hpp"
+#include "core/log.hpp"
 #include "core/process.hpp"
 #include "core/token.hpp"
 
@@ -151,6 +152,18 @@ int main(int argc, char** argv) {
   start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  std::string log_level_name = "info", log_format_name = "text";
+  std::int64_t slow_ms = 100;
+  start->add_option("--log-level", log_level_name, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  start->add_option("--log-format", log_format_name, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  start
+      ->add_option("--slow-ms", slow_ms, "Log journal writes and room activations slower than this")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   bool print_config = false;
   start->add_flag("--print-config", print_config, "Print the effective configuration and exit");
   // Every option can also come from the --config file under its flag's name and from
@@ -201,6 +214,12 @@ int main(int argc, char** argv) {
           "the admin API listens beyond loopback only with an admin token: set "
           "--admin-token or KAIWA_ADMIN_TOKEN");
     cfg.journal.sync = durability == "sync";
+    cfg.journal.slow_write = cfg.rooms.slow_activation = std::chrono::milliseconds(slow_ms);
+    log_level level{};
+    log_format format{};
+    parse_log_level(log_level_name, level);
+    parse_log_format(log_format_name, format);
+    configure_logging(level, format);
     cfg.rooms.idle_timeout = std::chrono::seconds(idle_s);
     cfg.gateway.hello_timeout =
         std::chrono::milliseconds(static_cast<std::int64_t>(hello_s * 1000));

@@ -1,5 +1,6 @@
 #include "storage/journal.hpp"
 
+#include "core/log.hpp"
 #include "core/metrics.hpp"
 
 #include <rocksdb/db.h>
@@ -122,6 +123,7 @@ struct journal::impl {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // index = family
   rocksdb::WriteOptions write_opts;
+  std::chrono::milliseconds slow_write{100};
 
   std::mutex mtx;
   std::condition_variable cv;
@@ -160,6 +162,12 @@ void journal::impl::run_writer() {
     sync_micros += std::chrono::duration_cast<std::chrono::microseconds>(took).count();
     write_seconds.observe(std::chrono::duration<double>(took).count());
     batch_sizes.observe(static_cast<double>(batch.size()));
+    if (took > slow_write)
+      log(log_level::warn, "slow_journal_write",
+          {{"ms", std::chrono::duration<double, std::milli>(took).count()},
+           {"write_sets", batch.size()},
+           {"bytes", wb.GetDataSize()},
+           {"sync", write_opts.sync}});
     commits += 1;
     write_sets += batch.size();
     status st = s.ok() ? status{} : status{to_error(s)};
@@ -214,6 +222,7 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   raw->DestroyColumnFamilyHandle(handles[0]);
   p->cfs.assign(handles.begin() + 1, handles.end());
   p->write_opts.sync = cfg.sync;
+  p->slow_write = cfg.slow_write;
   auto* ip = p.get();
   p->writer = std::thread([ip] { ip->run_writer(); });
   return std::unique_ptr<journal>(new journal(std::move(p)));

@@ -7,6 +7,7 @@
 // WAL sync (when durability is sync) and then runs each write_set's completion, in submission
 // order, on the writer thread. Reads are thread-safe and go straight to RocksDB.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,6 +27,8 @@ struct journal_config {
   /// true: a commit completes after its WAL write is fsynced (durability = sync).
   /// false: after the write reached the OS (durability = async). Default: true
   bool sync = true;
+  /// A group commit slower than this is logged with its figures. Default: 100 ms
+  std::chrono::milliseconds slow_write{100};
 };
 
 /// The writes one room (or one request) commits atomically.

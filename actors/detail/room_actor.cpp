@@ -12,6 +12,7 @@
 
 #include "actors/detail/messages.hpp"
 #include "actors/room_state.hpp"
+#include "core/log.hpp"
 #include "core/replies.hpp"
 #include "storage/journal.hpp"
 
@@ -90,6 +91,7 @@ class room_actor : public caf::event_based_actor {
   // -- recovery -----------------------------------------------------------------------------
 
   bool recover() {
+    auto started = std::chrono::steady_clock::now();
     auto snap = env_.journal.snapshot(room_);
     if (!snap) return false;
     if (*snap) {
@@ -109,6 +111,12 @@ class room_actor : public caf::event_based_actor {
     }
     committed_ = state_.head();
     recovered_ = true;
+    auto took = std::chrono::steady_clock::now() - started;
+    if (took > env_.cfg.slow_activation)
+      log(log_level::warn, "slow_room_activation",
+          {{"room", room_.str()},
+           {"ms", std::chrono::duration<double, std::milli>(took).count()},
+           {"head", state_.head()}});
     return true;
   }
 

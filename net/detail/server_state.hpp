@@ -45,6 +45,7 @@ struct server_state {
   const gateway_config cfg;
   kaiwa::rooms& rooms;
   std::atomic<bool> accepting{true};
+  std::atomic<std::uint64_t> next_conn_id{1};
 
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> opened{0};

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "actors/rooms.hpp"
+#include "core/log.hpp"
 #include "core/replies.hpp"
 #include "core/token.hpp"
 #include "net/detail/request.hpp"
@@ -50,6 +51,16 @@ ws_session::~ws_session() = default;
 
 void ws_session::start() {
   lane_.sessions.insert(this);
+  id_ = st_.next_conn_id.fetch_add(1, std::memory_order_relaxed);
+  opened_at_ = std::chrono::steady_clock::now();
+  if (log_enabled(log_level::info)) {
+    boost::system::error_code ec;
+    auto peer = socket_.remote_endpoint(ec);
+    log(log_level::info, "connection_opened",
+        {{"conn", id_},
+         {"peer",
+          ec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port())}});
+  }
   boost::system::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   deadline_.expires_after(st_.cfg.hello_timeout);
@@ -451,7 +462,8 @@ void ws_session::close(close_code code, std::string_view reason) {
   if (state_ == state::closing || state_ == state::closed) return;
   state_ = state::closing;
   closed_by_us_ = true;
-  st_.closes_by_reason[reason_index(code)].fetch_add(1, std::memory_order_relaxed);
+  close_reason_ = static_cast<std::uint8_t>(reason_index(code));
+  st_.closes_by_reason[close_reason_].fetch_add(1, std::memory_order_relaxed);
   enqueue(close_frame(code, reason));  // past the outbound bound: it must go out
   close_queued_ = true;
   if (writing_.empty() && queue_.empty()) return teardown();
@@ -466,6 +478,12 @@ void ws_session::teardown() {
   if (state_ == state::closed) return;
   if (!closed_by_us_) st_.closes_by_reason[0].fetch_add(1, std::memory_order_relaxed);
   state_ = state::closed;
+  log(log_level::info, "connection_closed",
+      {{"conn", id_},
+       {"user", user_.str()},
+       {"reason", close_reasons[close_reason_]},
+       {"seconds",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_at_).count()}});
   deadline_.cancel();
   error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -100,7 +101,10 @@ class ws_session final : public client_link {
   std::uint64_t last_reply_end_ = 0;  // enqueued_total_ just after the last reply
   bool read_paused_ = false;          // reading stops while replies pile up (backpressure)
   bool close_queued_ = false;
-  bool closed_by_us_ = false;     // close() ran: the close is counted under its reason
+  bool closed_by_us_ = false;      // close() ran: the close is counted under its reason
+  std::uint8_t close_reason_ = 0;  // index into close_reasons
+  std::uint64_t id_ = 0;           // for the logs
+  std::chrono::steady_clock::time_point opened_at_;
   bool write_scheduled_ = false;  // in lane_.to_flush
 
   std::unordered_set<std::string> joined_;  // rooms this connection is subscribed to

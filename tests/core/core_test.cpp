@@ -4,6 +4,7 @@
 #include "core/frame.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/replies.hpp"
 #include "core/token.hpp"
 
@@ -104,4 +105,19 @@ TEST_CASE("tokens verify with the right secret until they expire") {
   tampered[5] = tampered[5] == 'A' ? 'B' : 'A';
   CHECK_FALSE(verify_token("s3cret", tampered, 1000));
   CHECK_FALSE(verify_token("s3cret", "garbage", 1000));
+}
+
+TEST_CASE("log levels and formats parse by name") {
+  log_level l{};
+  CHECK(parse_log_level("warn", l));
+  CHECK(l == log_level::warn);
+  CHECK_FALSE(parse_log_level("loud", l));
+  log_format f{};
+  CHECK(parse_log_format("json", f));
+  CHECK(f == log_format::json);
+  CHECK_FALSE(parse_log_format("xml", f));
+  configure_logging(log_level::warn, log_format::text);
+  CHECK_FALSE(log_enabled(log_level::info));
+  CHECK(log_enabled(log_level::error));
+  configure_logging(log_level::info, log_format::text);
 }

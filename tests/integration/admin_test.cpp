@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "tests/support/node_process.hpp"
 #include "tests/support/ws_client.hpp"
@@ -145,4 +146,24 @@ TEST_CASE("kaiwa top prints a line of live figures per refresh") {
   CHECK(r.status == 0);
   CHECK(r.output.find("frames in/s") != std::string::npos);
   CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 3);
+}
+
+TEST_CASE("each connection's open and close is logged, as JSON when asked, with the close reason") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data", {"--log-format", "json"});
+  {
+    ws_client c(node.port());
+    c.hello("alice");
+    for (int i = 0; i < 12; ++i) c.send("garbage");  // closed with 4000
+    CHECK(c.close_code() == 4000);
+  }
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (node.output().find(R"("event":"connection_closed")") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  auto out = node.output();
+  CHECK(out.find(R"("level":"info","event":"connection_opened","conn":1,"peer":"127.0.0.1:)") !=
+        std::string::npos);
+  CHECK(out.find(R"("event":"connection_closed","conn":1,"user":"alice","reason":"abuse")") !=
+        std::string::npos);
 }

@@ -40,15 +40,18 @@ TEST_CASE("a node started from a config file uses it") {
   temp_dir dir;
   auto file = write_file(dir, "kaiwa.toml", "[start]\nnode-id = \"configured\"\n");
   node_process node(dir.str() + "/data", {"--config", file});
-  CHECK(http_get(node.admin_port(), "/admin/v1/status").second.find(R"("node":"configured")") != std::string::npos);
+  CHECK(http_get(node.admin_port(), "/admin/v1/status").second.find(R"("node":"configured")") !=
+        std::string::npos);
 }
 
 TEST_CASE("unknown keys and bad values fail start-up with the key named") {
   temp_dir dir;
-  auto unknown = run_kaiwa({"start", "--config", write_file(dir, "a.toml", "[start]\nlisten-port = 1\n")});
+  auto unknown =
+      run_kaiwa({"start", "--config", write_file(dir, "a.toml", "[start]\nlisten-port = 1\n")});
   CHECK(unknown.status != 0);
   CHECK(unknown.output.find("listen-port") != std::string::npos);
-  auto bad = run_kaiwa({"start", "--config", write_file(dir, "b.toml", "[start]\nrate-limit = \"lots\"\n")});
+  auto bad = run_kaiwa(
+      {"start", "--config", write_file(dir, "b.toml", "[start]\nrate-limit = \"lots\"\n")});
   CHECK(bad.status != 0);
   CHECK(bad.output.find("rate-limit") != std::string::npos);
   auto flag = run_kaiwa({"start", "--durability", "sometimes"});

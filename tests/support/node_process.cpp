@@ -56,41 +56,44 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
   }
   port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
   admin_port_ = static_cast<std::uint16_t>(std::stoi(m[2]));
+  reader_ = std::thread([this] {
+    char buf[4096];
+    for (;;) {
+      auto n = read(out_fd_, buf, sizeof buf);
+      std::lock_guard lock(output_mtx_);
+      if (n <= 0) {
+        output_closed_ = true;
+        output_cv_.notify_all();
+        return;
+      }
+      output_.append(buf, static_cast<std::size_t>(n));
+    }
+  });
 }
 
 node_process::~node_process() {
   if (pid_ > 0) stop(SIGKILL);
+  if (reader_.joinable()) reader_.join();
   if (out_fd_ >= 0) close(out_fd_);
 }
 
-const std::string& node_process::output() {
-  char buf[4096];
-  pollfd p{out_fd_, POLLIN, 0};
-  while (poll(&p, 1, 0) > 0) {
-    auto n = read(out_fd_, buf, sizeof buf);
-    if (n <= 0) break;
-    output_.append(buf, n);
-  }
+std::string node_process::output() {
+  std::lock_guard lock(output_mtx_);
   return output_;
 }
 
 int node_process::stop(int sig) {
   if (pid_ <= 0) return -1;
   kill(pid_, sig);
-  int status = 0;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      break;
-    }
-    output();
-    pollfd p{out_fd_, POLLIN, 0};
-    poll(&p, 1, 10);  // wakes on output or after 10 ms to check the child again
+  {
+    // The node's output closes when it exits; give it 20 s, then make sure.
+    std::unique_lock lock(output_mtx_);
+    if (!output_cv_.wait_for(lock, 20s, [&] { return output_closed_; })) kill(pid_, SIGKILL);
   }
+  int status = 0;
+  waitpid(pid_, &status, 0);
   pid_ = -1;
-  output();
+  if (reader_.joinable()) reader_.join();
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

@@ -2,8 +2,11 @@
 // Runs a real `kaiwa start` process on loopback ports picked by the OS, for integration tests.
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/temp_dir.hpp"
@@ -25,12 +28,17 @@ class node_process {
   /// Sends `sig` and waits (bounded) for the exit; returns the exit status (128+sig if killed).
   int stop(int sig);
   /// Everything the node printed so far.
-  const std::string& output();
+  std::string output();
 
  private:
   int pid_ = -1;
   int out_fd_ = -1;
   std::string output_;
+  // Reads the node's output all along, so that a node logging a lot never blocks on a full pipe.
+  std::mutex output_mtx_;
+  std::condition_variable output_cv_;
+  bool output_closed_ = false;  // the node closed its end: it exited
+  std::thread reader_;
   std::uint16_t port_ = 0;
   std::uint16_t admin_port_ = 0;
 };

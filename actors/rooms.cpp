@@ -61,8 +61,8 @@ void rooms::stop() {
 
 rooms_stats rooms::stats() const {
   auto& e = impl_->env;
-  return {e.active.load(), e.activated.load(), e.passivated.load(), e.events_appended.load(),
-          e.deliveries.load()};
+  return {e.active.load(),          e.activated.load(),  e.passivated.load(),
+          e.events_appended.load(), e.deliveries.load(), e.mailbox_high_water.load()};
 }
 
 }  // namespace kaiwa

@@ -272,6 +272,8 @@ std::string node::status_json() const {
       .field("uptime_s", static_cast<std::int64_t>(uptime.count()))
       .field("connections", g.connections)
       .field("rooms_active", r.active)
+      .field("rooms_on_disk", journal_->disk().rooms)
+      .field("journal_bytes", journal_->disk().bytes)
       .field("durability", cfg_.journal.sync ? "sync" : "async")
       .field("pid", static_cast<std::int64_t>(getpid()))
       .field("rss_bytes", process_rss_bytes())
@@ -307,6 +309,12 @@ std::string node::metrics_text() const {
   metric("kaiwa_rooms_activated_total", "counter", "Room activations.", r.activated);
   metric("kaiwa_rooms_passivated_total", "counter", "Room passivations.", r.passivated);
   metric("kaiwa_events_appended_total", "counter", "Events made durable.", r.events_appended);
+  metric("kaiwa_mailbox_depth_high_water", "gauge",
+         "Deepest actor mailbox seen (sampled every 64th message).", r.mailbox_high_water);
+  metric("kaiwa_rooms_on_disk", "gauge", "Rooms stored (RocksDB's estimate).",
+         journal_->disk().rooms);
+  metric("kaiwa_journal_bytes", "gauge", "Database size: SST files plus memtables.",
+         journal_->disk().bytes);
   metric("kaiwa_fanout_deliveries_total", "counter",
          "Event frames handed to subscribers' sessions.", r.deliveries);
   metric("kaiwa_journal_commits_total", "counter", "Journal group commits (one WAL write each).",

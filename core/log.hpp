@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace kaiwa {
 
@@ -22,8 +23,10 @@ struct log_field {
   log_field(std::string_view k, std::string_view v) : key(k), value(v), is_string(true) {}
   log_field(std::string_view k, const char* v) : key(k), value(v), is_string(true) {}
   log_field(std::string_view k, const std::string& v) : key(k), value(v), is_string(true) {}
-  template <class Int, class = std::enable_if_t<std::is_integral_v<Int>>>
+  template <class Int,
+            class = std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>>
   log_field(std::string_view k, Int v) : key(k), value(std::to_string(v)), is_string(false) {}
+  log_field(std::string_view k, bool v) : key(k), value(v ? "true" : "false"), is_string(false) {}
   log_field(std::string_view k, double v);
 
   std::string_view key;

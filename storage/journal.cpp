@@ -322,6 +322,17 @@ result<journal::checkpoint_info> journal::checkpoint(const std::string& dir) con
   return info;
 }
 
+journal::disk_stats journal::disk() const {
+  disk_stats d;
+  std::uint64_t v = 0;
+  if (impl_->db->GetIntProperty(impl_->cf(meta), "rocksdb.estimate-num-keys", &v)) d.rooms = v;
+  for (auto* h : impl_->cfs) {
+    if (impl_->db->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) d.bytes += v;
+    if (impl_->db->GetIntProperty(h, "rocksdb.cur-size-all-mem-tables", &v)) d.bytes += v;
+  }
+  return d;
+}
+
 void journal::render_metrics(std::string& out) const {
   impl_->batch_sizes.render(out, "kaiwa_journal_commit_write_sets",
                             "Room write sets per group commit (one RocksDB write, one WAL sync).");

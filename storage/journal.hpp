@@ -92,6 +92,13 @@ class journal {
   result<seq_t> marker(const user_id& user, const room_id& room) const;
 
   journal_stats stats() const;
+  /// Rooms on disk and the database's size (SST files plus memtables), from RocksDB's estimates.
+  struct disk_stats {
+    std::uint64_t rooms = 0;
+    std::uint64_t bytes = 0;
+  };
+  disk_stats disk() const;
+
   /// Appends the journal's histograms (commit batch size, write latency) in Prometheus text.
   void render_metrics(std::string& out) const;
 

@@ -31,6 +31,15 @@ struct room_env {
   std::atomic<std::uint64_t> passivated{0};
   std::atomic<std::uint64_t> events_appended{0};
   std::atomic<std::uint64_t> deliveries{0};
+  std::atomic<std::uint64_t> mailbox_high_water{0};  // deepest mailbox sampled, any actor
+
+  /// Records a sampled mailbox depth (actors sample every 64th message).
+  void note_mailbox(std::uint64_t depth) noexcept {
+    auto cur = mailbox_high_water.load(std::memory_order_relaxed);
+    while (depth > cur &&
+           !mailbox_high_water.compare_exchange_weak(cur, depth, std::memory_order_relaxed)) {
+    }
+  }
 };
 
 /// Spawns the actor of `room`; `registry` is told when it is idle.

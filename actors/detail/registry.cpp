@@ -23,7 +23,10 @@ class registry_actor : public caf::event_based_actor {
 
   caf::behavior make_behavior() override {
     return {
-        [this](command& c) { route(std::move(c)); },
+        [this](command& c) {
+          if (++routed_ % 64 == 0) env_.note_mailbox(mailbox().size());
+          route(std::move(c));
+        },
         [this](idle_atom, const std::string& room, std::uint64_t received) {
           auto it = active_.find(room);
           if (it == active_.end() || it->second.forwarded != received) return;
@@ -106,6 +109,7 @@ class registry_actor : public caf::event_based_actor {
   std::unordered_map<std::string, std::vector<command>> stopping_;
   std::unordered_map<caf::actor_addr, std::string> names_;  // every live room actor
   bool shutting_down_ = false;
+  std::uint64_t routed_ = 0;
 };
 
 }  // namespace

@@ -67,7 +67,7 @@ class room_actor : public caf::event_based_actor {
     schedule_tick();
     return {
         [this](command& c) {
-          ++received_;
+          if (++received_ % 64 == 0) env_.note_mailbox(mailbox().size());
           // Admin reads neither count as activity nor keep the room from passivating.
           if (c.op != room_op::info) last_activity_ = now_millis();
           if (!recovered_ && !recover()) {

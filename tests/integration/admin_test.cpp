@@ -134,6 +134,14 @@ TEST_CASE("kaiwa room shows head, owner, members and live subscribers; snapshot 
   CHECK(r.output.find("subscribers       alice") != std::string::npos);
   auto json = run_kaiwa({"room", "ops", "--admin", admin_url(node), "--json"});
   CHECK(json.output.find(R"("head":1)") != std::string::npos);
+  ws_client writer(node.port());  // one more event, then a snapshot on demand
+  writer.hello("alice");
+  writer.request(R"({"op":"send","id":3,"room":"ops","text":"x"})", 3);
+  auto snap = http_post(node.admin_port(), "/admin/v1/snapshot/ops");
+  CHECK(snap.first == 200);
+  CHECK(snap.second.find(R"("head":2)") != std::string::npos);
+  CHECK(http_post(node.admin_port(), "/admin/v1/snapshot/nowhere").first == 404);
+  CHECK(http_get(node.admin_port(), "/admin/v1/snapshot/ops").first == 405);
   auto missing = run_kaiwa({"room", "nowhere", "--admin", admin_url(node)});
   CHECK(missing.status != 0);
   CHECK(missing.output.find("404") != std::string::npos);

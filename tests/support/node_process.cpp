@@ -110,19 +110,32 @@ command_result run_kaiwa(const std::vector<std::string>& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::move(out)};
 }
 
-std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {
+namespace {
+
+std::pair<int, std::string> http_call(std::uint16_t port, boost::beast::http::verb verb,
+                                      const std::string& target) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   boost::asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::empty_body> req{http::verb::get, target, 11};
+  http::request<http::empty_body> req{verb, target, 11};
   req.set(http::field::host, "127.0.0.1");
   http::write(stream, req);
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(stream, buf, res);
   return {res.result_int(), res.body()};
+}
+
+}  // namespace
+
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {
+  return http_call(port, boost::beast::http::verb::get, target);
+}
+
+std::pair<int, std::string> http_post(std::uint16_t port, const std::string& target) {
+  return http_call(port, boost::beast::http::verb::post, target);
 }
 
 }  // namespace kaiwa::test

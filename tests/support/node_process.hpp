@@ -51,7 +51,8 @@ struct command_result {
 /// Runs the kaiwa binary with `args` to completion.
 command_result run_kaiwa(const std::vector<std::string>& args);
 
-/// A plain HTTP GET to 127.0.0.1:port; returns the status code and the body.
+/// A plain HTTP GET (or POST) to 127.0.0.1:port; returns the status code and the body.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);
+std::pair<int, std::string> http_post(std::uint16_t port, const std::string& target);
 
 }  // namespace kaiwa::test

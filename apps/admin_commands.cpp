@@ -147,6 +147,18 @@ int top_command(const admin_target& t, int iterations) {
                rate("kaiwa_frames_out_total"), rate("kaiwa_events_appended_total"),
                (*cur)["kaiwa_rooms_active"], rate("kaiwa_journal_commits_total"),
                (*cur)["process_resident_memory_bytes"] / 1048576.0);
+    if (auto hot = call(t, "GET", "/admin/v1/hot-rooms", 200)) {
+      simdjson::dom::parser p;
+      simdjson::dom::array rooms;
+      std::string line;
+      if (!p.parse(*hot)["rooms"].get(rooms))
+        for (auto r : rooms) {
+          if (line.size() > 100) break;
+          line += fmt::format(" {} {}/s", std::string_view(r["room"]),
+                              std::uint64_t(r["events_per_s"]));
+        }
+      if (!line.empty()) fmt::print("  hottest:{}\n", line);
+    }
     std::fflush(stdout);
     prev = std::move(cur);
     prev_at = now;

@@ -218,6 +218,15 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     rooms_->dispatch(std::move(c));
     return true;
   }
+  if (path == "/admin/v1/hot-rooms" && r.method == "GET") {
+    std::string body;
+    json_writer w(body);
+    w.begin_object().key("rooms").begin_array();
+    for (auto& h : journal_->hot_rooms(20))
+      w.begin_object().field("room", h.room).field("events_per_s", h.events).end_object();
+    w.end_array().end_object();
+    return respond(json_reply(200, std::move(body))), true;
+  }
   if (path == "/admin/v1/checkpoint") {
     if (r.method != "POST") return respond(json_error(405, "use POST")), true;
     // RocksDB flushes and links files: slow enough to keep off the I/O lane.

@@ -11,6 +11,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace kaiwa::storage {
 
@@ -134,6 +136,13 @@ struct journal::impl {
   fixed_histogram<10> batch_sizes{{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}};
   fixed_histogram<10> write_seconds{
       {0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1}};
+  // Events appended per room, counted by the writer in one-second windows (hot_rooms).
+  std::unordered_map<std::string, std::uint64_t> window_counts;  // writer thread only
+  std::int64_t window_second = 0;                                // writer thread only
+  mutable std::mutex hot_mtx;
+  std::vector<journal::room_rate> last_second;  // guarded by hot_mtx, busiest first
+  std::int64_t last_second_of = 0;              // guarded by hot_mtx: the window it counts
+  void count_rooms(const std::deque<pending>& batch);
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> write_sets{0};
   std::atomic<std::uint64_t> sync_micros{0};
@@ -142,6 +151,33 @@ struct journal::impl {
   void close();
   rocksdb::ColumnFamilyHandle* cf(family f) const { return cfs[f]; }
 };
+
+void journal::impl::count_rooms(const std::deque<pending>& batch) {
+  auto second = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  if (second != window_second) {
+    std::vector<journal::room_rate> top;
+    if (second == window_second + 1) {
+      top.reserve(window_counts.size());
+      for (auto& [room, n] : window_counts) top.push_back({room, n});
+      auto keep = std::min<std::size_t>(top.size(), 100);
+      std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(keep), top.end(),
+                        [](auto& a, auto& b) { return a.events > b.events; });
+      top.resize(keep);
+    }
+    {
+      std::lock_guard lock(hot_mtx);
+      last_second = std::move(top);
+      last_second_of = window_second;
+    }
+    window_counts.clear();
+    window_second = second;
+  }
+  for (auto& p : batch)
+    for (auto& op : p.ws.ops_)
+      if (op.family == events) window_counts[op.key.substr(0, op.key.find('\0'))] += 1;
+}
 
 void journal::impl::run_writer() {
   std::deque<pending> batch;
@@ -170,6 +206,7 @@ void journal::impl::run_writer() {
            {"sync", write_opts.sync}});
     commits += 1;
     write_sets += batch.size();
+    count_rooms(batch);
     status st = s.ok() ? status{} : status{to_error(s)};
     for (auto& p : batch) p.done(st);
     batch.clear();
@@ -320,6 +357,16 @@ result<journal::checkpoint_info> journal::checkpoint(const std::string& dir) con
   }
   if (ec) return error{errc::io_error, ec.message()};
   return info;
+}
+
+std::vector<journal::room_rate> journal::hot_rooms(std::size_t limit) const {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  std::lock_guard lock(impl_->hot_mtx);
+  if (impl_->last_second_of + 1 < now) return {};  // no writes since: nothing is hot
+  auto& all = impl_->last_second;
+  return {all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(limit, all.size()))};
 }
 
 journal::disk_stats journal::disk() const {

@@ -99,6 +99,13 @@ class journal {
   };
   disk_stats disk() const;
 
+  /// The rooms that appended the most events in the last whole second, busiest first.
+  struct room_rate {
+    std::string room;
+    std::uint64_t events = 0;
+  };
+  std::vector<room_rate> hot_rooms(std::size_t limit) const;
+
   /// Appends the journal's histograms (commit batch size, write latency) in Prometheus text.
   void render_metrics(std::string& out) const;
 

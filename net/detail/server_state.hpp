@@ -53,6 +53,8 @@ struct server_state {
   std::atomic<std::uint64_t> frames_in{0};
   std::atomic<std::uint64_t> frames_out{0};
   std::atomic<std::uint64_t> slow_consumers{0};
+  std::atomic<std::uint64_t> pushes_out{0};   // unrequested: events, typing, receipts
+  std::atomic<std::uint64_t> replies_out{0};  // replies, errors, backfill, pongs
 
   // Requests by op and closes by reason, for /metrics (indexes: request_ops, close_reasons).
   std::array<std::atomic<std::uint64_t>, 17> requests_by_op{};

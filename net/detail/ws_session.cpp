@@ -381,12 +381,14 @@ void ws_session::subscription_ended(const room_id& room) {
 
 void ws_session::reply(const frame_ptr& f) {
   if (state_ == state::closed || close_queued_) return;
+  st_.replies_out.fetch_add(1, std::memory_order_relaxed);
   enqueue(f);
   last_reply_end_ = enqueued_total_;
 }
 
 void ws_session::push(const frame_ptr& f) {
   if (state_ == state::closed || close_queued_) return;
+  st_.pushes_out.fetch_add(1, std::memory_order_relaxed);
   auto size = f->wire().size();
   auto exempt = last_reply_end_ > written_total_ ? last_reply_end_ - written_total_ : 0;
   if (queued_bytes_ - std::min<std::uint64_t>(exempt, queued_bytes_) + size >

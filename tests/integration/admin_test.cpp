@@ -175,3 +175,18 @@ TEST_CASE("each connection's open and close is logged, as JSON when asked, with 
   CHECK(out.find(R"("event":"connection_closed","conn":1,"user":"alice","reason":"abuse")") !=
         std::string::npos);
 }
+
+TEST_CASE("hot rooms lists the rooms appending the most events in the last second") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  ws_client c(node.port());
+  c.hello("alice");
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::string hot;
+  for (int id = 1; std::chrono::steady_clock::now() < deadline; ++id) {
+    c.request(R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":"busy","text":"x"})", id);
+    hot = http_get(node.admin_port(), "/admin/v1/hot-rooms").second;
+    if (hot.find(R"("room":"busy")") != std::string::npos) break;
+  }
+  CHECK(hot.find(R"("room":"busy","events_per_s":)") != std::string::npos);
+}

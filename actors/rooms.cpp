@@ -46,6 +46,7 @@ void rooms::dispatch(command c) {
       c.link->send(error_frame(c.id, errc::unavailable, "the node is shutting down"));
     return;
   }
+  impl_->env.command_queued();
   auto& regs = impl_->registries;
   auto& target = regs[std::hash<room_id>{}(c.room) % regs.size()];
   caf::anon_send(target, std::move(c));
@@ -61,8 +62,13 @@ void rooms::stop() {
 
 rooms_stats rooms::stats() const {
   auto& e = impl_->env;
-  return {e.active.load(),          e.activated.load(),  e.passivated.load(),
-          e.events_appended.load(), e.deliveries.load(), e.mailbox_high_water.load()};
+  return {e.active.load(),
+          e.activated.load(),
+          e.passivated.load(),
+          e.events_appended.load(),
+          e.deliveries.load(),
+          static_cast<std::uint64_t>(std::max<std::int64_t>(0, e.queued.load())),
+          static_cast<std::uint64_t>(e.queued_high_water.load())};
 }
 
 }  // namespace kaiwa

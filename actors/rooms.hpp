@@ -42,8 +42,9 @@ struct rooms_stats {
   std::uint64_t activated = 0;
   std::uint64_t passivated = 0;
   std::uint64_t events_appended = 0;
-  std::uint64_t deliveries = 0;          // frames handed to subscribers' sessions by fan-out
-  std::uint64_t mailbox_high_water = 0;  // deepest actor mailbox sampled
+  std::uint64_t deliveries = 0;       // frames handed to subscribers' sessions by fan-out
+  std::uint64_t commands_queued = 0;  // dispatched, not yet taken up by their room
+  std::uint64_t commands_queued_high_water = 0;  // the most ever queued at once
 };
 
 class rooms {

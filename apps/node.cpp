@@ -318,8 +318,12 @@ std::string node::metrics_text() const {
   metric("kaiwa_rooms_activated_total", "counter", "Room activations.", r.activated);
   metric("kaiwa_rooms_passivated_total", "counter", "Room passivations.", r.passivated);
   metric("kaiwa_events_appended_total", "counter", "Events made durable.", r.events_appended);
-  metric("kaiwa_mailbox_depth_high_water", "gauge",
-         "Deepest actor mailbox seen (sampled every 64th message).", r.mailbox_high_water);
+  metric("kaiwa_room_commands_queued", "gauge",
+         "Commands dispatched to rooms and not yet taken up: the room layer's mailbox backlog.",
+         r.commands_queued);
+  metric("kaiwa_room_commands_queued_high_water", "gauge",
+         "The most commands ever queued to rooms at once (mailbox depth high-water mark).",
+         r.commands_queued_high_water);
   metric("kaiwa_rooms_on_disk", "gauge", "Rooms stored (RocksDB's estimate).",
          journal_->disk().rooms);
   metric("kaiwa_journal_bytes", "gauge", "Database size: SST files plus memtables.",

@@ -31,15 +31,19 @@ struct room_env {
   std::atomic<std::uint64_t> passivated{0};
   std::atomic<std::uint64_t> events_appended{0};
   std::atomic<std::uint64_t> deliveries{0};
-  std::atomic<std::uint64_t> mailbox_high_water{0};  // deepest mailbox sampled, any actor
+  // Commands dispatched but not yet taken up by their room: the room layer's backlog, summed
+  // over all mailboxes (CAF 0.17's own mailbox size() is not safe to call under UBSan).
+  std::atomic<std::int64_t> queued{0};
+  std::atomic<std::int64_t> queued_high_water{0};
 
-  /// Records a sampled mailbox depth (actors sample every 64th message).
-  void note_mailbox(std::uint64_t depth) noexcept {
-    auto cur = mailbox_high_water.load(std::memory_order_relaxed);
+  void command_queued() noexcept {
+    auto depth = queued.fetch_add(1, std::memory_order_relaxed) + 1;
+    auto cur = queued_high_water.load(std::memory_order_relaxed);
     while (depth > cur &&
-           !mailbox_high_water.compare_exchange_weak(cur, depth, std::memory_order_relaxed)) {
+           !queued_high_water.compare_exchange_weak(cur, depth, std::memory_order_relaxed)) {
     }
   }
+  void command_taken() noexcept { queued.fetch_sub(1, std::memory_order_relaxed); }
 };
 
 /// Spawns the actor of `room`; `registry` is told when it is idle.

@@ -23,10 +23,7 @@ class registry_actor : public caf::event_based_actor {
 
   caf::behavior make_behavior() override {
     return {
-        [this](command& c) {
-          if (++routed_ % 64 == 0) env_.note_mailbox(mailbox().size());
-          route(std::move(c));
-        },
+        [this](command& c) { route(std::move(c)); },
         [this](idle_atom, const std::string& room, std::uint64_t received) {
           auto it = active_.find(room);
           if (it == active_.end() || it->second.forwarded != received) return;
@@ -50,6 +47,7 @@ class registry_actor : public caf::event_based_actor {
 
   void route(command c) {
     if (shutting_down_) {
+      env_.command_taken();
       if (c.op != room_op::disconnect)
         c.link->send(error_frame(c.id, errc::unavailable, "the node is shutting down"));
       return;
@@ -63,6 +61,7 @@ class registry_actor : public caf::event_based_actor {
     if (it == active_.end()) {
       if (c.op == room_op::disconnect || c.op == room_op::leave) {
         // An inactive room has no subscribers: nothing to drop.
+        env_.command_taken();
         if (c.op == room_op::leave) {
           frame_builder b;
           begin_reply(b, "left", c.id).field("room", room).end_object();
@@ -109,7 +108,6 @@ class registry_actor : public caf::event_based_actor {
   std::unordered_map<std::string, std::vector<command>> stopping_;
   std::unordered_map<caf::actor_addr, std::string> names_;  // every live room actor
   bool shutting_down_ = false;
-  std::uint64_t routed_ = 0;
 };
 
 }  // namespace

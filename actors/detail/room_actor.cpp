@@ -67,7 +67,8 @@ class room_actor : public caf::event_based_actor {
     schedule_tick();
     return {
         [this](command& c) {
-          if (++received_ % 64 == 0) env_.note_mailbox(mailbox().size());
+          ++received_;
+          env_.command_taken();
           // Admin reads neither count as activity nor keep the room from passivating.
           if (c.op != room_op::info) last_activity_ = now_millis();
           if (!recovered_ && !recover()) {

@@ -349,6 +349,7 @@ TEST_CASE("the node serves health, readiness, a page, status and metrics over HT
   CHECK(metrics.find(R"(kaiwa_journal_commit_write_sets_bucket{le="+Inf"})") != std::string::npos);
   CHECK(metrics.find(R"(kaiwa_journal_write_seconds_bucket{le="0.0002"})") != std::string::npos);
   CHECK(metrics.find("kaiwa_events_appended_total 2") != std::string::npos);
+  CHECK(metrics.find("kaiwa_room_commands_queued 0") != std::string::npos);
 
   CHECK(metrics.find(R"(kaiwa_messages_out_total{kind="reply"} 3)") != std::string::npos);
 }

@@ -44,7 +44,7 @@ std::optional<admin_response> admin_call(const admin_target& t, const std::strin
     beast::flat_buffer buf;
     http::response<http::string_body> res;
     http::read(stream, buf, res);
-    return admin_response{res.result_int(), res.body()};
+    return admin_response{static_cast<int>(res.result_int()), res.body()};
   } catch (const std::exception& e) {
     error = "can't reach the node's admin API at " + t.host + ":" + std::to_string(t.port) + ": " +
             e.what();

@@ -1,5 +1,7 @@
 #include "apps/admin_commands.hpp"
 
+#include "core/json.hpp"
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -40,8 +42,14 @@ bool empty_or_missing(const std::string& dir) {
   return !fs::exists(dir, ec) || (fs::is_directory(dir, ec) && fs::is_empty(dir, ec));
 }
 
-/// Copies every file of `from` into `to` (created), printing progress; false on error.
-bool copy_dir(const fs::path& from, const fs::path& to, const char* what) {
+struct copied {
+  std::size_t files = 0;
+  std::uint64_t bytes = 0;
+};
+
+/// Copies every file of `from` into `to` (created), printing progress unless `quiet`.
+std::optional<copied> copy_dir(const fs::path& from, const fs::path& to, const char* what,
+                               bool quiet) {
   std::error_code ec;
   std::vector<fs::directory_entry> files;
   std::uint64_t total = 0;
@@ -52,7 +60,7 @@ bool copy_dir(const fs::path& from, const fs::path& to, const char* what) {
     }
   if (ec) {
     fmt::print(stderr, "kaiwa: can't read {}: {}\n", from.string(), ec.message());
-    return false;
+    return std::nullopt;
   }
   fs::create_directories(to, ec);
   std::uint64_t done = 0;
@@ -60,13 +68,25 @@ bool copy_dir(const fs::path& from, const fs::path& to, const char* what) {
     fs::copy_file(files[i].path(), to / files[i].path().filename(), ec);
     if (ec) {
       fmt::print(stderr, "kaiwa: can't copy {}: {}\n", files[i].path().string(), ec.message());
-      return false;
+      return std::nullopt;
     }
     done += files[i].file_size();
-    fmt::print("{}: {}/{} files, {:.1f}/{:.1f} MiB\n", what, i + 1, files.size(), done / 1048576.0,
-               total / 1048576.0);
+    if (!quiet)
+      fmt::print("{}: {}/{} files, {:.1f}/{:.1f} MiB\n", what, i + 1, files.size(),
+                 done / 1048576.0, total / 1048576.0);
   }
-  return true;
+  return copied{files.size(), done};
+}
+
+void print_copied(const std::string& dir, const copied& c) {
+  std::string out;
+  json_writer(out)
+      .begin_object()
+      .field("dir", dir)
+      .field("files", std::uint64_t{c.files})
+      .field("bytes", c.bytes)
+      .end_object();
+  fmt::print("{}\n", out);
 }
 
 }  // namespace
@@ -116,7 +136,7 @@ int room_command(const admin_target& t, const std::string& room, bool json) {
   return 0;
 }
 
-int top_command(const admin_target& t, int iterations) {
+int top_command(const admin_target& t, int iterations, bool json) {
   auto sample = [&]() -> std::optional<std::map<std::string, double>> {
     auto body = call(t, "GET", "/metrics", 200);
     if (!body) return std::nullopt;
@@ -133,8 +153,9 @@ int top_command(const admin_target& t, int iterations) {
   auto prev = sample();
   if (!prev) return 1;
   auto prev_at = std::chrono::steady_clock::now();
-  fmt::print("{:>8} {:>12} {:>12} {:>12} {:>10} {:>12} {:>10}\n", "conns", "frames in/s",
-             "frames out/s", "events/s", "rooms", "commits/s", "rss MiB");
+  if (!json)
+    fmt::print("{:>8} {:>12} {:>12} {:>12} {:>10} {:>12} {:>10}\n", "conns", "frames in/s",
+               "frames out/s", "events/s", "rooms", "commits/s", "rss MiB");
   for (int i = 0; iterations == 0 || i < iterations; ++i) {
     std::this_thread::sleep_for(std::chrono::seconds(1));  // the refresh period
     auto cur = sample();
@@ -142,21 +163,41 @@ int top_command(const admin_target& t, int iterations) {
     auto now = std::chrono::steady_clock::now();
     double dt = std::chrono::duration<double>(now - prev_at).count();
     auto rate = [&](const char* k) { return ((*cur)[k] - (*prev)[k]) / dt; };
-    fmt::print("{:>8.0f} {:>12.0f} {:>12.0f} {:>12.0f} {:>10.0f} {:>12.0f} {:>10.1f}\n",
-               (*cur)["kaiwa_connections"], rate("kaiwa_frames_in_total"),
-               rate("kaiwa_frames_out_total"), rate("kaiwa_events_appended_total"),
-               (*cur)["kaiwa_rooms_active"], rate("kaiwa_journal_commits_total"),
-               (*cur)["process_resident_memory_bytes"] / 1048576.0);
+    std::vector<std::pair<std::string, std::uint64_t>> hottest;
     if (auto hot = call(t, "GET", "/admin/v1/hot-rooms", 200)) {
       simdjson::dom::parser p;
       simdjson::dom::array rooms;
-      std::string line;
       if (!p.parse(*hot)["rooms"].get(rooms))
-        for (auto r : rooms) {
-          if (line.size() > 100) break;
-          line += fmt::format(" {} {}/s", std::string_view(r["room"]),
-                              std::uint64_t(r["events_per_s"]));
-        }
+        for (auto r : rooms)
+          hottest.emplace_back(std::string_view(r["room"]), std::uint64_t(r["events_per_s"]));
+    }
+    if (json) {
+      std::string out;
+      json_writer w(out);
+      w.begin_object()
+          .field("connections", static_cast<std::uint64_t>((*cur)["kaiwa_connections"]))
+          .field("frames_in_per_s", static_cast<std::uint64_t>(rate("kaiwa_frames_in_total")))
+          .field("frames_out_per_s", static_cast<std::uint64_t>(rate("kaiwa_frames_out_total")))
+          .field("events_per_s", static_cast<std::uint64_t>(rate("kaiwa_events_appended_total")))
+          .field("rooms_active", static_cast<std::uint64_t>((*cur)["kaiwa_rooms_active"]))
+          .field("commits_per_s", static_cast<std::uint64_t>(rate("kaiwa_journal_commits_total")))
+          .field("rss_bytes", static_cast<std::uint64_t>((*cur)["process_resident_memory_bytes"]));
+      w.key("hottest").begin_array();
+      for (auto& [room, n] : hottest)
+        w.begin_object().field("room", room).field("events_per_s", n).end_object();
+      w.end_array().end_object();
+      fmt::print("{}\n", out);
+    } else {
+      fmt::print("{:>8.0f} {:>12.0f} {:>12.0f} {:>12.0f} {:>10.0f} {:>12.0f} {:>10.1f}\n",
+                 (*cur)["kaiwa_connections"], rate("kaiwa_frames_in_total"),
+                 rate("kaiwa_frames_out_total"), rate("kaiwa_events_appended_total"),
+                 (*cur)["kaiwa_rooms_active"], rate("kaiwa_journal_commits_total"),
+                 (*cur)["process_resident_memory_bytes"] / 1048576.0);
+      std::string line;
+      for (auto& [room, n] : hottest) {
+        if (line.size() > 100) break;
+        line += fmt::format(" {} {}/s", room, n);
+      }
       if (!line.empty()) fmt::print("  hottest:{}\n", line);
     }
     std::fflush(stdout);
@@ -177,7 +218,7 @@ int drain_command(const admin_target& t, double grace_s, bool json) {
   return 0;
 }
 
-int backup_command(const admin_target& t, const std::string& dir) {
+int backup_command(const admin_target& t, const std::string& dir, bool json) {
   if (!empty_or_missing(dir)) {
     fmt::print(stderr, "kaiwa: {} is not empty; back up into a new directory\n", dir);
     return 1;
@@ -191,16 +232,19 @@ int backup_command(const admin_target& t, const std::string& dir) {
     return 1;
   }
   std::string staging(staged);
-  fmt::print("checkpoint: {}\n", staging);
-  bool ok = copy_dir(staging, dir, "backup");
+  if (!json) fmt::print("checkpoint: {}\n", staging);
+  auto done = copy_dir(staging, dir, "backup", json);
   std::error_code ec;
   fs::remove_all(staging, ec);
-  if (!ok) return 1;
-  fmt::print("backup: done, {}\n", dir);
+  if (!done) return 1;
+  if (json)
+    print_copied(dir, *done);
+  else
+    fmt::print("backup: done, {}\n", dir);
   return 0;
 }
 
-int restore_command(const std::string& backup_dir, const std::string& data_dir) {
+int restore_command(const std::string& backup_dir, const std::string& data_dir, bool json) {
   std::error_code ec;
   if (!fs::exists(fs::path(backup_dir) / "CURRENT", ec)) {
     fmt::print(stderr, "kaiwa: {} is not a kaiwa backup (no CURRENT file)\n", backup_dir);
@@ -211,8 +255,12 @@ int restore_command(const std::string& backup_dir, const std::string& data_dir) 
                data_dir);
     return 1;
   }
-  if (!copy_dir(backup_dir, data_dir, "restore")) return 1;
-  fmt::print("restore: done; start a node with --data-dir {}\n", data_dir);
+  auto done = copy_dir(backup_dir, data_dir, "restore", json);
+  if (!done) return 1;
+  if (json)
+    print_copied(data_dir, *done);
+  else
+    fmt::print("restore: done; start a node with --data-dir {}\n", data_dir);
   return 0;
 }
 

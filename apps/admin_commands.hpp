@@ -12,11 +12,11 @@ int status_command(const admin_target& t, bool json);
 /// A room's state: head, owner, members, subscribers, whether it was active.
 int room_command(const admin_target& t, const std::string& room, bool json);
 /// A live view refreshed every second from /metrics; `iterations` 0 means until interrupted.
-int top_command(const admin_target& t, int iterations);
+int top_command(const admin_target& t, int iterations, bool json);
 int drain_command(const admin_target& t, double grace_s, bool json);
 /// Asks the node for a checkpoint and copies it into `dir` (missing or empty), with progress.
-int backup_command(const admin_target& t, const std::string& dir);
+int backup_command(const admin_target& t, const std::string& dir, bool json);
 /// Copies a backup into `data_dir`, which must be missing or empty. The node is not involved.
-int restore_command(const std::string& backup_dir, const std::string& data_dir);
+int restore_command(const std::string& backup_dir, const std::string& data_dir, bool json);
 
 }  // namespace kaiwa::app

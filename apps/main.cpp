@@ -271,10 +271,11 @@ int main(int argc, char** argv) {
 
   int top_iterations = 0;
   auto* top_cmd = app.add_subcommand("top", "A live view of a node, refreshed every second");
-  admin_opts(top_cmd, false);
+  admin_opts(top_cmd, true);
   top_cmd->add_option("--iterations", top_iterations, "Stop after N refreshes (0: never)")
       ->capture_default_str();
-  top_cmd->callback([&] { std::exit(app::top_command(admin_target_or_throw(), top_iterations)); });
+  top_cmd->callback(
+      [&] { std::exit(app::top_command(admin_target_or_throw(), top_iterations, admin_json)); });
 
   double drain_grace = 5;
   auto* drain_cmd =
@@ -288,10 +289,10 @@ int main(int argc, char** argv) {
   std::string backup_dir;
   auto* backup_cmd =
       app.add_subcommand("backup", "Copy a consistent checkpoint of a node's data into DIR");
-  admin_opts(backup_cmd, false);
+  admin_opts(backup_cmd, true);
   backup_cmd->add_option("dir", backup_dir, "A new or empty directory")->required();
   backup_cmd->callback(
-      [&] { std::exit(app::backup_command(admin_target_or_throw(), backup_dir)); });
+      [&] { std::exit(app::backup_command(admin_target_or_throw(), backup_dir, admin_json)); });
 
   std::string restore_dir, restore_data = "./kaiwa-data";
   auto* restore_cmd =
@@ -299,7 +300,9 @@ int main(int argc, char** argv) {
   restore_cmd->add_option("dir", restore_dir, "The backup directory")->required();
   restore_cmd->add_option("--data-dir", restore_data, "The (empty) data directory to fill")
       ->capture_default_str();
-  restore_cmd->callback([&] { std::exit(app::restore_command(restore_dir, restore_data)); });
+  restore_cmd->add_flag("--json", admin_json, "Print JSON");
+  restore_cmd->callback(
+      [&] { std::exit(app::restore_command(restore_dir, restore_data, admin_json)); });
 
   // -- kaiwa bench ---------------------------------------------------------------------------
   bench::run_options run;

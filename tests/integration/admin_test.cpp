@@ -96,9 +96,10 @@ TEST_CASE(
     CHECK(run_kaiwa({"backup", "--admin", admin_url(node), backup}).status != 0);  // not empty
   }
   auto restored = dir.str() + "/restored";
-  auto r = run_kaiwa({"restore", backup, "--data-dir", restored});
+  auto r = run_kaiwa({"restore", backup, "--data-dir", restored, "--json"});
   INFO(r.output);
   REQUIRE(r.status == 0);
+  CHECK(r.output.find(R"("dir":")" + restored + R"(","files":)") != std::string::npos);
   CHECK(run_kaiwa({"restore", backup, "--data-dir", restored}).status != 0);  // not empty
 
   node_process node(restored);
@@ -154,6 +155,9 @@ TEST_CASE("kaiwa top prints a line of live figures per refresh") {
   CHECK(r.status == 0);
   CHECK(r.output.find("frames in/s") != std::string::npos);
   CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 3);
+  auto json = run_kaiwa({"top", "--admin", admin_url(node), "--iterations", "1", "--json"});
+  CHECK(json.status == 0);
+  CHECK(json.output.find(R"({"connections":0,"frames_in_per_s":)") == 0);
 }
 
 TEST_CASE("each connection's open and close is logged, as JSON when asked, with the close reason") {

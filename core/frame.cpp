@@ -10,8 +10,25 @@ void frame_builder::reserve(std::size_t payload_hint) {
   f_->buf_.assign(frame::header_room, '\0');
 }
 
+namespace {
+
+std::uint8_t op_of(std::string_view payload) {
+  constexpr std::string_view prefix = R"({"op":")";
+  auto other = static_cast<std::uint8_t>(frame_op_count - 1);
+  if (!payload.starts_with(prefix)) return other;
+  auto rest = payload.substr(prefix.size());
+  auto name = rest.substr(0, rest.find('"'));
+  for (std::size_t i = 0; i + 1 < frame_op_count; ++i)
+    if (frame_ops[i] == name) return static_cast<std::uint8_t>(i);
+  return other;
+}
+
+}  // namespace
+
 frame_ptr frame_builder::finish() {
   auto& buf = f_->buf_;
+  constexpr auto control = static_cast<std::uint8_t>(frame_op_count - 2);
+  f_->op_ = op_ == opcode::text ? op_of(std::string_view(buf).substr(frame::header_room)) : control;
   std::uint64_t len = buf.size() - frame::header_room;
   // Header written right-aligned against the payload: FIN + opcode, then the length.
   std::size_t hlen = len < 126 ? 2 : len <= 0xffff ? 4 : 10;

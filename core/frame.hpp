@@ -15,10 +15,19 @@
 
 namespace kaiwa {
 
+/// The op of a server message ("event", "ack", ...), found once when its frame is built so that
+/// per-recipient metrics cost one add. `control` is close and pong frames.
+inline constexpr std::string_view frame_ops[] = {
+    "event", "ack",      "error",  "joined",  "left", "history",  "created", "welcome", "pong",
+    "ok",    "presence", "typing", "receipt", "room", "snapshot", "control", "other"};
+inline constexpr std::size_t frame_op_count = std::size(frame_ops);
+
 class frame {
  public:
   /// The bytes to write to the socket: header then payload.
   std::string_view wire() const noexcept { return {buf_.data() + start_, buf_.size() - start_}; }
+  /// Index into frame_ops.
+  std::uint8_t op() const noexcept { return op_; }
   /// The payload (for a text frame, the JSON document).
   std::string_view payload() const noexcept {
     return {buf_.data() + header_room, buf_.size() - header_room};
@@ -29,6 +38,7 @@ class frame {
   static constexpr std::size_t header_room = 10;  // the largest server frame header
   std::string buf_;
   std::uint8_t start_ = 0;
+  std::uint8_t op_ = 0;
 };
 
 using frame_ptr = std::shared_ptr<const frame>;

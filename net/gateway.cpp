@@ -155,11 +155,11 @@ void gateway::render_metrics(std::string& out) const {
     out += "kaiwa_requests_total{op=\"" + std::string(detail::request_ops[i]) + "\"} " +
            std::to_string(s.requests_by_op[i].load(std::memory_order_relaxed)) + "\n";
   out +=
-      "# HELP kaiwa_messages_out_total Messages queued to clients: pushes (events, typing, "
-      "receipts) "
-      "and replies (answers, errors, backfill).\n# TYPE kaiwa_messages_out_total counter\n";
-  out += "kaiwa_messages_out_total{kind=\"push\"} " + std::to_string(s.pushes_out.load()) + "\n";
-  out += "kaiwa_messages_out_total{kind=\"reply\"} " + std::to_string(s.replies_out.load()) + "\n";
+      "# HELP kaiwa_messages_out_total Messages queued to clients, by op (control: close, pong).\n"
+      "# TYPE kaiwa_messages_out_total counter\n";
+  for (std::size_t i = 0; i < frame_op_count; ++i)
+    out += "kaiwa_messages_out_total{op=\"" + std::string(frame_ops[i]) + "\"} " +
+           std::to_string(s.out_by_op[i].load(std::memory_order_relaxed)) + "\n";
   out +=
       "# HELP kaiwa_connections_closed_by_reason_total WebSocket sessions closed, by reason "
       "(client: the client hung up or the network failed).\n"

@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/frame.hpp"
 #include "net/gateway.hpp"
 
 namespace kaiwa::net::detail {
@@ -53,8 +54,7 @@ struct server_state {
   std::atomic<std::uint64_t> frames_in{0};
   std::atomic<std::uint64_t> frames_out{0};
   std::atomic<std::uint64_t> slow_consumers{0};
-  std::atomic<std::uint64_t> pushes_out{0};   // unrequested: events, typing, receipts
-  std::atomic<std::uint64_t> replies_out{0};  // replies, errors, backfill, pongs
+  std::array<std::atomic<std::uint64_t>, frame_op_count> out_by_op{};  // messages queued, by op
 
   // Requests by op and closes by reason, for /metrics (indexes: request_ops, close_reasons).
   std::array<std::atomic<std::uint64_t>, 17> requests_by_op{};

@@ -381,14 +381,12 @@ void ws_session::subscription_ended(const room_id& room) {
 
 void ws_session::reply(const frame_ptr& f) {
   if (state_ == state::closed || close_queued_) return;
-  st_.replies_out.fetch_add(1, std::memory_order_relaxed);
   enqueue(f);
   last_reply_end_ = enqueued_total_;
 }
 
 void ws_session::push(const frame_ptr& f) {
   if (state_ == state::closed || close_queued_) return;
-  st_.pushes_out.fetch_add(1, std::memory_order_relaxed);
   auto size = f->wire().size();
   auto exempt = last_reply_end_ > written_total_ ? last_reply_end_ - written_total_ : 0;
   if (queued_bytes_ - std::min<std::uint64_t>(exempt, queued_bytes_) + size >
@@ -404,6 +402,7 @@ void ws_session::push(const frame_ptr& f) {
 }
 
 void ws_session::enqueue(const frame_ptr& f) {
+  st_.out_by_op[f->op()].fetch_add(1, std::memory_order_relaxed);
   queued_bytes_ += f->wire().size();
   enqueued_total_ += f->wire().size();
   queue_.push_back(f);

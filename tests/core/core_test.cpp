@@ -121,3 +121,12 @@ TEST_CASE("log levels and formats parse by name") {
   CHECK(log_enabled(log_level::error));
   configure_logging(log_level::info, log_format::text);
 }
+
+TEST_CASE("a frame knows its message's op, found once when it is built") {
+  auto op_name = [](const frame_ptr& f) { return frame_ops[f->op()]; };
+  CHECK(op_name(ack_frame("1", room_id{"r"}, 1, 2)) == "ack");
+  CHECK(op_name(error_frame("", errc::internal, "x")) == "error");
+  CHECK(op_name(text_frame(R"({"op":"event","room":"r"})")) == "event");
+  CHECK(op_name(text_frame(R"({"op":"unheard-of"})")) == "other");
+  CHECK(op_name(close_frame(close_code::going_away, "bye")) == "control");
+}

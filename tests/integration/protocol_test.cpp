@@ -351,5 +351,7 @@ TEST_CASE("the node serves health, readiness, a page, status and metrics over HT
   CHECK(metrics.find("kaiwa_events_appended_total 2") != std::string::npos);
   CHECK(metrics.find("kaiwa_room_commands_queued 0") != std::string::npos);
 
-  CHECK(metrics.find(R"(kaiwa_messages_out_total{kind="reply"} 3)") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_messages_out_total{op="welcome"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_messages_out_total{op="ack"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(kaiwa_messages_out_total{op="error"} 1)") != std::string::npos);
 }

@@ -91,8 +91,11 @@ void print_copied(const std::string& dir, const copied& c) {
 
 }  // namespace
 
-int status_command(const admin_target& t, bool json) {
-  auto body = call(t, "GET", "/admin/v1/status", 200);
+namespace {
+
+/// Prints an admin reply: as it came with --json, else as a table of its fields (arrays joined
+/// by commas; the protocol's "op" and "id" left out).
+int show(const std::optional<std::string>& body, bool json) {
   if (!body) return 1;
   if (json) {
     fmt::print("{}", *body);
@@ -101,25 +104,9 @@ int status_command(const admin_target& t, bool json) {
   simdjson::dom::parser p;
   simdjson::dom::object o;
   if (p.parse(*body).get(o)) {
-    fmt::print(stderr, "kaiwa: the node's status is not JSON\n");
+    fmt::print(stderr, "kaiwa: the node's reply is not JSON\n");
     return 1;
   }
-  for (auto [key, value] : o)
-    fmt::print("{:<14} {}\n", key,
-               value.is_string() ? std::string(std::string_view(value)) : simdjson::minify(value));
-  return 0;
-}
-
-int room_command(const admin_target& t, const std::string& room, bool json) {
-  auto body = call(t, "GET", "/admin/v1/rooms/" + room, 200);
-  if (!body) return 1;
-  if (json) {
-    fmt::print("{}", *body);
-    return 0;
-  }
-  simdjson::dom::parser p;
-  simdjson::dom::object o;
-  if (p.parse(*body).get(o)) return 1;
   for (auto [key, value] : o) {
     if (key == "op" || key == "id") continue;
     std::string text;
@@ -127,13 +114,24 @@ int room_command(const admin_target& t, const std::string& room, bool json) {
       text = std::string(std::string_view(value));
     } else if (value.is_array()) {
       for (auto v : value.get_array())
-        text += (text.empty() ? "" : ", ") + std::string(std::string_view(v));
+        text += (text.empty() ? "" : ", ") +
+                (v.is_string() ? std::string(std::string_view(v)) : simdjson::minify(v));
     } else {
       text = simdjson::minify(value);
     }
     fmt::print("{:<17} {}\n", key, text);
   }
   return 0;
+}
+
+}  // namespace
+
+int status_command(const admin_target& t, bool json) {
+  return show(call(t, "GET", "/admin/v1/status", 200), json);
+}
+
+int room_command(const admin_target& t, const std::string& room, bool json) {
+  return show(call(t, "GET", "/admin/v1/rooms/" + room, 200), json);
 }
 
 int top_command(const admin_target& t, int iterations, bool json) {

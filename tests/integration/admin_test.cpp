@@ -25,7 +25,7 @@ TEST_CASE("kaiwa status shows the node as a table and as JSON") {
   node_process node(dir.str() + "/data", {"--node-id", "n-7"});
   auto table = run_kaiwa({"status", "--admin", admin_url(node)});
   CHECK(table.status == 0);
-  CHECK(table.output.find("node           n-7") != std::string::npos);
+  CHECK(table.output.find("node              n-7") != std::string::npos);
   CHECK(table.output.find("fd_limit") != std::string::npos);
   auto json = run_kaiwa({"status", "--admin", admin_url(node), "--json"});
   CHECK(json.status == 0);

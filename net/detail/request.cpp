@@ -15,152 +15,186 @@ constexpr std::size_t max_topic_bytes = 1024;
 using simdjson::dom::element;
 using simdjson::dom::object;
 
-struct field_error {
-  errc code;
-  std::string message;
+/// Reads a request's fields. The first field that is missing, mistyped or out of range is
+/// recorded as the request's error; later reads return defaults, so parsing code reads
+/// straight through and checks `error()` once at the end.
+class field_reader {
+ public:
+  explicit field_reader(object o) : o_(o) {}
+
+  const std::optional<request_error>& error() const { return error_; }
+
+  void fail(errc code, std::string message) {
+    if (!error_) error_ = request_error{{}, code, std::move(message)};
+  }
+
+  std::optional<std::string_view> opt_string(const char* key) {
+    auto v = o_[key];
+    if (v.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
+    std::string_view s;
+    if (v.get(s)) {
+      fail(errc::bad_request, std::string("'") + key + "' must be a string");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  std::string_view req_string(const char* key) {
+    if (o_[key].error() == simdjson::NO_SUCH_FIELD)
+      fail(errc::bad_request, std::string("'") + key + "' is required");
+    return opt_string(key).value_or(std::string_view{});
+  }
+
+  std::optional<std::uint64_t> opt_uint(const char* key) {
+    auto v = o_[key];
+    if (v.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
+    std::uint64_t n = 0;
+    if (v.get(n)) {
+      fail(errc::bad_request, std::string("'") + key + "' must be a non-negative integer");
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  std::uint64_t req_uint(const char* key) {
+    if (o_[key].error() == simdjson::NO_SUCH_FIELD)
+      fail(errc::bad_request, std::string("'") + key + "' is required");
+    return opt_uint(key).value_or(0);
+  }
+
+  bool opt_bool(const char* key) {
+    auto v = o_[key];
+    bool b = false;
+    if (v.error() != simdjson::NO_SUCH_FIELD && v.get(b))
+      fail(errc::bad_request, std::string("'") + key + "' must be a boolean");
+    return b;
+  }
+
+  template <class Name>
+  Name req_name(const char* key) {
+    auto s = req_string(key);
+    if (!error_ && !valid_name(s))
+      fail(errc::bad_request,
+           std::string("'") + key + "' must be 1 to 128 chars of [A-Za-z0-9_.:@-]");
+    return Name{std::string(s)};
+  }
+
+  std::string req_text() {
+    auto t = req_string("text");
+    if (!error_ && t.empty()) fail(errc::bad_request, "'text' must not be empty");
+    if (t.size() > max_text_bytes) fail(errc::too_large, "'text' is over 16384 bytes");
+    return std::string(t);
+  }
+
+  /// The request's id as raw JSON (a string literal or an integer), empty when absent.
+  std::string id() {
+    auto v = o_["id"];
+    if (v.error() == simdjson::NO_SUCH_FIELD) return {};
+    std::string out;
+    std::string_view s;
+    std::int64_t n = 0;
+    if (!v.get(s)) {
+      if (s.size() > 64)
+        fail(errc::bad_request, "'id' is longer than 64 chars");
+      else
+        append_json_string(out, s);
+    } else if (!v.get(n)) {
+      out = std::to_string(n);
+    } else {
+      fail(errc::bad_request, "'id' must be a string or an integer");
+    }
+    return out;
+  }
+
+  std::vector<std::string> members() {
+    std::vector<std::string> out;
+    auto m = o_["members"];
+    if (m.error() == simdjson::NO_SUCH_FIELD) return out;
+    simdjson::dom::array arr;
+    if (m.get(arr)) {
+      fail(errc::bad_request, "'members' must be an array of user names");
+      return out;
+    }
+    if (arr.size() > max_members) {
+      fail(errc::too_large, "'members' has over 1000 names");
+      return out;
+    }
+    for (auto e : arr) {
+      std::string_view s;
+      if (e.get(s) || !valid_name(s)) {
+        fail(errc::bad_request, "'members' must be an array of user names");
+        return {};
+      }
+      out.emplace_back(s);
+    }
+    return out;
+  }
+
+ private:
+  object o_;
+  std::optional<request_error> error_;
 };
 
-// Field readers: nullopt when absent; a field_error (thrown only inside this file and caught in
-// parse_request) when present with the wrong type or value.
-std::optional<std::string_view> opt_string(object& o, const char* key) {
-  auto v = o[key];
-  if (v.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
-  std::string_view s;
-  if (v.get(s)) throw field_error{errc::bad_request, std::string("'") + key + "' must be a string"};
-  return s;
-}
-
-std::string_view req_string(object& o, const char* key) {
-  auto s = opt_string(o, key);
-  if (!s) throw field_error{errc::bad_request, std::string("'") + key + "' is required"};
-  return *s;
-}
-
-std::optional<std::uint64_t> opt_uint(object& o, const char* key) {
-  auto v = o[key];
-  if (v.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
-  std::uint64_t n = 0;
-  if (v.get(n))
-    throw field_error{errc::bad_request,
-                      std::string("'") + key + "' must be a non-negative integer"};
-  return n;
-}
-
-std::uint64_t req_uint(object& o, const char* key) {
-  auto n = opt_uint(o, key);
-  if (!n) throw field_error{errc::bad_request, std::string("'") + key + "' is required"};
-  return *n;
-}
-
-template <class Name>
-Name req_name(object& o, const char* key) {
-  auto s = req_string(o, key);
-  if (!valid_name(s))
-    throw field_error{errc::bad_request,
-                      std::string("'") + key + "' must be 1 to 128 chars of [A-Za-z0-9_.:@-]"};
-  return Name{std::string(s)};
-}
-
-std::string req_text(object& o) {
-  auto t = req_string(o, "text");
-  if (t.empty()) throw field_error{errc::bad_request, "'text' must not be empty"};
-  if (t.size() > max_text_bytes) throw field_error{errc::too_large, "'text' is over 16384 bytes"};
-  return std::string(t);
-}
-
-std::string read_id(object& o) {
-  auto v = o["id"];
-  if (v.error() == simdjson::NO_SUCH_FIELD) return {};
-  std::string out;
-  std::string_view s;
-  std::int64_t n = 0;
-  if (!v.get(s)) {
-    if (s.size() > 64) throw field_error{errc::bad_request, "'id' is longer than 64 chars"};
-    append_json_string(out, s);
-  } else if (!v.get(n)) {
-    out = std::to_string(n);
-  } else {
-    throw field_error{errc::bad_request, "'id' must be a string or an integer"};
-  }
-  return out;
-}
-
-void parse_room_command(std::string_view op, object& o, command& c) {
-  auto room = [&] { c.room = req_name<room_id>(o, "room"); };
+void parse_room_command(std::string_view op, field_reader& f, command& c) {
+  auto room = [&] { c.room = f.req_name<room_id>("room"); };
   if (op == "join") {
     c.op = room_op::join;
     room();
-    c.since = opt_uint(o, "since");
+    c.since = f.opt_uint("since");
   } else if (op == "leave") {
     c.op = room_op::leave;
     room();
   } else if (op == "send") {
     c.op = room_op::send;
     room();
-    c.text = req_text(o);
-    if (auto cid = opt_string(o, "cid")) {
+    c.text = f.req_text();
+    if (auto cid = f.opt_string("cid")) {
       if (cid->empty() || cid->size() > 64)
-        throw field_error{errc::bad_request, "'cid' must be 1 to 64 chars"};
+        f.fail(errc::bad_request, "'cid' must be 1 to 64 chars");
       c.cid = *cid;
     }
   } else if (op == "edit") {
     c.op = room_op::edit;
     room();
-    c.ref = req_uint(o, "ref");
-    c.text = req_text(o);
+    c.ref = f.req_uint("ref");
+    c.text = f.req_text();
   } else if (op == "delete") {
     c.op = room_op::del;
     room();
-    c.ref = req_uint(o, "ref");
+    c.ref = f.req_uint("ref");
   } else if (op == "history") {
     c.op = room_op::history;
     room();
-    c.before = opt_uint(o, "before");
-    c.after = opt_uint(o, "after");
-    auto limit = opt_uint(o, "limit").value_or(50);
-    if (limit < 1 || limit > 200) throw field_error{errc::bad_request, "'limit' must be 1 to 200"};
+    c.before = f.opt_uint("before");
+    c.after = f.opt_uint("after");
+    auto limit = f.opt_uint("limit").value_or(50);
+    if (limit < 1 || limit > 200) f.fail(errc::bad_request, "'limit' must be 1 to 200");
     c.limit = static_cast<std::uint32_t>(limit);
   } else if (op == "create") {
     c.op = room_op::create;
     room();
-    auto p = o["private"];
-    if (p.error() != simdjson::NO_SUCH_FIELD && p.get(c.is_private))
-      throw field_error{errc::bad_request, "'private' must be a boolean"};
-    if (auto t = opt_string(o, "topic")) {
-      if (t->size() > max_topic_bytes)
-        throw field_error{errc::too_large, "'topic' is over 1024 bytes"};
+    c.is_private = f.opt_bool("private");
+    if (auto t = f.opt_string("topic")) {
+      if (t->size() > max_topic_bytes) f.fail(errc::too_large, "'topic' is over 1024 bytes");
       c.topic = *t;
     }
-    auto m = o["members"];
-    if (m.error() != simdjson::NO_SUCH_FIELD) {
-      simdjson::dom::array arr;
-      if (m.get(arr))
-        throw field_error{errc::bad_request, "'members' must be an array of user names"};
-      if (arr.size() > max_members)
-        throw field_error{errc::too_large, "'members' has over 1000 names"};
-      for (auto e : arr) {
-        std::string_view s;
-        if (e.get(s) || !valid_name(s))
-          throw field_error{errc::bad_request, "'members' must be an array of user names"};
-        c.members.emplace_back(s);
-      }
-    }
+    c.members = f.members();
   } else if (op == "invite" || op == "kick") {
     c.op = op == "invite" ? room_op::invite : room_op::kick;
     room();
-    c.target = req_name<user_id>(o, "user");
+    c.target = f.req_name<user_id>("user");
   } else if (op == "typing") {
     c.op = room_op::typing;
     room();
   } else if (op == "read") {
     c.op = room_op::read;
     room();
-    c.seq = req_uint(o, "seq");
+    c.seq = f.req_uint("seq");
   } else if (op == "presence") {
     c.op = room_op::presence;
     room();
   } else {
-    throw field_error{errc::bad_request, "unknown op"};
+    f.fail(errc::bad_request, "unknown op");
   }
 }
 
@@ -183,33 +217,31 @@ parse_result parse_request(std::string_view json, bool padded) {
   if (doc.get(o))
     return {std::nullopt, request_error{{}, errc::bad_request, "a request must be a JSON object"}};
 
+  field_reader f(o);
   request r;
-  try {
-    r.id = read_id(o);
-  } catch (field_error& e) {
-    return {std::nullopt, request_error{{}, e.code, std::move(e.message)}};
+  r.id = f.id();
+  if (f.error()) return {std::nullopt, f.error()};  // an invalid id is not echoed
+  auto op = f.req_string("op");
+  if (op == "hello") {
+    r.op = session_op::hello;
+    r.token = f.opt_string("token").value_or(std::string_view{});
+    r.dev_user = f.opt_string("user").value_or(std::string_view{});
+    if (r.token.empty() && r.dev_user.empty())
+      f.fail(errc::bad_request, "hello needs 'token' (or 'user' in dev mode)");
+  } else if (op == "ping") {
+    r.op = session_op::ping;
+  } else if (op == "rooms") {
+    r.op = session_op::rooms;
+  } else if (op == "search") {
+    r.op = session_op::search;
+  } else if (!f.error()) {
+    r.op = session_op::room;
+    parse_room_command(op, f, r.cmd);
+    r.cmd.id = r.id;
   }
-  try {
-    auto op = req_string(o, "op");
-    if (op == "hello") {
-      r.op = session_op::hello;
-      if (auto t = opt_string(o, "token")) r.token = *t;
-      if (auto u = opt_string(o, "user")) r.dev_user = *u;
-      if (r.token.empty() && r.dev_user.empty())
-        throw field_error{errc::bad_request, "hello needs 'token' (or 'user' in dev mode)"};
-    } else if (op == "ping") {
-      r.op = session_op::ping;
-    } else if (op == "rooms") {
-      r.op = session_op::rooms;
-    } else if (op == "search") {
-      r.op = session_op::search;
-    } else {
-      r.op = session_op::room;
-      parse_room_command(op, o, r.cmd);
-      r.cmd.id = r.id;
-    }
-  } catch (field_error& e) {
-    return {std::nullopt, request_error{r.id, e.code, std::move(e.message)}};
+  if (auto e = f.error()) {
+    e->id = r.id;
+    return {std::nullopt, std::move(e)};
   }
   return {std::move(r), std::nullopt};
 }

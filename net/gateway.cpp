@@ -89,6 +89,14 @@ struct gateway::impl {
     admin_listener = std::make_unique<listener>(lanes, st, std::move(adm), false);
   }
 
+  /// Sums one of the lanes' traffic counters; `pick` selects it from a lane_traffic.
+  template <class Pick>
+  std::uint64_t traffic(Pick pick) const {
+    std::uint64_t n = 0;
+    for (auto& l : lanes) n += pick(l->traffic).load(std::memory_order_relaxed);
+    return n;
+  }
+
   detail::server_state st;
   std::vector<std::unique_ptr<detail::io_lane>> lanes;
   std::unique_ptr<listener> public_listener;
@@ -153,13 +161,14 @@ void gateway::render_metrics(std::string& out) const {
       "# TYPE kaiwa_requests_total counter\n";
   for (std::size_t i = 0; i < detail::request_ops.size(); ++i)
     out += "kaiwa_requests_total{op=\"" + std::string(detail::request_ops[i]) + "\"} " +
-           std::to_string(s.requests_by_op[i].load(std::memory_order_relaxed)) + "\n";
+           std::to_string(impl_->traffic([i](auto& t) -> auto& { return t.requests_by_op[i]; })) +
+           "\n";
   out +=
       "# HELP kaiwa_messages_out_total Messages queued to clients, by op (control: close, pong).\n"
       "# TYPE kaiwa_messages_out_total counter\n";
   for (std::size_t i = 0; i < frame_op_count; ++i)
     out += "kaiwa_messages_out_total{op=\"" + std::string(frame_ops[i]) + "\"} " +
-           std::to_string(s.out_by_op[i].load(std::memory_order_relaxed)) + "\n";
+           std::to_string(impl_->traffic([i](auto& t) -> auto& { return t.out_by_op[i]; })) + "\n";
   out +=
       "# HELP kaiwa_connections_closed_by_reason_total WebSocket sessions closed, by reason "
       "(client: the client hung up or the network failed).\n"
@@ -172,8 +181,12 @@ void gateway::render_metrics(std::string& out) const {
 
 gateway_stats gateway::stats() const {
   auto& s = impl_->st;
-  return {s.connections.load(), s.opened.load(),     s.closed.load(),
-          s.frames_in.load(),   s.frames_out.load(), s.slow_consumers.load()};
+  return {s.connections.load(),
+          s.opened.load(),
+          s.closed.load(),
+          impl_->traffic([](auto& t) -> auto& { return t.frames_in; }),
+          impl_->traffic([](auto& t) -> auto& { return t.frames_out; }),
+          s.slow_consumers.load()};
 }
 
 }  // namespace kaiwa::net

@@ -16,7 +16,7 @@
 
 namespace kaiwa::net::detail {
 
-/// Names for server_state::requests_by_op; the last one counts unknown ops.
+/// Names for lane_traffic::requests_by_op; the last one counts unknown ops.
 inline constexpr std::array<const char*, 17> request_ops = {
     "hello",   "ping",   "rooms",  "search", "join",   "leave", "send",     "edit",   "delete",
     "history", "create", "invite", "kick",   "typing", "read",  "presence", "unknown"};
@@ -28,6 +28,20 @@ inline constexpr std::array<const char*, 8> close_reasons = {
 
 class ws_session;
 
+/// Per-frame and per-request counters of one lane. Only the lane's thread writes them (a relaxed
+/// load and store, no locked read-modify-write and no cache line shared with the other lanes);
+/// /metrics sums the lanes.
+struct lane_traffic {
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  std::atomic<std::uint64_t> frames_in{0};
+  std::atomic<std::uint64_t> frames_out{0};
+  std::array<std::atomic<std::uint64_t>, request_ops.size()> requests_by_op{};
+  std::array<std::atomic<std::uint64_t>, frame_op_count> out_by_op{};  // messages queued, by op
+};
+
 /// One I/O thread with its io_context and the sessions that live on it.
 struct io_lane {
   boost::asio::io_context ioc{1};
@@ -38,6 +52,8 @@ struct io_lane {
   // arrive together leave in one write per session (lane thread only).
   std::vector<std::shared_ptr<ws_session>> to_flush;
   bool flush_posted = false;
+
+  lane_traffic traffic;
 };
 
 struct server_state {
@@ -51,14 +67,8 @@ struct server_state {
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> opened{0};
   std::atomic<std::uint64_t> closed{0};
-  std::atomic<std::uint64_t> frames_in{0};
-  std::atomic<std::uint64_t> frames_out{0};
   std::atomic<std::uint64_t> slow_consumers{0};
-  std::array<std::atomic<std::uint64_t>, frame_op_count> out_by_op{};  // messages queued, by op
-
-  // Requests by op and closes by reason, for /metrics (indexes: request_ops, close_reasons).
-  std::array<std::atomic<std::uint64_t>, 17> requests_by_op{};
-  std::array<std::atomic<std::uint64_t>, 8> closes_by_reason{};
+  std::array<std::atomic<std::uint64_t>, close_reasons.size()> closes_by_reason{};
 
   std::mutex closed_mtx;
   std::condition_variable closed_cv;  // notified when a session ends

@@ -175,7 +175,7 @@ bool ws_session::process_frames() {
     for (std::uint64_t i = 0; i < len; ++i) payload[i] ^= mask[i & 3];
     std::string_view data(reinterpret_cast<char*>(payload), len);
     pos += hdr + len;
-    st_.frames_in += 1;
+    lane_traffic::add(lane_.traffic.frames_in);
 
     switch (opcode) {
       case 0x0:  // continuation
@@ -266,8 +266,8 @@ std::size_t op_index(const request& r) {
       return 2;
     case session_op::search:
       return 3;
-    case session_op::room:
-      return 4 + static_cast<std::size_t>(r.cmd.op);  // join .. presence
+    case session_op::room:  // join .. presence; the admin-only ops never come from a client
+      return std::min<std::size_t>(4 + static_cast<std::size_t>(r.cmd.op), request_ops.size() - 1);
   }
   return request_ops.size() - 1;
 }
@@ -296,9 +296,8 @@ std::size_t reason_index(close_code code) {
 
 void ws_session::on_text(std::string_view payload, bool padded) {
   auto parsed = parse_request(payload, padded);
-  st_.requests_by_op[parsed.req ? std::min(op_index(*parsed.req), request_ops.size() - 1)
-                                : request_ops.size() - 1]
-      .fetch_add(1, std::memory_order_relaxed);
+  lane_traffic::add(
+      lane_.traffic.requests_by_op[parsed.req ? op_index(*parsed.req) : request_ops.size() - 1]);
   if (parsed.err) return reply_error(parsed.err->id, parsed.err->code, parsed.err->message);
   auto& r = *parsed.req;
   if (!take_token()) {
@@ -402,7 +401,7 @@ void ws_session::push(const frame_ptr& f) {
 }
 
 void ws_session::enqueue(const frame_ptr& f) {
-  st_.out_by_op[f->op()].fetch_add(1, std::memory_order_relaxed);
+  lane_traffic::add(lane_.traffic.out_by_op[f->op()]);
   queued_bytes_ += f->wire().size();
   enqueued_total_ += f->wire().size();
   queue_.push_back(f);
@@ -433,7 +432,7 @@ void ws_session::do_write() {
   writing_.swap(queue_);
   iov_.clear();
   for (auto& f : writing_) iov_.emplace_back(f->wire().data(), f->wire().size());
-  st_.frames_out += writing_.size();
+  lane_traffic::add(lane_.traffic.frames_out, writing_.size());
   asio::async_write(socket_, iov_,
                     [self = std::static_pointer_cast<ws_session>(shared_from_this())](
                         error_code ec, std::size_t) { self->on_write(ec); });

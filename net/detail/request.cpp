@@ -28,47 +28,35 @@ class field_reader {
     if (!error_) error_ = request_error{{}, code, std::move(message)};
   }
 
+  /// The field `key` as a T: nullopt when absent (an error if `required`) or of another type.
+  template <class T>
+  std::optional<T> read(const char* key, bool required, const char* expected) {
+    auto v = o_[key];
+    if (v.error() == simdjson::NO_SUCH_FIELD) {
+      if (required) fail(errc::bad_request, std::string("'") + key + "' is required");
+      return std::nullopt;
+    }
+    T out{};
+    if (v.get(out)) {
+      fail(errc::bad_request, std::string("'") + key + "' must be " + expected);
+      return std::nullopt;
+    }
+    return out;
+  }
+
   std::optional<std::string_view> opt_string(const char* key) {
-    auto v = o_[key];
-    if (v.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
-    std::string_view s;
-    if (v.get(s)) {
-      fail(errc::bad_request, std::string("'") + key + "' must be a string");
-      return std::nullopt;
-    }
-    return s;
+    return read<std::string_view>(key, false, "a string");
   }
-
   std::string_view req_string(const char* key) {
-    if (o_[key].error() == simdjson::NO_SUCH_FIELD)
-      fail(errc::bad_request, std::string("'") + key + "' is required");
-    return opt_string(key).value_or(std::string_view{});
+    return read<std::string_view>(key, true, "a string").value_or(std::string_view{});
   }
-
   std::optional<std::uint64_t> opt_uint(const char* key) {
-    auto v = o_[key];
-    if (v.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
-    std::uint64_t n = 0;
-    if (v.get(n)) {
-      fail(errc::bad_request, std::string("'") + key + "' must be a non-negative integer");
-      return std::nullopt;
-    }
-    return n;
+    return read<std::uint64_t>(key, false, "a non-negative integer");
   }
-
   std::uint64_t req_uint(const char* key) {
-    if (o_[key].error() == simdjson::NO_SUCH_FIELD)
-      fail(errc::bad_request, std::string("'") + key + "' is required");
-    return opt_uint(key).value_or(0);
+    return read<std::uint64_t>(key, true, "a non-negative integer").value_or(0);
   }
-
-  bool opt_bool(const char* key) {
-    auto v = o_[key];
-    bool b = false;
-    if (v.error() != simdjson::NO_SUCH_FIELD && v.get(b))
-      fail(errc::bad_request, std::string("'") + key + "' must be a boolean");
-    return b;
-  }
+  bool opt_bool(const char* key) { return read<bool>(key, false, "a boolean").value_or(false); }
 
   template <class Name>
   Name req_name(const char* key) {

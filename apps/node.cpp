@@ -127,6 +127,12 @@ std::string query_param(const std::string& target, std::string_view key) {
 
 std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
 
+/// Responds now and tells the gateway the path was handled.
+bool answer(const net::http_respond& respond, net::http_reply reply) {
+  respond(std::move(reply));
+  return true;
+}
+
 /// The admin API's stand-in for a client connection: a room's reply to an admin command
 /// becomes the HTTP response. Rooms may call it from any thread; it answers once.
 class admin_link : public client_link {
@@ -160,16 +166,16 @@ class admin_link : public client_link {
 bool node::public_http(const net::http_request& r, const net::http_respond& respond) const {
   auto path = path_of(r.target);
   if (r.method != "GET" && r.method != "HEAD")
-    return respond(text(405, "method not allowed\n")), true;
-  if (path == "/healthz") return respond(text(200, "ok\n")), true;
+    return answer(respond, text(405, "method not allowed\n"));
+  if (path == "/healthz") return answer(respond, text(200, "ok\n"));
   if (path == "/readyz")
-    return respond(ready_ ? text(200, "ready\n") : text(503, "not ready\n")), true;
+    return answer(respond, ready_ ? text(200, "ready\n") : text(503, "not ready\n"));
   if (path == "/")
-    return respond({200, "text/html; charset=utf-8",
-                    "<!doctype html><title>kaiwa</title><p>kaiwa node " + cfg_.gateway.node_id +
-                        ": connect a WebSocket client to <code>/ws</code>.",
-                    "no-cache"}),
-           true;
+    return answer(respond,
+                  {200, "text/html; charset=utf-8",
+                   "<!doctype html><title>kaiwa</title><p>kaiwa node " + cfg_.gateway.node_id +
+                       ": connect a WebSocket client to <code>/ws</code>.",
+                   "no-cache"});
   return false;
 }
 
@@ -177,14 +183,14 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
   auto path = path_of(r.target);
   if (path == "/healthz" || path == "/readyz") return public_http(r, respond);
   if (!cfg_.admin_token.empty() && r.authorization != "Bearer " + cfg_.admin_token)
-    return respond(json_error(401, "this admin API needs 'Authorization: Bearer <admin token>'")),
-           true;
+    return answer(respond,
+                  json_error(401, "this admin API needs 'Authorization: Bearer <admin token>'"));
   if (path == "/admin/v1/status" && r.method == "GET")
-    return respond(json_reply(200, status_json())), true;
+    return answer(respond, json_reply(200, status_json()));
   if (path == "/metrics" && r.method == "GET")
-    return respond({200, "text/plain; version=0.0.4", metrics_text(), "no-store"}), true;
+    return answer(respond, {200, "text/plain; version=0.0.4", metrics_text(), "no-store"});
   if (path == "/admin/v1/drain") {
-    if (r.method != "POST") return respond(json_error(405, "use POST")), true;
+    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
     auto grace_s = query_param(r.target, "grace");
     double grace = 0;
     try {
@@ -193,7 +199,7 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
       grace = -1;
     }
     if (grace < 0 || grace > 3600)
-      return respond(json_error(400, "'grace' must be 0 to 3600 seconds")), true;
+      return answer(respond, json_error(400, "'grace' must be 0 to 3600 seconds"));
     drain(std::chrono::milliseconds(static_cast<std::int64_t>(grace * 1000)));
     std::string body;
     json_writer(body)
@@ -201,15 +207,15 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
         .field("draining", true)
         .field("grace_ms", static_cast<std::int64_t>(grace * 1000))
         .end_object();
-    return respond(json_reply(202, std::move(body))), true;
+    return answer(respond, json_reply(202, std::move(body)));
   }
   for (auto [prefix, op, method] : {std::tuple{"/admin/v1/rooms/", room_op::info, "GET"},
                                     std::tuple{"/admin/v1/snapshot/", room_op::snapshot, "POST"}}) {
     std::string_view p(path);
     if (!p.starts_with(prefix)) continue;
     auto room = std::string(p.substr(std::string_view(prefix).size()));
-    if (r.method != method) return respond(json_error(405, std::string("use ") + method)), true;
-    if (!valid_name(room)) return respond(json_error(400, "not a room name")), true;
+    if (r.method != method) return answer(respond, json_error(405, std::string("use ") + method));
+    if (!valid_name(room)) return answer(respond, json_error(400, "not a room name"));
     command c;
     c.op = op;
     c.room = room_id{room};
@@ -225,10 +231,10 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     for (auto& h : journal_->hot_rooms(20))
       w.begin_object().field("room", h.room).field("events_per_s", h.events).end_object();
     w.end_array().end_object();
-    return respond(json_reply(200, std::move(body))), true;
+    return answer(respond, json_reply(200, std::move(body)));
   }
   if (path == "/admin/v1/checkpoint") {
-    if (r.method != "POST") return respond(json_error(405, "use POST")), true;
+    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
     // RocksDB flushes and links files: slow enough to keep off the I/O lane.
     boost::asio::post(admin_work_, [this, respond] { respond(checkpoint()); });
     return true;
@@ -343,11 +349,6 @@ std::string node::metrics_text() const {
         errc::too_large, errc::rate_limited, errc::unavailable, errc::timeout, errc::internal})
     out +=
         fmt::format("kaiwa_errors_total{{code=\"{}\"}} {}\n", to_string(code), errors_sent(code));
-  out += fmt::format(
-      "# HELP kaiwa_journal_write_seconds_total Time spent in journal writes, syncs included.\n"
-      "# TYPE kaiwa_journal_write_seconds_total counter\nkaiwa_journal_write_seconds_total "
-      "{:.6f}\n",
-      static_cast<double>(j.sync_micros) / 1e6);
   return out;
 }
 

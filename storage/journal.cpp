@@ -145,7 +145,6 @@ struct journal::impl {
   void count_rooms(const std::deque<pending>& batch);
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> write_sets{0};
-  std::atomic<std::uint64_t> sync_micros{0};
 
   void run_writer();
   void close();
@@ -195,7 +194,6 @@ void journal::impl::run_writer() {
     auto started = std::chrono::steady_clock::now();
     auto s = db->Write(write_opts, &wb);
     auto took = std::chrono::steady_clock::now() - started;
-    sync_micros += std::chrono::duration_cast<std::chrono::microseconds>(took).count();
     write_seconds.observe(std::chrono::duration<double>(took).count());
     batch_sizes.observe(static_cast<double>(batch.size()));
     if (took > slow_write)
@@ -388,7 +386,7 @@ void journal::render_metrics(std::string& out) const {
 }
 
 journal_stats journal::stats() const {
-  return {impl_->commits.load(), impl_->write_sets.load(), impl_->sync_micros.load()};
+  return {impl_->commits.load(), impl_->write_sets.load()};
 }
 
 }  // namespace kaiwa::storage

@@ -56,7 +56,6 @@ class write_set {
 struct journal_stats {
   std::uint64_t commits = 0;      // RocksDB writes (each one WAL sync when sync)
   std::uint64_t write_sets = 0;   // write_sets committed
-  std::uint64_t sync_micros = 0;  // time spent in writes, total
 };
 
 class journal {

@@ -7,6 +7,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -39,25 +40,26 @@ std::uint64_t read_be64(std::string_view s) {
   return v;
 }
 
-// Room and user names never contain NUL, so NUL separates key parts and a room's events are
-// the contiguous range [room NUL, room NUL 0xff..).
-std::string room_prefix(const room_id& room) {
-  std::string k = room.str();
-  k += '\0';
+// Every key starts with its room's shard (2 bytes, big-endian), so a shard is one contiguous
+// range in each column family: [be16 shard, be16 shard+1). Room and user names never contain
+// NUL, so NUL separates the parts after it, and a room's events are the contiguous range
+// [shard room NUL, shard room NUL 0xff..).
+constexpr std::size_t shard_bytes = 2;
+
+void append_be16(std::string& out, std::uint32_t v) {
+  out += static_cast<char>((v >> 8) & 0xff);
+  out += static_cast<char>(v & 0xff);
+}
+
+std::string shard_key(std::uint32_t shard) {
+  std::string k;
+  append_be16(k, shard);
   return k;
 }
 
-std::string event_key(const room_id& room, seq_t seq) {
-  auto k = room_prefix(room);
-  append_be64(k, seq);
-  return k;
-}
-
-std::string pair_key(std::string_view a, std::string_view b) {
-  std::string k(a);
-  k += '\0';
-  k += b;
-  return k;
+/// The end of `shard`'s range: the next shard's first key (past the last shard: 0xffff 0xff).
+std::string shard_end_key(std::uint32_t shard) {
+  return shard + 1 < max_shards ? shard_key(shard + 1) : std::string("\xff\xff\xff", 3);
 }
 
 std::string be64(std::uint64_t v) {
@@ -66,19 +68,60 @@ std::string be64(std::uint64_t v) {
   return s;
 }
 
-/// The room part of an event key (up to and including the NUL). Given to RocksDB as the
-/// memtable insert hint: each room's events arrive in seq order, so with a hint per room an
-/// insert starts where that room's last one ended instead of searching the whole skiplist
-/// (with 1,000 interleaved rooms that search was the node's top user-space cost).
+// Keys are built with a placeholder for the shard, which `stamp` fills in once the shard count
+// is known (write_sets are built by rooms, which don't know it; the journal stamps them).
+std::string room_key(const room_id& room) {
+  std::string k(shard_bytes, '\0');
+  k += room.str();
+  return k;
+}
+
+std::string room_prefix(const room_id& room) { return room_key(room) + '\0'; }
+
+std::string event_key(const room_id& room, seq_t seq) {
+  auto k = room_prefix(room);
+  append_be64(k, seq);
+  return k;
+}
+
+std::string dedupe_key(const room_id& room, const user_id& user, std::string_view cid) {
+  auto k = room_prefix(room);
+  k += user.str();
+  k += '\0';
+  k += cid;
+  return k;
+}
+
+// Markers are keyed by the room's shard first so they move with it; user before room keeps a
+// user's markers of one shard together.
+std::string marker_key(const user_id& user, const room_id& room) {
+  std::string k(shard_bytes, '\0');
+  k += user.str();
+  k += '\0';
+  k += room.str();
+  return k;
+}
+
+void stamp(std::string& key, std::string_view room, std::uint32_t shards) {
+  auto s = shard_of(room, shards);
+  key[0] = static_cast<char>(s >> 8);
+  key[1] = static_cast<char>(s & 0xff);
+}
+
+/// The room part of an event key (shard and name, up to and including the NUL). Given to
+/// RocksDB as the memtable insert hint: each room's events arrive in seq order, so with a hint
+/// per room an insert starts where that room's last one ended instead of searching the whole
+/// skiplist (with 1,000 interleaved rooms that search was the node's top user-space cost).
 class room_prefix_transform : public rocksdb::SliceTransform {
  public:
-  const char* Name() const override { return "kaiwa.room_prefix"; }
+  const char* Name() const override { return "kaiwa.room_prefix.v2"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    auto nul = key.ToStringView().find('\0');
+    auto nul = key.ToStringView().find('\0', shard_bytes);
     return rocksdb::Slice(key.data(), nul + 1);
   }
   bool InDomain(const rocksdb::Slice& key) const override {
-    return key.ToStringView().find('\0') != std::string_view::npos;
+    return key.size() > shard_bytes &&
+           key.ToStringView().find('\0', shard_bytes) != std::string_view::npos;
   }
 };
 
@@ -94,24 +137,27 @@ error to_error(const rocksdb::Status& s) {
 // -- write_set ------------------------------------------------------------------------------
 
 void write_set::put_event(const room_id& room, seq_t seq, std::string_view json) {
-  ops_.push_back({events, event_key(room, seq), std::string(json)});
+  ops_.push_back({events, event_key(room, seq), std::string(json), shard_bytes, room.str().size()});
 }
 
 void write_set::put_snapshot(const room_id& room, std::string_view state) {
-  ops_.push_back({snapshots, room.str(), std::string(state)});
+  ops_.push_back({snapshots, room_key(room), std::string(state), shard_bytes, room.str().size()});
 }
 
 void write_set::put_meta(const room_id& room, std::string_view m) {
-  ops_.push_back({meta, room.str(), std::string(m)});
+  ops_.push_back({meta, room_key(room), std::string(m), shard_bytes, room.str().size()});
 }
 
 void write_set::put_dedupe(const room_id& room, const user_id& user, std::string_view cid,
                            seq_t seq) {
-  ops_.push_back({dedupe, pair_key(pair_key(room.str(), user.str()), cid), be64(seq)});
+  ops_.push_back(
+      {dedupe, dedupe_key(room, user, cid), be64(seq), shard_bytes, room.str().size()});
 }
 
 void write_set::put_marker(const user_id& user, const room_id& room, seq_t seq) {
-  ops_.push_back({markers, pair_key(user.str(), room.str()), be64(seq)});
+  auto key = marker_key(user, room);
+  auto at = key.size() - room.str().size();
+  ops_.push_back({markers, std::move(key), be64(seq), at, room.str().size()});
 }
 
 // -- journal --------------------------------------------------------------------------------
@@ -123,7 +169,9 @@ struct journal::impl {
   };
 
   std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs;  // index = family
+  rocksdb::ColumnFamilyHandle* settings = nullptr;  // the default family
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;    // index = family
+  std::uint32_t shards = default_shards;
   rocksdb::WriteOptions write_opts;
   std::chrono::milliseconds slow_write{100};
 
@@ -148,6 +196,12 @@ struct journal::impl {
 
   void run_writer();
   void close();
+  std::optional<error> check_format(std::uint32_t shards);
+  std::optional<error> migrate_unsharded_keys();
+  std::string keyed(std::string key, const room_id& room) const {
+    stamp(key, room.str(), shards);
+    return key;
+  }
   rocksdb::ColumnFamilyHandle* cf(family f) const { return cfs[f]; }
 };
 
@@ -175,7 +229,7 @@ void journal::impl::count_rooms(const std::deque<pending>& batch) {
   }
   for (auto& p : batch)
     for (auto& op : p.ws.ops_)
-      if (op.family == events) window_counts[op.key.substr(0, op.key.find('\0'))] += 1;
+      if (op.family == events) window_counts[op.key.substr(op.room_at, op.room_len)] += 1;
 }
 
 void journal::impl::run_writer() {
@@ -221,7 +275,73 @@ void journal::impl::close() {
   if (writer.joinable()) writer.join();
   for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
   cfs.clear();
+  if (settings) db->DestroyColumnFamilyHandle(std::exchange(settings, nullptr));
   db.reset();
+}
+
+// The data dir's layout: "format" 2 has shard-prefixed keys, with "shards" fixed at creation.
+// Dirs written before shards existed (no "format") are rewritten in place once.
+constexpr std::string_view format_key = "kaiwa.format";
+constexpr std::string_view shards_key = "kaiwa.shards";
+constexpr std::string_view current_format = "2";
+
+std::optional<error> journal::impl::check_format(std::uint32_t want_shards) {
+  if (want_shards == 0 || want_shards > max_shards)
+    return error{errc::invalid, "shards must be 1 to " + std::to_string(max_shards)};
+  std::string v;
+  auto s = db->Get(rocksdb::ReadOptions(), settings, format_key, &v);
+  if (!s.ok() && !s.IsNotFound()) return to_error(s);
+  if (s.ok()) {
+    if (v != current_format)
+      return error{errc::invalid, "data dir has format " + v + ", this kaiwa reads format " +
+                                      std::string(current_format)};
+    std::string n;
+    s = db->Get(rocksdb::ReadOptions(), settings, shards_key, &n);
+    if (!s.ok()) return to_error(s);
+    shards = static_cast<std::uint32_t>(std::stoul(n));
+    if (shards != want_shards)
+      return error{errc::invalid, "data dir was created with " + n + " shards, not " +
+                                      std::to_string(want_shards) +
+                                      " (the shard count can't change)"};
+    return std::nullopt;
+  }
+  shards = want_shards;
+  if (auto err = migrate_unsharded_keys()) return err;
+  rocksdb::WriteBatch wb;
+  wb.Put(settings, shards_key, std::to_string(shards));
+  wb.Put(settings, format_key, current_format);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db->Write(wo, &wb);
+  return s.ok() ? std::nullopt : std::optional<error>(to_error(s));
+}
+
+std::optional<error> journal::impl::migrate_unsharded_keys() {
+  std::uint64_t moved = 0;
+  for (std::uint8_t f = 0; f < family_count; ++f) {
+    // The iterator reads a snapshot, so the keys written here are not seen again.
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[f]));
+    rocksdb::WriteBatch wb;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto old_key = it->key().ToStringView();
+      auto nul = old_key.find('\0');
+      auto room = f == markers ? old_key.substr(nul + 1) : old_key.substr(0, nul);
+      std::string key(shard_bytes, '\0');
+      key += old_key;
+      stamp(key, room, shards);
+      wb.Put(cfs[f], key, it->value());
+      wb.Delete(cfs[f], it->key());
+      if (wb.Count() >= 10'000) {
+        if (auto s = db->Write(rocksdb::WriteOptions(), &wb); !s.ok()) return to_error(s);
+        wb.Clear();
+      }
+      ++moved;
+    }
+    if (!it->status().ok()) return to_error(it->status());
+    if (auto s = db->Write(rocksdb::WriteOptions(), &wb); !s.ok()) return to_error(s);
+  }
+  if (moved > 0) log(log_level::info, "journal_keys_migrated", {{"records", moved}});
+  return std::nullopt;
 }
 
 result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
@@ -253,9 +373,12 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
 
   auto p = std::make_unique<impl>();
   p->db.reset(raw);
-  // Keep only kaiwa's families in `cfs`, indexed by `family`; the default one is unused.
-  raw->DestroyColumnFamilyHandle(handles[0]);
+  p->settings = handles[0];
   p->cfs.assign(handles.begin() + 1, handles.end());
+  if (auto err = p->check_format(cfg.shards)) {
+    p->close();
+    return *err;
+  }
   p->write_opts.sync = cfg.sync;
   p->slow_write = cfg.slow_write;
   auto* ip = p.get();
@@ -270,6 +393,8 @@ journal::~journal() { stop(); }
 void journal::stop() { impl_->close(); }
 
 void journal::commit(write_set ws, completion done) {
+  for (auto& op : ws.ops_)
+    stamp(op.key, std::string_view(op.key).substr(op.room_at, op.room_len), impl_->shards);
   {
     std::lock_guard lock(impl_->mtx);
     if (!impl_->stopping) {
@@ -284,10 +409,10 @@ void journal::commit(write_set ws, completion done) {
 result<std::vector<std::string>> journal::events_after(const room_id& room, seq_t after,
                                                        std::size_t limit) const {
   std::vector<std::string> out;
-  auto prefix = room_prefix(room);
+  auto prefix = impl_->keyed(room_prefix(room), room);
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(events)));
-  for (it->Seek(event_key(room, after + 1)); it->Valid() && out.size() < limit; it->Next()) {
+  for (it->Seek(impl_->keyed(event_key(room, after + 1), room)); it->Valid() && out.size() < limit; it->Next()) {
     if (!it->key().starts_with(prefix)) break;
     out.emplace_back(it->value().ToStringView());
   }
@@ -297,7 +422,8 @@ result<std::vector<std::string>> journal::events_after(const room_id& room, seq_
 
 result<std::optional<std::string>> journal::event(const room_id& room, seq_t seq) const {
   std::string v;
-  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(events), event_key(room, seq), &v);
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(events),
+                                impl_->keyed(event_key(room, seq), room), &v);
   if (s.IsNotFound()) return std::optional<std::string>{};
   if (!s.ok()) return to_error(s);
   return std::optional<std::string>{std::move(v)};
@@ -306,16 +432,17 @@ result<std::optional<std::string>> journal::event(const room_id& room, seq_t seq
 result<seq_t> journal::last_seq(const room_id& room) const {
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(events)));
-  it->SeekForPrev(event_key(room, ~seq_t{0}));
+  it->SeekForPrev(impl_->keyed(event_key(room, ~seq_t{0}), room));
   if (!it->status().ok()) return to_error(it->status());
-  auto prefix = room_prefix(room);
+  auto prefix = impl_->keyed(room_prefix(room), room);
   if (!it->Valid() || !it->key().starts_with(prefix)) return seq_t{0};
   return read_be64(it->key().ToStringView().substr(prefix.size()));
 }
 
 result<std::optional<std::string>> journal::snapshot(const room_id& room) const {
   std::string v;
-  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(snapshots), room.str(), &v);
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(snapshots),
+                                impl_->keyed(room_key(room), room), &v);
   if (s.IsNotFound()) return std::optional<std::string>{};
   if (!s.ok()) return to_error(s);
   return std::optional<std::string>{std::move(v)};
@@ -325,7 +452,7 @@ result<std::optional<seq_t>> journal::dedupe(const room_id& room, const user_id&
                                              std::string_view cid) const {
   std::string v;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(family::dedupe),
-                          pair_key(pair_key(room.str(), user.str()), cid), &v);
+                          impl_->keyed(dedupe_key(room, user, cid), room), &v);
   if (s.IsNotFound()) return std::optional<seq_t>{};
   if (!s.ok()) return to_error(s);
   return std::optional<seq_t>{read_be64(v)};
@@ -334,10 +461,98 @@ result<std::optional<seq_t>> journal::dedupe(const room_id& room, const user_id&
 result<seq_t> journal::marker(const user_id& user, const room_id& room) const {
   std::string v;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(markers),
-                          pair_key(user.str(), room.str()), &v);
+                          impl_->keyed(marker_key(user, room), room), &v);
   if (s.IsNotFound()) return seq_t{0};
   if (!s.ok()) return to_error(s);
   return read_be64(v);
+}
+
+std::uint32_t journal::shards() const noexcept { return impl_->shards; }
+
+result<journal::shard_files> journal::export_shard(shard_t shard, const std::string& dir) const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return error{errc::io_error, "can't create " + dir + ": " + ec.message()};
+  shard_files out;
+  auto begin = shard_key(shard), end = shard_end_key(shard);
+  rocksdb::Slice upper(end);
+  for (std::uint8_t f = 0; f < family_count; ++f) {
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cfs[f]));
+    it->Seek(begin);
+    if (!it->Valid()) {
+      if (!it->status().ok()) return to_error(it->status());
+      continue;
+    }
+    rocksdb::SstFileWriter writer{rocksdb::EnvOptions{}, rocksdb::Options{}};
+    auto path = dir + "/" + family_names[f] + ".sst";
+    if (auto s = writer.Open(path); !s.ok()) return to_error(s);
+    for (; it->Valid(); it->Next()) {
+      if (auto s = writer.Put(it->key(), it->value()); !s.ok()) return to_error(s);
+      ++out.records;
+    }
+    if (!it->status().ok()) return to_error(it->status());
+    rocksdb::ExternalSstFileInfo info;
+    if (auto s = writer.Finish(&info); !s.ok()) return to_error(s);
+    out.bytes += info.file_size;
+    out.paths.push_back(path);
+  }
+  return out;
+}
+
+status journal::ingest_shard(shard_t shard, const std::vector<std::string>& paths) {
+  if (auto st = drop_shard(shard); !st.ok()) return st;
+  for (auto& path : paths) {
+    auto name = std::filesystem::path(path).stem().string();
+    auto f = std::find(std::begin(family_names), std::end(family_names), name);
+    if (f == std::end(family_names))
+      return error{errc::invalid, "not a shard file of any column family: " + path};
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;
+    auto s = impl_->db->IngestExternalFile(impl_->cfs[f - std::begin(family_names)], {path}, io);
+    if (!s.ok()) return to_error(s);
+  }
+  return {};
+}
+
+status journal::drop_shard(shard_t shard) {
+  auto begin = shard_key(shard), end = shard_end_key(shard);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  for (auto* cf : impl_->cfs)
+    if (auto s = impl_->db->DeleteRange(wo, cf, begin, end); !s.ok()) return to_error(s);
+  return {};
+}
+
+result<std::uint64_t> journal::count_shard(shard_t shard) const {
+  auto begin = shard_key(shard), end = shard_end_key(shard);
+  rocksdb::Slice upper(end);
+  std::uint64_t n = 0;
+  for (auto* cf : impl_->cfs) {
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, cf));
+    for (it->Seek(begin); it->Valid(); it->Next()) ++n;
+    if (!it->status().ok()) return to_error(it->status());
+  }
+  return n;
+}
+
+result<std::optional<std::string>> journal::setting(std::string_view key) const {
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->settings, key, &v);
+  if (s.IsNotFound()) return std::optional<std::string>{};
+  if (!s.ok()) return to_error(s);
+  return std::optional<std::string>{std::move(v)};
+}
+
+status journal::put_setting(std::string_view key, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = impl_->db->Put(wo, impl_->settings, key, value);
+  if (!s.ok()) return to_error(s);
+  return {};
 }
 
 result<journal::checkpoint_info> journal::checkpoint(const std::string& dir) const {

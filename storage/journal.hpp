@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/ids.hpp"
+#include "core/shard.hpp"
 #include "storage/result.hpp"
 
 namespace kaiwa::storage {
@@ -29,6 +30,9 @@ struct journal_config {
   bool sync = true;
   /// A group commit slower than this is logged with its figures. Default: 100 ms
   std::chrono::milliseconds slow_write{100};
+  /// Virtual shards (keys start with the room's shard). Fixed when the data dir is created; a
+  /// dir opened with another count is refused. Default: 1024
+  std::uint32_t shards = default_shards;
 };
 
 /// The writes one room (or one request) commits atomically.
@@ -46,8 +50,10 @@ class write_set {
   friend class journal;
   struct op {
     std::uint8_t family;
-    std::string key;
+    std::string key;  // its first two bytes are the room's shard, filled in by the journal
     std::string value;
+    std::size_t room_at = 0;  // where the key names the room
+    std::size_t room_len = 0;
   };
   std::vector<op> ops_;
 };
@@ -107,6 +113,31 @@ class journal {
 
   /// Appends the journal's histograms (commit batch size, write latency) in Prometheus text.
   void render_metrics(std::string& out) const;
+
+  // -- shard handover (cluster moves) -----------------------------------------------------
+
+  std::uint32_t shards() const noexcept;
+
+  /// Writes every record of `shard` into SST files in `dir` (created; one file per column
+  /// family that has any). The files are what `ingest_shard` takes on another node.
+  struct shard_files {
+    std::vector<std::string> paths;
+    std::uint64_t records = 0;
+    std::uint64_t bytes = 0;
+  };
+  result<shard_files> export_shard(shard_t shard, const std::string& dir) const;
+  /// Replaces whatever this database holds of `shard` with exported files (named as
+  /// `export_shard` names them). The files are moved into the database.
+  status ingest_shard(shard_t shard, const std::vector<std::string>& paths);
+  /// Deletes every record of `shard`.
+  status drop_shard(shard_t shard);
+  /// Records of `shard`, counted by scanning (for tests and the move log).
+  result<std::uint64_t> count_shard(shard_t shard) const;
+
+  /// Small durable settings of the node (the cluster's shard map, its members), written with
+  /// a WAL sync.
+  result<std::optional<std::string>> setting(std::string_view key) const;
+  status put_setting(std::string_view key, std::string_view value);
 
   /// A consistent copy of the database in `dir` (which must not exist), made with hard links
   /// where the file system allows: a backup that a node can open as its data dir.

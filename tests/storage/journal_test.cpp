@@ -157,3 +157,72 @@ TEST_CASE("a checkpoint opens as a database with everything committed before it"
   REQUIRE(copy.ok());
   CHECK(**copy.value()->event(room_id{"r"}, 1) == "one");
 }
+
+TEST_CASE("a shard's records move to another database as SST files, and nothing else does") {
+  test::temp_dir a_dir, b_dir, files;
+  auto a = open_journal(a_dir);
+  auto b = open_journal(b_dir);
+  // Two rooms in one shard and one room in another.
+  room_id r1{"r1"}, other{"r1"};
+  std::string name;
+  for (int i = 2;; ++i) {
+    name = "r" + std::to_string(i);
+    if (shard_of(name, a->shards()) == shard_of("r1", a->shards())) break;
+  }
+  room_id r2{name};
+  for (int i = 2;; ++i) {
+    name = "x" + std::to_string(i);
+    if (shard_of(name, a->shards()) != shard_of("r1", a->shards())) break;
+  }
+  other = room_id{name};
+  auto shard = shard_of("r1", a->shards());
+
+  storage::write_set ws;
+  for (int i = 1; i <= 100; ++i) ws.put_event(r1, i, ev(i));
+  ws.put_event(r2, 1, "r2-1");
+  ws.put_event(other, 1, "other-1");
+  ws.put_snapshot(r1, "snap");
+  ws.put_marker(user_id{"alice"}, r1, 7);
+  ws.put_dedupe(r1, user_id{"alice"}, "c1", 3);
+  REQUIRE(commit_and_wait(*a, std::move(ws)).ok());
+
+  auto exported = a->export_shard(shard, files.str() + "/out");
+  REQUIRE(exported.ok());
+  CHECK(exported->records == 100 + 1 + 1 + 1 + 1);
+  CHECK(exported->paths.size() == 4);  // events, snapshots, markers, dedupe
+
+  // Stale data of the shard on the receiver is replaced, not merged.
+  storage::write_set stale;
+  stale.put_event(r1, 101, "stale");
+  REQUIRE(commit_and_wait(*b, std::move(stale)).ok());
+  REQUIRE(b->ingest_shard(shard, exported->paths).ok());
+  CHECK(b->last_seq(r1).value() == 100);
+  CHECK(b->events_after(r1, 0, 1000)->size() == 100);
+  CHECK(b->events_after(r2, 0, 10)->size() == 1);
+  CHECK(b->events_after(other, 0, 10)->empty());
+  CHECK(b->snapshot(r1).value() == std::optional<std::string>("snap"));
+  CHECK(b->marker(user_id{"alice"}, r1).value() == 7);
+  CHECK(b->dedupe(r1, user_id{"alice"}, "c1").value() == std::optional<seq_t>(3));
+
+  REQUIRE(a->drop_shard(shard).ok());
+  CHECK(a->count_shard(shard).value() == 0);
+  CHECK(a->events_after(other, 0, 10)->size() == 1);
+}
+
+TEST_CASE("settings survive a reopen; the shard count of a data dir can't change") {
+  test::temp_dir dir;
+  {
+    auto j = open_journal(dir);
+    REQUIRE(j->put_setting("cluster.map", "m1").ok());
+  }
+  {
+    auto j = open_journal(dir);
+    CHECK(j->setting("cluster.map").value() == std::optional<std::string>("m1"));
+    CHECK(!j->setting("nope").value());
+  }
+  storage::journal_config cfg{dir.str(), true};
+  cfg.shards = 16;
+  auto refused = storage::journal::open(cfg);
+  REQUIRE(!refused.ok());
+  CHECK(refused.err().message.find("1024 shards") != std::string::npos);
+}

@@ -30,6 +30,12 @@ enum class room_op : std::uint8_t {
   disconnect,  // the link closed: drop its subscription without a reply
   info,        // admin: the room's state, for /admin/v1/rooms/{room}
   snapshot,    // admin: write a snapshot now
+  adopt,       // cluster: subscribers handed over with the room's shard (never crosses nodes)
+};
+
+struct room_subscriber {
+  std::shared_ptr<client_link> link;
+  user_id user;
 };
 
 struct command {
@@ -51,6 +57,7 @@ struct command {
   std::optional<seq_t> before;       // history
   std::optional<seq_t> after;        // history
   std::uint32_t limit = 50;          // history
+  std::vector<room_subscriber> adopted;   // adopt
   bool was_active = true;  // set by the registry: false if this command activated the room
 };
 

@@ -1,13 +1,30 @@
 #include "actors/rooms.hpp"
 
+#include <caf/io/middleman.hpp>
+
 #include <atomic>
 #include <thread>
 
+#include "actors/detail/cluster.hpp"
 #include "actors/detail/messages.hpp"
 #include "core/replies.hpp"
 #include "storage/journal.hpp"
 
 namespace kaiwa {
+
+namespace detail {
+
+room_env::room_env(storage::journal& j, rooms_config c)
+    : journal(j),
+      cfg(std::move(c)),
+      shards(j.shards()),
+      shard_states(std::make_unique<std::atomic<shard_status>[]>(shards)) {
+  // A node on its own owns every shard; a cluster member learns its shards from the map.
+  auto initial = cfg.cluster ? shard_status::elsewhere : shard_status::owned;
+  for (std::uint32_t s = 0; s < shards; ++s) shard_states[s].store(initial);
+}
+
+}  // namespace detail
 
 struct rooms::impl {
   impl(rooms_config c, storage::journal& j) : env{j, std::move(c)} {
@@ -19,12 +36,20 @@ struct rooms::impl {
     // 500 polls with 50 us sleeps) burn a core's worth of wake-ups that the I/O threads need.
     sys_cfg.set("work-stealing.aggressive-poll-attempts", std::size_t{10});
     sys_cfg.set("work-stealing.moderate-poll-attempts", std::size_t{10});
+    if (env.cfg.cluster) {
+      sys_cfg.load<caf::io::middleman>();
+      auto timeout = caf::timespan(env.cfg.cluster->failure_timeout);
+      sys_cfg.set("middleman.heartbeat-interval", timeout / 5);
+      sys_cfg.set("middleman.connection-timeout", timeout);
+    }
   }
 
   detail::room_env env;
   caf::actor_system_config sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   std::vector<caf::actor> registries;
+  caf::actor cluster;  // set when clustered
+  std::uint16_t cluster_port = 0;
   std::atomic<bool> running{false};
 };
 
@@ -33,11 +58,24 @@ rooms::rooms(rooms_config cfg, storage::journal& journal)
 
 rooms::~rooms() { stop(); }
 
-void rooms::start() {
+std::optional<std::string> rooms::start() {
   impl_->sys = std::make_unique<caf::actor_system>(impl_->sys_cfg);
   for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->env.cfg.registries); ++i)
     impl_->registries.push_back(detail::spawn_registry(*impl_->sys, impl_->env));
   impl_->running = true;
+  if (!impl_->env.cfg.cluster) return std::nullopt;
+  auto& cc = *impl_->env.cfg.cluster;
+  impl_->cluster = detail::spawn_cluster(*impl_->sys, impl_->env, impl_->registries);
+  auto port = impl_->sys->middleman().publish(impl_->cluster, cc.port, cc.host.c_str(), true);
+  if (!port) {
+    auto msg = "can't listen for the cluster on " + cc.host + ":" + std::to_string(cc.port) +
+               ": " + impl_->sys->render(port.error());
+    stop();
+    return msg;
+  }
+  impl_->cluster_port = *port;
+  caf::anon_send(impl_->cluster, detail::start_atom::value, cc.host + ":" + std::to_string(*port));
+  return std::nullopt;
 }
 
 void rooms::dispatch(command c) {
@@ -47,6 +85,12 @@ void rooms::dispatch(command c) {
     return;
   }
   impl_->env.command_queued();
+  // Rooms of shards owned elsewhere go through the cluster actor, which knows their owner.
+  if (impl_->cluster &&
+      impl_->env.status(impl_->env.shard(c.room)) == detail::shard_status::elsewhere) {
+    caf::anon_send(impl_->cluster, std::move(c));
+    return;
+  }
   auto& regs = impl_->registries;
   auto& target = regs[std::hash<room_id>{}(c.room) % regs.size()];
   caf::anon_send(target, std::move(c));
@@ -54,8 +98,10 @@ void rooms::dispatch(command c) {
 
 void rooms::stop() {
   if (!impl_->running.exchange(false)) return;
+  if (impl_->cluster) caf::anon_send_exit(impl_->cluster, caf::exit_reason::user_shutdown);
   for (auto& r : impl_->registries) caf::anon_send(r, detail::stop_atom::value);
   impl_->registries.clear();
+  impl_->cluster = nullptr;
   impl_->sys->await_all_actors_done();
   impl_->sys.reset();
 }
@@ -69,6 +115,15 @@ rooms_stats rooms::stats() const {
           e.deliveries.load(),
           static_cast<std::uint64_t>(std::max<std::int64_t>(0, e.queued.load())),
           static_cast<std::uint64_t>(e.queued_high_water.load())};
+}
+
+std::uint16_t rooms::cluster_port() const { return impl_->cluster_port; }
+
+void rooms::cluster_admin(cluster_request r, std::function<void(int, std::string)> done) {
+  if (!impl_->cluster || !impl_->running)
+    return done(404, R"({"error":"this node is not a cluster member"})");
+  caf::anon_send(impl_->cluster, detail::admin_atom::value,
+                 std::make_shared<detail::admin_query>(std::move(r), std::move(done)));
 }
 
 }  // namespace kaiwa

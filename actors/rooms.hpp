@@ -12,16 +12,50 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "actors/command.hpp"
+#include "core/shard.hpp"
 
 namespace kaiwa::storage {
 class journal;
 }
 
 namespace kaiwa {
+
+/// Joining a cluster (docs/cluster.md). Without it the node owns every shard.
+struct cluster_config {
+  /// This node's id, unique in the cluster and the same across its restarts.
+  std::string node_id;
+  /// The cluster listener (CAF's middleman). Port 0: pick one (see rooms::cluster_port).
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7070;
+  /// host:port of members to join; empty: this node starts the cluster and coordinates it.
+  std::vector<std::string> join;
+  /// Where shard files are staged during moves (inside the data dir).
+  std::string staging_dir;
+  /// Silence after which a member counts as dead (CAF heartbeats at a fifth of it; a closed
+  /// connection counts at once). Default: 5 s
+  std::chrono::milliseconds failure_timeout{5000};
+  /// How often a lost member is dialled again. Default: 500 ms
+  std::chrono::milliseconds redial{500};
+  /// This node's load as a JSON object, shown by `kaiwa cluster`.
+  std::function<std::string()> load;
+  /// Called once the coordinator has moved every shard of this node away (a drain).
+  std::function<void()> drained;
+};
+
+/// An admin question about the cluster, answered as JSON by rooms::cluster_admin.
+struct cluster_request {
+  enum class kind { members, shards, move, drain };
+  kind what = kind::members;
+  shard_t shard = 0;  // move
+  std::string node;   // move: the new owner; drain: the node to empty
+};
 
 struct rooms_config {
   /// Write a snapshot of a room's state every this many events. Default: 1000
@@ -34,6 +68,8 @@ struct rooms_config {
   std::size_t threads = 0;
   /// A room activation (recovery) slower than this is logged with its figures. Default: 100 ms
   std::chrono::milliseconds slow_activation{100};
+  /// Set to run as a member of a cluster.
+  std::optional<cluster_config> cluster;
 };
 
 /// Counters for metrics and status; read from any thread.
@@ -55,13 +91,20 @@ class rooms {
   rooms(const rooms&) = delete;
   rooms& operator=(const rooms&) = delete;
 
-  void start();
+  /// Starts the actor system (and joins the cluster when configured); an error message when
+  /// the cluster listener can't be bound.
+  std::optional<std::string> start();
   /// Hands `c` to its room. Thread-safe. After stop(), replies `unavailable`.
   void dispatch(command c);
   /// Stops every room actor after its in-flight commit, then the actor system. Idempotent.
   void stop();
 
   rooms_stats stats() const;
+
+  /// The cluster listener's port once started; 0 when not clustered.
+  std::uint16_t cluster_port() const;
+  /// Answers `r` with an HTTP status and a JSON body, from any thread, once.
+  void cluster_admin(cluster_request r, std::function<void(int, std::string)> done);
 
  private:
   struct impl;

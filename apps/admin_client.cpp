@@ -29,12 +29,13 @@ std::optional<admin_target> parse_admin_url(const std::string& url) {
 }
 
 std::optional<admin_response> admin_call(const admin_target& t, const std::string& method,
-                                         const std::string& target, std::string& error) {
+                                         const std::string& target, std::string& error,
+                                         std::chrono::seconds timeout) {
   try {
     boost::asio::io_context ioc;
     boost::asio::ip::tcp::resolver resolver(ioc);
     beast::tcp_stream stream(ioc);
-    stream.expires_after(std::chrono::seconds(60));
+    stream.expires_after(timeout);
     stream.connect(resolver.resolve(t.host, std::to_string(t.port)));
     http::request<http::string_body> req{http::string_to_verb(method), target, 11};
     req.set(http::field::host, t.host);

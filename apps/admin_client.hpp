@@ -1,6 +1,7 @@
 #pragma once
 // The admin CLI's side of the admin API: one HTTP request to a node, with one-line errors.
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -22,6 +23,7 @@ struct admin_response {
 
 /// Sends METHOD target to the node; on failure, `error` says why in one line.
 std::optional<admin_response> admin_call(const admin_target& t, const std::string& method,
-                                         const std::string& target, std::string& error);
+                                         const std::string& target, std::string& error,
+                                         std::chrono::seconds timeout = std::chrono::seconds(60));
 
 }  // namespace kaiwa::app

@@ -18,9 +18,10 @@ namespace {
 
 /// Calls the admin API and checks the status; prints the error and returns nullopt on failure.
 std::optional<std::string> call(const admin_target& t, const std::string& method,
-                                const std::string& target, int expect) {
+                                const std::string& target, int expect,
+                                std::chrono::seconds timeout = std::chrono::seconds(60)) {
   std::string error;
-  auto res = admin_call(t, method, target, error);
+  auto res = admin_call(t, method, target, error, timeout);
   if (!res) {
     fmt::print(stderr, "kaiwa: {}\n", error);
     return std::nullopt;
@@ -205,14 +206,99 @@ int top_command(const admin_target& t, int iterations, bool json) {
   return 0;
 }
 
-int drain_command(const admin_target& t, double grace_s, bool json) {
-  auto body = call(t, "POST", fmt::format("/admin/v1/drain?grace={}", grace_s), 202);
+// Moving every shard of a node takes a while: as long as the cluster needs, within an hour.
+constexpr std::chrono::seconds cluster_change_timeout{3600};
+
+int drain_command(const admin_target& t, const std::string& node, double grace_s, bool json) {
+  auto target = fmt::format("/admin/v1/drain?grace={}", grace_s);
+  if (!node.empty()) target += "&node=" + node;
+  auto body = call(t, "POST", target, 202, cluster_change_timeout);
+  if (!body) return 1;
+  if (json) {
+    fmt::print("{}", *body);
+    return 0;
+  }
+  simdjson::dom::parser p;
+  std::string_view drained;
+  if (!p.parse(*body)["node"].get(drained))
+    fmt::print("{}: its shards moved to the other members; ", drained);
+  fmt::print("new connections are refused; sessions close with 4010 in {} s\n", grace_s);
+  return 0;
+}
+
+int cluster_command(const admin_target& t, bool json) {
+  auto body = call(t, "GET", "/admin/v1/cluster", 200);
+  if (!body || json) return json ? show(body, true) : 1;
+  simdjson::dom::parser p;
+  simdjson::dom::element c;
+  if (p.parse(*body).get(c)) {
+    fmt::print(stderr, "kaiwa: the node's reply is not JSON\n");
+    return 1;
+  }
+  fmt::print("coordinator {}  epoch {}  shards {}  moves done {}, failed {}, queued {}{}\n",
+             std::string_view(c["coordinator"]), std::uint64_t(c["epoch"]),
+             std::uint64_t(c["shards"]), std::uint64_t(c["moves_done"]),
+             std::uint64_t(c["moves_failed"]), std::uint64_t(c["moves_queued"]),
+             bool(c["moving"]) ? "  (a move is under way)" : "");
+  fmt::print("{:<16} {:<22} {:<9} {:>6} {:>11} {:>12} {:>14}\n", "NODE", "ADDRESS", "STATE",
+             "SHARDS", "CONNECTIONS", "ROOMS ACTIVE", "EVENTS");
+  for (auto m : c["members"].get_array()) {
+    auto load = [&](const char* key) {
+      std::uint64_t v = 0;
+      return m["load"][key].get(v) ? std::string("-") : std::to_string(v);
+    };
+    fmt::print("{:<16} {:<22} {:<9} {:>6} {:>11} {:>12} {:>14}\n", std::string_view(m["id"]),
+               std::string_view(m["address"]), std::string_view(m["state"]),
+               std::uint64_t(m["shards"]), load("connections"), load("rooms_active"),
+               load("events_appended"));
+  }
+  return 0;
+}
+
+int shards_command(const admin_target& t, bool json) {
+  auto body = call(t, "GET", "/admin/v1/shards", 200);
+  if (!body || json) return json ? show(body, true) : 1;
+  simdjson::dom::parser p;
+  simdjson::dom::element m;
+  if (p.parse(*body).get(m)) {
+    fmt::print(stderr, "kaiwa: the node's reply is not JSON\n");
+    return 1;
+  }
+  fmt::print("epoch {}  coordinator {}  shards {}\n", std::uint64_t(m["epoch"]),
+             std::string_view(m["coordinator"]), std::uint64_t(m["shards"]));
+  // Runs of consecutive shards with one owner, one line each.
+  std::string owner;
+  std::uint64_t first = 0, last = 0;
+  bool any = false;
+  auto flush = [&] {
+    if (any) fmt::print("{:>5}-{:<5} {}\n", first, last, owner.empty() ? "(none)" : owner);
+  };
+  for (auto s : m["owners"].get_array()) {
+    auto o = std::string(std::string_view(s["owner"]));
+    std::uint64_t n = s["shard"];
+    std::string_view state;
+    if (!s["state"].get(state)) o += " (" + std::string(state) + ")";
+    if (any && o == owner && n == last + 1) {
+      last = n;
+      continue;
+    }
+    flush();
+    owner = o;
+    first = last = n;
+    any = true;
+  }
+  flush();
+  return 0;
+}
+
+int move_command(const admin_target& t, unsigned shard, const std::string& node, bool json) {
+  auto body = call(t, "POST", fmt::format("/admin/v1/move?shard={}&to={}", shard, node), 200,
+                   cluster_change_timeout);
   if (!body) return 1;
   if (json)
     fmt::print("{}", *body);
   else
-    fmt::print("draining: new connections are refused; sessions close with 4010 in {} s\n",
-               grace_s);
+    fmt::print("shard {} moved to {}\n", shard, node);
   return 0;
 }
 

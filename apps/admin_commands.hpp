@@ -13,7 +13,13 @@ int status_command(const admin_target& t, bool json);
 int room_command(const admin_target& t, const std::string& room, bool json);
 /// A live view refreshed every second from /metrics; `iterations` 0 means until interrupted.
 int top_command(const admin_target& t, int iterations, bool json);
-int drain_command(const admin_target& t, double grace_s, bool json);
+/// Drains `node` (empty: the node asked); in a cluster its shards move away first.
+int drain_command(const admin_target& t, const std::string& node, double grace_s, bool json);
+/// The members, their state, shard counts and load.
+int cluster_command(const admin_target& t, bool json);
+/// The shard map: owners as ranges, the epoch.
+int shards_command(const admin_target& t, bool json);
+int move_command(const admin_target& t, unsigned shard, const std::string& node, bool json);
 /// Asks the node for a checkpoint and copies it into `dir` (missing or empty), with progress.
 int backup_command(const admin_target& t, const std::string& dir, bool json);
 /// Copies a backup into `data_dir`, which must be missing or empty. The node is not involved.

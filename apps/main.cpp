@@ -77,9 +77,17 @@ int run_node(app::node_config cfg) {
       g.version, g.node_id, g.listen.host, n.public_port(), g.listen.host, n.public_port(),
       g.admin.host, n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async", fds,
       g.secret.empty() ? "  (dev mode: hello with any user name)" : "");
+  if (cfg.rooms.cluster)
+    fmt::print("cluster member {} at {}:{}{}\n", g.node_id, cfg.rooms.cluster->host,
+               n.cluster_port(),
+               cfg.rooms.cluster->join.empty() ? " (coordinator of a new cluster, or as before)"
+                                                : "");
   // A line for scripts and tests that start nodes on port 0.
-  fmt::print("listening public={}:{} admin={}:{}\n", g.listen.host, n.public_port(), g.admin.host,
-             n.admin_port());
+  fmt::print("listening public={}:{} admin={}:{}{}\n", g.listen.host, n.public_port(),
+             g.admin.host, n.admin_port(),
+             cfg.rooms.cluster
+                 ? fmt::format(" cluster={}:{}", cfg.rooms.cluster->host, n.cluster_port())
+                 : "");
   std::fflush(stdout);
 
   int sig = 0;
@@ -118,8 +126,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"sync", "async"}))
       ->capture_default_str();
   start->add_option("--node-id", cfg.gateway.node_id, "This node's id")->capture_default_str();
-  start->add_option("--cluster", cluster, "Cluster listener ADDR:PORT (not available yet)");
-  start->add_option("--join", join, "HOST:PORT[,...] of cluster members (not available yet)");
+  start->add_option("--cluster", cluster,
+                    "Cluster listener ADDR:PORT; makes this node a cluster member");
+  start->add_option("--join", join,
+                    "HOST:PORT[,...] of members to join (none: start a new cluster)");
+  start->add_option("--shards", cfg.journal.shards,
+                    "Virtual shards; fixed when the data dir is created")
+      ->check(CLI::Range(1u, max_shards))
+      ->capture_default_str();
+  double failure_timeout_s = 5;
+  start
+      ->add_option("--failure-timeout", failure_timeout_s,
+                   "Seconds of silence after which a cluster member counts as dead")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   start
       ->add_option(
           "--admin-token", cfg.admin_token,
@@ -199,9 +219,27 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("--listen", "expected ADDR:PORT");
     if (!parse_endpoint(admin, cfg.gateway.admin))
       throw CLI::ValidationError("--admin", "expected ADDR:PORT");
-    if (!cluster.empty() || !join.empty())
-      throw CLI::ValidationError("--cluster/--join",
-                                 "clustering is not available in this version yet");
+    if (!valid_name(cfg.gateway.node_id))
+      throw CLI::ValidationError("--node-id", "1 to 128 chars of [A-Za-z0-9_.:@-]");
+    if (!join.empty() && cluster.empty())
+      throw CLI::ValidationError("--join", "a member needs its own --cluster ADDR:PORT");
+    if (!cluster.empty()) {
+      net::endpoint ep;
+      if (!parse_endpoint(cluster, ep)) throw CLI::ValidationError("--cluster", "expected ADDR:PORT");
+      cluster_config cc;
+      cc.node_id = cfg.gateway.node_id;
+      cc.host = ep.host;
+      cc.port = ep.port;
+      std::istringstream members(join);
+      for (std::string m; std::getline(members, m, ',');) {
+        net::endpoint j;
+        if (!parse_endpoint(m, j)) throw CLI::ValidationError("--join", "expected HOST:PORT[,...]");
+        cc.join.push_back(m);
+      }
+      cc.failure_timeout =
+          std::chrono::milliseconds(static_cast<std::int64_t>(failure_timeout_s * 1000));
+      cfg.rooms.cluster = std::move(cc);
+    }
     if (cfg.gateway.secret.empty() && !is_loopback(cfg.gateway.listen.host))
       throw CLI::ValidationError(
           "--listen",
@@ -278,13 +316,39 @@ int main(int argc, char** argv) {
       [&] { std::exit(app::top_command(admin_target_or_throw(), top_iterations, admin_json)); });
 
   double drain_grace = 5;
-  auto* drain_cmd =
-      app.add_subcommand("drain", "Stop accepting clients, then close them with 4010");
+  std::string drain_node;
+  auto* drain_cmd = app.add_subcommand(
+      "drain",
+      "Empty a node: in a cluster, move its shards to the others first; then stop accepting "
+      "clients and close them with 4010");
   admin_opts(drain_cmd, true);
+  drain_cmd->add_option("node", drain_node, "The cluster member to drain (default: the node asked)");
   drain_cmd->add_option("--grace", drain_grace, "Seconds before sessions are closed")
       ->capture_default_str();
-  drain_cmd->callback(
-      [&] { std::exit(app::drain_command(admin_target_or_throw(), drain_grace, admin_json)); });
+  drain_cmd->callback([&] {
+    std::exit(app::drain_command(admin_target_or_throw(), drain_node, drain_grace, admin_json));
+  });
+
+  auto* cluster_cmd =
+      app.add_subcommand("cluster", "Show the cluster: members, their state, shards and load");
+  admin_opts(cluster_cmd, true);
+  cluster_cmd->callback(
+      [&] { std::exit(app::cluster_command(admin_target_or_throw(), admin_json)); });
+
+  auto* shards_cmd = app.add_subcommand("shards", "Show the shard map and its epoch");
+  admin_opts(shards_cmd, true);
+  shards_cmd->callback(
+      [&] { std::exit(app::shards_command(admin_target_or_throw(), admin_json)); });
+
+  unsigned move_shard = 0;
+  std::string move_to;
+  auto* move_cmd = app.add_subcommand("move", "Move one shard to another member");
+  admin_opts(move_cmd, true);
+  move_cmd->add_option("shard", move_shard, "Shard number")->required();
+  move_cmd->add_option("node", move_to, "The member to move it to")->required();
+  move_cmd->callback([&] {
+    std::exit(app::move_command(admin_target_or_throw(), move_shard, move_to, admin_json));
+  });
 
   std::string backup_dir;
   auto* backup_cmd =

@@ -52,8 +52,24 @@ std::optional<std::string> node::start() {
   auto j = storage::journal::open(cfg_.journal);
   if (!j) return "can't open the data directory '" + cfg_.journal.dir + "': " + j.err().message;
   journal_ = std::move(j).value();
+  if (auto& cc = cfg_.rooms.cluster) {
+    cc->staging_dir = cfg_.journal.dir + "/cluster-moves";
+    cc->load = [this] {
+      auto r = rooms_->stats();
+      std::string out;
+      json_writer(out)
+          .begin_object()
+          .field("connections", gateway_ ? gateway_->stats().connections : 0)
+          .field("rooms_active", r.active)
+          .field("events_appended", r.events_appended)
+          .end_object();
+      return out;
+    };
+    // Its shards are gone: now its clients go too, to reconnect to the other members.
+    cc->drained = [this] { drain(cluster_drain_grace_.load()); };
+  }
   rooms_ = std::make_unique<rooms>(cfg_.rooms, *journal_);
-  rooms_->start();
+  if (auto err = rooms_->start()) return err;
   gateway_ = std::make_unique<net::gateway>(
       cfg_.gateway, *rooms_,
       [this](const net::http_request& r, net::http_respond respond) {
@@ -90,6 +106,7 @@ void node::stop() {
 
 std::uint16_t node::public_port() const { return gateway_->public_port(); }
 std::uint16_t node::admin_port() const { return gateway_->admin_port(); }
+std::uint16_t node::cluster_port() const { return rooms_->cluster_port(); }
 
 namespace {
 
@@ -143,6 +160,7 @@ class admin_link : public client_link {
   const void* lane() const noexcept override { return this; }
   void push(const frame_ptr&) override {}
   void subscription_ended(const room_id&) override {}
+  void subscription_lost(const room_id&) override {}
   void reply(const frame_ptr& f) override {
     std::lock_guard lock(mtx_);
     if (!respond_) return;
@@ -189,6 +207,28 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     return answer(respond, json_reply(200, status_json()));
   if (path == "/metrics" && r.method == "GET")
     return answer(respond, {200, "text/plain; version=0.0.4", metrics_text(), "no-store"});
+  if (path == "/admin/v1/cluster" || path == "/admin/v1/shards") {
+    if (r.method != "GET") return answer(respond, json_error(405, "use GET"));
+    cluster_request q;
+    q.what = path == "/admin/v1/cluster" ? cluster_request::kind::members
+                                         : cluster_request::kind::shards;
+    return cluster_call(std::move(q), respond, 200);
+  }
+  if (path == "/admin/v1/move") {
+    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
+    cluster_request q;
+    q.what = cluster_request::kind::move;
+    q.node = query_param(r.target, "to");
+    auto shard = query_param(r.target, "shard");
+    char* end = nullptr;
+    auto n = std::strtoul(shard.c_str(), &end, 10);
+    if (shard.empty() || *end || n >= journal_->shards())
+      return answer(respond, json_error(400, "'shard' must be 0 to " +
+                                                 std::to_string(journal_->shards() - 1)));
+    if (!valid_name(q.node)) return answer(respond, json_error(400, "'to' must name a member"));
+    q.shard = static_cast<shard_t>(n);
+    return cluster_call(std::move(q), respond, 200);
+  }
   if (path == "/admin/v1/drain") {
     if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
     auto grace_s = query_param(r.target, "grace");
@@ -200,7 +240,33 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     }
     if (grace < 0 || grace > 3600)
       return answer(respond, json_error(400, "'grace' must be 0 to 3600 seconds"));
-    drain(std::chrono::milliseconds(static_cast<std::int64_t>(grace * 1000)));
+    auto grace_ms = std::chrono::milliseconds(static_cast<std::int64_t>(grace * 1000));
+    if (cfg_.rooms.cluster) {
+      // The node's shards move to the other members first; the coordinator then tells the
+      // node, which drains its sessions (cfg.drained).
+      cluster_request q;
+      q.what = cluster_request::kind::drain;
+      q.node = query_param(r.target, "node");
+      if (q.node.empty()) q.node = cfg_.gateway.node_id;
+      if (!valid_name(q.node)) return answer(respond, json_error(400, "'node' must name a member"));
+      if (q.node == cfg_.gateway.node_id) cluster_drain_grace_ = grace_ms;
+      auto node = q.node;
+      rooms_->cluster_admin(std::move(q), [respond, node, grace_ms](int status, std::string body) {
+        if (status != 200) return respond(json_reply(status, std::move(body)));
+        std::string out;
+        json_writer(out)
+            .begin_object()
+            .field("draining", true)
+            .field("node", node)
+            .field("grace_ms", static_cast<std::int64_t>(grace_ms.count()))
+            .end_object();
+        respond(json_reply(202, std::move(out)));
+      });
+      return true;
+    }
+    if (!query_param(r.target, "node").empty())
+      return answer(respond, json_error(400, "this node is not a cluster member"));
+    drain(grace_ms);
     std::string body;
     json_writer(body)
         .begin_object()
@@ -240,6 +306,13 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     return true;
   }
   return false;
+}
+
+bool node::cluster_call(cluster_request q, const net::http_respond& respond, int ok_status) {
+  rooms_->cluster_admin(std::move(q), [respond, ok_status](int status, std::string body) {
+    respond(json_reply(status == 200 ? ok_status : status, std::move(body)));
+  });
+  return true;
 }
 
 void node::drain(std::chrono::milliseconds grace) {

@@ -42,12 +42,16 @@ class node {
 
   std::uint16_t public_port() const;
   std::uint16_t admin_port() const;
+  /// The cluster listener's port; 0 when not clustered.
+  std::uint16_t cluster_port() const;
 
  private:
   bool public_http(const net::http_request& r, const net::http_respond& respond) const;
   bool admin_http(const net::http_request& r, const net::http_respond& respond);
   /// Stops accepting, fails /readyz, and after `grace` closes every session with 4010.
   void drain(std::chrono::milliseconds grace);
+  /// Asks the cluster; its answer becomes the response (`ok_status` when it succeeded).
+  bool cluster_call(cluster_request q, const net::http_respond& respond, int ok_status);
   net::http_reply checkpoint();
   std::string status_json() const;
   std::string metrics_text() const;
@@ -59,6 +63,8 @@ class node {
   std::unique_ptr<net::gateway> gateway_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
+  // The grace a cluster drain of this node asked for, used once its shards have moved.
+  std::atomic<std::chrono::milliseconds> cluster_drain_grace_{std::chrono::seconds(5)};
   boost::asio::thread_pool admin_work_{1};  // slow admin actions, off the I/O lanes
   std::mutex stop_mtx_;
   std::condition_variable stop_cv_;  // wakes a drain's grace period when the node stops

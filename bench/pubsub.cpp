@@ -100,6 +100,7 @@ class pubsub : public connection_events {
         .figure("order violations", st.violations)
         .figure("subscribers missing acked", lost)
         .figure("closed connections", closed_.load())
+        .figure("sends retried (unavailable)", st.retries)
         .figure("bench cpu %", cpu)
         .latency("ack", st.ack_us)
         .latency("delivery", st.delivery_us)
@@ -165,7 +166,15 @@ class pubsub : public connection_events {
       return;
     }
     if (json.starts_with(R"({"op":"error")")) {
-      r_.error(t, json_str(json, R"("code":)"));
+      auto code = json_str(json, R"("code":)");
+      // `unavailable` means "retry after a moment" (the room's shard is moving, PROTOCOL.md),
+      // and kaiwa answers it only for commands it did not apply: the same send goes again.
+      if (m.publisher && code == "unavailable") {
+        st.retries += 1;
+        retry_later(m, static_cast<std::uint64_t>(json_int(json, R"("id":)")));
+        return;
+      }
+      r_.error(t, code);
       if (m.publisher) {
         m.in_flight -= 1;
         in_flight_total_.fetch_sub(1, std::memory_order_relaxed);
@@ -218,16 +227,29 @@ class pubsub : public connection_events {
       auto id = m.next_id++;
       auto ns = now_ns();
       m.sent_ns[id % m.sent_ns.size()] = ns;
-      auto text = fmt::format("{}:", ns);
-      if (text.size() < text_.size()) text.append(text_, 0, text_.size() - text.size());
-      m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id,
-                               room_name(m.room), text));
+      send_message(m, id);
       m.in_flight += 1;
       in_flight_total_.fetch_add(1, std::memory_order_relaxed);
       if (ns >= measure_from_ns_ && ns < stop_at_ns_)
         r_.thread_stats(m.conn->index() % r_.threads()).sent += 1;
       if (clock_type::now() >= stop_at_) stopping_ = true;
     }
+  }
+
+  /// Sends publisher `m`'s message `id` (again, for a retry: the same text).
+  void send_message(member& m, std::uint64_t id) {
+    auto text = fmt::format("{}:", m.sent_ns[id % m.sent_ns.size()]);
+    if (text.size() < text_.size()) text.append(text_, 0, text_.size() - text.size());
+    m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id,
+                             room_name(m.room), text));
+  }
+
+  void retry_later(member& m, std::uint64_t id) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(
+        r_.ioc(m.conn->index() % r_.threads()), std::chrono::milliseconds(20));
+    timer->async_wait([this, &m, id, timer](boost::system::error_code ec) {
+      if (!ec && m.conn) send_message(m, id);
+    });
   }
 
   runner& r_;

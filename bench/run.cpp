@@ -50,6 +50,7 @@ void stats::merge(const stats& o) {
   delivered += o.delivered;
   requests += o.requests;
   reconnects += o.reconnects;
+  retries += o.retries;
   violations += o.violations;
   for (auto& [k, v] : o.errors) errors[k] += v;
 }

@@ -36,7 +36,7 @@ std::string_view json_str(std::string_view json, std::string_view key);
 /// Statistics one worker thread keeps; merged at the end.
 struct stats {
   histogram ack_us, delivery_us, request_us;
-  std::uint64_t sent = 0, acked = 0, delivered = 0, requests = 0, reconnects = 0;
+  std::uint64_t sent = 0, acked = 0, delivered = 0, requests = 0, reconnects = 0, retries = 0;
   std::uint64_t violations = 0;
   std::map<std::string, std::uint64_t> errors;  // by error or close code
 

@@ -10,6 +10,18 @@
 #include "actors/rooms.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kaiwa::command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<kaiwa::room_subscriber>)
+
+namespace kaiwa::detail {
+/// A room stopped for a shard handover, with the subscribers it had.
+struct released_room {
+  std::string room;
+  std::vector<room_subscriber> subscribers;
+};
+using released_rooms = std::vector<released_room>;
+}  // namespace kaiwa::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kaiwa::detail::released_rooms)
 
 namespace kaiwa::storage {
 class journal;
@@ -21,11 +33,34 @@ using committed_atom = caf::atom_constant<caf::atom("committed")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using subs_atom = caf::atom_constant<caf::atom("subs")>;
+
+/// Where a node stands with a shard. Written by the cluster actor, read by dispatch and the
+/// registries.
+enum class shard_status : std::uint8_t {
+  owned,      // this node serves its rooms
+  releasing,  // being handed to another node: its rooms answer `unavailable`
+  elsewhere,  // another node (or nobody known) owns it: commands go through the cluster actor
+};
 
 /// What every room actor of a node shares. Owned by `rooms`, outlives all room actors.
 struct room_env {
+  room_env(storage::journal& j, rooms_config c);
+
   storage::journal& journal;
   rooms_config cfg;
+  std::uint32_t shards;
+  std::unique_ptr<std::atomic<shard_status>[]> shard_states;  // one per shard
+
+  shard_t shard(const room_id& room) const noexcept { return shard_of(room.str(), shards); }
+  shard_status status(shard_t s) const noexcept {
+    return shard_states[s].load(std::memory_order_acquire);
+  }
+  void set_status(shard_t s, shard_status st) noexcept {
+    shard_states[s].store(st, std::memory_order_release);
+  }
+
   std::atomic<std::uint64_t> active{0};
   std::atomic<std::uint64_t> activated{0};
   std::atomic<std::uint64_t> passivated{0};

@@ -24,7 +24,6 @@ constexpr std::size_t max_backfill = 1000;
 constexpr std::size_t max_cached_cids = 100'000;
 
 using link_ptr = std::shared_ptr<client_link>;
-using lane_group = std::vector<link_ptr>;
 
 /// Writes, replies and pushes that become visible together when one commit completes.
 struct commit_batch {
@@ -72,7 +71,7 @@ class room_actor : public caf::event_based_actor {
           // Admin reads neither count as activity nor keep the room from passivating.
           if (c.op != room_op::info) last_activity_ = now_millis();
           if (!recovered_ && !recover()) {
-            c.link->send(error_frame(c.id, errc::internal, "room could not be recovered"));
+            if (c.link) c.link->send(error_frame(c.id, errc::internal, "room could not be recovered"));
             quit(caf::sec::runtime_error);
             return;
           }
@@ -136,6 +135,10 @@ class room_actor : public caf::event_based_actor {
         return on_info(c);
       case room_op::snapshot:
         return on_snapshot(c);
+      case room_op::adopt:
+        for (auto& sub : c.adopted) subs_[sub.link.get()] = sub;
+        lanes_dirty_ = true;
+        return;
       case room_op::send:
         return on_send(c);
       case room_op::history:
@@ -399,22 +402,15 @@ class room_actor : public caf::event_based_actor {
     if (lanes_dirty_) rebuild_lanes();
     auto receivers = subs_.size() - (exclude && subs_.contains(exclude) ? 1 : 0);
     env_.deliveries.fetch_add(frames.size() * receivers, std::memory_order_relaxed);
-    auto shared = std::make_shared<const std::vector<frame_ptr>>(std::move(frames));
-    for (auto& group : lanes_) {
-      group->front()->post([group, shared, exclude] {
-        for (auto& link : *group) {
-          if (link.get() == exclude) continue;
-          for (auto& f : *shared) link->push(f);
-        }
-      });
-    }
+    auto shared = std::make_shared<const frame_list>(std::move(frames));
+    for (auto& group : lanes_) group->front()->push_to_lane(group, shared, exclude);
   }
 
   void rebuild_lanes() {
-    std::unordered_map<const void*, std::shared_ptr<lane_group>> by_lane;
+    std::unordered_map<const void*, std::shared_ptr<link_group>> by_lane;
     for (auto& [_, s] : subs_) {
       auto& g = by_lane[s.link->lane()];
-      if (!g) g = std::make_shared<lane_group>();
+      if (!g) g = std::make_shared<link_group>();
       g->push_back(s.link);
     }
     lanes_.clear();
@@ -498,6 +494,12 @@ class room_actor : public caf::event_based_actor {
 
   void quit_if_done() {
     if (stopping_ && !in_flight_ && open_.empty()) {
+      // A room stopped for a shard handover still has subscribers; they go with its data.
+      if (!subs_.empty()) {
+        std::vector<room_subscriber> subs;
+        for (auto& [_, sub] : subs_) subs.push_back(sub);
+        send(registry_, subs_atom::value, room_.str(), std::move(subs));
+      }
       env_.passivated += 1;
       quit();
     }
@@ -517,11 +519,6 @@ class room_actor : public caf::event_based_actor {
     cids_[cid_key(c.user, c.cid)] = {seq, ts};
   }
 
-  struct subscriber {
-    link_ptr link;
-    user_id user;
-  };
-
   room_env& env_;
   caf::actor registry_;
   room_state state_;
@@ -532,8 +529,8 @@ class room_actor : public caf::event_based_actor {
   std::uint64_t received_ = 0;  // commands received, for the passivation handshake
   millis_t last_activity_ = now_millis();
 
-  std::unordered_map<const client_link*, subscriber> subs_;
-  std::vector<std::shared_ptr<lane_group>> lanes_;  // subs_ grouped by lane, rebuilt lazily
+  std::unordered_map<const client_link*, room_subscriber> subs_;
+  std::vector<std::shared_ptr<const link_group>> lanes_;  // subs_ grouped by lane, rebuilt lazily
   bool lanes_dirty_ = true;
 
   commit_batch open_;    // staged, not yet handed to the journal

@@ -376,6 +376,12 @@ void ws_session::subscription_ended(const room_id& room) {
   push(b.finish());
 }
 
+void ws_session::subscription_lost(const room_id& room) {
+  // Events may have been missed: the client reconnects and resumes with `since`, like after a
+  // drain.
+  close(close_code::going_away, "the node of room " + room.str() + " went away");
+}
+
 // -- writing --------------------------------------------------------------------------------
 
 void ws_session::reply(const frame_ptr& f) {

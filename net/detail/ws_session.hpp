@@ -44,6 +44,7 @@ class ws_session final : public client_link {
   void push(const frame_ptr& f) override;
   void reply(const frame_ptr& f) override;
   void subscription_ended(const room_id& room) override;
+  void subscription_lost(const room_id& room) override;
 
  private:
   enum class state : std::uint8_t { awaiting_hello, ready, closing, closed };

@@ -32,6 +32,7 @@ class recording_link : public client_link {
     frames_.push_back("ended:" + room.str());
     cv_.notify_all();
   }
+  void subscription_lost(const room_id&) override {}
 
   /// Waits until `n` frames have arrived and returns them.
   std::vector<std::string> wait_for(std::size_t n) {
@@ -60,7 +61,7 @@ struct fixture {
     REQUIRE(j.ok());
     journal = std::move(j).value();
     rs = std::make_unique<rooms>(cfg, *journal);
-    rs->start();
+    REQUIRE(!rs->start());
   }
   void close() {
     if (rs) rs->stop();

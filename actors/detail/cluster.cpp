@@ -1,0 +1,999 @@
+// The cluster actor (see cluster.hpp and docs/cluster.md).
+//
+// Invariants:
+// - A node serves a shard's rooms only while its map names it the owner and the shard is not
+//   being handed away (`shard_status::owned`); the registries refuse everything else, so a
+//   node that is not the owner never appends to the shard's rooms.
+// - A handover stops the shard's rooms (each finishes its in-flight commit) before their data
+//   is exported, and the new owner serves them only once the coordinator's next map names it:
+//   between the two, the rooms answer `unavailable` on both nodes.
+// - The coordinator runs one move at a time and sends no map while a move is under way, so a
+//   node handing a shard away never sees a map that would give the shard back to it
+//   mid-handover, except from a coordinator that restarted (its map is then the truth).
+
+#include <caf/io/middleman.hpp>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "actors/detail/cluster.hpp"
+#include "actors/detail/wire.hpp"
+#include "actors/shard_map.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/replies.hpp"
+#include "storage/journal.hpp"
+
+namespace kaiwa::detail {
+
+namespace {
+
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+using state_atom = caf::atom_constant<caf::atom("state")>;
+using rcmd_atom = caf::atom_constant<caf::atom("rcmd")>;
+using rreply_atom = caf::atom_constant<caf::atom("rreply")>;
+using rpush_atom = caf::atom_constant<caf::atom("rpush")>;
+using rended_atom = caf::atom_constant<caf::atom("rended")>;
+using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
+using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
+using abort_atom = caf::atom_constant<caf::atom("abort")>;
+using move_atom = caf::atom_constant<caf::atom("move")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using drained_atom = caf::atom_constant<caf::atom("drained")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using members_atom = caf::atom_constant<caf::atom("members")>;
+using redial_atom = caf::atom_constant<caf::atom("redial")>;
+using job_atom = caf::atom_constant<caf::atom("job")>;
+
+constexpr auto move_timeout = std::chrono::seconds(120);
+const std::string map_setting = "cluster.map";
+
+/// Work that blocks on disk (shard export and ingest), run on a thread of its own so the
+/// cluster actor keeps routing meanwhile. Returns an error message, empty on success.
+using blocking_job = std::shared_ptr<std::function<std::string()>>;
+
+}  // namespace
+}  // namespace kaiwa::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kaiwa::detail::blocking_job)
+
+namespace kaiwa::detail {
+
+namespace {
+
+/// A session of another node, as the rooms of this node see it. Every reply and push becomes
+/// one message to that node's cluster actor; a whole lane group (all of that node's
+/// subscribers of a room) becomes one message, which is what "once per node" means.
+class remote_link final : public client_link {
+ public:
+  remote_link(caf::actor origin, std::string node, std::uint64_t remote_id, const void* lane)
+      : origin_(std::move(origin)), node_(std::move(node)), remote_id_(remote_id), lane_(lane) {}
+
+  const std::string& node() const noexcept { return node_; }
+  std::uint64_t remote_id() const noexcept { return remote_id_; }
+
+  void post(std::function<void()> fn) override { fn(); }
+  const void* lane() const noexcept override { return lane_; }
+  void push(const frame_ptr& f) override {
+    caf::anon_send(origin_, rpush_atom::value, wire_writer().u64(remote_id_).take(),
+                   std::vector<std::string>{std::string(f->payload())});
+  }
+  void reply(const frame_ptr& f) override {
+    caf::anon_send(origin_, rreply_atom::value, remote_id_, std::string(f->payload()));
+  }
+  void subscription_ended(const room_id& room) override {
+    caf::anon_send(origin_, rended_atom::value, remote_id_, room.str());
+  }
+  void subscription_lost(const room_id&) override {}
+  void push_to_lane(std::shared_ptr<const link_group> group,
+                    std::shared_ptr<const frame_list> frames,
+                    const client_link* exclude) override {
+    wire_writer ids;
+    for (auto& link : *group)
+      if (link.get() != exclude) ids.u64(static_cast<const remote_link&>(*link).remote_id_);
+    std::vector<std::string> payloads;
+    payloads.reserve(frames->size());
+    for (auto& f : *frames) payloads.emplace_back(f->payload());
+    caf::anon_send(origin_, rpush_atom::value, ids.take(), std::move(payloads));
+  }
+
+  std::set<std::string> rooms;  // rooms it joined on this node; cluster actor only
+
+ private:
+  caf::actor origin_;
+  std::string node_;
+  std::uint64_t remote_id_;
+  const void* lane_;
+};
+
+std::optional<std::pair<std::string, std::uint16_t>> split_address(const std::string& a) {
+  auto colon = a.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  try {
+    auto port = std::stoul(a.substr(colon + 1));
+    if (port == 0 || port > 65535) return std::nullopt;
+    return std::pair{a.substr(0, colon), static_cast<std::uint16_t>(port)};
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+class cluster_actor : public caf::event_based_actor {
+ public:
+  cluster_actor(caf::actor_config& cfg, room_env& env, std::vector<caf::actor> registries)
+      : caf::event_based_actor(cfg),
+        env_(env),
+        cfg_(*env.cfg.cluster),
+        registries_(std::move(registries)),
+        self_(cfg_.node_id) {
+    set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+        [this](start_atom, std::string& address) { start(std::move(address)); },
+        [this](redial_atom, std::string& address) { dial(address); },
+        [this](hello_atom, std::string& id, std::string& address) -> caf::result<std::string, std::string> {
+          peer_up(id, address, caf::actor_cast<caf::actor>(current_sender()));
+          // The map tells a new node who the members and the coordinator are.
+          return {self_, map_.shards() ? map_.encode() : std::string()};
+        },
+        [this](state_atom, const std::string& blob) {
+          auto m = shard_map::decode(blob);
+          if (!m) return log(log_level::error, "cluster_bad_map", {});
+          if (m->epoch() > map_.epoch() || !map_.shards()) apply(std::move(*m));
+        },
+        [this](command& c) { route(std::move(c)); },
+        [this](rcmd_atom, std::uint64_t id, std::string& origin, const std::string& blob) {
+          on_remote_command(id, origin, blob);
+        },
+        [this](rreply_atom, std::uint64_t id, const std::string& payload) {
+          if (auto link = local_link(id)) link->send(text_frame(payload));
+        },
+        [this](rpush_atom, const std::string& ids, std::vector<std::string>& payloads) {
+          on_remote_push(ids, payloads);
+        },
+        [this](rended_atom, std::uint64_t id, std::string& room) {
+          for (auto& [_, subs] : remote_subs_)
+            if (auto it = subs.find(id); it != subs.end()) it->second.erase(room);
+          if (auto link = local_link(id))
+            link->post([link, room = room_id{room}] { link->subscription_ended(room); });
+        },
+        [this](handoff_atom, shard_t s, std::string& to) { return handoff(s, to); },
+        [this](ingest_atom, shard_t s, std::vector<std::string>& names,
+               std::vector<std::string>& contents, std::string& subs) {
+          return ingest(s, std::move(names), std::move(contents), std::move(subs));
+        },
+        [this](abort_atom, shard_t s) { restore(s); },
+        [this](move_atom, shard_t s, std::string& to) { return enqueue_move(s, to); },
+        [this](drain_atom, std::string& node) { return drain(node); },
+        [this](drained_atom) {
+          log(log_level::info, "cluster_node_drained", {{"node", self_}});
+          if (cfg_.drained) cfg_.drained();
+        },
+        [this](load_atom) { return cfg_.load ? cfg_.load() : std::string("{}"); },
+        [this](members_atom) {
+          auto rp = make_response_promise<std::string>();
+          members_json(std::make_shared<admin_query>(
+              cluster_request{}, [rp](int, std::string body) mutable { rp.deliver(std::move(body)); }));
+          return rp;
+        },
+        [this](admin_atom, std::shared_ptr<admin_query>& q) { on_admin(std::move(q)); },
+    };
+  }
+
+ private:
+  // -- membership -----------------------------------------------------------------------------
+
+  struct peer {
+    std::string address;
+    caf::actor actor;  // null while down
+    std::shared_ptr<char> lane = std::make_shared<char>();  // groups its sessions in rooms
+  };
+
+  bool coordinating() const { return map_.coordinator == self_; }
+
+  void start(std::string address) {
+    address_ = std::move(address);
+    auto stored = env_.journal.setting(map_setting);
+    if (stored && *stored) {
+      if (auto m = shard_map::decode(**stored)) apply(std::move(*m), false);
+    }
+    if (!map_.shards() && cfg_.join.empty()) {
+      // The first node of a new cluster: it coordinates and owns every shard.
+      shard_map m(env_.shards, self_);
+      m.members.push_back({self_, address_, false});
+      apply(std::move(m));
+    }
+    if (coordinating()) admit(self_, address_);
+    log(log_level::info, "cluster_started",
+        {{"node", self_},
+         {"address", address_},
+         {"coordinator", map_.coordinator},
+         {"epoch", map_.epoch()}});
+    for (auto& m : map_.members)
+      if (m.id != self_) dial(m.address);
+    for (auto& a : cfg_.join) dial(a);
+  }
+
+  void dial(const std::string& address) {
+    if (address == address_) return;
+    for (auto& [_, p] : peers_)
+      if (p.address == address && p.actor) return;  // already connected
+    auto hp = split_address(address);
+    if (!hp) return log(log_level::error, "cluster_bad_address", {{"address", address}});
+    auto mm = system().middleman().actor_handle();
+    request(mm, caf::infinite, caf::connect_atom::value, hp->first, hp->second)
+        .then(
+            [this, address](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                            const std::set<std::string>&) {
+              auto handle = caf::actor_cast<caf::actor>(ptr);
+              if (!handle) return redial_later(address);
+              request(handle, std::chrono::seconds(10), hello_atom::value, self_, address_)
+                  .then(
+                      [this, address, handle](std::string& id, std::string& map) {
+                        peer_up(id, address, handle);
+                        if (auto m = shard_map::decode(map); m && m->epoch() > map_.epoch())
+                          apply(std::move(*m));
+                      },
+                        [this, address](caf::error&) { redial_later(address); });
+            },
+            [this, address](caf::error&) { redial_later(address); });
+  }
+
+  void redial_later(const std::string& address) {
+    // Only members (and the addresses we were told to join) are dialled again.
+    bool wanted = std::find(cfg_.join.begin(), cfg_.join.end(), address) != cfg_.join.end();
+    for (auto& m : map_.members) wanted = wanted || m.address == address;
+    if (wanted) delayed_send(this, cfg_.redial, redial_atom::value, address);
+  }
+
+  void peer_up(const std::string& id, const std::string& address, caf::actor handle) {
+    if (id == self_ || !handle) return;
+    auto& p = peers_[id];
+    if (p.actor == handle) return;
+    p.address = address;
+    p.actor = handle;
+    monitor(handle);
+    peer_of_[handle.address()] = id;
+    log(log_level::info, "cluster_member_up", {{"node", id}, {"address", address}});
+    if (!coordinating()) return;
+    admit(id, address);
+    send(handle, state_atom::value, map_.encode());
+  }
+
+  /// Coordinator: makes `id` a member (or updates its address) and plans shards onto it.
+  void admit(const std::string& id, const std::string& address) {
+    auto m = std::find_if(map_.members.begin(), map_.members.end(),
+                          [&](auto& x) { return x.id == id; });
+    if (m != map_.members.end() && m->address == address) return;
+    auto next = map_;
+    if (m != map_.members.end())
+      next.members[static_cast<std::size_t>(m - map_.members.begin())].address = address;
+    else
+      next.members.push_back({id, address, false});
+    next.touch();
+    apply(std::move(next));
+    broadcast();
+    if (id != self_) rebalance({});
+  }
+
+  void on_down(const caf::down_msg& dm) {
+    auto it = peer_of_.find(dm.source);
+    if (it == peer_of_.end()) return;
+    auto id = it->second;
+    peer_of_.erase(it);
+    auto& p = peers_[id];
+    p.actor = nullptr;
+    log(log_level::warn, "cluster_member_down", {{"node", id}, {"reason", to_string(dm.reason)}});
+    // Its sessions are gone: drop their subscriptions here.
+    for (auto pr = proxies_.begin(); pr != proxies_.end();) {
+      if (pr->first.first != id) {
+        ++pr;
+        continue;
+      }
+      for (auto& room : pr->second->rooms) {
+        command c;
+        c.op = room_op::disconnect;
+        c.room = room_id{room};
+        c.link = pr->second;
+        to_registry(std::move(c));
+      }
+      pr = proxies_.erase(pr);
+    }
+    // Our sessions' subscriptions to its rooms are gone: they must resume with `since`.
+    for (auto& [link_id, rooms] : remote_subs_[id]) {
+      if (auto link = local_link(link_id))
+        for (auto& room : rooms)
+          link->post([link, room = room_id{room}] { link->subscription_lost(room); });
+    }
+    remote_subs_.erase(id);
+    if (id == map_.coordinator)
+      for (auto& [_, h] : handoffs_) h.stale = true;  // its next map is the truth
+    if (coordinating() && current_move_ && (current_move_->from == id || current_move_->to == id))
+      log(log_level::warn, "cluster_move_peer_down", {{"shard", current_move_->shard}});
+    redial_later(p.address);
+  }
+
+  // -- the map ------------------------------------------------------------------------------
+
+  /// Makes `m` this node's map: persists it and brings every shard's status in line.
+  void apply(shard_map m, bool persist = true) {
+    map_ = std::move(m);
+    if (persist) {
+      if (auto st = env_.journal.put_setting(map_setting, map_.encode()); !st.ok())
+        log(log_level::error, "cluster_map_not_persisted", {{"error", st.err().message}});
+    }
+    if (map_.shards() != env_.shards) {
+      log(log_level::error, "cluster_shard_count_mismatch",
+          {{"map", map_.shards()}, {"local", env_.shards}});
+      return;
+    }
+    for (std::uint32_t i = 0; i < env_.shards; ++i) {
+      auto s = static_cast<shard_t>(i);
+      auto st = env_.status(s);
+      auto h = handoffs_.find(s);
+      if (map_.owner(s) == self_) {
+        if (st == shard_status::owned) continue;
+        if (h != handoffs_.end()) {
+          if (!h->second.stale) continue;  // our own handover is under way
+          restore(s);
+          continue;
+        }
+        adopt(s);
+        env_.set_status(s, shard_status::owned);
+      } else {
+        adoptions_.erase(s);
+        if (h != handoffs_.end()) {  // handed over: the new owner has the data
+          handoffs_.erase(h);
+          env_.set_status(s, shard_status::elsewhere);
+          if (auto st2 = env_.journal.drop_shard(s); !st2.ok())
+            log(log_level::error, "cluster_drop_failed", {{"shard", i}, {"error", st2.err().message}});
+        } else if (st != shard_status::elsewhere) {
+          env_.set_status(s, shard_status::elsewhere);
+          log(log_level::warn, "cluster_shard_lost_without_handover",
+              {{"shard", i}, {"owner", map_.owner(s)}});
+        }
+      }
+    }
+    for (auto& mem : map_.members)
+      if (mem.id != self_ && !peers_[mem.id].actor) dial(mem.address);
+  }
+
+  void broadcast() {
+    if (current_move_) {  // see the invariants at the top
+      broadcast_pending_ = true;
+      return;
+    }
+    broadcast_pending_ = false;
+    auto blob = map_.encode();
+    for (auto& [_, p] : peers_)
+      if (p.actor) send(p.actor, state_atom::value, blob);
+  }
+
+  // -- routing ------------------------------------------------------------------------------
+
+  void to_registry(command c) {
+    auto& target = registries_[std::hash<room_id>{}(c.room) % registries_.size()];
+    send(target, std::move(c));
+  }
+
+  std::shared_ptr<client_link> local_link(std::uint64_t id) {
+    auto it = links_.find(id);
+    if (it == links_.end()) return nullptr;
+    auto link = it->second.lock();
+    if (!link) links_.erase(it);
+    return link;
+  }
+
+  /// A command of a session of this node for a room whose shard is owned elsewhere.
+  void route(command c) {
+    auto s = env_.shard(c.room);
+    const std::string* owner = map_.shards() ? &map_.owner(s) : nullptr;
+    if (owner && *owner == self_) return to_registry(std::move(c));  // the map just changed
+    env_.command_taken();
+    auto p = owner ? peers_.find(*owner) : peers_.end();
+    if (p == peers_.end() || !p->second.actor) {
+      if (c.op != room_op::disconnect)
+        c.link->send(error_frame(c.id, errc::unavailable,
+                                 owner && !owner->empty()
+                                     ? "the room's node " + *owner + " is down: retry"
+                                     : "the room's shard has no owner yet: retry"));
+      return;
+    }
+    auto id = c.link->id();
+    links_[id] = c.link;
+    auto& rooms = remote_subs_[*owner][id];
+    if (c.op == room_op::join) rooms.insert(c.room.str());
+    if (c.op == room_op::leave || c.op == room_op::disconnect) rooms.erase(c.room.str());
+    send(p->second.actor, rcmd_atom::value, id, self_, encode_command(c));
+    prune_links();
+  }
+
+  /// A command from a session of node `origin`.
+  void on_remote_command(std::uint64_t id, const std::string& origin, const std::string& blob) {
+    auto c = decode_command(blob);
+    if (!c) return log(log_level::error, "cluster_bad_command", {{"from", origin}});
+    auto proxy = proxy_for(origin, id, caf::actor_cast<caf::actor>(current_sender()));
+    if (!proxy) return;
+    if (c->op == room_op::join) proxy->rooms.insert(c->room.str());
+    if (c->op == room_op::leave || c->op == room_op::disconnect) {
+      proxy->rooms.erase(c->room.str());
+      if (proxy->rooms.empty()) proxies_.erase({origin, id});  // rooms hold it while they need it
+    }
+    c->link = std::move(proxy);
+    env_.command_queued();
+    to_registry(std::move(*c));
+  }
+
+  std::shared_ptr<remote_link> proxy_for(const std::string& node, std::uint64_t id,
+                                         caf::actor origin) {
+    auto& slot = proxies_[{node, id}];
+    if (!slot) {
+      if (!origin) origin = peers_[node].actor;
+      if (!origin) {
+        proxies_.erase({node, id});
+        return nullptr;
+      }
+      slot = std::make_shared<remote_link>(std::move(origin), node, id, peers_[node].lane.get());
+    }
+    return slot;
+  }
+
+  void on_remote_push(const std::string& ids, std::vector<std::string>& payloads) {
+    auto frames = std::make_shared<frame_list>();
+    frames->reserve(payloads.size());
+    for (auto& p : payloads) frames->push_back(text_frame(p));
+    std::unordered_map<const void*, std::shared_ptr<link_group>> lanes;
+    wire_reader r(ids);
+    while (!r.done()) {
+      auto link = local_link(r.u64());
+      if (!r.ok()) break;
+      if (!link) continue;
+      auto& g = lanes[link->lane()];
+      if (!g) g = std::make_shared<link_group>();
+      g->push_back(std::move(link));
+    }
+    for (auto& [_, g] : lanes) g->front()->push_to_lane(g, frames, nullptr);
+  }
+
+  void prune_links() {
+    if (++routed_ % 4096 != 0) return;
+    std::erase_if(links_, [](auto& kv) { return kv.second.expired(); });
+  }
+
+  // -- handover: the old owner ----------------------------------------------------------------
+
+  struct handoff_state {
+    released_rooms rooms;  // to give back to the rooms if the handover fails
+    bool stale = false;    // the coordinator that asked for it went away
+  };
+
+  caf::typed_response_promise<std::string> handoff(shard_t s, const std::string& to) {
+    auto rp = make_response_promise<std::string>();
+    auto p = peers_.find(to);
+    if (s >= env_.shards || map_.owner(s) != self_ || env_.status(s) != shard_status::owned) {
+      rp.deliver(std::string("this node does not own shard ") + std::to_string(s));
+      return rp;
+    }
+    if (p == peers_.end() || !p->second.actor) {
+      rp.deliver("node " + to + " is not connected");
+      return rp;
+    }
+    env_.set_status(s, shard_status::releasing);
+    handoffs_[s] = {};
+    auto started = std::chrono::steady_clock::now();
+    auto pending = std::make_shared<std::size_t>(registries_.size());
+    for (auto& reg : registries_) {
+      request(reg, caf::infinite, release_atom::value, s)
+          .then([=, this](released_rooms& rooms) mutable {
+            auto& h = handoffs_[s];
+            for (auto& r : rooms) h.rooms.push_back(std::move(r));
+            if (--*pending == 0) export_shard(s, to, rp, started);
+          });
+    }
+    return rp;
+  }
+
+  void export_shard(shard_t s, const std::string& to, caf::typed_response_promise<std::string> rp,
+                    std::chrono::steady_clock::time_point started) {
+    // The subscribers go along: (node, link id, user) for each, by room.
+    wire_writer subs;
+    auto& h = handoffs_[s];
+    subs.u64(h.rooms.size());
+    for (auto& r : h.rooms) {
+      subs.str(r.room).u64(r.subscribers.size());
+      for (auto& sub : r.subscribers) {
+        if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
+          subs.str(remote->node()).u64(remote->remote_id());
+          remote->rooms.erase(r.room);
+        } else {
+          links_[sub.link->id()] = sub.link;
+          remote_subs_[to][sub.link->id()].insert(r.room);
+          subs.str(self_).u64(sub.link->id());
+        }
+        subs.str(sub.user.str());
+      }
+    }
+    auto dir = cfg_.staging_dir + "/out-" + std::to_string(s);
+    auto files = std::make_shared<std::pair<std::vector<std::string>, std::vector<std::string>>>();
+    auto records = std::make_shared<std::uint64_t>(0);
+    auto* journal = &env_.journal;
+    run_blocking([=]() -> std::string {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      auto out = journal->export_shard(s, dir);
+      if (!out) return out.err().message;
+      *records = out->records;
+      for (auto& path : out->paths) {
+        std::ifstream in(path, std::ios::binary);
+        std::ostringstream buf;
+        buf << in.rdbuf();
+        files->first.push_back(std::filesystem::path(path).filename().string());
+        files->second.push_back(std::move(buf).str());
+      }
+      std::filesystem::remove_all(dir, ec);
+      return {};
+    }, [=, this, blob = subs.take()](std::string err) mutable {
+      auto p = peers_.find(to);
+      if (err.empty() && (p == peers_.end() || !p->second.actor)) err = "node " + to + " went away";
+      if (!err.empty()) {
+        restore(s);
+        rp.deliver(std::move(err));
+        return;
+      }
+      request(p->second.actor, move_timeout, ingest_atom::value, s, std::move(files->first),
+              std::move(files->second), std::move(blob))
+          .then(
+              [=, this](std::string& err2) mutable {
+                if (!err2.empty()) {
+                  restore(s);
+                  rp.deliver(std::move(err2));
+        return;
+                }
+                log(log_level::debug, "cluster_shard_handed_over",
+                    {{"shard", static_cast<std::uint64_t>(s)},
+                     {"to", to},
+                     {"records", *records},
+                     {"ms", std::chrono::duration<double, std::milli>(
+                                std::chrono::steady_clock::now() - started)
+                                .count()}});
+                rp.deliver(std::string());
+              },
+              [=, this](caf::error& e) mutable {
+                restore(s);
+                rp.deliver("handing shard over failed: " + to_string(e));
+              });
+    });
+  }
+
+  /// Gives a shard whose handover failed back to its rooms, subscribers included.
+  void restore(shard_t s) {
+    auto h = handoffs_.find(s);
+    if (h == handoffs_.end()) return;
+    for (auto& r : h->second.rooms) {
+      command c;
+      c.op = room_op::adopt;
+      c.room = room_id{r.room};
+      c.adopted = std::move(r.subscribers);
+      for (auto& sub : c.adopted)
+        if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) remote->rooms.insert(r.room);
+      env_.command_queued();
+      to_registry(std::move(c));
+    }
+    handoffs_.erase(h);
+    env_.set_status(s, map_.owner(s) == self_ ? shard_status::owned : shard_status::elsewhere);
+  }
+
+  // -- handover: the new owner ----------------------------------------------------------------
+
+  caf::typed_response_promise<std::string> ingest(shard_t s, std::vector<std::string> names,
+                                                  std::vector<std::string> contents,
+                                                  std::string subs) {
+    auto rp = make_response_promise<std::string>();
+    if (s >= env_.shards || env_.status(s) != shard_status::elsewhere ||
+        names.size() != contents.size()) {
+      rp.deliver(std::string("shard ") + std::to_string(s) + " can't be taken over here now");
+      return rp;
+    }
+    auto dir = cfg_.staging_dir + "/in-" + std::to_string(s);
+    auto* journal = &env_.journal;
+    run_blocking([=, names = std::move(names), contents = std::move(contents)]() -> std::string {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      std::filesystem::create_directories(dir, ec);
+      if (ec) return "can't create " + dir + ": " + ec.message();
+      std::vector<std::string> paths;
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i].find('/') != std::string::npos) return "bad shard file name " + names[i];
+        paths.push_back(dir + "/" + names[i]);
+        std::ofstream out(paths.back(), std::ios::binary);
+        out.write(contents[i].data(), static_cast<std::streamsize>(contents[i].size()));
+        if (!out) return "can't write " + paths.back();
+      }
+      auto st = journal->ingest_shard(s, paths);
+      std::filesystem::remove_all(dir, ec);
+      return st.ok() ? std::string() : st.err().message;
+    }, [=, this, subs = std::move(subs)](std::string err) mutable {
+      if (err.empty()) adoptions_[s] = std::move(subs);
+      rp.deliver(std::move(err));
+    });
+    return rp;
+  }
+
+  /// Hands the subscribers that came with shard `s` to its rooms, before the shard is served.
+  void adopt(shard_t s) {
+    auto it = adoptions_.find(s);
+    if (it == adoptions_.end()) return;
+    wire_reader r(it->second);
+    auto rooms = r.u64();
+    for (std::uint64_t i = 0; i < rooms && r.ok(); ++i) {
+      command c;
+      c.op = room_op::adopt;
+      c.room = room_id{r.str()};
+      auto n = r.u64();
+      for (std::uint64_t k = 0; k < n && r.ok(); ++k) {
+        auto node = r.str();
+        auto id = r.u64();
+        auto user = user_id{r.str()};
+        std::shared_ptr<client_link> link;
+        if (node == self_) {
+          link = local_link(id);
+          for (auto& [_, subs] : remote_subs_)
+            if (auto l = subs.find(id); l != subs.end()) l->second.erase(c.room.str());
+        } else if (auto proxy = proxy_for(node, id, nullptr)) {
+          proxy->rooms.insert(c.room.str());
+          link = std::move(proxy);
+        }
+        if (link) c.adopted.push_back({std::move(link), std::move(user)});
+      }
+      env_.command_queued();
+      to_registry(std::move(c));
+    }
+    adoptions_.erase(it);
+  }
+
+  template <class Done>
+  void run_blocking(std::function<std::string()> job, Done done) {
+    auto worker = system().spawn<caf::detached>([](caf::event_based_actor* w) -> caf::behavior {
+      return {[w](job_atom, const blocking_job& j) {
+        auto err = (*j)();
+        w->quit();
+        return err;
+      }};
+    });
+    request(worker, caf::infinite, job_atom::value,
+            std::make_shared<std::function<std::string()>>(std::move(job)))
+        .then([done](std::string& err) mutable { done(std::move(err)); },
+              [done](caf::error& e) mutable { done("disk job failed: " + to_string(e)); });
+  }
+
+  // -- coordinator ----------------------------------------------------------------------------
+
+  struct queued_move {
+    shard_move move;
+    std::optional<caf::typed_response_promise<std::string>> reply;  // who waits for it
+    std::string drained;  // when set, this move completes a drain of that node
+  };
+
+  caf::actor actor_of(const std::string& node) {
+    if (node == self_) return caf::actor{this};
+    auto p = peers_.find(node);
+    return p == peers_.end() ? caf::actor{} : p->second.actor;
+  }
+
+  bool is_member(const std::string& node) const {
+    return std::any_of(map_.members.begin(), map_.members.end(),
+                       [&](auto& m) { return m.id == node; });
+  }
+
+  /// The members shards are spread over: those up and not draining.
+  std::vector<std::string> balanced_nodes() {
+    std::vector<std::string> nodes;
+    for (auto& m : map_.members)
+      if (!m.draining && (m.id == self_ || actor_of(m.id))) nodes.push_back(m.id);
+    return nodes;
+  }
+
+  /// Plans moves that even out the shards over the members that are up and not draining.
+  /// The last move of the plan answers `reply` and finishes a drain of `drained`. False when
+  /// there was nothing to move.
+  bool rebalance(std::optional<caf::typed_response_promise<std::string>> reply,
+                 std::string drained = {}) {
+    // Shards of members that are down stay with them (nothing to hand over without them).
+    auto plan = plan_rebalance(map_, balanced_nodes());
+    std::erase_if(plan, [&](auto& mv) { return !actor_of(mv.from); });
+    for (auto& q : queue_)  // already queued moves are not planned twice
+      std::erase_if(plan, [&](auto& mv) { return mv.shard == q.move.shard; });
+    if (plan.empty()) {
+      if (!drained.empty()) finish_drain(drained);
+      if (reply) reply->deliver(std::string());
+      return false;
+    }
+    log(log_level::info, "cluster_rebalance", {{"moves", std::uint64_t{plan.size()}}});
+    for (auto& mv : plan) queue_.push_back({std::move(mv), std::nullopt, {}});
+    queue_.back().reply = std::move(reply);
+    queue_.back().drained = std::move(drained);
+    run_queue();
+    return true;
+  }
+
+  caf::typed_response_promise<std::string> enqueue_move(shard_t s, const std::string& to) {
+    auto rp = make_response_promise<std::string>();
+    if (!coordinating()) {
+      rp.deliver("node " + self_ + " is not the coordinator");
+    } else if (s >= env_.shards) {
+      rp.deliver("no shard " + std::to_string(s) + " (there are " + std::to_string(env_.shards) + ")");
+    } else if (!is_member(to)) {
+      rp.deliver("no member " + to);
+    } else if (map_.owner(s) == to) {
+      rp.deliver(std::string());
+    } else {
+      queue_.push_back({{s, map_.owner(s), to}, rp, {}});
+      run_queue();
+    }
+    return rp;
+  }
+
+  caf::typed_response_promise<std::string> drain(const std::string& node) {
+    auto rp = make_response_promise<std::string>();
+    if (!coordinating()) {
+      rp.deliver("node " + self_ + " is not the coordinator");
+      return rp;
+    }
+    auto next = map_;
+    auto m = std::find_if(next.members.begin(), next.members.end(),
+                          [&](auto& x) { return x.id == node; });
+    if (m == next.members.end()) {
+      rp.deliver("no member " + node);
+      return rp;
+    }
+    if (next.members.size() < 2) {
+      rp.deliver(std::string("the only member can't be drained: nowhere to move its shards"));
+      return rp;
+    }
+    m->draining = true;
+    next.touch();
+    apply(std::move(next));
+    broadcast();
+    rebalance(rp, node);
+    return rp;
+  }
+
+  void finish_drain(const std::string& node) {
+    if (auto a = actor_of(node)) send(a, drained_atom::value);
+  }
+
+  void run_queue() {
+    if (current_move_) return;
+    while (!queue_.empty()) {
+      auto q = std::move(queue_.front());
+      queue_.pop_front();
+      auto& mv = q.move;
+      mv.from = map_.owner(mv.shard);
+      if (mv.from == mv.to) {
+        complete(q, {});
+        continue;
+      }
+      auto from = actor_of(mv.from);
+      if (!from || !actor_of(mv.to)) {
+        complete(q, "node " + (from ? mv.to : mv.from) + " is down");
+        continue;
+      }
+      current_move_ = mv;
+      auto started = std::chrono::steady_clock::now();
+      if (batch_moves_++ == 0) batch_started_ = started;
+      request(from, move_timeout, handoff_atom::value, mv.shard, mv.to)
+          .then(
+              [this, q, started](std::string& err) mutable {
+                finish_move(std::move(q), std::move(err), started);
+              },
+              [this, q, started](caf::error& e) mutable {
+                finish_move(std::move(q), "handover failed: " + to_string(e), started);
+              });
+      return;
+    }
+    // Members that joined while a plan ran were planned around it: even out again.
+    if (batch_moves_ > 0 && batch_failed_ == 0 && rebalance({})) return;
+    if (batch_moves_ > 0) {
+      log(log_level::info, "cluster_moves_finished",
+          {{"moves", batch_moves_},
+           {"done", moves_done_},
+           {"failed", moves_failed_},
+           {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                             batch_started_)
+                      .count()}});
+      batch_moves_ = 0;
+      batch_failed_ = 0;
+    }
+    if (broadcast_pending_) broadcast();
+  }
+
+  void finish_move(queued_move q, std::string err, std::chrono::steady_clock::time_point started) {
+    current_move_.reset();
+    auto& mv = q.move;
+    if (err.empty()) {
+      auto next = map_;
+      next.assign(mv.shard, mv.to);
+      apply(std::move(next));
+      moves_done_ += 1;
+      log(log_level::debug, "cluster_shard_moved",
+          {{"shard", static_cast<std::uint64_t>(mv.shard)},
+           {"from", mv.from},
+           {"to", mv.to},
+           {"epoch", map_.epoch()},
+           {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                             started)
+                      .count()}});
+    } else {
+      moves_failed_ += 1;
+      batch_failed_ += 1;
+      if (auto a = actor_of(mv.from)) send(a, abort_atom::value, mv.shard);
+      log(log_level::warn, "cluster_move_failed",
+          {{"shard", static_cast<std::uint64_t>(mv.shard)}, {"to", mv.to}, {"error", err}});
+    }
+    broadcast();
+    complete(q, std::move(err));
+    run_queue();
+  }
+
+  void complete(queued_move& q, std::string err) {
+    if (!q.drained.empty() && err.empty()) finish_drain(q.drained);
+    if (q.reply) q.reply->deliver(std::move(err));
+  }
+
+  // -- admin ----------------------------------------------------------------------------------
+
+  void on_admin(std::shared_ptr<admin_query> q) {
+    using kind = cluster_request::kind;
+    auto& r = q->request;
+    switch (r.what) {
+      case kind::members: {
+        // The coordinator's view is the cluster's (moves under way, every member's state).
+        auto coord = actor_of(map_.coordinator);
+        if (coordinating() || !coord) return members_json(std::move(q));
+        request(coord, std::chrono::seconds(5), members_atom::value)
+            .then([q](std::string& body) { q->done(200, std::move(body)); },
+                  [this, q](caf::error&) { members_json(q); });
+        return;
+      }
+      case kind::shards:
+        return q->done(200, shards_json());
+      case kind::move:
+      case kind::drain: {
+        auto coord = actor_of(map_.coordinator);
+        if (!coord)
+          return q->done(503, error_json("the coordinator " + map_.coordinator + " is down"));
+        auto answer = [q](std::string& err) {
+          if (err.empty()) return q->done(200, R"({"ok":true})");
+          q->done(409, error_json(err));
+        };
+        auto failed = [q](caf::error& e) { q->done(504, error_json(to_string(e))); };
+        if (r.what == kind::move)
+          request(coord, move_timeout, move_atom::value, r.shard, r.node).then(answer, failed);
+        else
+          request(coord, std::chrono::seconds(3600), drain_atom::value, r.node).then(answer, failed);
+        return;
+      }
+    }
+  }
+
+  static std::string error_json(std::string_view msg) {
+    std::string out;
+    json_writer(out).begin_object().field("error", msg).end_object();
+    return out;
+  }
+
+  void members_json(std::shared_ptr<admin_query> q) {
+    // Each member that is up reports its own load; one that doesn't answer in 2 s shows none.
+    struct gather {
+      std::shared_ptr<admin_query> q;
+      std::map<std::string, std::string> loads;
+      std::size_t waiting = 0;
+    };
+    auto g = std::make_shared<gather>();
+    g->q = std::move(q);
+    g->loads[self_] = cfg_.load ? cfg_.load() : "{}";
+    auto finish = [this, g] {
+      std::string out;
+      json_writer w(out);
+      w.begin_object()
+          .field("node", self_)
+          .field("coordinator", map_.coordinator)
+          .field("epoch", map_.epoch())
+          .field("shards", std::uint64_t{env_.shards})
+          .field("moving", current_move_.has_value())
+          .field("moves_done", moves_done_)
+          .field("moves_failed", moves_failed_)
+          .field("moves_queued", std::uint64_t{queue_.size()});
+      w.key("members").begin_array();
+      for (auto& m : map_.members) {
+        bool up = m.id == self_ || actor_of(m.id);
+        w.begin_object()
+            .field("id", m.id)
+            .field("address", m.address)
+            .field("state", !up ? "down" : m.draining ? "draining" : "up")
+            .field("shards", std::uint64_t{map_.count(m.id)});
+        if (auto l = g->loads.find(m.id); l != g->loads.end()) w.key("load").raw(l->second);
+        w.end_object();
+      }
+      w.end_array().end_object();
+      g->q->done(200, std::move(out));
+    };
+    for (auto& m : map_.members) {
+      auto a = m.id == self_ ? caf::actor{} : actor_of(m.id);
+      if (!a) continue;
+      g->waiting += 1;
+      auto one = [g, finish, id = m.id](std::string load) {
+        if (!load.empty()) g->loads[id] = std::move(load);
+        if (--g->waiting == 0) finish();
+      };
+      request(a, std::chrono::seconds(2), load_atom::value)
+          .then([one](std::string& load) { one(std::move(load)); },
+                [one](caf::error&) { one({}); });
+    }
+    if (g->waiting == 0) finish();
+  }
+
+  std::string shards_json() const {
+    std::string out;
+    json_writer w(out);
+    w.begin_object()
+        .field("epoch", map_.epoch())
+        .field("coordinator", map_.coordinator)
+        .field("shards", std::uint64_t{env_.shards});
+    w.key("owners").begin_array();
+    for (std::uint32_t i = 0; i < map_.shards(); ++i) {
+      auto s = static_cast<shard_t>(i);
+      auto st = map_.owner(s) != self_ ? "" : env_.status(s) == shard_status::releasing ? "moving" : "";
+      w.begin_object().field("shard", std::uint64_t{i}).field("owner", map_.owner(s));
+      if (*st) w.field("state", st);
+      w.end_object();
+    }
+    w.end_array().end_object();
+    return out;
+  }
+
+  room_env& env_;
+  cluster_config& cfg_;
+  std::vector<caf::actor> registries_;
+  std::string self_;
+  std::string address_;
+  shard_map map_;
+
+  std::map<std::string, peer> peers_;                         // by node id
+  std::unordered_map<caf::actor_addr, std::string> peer_of_;  // monitored handles
+
+  // Sessions of this node that rooms of other nodes know, by link id.
+  std::unordered_map<std::uint64_t, std::weak_ptr<client_link>> links_;
+  std::uint64_t routed_ = 0;
+  // Rooms of each other node that this node's sessions joined: node -> link id -> rooms.
+  std::map<std::string, std::unordered_map<std::uint64_t, std::set<std::string>>> remote_subs_;
+  // Stand-ins for sessions of other nodes: (node, link id) -> link.
+  std::map<std::pair<std::string, std::uint64_t>, std::shared_ptr<remote_link>> proxies_;
+
+  std::map<shard_t, handoff_state> handoffs_;  // shards this node is handing away
+  std::map<shard_t, std::string> adoptions_;   // subscribers of shards ingested here
+
+  std::deque<queued_move> queue_;  // coordinator: moves to run, one at a time
+  std::optional<shard_move> current_move_;
+  bool broadcast_pending_ = false;
+  std::uint64_t batch_moves_ = 0;  // moves since the queue was last empty
+  std::uint64_t batch_failed_ = 0;
+  std::chrono::steady_clock::time_point batch_started_;
+  std::uint64_t moves_done_ = 0;
+  std::uint64_t moves_failed_ = 0;
+};
+
+}  // namespace
+
+caf::actor spawn_cluster(caf::actor_system& sys, room_env& env,
+                         std::vector<caf::actor> registries) {
+  return sys.spawn<cluster_actor>(env, std::move(registries));
+}
+
+}  // namespace kaiwa::detail

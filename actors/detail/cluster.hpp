@@ -1,0 +1,29 @@
+#pragma once
+// The cluster actor: one per node, published on the cluster listener. It keeps the node's copy
+// of the shard map, routes commands for rooms owned elsewhere, stands in for sessions of other
+// nodes (remote links), hands shards over, and, on the coordinator, plans and runs the moves.
+// docs/cluster.md describes the protocol; only rooms.cpp and cluster.cpp include this.
+
+#include <functional>
+#include <memory>
+
+#include "actors/detail/messages.hpp"
+
+namespace kaiwa::detail {
+
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using admin_atom = caf::atom_constant<caf::atom("admin")>;
+
+struct admin_query {
+  admin_query(cluster_request r, std::function<void(int, std::string)> d)
+      : request(std::move(r)), done(std::move(d)) {}
+  cluster_request request;
+  std::function<void(int, std::string)> done;
+};
+
+caf::actor spawn_cluster(caf::actor_system& sys, room_env& env,
+                         std::vector<caf::actor> registries);
+
+}  // namespace kaiwa::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<kaiwa::detail::admin_query>)

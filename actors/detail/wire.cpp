@@ -1,0 +1,64 @@
+#include "actors/detail/wire.hpp"
+
+namespace kaiwa::detail {
+
+namespace {
+
+constexpr std::uint64_t absent = ~std::uint64_t{0};
+
+std::uint64_t opt(const std::optional<seq_t>& v) { return v ? *v : absent; }
+std::optional<seq_t> opt(std::uint64_t v) {
+  return v == absent ? std::nullopt : std::optional<seq_t>(v);
+}
+
+}  // namespace
+
+std::string encode_command(const command& c) {
+  wire_writer w;
+  w.u64(static_cast<std::uint64_t>(c.op))
+      .str(c.room.str())
+      .str(c.user.str())
+      .str(c.id)
+      .str(c.text)
+      .str(c.cid)
+      .str(c.topic)
+      .u64(c.members.size());
+  for (auto& m : c.members) w.str(m);
+  w.u64(c.is_private)
+      .str(c.target.str())
+      .u64(c.ref)
+      .u64(c.seq)
+      .u64(opt(c.since))
+      .u64(opt(c.before))
+      .u64(opt(c.after))
+      .u64(c.limit);
+  return w.take();
+}
+
+std::optional<command> decode_command(std::string_view bytes) {
+  wire_reader r(bytes);
+  command c;
+  auto op = r.u64();
+  if (op > static_cast<std::uint64_t>(room_op::snapshot)) return std::nullopt;
+  c.op = static_cast<room_op>(op);
+  c.room = room_id{r.str()};
+  c.user = user_id{r.str()};
+  c.id = r.str();
+  c.text = r.str();
+  c.cid = r.str();
+  c.topic = r.str();
+  auto members = r.u64();
+  for (std::uint64_t i = 0; i < members && r.ok(); ++i) c.members.push_back(r.str());
+  c.is_private = r.u64() != 0;
+  c.target = user_id{r.str()};
+  c.ref = r.u64();
+  c.seq = r.u64();
+  c.since = opt(r.u64());
+  c.before = opt(r.u64());
+  c.after = opt(r.u64());
+  c.limit = static_cast<std::uint32_t>(r.u64());
+  if (!r.ok() || !r.done()) return std::nullopt;
+  return c;
+}
+
+}  // namespace kaiwa::detail

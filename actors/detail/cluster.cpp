@@ -152,6 +152,7 @@ class cluster_actor : public caf::event_based_actor {
           on_remote_command(id, origin, blob);
         },
         [this](rreply_atom, std::uint64_t id, const std::string& payload) {
+          answered(id, payload);
           if (auto link = local_link(id)) link->send(text_frame(payload));
         },
         [this](rpush_atom, const std::string& ids, std::vector<std::string>& payloads) {
@@ -270,12 +271,16 @@ class cluster_actor : public caf::event_based_actor {
   void admit(const std::string& id, const std::string& address) {
     auto m = std::find_if(map_.members.begin(), map_.members.end(),
                           [&](auto& x) { return x.id == id; });
-    if (m != map_.members.end() && m->address == address) return;
+    // A member that comes back after a drain (restarted after maintenance) takes shards again.
+    if (m != map_.members.end() && m->address == address && (!m->draining || id == self_)) return;
     auto next = map_;
-    if (m != map_.members.end())
-      next.members[static_cast<std::size_t>(m - map_.members.begin())].address = address;
-    else
+    if (m != map_.members.end()) {
+      auto& mine = next.members[static_cast<std::size_t>(m - map_.members.begin())];
+      mine.address = address;
+      mine.draining = false;
+    } else {
       next.members.push_back({id, address, false});
+    }
     next.touch();
     apply(std::move(next));
     broadcast();
@@ -312,6 +317,19 @@ class cluster_actor : public caf::event_based_actor {
           link->post([link, room = room_id{room}] { link->subscription_lost(room); });
     }
     remote_subs_.erase(id);
+    // Requests it never answered: their outcome is unknown (a send may have been appended).
+    std::erase_if(awaiting_, [&](auto& kv) {
+      auto& [key, a] = kv;
+      if (a.node != id) return false;
+      auto space = key.find(' ');
+      auto link = local_link(std::stoull(key.substr(0, space)));
+      for (std::uint32_t k = 0; link && k < a.count; ++k)
+        link->send(error_frame(key.substr(space + 1), errc::timeout,
+                               "the room's node " + id +
+                                   " went down before answering: the request may or may not "
+                                   "have been applied"));
+      return true;
+    });
     if (id == map_.coordinator)
       for (auto& [_, h] : handoffs_) h.stale = true;  // its next map is the truth
     if (coordinating() && current_move_ && (current_move_->from == id || current_move_->to == id))
@@ -410,8 +428,41 @@ class cluster_actor : public caf::event_based_actor {
     auto& rooms = remote_subs_[*owner][id];
     if (c.op == room_op::join) rooms.insert(c.room.str());
     if (c.op == room_op::leave || c.op == room_op::disconnect) rooms.erase(c.room.str());
+    // Every request gets an answer: if the node dies first, `timeout` (see on_down).
+    if (!c.id.empty() && c.op != room_op::typing && c.op != room_op::disconnect) {
+      auto& a = awaiting_[awaiting_key(id, c.id)];
+      a.node = *owner;
+      a.count += 1;
+    }
     send(p->second.actor, rcmd_atom::value, id, self_, encode_command(c));
     prune_links();
+  }
+
+  static std::string awaiting_key(std::uint64_t link, std::string_view request_id) {
+    auto k = std::to_string(link);
+    k += ' ';
+    k += request_id;
+    return k;
+  }
+
+  /// Notes the answer to a request. Replies start {"op":"...","id":<raw id>,...}; backfill
+  /// events carry no id and are not answers.
+  void answered(std::uint64_t link, std::string_view payload) {
+    if (awaiting_.empty()) return;
+    auto at = payload.find(R"(,"id":)");
+    if (at == std::string_view::npos || at > 32) return;
+    auto rest = payload.substr(at + 6);
+    std::size_t end = 0;
+    if (!rest.empty() && rest[0] == '"') {
+      for (end = 1; end < rest.size() && rest[end] != '"'; ++end)
+        if (rest[end] == '\\') ++end;
+      ++end;
+    } else {
+      end = rest.find_first_of(",}");
+    }
+    if (end == std::string_view::npos || end > rest.size()) return;
+    auto it = awaiting_.find(awaiting_key(link, rest.substr(0, end)));
+    if (it != awaiting_.end() && --it->second.count == 0) awaiting_.erase(it);
   }
 
   /// A command from a session of node `origin`.
@@ -973,6 +1024,12 @@ class cluster_actor : public caf::event_based_actor {
   std::uint64_t routed_ = 0;
   // Rooms of each other node that this node's sessions joined: node -> link id -> rooms.
   std::map<std::string, std::unordered_map<std::uint64_t, std::set<std::string>>> remote_subs_;
+  // Requests sent to other nodes and not yet answered, by "link id" SP raw request id.
+  struct awaiting {
+    std::string node;
+    std::uint32_t count = 0;
+  };
+  std::unordered_map<std::string, awaiting> awaiting_;
   // Stand-ins for sessions of other nodes: (node, link id) -> link.
   std::map<std::pair<std::string, std::uint64_t>, std::shared_ptr<remote_link>> proxies_;
 

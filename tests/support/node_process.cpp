@@ -40,7 +40,8 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
   close(pipefd[1]);
   out_fd_ = pipefd[0];
 
-  static const std::regex ready(R"(listening public=[^:]+:(\d+) admin=[^:]+:(\d+))");
+  static const std::regex ready(
+      R"(listening public=[^:]+:(\d+) admin=[^:]+:(\d+)(?: cluster=[^:]+:(\d+))?\n)");
   auto deadline = std::chrono::steady_clock::now() + 20s;
   std::smatch m;
   while (!std::regex_search(output_, m, ready)) {
@@ -56,6 +57,7 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
   }
   port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
   admin_port_ = static_cast<std::uint16_t>(std::stoi(m[2]));
+  if (m[3].matched) cluster_port_ = static_cast<std::uint16_t>(std::stoi(m[3]));
   reader_ = std::thread([this] {
     char buf[4096];
     for (;;) {

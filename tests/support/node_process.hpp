@@ -24,6 +24,8 @@ class node_process {
 
   std::uint16_t port() const { return port_; }
   std::uint16_t admin_port() const { return admin_port_; }
+  /// The cluster listener's port; 0 for a node started without --cluster.
+  std::uint16_t cluster_port() const { return cluster_port_; }
 
   /// Sends `sig` and waits (bounded) for the exit; returns the exit status (128+sig if killed).
   int stop(int sig);
@@ -41,6 +43,7 @@ class node_process {
   std::thread reader_;
   std::uint16_t port_ = 0;
   std::uint16_t admin_port_ = 0;
+  std::uint16_t cluster_port_ = 0;
 };
 
 struct command_result {

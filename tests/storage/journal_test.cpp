@@ -4,6 +4,8 @@
 #include <future>
 #include <thread>
 
+#include <rocksdb/db.h>
+
 #include "storage/journal.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -225,4 +227,43 @@ TEST_CASE("settings survive a reopen; the shard count of a data dir can't change
   auto refused = storage::journal::open(cfg);
   REQUIRE(!refused.ok());
   CHECK(refused.err().message.find("1024 shards") != std::string::npos);
+}
+
+TEST_CASE("a data dir written before shards existed is rewritten with shard-prefixed keys") {
+  test::temp_dir dir;
+  {
+    // The old layout: keys start with the room (markers: user NUL room), no format setting.
+    rocksdb::Options opts;
+    opts.create_if_missing = true;
+    opts.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    descs.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+    for (auto name : {"events", "snapshots", "meta", "markers", "dedupe"})
+      descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> h;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(opts), dir.str(), descs, &h, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    auto be64 = [](std::uint64_t v) {
+      std::string s;
+      for (int i = 7; i >= 0; --i) s += static_cast<char>((v >> (8 * i)) & 0xff);
+      return s;
+    };
+    using namespace std::string_literals;
+    for (int seq = 1; seq <= 3; ++seq)
+      REQUIRE(db->Put({}, h[1], "old\0"s + be64(seq), "e" + std::to_string(seq)).ok());
+    REQUIRE(db->Put({}, h[2], "old", "snap").ok());
+    REQUIRE(db->Put({}, h[3], "old", "meta").ok());
+    REQUIRE(db->Put({}, h[4], "alice\0old"s, be64(2)).ok());
+    REQUIRE(db->Put({}, h[5], "old\0alice\0c1"s, be64(3)).ok());
+    for (auto* x : h) db->DestroyColumnFamilyHandle(x);
+  }
+  auto j = open_journal(dir);
+  room_id old{"old"};
+  CHECK(j->events_after(old, 0, 10).value() == std::vector<std::string>{"e1", "e2", "e3"});
+  CHECK(j->last_seq(old).value() == 3);
+  CHECK(j->snapshot(old).value() == std::optional<std::string>("snap"));
+  CHECK(j->marker(user_id{"alice"}, old).value() == 2);
+  CHECK(j->dedupe(old, user_id{"alice"}, "c1").value() == std::optional<seq_t>(3));
+  CHECK(j->count_shard(shard_of("old", j->shards())).value() == 7);
 }

@@ -374,7 +374,10 @@ int main(int argc, char** argv) {
   auto* bench_cmd = app.add_subcommand("bench", "Load-test a node on this machine (loopback only)");
   bench_cmd->require_subcommand(1);
   auto common = [&](CLI::App* s) {
-    s->add_option("--target", target, "The node's public ADDR:PORT")->capture_default_str();
+    s->add_option("--target", target,
+                  "The node's public ADDR:PORT; several, comma-separated, spread the clients "
+                  "over cluster members (client i connects to the i-th modulo their number)")
+        ->capture_default_str();
     s->add_option("--admin", admin_target, "The node's admin ADDR:PORT (status, memory)")
         ->capture_default_str();
     s->add_option("--threads", run.threads, "Client worker threads")->capture_default_str();
@@ -384,14 +387,23 @@ int main(int argc, char** argv) {
     s->add_flag("--quiet", run.quiet, "No progress lines");
   };
   auto resolve = [&] {
-    net::endpoint ep, adm;
-    if (!parse_endpoint(target, ep)) throw CLI::ValidationError("--target", "expected ADDR:PORT");
+    auto fix = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
+    run.servers.clear();
+    std::istringstream targets(target);
+    for (std::string t; std::getline(targets, t, ',');) {
+      net::endpoint ep;
+      if (!parse_endpoint(t, ep))
+        throw CLI::ValidationError("--target", "expected ADDR:PORT[,ADDR:PORT...]");
+      if (!is_loopback(ep.host))
+        throw CLI::ValidationError("--target", "kaiwa bench only targets loopback addresses");
+      run.servers.push_back({fix(ep.host), ep.port});
+    }
+    if (run.servers.empty()) throw CLI::ValidationError("--target", "expected ADDR:PORT");
+    net::endpoint adm;
     if (!parse_endpoint(admin_target, adm))
       throw CLI::ValidationError("--admin", "expected ADDR:PORT");
-    if (!is_loopback(ep.host) || !is_loopback(adm.host))
+    if (!is_loopback(adm.host))
       throw CLI::ValidationError("--target", "kaiwa bench only targets loopback addresses");
-    auto fix = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
-    run.server = {fix(ep.host), ep.port};
     run.admin = {fix(adm.host), adm.port};
   };
 

@@ -6,13 +6,14 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bench/connection.hpp"
 
 namespace kaiwa::bench {
 
 struct run_options {
-  endpoint server;                    // the node's public listener
+  std::vector<endpoint> servers;      // public listeners; connection i goes to servers[i % n]
   endpoint admin{"127.0.0.1", 8081};  // its admin listener (status, memory)
   std::size_t threads = 1;            // client worker threads
   double duration_s = 10;             // measured time

@@ -65,6 +65,21 @@ namespace kaiwa::detail {
 
 namespace {
 
+/// Runs one blocking job on a thread of its own, answers its result and ends. (A class, not a
+/// function-based actor: CAF 0.17 dereferences a null pointer spawning those without
+/// arguments, which UBSan reports.)
+class disk_worker : public caf::event_based_actor {
+ public:
+  using caf::event_based_actor::event_based_actor;
+  caf::behavior make_behavior() override {
+    return {[this](job_atom, const blocking_job& job) {
+      auto err = (*job)();
+      quit();
+      return err;
+    }};
+  }
+};
+
 /// A session of another node, as the rooms of this node see it. Every reply and push becomes
 /// one message to that node's cluster actor; a whole lane group (all of that node's
 /// subscribers of a room) becomes one message, which is what "once per node" means.
@@ -710,13 +725,7 @@ class cluster_actor : public caf::event_based_actor {
 
   template <class Done>
   void run_blocking(std::function<std::string()> job, Done done) {
-    auto worker = system().spawn<caf::detached>([](caf::event_based_actor* w) -> caf::behavior {
-      return {[w](job_atom, const blocking_job& j) {
-        auto err = (*j)();
-        w->quit();
-        return err;
-      }};
-    });
+    auto worker = system().spawn<disk_worker, caf::detached>();
     request(worker, caf::infinite, job_atom::value,
             std::make_shared<std::function<std::string()>>(std::move(job)))
         .then([done](std::string& err) mutable { done(std::move(err)); },

@@ -286,6 +286,7 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     c.op = op;
     c.room = room_id{room};
     c.user = user_id{"admin"};
+    c.id = R"("admin")";  // a request id, so that a room on another node is answered for
     c.link = std::make_shared<admin_link>(respond);
     rooms_->dispatch(std::move(c));
     return true;

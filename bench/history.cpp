@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <random>
 #include <unordered_map>
 
@@ -157,6 +159,18 @@ class history : public connection_events {
         c.send(
             fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})",
                         c.index(), w.next));
+      return;
+    }
+    if (json.starts_with(R"({"op":"error")")) {
+      // Filling faster than the node's per-connection rate limit (or while the room's shard
+      // moves): that filler was not appended, so another one goes after a pause.
+      auto timer = std::make_shared<boost::asio::steady_timer>(r_.ioc(c.index() % r_.threads()),
+                                                               std::chrono::milliseconds(50));
+      timer->async_wait([this, &c, &w, timer](boost::system::error_code ec) {
+        if (ec) return;
+        c.send(fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})",
+                           c.index(), w.next++));
+      });
       return;
     }
     if (json.starts_with(R"({"op":"ack")")) {

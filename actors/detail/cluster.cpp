@@ -167,8 +167,8 @@ class cluster_actor : public caf::event_based_actor {
           on_remote_command(id, origin, blob);
         },
         [this](rreply_atom, std::uint64_t id, const std::string& payload) {
-          answered(id, payload);
           if (auto link = local_link(id)) link->send(text_frame(payload));
+          answered(id, payload);
         },
         [this](rpush_atom, const std::string& ids, std::vector<std::string>& payloads) {
           on_remote_push(ids, payloads);
@@ -337,9 +337,8 @@ class cluster_actor : public caf::event_based_actor {
       auto& [key, a] = kv;
       if (a.node != id) return false;
       auto space = key.find(' ');
-      auto link = local_link(std::stoull(key.substr(0, space)));
-      for (std::uint32_t k = 0; link && k < a.count; ++k)
-        link->send(error_frame(key.substr(space + 1), errc::timeout,
+      for (std::uint32_t k = 0; k < a.count; ++k)
+        a.link->send(error_frame(key.substr(space + 1), errc::timeout,
                                "the room's node " + id +
                                    " went down before answering: the request may or may not "
                                    "have been applied"));
@@ -447,6 +446,7 @@ class cluster_actor : public caf::event_based_actor {
     if (!c.id.empty() && c.op != room_op::typing && c.op != room_op::disconnect) {
       auto& a = awaiting_[awaiting_key(id, c.id)];
       a.node = *owner;
+      a.link = c.link;
       a.count += 1;
     }
     send(p->second.actor, rcmd_atom::value, id, self_, encode_command(c));
@@ -775,6 +775,7 @@ class cluster_actor : public caf::event_based_actor {
       return false;
     }
     log(log_level::info, "cluster_rebalance", {{"moves", std::uint64_t{plan.size()}}});
+    batch_planned_ = true;
     for (auto& mv : plan) queue_.push_back({std::move(mv), std::nullopt, {}});
     queue_.back().reply = std::move(reply);
     queue_.back().drained = std::move(drained);
@@ -857,8 +858,9 @@ class cluster_actor : public caf::event_based_actor {
               });
       return;
     }
-    // Members that joined while a plan ran were planned around it: even out again.
-    if (batch_moves_ > 0 && batch_failed_ == 0 && rebalance({})) return;
+    // Members that joined while a plan ran were planned around it: even out again. (Not after
+    // an operator's `kaiwa move`: evening out would undo it.)
+    if (batch_planned_ && batch_failed_ == 0 && rebalance({})) return;
     if (batch_moves_ > 0) {
       log(log_level::info, "cluster_moves_finished",
           {{"moves", batch_moves_},
@@ -869,6 +871,7 @@ class cluster_actor : public caf::event_based_actor {
                       .count()}});
       batch_moves_ = 0;
       batch_failed_ = 0;
+      batch_planned_ = false;
     }
     if (broadcast_pending_) broadcast();
   }
@@ -1036,6 +1039,9 @@ class cluster_actor : public caf::event_based_actor {
   // Requests sent to other nodes and not yet answered, by "link id" SP raw request id.
   struct awaiting {
     std::string node;
+    // Held until the answer comes: for a session that closes meanwhile, and for the admin
+    // API's one-request links, which nothing else holds.
+    std::shared_ptr<client_link> link;
     std::uint32_t count = 0;
   };
   std::unordered_map<std::string, awaiting> awaiting_;
@@ -1050,6 +1056,7 @@ class cluster_actor : public caf::event_based_actor {
   bool broadcast_pending_ = false;
   std::uint64_t batch_moves_ = 0;  // moves since the queue was last empty
   std::uint64_t batch_failed_ = 0;
+  bool batch_planned_ = false;  // the batch includes moves planned by a rebalance
   std::chrono::steady_clock::time_point batch_started_;
   std::uint64_t moves_done_ = 0;
   std::uint64_t moves_failed_ = 0;

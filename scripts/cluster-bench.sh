@@ -50,7 +50,7 @@ latency)
   start_node 1
   settle 1
   echo "== every room on the node the clients use (n1 alone)"
-  "$kaiwa" bench rooms --rooms 1000 --rate 20000 --duration 10 --quiet --target "$(public 1)" --admin "$(admin 1)"
+  "$kaiwa" bench rooms --rooms 1000 --rate "${RATE:-20000}" --duration 10 --quiet --target "$(public 1)" --admin "$(admin 1)"
   start_node 2 --join "$(cluster_addr 1)"
   settle 2
   echo "== moving every shard to n2"
@@ -58,7 +58,7 @@ latency)
     "$kaiwa" move "$s" n2 --admin "$(admin 1)" >/dev/null
   done
   echo "== every room on another node (clients on n1, rooms on n2)"
-  "$kaiwa" bench rooms --rooms 1000 --rate 20000 --duration 10 --quiet --target "$(public 1)" --admin "$(admin 1)"
+  "$kaiwa" bench rooms --rooms 1000 --rate "${RATE:-20000}" --duration 10 --quiet --target "$(public 1)" --admin "$(admin 1)"
   ;;
 fanout)
   start_node 1

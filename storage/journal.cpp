@@ -502,7 +502,13 @@ result<journal::shard_files> journal::export_shard(shard_t shard, const std::str
 }
 
 status journal::ingest_shard(shard_t shard, const std::vector<std::string>& paths) {
-  if (auto st = drop_shard(shard); !st.ok()) return st;
+  // Stale records of the shard (from an earlier ownership) go first. Only if there are any: a
+  // range tombstone in the memtable overlaps the files, and RocksDB would flush the memtable
+  // before ingesting them.
+  auto held = count_shard(shard, 1);
+  if (!held) return held.err();
+  if (*held > 0)
+    if (auto st = drop_shard(shard); !st.ok()) return st;
   for (auto& path : paths) {
     auto name = std::filesystem::path(path).stem().string();
     auto f = std::find(std::begin(family_names), std::end(family_names), name);
@@ -525,7 +531,7 @@ status journal::drop_shard(shard_t shard) {
   return {};
 }
 
-result<std::uint64_t> journal::count_shard(shard_t shard) const {
+result<std::uint64_t> journal::count_shard(shard_t shard, std::uint64_t limit) const {
   auto begin = shard_key(shard), end = shard_end_key(shard);
   rocksdb::Slice upper(end);
   std::uint64_t n = 0;
@@ -533,7 +539,7 @@ result<std::uint64_t> journal::count_shard(shard_t shard) const {
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, cf));
-    for (it->Seek(begin); it->Valid(); it->Next()) ++n;
+    for (it->Seek(begin); it->Valid() && n < limit; it->Next()) ++n;
     if (!it->status().ok()) return to_error(it->status());
   }
   return n;

@@ -131,8 +131,9 @@ class journal {
   status ingest_shard(shard_t shard, const std::vector<std::string>& paths);
   /// Deletes every record of `shard`.
   status drop_shard(shard_t shard);
-  /// Records of `shard`, counted by scanning (for tests and the move log).
-  result<std::uint64_t> count_shard(shard_t shard) const;
+  /// Records of `shard`, counted by scanning up to `limit`.
+  result<std::uint64_t> count_shard(shard_t shard,
+                                    std::uint64_t limit = ~std::uint64_t{0}) const;
 
   /// Small durable settings of the node (the cluster's shard map, its members), written with
   /// a WAL sync.

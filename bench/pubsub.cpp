@@ -210,7 +210,14 @@ class pubsub : public connection_events {
     while (m.in_flight < c_.window) {
       auto now = clock_type::now();
       if (c_.rate > 0) {
-        if (m.next_send.time_since_epoch().count() == 0) m.next_send = now;
+        if (m.next_send.time_since_epoch().count() == 0) {
+          // Publishers start at evenly spread offsets within one period: started together,
+          // they would send in lockstep bursts of one message each, which real clients don't.
+          auto period = std::chrono::duration<double>(1.0 / per_pub_rate);
+          auto pubs = static_cast<double>(c_.rooms * c_.publishers);
+          auto k = static_cast<double>(&m - &members_[c_.rooms * c_.subscribers]);
+          m.next_send = now + std::chrono::duration_cast<clock_type::duration>(period * (k / pubs));
+        }
         if (m.next_send > now) {
           if (!m.pacer)
             m.pacer =

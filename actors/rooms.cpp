@@ -114,8 +114,17 @@ rooms_stats rooms::stats() const {
           e.events_appended.load(),
           e.deliveries.load(),
           static_cast<std::uint64_t>(std::max<std::int64_t>(0, e.queued.load())),
-          static_cast<std::uint64_t>(e.queued_high_water.load())};
+          static_cast<std::uint64_t>(e.queued_high_water.load()),
+          e.shards_owned.load(),
+          e.members_up.load(),
+          e.map_epoch.load(),
+          e.shards_handed_over.load(),
+          e.shards_taken_over.load(),
+          e.remote_commands_sent.load(),
+          e.remote_commands_received.load()};
 }
+
+bool rooms::ready() const { return !impl_->env.cfg.cluster || impl_->env.map_epoch.load() > 0; }
 
 std::uint16_t rooms::cluster_port() const { return impl_->cluster_port; }
 

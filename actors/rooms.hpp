@@ -81,6 +81,14 @@ struct rooms_stats {
   std::uint64_t deliveries = 0;       // frames handed to subscribers' sessions by fan-out
   std::uint64_t commands_queued = 0;  // dispatched, not yet taken up by their room
   std::uint64_t commands_queued_high_water = 0;  // the most ever queued at once
+  // Cluster (zero when not clustered).
+  std::uint64_t shards_owned = 0;     // shards this node serves
+  std::uint64_t members_up = 0;       // members this node is connected to, itself included
+  std::uint64_t map_epoch = 0;        // epoch of this node's shard map
+  std::uint64_t shards_handed_over = 0;  // moves out of this node that completed
+  std::uint64_t shards_taken_over = 0;   // shards ingested from other nodes
+  std::uint64_t remote_commands_sent = 0;      // commands routed to other nodes
+  std::uint64_t remote_commands_received = 0;  // commands from other nodes' sessions
 };
 
 class rooms {
@@ -101,6 +109,8 @@ class rooms {
 
   rooms_stats stats() const;
 
+  /// False while a cluster member does not know the shard map yet (it can't route anything).
+  bool ready() const;
   /// The cluster listener's port once started; 0 when not clustered.
   std::uint16_t cluster_port() const;
   /// Answers `r` with an HTTP status and a JSON body, from any thread, once.

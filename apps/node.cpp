@@ -187,7 +187,8 @@ bool node::public_http(const net::http_request& r, const net::http_respond& resp
     return answer(respond, text(405, "method not allowed\n"));
   if (path == "/healthz") return answer(respond, text(200, "ok\n"));
   if (path == "/readyz")
-    return answer(respond, ready_ ? text(200, "ready\n") : text(503, "not ready\n"));
+    return answer(respond, ready_ && rooms_->ready() ? text(200, "ready\n")
+                                                     : text(503, "not ready\n"));
   if (path == "/")
     return answer(respond,
                   {200, "text/html; charset=utf-8",
@@ -368,10 +369,15 @@ std::string node::status_json() const {
       .field("rss_bytes", process_rss_bytes())
       .field("open_fds", process_open_fds())
       .field("fd_limit", process_fd_limit())
-      .field("ready", ready_.load())
+      .field("ready", ready_.load() && rooms_->ready())
       .field("draining", draining_.load())
-      .field("data_dir", cfg_.journal.dir)
-      .end_object();
+      .field("data_dir", cfg_.journal.dir);
+  if (cfg_.rooms.cluster)
+    w.field("cluster_port", std::uint64_t{rooms_->cluster_port()})
+        .field("shards_owned", r.shards_owned)
+        .field("members_up", r.members_up)
+        .field("map_epoch", r.map_epoch);
+  w.end_object();
   out += '\n';
   return out;
 }
@@ -412,6 +418,21 @@ std::string node::metrics_text() const {
          "Event frames handed to subscribers' sessions.", r.deliveries);
   metric("kaiwa_journal_commits_total", "counter", "Journal group commits (one WAL write each).",
          j.commits);
+  if (cfg_.rooms.cluster) {
+    metric("kaiwa_cluster_shards_owned", "gauge", "Shards this node serves.", r.shards_owned);
+    metric("kaiwa_cluster_members_up", "gauge", "Members this node is connected to, itself included.",
+           r.members_up);
+    metric("kaiwa_cluster_map_epoch", "gauge", "Epoch of this node's shard map.", r.map_epoch);
+    metric("kaiwa_cluster_shards_handed_over_total", "counter",
+           "Shards this node handed to another (moves out).", r.shards_handed_over);
+    metric("kaiwa_cluster_shards_taken_over_total", "counter",
+           "Shards this node took over from another (moves in).", r.shards_taken_over);
+    metric("kaiwa_cluster_remote_commands_sent_total", "counter",
+           "Commands of this node's sessions routed to the node owning the room.",
+           r.remote_commands_sent);
+    metric("kaiwa_cluster_remote_commands_received_total", "counter",
+           "Commands of other nodes' sessions served here.", r.remote_commands_received);
+  }
   metric("kaiwa_journal_write_sets_total", "counter", "Room write sets committed.", j.write_sets);
   gateway_->render_metrics(out);
   journal_->render_metrics(out);

@@ -277,6 +277,7 @@ class cluster_actor : public caf::event_based_actor {
     monitor(handle);
     peer_of_[handle.address()] = id;
     log(log_level::info, "cluster_member_up", {{"node", id}, {"address", address}});
+    count_members_up();
     if (!coordinating()) return;
     admit(id, address);
     send(handle, state_atom::value, map_.encode());
@@ -309,6 +310,7 @@ class cluster_actor : public caf::event_based_actor {
     peer_of_.erase(it);
     auto& p = peers_[id];
     p.actor = nullptr;
+    count_members_up();
     log(log_level::warn, "cluster_member_down", {{"node", id}, {"reason", to_string(dm.reason)}});
     // Its sessions are gone: drop their subscriptions here.
     for (auto pr = proxies_.begin(); pr != proxies_.end();) {
@@ -394,6 +396,17 @@ class cluster_actor : public caf::event_based_actor {
     }
     for (auto& mem : map_.members)
       if (mem.id != self_ && !peers_[mem.id].actor) dial(mem.address);
+    std::uint64_t owned = 0;
+    for (std::uint32_t i = 0; i < env_.shards; ++i)
+      owned += env_.status(static_cast<shard_t>(i)) == shard_status::owned;
+    env_.shards_owned = owned;
+    env_.map_epoch = map_.epoch();
+  }
+
+  void count_members_up() {
+    std::uint64_t up = 1;
+    for (auto& [_, p] : peers_) up += p.actor ? 1 : 0;
+    env_.members_up = up;
   }
 
   void broadcast() {
@@ -449,6 +462,7 @@ class cluster_actor : public caf::event_based_actor {
       a.link = c.link;
       a.count += 1;
     }
+    env_.remote_commands_sent.fetch_add(1, std::memory_order_relaxed);
     send(p->second.actor, rcmd_atom::value, id, self_, encode_command(c));
     prune_links();
   }
@@ -492,6 +506,7 @@ class cluster_actor : public caf::event_based_actor {
       if (proxy->rooms.empty()) proxies_.erase({origin, id});  // rooms hold it while they need it
     }
     c->link = std::move(proxy);
+    env_.remote_commands_received.fetch_add(1, std::memory_order_relaxed);
     env_.command_queued();
     to_registry(std::move(*c));
   }
@@ -621,6 +636,7 @@ class cluster_actor : public caf::event_based_actor {
                   rp.deliver(std::move(err2));
         return;
                 }
+                env_.shards_handed_over += 1;
                 log(log_level::debug, "cluster_shard_handed_over",
                     {{"shard", static_cast<std::uint64_t>(s)},
                      {"to", to},
@@ -685,7 +701,10 @@ class cluster_actor : public caf::event_based_actor {
       std::filesystem::remove_all(dir, ec);
       return st.ok() ? std::string() : st.err().message;
     }, [=, this, subs = std::move(subs)](std::string err) mutable {
-      if (err.empty()) adoptions_[s] = std::move(subs);
+      if (err.empty()) {
+        adoptions_[s] = std::move(subs);
+        env_.shards_taken_over += 1;
+      }
       rp.deliver(std::move(err));
     });
     return rp;

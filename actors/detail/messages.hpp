@@ -65,6 +65,14 @@ struct room_env {
   std::atomic<std::uint64_t> activated{0};
   std::atomic<std::uint64_t> passivated{0};
   std::atomic<std::uint64_t> events_appended{0};
+  // Written by the cluster actor (see rooms_stats).
+  std::atomic<std::uint64_t> shards_owned{0};
+  std::atomic<std::uint64_t> members_up{0};
+  std::atomic<std::uint64_t> map_epoch{0};
+  std::atomic<std::uint64_t> shards_handed_over{0};
+  std::atomic<std::uint64_t> shards_taken_over{0};
+  std::atomic<std::uint64_t> remote_commands_sent{0};
+  std::atomic<std::uint64_t> remote_commands_received{0};
   std::atomic<std::uint64_t> deliveries{0};
   // Commands dispatched but not yet taken up by their room: the room layer's backlog, summed
   // over all mailboxes (CAF 0.17's own mailbox size() is not safe to call under UBSan).

@@ -237,6 +237,18 @@ TEST_CASE("kaiwa move hands one shard over; its room keeps its log and its subsc
   auto history = pub.request(R"({"op":"history","id":60,"room":")" + room + R"(","limit":100})", 60);
   CHECK(history.array("events").size() == 12);
 
+  // The metrics count the move on both sides and the commands that crossed.
+  auto metric = [&](std::size_t node, const std::string& name) {
+    auto text = http_get(c.node(node).admin_port(), "/metrics").second;
+    auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  CHECK(metric(0, "kaiwa_cluster_shards_handed_over_total") >= 1);
+  CHECK(metric(1, "kaiwa_cluster_shards_taken_over_total") >= 1);
+  CHECK(metric(1, "kaiwa_cluster_remote_commands_sent_total") >= 1);   // sub's join
+  CHECK(metric(0, "kaiwa_cluster_remote_commands_sent_total") >= 1);   // pub's sends after
+  CHECK(metric(0, "kaiwa_cluster_members_up") == 2);
+
   auto bad = run_kaiwa({"move", "99999", "n2", "--admin", addr(c.node(0).admin_port())});
   CHECK(bad.status != 0);
   auto nobody = run_kaiwa({"move", "1", "nobody", "--admin", addr(c.node(0).admin_port())});

@@ -94,6 +94,15 @@ void print_copied(const std::string& dir, const copied& c) {
 
 namespace {
 
+/// `body` parsed; nullopt, after saying so, when it is not JSON.
+std::optional<simdjson::dom::element> parse_reply(simdjson::dom::parser& p,
+                                                  const std::string& body) {
+  simdjson::dom::element e;
+  if (!p.parse(body).get(e)) return e;
+  fmt::print(stderr, "kaiwa: the node's reply is not JSON\n");
+  return std::nullopt;
+}
+
 /// Prints an admin reply: as it came with --json, else as a table of its fields (arrays joined
 /// by commas; the protocol's "op" and "id" left out).
 int show(const std::optional<std::string>& body, bool json) {
@@ -103,12 +112,9 @@ int show(const std::optional<std::string>& body, bool json) {
     return 0;
   }
   simdjson::dom::parser p;
-  simdjson::dom::object o;
-  if (p.parse(*body).get(o)) {
-    fmt::print(stderr, "kaiwa: the node's reply is not JSON\n");
-    return 1;
-  }
-  for (auto [key, value] : o) {
+  auto parsed = parse_reply(p, *body);
+  if (!parsed) return 1;
+  for (auto [key, value] : parsed->get_object()) {
     if (key == "op" || key == "id") continue;
     std::string text;
     if (value.is_string()) {
@@ -228,13 +234,11 @@ int drain_command(const admin_target& t, const std::string& node, double grace_s
 
 int cluster_command(const admin_target& t, bool json) {
   auto body = call(t, "GET", "/admin/v1/cluster", 200);
-  if (!body || json) return json ? show(body, true) : 1;
+  if (!body || json) return show(body, true);
   simdjson::dom::parser p;
-  simdjson::dom::element c;
-  if (p.parse(*body).get(c)) {
-    fmt::print(stderr, "kaiwa: the node's reply is not JSON\n");
-    return 1;
-  }
+  auto parsed = parse_reply(p, *body);
+  if (!parsed) return 1;
+  auto c = *parsed;
   fmt::print("coordinator {}  epoch {}  shards {}  moves done {}, failed {}, queued {}{}\n",
              std::string_view(c["coordinator"]), std::uint64_t(c["epoch"]),
              std::uint64_t(c["shards"]), std::uint64_t(c["moves_done"]),
@@ -257,13 +261,11 @@ int cluster_command(const admin_target& t, bool json) {
 
 int shards_command(const admin_target& t, bool json) {
   auto body = call(t, "GET", "/admin/v1/shards", 200);
-  if (!body || json) return json ? show(body, true) : 1;
+  if (!body || json) return show(body, true);
   simdjson::dom::parser p;
-  simdjson::dom::element m;
-  if (p.parse(*body).get(m)) {
-    fmt::print(stderr, "kaiwa: the node's reply is not JSON\n");
-    return 1;
-  }
+  auto parsed = parse_reply(p, *body);
+  if (!parsed) return 1;
+  auto m = *parsed;
   fmt::print("epoch {}  coordinator {}  shards {}\n", std::uint64_t(m["epoch"]),
              std::string_view(m["coordinator"]), std::uint64_t(m["shards"]));
   // Runs of consecutive shards with one owner, one line each.

@@ -174,8 +174,7 @@ class cluster_actor : public caf::event_based_actor {
           on_remote_push(ids, payloads);
         },
         [this](rended_atom, std::uint64_t id, std::string& room) {
-          for (auto& [_, subs] : remote_subs_)
-            if (auto it = subs.find(id); it != subs.end()) it->second.erase(room);
+          forget_remote_sub(id, room);
           if (auto link = local_link(id))
             link->post([link, room = room_id{room}] { link->subscription_ended(room); });
         },
@@ -327,13 +326,20 @@ class cluster_actor : public caf::event_based_actor {
       }
       pr = proxies_.erase(pr);
     }
-    // Our sessions' subscriptions to its rooms are gone: they must resume with `since`.
-    for (auto& [link_id, rooms] : remote_subs_[id]) {
-      if (auto link = local_link(link_id))
-        for (auto& room : rooms)
-          link->post([link, room = room_id{room}] { link->subscription_lost(room); });
+    // Our sessions' subscriptions to its rooms are gone: they must resume with `since`. (The
+    // map says which rooms are its: subscriptions follow their rooms through moves.)
+    for (auto sub = remote_subs_.begin(); sub != remote_subs_.end();) {
+      auto link = local_link(sub->first);
+      for (auto room = sub->second.begin(); room != sub->second.end();) {
+        if (map_.owner(env_.shard(room_id{*room})) != id) {
+          ++room;
+          continue;
+        }
+        if (link) link->post([link, r = room_id{*room}] { link->subscription_lost(r); });
+        room = sub->second.erase(room);
+      }
+      sub = sub->second.empty() || !link ? remote_subs_.erase(sub) : std::next(sub);
     }
-    remote_subs_.erase(id);
     // Requests it never answered: their outcome is unknown (a send may have been appended).
     std::erase_if(awaiting_, [&](auto& kv) {
       auto& [key, a] = kv;
@@ -427,6 +433,13 @@ class cluster_actor : public caf::event_based_actor {
     send(target, std::move(c));
   }
 
+  void forget_remote_sub(std::uint64_t link, const std::string& room) {
+    auto it = remote_subs_.find(link);
+    if (it == remote_subs_.end()) return;
+    it->second.erase(room);
+    if (it->second.empty()) remote_subs_.erase(it);
+  }
+
   std::shared_ptr<client_link> local_link(std::uint64_t id) {
     auto it = links_.find(id);
     if (it == links_.end()) return nullptr;
@@ -452,9 +465,8 @@ class cluster_actor : public caf::event_based_actor {
     }
     auto id = c.link->id();
     links_[id] = c.link;
-    auto& rooms = remote_subs_[*owner][id];
-    if (c.op == room_op::join) rooms.insert(c.room.str());
-    if (c.op == room_op::leave || c.op == room_op::disconnect) rooms.erase(c.room.str());
+    if (c.op == room_op::join) remote_subs_[id].insert(c.room.str());
+    if (c.op == room_op::leave || c.op == room_op::disconnect) forget_remote_sub(id, c.room.str());
     // Every request gets an answer: if the node dies first, `timeout` (see on_down).
     if (!c.id.empty() && c.op != room_op::typing && c.op != room_op::disconnect) {
       auto& a = awaiting_[awaiting_key(id, c.id)];
@@ -592,9 +604,10 @@ class cluster_actor : public caf::event_based_actor {
         if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
           subs.str(remote->node()).u64(remote->remote_id());
           remote->rooms.erase(r.room);
+          if (remote->rooms.empty()) proxies_.erase({remote->node(), remote->remote_id()});
         } else {
           links_[sub.link->id()] = sub.link;
-          remote_subs_[to][sub.link->id()].insert(r.room);
+          remote_subs_[sub.link->id()].insert(r.room);
           subs.str(self_).u64(sub.link->id());
         }
         subs.str(sub.user.str());
@@ -728,8 +741,7 @@ class cluster_actor : public caf::event_based_actor {
         std::shared_ptr<client_link> link;
         if (node == self_) {
           link = local_link(id);
-          for (auto& [_, subs] : remote_subs_)
-            if (auto l = subs.find(id); l != subs.end()) l->second.erase(c.room.str());
+          forget_remote_sub(id, c.room.str());
         } else if (auto proxy = proxy_for(node, id, nullptr)) {
           proxy->rooms.insert(c.room.str());
           link = std::move(proxy);
@@ -1053,8 +1065,8 @@ class cluster_actor : public caf::event_based_actor {
   // Sessions of this node that rooms of other nodes know, by link id.
   std::unordered_map<std::uint64_t, std::weak_ptr<client_link>> links_;
   std::uint64_t routed_ = 0;
-  // Rooms of each other node that this node's sessions joined: node -> link id -> rooms.
-  std::map<std::string, std::unordered_map<std::uint64_t, std::set<std::string>>> remote_subs_;
+  // Rooms owned elsewhere that this node's sessions joined: link id -> rooms.
+  std::unordered_map<std::uint64_t, std::set<std::string>> remote_subs_;
   // Requests sent to other nodes and not yet answered, by "link id" SP raw request id.
   struct awaiting {
     std::string node;

@@ -304,13 +304,27 @@ TEST_CASE("a killed node's rooms are unavailable until it restarts; then every a
   std::vector<std::int64_t> acked;
   for (int k = 0; k < 20; ++k) acked.push_back(writer.request(send_json(k, doomed, "t" + std::to_string(k)), k).num("seq"));
 
+  // A subscription that followed its room onto n3 is n3's too.
+  auto wanderer = c.room_on("n2", "wanderer-");
+  for (int k = 0; shard_of(wanderer, test_shards) == shard_of(safe, test_shards); ++k)
+    wanderer = c.room_on("n2", "wanderer-" + std::to_string(k) + "-");
+  ws_client follower(c.node(0).port());
+  follower.hello("follower");
+  CHECK(follower.request(R"({"op":"join","id":1,"room":")" + wanderer + "\"}", 1).str("op") == "joined");
+  auto moved = run_kaiwa({"move", std::to_string(shard_of(wanderer, test_shards)), "n3", "--admin",
+                          addr(c.node(0).admin_port())});
+  REQUIRE(moved.status == 0);
+
   CHECK(c.node(2).stop(SIGKILL) == 128 + SIGKILL);
-  // The watcher's subscription died with the node: it is told to resume.
+  // The watchers' subscriptions died with the node: they are told to resume.
   CHECK(watcher.close_code() == 4010);
+  CHECK(follower.close_code() == 4010);
   // Once its node is seen down the room answers unavailable; other nodes' rooms carry on.
   c.wait_member("n3", "down", 0);
   CHECK(writer.request(send_json(100, doomed, "lost?"), 100).str("code") == "unavailable");
-  CHECK(writer.request(send_json(200, safe, "still here"), 200).str("op") == "ack");
+  auto still = writer.request(send_json(200, safe, "still here"), 200);
+  INFO(still.json());
+  CHECK(still.str("op") == "ack");
 
   c.start(2);
   c.wait_settled(3);

@@ -14,6 +14,7 @@
 
 #include "core/json.hpp"
 #include "core/replies.hpp"
+#include "apps/web_assets.hpp"
 
 namespace kaiwa::app {
 
@@ -189,12 +190,16 @@ bool node::public_http(const net::http_request& r, const net::http_respond& resp
   if (path == "/readyz")
     return answer(respond, ready_ && rooms_->ready() ? text(200, "ready\n")
                                                      : text(503, "not ready\n"));
-  if (path == "/")
-    return answer(respond,
-                  {200, "text/html; charset=utf-8",
-                   "<!doctype html><title>kaiwa</title><p>kaiwa node " + cfg_.gateway.node_id +
-                       ": connect a WebSocket client to <code>/ws</code>.",
-                   "no-cache"});
+  if (auto* asset = find_web_asset(path)) {
+    // Revalidated on every use (no-cache) and answered 304 while unchanged: an upgraded node
+    // never serves a stale client, and an unchanged one costs a round trip, no bytes.
+    if (r.if_none_match == asset->etag)
+      return answer(respond, {304, std::string(asset->content_type), "", "no-cache",
+                              std::string(asset->etag)});
+    return answer(respond, {200, std::string(asset->content_type),
+                            r.method == "HEAD" ? "" : std::string(asset->body), "no-cache",
+                            std::string(asset->etag)});
+  }
   return false;
 }
 

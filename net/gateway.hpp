@@ -28,12 +28,14 @@ struct http_reply {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
   std::string cache_control;  // empty: none
+  std::string etag;           // empty: none
 };
 
 struct http_request {
   std::string method;         // "GET", "POST", ...
   std::string target;         // path and query, e.g. "/admin/v1/drain?grace=5"
   std::string authorization;  // the Authorization header, if any
+  std::string if_none_match;  // the If-None-Match header, if any
   std::string body;
 };
 

@@ -8,12 +8,16 @@ packages=(
   libcaf-dev librocksdb-dev libboost-dev libssl-dev
   libfmt-dev libsimdjson-dev libcli11-dev catch2
   python3 python3-websockets
+  chromium fonts-ipafont-gothic  # browser tests of the web client (and Japanese glyphs in them)
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+
+# The browser tests run on Node.js with npm; a machine that has no Node.js gets Debian's.
+command -v npm >/dev/null || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -56,7 +56,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (websocket_ && target == "/ws" && beast::websocket::is_upgrade(req)) return upgrade(req);
 
     http_request request{std::string(req.method_string()), target,
-                         std::string(req[http::field::authorization]), req.body()};
+                         std::string(req[http::field::authorization]),
+                         std::string(req[http::field::if_none_match]), req.body()};
     auto version = req.version();
     bool keep_alive = req.keep_alive();
     auto respond = [self = shared_from_this(), version, keep_alive](http_reply reply) {
@@ -67,7 +68,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     };
     if (!handler_(request, respond))
       write(make_response(version, keep_alive,
-                          http_reply{404, "text/plain; charset=utf-8", "not found\n", ""}));
+                          http_reply{404, "text/plain; charset=utf-8", "not found\n", "", ""}));
   }
 
   http::response<http::string_body> make_response(unsigned version, bool keep_alive,
@@ -79,6 +80,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     res.result(static_cast<http::status>(reply.status));
     res.set(http::field::content_type, reply.content_type);
     if (!reply.cache_control.empty()) res.set(http::field::cache_control, reply.cache_control);
+    if (!reply.etag.empty()) res.set(http::field::etag, reply.etag);
     res.body() = std::move(reply.body);
     res.prepare_payload();
     return res;

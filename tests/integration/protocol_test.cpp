@@ -330,7 +330,8 @@ TEST_CASE("the node serves health, readiness, a page, status and metrics over HT
   running_node n;
   CHECK(http_get(n.node.port(), "/healthz").first == 200);
   CHECK(http_get(n.node.port(), "/readyz").first == 200);
-  CHECK(http_get(n.node.port(), "/").second.find("/ws") != std::string::npos);
+  CHECK(http_get(n.node.port(), "/").second.find("<title>kaiwa</title>") != std::string::npos);
+  CHECK(http_get(n.node.port(), "/app.js").second.find("/ws") != std::string::npos);
   CHECK(http_get(n.node.port(), "/nope").first == 404);
   auto status = http_get(n.node.admin_port(), "/admin/v1/status");
   CHECK(status.first == 200);

@@ -60,6 +60,7 @@ function signIn(user, token) {
   client.addEventListener("receipt", (e) => onReceipt(e.detail));
   client.addEventListener("left", (e) => onLeft(e.detail));
   client.addEventListener("resume-failed", (e) => notice(e.detail.room, `could not resume: ${e.detail.message}`));
+  client.addEventListener("gap", (e) => fillGap(e.detail));
   client.connect();
   sessionStorage.setItem("kaiwa.signin", JSON.stringify({ user, token }));
 }
@@ -178,6 +179,18 @@ async function loadOlder(st) {
   else st.more = false;
 }
 
+/** Pages in the events a resume could not backfill (more than 1,000 were missed). */
+async function fillGap({ room, after, before }) {
+  const st = roomState(room);
+  while (after < before - 1) {
+    const reply = await ui.client.request("history", { room, after, before, limit: 200 });
+    for (const e of reply.events) apply(st, e);
+    if (!reply.events.length) break;
+    after = reply.events[reply.events.length - 1].seq;
+  }
+  if (room === ui.current) renderMessages(false);
+}
+
 function renderRooms() {
   const list = $("room-list");
   list.replaceChildren(
@@ -254,6 +267,8 @@ function onEvent(e) {
   if (e.room === ui.current && document.visibilityState === "visible") {
     renderMessages(false);
     markRead(st);
+    // The list is redrawn, not appended to: screen readers hear new messages from here.
+    if (isNewMessage) $("announce").textContent = `${e.from}: ${e.text}`;
   } else if (isNewMessage && e.seq > st.read) {
     st.unread += 1;
     renderRooms();

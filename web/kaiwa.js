@@ -9,7 +9,8 @@
 //   retried cid only once.
 //
 // Events (EventTarget): "state" {state, retryInMs}, "welcome" {user, node}, "event" (a room
-// event), "typing", "receipt", "left", "signedout" {reason}.
+// event), "typing", "receipt", "left", "signedout" {reason}, "gap" {room, after, before} (events
+// after..before were not backfilled: page them with history), "resume-failed" {room, code}.
 
 const MAX_BACKOFF_MS = 10_000;
 
@@ -69,6 +70,10 @@ export class KaiwaClient extends EventTarget {
     const since = this.joined.get(room);
     const reply = await this.request("join", since === undefined ? { room } : { room, since });
     if (!this.joined.has(room)) this.joined.set(room, reply.head);
+    // Away for more than 1,000 events: the node backfilled from gap_until on; the caller pages
+    // the rest in with history.
+    if (reply.gap_until)
+      this.dispatchEvent(new CustomEvent("gap", { detail: { room, after: since, before: reply.gap_until } }));
     return reply;
   }
 

@@ -4,7 +4,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,10 +16,11 @@ const dataDir = mkdtempSync(join(tmpdir(), "kaiwa-web-"));
 mkdirSync(output, { recursive: true });
 
 /** Starts a node; resolves with {proc, port} once it prints its ports. */
-function startNode(port = 0) {
+function startNode(port = 0, { dir = dataDir, secret } = {}) {
   return new Promise((resolve, reject) => {
     const proc = spawn(binary, [
-      "start", "--listen", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0", "--data-dir", dataDir,
+      "start", "--listen", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0", "--data-dir", dir,
+      ...(secret ? ["--secret", secret] : []),
     ]);
     let out = "";
     const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
@@ -234,4 +235,23 @@ test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit,
     assert.equal(await phone.locator("#sidebar").isVisible(), true);
     await shot(phone, "4-phone-rooms");
   });
+});
+
+test("a node with a secret takes tokens, and says why it refuses a bad one", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kaiwa-web-secret-"));
+  const secure = await startNode(0, { dir, secret: "s3cret" });
+  try {
+    const token = execFileSync(binary, ["token", "--user", "erin", "--secret", "s3cret"]).toString().trim();
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`http://127.0.0.1:${secure.port}/`);
+    await page.locator("#signin-token").fill("v1.bad.token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("#signin-error", { hasText: /token/i }).waitFor();
+    await page.locator("#signin-token").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("#whoami", { hasText: "erin" }).waitFor();
+  } finally {
+    await stopNode(secure);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

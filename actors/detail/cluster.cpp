@@ -175,8 +175,17 @@ class cluster_actor : public caf::event_based_actor {
         },
         [this](rended_atom, std::uint64_t id, std::string& room) {
           forget_remote_sub(id, room);
-          if (auto link = local_link(id))
-            link->post([link, room = room_id{room}] { link->subscription_ended(room); });
+          auto link = local_link(id);
+          if (!link) return;
+          link->post([link, r = room_id{room}] { link->subscription_ended(r); });
+          // The session won't say `disconnect` for this room when it closes: say it now, so the
+          // owner drops its stand-in's interest in the room.
+          command c;
+          c.op = room_op::disconnect;
+          c.room = room_id{std::move(room)};
+          c.link = std::move(link);
+          env_.command_queued();
+          route(std::move(c));
         },
         [this](handoff_atom, shard_t s, std::string& to) { return handoff(s, to); },
         [this](ingest_atom, shard_t s, std::vector<std::string>& names,

@@ -197,6 +197,19 @@ TEST_CASE("clients on three nodes chat in one room: every one sees every event o
     CHECK(next == per_client);
   }
 
+  // A kick reaches a session on another node than the room's and the kicker's.
+  auto club = c.room_on("n3", "club-");
+  CHECK(clients[0]->request(R"({"op":"create","id":300,"room":")" + club +
+                                R"(","private":true,"members":["user1"]})",
+                            300).str("op") == "created");
+  CHECK(clients[1]->request(R"({"op":"join","id":301,"room":")" + club + "\"}", 301).str("op") ==
+        "joined");
+  CHECK(clients[0]->request(R"({"op":"kick","id":302,"room":")" + club + R"(","user":"user1"})",
+                            302).str("op") == "ack");
+  auto left = clients[1]->next_where([](const message& m) { return m.str("op") == "left"; });
+  CHECK(left.str("reason") == "kicked");
+  CHECK(clients[1]->request(send_json(303, club, "let me in"), 303).str("code") == "forbidden");
+
   // The admin CLI shows the members and the map through any node.
   auto members = run_kaiwa({"cluster", "--admin", addr(c.node(2).admin_port())});
   CHECK(members.status == 0);

@@ -317,6 +317,7 @@ class cluster_actor : public caf::event_based_actor {
     auto id = it->second;
     peer_of_.erase(it);
     auto& p = peers_[id];
+    if (p.actor && p.actor.address() != dm.source) return;  // an old connection; a newer is up
     p.actor = nullptr;
     count_members_up();
     log(log_level::warn, "cluster_member_down", {{"node", id}, {"reason", to_string(dm.reason)}});

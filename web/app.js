@@ -296,16 +296,21 @@ function notice(room, text) {
   if (room === ui.current) $("room-error").textContent = text;
 }
 
+/** Marks what is shown as read: at once, then at most once a second while messages stream in. */
 function markRead(st) {
-  const latest = [...st.messages.keys()].reduce((a, b) => Math.max(a, b), 0);
-  if (latest > st.read) {
-    st.read = latest;
-    ui.client.request("read", { room: st.name, seq: latest }).catch(() => {});
-  }
   if (st.unread) {
     st.unread = 0;
     renderRooms();
   }
+  if (st.readTimer) return;
+  const latest = Math.max(0, ...st.messages.keys());
+  if (latest <= st.read) return;
+  st.read = latest;
+  ui.client.request("read", { room: st.name, seq: latest }).catch(() => {});
+  st.readTimer = setTimeout(() => {
+    st.readTimer = null;
+    if (st.name === ui.current && document.visibilityState === "visible") markRead(st);
+  }, 1000);
 }
 
 async function pollPresence() {

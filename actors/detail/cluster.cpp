@@ -7,9 +7,10 @@
 // - A handover stops the shard's rooms (each finishes its in-flight commit) before their data
 //   is exported, and the new owner serves them only once the coordinator's next map names it:
 //   between the two, the rooms answer `unavailable` on both nodes.
-// - The coordinator runs one move at a time and sends no map while a move is under way, so a
-//   node handing a shard away never sees a map that would give the shard back to it
-//   mid-handover, except from a coordinator that restarted (its map is then the truth).
+// - Maps sent while other moves are under way still name the old owner of a shard being
+//   handed over: the old owner keeps such a shard `releasing` (its handover entry says so)
+//   until a map names the new owner, and the new owner keeps the subscribers it received until
+//   a map names it. Only a coordinator that restarted voids a handover (its map is the truth).
 
 #include <caf/io/middleman.hpp>
 
@@ -50,6 +51,11 @@ using redial_atom = caf::atom_constant<caf::atom("redial")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
 
 constexpr auto move_timeout = std::chrono::seconds(120);
+// Moves the coordinator runs at once (each of a different shard): a drain or a join moves
+// hundreds of shards, each a few milliseconds of stopping, exporting, ingesting and publishing.
+// Two halve a drain's time for 2-3 ms more pause per room; four pause each room ~10 ms more
+// (docs/benchmarks.md).
+constexpr std::size_t concurrent_moves = 2;
 const std::string map_setting = "cluster.map";
 
 /// Work that blocks on disk (shard export and ingest), run on a thread of its own so the
@@ -364,8 +370,10 @@ class cluster_actor : public caf::event_based_actor {
     });
     if (id == map_.coordinator)
       for (auto& [_, h] : handoffs_) h.stale = true;  // its next map is the truth
-    if (coordinating() && current_move_ && (current_move_->from == id || current_move_->to == id))
-      log(log_level::warn, "cluster_move_peer_down", {{"shard", current_move_->shard}});
+    if (coordinating())
+      for (auto& [shard, mv] : moving_)
+        if (mv.from == id || mv.to == id)
+          log(log_level::warn, "cluster_move_peer_down", {{"shard", std::uint64_t{shard}}});
     redial_later(p.address);
   }
 
@@ -397,7 +405,7 @@ class cluster_actor : public caf::event_based_actor {
         adopt(s);
         env_.set_status(s, shard_status::owned);
       } else {
-        adoptions_.erase(s);
+        // adoptions_[s] stays: a map sent for another move may still name the old owner.
         if (h != handoffs_.end()) {  // handed over: the new owner has the data
           handoffs_.erase(h);
           env_.set_status(s, shard_status::elsewhere);
@@ -426,11 +434,6 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   void broadcast() {
-    if (current_move_) {  // see the invariants at the top
-      broadcast_pending_ = true;
-      return;
-    }
-    broadcast_pending_ = false;
     auto blob = map_.encode();
     for (auto& [_, p] : peers_)
       if (p.actor) send(p.actor, state_atom::value, blob);
@@ -777,8 +780,13 @@ class cluster_actor : public caf::event_based_actor {
 
   struct queued_move {
     shard_move move;
-    std::optional<caf::typed_response_promise<std::string>> reply;  // who waits for it
-    std::string drained;  // when set, this move completes a drain of that node
+    std::optional<caf::typed_response_promise<std::string>> reply;  // an operator's `kaiwa move`
+  };
+
+  /// Who waits for a planned batch of moves to end: a drain (and the node it empties).
+  struct plan_waiter {
+    std::optional<caf::typed_response_promise<std::string>> reply;
+    std::string drained;
   };
 
   caf::actor actor_of(const std::string& node) {
@@ -801,27 +809,25 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   /// Plans moves that even out the shards over the members that are up and not draining.
-  /// The last move of the plan answers `reply` and finishes a drain of `drained`. False when
-  /// there was nothing to move.
-  bool rebalance(std::optional<caf::typed_response_promise<std::string>> reply,
+  /// `reply` is answered, and a drain of `drained` finished, when every move has ended.
+  void rebalance(std::optional<caf::typed_response_promise<std::string>> reply,
                  std::string drained = {}) {
     // Shards of members that are down stay with them (nothing to hand over without them).
     auto plan = plan_rebalance(map_, balanced_nodes());
     std::erase_if(plan, [&](auto& mv) { return !actor_of(mv.from); });
-    for (auto& q : queue_)  // already queued moves are not planned twice
-      std::erase_if(plan, [&](auto& mv) { return mv.shard == q.move.shard; });
-    if (plan.empty()) {
-      if (!drained.empty()) finish_drain(drained);
-      if (reply) reply->deliver(std::string());
-      return false;
-    }
+    // Moves queued or under way are not planned twice.
+    std::erase_if(plan, [&](auto& mv) {
+      return moving_.contains(mv.shard) || std::any_of(queue_.begin(), queue_.end(), [&](auto& q) {
+               return q.move.shard == mv.shard;
+             });
+    });
+    if (reply || !drained.empty()) plan_waiters_.push_back({std::move(reply), std::move(drained)});
+    if (plan.empty() && moving_.empty() && queue_.empty()) return end_batch();
+    if (plan.empty()) return;  // the waiter is answered when the moves under way end
     log(log_level::info, "cluster_rebalance", {{"moves", std::uint64_t{plan.size()}}});
     batch_planned_ = true;
-    for (auto& mv : plan) queue_.push_back({std::move(mv), std::nullopt, {}});
-    queue_.back().reply = std::move(reply);
-    queue_.back().drained = std::move(drained);
+    for (auto& mv : plan) queue_.push_back({std::move(mv), std::nullopt});
     run_queue();
-    return true;
   }
 
   caf::typed_response_promise<std::string> enqueue_move(shard_t s, const std::string& to) {
@@ -835,7 +841,7 @@ class cluster_actor : public caf::event_based_actor {
     } else if (map_.owner(s) == to) {
       rp.deliver(std::string());
     } else {
-      queue_.push_back({{s, map_.owner(s), to}, rp, {}});
+      queue_.push_back({{s, map_.owner(s), to}, rp});
       run_queue();
     }
     return rp;
@@ -871,22 +877,26 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   void run_queue() {
-    if (current_move_) return;
-    while (!queue_.empty()) {
+    for (std::size_t n = queue_.size(); n > 0 && moving_.size() < concurrent_moves; --n) {
       auto q = std::move(queue_.front());
       queue_.pop_front();
       auto& mv = q.move;
+      if (moving_.contains(mv.shard)) {  // an operator's move of a shard already moving: later
+        queue_.push_back(std::move(q));
+        continue;
+      }
       mv.from = map_.owner(mv.shard);
       if (mv.from == mv.to) {
-        complete(q, {});
+        if (q.reply) q.reply->deliver(std::string());
         continue;
       }
       auto from = actor_of(mv.from);
       if (!from || !actor_of(mv.to)) {
-        complete(q, "node " + (from ? mv.to : mv.from) + " is down");
+        batch_failed_ += 1;
+        if (q.reply) q.reply->deliver("node " + (from ? mv.to : mv.from) + " is down");
         continue;
       }
-      current_move_ = mv;
+      moving_[mv.shard] = mv;
       auto started = std::chrono::steady_clock::now();
       if (batch_moves_++ == 0) batch_started_ = started;
       request(from, move_timeout, handoff_atom::value, mv.shard, mv.to)
@@ -897,29 +907,41 @@ class cluster_actor : public caf::event_based_actor {
               [this, q, started](caf::error& e) mutable {
                 finish_move(std::move(q), "handover failed: " + to_string(e), started);
               });
-      return;
     }
+    if (!moving_.empty() || !queue_.empty()) return;
     // Members that joined while a plan ran were planned around it: even out again. (Not after
     // an operator's `kaiwa move`: evening out would undo it.)
-    if (batch_planned_ && batch_failed_ == 0 && rebalance({})) return;
-    if (batch_moves_ > 0) {
+    if (batch_planned_ && batch_failed_ == 0)
+      rebalance({});  // ends the batch when there is nothing more to move
+    else
+      end_batch();
+  }
+
+  /// Every move has ended: answers who waited for the plan and finishes drains.
+  void end_batch() {
+    if (batch_moves_ > 0)
       log(log_level::info, "cluster_moves_finished",
           {{"moves", batch_moves_},
-           {"done", moves_done_},
-           {"failed", moves_failed_},
+           {"failed", batch_failed_},
+           {"done_total", moves_done_},
            {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                              batch_started_)
                       .count()}});
-      batch_moves_ = 0;
-      batch_failed_ = 0;
-      batch_planned_ = false;
+    std::string err = batch_failed_ ? std::to_string(batch_failed_) + " moves failed (see the "
+                                                                       "coordinator's log)"
+                                    : std::string();
+    for (auto& w : std::exchange(plan_waiters_, {})) {
+      if (!w.drained.empty() && err.empty()) finish_drain(w.drained);
+      if (w.reply) w.reply->deliver(err);
     }
-    if (broadcast_pending_) broadcast();
+    batch_moves_ = 0;
+    batch_failed_ = 0;
+    batch_planned_ = false;
   }
 
   void finish_move(queued_move q, std::string err, std::chrono::steady_clock::time_point started) {
-    current_move_.reset();
     auto& mv = q.move;
+    moving_.erase(mv.shard);
     if (err.empty()) {
       auto next = map_;
       next.assign(mv.shard, mv.to);
@@ -941,13 +963,8 @@ class cluster_actor : public caf::event_based_actor {
           {{"shard", static_cast<std::uint64_t>(mv.shard)}, {"to", mv.to}, {"error", err}});
     }
     broadcast();
-    complete(q, std::move(err));
-    run_queue();
-  }
-
-  void complete(queued_move& q, std::string err) {
-    if (!q.drained.empty() && err.empty()) finish_drain(q.drained);
     if (q.reply) q.reply->deliver(std::move(err));
+    run_queue();
   }
 
   // -- admin ----------------------------------------------------------------------------------
@@ -1010,7 +1027,7 @@ class cluster_actor : public caf::event_based_actor {
           .field("coordinator", map_.coordinator)
           .field("epoch", map_.epoch())
           .field("shards", std::uint64_t{env_.shards})
-          .field("moving", current_move_.has_value())
+          .field("moving", !moving_.empty())
           .field("moves_done", moves_done_)
           .field("moves_failed", moves_failed_)
           .field("moves_queued", std::uint64_t{queue_.size()});
@@ -1092,9 +1109,9 @@ class cluster_actor : public caf::event_based_actor {
   std::map<shard_t, handoff_state> handoffs_;  // shards this node is handing away
   std::map<shard_t, std::string> adoptions_;   // subscribers of shards ingested here
 
-  std::deque<queued_move> queue_;  // coordinator: moves to run, one at a time
-  std::optional<shard_move> current_move_;
-  bool broadcast_pending_ = false;
+  std::deque<queued_move> queue_;  // coordinator: moves to run, concurrent_moves at a time
+  std::map<shard_t, shard_move> moving_;  // coordinator: moves under way
+  std::vector<plan_waiter> plan_waiters_;
   std::uint64_t batch_moves_ = 0;  // moves since the queue was last empty
   std::uint64_t batch_failed_ = 0;
   bool batch_planned_ = false;  // the batch includes moves planned by a rebalance

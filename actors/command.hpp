@@ -45,19 +45,19 @@ struct command {
   std::string id;                     // the request's id as raw JSON; empty when none
   std::shared_ptr<client_link> link;  // where replies go
 
-  std::string text;                  // send, edit
-  std::string cid;                   // send
-  std::string topic;                 // create
-  std::vector<std::string> members;  // create
-  bool is_private = false;           // create
-  user_id target;                    // invite, kick
-  seq_t ref = 0;                     // edit, delete
-  seq_t seq = 0;                     // read
-  std::optional<seq_t> since;        // join
-  std::optional<seq_t> before;       // history
-  std::optional<seq_t> after;        // history
-  std::uint32_t limit = 50;          // history
-  std::vector<room_subscriber> adopted;   // adopt
+  std::string text;                      // send, edit
+  std::string cid;                       // send
+  std::string topic;                     // create
+  std::vector<std::string> members;      // create
+  bool is_private = false;               // create
+  user_id target;                        // invite, kick
+  seq_t ref = 0;                         // edit, delete
+  seq_t seq = 0;                         // read
+  std::optional<seq_t> since;            // join
+  std::optional<seq_t> before;           // history
+  std::optional<seq_t> after;            // history
+  std::uint32_t limit = 50;              // history
+  std::vector<room_subscriber> adopted;  // adopt
   bool was_active = true;  // set by the registry: false if this command activated the room
 };
 

@@ -68,8 +68,8 @@ std::optional<std::string> rooms::start() {
   impl_->cluster = detail::spawn_cluster(*impl_->sys, impl_->env, impl_->registries);
   auto port = impl_->sys->middleman().publish(impl_->cluster, cc.port, cc.host.c_str(), true);
   if (!port) {
-    auto msg = "can't listen for the cluster on " + cc.host + ":" + std::to_string(cc.port) +
-               ": " + impl_->sys->render(port.error());
+    auto msg = "can't listen for the cluster on " + cc.host + ":" + std::to_string(cc.port) + ": " +
+               impl_->sys->render(port.error());
     stop();
     return msg;
   }

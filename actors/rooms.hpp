@@ -82,11 +82,11 @@ struct rooms_stats {
   std::uint64_t commands_queued = 0;  // dispatched, not yet taken up by their room
   std::uint64_t commands_queued_high_water = 0;  // the most ever queued at once
   // Cluster (zero when not clustered).
-  std::uint64_t shards_owned = 0;     // shards this node serves
-  std::uint64_t members_up = 0;       // members this node is connected to, itself included
-  std::uint64_t map_epoch = 0;        // epoch of this node's shard map
-  std::uint64_t shards_handed_over = 0;  // moves out of this node that completed
-  std::uint64_t shards_taken_over = 0;   // shards ingested from other nodes
+  std::uint64_t shards_owned = 0;              // shards this node serves
+  std::uint64_t members_up = 0;                // members this node is connected to, itself included
+  std::uint64_t map_epoch = 0;                 // epoch of this node's shard map
+  std::uint64_t shards_handed_over = 0;        // moves out of this node that completed
+  std::uint64_t shards_taken_over = 0;         // shards ingested from other nodes
   std::uint64_t remote_commands_sent = 0;      // commands routed to other nodes
   std::uint64_t remote_commands_received = 0;  // commands from other nodes' sessions
 };

@@ -22,8 +22,8 @@ std::uint32_t shard_map::count(std::string_view node) const {
 // member, then "owners N" and one line of N owners separated by spaces, runs compressed as
 // "ID*COUNT".
 std::string shard_map::encode() const {
-  std::string out = "kaiwa-shard-map 1\nepoch " + std::to_string(epoch_) + "\ncoordinator " +
-                    coordinator + "\n";
+  std::string out =
+      "kaiwa-shard-map 1\nepoch " + std::to_string(epoch_) + "\ncoordinator " + coordinator + "\n";
   for (auto& m : members)
     out += "member " + m.id + " " + m.address + " " + (m.draining ? "1" : "0") + "\n";
   out += "owners " + std::to_string(owners_.size()) + "\n";

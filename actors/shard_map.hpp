@@ -17,7 +17,7 @@ namespace kaiwa {
 
 struct cluster_member {
   std::string id;
-  std::string address;  // host:port of its cluster listener
+  std::string address;    // host:port of its cluster listener
   bool draining = false;  // being emptied: gets no shards
 
   friend bool operator==(const cluster_member&, const cluster_member&) = default;

@@ -78,13 +78,12 @@ int run_node(app::node_config cfg) {
       g.admin.host, n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async", fds,
       g.secret.empty() ? "  (dev mode: hello with any user name)" : "");
   if (cfg.rooms.cluster)
-    fmt::print("cluster member {} at {}:{}{}\n", g.node_id, cfg.rooms.cluster->host,
-               n.cluster_port(),
-               cfg.rooms.cluster->join.empty() ? " (coordinator of a new cluster, or as before)"
-                                                : "");
+    fmt::print(
+        "cluster member {} at {}:{}{}\n", g.node_id, cfg.rooms.cluster->host, n.cluster_port(),
+        cfg.rooms.cluster->join.empty() ? " (coordinator of a new cluster, or as before)" : "");
   // A line for scripts and tests that start nodes on port 0.
-  fmt::print("listening public={}:{} admin={}:{}{}\n", g.listen.host, n.public_port(),
-             g.admin.host, n.admin_port(),
+  fmt::print("listening public={}:{} admin={}:{}{}\n", g.listen.host, n.public_port(), g.admin.host,
+             n.admin_port(),
              cfg.rooms.cluster
                  ? fmt::format(" cluster={}:{}", cfg.rooms.cluster->host, n.cluster_port())
                  : "");
@@ -130,8 +129,9 @@ int main(int argc, char** argv) {
                     "Cluster listener ADDR:PORT; makes this node a cluster member");
   start->add_option("--join", join,
                     "HOST:PORT[,...] of members to join (none: start a new cluster)");
-  start->add_option("--shards", cfg.journal.shards,
-                    "Virtual shards; fixed when the data dir is created")
+  start
+      ->add_option("--shards", cfg.journal.shards,
+                   "Virtual shards; fixed when the data dir is created")
       ->check(CLI::Range(1u, max_shards))
       ->capture_default_str();
   double failure_timeout_s = 5;
@@ -225,7 +225,8 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("--join", "a member needs its own --cluster ADDR:PORT");
     if (!cluster.empty()) {
       net::endpoint ep;
-      if (!parse_endpoint(cluster, ep)) throw CLI::ValidationError("--cluster", "expected ADDR:PORT");
+      if (!parse_endpoint(cluster, ep))
+        throw CLI::ValidationError("--cluster", "expected ADDR:PORT");
       cluster_config cc;
       cc.node_id = cfg.gateway.node_id;
       cc.host = ep.host;
@@ -322,7 +323,8 @@ int main(int argc, char** argv) {
       "Empty a node: in a cluster, move its shards to the others first; then stop accepting "
       "clients and close them with 4010");
   admin_opts(drain_cmd, true);
-  drain_cmd->add_option("node", drain_node, "The cluster member to drain (default: the node asked)");
+  drain_cmd->add_option("node", drain_node,
+                        "The cluster member to drain (default: the node asked)");
   drain_cmd->add_option("--grace", drain_grace, "Seconds before sessions are closed")
       ->capture_default_str();
   drain_cmd->callback([&] {

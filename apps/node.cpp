@@ -12,9 +12,9 @@
 #include <tuple>
 #include <utility>
 
+#include "apps/web_assets.hpp"
 #include "core/json.hpp"
 #include "core/replies.hpp"
-#include "apps/web_assets.hpp"
 
 namespace kaiwa::app {
 
@@ -188,8 +188,8 @@ bool node::public_http(const net::http_request& r, const net::http_respond& resp
     return answer(respond, text(405, "method not allowed\n"));
   if (path == "/healthz") return answer(respond, text(200, "ok\n"));
   if (path == "/readyz")
-    return answer(respond, ready_ && rooms_->ready() ? text(200, "ready\n")
-                                                     : text(503, "not ready\n"));
+    return answer(respond,
+                  ready_ && rooms_->ready() ? text(200, "ready\n") : text(503, "not ready\n"));
   if (auto* asset = find_web_asset(path)) {
     // Revalidated on every use (no-cache) and answered 304 while unchanged: an upgraded node
     // never serves a stale client, and an unchanged one costs a round trip, no bytes.
@@ -425,8 +425,8 @@ std::string node::metrics_text() const {
          j.commits);
   if (cfg_.rooms.cluster) {
     metric("kaiwa_cluster_shards_owned", "gauge", "Shards this node serves.", r.shards_owned);
-    metric("kaiwa_cluster_members_up", "gauge", "Members this node is connected to, itself included.",
-           r.members_up);
+    metric("kaiwa_cluster_members_up", "gauge",
+           "Members this node is connected to, itself included.", r.members_up);
     metric("kaiwa_cluster_map_epoch", "gauge", "Epoch of this node's shard map.", r.map_epoch);
     metric("kaiwa_cluster_shards_handed_over_total", "counter",
            "Shards this node handed to another (moves out).", r.shards_handed_over);

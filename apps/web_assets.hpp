@@ -10,7 +10,7 @@ struct web_asset {
   std::string_view path;          // "/index.html", "/app.js", ...
   std::string_view content_type;  // with charset for text
   std::string_view body;
-  std::string_view etag;          // quoted SHA-1 of the body
+  std::string_view etag;  // quoted SHA-1 of the body
 };
 
 /// The asset served at `path` ("/" is "/index.html"); nullptr when there is none.

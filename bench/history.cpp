@@ -168,8 +168,9 @@ class history : public connection_events {
                                                                std::chrono::milliseconds(50));
       timer->async_wait([this, &c, &w, timer](boost::system::error_code ec) {
         if (ec) return;
-        c.send(fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})",
-                           c.index(), w.next++));
+        c.send(
+            fmt::format(R"({{"op":"send","id":1,"room":"history-{}","text":"history filler {}"}})",
+                        c.index(), w.next++));
       });
       return;
     }

@@ -252,8 +252,8 @@ class pubsub : public connection_events {
   }
 
   void retry_later(member& m, std::uint64_t id) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(
-        r_.ioc(m.conn->index() % r_.threads()), std::chrono::milliseconds(20));
+    auto timer = std::make_shared<boost::asio::steady_timer>(r_.ioc(m.conn->index() % r_.threads()),
+                                                             std::chrono::milliseconds(20));
     timer->async_wait([this, &m, id, timer](boost::system::error_code ec) {
       if (!ec && m.conn) send_message(m, id);
     });

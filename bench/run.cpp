@@ -130,8 +130,8 @@ std::string runner::local_addr(std::size_t i) const {
 std::shared_ptr<connection> runner::connect(std::size_t i, std::string user,
                                             connection_events& events) {
   auto t = i % threads();
-  auto c = std::make_shared<connection>(*iocs_[t], opts_.servers[i % opts_.servers.size()], local_addr(i), std::move(user),
-                                        events, i);
+  auto c = std::make_shared<connection>(*iocs_[t], opts_.servers[i % opts_.servers.size()],
+                                        local_addr(i), std::move(user), events, i);
   post(t, [c] { c->start(); });
   return c;
 }

@@ -150,8 +150,7 @@ void write_set::put_meta(const room_id& room, std::string_view m) {
 
 void write_set::put_dedupe(const room_id& room, const user_id& user, std::string_view cid,
                            seq_t seq) {
-  ops_.push_back(
-      {dedupe, dedupe_key(room, user, cid), be64(seq), shard_bytes, room.str().size()});
+  ops_.push_back({dedupe, dedupe_key(room, user, cid), be64(seq), shard_bytes, room.str().size()});
 }
 
 void write_set::put_marker(const user_id& user, const room_id& room, seq_t seq) {
@@ -412,7 +411,8 @@ result<std::vector<std::string>> journal::events_after(const room_id& room, seq_
   auto prefix = impl_->keyed(room_prefix(room), room);
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(events)));
-  for (it->Seek(impl_->keyed(event_key(room, after + 1), room)); it->Valid() && out.size() < limit; it->Next()) {
+  for (it->Seek(impl_->keyed(event_key(room, after + 1), room)); it->Valid() && out.size() < limit;
+       it->Next()) {
     if (!it->key().starts_with(prefix)) break;
     out.emplace_back(it->value().ToStringView());
   }
@@ -423,7 +423,7 @@ result<std::vector<std::string>> journal::events_after(const room_id& room, seq_
 result<std::optional<std::string>> journal::event(const room_id& room, seq_t seq) const {
   std::string v;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(events),
-                                impl_->keyed(event_key(room, seq), room), &v);
+                          impl_->keyed(event_key(room, seq), room), &v);
   if (s.IsNotFound()) return std::optional<std::string>{};
   if (!s.ok()) return to_error(s);
   return std::optional<std::string>{std::move(v)};
@@ -442,7 +442,7 @@ result<seq_t> journal::last_seq(const room_id& room) const {
 result<std::optional<std::string>> journal::snapshot(const room_id& room) const {
   std::string v;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(snapshots),
-                                impl_->keyed(room_key(room), room), &v);
+                          impl_->keyed(room_key(room), room), &v);
   if (s.IsNotFound()) return std::optional<std::string>{};
   if (!s.ok()) return to_error(s);
   return std::optional<std::string>{std::move(v)};
@@ -608,8 +608,6 @@ void journal::render_metrics(std::string& out) const {
                               "Latency of a group commit's RocksDB write, WAL sync included.");
 }
 
-journal_stats journal::stats() const {
-  return {impl_->commits.load(), impl_->write_sets.load()};
-}
+journal_stats journal::stats() const { return {impl_->commits.load(), impl_->write_sets.load()}; }
 
 }  // namespace kaiwa::storage

@@ -60,8 +60,8 @@ class write_set {
 
 /// Counters the writer keeps; read them from any thread.
 struct journal_stats {
-  std::uint64_t commits = 0;      // RocksDB writes (each one WAL sync when sync)
-  std::uint64_t write_sets = 0;   // write_sets committed
+  std::uint64_t commits = 0;     // RocksDB writes (each one WAL sync when sync)
+  std::uint64_t write_sets = 0;  // write_sets committed
 };
 
 class journal {
@@ -132,8 +132,7 @@ class journal {
   /// Deletes every record of `shard`.
   status drop_shard(shard_t shard);
   /// Records of `shard`, counted by scanning up to `limit`.
-  result<std::uint64_t> count_shard(shard_t shard,
-                                    std::uint64_t limit = ~std::uint64_t{0}) const;
+  result<std::uint64_t> count_shard(shard_t shard, std::uint64_t limit = ~std::uint64_t{0}) const;
 
   /// Small durable settings of the node (the cluster's shard map, its members), written with
   /// a WAL sync.

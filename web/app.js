@@ -29,10 +29,8 @@ function roomState(name) {
       read: 0, // this user's read marker
       unread: 0,
       topic: "",
-      owner: null,
       receipts: new Map(), // user -> seq
       typing: new Map(), // user -> expiry ms
-      online: [],
     });
   return ui.rooms.get(name);
 }
@@ -133,9 +131,13 @@ async function openRoom(name, show) {
       st.head = Math.max(st.head, reply.head);
       if (st.oldest === null) await loadOlder(st);
     } catch (e) {
-      ui.rooms.delete(name);
-      saveRooms();
-      renderRooms();
+      // A room this user may not join leaves the list; one that is only out of reach now (the
+      // connection dropped, its node is moving it) stays, and the reconnect resumes it.
+      if (["forbidden", "not_found", "bad_request"].includes(e.code)) {
+        ui.rooms.delete(name);
+        saveRooms();
+        renderRooms();
+      }
       if (show) $("room-error").textContent = `${name}: ${e.message}`;
       return;
     }
@@ -157,7 +159,7 @@ async function refreshCurrent() {
   $("room-title").textContent = st.name;
   $("room-topic").textContent = st.topic;
   $("composer").hidden = false;
-  $("invite").hidden = st.owner !== ui.me;
+  $("invite").hidden = false; // the room says whether this user may invite
   $("room-error").textContent = "";
   renderMessages(true);
   markRead(st);
@@ -242,7 +244,6 @@ function apply(st, e) {
     }
     case "created":
       st.topic = e.topic || "";
-      st.owner = e.from;
       st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} created the room` });
       return false;
     case "topic":

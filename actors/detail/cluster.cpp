@@ -111,8 +111,7 @@ class remote_link final : public client_link {
   }
   void subscription_lost(const room_id&) override {}
   void push_to_lane(std::shared_ptr<const link_group> group,
-                    std::shared_ptr<const frame_list> frames,
-                    const client_link* exclude) override {
+                    std::shared_ptr<const frame_list> frames, const client_link* exclude) override {
     wire_writer ids;
     for (auto& link : *group)
       if (link.get() != exclude) ids.u64(static_cast<const remote_link&>(*link).remote_id_);
@@ -158,7 +157,8 @@ class cluster_actor : public caf::event_based_actor {
     return {
         [this](start_atom, std::string& address) { start(std::move(address)); },
         [this](redial_atom, std::string& address) { dial(address); },
-        [this](hello_atom, std::string& id, std::string& address) -> caf::result<std::string, std::string> {
+        [this](hello_atom, std::string& id,
+               std::string& address) -> caf::result<std::string, std::string> {
           peer_up(id, address, caf::actor_cast<caf::actor>(current_sender()));
           // The map tells a new node who the members and the coordinator are.
           return {self_, map_.shards() ? map_.encode() : std::string()};
@@ -209,7 +209,8 @@ class cluster_actor : public caf::event_based_actor {
         [this](members_atom) {
           auto rp = make_response_promise<std::string>();
           members_json(std::make_shared<admin_query>(
-              cluster_request{}, [rp](int, std::string body) mutable { rp.deliver(std::move(body)); }));
+              cluster_request{},
+              [rp](int, std::string body) mutable { rp.deliver(std::move(body)); }));
           return rp;
         },
         [this](admin_atom, std::shared_ptr<admin_query>& q) { on_admin(std::move(q)); },
@@ -221,7 +222,7 @@ class cluster_actor : public caf::event_based_actor {
 
   struct peer {
     std::string address;
-    caf::actor actor;  // null while down
+    caf::actor actor;                                       // null while down
     std::shared_ptr<char> lane = std::make_shared<char>();  // groups its sessions in rooms
   };
 
@@ -270,7 +271,7 @@ class cluster_actor : public caf::event_based_actor {
                         if (auto m = shard_map::decode(map); m && m->epoch() > map_.epoch())
                           apply(std::move(*m));
                       },
-                        [this, address](caf::error&) { redial_later(address); });
+                      [this, address](caf::error&) { redial_later(address); });
             },
             [this, address](caf::error&) { redial_later(address); });
   }
@@ -299,8 +300,8 @@ class cluster_actor : public caf::event_based_actor {
 
   /// Coordinator: makes `id` a member (or updates its address) and plans shards onto it.
   void admit(const std::string& id, const std::string& address) {
-    auto m = std::find_if(map_.members.begin(), map_.members.end(),
-                          [&](auto& x) { return x.id == id; });
+    auto m =
+        std::find_if(map_.members.begin(), map_.members.end(), [&](auto& x) { return x.id == id; });
     // A member that comes back after a drain (restarted after maintenance) takes shards again.
     if (m != map_.members.end() && m->address == address && (!m->draining || id == self_)) return;
     auto next = map_;
@@ -363,9 +364,9 @@ class cluster_actor : public caf::event_based_actor {
       auto space = key.find(' ');
       for (std::uint32_t k = 0; k < a.count; ++k)
         a.link->send(error_frame(key.substr(space + 1), errc::timeout,
-                               "the room's node " + id +
-                                   " went down before answering: the request may or may not "
-                                   "have been applied"));
+                                 "the room's node " + id +
+                                     " went down before answering: the request may or may not "
+                                     "have been applied"));
       return true;
     });
     if (id == map_.coordinator)
@@ -410,7 +411,8 @@ class cluster_actor : public caf::event_based_actor {
           handoffs_.erase(h);
           env_.set_status(s, shard_status::elsewhere);
           if (auto st2 = env_.journal.drop_shard(s); !st2.ok())
-            log(log_level::error, "cluster_drop_failed", {{"shard", i}, {"error", st2.err().message}});
+            log(log_level::error, "cluster_drop_failed",
+                {{"shard", i}, {"error", st2.err().message}});
         } else if (st != shard_status::elsewhere) {
           env_.set_status(s, shard_status::elsewhere);
           log(log_level::warn, "cluster_shard_lost_without_handover",
@@ -630,53 +632,56 @@ class cluster_actor : public caf::event_based_actor {
     auto files = std::make_shared<std::pair<std::vector<std::string>, std::vector<std::string>>>();
     auto records = std::make_shared<std::uint64_t>(0);
     auto* journal = &env_.journal;
-    run_blocking([=]() -> std::string {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-      auto out = journal->export_shard(s, dir);
-      if (!out) return out.err().message;
-      *records = out->records;
-      for (auto& path : out->paths) {
-        std::ifstream in(path, std::ios::binary);
-        std::ostringstream buf;
-        buf << in.rdbuf();
-        files->first.push_back(std::filesystem::path(path).filename().string());
-        files->second.push_back(std::move(buf).str());
-      }
-      std::filesystem::remove_all(dir, ec);
-      return {};
-    }, [=, this, blob = subs.take()](std::string err) mutable {
-      auto p = peers_.find(to);
-      if (err.empty() && (p == peers_.end() || !p->second.actor)) err = "node " + to + " went away";
-      if (!err.empty()) {
-        restore(s);
-        rp.deliver(std::move(err));
-        return;
-      }
-      request(p->second.actor, move_timeout, ingest_atom::value, s, std::move(files->first),
-              std::move(files->second), std::move(blob))
-          .then(
-              [=, this](std::string& err2) mutable {
-                if (!err2.empty()) {
-                  restore(s);
-                  rp.deliver(std::move(err2));
-        return;
-                }
-                env_.shards_handed_over += 1;
-                log(log_level::debug, "cluster_shard_handed_over",
-                    {{"shard", static_cast<std::uint64_t>(s)},
-                     {"to", to},
-                     {"records", *records},
-                     {"ms", std::chrono::duration<double, std::milli>(
-                                std::chrono::steady_clock::now() - started)
-                                .count()}});
-                rp.deliver(std::string());
-              },
-              [=, this](caf::error& e) mutable {
-                restore(s);
-                rp.deliver("handing shard over failed: " + to_string(e));
-              });
-    });
+    run_blocking(
+        [=]() -> std::string {
+          std::error_code ec;
+          std::filesystem::remove_all(dir, ec);
+          auto out = journal->export_shard(s, dir);
+          if (!out) return out.err().message;
+          *records = out->records;
+          for (auto& path : out->paths) {
+            std::ifstream in(path, std::ios::binary);
+            std::ostringstream buf;
+            buf << in.rdbuf();
+            files->first.push_back(std::filesystem::path(path).filename().string());
+            files->second.push_back(std::move(buf).str());
+          }
+          std::filesystem::remove_all(dir, ec);
+          return {};
+        },
+        [=, this, blob = subs.take()](std::string err) mutable {
+          auto p = peers_.find(to);
+          if (err.empty() && (p == peers_.end() || !p->second.actor))
+            err = "node " + to + " went away";
+          if (!err.empty()) {
+            restore(s);
+            rp.deliver(std::move(err));
+            return;
+          }
+          request(p->second.actor, move_timeout, ingest_atom::value, s, std::move(files->first),
+                  std::move(files->second), std::move(blob))
+              .then(
+                  [=, this](std::string& err2) mutable {
+                    if (!err2.empty()) {
+                      restore(s);
+                      rp.deliver(std::move(err2));
+                      return;
+                    }
+                    env_.shards_handed_over += 1;
+                    log(log_level::debug, "cluster_shard_handed_over",
+                        {{"shard", static_cast<std::uint64_t>(s)},
+                         {"to", to},
+                         {"records", *records},
+                         {"ms", std::chrono::duration<double, std::milli>(
+                                    std::chrono::steady_clock::now() - started)
+                                    .count()}});
+                    rp.deliver(std::string());
+                  },
+                  [=, this](caf::error& e) mutable {
+                    restore(s);
+                    rp.deliver("handing shard over failed: " + to_string(e));
+                  });
+        });
   }
 
   /// Gives a shard whose handover failed back to its rooms, subscribers included.
@@ -710,29 +715,31 @@ class cluster_actor : public caf::event_based_actor {
     }
     auto dir = cfg_.staging_dir + "/in-" + std::to_string(s);
     auto* journal = &env_.journal;
-    run_blocking([=, names = std::move(names), contents = std::move(contents)]() -> std::string {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-      std::filesystem::create_directories(dir, ec);
-      if (ec) return "can't create " + dir + ": " + ec.message();
-      std::vector<std::string> paths;
-      for (std::size_t i = 0; i < names.size(); ++i) {
-        if (names[i].find('/') != std::string::npos) return "bad shard file name " + names[i];
-        paths.push_back(dir + "/" + names[i]);
-        std::ofstream out(paths.back(), std::ios::binary);
-        out.write(contents[i].data(), static_cast<std::streamsize>(contents[i].size()));
-        if (!out) return "can't write " + paths.back();
-      }
-      auto st = journal->ingest_shard(s, paths);
-      std::filesystem::remove_all(dir, ec);
-      return st.ok() ? std::string() : st.err().message;
-    }, [=, this, subs = std::move(subs)](std::string err) mutable {
-      if (err.empty()) {
-        adoptions_[s] = std::move(subs);
-        env_.shards_taken_over += 1;
-      }
-      rp.deliver(std::move(err));
-    });
+    run_blocking(
+        [=, names = std::move(names), contents = std::move(contents)]() -> std::string {
+          std::error_code ec;
+          std::filesystem::remove_all(dir, ec);
+          std::filesystem::create_directories(dir, ec);
+          if (ec) return "can't create " + dir + ": " + ec.message();
+          std::vector<std::string> paths;
+          for (std::size_t i = 0; i < names.size(); ++i) {
+            if (names[i].find('/') != std::string::npos) return "bad shard file name " + names[i];
+            paths.push_back(dir + "/" + names[i]);
+            std::ofstream out(paths.back(), std::ios::binary);
+            out.write(contents[i].data(), static_cast<std::streamsize>(contents[i].size()));
+            if (!out) return "can't write " + paths.back();
+          }
+          auto st = journal->ingest_shard(s, paths);
+          std::filesystem::remove_all(dir, ec);
+          return st.ok() ? std::string() : st.err().message;
+        },
+        [=, this, subs = std::move(subs)](std::string err) mutable {
+          if (err.empty()) {
+            adoptions_[s] = std::move(subs);
+            env_.shards_taken_over += 1;
+          }
+          rp.deliver(std::move(err));
+        });
     return rp;
   }
 
@@ -835,7 +842,8 @@ class cluster_actor : public caf::event_based_actor {
     if (!coordinating()) {
       rp.deliver("node " + self_ + " is not the coordinator");
     } else if (s >= env_.shards) {
-      rp.deliver("no shard " + std::to_string(s) + " (there are " + std::to_string(env_.shards) + ")");
+      rp.deliver("no shard " + std::to_string(s) + " (there are " + std::to_string(env_.shards) +
+                 ")");
     } else if (!is_member(to)) {
       rp.deliver("no member " + to);
     } else if (map_.owner(s) == to) {
@@ -925,10 +933,11 @@ class cluster_actor : public caf::event_based_actor {
            {"failed", batch_failed_},
            {"done_total", moves_done_},
            {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                             batch_started_)
+                                                            batch_started_)
                       .count()}});
-    std::string err = batch_failed_ ? std::to_string(batch_failed_) + " moves failed (see the "
-                                                                       "coordinator's log)"
+    std::string err = batch_failed_ ? std::to_string(batch_failed_) +
+                                          " moves failed (see the "
+                                          "coordinator's log)"
                                     : std::string();
     for (auto& w : std::exchange(plan_waiters_, {})) {
       if (!w.drained.empty() && err.empty()) finish_drain(w.drained);
@@ -952,9 +961,9 @@ class cluster_actor : public caf::event_based_actor {
            {"from", mv.from},
            {"to", mv.to},
            {"epoch", map_.epoch()},
-           {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                             started)
-                      .count()}});
+           {"ms",
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                .count()}});
     } else {
       moves_failed_ += 1;
       batch_failed_ += 1;
@@ -997,7 +1006,8 @@ class cluster_actor : public caf::event_based_actor {
         if (r.what == kind::move)
           request(coord, move_timeout, move_atom::value, r.shard, r.node).then(answer, failed);
         else
-          request(coord, std::chrono::seconds(3600), drain_atom::value, r.node).then(answer, failed);
+          request(coord, std::chrono::seconds(3600), drain_atom::value, r.node)
+              .then(answer, failed);
         return;
       }
     }
@@ -1037,7 +1047,9 @@ class cluster_actor : public caf::event_based_actor {
         w.begin_object()
             .field("id", m.id)
             .field("address", m.address)
-            .field("state", !up ? "down" : m.draining ? "draining" : "up")
+            .field("state", !up          ? "down"
+                            : m.draining ? "draining"
+                                         : "up")
             .field("shards", std::uint64_t{map_.count(m.id)});
         if (auto l = g->loads.find(m.id); l != g->loads.end()) w.key("load").raw(l->second);
         w.end_object();
@@ -1070,7 +1082,9 @@ class cluster_actor : public caf::event_based_actor {
     w.key("owners").begin_array();
     for (std::uint32_t i = 0; i < map_.shards(); ++i) {
       auto s = static_cast<shard_t>(i);
-      auto st = map_.owner(s) != self_ ? "" : env_.status(s) == shard_status::releasing ? "moving" : "";
+      auto st = map_.owner(s) != self_                      ? ""
+                : env_.status(s) == shard_status::releasing ? "moving"
+                                                            : "";
       w.begin_object().field("shard", std::uint64_t{i}).field("owner", map_.owner(s));
       if (*st) w.field("state", st);
       w.end_object();
@@ -1109,7 +1123,7 @@ class cluster_actor : public caf::event_based_actor {
   std::map<shard_t, handoff_state> handoffs_;  // shards this node is handing away
   std::map<shard_t, std::string> adoptions_;   // subscribers of shards ingested here
 
-  std::deque<queued_move> queue_;  // coordinator: moves to run, concurrent_moves at a time
+  std::deque<queued_move> queue_;         // coordinator: moves to run, concurrent_moves at a time
   std::map<shard_t, shard_move> moving_;  // coordinator: moves under way
   std::vector<plan_waiter> plan_waiters_;
   std::uint64_t batch_moves_ = 0;  // moves since the queue was last empty

@@ -21,8 +21,7 @@ struct admin_query {
   std::function<void(int, std::string)> done;
 };
 
-caf::actor spawn_cluster(caf::actor_system& sys, room_env& env,
-                         std::vector<caf::actor> registries);
+caf::actor spawn_cluster(caf::actor_system& sys, room_env& env, std::vector<caf::actor> registries);
 
 }  // namespace kaiwa::detail
 

@@ -71,7 +71,8 @@ class room_actor : public caf::event_based_actor {
           // Admin reads neither count as activity nor keep the room from passivating.
           if (c.op != room_op::info) last_activity_ = now_millis();
           if (!recovered_ && !recover()) {
-            if (c.link) c.link->send(error_frame(c.id, errc::internal, "room could not be recovered"));
+            if (c.link)
+              c.link->send(error_frame(c.id, errc::internal, "room could not be recovered"));
             quit(caf::sec::runtime_error);
             return;
           }

@@ -38,8 +38,8 @@ class cluster {
 
   /// Starts node i (again, after a kill): the first founds the cluster, the others join it.
   void start(std::size_t i) {
-    std::vector<std::string> flags = {"--node-id",  id(i),  "--cluster", "127.0.0.1:0",
-                                      "--shards",   std::to_string(shards_)};
+    std::vector<std::string> flags = {"--node-id",   id(i),      "--cluster",
+                                      "127.0.0.1:0", "--shards", std::to_string(shards_)};
     if (i > 0) {
       flags.push_back("--join");
       flags.push_back(addr(nodes_[i == 1 ? 0 : 1]->cluster_port()));
@@ -51,7 +51,9 @@ class cluster {
   static std::string id(std::size_t i) { return "n" + std::to_string(i + 1); }
 
   /// The cluster as node i sees it (GET /admin/v1/cluster).
-  std::string view(std::size_t i) { return http_get(node(i).admin_port(), "/admin/v1/cluster").second; }
+  std::string view(std::size_t i) {
+    return http_get(node(i).admin_port(), "/admin/v1/cluster").second;
+  }
 
   /// Waits until node `via` sees `members` members up (or draining), no move queued or under
   /// way, and the shards spread evenly over the members not draining.
@@ -127,10 +129,13 @@ class cluster {
 
 /// Runs `kaiwa bench rooms` against node `target` in the background.
 std::future<command_result> bench_rooms(node_process& target, double seconds) {
-  std::vector<std::string> args = {"bench",      "rooms",  "--rooms",  "100",
-                                   "--duration", std::to_string(seconds), "--warmup", "0.5",
-                                   "--target",   addr(target.port()),     "--admin",
-                                   addr(target.admin_port()),             "--quiet"};
+  std::vector<std::string> args = {"bench",      "rooms",
+                                   "--rooms",    "100",
+                                   "--duration", std::to_string(seconds),
+                                   "--warmup",   "0.5",
+                                   "--target",   addr(target.port()),
+                                   "--admin",    addr(target.admin_port()),
+                                   "--quiet"};
   return std::async(std::launch::async, [args] { return run_kaiwa(args); });
 }
 
@@ -151,8 +156,8 @@ void check_clean(const command_result& r) {
 }
 
 std::string send_json(int id, const std::string& room, const std::string& text) {
-  return R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room +
-         R"(","text":")" + text + "\"}";
+  return R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room + R"(","text":")" +
+         text + "\"}";
 }
 
 }  // namespace
@@ -193,19 +198,23 @@ TEST_CASE("clients on three nodes chat in one room: every one sees every event o
   for (std::size_t i = 0; i < 3; ++i) {
     int next = 0;
     for (auto& text : seen[0])
-      if (text.starts_with("m" + std::to_string(i) + "-")) CHECK(text == "m" + std::to_string(i) + "-" + std::to_string(next++));
+      if (text.starts_with("m" + std::to_string(i) + "-"))
+        CHECK(text == "m" + std::to_string(i) + "-" + std::to_string(next++));
     CHECK(next == per_client);
   }
 
   // A kick reaches a session on another node than the room's and the kicker's.
   auto club = c.room_on("n3", "club-");
-  CHECK(clients[0]->request(R"({"op":"create","id":300,"room":")" + club +
-                                R"(","private":true,"members":["user1"]})",
-                            300).str("op") == "created");
+  CHECK(clients[0]
+            ->request(R"({"op":"create","id":300,"room":")" + club +
+                          R"(","private":true,"members":["user1"]})",
+                      300)
+            .str("op") == "created");
   CHECK(clients[1]->request(R"({"op":"join","id":301,"room":")" + club + "\"}", 301).str("op") ==
         "joined");
-  CHECK(clients[0]->request(R"({"op":"kick","id":302,"room":")" + club + R"(","user":"user1"})",
-                            302).str("op") == "ack");
+  CHECK(clients[0]
+            ->request(R"({"op":"kick","id":302,"room":")" + club + R"(","user":"user1"})", 302)
+            .str("op") == "ack");
   auto left = clients[1]->next_where([](const message& m) { return m.str("op") == "left"; });
   CHECK(left.str("reason") == "kicked");
   CHECK(clients[1]->request(send_json(303, club, "let me in"), 303).str("code") == "forbidden");
@@ -213,7 +222,8 @@ TEST_CASE("clients on three nodes chat in one room: every one sees every event o
   // The admin CLI shows the members and the map through any node.
   auto members = run_kaiwa({"cluster", "--admin", addr(c.node(2).admin_port())});
   CHECK(members.status == 0);
-  for (std::size_t i = 0; i < 3; ++i) CHECK(members.output.find(cluster::id(i)) != std::string::npos);
+  for (std::size_t i = 0; i < 3; ++i)
+    CHECK(members.output.find(cluster::id(i)) != std::string::npos);
   auto shards = run_kaiwa({"shards", "--admin", addr(c.node(1).admin_port())});
   CHECK(shards.status == 0);
   CHECK(shards.output.find("epoch") != std::string::npos);
@@ -228,9 +238,11 @@ TEST_CASE("kaiwa move hands one shard over; its room keeps its log and its subsc
   sub.hello("sub");
   pub.hello("pub");
   CHECK(sub.request(R"({"op":"join","id":1,"room":")" + room + "\"}", 1).str("op") == "joined");
-  for (int k = 0; k < 10; ++k) CHECK(pub.request(send_json(k, room, "before"), k).str("op") == "ack");
+  for (int k = 0; k < 10; ++k)
+    CHECK(pub.request(send_json(k, room, "before"), k).str("op") == "ack");
 
-  auto moved = run_kaiwa({"move", std::to_string(shard), "n2", "--admin", addr(c.node(1).admin_port())});
+  auto moved =
+      run_kaiwa({"move", std::to_string(shard), "n2", "--admin", addr(c.node(1).admin_port())});
   INFO(moved.output);
   REQUIRE(moved.status == 0);
   CHECK(c.owner_of(room, 0) == "n2");
@@ -247,7 +259,8 @@ TEST_CASE("kaiwa move hands one shard over; its room keeps its log and its subsc
     if (m.str("text") == "after") break;
   }
   CHECK(last == 12);
-  auto history = pub.request(R"({"op":"history","id":60,"room":")" + room + R"(","limit":100})", 60);
+  auto history =
+      pub.request(R"({"op":"history","id":60,"room":")" + room + R"(","limit":100})", 60);
   CHECK(history.array("events").size() == 12);
 
   // The metrics count the move on both sides and the commands that crossed.
@@ -258,8 +271,8 @@ TEST_CASE("kaiwa move hands one shard over; its room keeps its log and its subsc
   };
   CHECK(metric(0, "kaiwa_cluster_shards_handed_over_total") >= 1);
   CHECK(metric(1, "kaiwa_cluster_shards_taken_over_total") >= 1);
-  CHECK(metric(1, "kaiwa_cluster_remote_commands_sent_total") >= 1);   // sub's join
-  CHECK(metric(0, "kaiwa_cluster_remote_commands_sent_total") >= 1);   // pub's sends after
+  CHECK(metric(1, "kaiwa_cluster_remote_commands_sent_total") >= 1);  // sub's join
+  CHECK(metric(0, "kaiwa_cluster_remote_commands_sent_total") >= 1);  // pub's sends after
   CHECK(metric(0, "kaiwa_cluster_members_up") == 2);
 
   auto bad = run_kaiwa({"move", "99999", "n2", "--admin", addr(c.node(0).admin_port())});
@@ -293,7 +306,8 @@ TEST_CASE("a node drained under load hands every shard away, then closes its ses
   on_drained.hello("leaving");
   auto load = bench_rooms(c.node(0), 5);
   std::this_thread::sleep_for(1500ms);  // the drain lands mid-run
-  auto drained = run_kaiwa({"drain", "n3", "--grace", "0", "--admin", addr(c.node(0).admin_port())});
+  auto drained =
+      run_kaiwa({"drain", "n3", "--grace", "0", "--admin", addr(c.node(0).admin_port())});
   INFO(drained.output);
   CHECK(drained.status == 0);
   CHECK(on_drained.close_code() == 4010);
@@ -305,7 +319,8 @@ TEST_CASE("a node drained under load hands every shard away, then closes its ses
   CHECK(view.find(R"("state":"draining","shards":0)") != std::string::npos);
 }
 
-TEST_CASE("a killed node's rooms are unavailable until it restarts; then every acked event is there") {
+TEST_CASE(
+    "a killed node's rooms are unavailable until it restarts; then every acked event is there") {
   cluster c(3);
   c.wait_settled(3);
   auto doomed = c.room_on("n3", "doomed-");
@@ -313,9 +328,11 @@ TEST_CASE("a killed node's rooms are unavailable until it restarts; then every a
   ws_client writer(c.node(0).port()), watcher(c.node(1).port());
   writer.hello("writer");
   watcher.hello("watcher");
-  CHECK(watcher.request(R"({"op":"join","id":1,"room":")" + doomed + "\"}", 1).str("op") == "joined");
+  CHECK(watcher.request(R"({"op":"join","id":1,"room":")" + doomed + "\"}", 1).str("op") ==
+        "joined");
   std::vector<std::int64_t> acked;
-  for (int k = 0; k < 20; ++k) acked.push_back(writer.request(send_json(k, doomed, "t" + std::to_string(k)), k).num("seq"));
+  for (int k = 0; k < 20; ++k)
+    acked.push_back(writer.request(send_json(k, doomed, "t" + std::to_string(k)), k).num("seq"));
 
   // A subscription that followed its room onto n3 is n3's too.
   auto wanderer = c.room_on("n2", "wanderer-");
@@ -323,7 +340,8 @@ TEST_CASE("a killed node's rooms are unavailable until it restarts; then every a
     wanderer = c.room_on("n2", "wanderer-" + std::to_string(k) + "-");
   ws_client follower(c.node(0).port());
   follower.hello("follower");
-  CHECK(follower.request(R"({"op":"join","id":1,"room":")" + wanderer + "\"}", 1).str("op") == "joined");
+  CHECK(follower.request(R"({"op":"join","id":1,"room":")" + wanderer + "\"}", 1).str("op") ==
+        "joined");
   auto moved = run_kaiwa({"move", std::to_string(shard_of(wanderer, test_shards)), "n3", "--admin",
                           addr(c.node(0).admin_port())});
   REQUIRE(moved.status == 0);

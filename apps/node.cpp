@@ -112,11 +112,11 @@ std::uint16_t node::cluster_port() const { return rooms_->cluster_port(); }
 namespace {
 
 net::http_reply text(int status, std::string body) {
-  return {status, "text/plain; charset=utf-8", std::move(body), "no-store"};
+  return {status, "text/plain; charset=utf-8", std::move(body), "no-store", ""};
 }
 
 net::http_reply json_reply(int status, std::string body) {
-  return {status, "application/json", std::move(body) + "\n", "no-store"};
+  return {status, "application/json", std::move(body) + "\n", "no-store", ""};
 }
 
 net::http_reply json_error(int status, std::string_view message) {
@@ -212,7 +212,7 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
   if (path == "/admin/v1/status" && r.method == "GET")
     return answer(respond, json_reply(200, status_json()));
   if (path == "/metrics" && r.method == "GET")
-    return answer(respond, {200, "text/plain; version=0.0.4", metrics_text(), "no-store"});
+    return answer(respond, {200, "text/plain; version=0.0.4", metrics_text(), "no-store", ""});
   if (path == "/admin/v1/cluster" || path == "/admin/v1/shards") {
     if (r.method != "GET") return answer(respond, json_error(405, "use GET"));
     cluster_request q;

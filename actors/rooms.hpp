@@ -29,23 +29,28 @@ namespace kaiwa {
 
 /// Joining a cluster (docs/cluster.md). Without it the node owns every shard.
 struct cluster_config {
-  /// This node's id, unique in the cluster and the same across its restarts.
+  /// This node's id, unique in the cluster and the same across its restarts. Default: the
+  /// gateway's node id (`--node-id`, kaiwa-1)
   std::string node_id;
   /// The cluster listener (CAF's middleman). Port 0: pick one (see rooms::cluster_port).
+  /// Default: 127.0.0.1:7070
   std::string host = "127.0.0.1";
   std::uint16_t port = 7070;
   /// host:port of members to join; empty: this node starts the cluster and coordinates it.
+  /// Default: empty
   std::vector<std::string> join;
-  /// Where shard files are staged during moves (inside the data dir).
+  /// Where shard files are staged during moves. Default: <data dir>/cluster-moves
   std::string staging_dir;
   /// Silence after which a member counts as dead (CAF heartbeats at a fifth of it; a closed
   /// connection counts at once). Default: 5 s
   std::chrono::milliseconds failure_timeout{5000};
   /// How often a lost member is dialled again. Default: 500 ms
   std::chrono::milliseconds redial{500};
-  /// This node's load as a JSON object, shown by `kaiwa cluster`.
+  /// This node's load as a JSON object, shown by `kaiwa cluster`. Called on the cluster
+  /// actor. Default: set by the node (connections, active rooms, events appended)
   std::function<std::string()> load;
-  /// Called once the coordinator has moved every shard of this node away (a drain).
+  /// Called, on the cluster actor, once the coordinator has moved every shard of this node away
+  /// (a drain). Default: set by the node (closes its sessions with 4010 after the grace)
   std::function<void()> drained;
 };
 

@@ -57,6 +57,7 @@ function signIn(user, token) {
   client.addEventListener("typing", (e) => onTyping(e.detail));
   client.addEventListener("receipt", (e) => onReceipt(e.detail));
   client.addEventListener("left", (e) => onLeft(e.detail));
+  client.addEventListener("presence", (e) => showOnline(e.detail));
   client.addEventListener("resume-failed", (e) => notice(e.detail.room, `could not resume: ${e.detail.message}`));
   client.addEventListener("gap", (e) => fillGap(e.detail));
   client.connect();
@@ -314,17 +315,21 @@ function markRead(st) {
   }, 1000);
 }
 
+function showOnline({ room, users }) {
+  if (room === ui.current) $("online").textContent = `online: ${users.join(", ")}`;
+}
+
+/** Small rooms push their presence list when it changes; big ones are asked every 15 s. */
 async function pollPresence() {
   clearTimeout(ui.presenceTimer);
   const room = ui.current;
   if (!room) return;
   try {
-    const reply = await ui.client.request("presence", { room });
-    if (room === ui.current) $("online").textContent = `online: ${reply.users.join(", ")}`;
+    showOnline(await ui.client.request("presence", { room }));
   } catch {
     // offline: the next poll after the reconnect
   }
-  ui.presenceTimer = setTimeout(pollPresence, 5000);
+  ui.presenceTimer = setTimeout(pollPresence, 15000);
 }
 
 // -- rendering -----------------------------------------------------------------------------------

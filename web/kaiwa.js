@@ -9,8 +9,9 @@
 //   retried cid only once.
 //
 // Events (EventTarget): "state" {state, retryInMs}, "welcome" {user, node}, "event" (a room
-// event), "typing", "receipt", "left", "signedout" {reason}, "gap" {room, after, before} (events
-// after..before were not backfilled: page them with history), "resume-failed" {room, code}.
+// event), "typing", "receipt", "presence" (a small room's new list), "left", "signedout"
+// {reason}, "gap" {room, after, before} (events after..before were not backfilled: page them
+// with history), "resume-failed" {room, code}.
 
 const MAX_BACKOFF_MS = 10_000;
 

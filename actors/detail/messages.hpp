@@ -34,6 +34,7 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
+using presence_atom = caf::atom_constant<caf::atom("presence")>;
 using subs_atom = caf::atom_constant<caf::atom("subs")>;
 
 /// Where a node stands with a shard. Written by the cluster actor, read by dispatch and the

@@ -21,6 +21,11 @@ namespace kaiwa::detail {
 namespace {
 
 constexpr std::size_t max_backfill = 1000;
+// Presence changes are pushed to the subscribers of rooms this small, at most once per
+// presence_period; in bigger rooms every join would cost a list the size of the room sent to
+// the whole room, so their clients ask with `presence`.
+constexpr std::size_t max_presence_push_subscriptions = 100;
+constexpr auto presence_period = std::chrono::milliseconds(250);
 constexpr std::size_t max_cached_cids = 100'000;
 
 using link_ptr = std::shared_ptr<client_link>;
@@ -81,6 +86,7 @@ class room_actor : public caf::event_based_actor {
         },
         [this](committed_atom, bool ok) { on_committed(ok); },
         [this](tick_atom) { on_tick(); },
+        [this](presence_atom) { push_presence(); },
         [this](stop_atom) {
           stopping_ = true;
           quit_if_done();
@@ -240,6 +246,7 @@ class room_actor : public caf::event_based_actor {
 
   void on_join(command& c) {
     if (!append(c)) return;
+    if (subs_.size() < max_presence_push_subscriptions && !subscribed(c.user)) presence_changed();
     subs_[c.link.get()] = {c.link, c.user};
     lanes_dirty_ = true;
     std::vector<frame_ptr> frames;
@@ -334,8 +341,7 @@ class room_actor : public caf::event_based_actor {
 
   void on_info(command& c) {
     if (!state_.exists()) return (void)reply_error(c, errc::not_found, "no such room");
-    std::set<std::string> users;
-    for (auto& [_, s] : subs_) users.insert(s.user.str());
+    auto users = subscribed_users();
     frame_builder b;
     auto& w = begin_reply(b, "room", c.id)
                   .field("room", room_.str())
@@ -368,14 +374,41 @@ class room_actor : public caf::event_based_actor {
 
   void on_presence(command& c) {
     if (auto r = state_.check_read(c.user)) return (void)reply_error(c, r->code, r->message);
+    reply_now(c, presence_frame(c.id));
+  }
+
+  std::set<std::string> subscribed_users() const {
     std::set<std::string> users;
     for (auto& [_, s] : subs_) users.insert(s.user.str());
+    return users;
+  }
+
+  /// The presence reply (with the request's id) or push (no id).
+  frame_ptr presence_frame(std::string_view id) const {
     frame_builder b;
-    auto& w = begin_reply(b, "presence", c.id).field("room", room_.str());
+    auto& w = begin_reply(b, "presence", id).field("room", room_.str());
     w.key("users").begin_array();
-    for (auto& u : users) w.value(u);
+    for (auto& u : subscribed_users()) w.value(u);
     w.end_array().end_object();
-    reply_now(c, b.finish());
+    return b.finish();
+  }
+
+  bool subscribed(const user_id& user) const {
+    return std::any_of(subs_.begin(), subs_.end(),
+                       [&](auto& kv) { return kv.second.user == user; });
+  }
+
+  /// A user's first subscription began or last one ended: push the new list soon.
+  void presence_changed() {
+    if (presence_push_pending_ || subs_.size() > max_presence_push_subscriptions) return;
+    presence_push_pending_ = true;
+    delayed_send(this, presence_period, presence_atom::value);
+  }
+
+  void push_presence() {
+    presence_push_pending_ = false;
+    if (!subs_.empty() && subs_.size() <= max_presence_push_subscriptions)
+      broadcast({presence_frame({})}, nullptr);
   }
 
   // -- replies and fan-out ------------------------------------------------------------------
@@ -420,7 +453,12 @@ class room_actor : public caf::event_based_actor {
   }
 
   void unsubscribe(client_link* link) {
-    if (subs_.erase(link) > 0) lanes_dirty_ = true;
+    auto it = subs_.find(link);
+    if (it == subs_.end()) return;
+    auto user = it->second.user;
+    subs_.erase(it);
+    lanes_dirty_ = true;
+    if (subs_.size() < max_presence_push_subscriptions && !subscribed(user)) presence_changed();
   }
 
   /// Ends `user`'s subscriptions once the staged events (its member_removed among them)
@@ -531,6 +569,7 @@ class room_actor : public caf::event_based_actor {
   millis_t last_activity_ = now_millis();
 
   std::unordered_map<const client_link*, room_subscriber> subs_;
+  bool presence_push_pending_ = false;
   std::vector<std::shared_ptr<const link_group>> lanes_;  // subs_ grouped by lane, rebuilt lazily
   bool lanes_dirty_ = true;
 

@@ -304,6 +304,24 @@ TEST_CASE("presence lists the users with a live subscription, sorted") {
   }
 }
 
+TEST_CASE("a small room pushes its presence list to its subscribers when it changes") {
+  running_node n;
+  auto alice = n.client("alice");
+  auto bob = n.client("bob");
+  auto is_push = [](const message& m) { return m.str("op") == "presence" && !m.has("id"); };
+  auto users_of = [](const message& m) {
+    std::vector<std::string> users;
+    for (auto u : m.array("users")) users.emplace_back(std::string_view(u));
+    return users;
+  };
+  alice->request(R"({"op":"join","id":1,"room":"small"})", 1);
+  CHECK(users_of(alice->next_where(is_push)) == std::vector<std::string>{"alice"});
+  bob->request(R"({"op":"join","id":1,"room":"small"})", 1);
+  CHECK(users_of(alice->next_where(is_push)) == std::vector<std::string>{"alice", "bob"});
+  bob->request(R"({"op":"leave","id":2,"room":"small"})", 2);
+  CHECK(users_of(alice->next_where(is_push)) == std::vector<std::string>{"alice"});
+}
+
 TEST_CASE("join with since replays what was missed; past 1000 it says gap_until") {
   running_node n;
   auto alice = n.client("alice");

@@ -371,3 +371,29 @@ TEST_CASE(
   auto next = writer.request(send_json(300, doomed, "again"), 300);
   CHECK(next.num("seq") == acked.back() + 1);
 }
+
+TEST_CASE("without its coordinator the cluster serves on; changes wait until it is back") {
+  cluster c(3);
+  c.wait_settled(3);
+  auto room = c.room_on("n3", "steady-");
+  ws_client writer(c.node(1).port());
+  writer.hello("writer");
+  CHECK(writer.request(send_json(1, room, "before"), 1).str("op") == "ack");
+
+  CHECK(c.node(0).stop(SIGKILL) == 128 + SIGKILL);
+  c.wait_member("n1", "down", 1);
+  // Traffic between the other members goes on with their copies of the map.
+  CHECK(writer.request(send_json(2, room, "during"), 2).str("op") == "ack");
+  auto refused = run_kaiwa({"move", std::to_string(shard_of(room, test_shards)), "n2", "--admin",
+                            addr(c.node(1).admin_port())});
+  CHECK(refused.status != 0);
+  CHECK(refused.output.find("coordinator n1 is down") != std::string::npos);
+
+  c.start(0);  // same id, same data dir: it reloads the map and dials the members
+  c.wait_settled(3, 1);
+  auto moved = run_kaiwa({"move", std::to_string(shard_of(room, test_shards)), "n2", "--admin",
+                          addr(c.node(1).admin_port())});
+  INFO(moved.output);
+  CHECK(moved.status == 0);
+  CHECK(writer.request(send_json(3, room, "after"), 3).num("seq") == 4);  // created, 3 messages
+}

@@ -1,5 +1,7 @@
 #include "apps/admin_client.hpp"
 
+#include "core/address.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -11,20 +13,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 std::optional<admin_target> parse_admin_url(const std::string& url) {
-  std::string rest = url;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  std::string_view rest = url;
+  if (rest.starts_with("http://")) rest.remove_prefix(7);
+  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  auto hp = parse_host_port(rest);
+  if (!hp || hp->port == 0) return std::nullopt;
   admin_target t;
-  t.host = rest.substr(0, colon);
-  try {
-    auto port = std::stoul(rest.substr(colon + 1));
-    if (port == 0 || port > 65535) return std::nullopt;
-    t.port = static_cast<std::uint16_t>(port);
-  } catch (...) {
-    return std::nullopt;
-  }
+  t.host = std::move(hp->host);
+  t.port = hp->port;
   return t;
 }
 

@@ -12,6 +12,7 @@
 #include "apps/admin_commands.hpp"
 #include "apps/node.hpp"
 #include "bench/scenarios.hpp"
+#include "core/address.hpp"
 #include "core/log.hpp"
 #include "core/process.hpp"
 #include "core/token.hpp"
@@ -21,17 +22,10 @@ namespace {
 using namespace kaiwa;
 
 bool parse_endpoint(const std::string& s, net::endpoint& ep) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos) return false;
-  try {
-    auto port = std::stoul(s.substr(colon + 1));
-    if (port > 65535) return false;
-    ep.host = s.substr(0, colon);
-    ep.port = static_cast<std::uint16_t>(port);
-    return !ep.host.empty();
-  } catch (...) {
-    return false;
-  }
+  auto hp = parse_host_port(s);
+  if (!hp) return false;
+  ep = {std::move(hp->host), hp->port};
+  return true;
 }
 
 bool is_loopback(const std::string& host) {

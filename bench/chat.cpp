@@ -55,15 +55,9 @@ class chat : public connection_events {
     stop_at_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);
     for (std::size_t u = 0; u < c_.users; ++u)
       r_.post(u % r_.threads(), [this, u] { schedule(u); });
-    std::uint64_t last = 0;
     r_.wait([&] { return now_ns() >= stop_at_ns_; },
             std::chrono::duration<double>(o.warmup_s + o.duration_s + 1),
-            [&] {
-              auto d = delivered_.load();
-              auto line = fmt::format("delivered {}/s", d - last);
-              last = d;
-              return line;
-            });
+            per_second("delivered", delivered_));
     bool drained =
         r_.wait([&] { return lagging() == 0; }, std::chrono::seconds(30),
                 [&] { return fmt::format("draining: {} subscriptions behind", lagging()); });

@@ -47,15 +47,9 @@ class history : public connection_events {
       auto idx = c_.rooms + i;
       r_.post(idx % r_.threads(), [this, i, c = conns_[idx]] { fill(i, *c); });
     }
-    std::uint64_t last = 0;
     r_.wait([&] { return now_ns() >= stop_at_ns_ && in_flight_ == 0; },
             std::chrono::duration<double>(o.warmup_s + o.duration_s + 30),
-            [&] {
-              auto p = pages_.load();
-              auto line = fmt::format("pages {}/s", p - last);
-              last = p;
-              return line;
-            });
+            per_second("pages", pages_));
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
     report rep("history");

@@ -66,16 +66,10 @@ class pubsub : public connection_events {
     stop_at_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);
     for (std::size_t i = subs; i < subs + pubs; ++i)
       r_.post(i % r_.threads(), [this, i] { send_more(members_[i]); });
-    std::uint64_t last_acked = 0, last_delivered = 0;
     r_.wait([&] { return clock_type::now() >= stop_at_; },
             std::chrono::duration<double>(o.warmup_s + o.duration_s + 1),
-            [&] {
-              auto a = acked_.load(), d = delivered_.load();
-              auto line =
-                  fmt::format("acked {}/s delivered {}/s", a - last_acked, d - last_delivered);
-              last_acked = a;
-              last_delivered = d;
-              return line;
+            [acked = per_second("acked", acked_), delivered = per_second("delivered", delivered_)] {
+              return acked() + " " + delivered();
             });
     stopping_ = true;
     // Drain: every subscriber must reach its room's highest acked seq.

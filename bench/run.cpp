@@ -41,6 +41,16 @@ std::string_view json_str(std::string_view json, std::string_view key) {
   return json.substr(start + 1, end - start - 1);
 }
 
+std::function<std::string()> per_second(std::string what,
+                                        const std::atomic<std::uint64_t>& counter) {
+  return [what = std::move(what), &counter, last = std::uint64_t{0}]() mutable {
+    auto now = counter.load(std::memory_order_relaxed);
+    auto line = fmt::format("{} {}/s", what, now - last);
+    last = now;
+    return line;
+  };
+}
+
 void stats::merge(const stats& o) {
   ack_us.merge(o.ack_us);
   delivery_us.merge(o.delivery_us);

@@ -33,6 +33,11 @@ std::int64_t json_int(std::string_view json, std::string_view key);
 /// The string value of `"key":"..."` (no unescaping); empty when absent.
 std::string_view json_str(std::string_view json, std::string_view key);
 
+/// A progress line for runner::wait, which asks for one a second: how much `counter` grew since
+/// the last line, as "<what> N/s".
+std::function<std::string()> per_second(std::string what,
+                                        const std::atomic<std::uint64_t>& counter);
+
 /// Statistics one worker thread keeps; merged at the end.
 struct stats {
   histogram ack_us, delivery_us, request_us;

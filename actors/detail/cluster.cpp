@@ -24,6 +24,7 @@
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/wire.hpp"
 #include "actors/shard_map.hpp"
+#include "core/address.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/replies.hpp"
@@ -130,18 +131,6 @@ class remote_link final : public client_link {
   const void* lane_;
 };
 
-std::optional<std::pair<std::string, std::uint16_t>> split_address(const std::string& a) {
-  auto colon = a.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  try {
-    auto port = std::stoul(a.substr(colon + 1));
-    if (port == 0 || port > 65535) return std::nullopt;
-    return std::pair{a.substr(0, colon), static_cast<std::uint16_t>(port)};
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
 class cluster_actor : public caf::event_based_actor {
  public:
   cluster_actor(caf::actor_config& cfg, room_env& env, std::vector<caf::actor> registries)
@@ -161,7 +150,7 @@ class cluster_actor : public caf::event_based_actor {
                std::string& address) -> caf::result<std::string, std::string> {
           peer_up(id, address, caf::actor_cast<caf::actor>(current_sender()));
           // The map tells a new node who the members and the coordinator are.
-          return {self_, map_.shards() ? map_.encode() : std::string()};
+          return {self_, map_text_};
         },
         [this](state_atom, const std::string& blob) {
           auto m = shard_map::decode(blob);
@@ -185,7 +174,8 @@ class cluster_actor : public caf::event_based_actor {
           if (!link) return;
           link->post([link, r = room_id{room}] { link->subscription_ended(r); });
           // The session won't say `disconnect` for this room when it closes: say it now, so the
-          // owner drops its stand-in's interest in the room.
+          // owner drops its stand-in's interest in the room. From here, not from the owner's
+          // room: it travels the session's own path, so it can't overtake a later re-join.
           command c;
           c.op = room_op::disconnect;
           c.room = room_id{std::move(room)};
@@ -255,10 +245,11 @@ class cluster_actor : public caf::event_based_actor {
     if (address == address_) return;
     for (auto& [_, p] : peers_)
       if (p.address == address && p.actor) return;  // already connected
-    auto hp = split_address(address);
-    if (!hp) return log(log_level::error, "cluster_bad_address", {{"address", address}});
+    auto hp = parse_host_port(address);
+    if (!hp || hp->port == 0)
+      return log(log_level::error, "cluster_bad_address", {{"address", address}});
     auto mm = system().middleman().actor_handle();
-    request(mm, caf::infinite, caf::connect_atom::value, hp->first, hp->second)
+    request(mm, caf::infinite, caf::connect_atom::value, hp->host, hp->port)
         .then(
             [this, address](const caf::node_id&, caf::strong_actor_ptr& ptr,
                             const std::set<std::string>&) {
@@ -295,7 +286,7 @@ class cluster_actor : public caf::event_based_actor {
     count_members_up();
     if (!coordinating()) return;
     admit(id, address);
-    send(handle, state_atom::value, map_.encode());
+    send(handle, state_atom::value, map_text_);
   }
 
   /// Coordinator: makes `id` a member (or updates its address) and plans shards onto it.
@@ -383,8 +374,9 @@ class cluster_actor : public caf::event_based_actor {
   /// Makes `m` this node's map: persists it and brings every shard's status in line.
   void apply(shard_map m, bool persist = true) {
     map_ = std::move(m);
+    map_text_ = map_.encode();
     if (persist) {
-      if (auto st = env_.journal.put_setting(map_setting, map_.encode()); !st.ok())
+      if (auto st = env_.journal.put_setting(map_setting, map_text_); !st.ok())
         log(log_level::error, "cluster_map_not_persisted", {{"error", st.err().message}});
     }
     if (map_.shards() != env_.shards) {
@@ -436,9 +428,8 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   void broadcast() {
-    auto blob = map_.encode();
     for (auto& [_, p] : peers_)
-      if (p.actor) send(p.actor, state_atom::value, blob);
+      if (p.actor) send(p.actor, state_atom::value, map_text_);
   }
 
   // -- routing ------------------------------------------------------------------------------
@@ -1099,6 +1090,7 @@ class cluster_actor : public caf::event_based_actor {
   std::string self_;
   std::string address_;
   shard_map map_;
+  std::string map_text_;  // map_ encoded once per change: persisted, broadcast, sent on hello
 
   std::map<std::string, peer> peers_;                         // by node id
   std::unordered_map<caf::actor_addr, std::string> peer_of_;  // monitored handles

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "core/address.hpp"
 #include "core/event.hpp"
 #include "core/frame.hpp"
 #include "core/ids.hpp"
@@ -129,4 +130,15 @@ TEST_CASE("a frame knows its message's op, found once when it is built") {
   CHECK(op_name(text_frame(R"({"op":"event","room":"r"})")) == "event");
   CHECK(op_name(text_frame(R"({"op":"unheard-of"})")) == "other");
   CHECK(op_name(close_frame(close_code::going_away, "bye")) == "control");
+}
+
+TEST_CASE("HOST:PORT splits at the last colon and takes only a decimal port up to 65535") {
+  auto hp = kaiwa::parse_host_port("127.0.0.1:7070");
+  REQUIRE(hp);
+  CHECK(hp->host == "127.0.0.1");
+  CHECK(hp->port == 7070);
+  CHECK(kaiwa::parse_host_port("::1:0")->host == "::1");
+  CHECK(kaiwa::parse_host_port("h:65535")->port == 65535);
+  for (auto bad : {"", "h", "h:", ":80", "h:65536", "h:80x", "h:+80", "h: 80"})
+    CHECK(!kaiwa::parse_host_port(bad));
 }

@@ -50,16 +50,18 @@ struct cluster_config {
   /// actor. Default: set by the node (connections, active rooms, events appended)
   std::function<std::string()> load;
   /// Called, on the cluster actor, once the coordinator has moved every shard of this node away
-  /// (a drain). Default: set by the node (closes its sessions with 4010 after the grace)
-  std::function<void()> drained;
+  /// (a drain), with the grace the drain asked for. Default: set by the node (closes its
+  /// sessions with 4010 after the grace)
+  std::function<void(std::chrono::milliseconds)> drained;
 };
 
 /// An admin question about the cluster, answered as JSON by rooms::cluster_admin.
 struct cluster_request {
   enum class kind { members, shards, move, drain };
   kind what = kind::members;
-  shard_t shard = 0;  // move
-  std::string node;   // move: the new owner; drain: the node to empty
+  shard_t shard = 0;                   // move
+  std::string node;                    // move: the new owner; drain: the node to empty
+  std::chrono::milliseconds grace{0};  // drain: then its sessions close after this
 };
 
 struct rooms_config {

@@ -225,9 +225,10 @@ int drain_command(const admin_target& t, const std::string& node, double grace_s
     return 0;
   }
   simdjson::dom::parser p;
-  std::string_view drained;
-  if (!p.parse(*body)["node"].get(drained))
-    fmt::print("{}: its shards moved to the other members; ", drained);
+  auto reply = parse_reply(p, *body);
+  if (!reply) return 1;
+  if (bool((*reply)["shards_moved"]))
+    fmt::print("{}: its shards moved to the other members; ", std::string_view((*reply)["node"]));
   fmt::print("new connections are refused; sessions close with 4010 in {} s\n", grace_s);
   return 0;
 }

@@ -67,7 +67,7 @@ std::optional<std::string> node::start() {
       return out;
     };
     // Its shards are gone: now its clients go too, to reconnect to the other members.
-    cc->drained = [this] { drain(cluster_drain_grace_.load()); };
+    cc->drained = [this](std::chrono::milliseconds grace) { drain(grace); };
   }
   rooms_ = std::make_unique<rooms>(cfg_.rooms, *journal_);
   if (auto err = rooms_->start()) return err;
@@ -144,6 +144,21 @@ std::string query_param(const std::string& target, std::string_view key) {
 }
 
 std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
+
+/// 202 for a drain: which node, whether its shards moved away first (a cluster member), and when
+/// its sessions close.
+net::http_reply drain_accepted(const std::string& node, bool shards_moved,
+                               std::chrono::milliseconds grace) {
+  std::string body;
+  json_writer(body)
+      .begin_object()
+      .field("draining", true)
+      .field("node", node)
+      .field("shards_moved", shards_moved)
+      .field("grace_ms", static_cast<std::int64_t>(grace.count()))
+      .end_object();
+  return json_reply(202, std::move(body));
+}
 
 /// Responds now and tells the gateway the path was handled.
 bool answer(const net::http_respond& respond, net::http_reply reply) {
@@ -255,31 +270,18 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
       q.node = query_param(r.target, "node");
       if (q.node.empty()) q.node = cfg_.gateway.node_id;
       if (!valid_name(q.node)) return answer(respond, json_error(400, "'node' must name a member"));
-      if (q.node == cfg_.gateway.node_id) cluster_drain_grace_ = grace_ms;
+      q.grace = grace_ms;
       auto node = q.node;
       rooms_->cluster_admin(std::move(q), [respond, node, grace_ms](int status, std::string body) {
-        if (status != 200) return respond(json_reply(status, std::move(body)));
-        std::string out;
-        json_writer(out)
-            .begin_object()
-            .field("draining", true)
-            .field("node", node)
-            .field("grace_ms", static_cast<std::int64_t>(grace_ms.count()))
-            .end_object();
-        respond(json_reply(202, std::move(out)));
+        respond(status == 200 ? drain_accepted(node, true, grace_ms)
+                              : json_reply(status, std::move(body)));
       });
       return true;
     }
     if (!query_param(r.target, "node").empty())
       return answer(respond, json_error(400, "this node is not a cluster member"));
     drain(grace_ms);
-    std::string body;
-    json_writer(body)
-        .begin_object()
-        .field("draining", true)
-        .field("grace_ms", static_cast<std::int64_t>(grace * 1000))
-        .end_object();
-    return answer(respond, json_reply(202, std::move(body)));
+    return answer(respond, drain_accepted(cfg_.gateway.node_id, false, grace_ms));
   }
   for (auto [prefix, op, method] : {std::tuple{"/admin/v1/rooms/", room_op::info, "GET"},
                                     std::tuple{"/admin/v1/snapshot/", room_op::snapshot, "POST"}}) {

@@ -63,8 +63,6 @@ class node {
   std::unique_ptr<net::gateway> gateway_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
-  // The grace a cluster drain of this node asked for, used once its shards have moved.
-  std::atomic<std::chrono::milliseconds> cluster_drain_grace_{std::chrono::seconds(5)};
   boost::asio::thread_pool admin_work_{1};  // slow admin actions, off the I/O lanes
   std::mutex stop_mtx_;
   std::condition_variable stop_cv_;  // wakes a drain's grace period when the node stops

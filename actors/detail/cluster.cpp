@@ -190,10 +190,12 @@ class cluster_actor : public caf::event_based_actor {
         },
         [this](abort_atom, shard_t s) { restore(s); },
         [this](move_atom, shard_t s, std::string& to) { return enqueue_move(s, to); },
-        [this](drain_atom, std::string& node) { return drain(node); },
-        [this](drained_atom) {
+        [this](drain_atom, std::string& node, std::int64_t grace_ms) {
+          return drain(node, std::chrono::milliseconds(grace_ms));
+        },
+        [this](drained_atom, std::int64_t grace_ms) {
           log(log_level::info, "cluster_node_drained", {{"node", self_}});
-          if (cfg_.drained) cfg_.drained();
+          if (cfg_.drained) cfg_.drained(std::chrono::milliseconds(grace_ms));
         },
         [this](load_atom) { return cfg_.load ? cfg_.load() : std::string("{}"); },
         [this](members_atom) {
@@ -785,6 +787,7 @@ class cluster_actor : public caf::event_based_actor {
   struct plan_waiter {
     std::optional<caf::typed_response_promise<std::string>> reply;
     std::string drained;
+    std::chrono::milliseconds grace{0};  // the drained node's sessions close after it
   };
 
   caf::actor actor_of(const std::string& node) {
@@ -807,9 +810,10 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   /// Plans moves that even out the shards over the members that are up and not draining.
-  /// `reply` is answered, and a drain of `drained` finished, when every move has ended.
+  /// `reply` is answered, and a drain of `drained` finished (its sessions closed after
+  /// `grace`), when every move has ended.
   void rebalance(std::optional<caf::typed_response_promise<std::string>> reply,
-                 std::string drained = {}) {
+                 std::string drained = {}, std::chrono::milliseconds grace = {}) {
     // Shards of members that are down stay with them (nothing to hand over without them).
     auto plan = plan_rebalance(map_, balanced_nodes());
     std::erase_if(plan, [&](auto& mv) { return !actor_of(mv.from); });
@@ -819,7 +823,8 @@ class cluster_actor : public caf::event_based_actor {
                return q.move.shard == mv.shard;
              });
     });
-    if (reply || !drained.empty()) plan_waiters_.push_back({std::move(reply), std::move(drained)});
+    if (reply || !drained.empty())
+      plan_waiters_.push_back({std::move(reply), std::move(drained), grace});
     if (plan.empty() && moving_.empty() && queue_.empty()) return end_batch();
     if (plan.empty()) return;  // the waiter is answered when the moves under way end
     log(log_level::info, "cluster_rebalance", {{"moves", std::uint64_t{plan.size()}}});
@@ -846,7 +851,8 @@ class cluster_actor : public caf::event_based_actor {
     return rp;
   }
 
-  caf::typed_response_promise<std::string> drain(const std::string& node) {
+  caf::typed_response_promise<std::string> drain(const std::string& node,
+                                                 std::chrono::milliseconds grace) {
     auto rp = make_response_promise<std::string>();
     if (!coordinating()) {
       rp.deliver("node " + self_ + " is not the coordinator");
@@ -867,12 +873,12 @@ class cluster_actor : public caf::event_based_actor {
     next.touch();
     apply(std::move(next));
     broadcast();
-    rebalance(rp, node);
+    rebalance(rp, node, grace);
     return rp;
   }
 
-  void finish_drain(const std::string& node) {
-    if (auto a = actor_of(node)) send(a, drained_atom::value);
+  void finish_drain(const std::string& node, std::chrono::milliseconds grace) {
+    if (auto a = actor_of(node)) send(a, drained_atom::value, std::int64_t{grace.count()});
   }
 
   void run_queue() {
@@ -931,7 +937,7 @@ class cluster_actor : public caf::event_based_actor {
                                           "coordinator's log)"
                                     : std::string();
     for (auto& w : std::exchange(plan_waiters_, {})) {
-      if (!w.drained.empty() && err.empty()) finish_drain(w.drained);
+      if (!w.drained.empty() && err.empty()) finish_drain(w.drained, w.grace);
       if (w.reply) w.reply->deliver(err);
     }
     batch_moves_ = 0;
@@ -997,7 +1003,8 @@ class cluster_actor : public caf::event_based_actor {
         if (r.what == kind::move)
           request(coord, move_timeout, move_atom::value, r.shard, r.node).then(answer, failed);
         else
-          request(coord, std::chrono::seconds(3600), drain_atom::value, r.node)
+          request(coord, std::chrono::seconds(3600), drain_atom::value, r.node,
+                  std::int64_t{r.grace.count()})
               .then(answer, failed);
         return;
       }

@@ -267,9 +267,9 @@ function onEvent(e) {
   const st = roomState(e.room);
   const isNewMessage = apply(st, e) && e.from !== ui.me;
   if (e.room === ui.current && document.visibilityState === "visible") {
-    renderMessages(false);
+    if (!(e.type === "message" && appendMessage(st, e))) renderMessages(false);
     markRead(st);
-    // The list is redrawn, not appended to: screen readers hear new messages from here.
+    // The list is rebuilt at times, not only appended to: screen readers hear new messages here.
     if (isNewMessage) $("announce").textContent = `${e.from}: ${e.text}`;
   } else if (isNewMessage && e.seq > st.read) {
     st.unread += 1;
@@ -316,7 +316,7 @@ function markRead(st) {
 }
 
 function showOnline({ room, users }) {
-  if (room === ui.current) $("online").textContent = `online: ${users.join(", ")}`;
+  if (room === ui.current) $("online").textContent = users.length ? `online: ${users.join(", ")}` : "";
 }
 
 /** Small rooms push their presence list when it changes; big ones are asked every 15 s. */
@@ -402,6 +402,24 @@ function startEdit(st, m, textEl) {
   ui.editing = true;
   textEl.replaceWith(input);
   input.focus();
+}
+
+/**
+ * The common case of a live room: a new message after everything shown goes in as one item
+ * (before the pending ones), instead of a redraw. False when it can't (an edit box is open, or
+ * the message is not the newest), and the caller redraws.
+ */
+function appendMessage(st, e) {
+  const list = $("messages");
+  const shown = list.querySelectorAll(".message[data-seq]:not(.pending)");
+  const last = shown.length ? Number(shown[shown.length - 1].dataset.seq) : 0;
+  if (ui.editing || e.seq <= last) return false;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.querySelector(".seen")?.remove(); // about the previous newest message
+  if (e.cid) list.querySelector(`.pending[data-cid="${CSS.escape(e.cid)}"]`)?.remove();
+  list.insertBefore(messageItem(st, st.messages.get(e.seq)), list.querySelector(".pending"));
+  if (atBottom) list.scrollTop = list.scrollHeight;
+  return true;
 }
 
 /** Redraws the current room; keeps the reader's place unless they were at the bottom. */

@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 PRESET ?= release
 BUILD := build/$(PRESET)
 
-.PHONY: deps build run test asan clean
+.PHONY: deps build fuzz-build run test fuzz asan clean
 deps:
 	@scripts/install-deps.sh
 
@@ -11,11 +11,22 @@ build: deps
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build --preset $(PRESET)
 
+# The libFuzzer targets (clang-16, ASan/UBSan), a build of their own: build/fuzz.
+fuzz-build: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz
+
 run: build
 	$(BUILD)/apps/kaiwa start $(ARGS)
 
-test: build
+test: build fuzz-build
 	ctest --preset $(PRESET) --timeout 600
+	ctest --preset fuzz --timeout 120
+
+# Every fuzz target for FUZZ_SECONDS each (default 60): `make fuzz FUZZ_SECONDS=3600`.
+FUZZ_SECONDS ?= 60
+fuzz: fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 asan:
 	@$(MAKE) test PRESET=asan

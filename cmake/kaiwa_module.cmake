@@ -10,7 +10,7 @@ function(kaiwa_module name)
   target_include_directories(kaiwa_${name} PUBLIC ${PROJECT_SOURCE_DIR})
   target_compile_options(kaiwa_${name} PRIVATE -Wall -Wextra -Wno-unused-parameter)
   target_link_libraries(kaiwa_${name} PUBLIC ${arg_PUBLIC_DEPS} PRIVATE ${arg_PRIVATE_DEPS})
-  if(arg_TESTS)
+  if(arg_TESTS AND NOT KAIWA_FUZZ)  # the fuzz build makes only the fuzz targets
     add_executable(${name}_test ${arg_TESTS})
     target_link_libraries(${name}_test PRIVATE kaiwa::${name} kaiwa_test_main ${arg_TEST_DEPS})
     add_test(NAME ${name} COMMAND ${name}_test)

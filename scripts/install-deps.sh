@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ccache pkg-config
+  clang-16 libclang-rt-16-dev  # the libFuzzer targets (make fuzz; make test runs them briefly)
   libcaf-dev librocksdb-dev libboost-dev libssl-dev
   libfmt-dev libsimdjson-dev libcli11-dev catch2
   python3 python3-websockets

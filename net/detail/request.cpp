@@ -11,6 +11,86 @@ namespace {
 constexpr std::size_t max_depth = 16;
 constexpr std::size_t max_members = 1000;
 constexpr std::size_t max_topic_bytes = 1024;
+constexpr std::size_t max_id_chars = 64;
+
+/// Code points in valid UTF-8 (simdjson has validated it): bytes that don't continue one.
+std::size_t utf8_chars(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xc0) != 0x80;
+  return n;
+}
+
+bool is_integer_literal(std::string_view t) {
+  if (!t.empty() && t.front() == '-') t.remove_prefix(1);
+  return !t.empty() && t.find_first_not_of("0123456789") == std::string_view::npos &&
+         (t.size() == 1 || t.front() != '0');
+}
+
+/// Whether `t` is a JSON number (RFC 8259, section 6). On-Demand's raw token of a scalar is not
+/// validated, and what is echoed must be JSON.
+bool is_json_number(std::string_view t) {
+  std::size_t i = 0;
+  auto digits = [&] {
+    auto start = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < t.size() && t[i] == '-') ++i;
+  if (i < t.size() && t[i] == '0')
+    ++i;
+  else if (!digits())
+    return false;
+  if (i < t.size() && t[i] == '.' && (++i, !digits())) return false;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == t.size();
+}
+
+/// The raw JSON of the top-level "id" of a request whose document may not parse as a whole (a
+/// lone surrogate escape in its text, say): a string id re-encoded, a number as sent; empty
+/// when there is none to read. simdjson's On-Demand API decodes only what is asked for, so it
+/// reads the id past a bad value elsewhere. Off the hot path: only errors and unusual ids.
+std::string raw_id(std::string_view json, bool padded) {
+  thread_local simdjson::ondemand::parser parser(64 * 1024 + 64);
+  simdjson::padded_string copy;
+  simdjson::padded_string_view in;
+  if (padded) {
+    in = simdjson::padded_string_view(json.data(), json.size(),
+                                      json.size() + simdjson::SIMDJSON_PADDING);
+  } else {
+    copy = simdjson::padded_string(json);
+    in = copy;
+  }
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object o;
+  if (parser.iterate(in).get(doc) || doc.get_object().get(o)) return {};
+  for (auto field : o) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return {};
+    if (key != "id") continue;
+    auto v = field.value();
+    std::string out;
+    simdjson::ondemand::json_type type;
+    if (v.type().get(type)) return {};
+    if (type == simdjson::ondemand::json_type::string) {
+      std::string_view s;
+      if (!v.get_string().get(s)) append_json_string(out, s);
+    } else if (type == simdjson::ondemand::json_type::number) {
+      std::string_view raw;
+      if (!v.raw_json_token().get(raw)) {
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' ||
+                                raw.back() == '\r'))
+          raw.remove_suffix(1);
+        if (raw.size() <= max_id_chars && is_json_number(raw)) out = raw;
+      }
+    }
+    return out;
+  }
+  return {};
+}
 
 using simdjson::dom::element;
 using simdjson::dom::object;
@@ -74,22 +154,28 @@ class field_reader {
     return std::string(t);
   }
 
-  /// The request's id as raw JSON (a string literal or an integer), empty when absent.
-  std::string id() {
+  /// The request's id as raw JSON (a string literal or an integer exactly as sent), empty when
+  /// absent. An id of another shape is an error, but still echoed when it is a string or a
+  /// number, so that the client can match the error to its request.
+  std::string id(std::string_view json, bool padded) {
     auto v = o_["id"];
     if (v.error() == simdjson::NO_SUCH_FIELD) return {};
     std::string out;
     std::string_view s;
     std::int64_t n = 0;
+    std::uint64_t u = 0;
     if (!v.get(s)) {
-      if (s.size() > 64)
-        fail(errc::bad_request, "'id' is longer than 64 chars");
-      else
-        append_json_string(out, s);
-    } else if (!v.get(n)) {
+      append_json_string(out, s);
+      if (utf8_chars(s) > max_id_chars) fail(errc::bad_request, "'id' is longer than 64 chars");
+    } else if (!v.get(n) && n != 0) {
       out = std::to_string(n);
+    } else if (!v.get(u) && u != 0) {
+      out = std::to_string(u);
     } else {
-      fail(errc::bad_request, "'id' must be a string or an integer");
+      // 0 (which may have been sent as -0) or not an integer: the DOM keeps only the value, so
+      // the id's own text is read again from the request.
+      out = raw_id(json, padded);
+      if (!is_integer_literal(out)) fail(errc::bad_request, "'id' must be a string or an integer");
     }
     return out;
   }
@@ -194,21 +280,30 @@ parse_result parse_request(std::string_view json, bool padded) {
     if (p.allocate(64 * 1024 + 64, max_depth)) throw std::bad_alloc();
     return p;
   }();
+  auto fail = [&](std::string message) {
+    return parse_result{std::nullopt,
+                        request_error{raw_id(json, padded), errc::bad_request, std::move(message)}};
+  };
   element doc;
   auto err = parser.parse(json.data(), json.size(), !padded).get(doc);
-  if (err == simdjson::UTF8_ERROR)
-    return {std::nullopt, request_error{{}, errc::bad_request, "invalid UTF-8"}};
-  if (err == simdjson::DEPTH_ERROR)
-    return {std::nullopt, request_error{{}, errc::bad_request, "nested too deeply"}};
-  if (err) return {std::nullopt, request_error{{}, errc::bad_request, "invalid JSON"}};
+  if (err == simdjson::UTF8_ERROR) return fail("invalid UTF-8");
+  if (err == simdjson::DEPTH_ERROR) return fail("nested too deeply");
+  if (err == simdjson::STRING_ERROR)
+    return fail("invalid JSON string (a lone UTF-16 surrogate escape?)");
+  if (err == simdjson::NUMBER_ERROR)
+    return fail("invalid JSON number (integers must fit in 64 bits)");
+  if (err) return fail("invalid JSON");
   object o;
-  if (doc.get(o))
-    return {std::nullopt, request_error{{}, errc::bad_request, "a request must be a JSON object"}};
+  if (doc.get(o)) return fail("a request must be a JSON object");
 
   field_reader f(o);
   request r;
-  r.id = f.id();
-  if (f.error()) return {std::nullopt, f.error()};  // an invalid id is not echoed
+  r.id = f.id(json, padded);
+  if (f.error()) {
+    auto e = *f.error();
+    e.id = r.id;
+    return {std::nullopt, std::move(e)};
+  }
   auto op = f.req_string("op");
   if (op == "hello") {
     r.op = session_op::hello;

@@ -74,6 +74,26 @@ TEST_CASE("every kind of bad request gets its error and leaves the connection us
       "ack");
 }
 
+TEST_CASE("an error carries the request's id whenever the id can be read") {
+  temp_dir dir;
+  node_process node(dir.str());
+  ws_client c(node.port());
+  c.hello("alice");
+  // Half an emoji, as a browser produces it: the text fails to parse, the id does not.
+  c.send(R"({"op":"send","id":600,"room":"r","text":"x\ud83dy"})");
+  auto m = c.next();
+  CHECK(m.str("op") == "error");
+  CHECK(m.str("code") == "bad_request");
+  CHECK(m.json().find(R"("id":600)") != std::string::npos);
+  // Integer ids come back exactly as sent, beyond double precision and as -0.
+  for (std::string id : {"9007199254740993", "18446744073709551615", "-0"}) {
+    c.send(R"({"op":"ping","id":)" + id + "}");
+    auto pong = c.next();
+    CHECK(pong.str("op") == "pong");
+    CHECK(pong.json().find(R"("id":)" + id + "}") != std::string::npos);
+  }
+}
+
 TEST_CASE("repeated bad requests close the connection with 4000, and only that one") {
   temp_dir dir;
   node_process node(dir.str());

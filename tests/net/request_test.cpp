@@ -72,3 +72,34 @@ TEST_CASE("deep nesting and invalid UTF-8 are refused") {
   CHECK(bad(deep).message == "nested too deeply");
   CHECK(bad("{\"op\":\"send\",\"room\":\"r\",\"text\":\"\xff\xfe\"}").message == "invalid UTF-8");
 }
+
+TEST_CASE("an error to a request carries its id whenever the id can be read") {
+  // A lone surrogate escape (half an emoji from a browser) fails the whole document's parse.
+  CHECK(bad(R"({"op":"send","id":600,"room":"r","text":"x\ud83dy"})").id == "600");
+  CHECK(bad(R"({"text":"x\ud83d","op":"send","id":"s-1","room":"r"})").id == "\"s-1\"");
+  CHECK(bad(R"({"op":"nosuch","id":5})").id == "5");
+  CHECK(bad(R"({"op":"send","id":7,"room":"bad name!","text":"x"})").id == "7");
+  // An id of the wrong shape is refused, and still echoed so the client can match the error.
+  auto e = bad(R"({"op":"ping","id":1.5})");
+  CHECK(e.id == "1.5");
+  CHECK(e.message.find("'id'") != std::string::npos);
+  CHECK(bad(R"({"op":"ping","id":123456789012345678901234567890})").id ==
+        "123456789012345678901234567890");
+  // Nothing readable: no id rather than a guess.
+  CHECK(bad(R"({"op":"ping","id":5)").id.empty());
+  CHECK(bad(R"({"op":"ping","id":true})").id.empty());
+}
+
+TEST_CASE("integer ids round-trip exactly as sent") {
+  CHECK(ok(R"({"op":"ping","id":0})").id == "0");
+  CHECK(ok(R"({"op":"ping","id":-0})").id == "-0");
+  CHECK(ok(R"({"op":"ping","id":-9223372036854775808})").id == "-9223372036854775808");
+  CHECK(ok(R"({"op":"ping","id":18446744073709551615})").id == "18446744073709551615");
+  CHECK(ok(R"({"op":"ping","id":9007199254740993})").id == "9007199254740993");
+  CHECK(ok(R"({"op":"ping","id": 42 })").id == "42");
+  // 64 chars counted as characters, not bytes.
+  std::string jp;
+  for (int i = 0; i < 64; ++i) jp += "会";
+  CHECK(ok(R"({"op":"ping","id":")" + jp + "\"}").id == "\"" + jp + "\"");
+  CHECK(bad(R"({"op":"ping","id":")" + jp + "x\"}").code == errc::bad_request);
+}

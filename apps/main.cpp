@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080", admin = "127.0.0.1:8081", durability = "sync";
   std::string cluster, join;
   std::int64_t idle_s = 60;
-  double hello_s = 10;
+  double hello_s = 10, handshake_s = 30, ping_interval_s = 20, ping_timeout_s = 10;
   auto* start = app.add_subcommand("start", "Run a kaiwa node");
   // The file's keys are the flags' names under a [start] section (TOML); --config is the
   // app's option, reached from `kaiwa start --config FILE` through fallthrough.
@@ -154,8 +154,28 @@ int main(int argc, char** argv) {
                    "Bytes queued to a client before it is closed as a slow consumer")
       ->capture_default_str();
   start
+      ->add_option("--max-queued-bytes", cfg.gateway.max_queued_bytes,
+                   "Bytes queued to a client, replies included, before it is closed (4009)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
+      ->add_option("--max-message-bytes", cfg.gateway.max_frame_bytes,
+                   "Largest client message; bigger ones get too_large")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20))
+      ->capture_default_str();
+  start
+      ->add_option("--max-pending-requests", cfg.gateway.max_pending_requests,
+                   "Unanswered requests per connection before its input pauses")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
+      ->add_option("--max-rooms-per-connection", cfg.gateway.max_rooms_per_connection,
+                   "Rooms one connection may be subscribed to")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
       ->add_option("--rate-limit", cfg.gateway.rate_limit,
-                   "Requests/s per connection (0: unlimited)")
+                   "Requests/s per connection, pings and refused frames included (0: unlimited)")
       ->capture_default_str();
   start->add_option("--snapshot-every", cfg.rooms.snapshot_every, "Snapshot a room every N events")
       ->check(CLI::PositiveNumber)
@@ -164,6 +184,21 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
+      ->add_option("--handshake-timeout", handshake_s,
+                   "Seconds a client has to send its HTTP request (the WebSocket handshake)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
+      ->add_option("--ping-interval", ping_interval_s,
+                   "Seconds of silence after which a connection gets a WebSocket ping")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
+      ->add_option("--ping-timeout", ping_timeout_s,
+                   "Seconds a pinged connection has to send something before it is closed")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   std::string log_level_name = "info", log_format_name = "text";
@@ -254,8 +289,13 @@ int main(int argc, char** argv) {
     parse_log_format(log_format_name, format);
     configure_logging(level, format);
     cfg.rooms.idle_timeout = std::chrono::seconds(idle_s);
-    cfg.gateway.hello_timeout =
-        std::chrono::milliseconds(static_cast<std::int64_t>(hello_s * 1000));
+    auto ms = [](double s) {
+      return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+    };
+    cfg.gateway.hello_timeout = ms(hello_s);
+    cfg.gateway.handshake_timeout = ms(handshake_s);
+    cfg.gateway.ping_interval = ms(ping_interval_s);
+    cfg.gateway.ping_timeout = ms(ping_timeout_s);
     std::exit(run_node(cfg));
   });
 

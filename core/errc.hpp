@@ -25,7 +25,10 @@ std::string_view to_string(errc e) noexcept;
 /// WebSocket close codes kaiwa sends (PROTOCOL.md, Transport).
 enum class close_code : std::uint16_t {
   normal = 1000,
+  ping_timeout = 1001,  // no frame in answer to a ping (RFC 6455 "going away")
   protocol_error = 1002,
+  invalid_payload = 1007,  // a close frame whose reason is not UTF-8
+  message_too_big = 1009,  // a refused message too big to skip
   protocol_abuse = 4000,
   unauthorized = 4001,
   rate_limited = 4008,

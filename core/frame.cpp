@@ -69,4 +69,9 @@ frame_ptr pong_frame(std::string_view payload) {
   return b.finish();
 }
 
+const frame_ptr& ping_frame() {
+  static const frame_ptr f = frame_builder(frame_builder::opcode::ping, 0).finish();
+  return f;
+}
+
 }  // namespace kaiwa

@@ -69,5 +69,7 @@ frame_ptr text_frame(std::string_view json);
 frame_ptr close_frame(close_code code, std::string_view reason);
 /// A pong answering a ping with `payload`.
 frame_ptr pong_frame(std::string_view payload);
+/// A ping with no payload (the server's liveness check); one shared frame.
+const frame_ptr& ping_frame();
 
 }  // namespace kaiwa

@@ -4,6 +4,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <thread>
 
 #include "net/detail/http_session.hpp"
@@ -17,6 +21,22 @@ using asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
+
+// TCP keepalive on accepted sockets: a peer that vanished (power off, NAT state lost) is found
+// even while the connection is idle or its reads are paused, after about idle + interval * count
+// seconds. The WebSocket pings find it sooner; this also covers HTTP and paused sessions.
+constexpr int keepalive_idle_s = 60;
+constexpr int keepalive_interval_s = 10;
+constexpr int keepalive_count = 3;
+
+void set_keepalive(tcp::socket& s) {
+  error_code ignored;
+  s.set_option(asio::socket_base::keep_alive(true), ignored);
+  int fd = s.native_handle();
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive_idle_s, sizeof(int));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive_interval_s, sizeof(int));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepalive_count, sizeof(int));
+}
 
 /// Accepts connections on lane 0's io_context and deals them out to the lanes round-robin.
 class listener {
@@ -60,6 +80,7 @@ class listener {
     acceptor_.async_accept(l.ioc, [this, &l](error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
+        set_keepalive(socket);
         asio::post(l.ioc, [this, &l, s = std::move(socket)]() mutable {
           detail::serve_http(std::move(s), l, st_, handler_, websocket_);
         });
@@ -177,6 +198,25 @@ void gateway::render_metrics(std::string& out) const {
     out += "kaiwa_connections_closed_by_reason_total{reason=\"" +
            std::string(detail::close_reasons[i]) + "\"} " +
            std::to_string(s.closes_by_reason[i].load(std::memory_order_relaxed)) + "\n";
+  out +=
+      "# HELP kaiwa_ws_messages_refused_total Client messages refused and skipped unread, by "
+      "reason.\n"
+      "# TYPE kaiwa_ws_messages_refused_total counter\n";
+  for (std::size_t i = 0; i < detail::refusals.size(); ++i)
+    out += "kaiwa_ws_messages_refused_total{reason=\"" + std::string(detail::refusals[i]) + "\"} " +
+           std::to_string(s.refused_messages[i].load(std::memory_order_relaxed)) + "\n";
+  auto counter = [&out](const char* name, const char* help, const std::atomic<std::uint64_t>& v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v.load(std::memory_order_relaxed)) + "\n";
+  };
+  counter("kaiwa_ws_pings_sent_total", "WebSocket pings sent to idle connections.", s.pings_sent);
+  counter("kaiwa_ws_read_pauses_total",
+          "Times a connection's input was paused: its queue or its pending requests were over "
+          "their bound.",
+          s.read_pauses);
+  counter("kaiwa_ws_joins_refused_total",
+          "Joins refused because the connection was subscribed to its most rooms.",
+          s.joins_refused);
 }
 
 gateway_stats gateway::stats() const {

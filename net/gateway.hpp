@@ -60,13 +60,33 @@ struct gateway_config {
   std::size_t io_threads = 0;
   /// HMAC secret for client tokens; empty means dev mode (hello with "user"). Default: empty
   std::string secret;
-  /// Largest client frame (and message) in bytes. Default: 65536
+  /// Largest client message in bytes (all of its frames together). A bigger one gets a
+  /// too_large reply and is skipped unread; one declaring more than 16 times this fails the
+  /// connection with 1009. Default: 65536
   std::size_t max_frame_bytes = 64 * 1024;
-  /// Bytes queued to one client before it is closed as a slow consumer (4009). Default: 8 MiB
+  /// Live-event bytes queued to one client before it is closed as a slow consumer (4009);
+  /// also the queue size (replies included) above which the client's requests are not read.
+  /// Default: 8 MiB
   std::size_t max_outbound_bytes = 8 << 20;
+  /// Everything queued to one client, replies and backfill included, beyond which it is closed
+  /// as a slow consumer (4009). Default: 64 MiB
+  std::size_t max_queued_bytes = 64 << 20;
+  /// Requests of one connection sent to rooms and not yet answered; at the limit its requests
+  /// are not read until answers come. Default: 64
+  std::uint32_t max_pending_requests = 64;
+  /// Rooms one connection may be subscribed to; a join beyond gets bad_request. Default: 1000
+  std::uint32_t max_rooms_per_connection = 1000;
+  /// Time to send the HTTP request (the WebSocket handshake included). Default: 30 s
+  std::chrono::milliseconds handshake_timeout{30'000};
   /// Close connections that send no valid hello within this time (4001). Default: 10 s
   std::chrono::milliseconds hello_timeout{10'000};
-  /// Requests per second per connection (token bucket; burst 2x); 0 = unlimited. Default: 10000
+  /// A connection silent this long gets a WebSocket ping. Default: 20 s
+  std::chrono::milliseconds ping_interval{20'000};
+  /// A connection that sends nothing within this time after a ping is closed (1001) and
+  /// dropped. Default: 10 s
+  std::chrono::milliseconds ping_timeout{10'000};
+  /// Requests per second per connection (token bucket; burst 2x); WebSocket pings and pongs
+  /// and refused messages count too; 0 = unlimited. Default: 10000
   std::uint32_t rate_limit = 10'000;
   /// Node id and version reported in `welcome`.
   std::string node_id = "kaiwa-1";

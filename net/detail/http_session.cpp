@@ -20,7 +20,6 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t max_request_body = 8 * 1024;
-constexpr auto request_timeout = std::chrono::seconds(30);
 
 std::string websocket_accept(std::string_view key) {
   static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -42,7 +41,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void do_read() {
     parser_.emplace();
     parser_->body_limit(max_request_body);
-    stream_.expires_after(request_timeout);
+    stream_.expires_after(st_.cfg.handshake_timeout);  // whole request: no slowloris
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });

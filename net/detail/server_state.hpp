@@ -22,9 +22,13 @@ inline constexpr std::array<const char*, 17> request_ops = {
     "history", "create", "invite", "kick",   "typing", "read",  "presence", "unknown"};
 
 /// Names for server_state::closes_by_reason.
-inline constexpr std::array<const char*, 8> close_reasons = {
-    "client",       "normal",       "protocol_error", "abuse",
-    "unauthorized", "rate_limited", "slow_consumer",  "going_away"};
+inline constexpr std::array<const char*, 11> close_reasons = {
+    "client",       "normal",          "protocol_error", "abuse",
+    "unauthorized", "rate_limited",    "slow_consumer",  "going_away",
+    "invalid_utf8", "message_too_big", "ping_timeout"};
+
+/// Names for server_state::refused_messages (the order of net::ws_rejection).
+inline constexpr std::array<const char*, 3> refusals = {"too_large", "binary", "invalid_utf8"};
 
 class ws_session;
 
@@ -69,6 +73,11 @@ struct server_state {
   std::atomic<std::uint64_t> closed{0};
   std::atomic<std::uint64_t> slow_consumers{0};
   std::array<std::atomic<std::uint64_t>, close_reasons.size()> closes_by_reason{};
+  // Rare events, so shared atomics.
+  std::array<std::atomic<std::uint64_t>, refusals.size()> refused_messages{};
+  std::atomic<std::uint64_t> pings_sent{0};
+  std::atomic<std::uint64_t> read_pauses{0};
+  std::atomic<std::uint64_t> joins_refused{0};
 
   std::mutex closed_mtx;
   std::condition_variable closed_cv;  // notified when a session ends

@@ -21,24 +21,43 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t initial_read_bytes = 512;
+// A client that fills its read buffer gets a bigger one, up to this; one that sends little gets
+// the small one back.
+constexpr std::size_t max_read_bytes = 64 * 1024;
 constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
 constexpr int max_consecutive_errors = 10;
 constexpr int max_consecutive_limited = 100;
-// How long a closing session waits for its close frame to be written and the client to hang up.
-// Generous, because a slow consumer's close frame waits behind what it has not read yet.
-constexpr auto close_handshake_limit = std::chrono::seconds(10);
+// A refused message is skipped (not read into memory) up to this many times the message limit;
+// beyond, the connection fails with 1009.
+constexpr std::uint64_t skip_factor = 16;
+// How long a connection that missed its ping has to take our close before it is dropped: it has
+// been silent for ping_interval + ping_timeout already.
+constexpr auto unresponsive_close_limit = std::chrono::seconds(1);
 
 std::int64_t now_us() {
   using namespace std::chrono;
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+ws_parser_limits parser_limits(const gateway_config& cfg) {
+  ws_parser_limits l;
+  l.max_message_bytes = cfg.max_frame_bytes;
+  l.max_skip_bytes = skip_factor * cfg.max_frame_bytes;
+  l.padding = padding;
+  return l;
+}
+
 }  // namespace
 
 ws_session::ws_session(asio::ip::tcp::socket socket, struct io_lane& l, server_state& st,
                        std::string_view already_read)
-    : socket_(std::move(socket)), lane_(l), st_(st), deadline_(l.ioc) {
-  ensure_capacity(std::max(initial_read_bytes, already_read.size()));
+    : socket_(std::move(socket)),
+      lane_(l),
+      st_(st),
+      deadline_(l.ioc),
+      liveness_(l.ioc),
+      parser_(parser_limits(st.cfg)) {
+  resize_read_buffer(std::max(initial_read_bytes, already_read.size()));
   std::memcpy(rbuf_.get(), already_read.data(), already_read.size());
   rlen_ = already_read.size();
   tokens_milli_ = std::int64_t{st_.cfg.rate_limit} * 2000;
@@ -52,7 +71,7 @@ ws_session::~ws_session() = default;
 void ws_session::start() {
   lane_.sessions.insert(this);
   id_ = st_.next_conn_id.fetch_add(1, std::memory_order_relaxed);
-  opened_at_ = std::chrono::steady_clock::now();
+  opened_at_ = last_rx_ = std::chrono::steady_clock::now();
   if (log_enabled(log_level::info)) {
     boost::system::error_code ec;
     auto peer = socket_.remote_endpoint(ec);
@@ -69,177 +88,181 @@ void ws_session::start() {
         if (!ec && self->state_ == state::awaiting_hello)
           self->close(close_code::unauthorized, "no hello");
       });
-  if (rlen_ > 0) process_frames();
-  do_read();
+  arm_liveness(st_.cfg.ping_interval);
+  pump();
 }
 
 void ws_session::post(std::function<void()> fn) { asio::post(lane_.ioc, std::move(fn)); }
 
 // -- reading --------------------------------------------------------------------------------
 
-void ws_session::ensure_capacity(std::size_t needed) {
-  if (needed <= rcap_) return;
-  std::size_t cap = std::max(needed, rcap_ * 2);
-  auto buf = std::make_unique<char[]>(cap + padding);
-  if (rlen_ > 0) std::memcpy(buf.get(), rbuf_.get(), rlen_);
-  rbuf_ = std::move(buf);
+void ws_session::resize_read_buffer(std::size_t cap) {
+  // Only with nothing unparsed in it and no read in flight.
+  rbuf_ = std::make_unique<char[]>(cap + padding);
   rcap_ = cap;
 }
 
 void ws_session::do_read() {
-  if (rlen_ == rcap_) ensure_capacity(rcap_ * 2);
+  if (rlen_ == 0) {
+    if (last_read_ == rcap_ && rcap_ < max_read_bytes)
+      resize_read_buffer(std::min(rcap_ * 2, max_read_bytes));
+    else if (rcap_ > initial_read_bytes && last_read_ < rcap_ / 8)
+      resize_read_buffer(initial_read_bytes);
+  }
+  reading_ = true;
   socket_.async_read_some(asio::buffer(rbuf_.get() + rlen_, rcap_ - rlen_),
                           [self = std::static_pointer_cast<ws_session>(shared_from_this())](
                               error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void ws_session::on_read(const error_code& ec, std::size_t n) {
+  reading_ = false;
   if (ec) return teardown();
   if (state_ == state::closed) return;
-  rlen_ += n;
+  last_read_ = n;
   if (state_ == state::closing) {
     rlen_ = 0;  // after our close frame: discard until the client hangs up
-  } else {
-    process_frames();
+    return do_read();
   }
-  // A client that doesn't read its replies stops being read: its requests wait in TCP.
-  if (state_ != state::closing && queued_bytes_ > st_.cfg.max_outbound_bytes) {
+  rlen_ += n;
+  last_rx_ = std::chrono::steady_clock::now();
+  pump();
+}
+
+bool ws_session::input_allowed() const noexcept {
+  return queued_bytes_ <= st_.cfg.max_outbound_bytes && pending_ < st_.cfg.max_pending_requests;
+}
+
+void ws_session::pump() {
+  if (reading_ || processing_ || state_ == state::closing || state_ == state::closed) return;
+  if (rlen_ > 0 && input_allowed()) process_frames();
+  if (state_ == state::closing || state_ == state::closed) return;
+  if (!input_allowed()) {
+    // A client that doesn't read its replies, or keeps too many requests pending, stops being
+    // read: its requests wait in TCP, and in rbuf_ what was read already.
+    if (!read_paused_) st_.read_pauses.fetch_add(1, std::memory_order_relaxed);
     read_paused_ = true;
     return;
   }
+  read_paused_ = false;
   do_read();
 }
 
-bool ws_session::process_frames() {
-  auto* buf = reinterpret_cast<unsigned char*>(rbuf_.get());
+void ws_session::process_frames() {
+  processing_ = true;
+  auto frames_before = parser_.frames();
   std::size_t pos = 0;
-  auto done = [&](bool keep_reading) {
-    if (pos > 0) {
-      std::memmove(buf, buf + pos, rlen_ - pos);
-      rlen_ -= pos;
-    }
-    return keep_reading;
-  };
-  while (pos < rlen_) {
-    if (skip_ > 0) {
-      auto n = std::min<std::uint64_t>(skip_, rlen_ - pos);
-      skip_ -= n;
-      pos += n;
-      continue;
-    }
-    std::size_t avail = rlen_ - pos;
-    if (avail < 2) break;
-    unsigned char b0 = buf[pos], b1 = buf[pos + 1];
-    bool fin = b0 & 0x80;
-    unsigned opcode = b0 & 0x0f;
-    std::size_t hdr = 2;
-    std::uint64_t len = b1 & 0x7f;
-    if (len == 126)
-      hdr += 2;
-    else if (len == 127)
-      hdr += 8;
-    hdr += 4;  // the mask key
-    if (avail < hdr) break;
-    if (len == 126) {
-      len = (std::uint64_t{buf[pos + 2]} << 8) | buf[pos + 3];
-    } else if (len == 127) {
-      len = 0;
-      for (int i = 0; i < 8; ++i) len = (len << 8) | buf[pos + 2 + i];
-    }
-    bool is_control = opcode & 0x8;
-    if ((b0 & 0x70) || !(b1 & 0x80) || (is_control && (!fin || len > 125)) ||
-        (opcode > 2 && opcode < 8) || opcode > 10) {
-      close(close_code::protocol_error, "protocol error");
-      return done(false);
-    }
-    if (!is_control) {
-      std::uint64_t total = len + (opcode == 0 ? fragments_.size() : 0);
-      if (total > st_.cfg.max_frame_bytes && !discard_message_) {
-        reply_error("", errc::too_large, "frame is over the size limit");
-        if (state_ == state::closing) return done(false);
-        fragments_.clear();
-        in_fragmented_ = false;
-        discard_message_ = !fin;
-        skip_ = len;
-        pos += hdr;
-        continue;
-      }
-    }
-    if (avail < hdr + len) {
-      ensure_capacity(hdr + len);
-      buf = reinterpret_cast<unsigned char*>(rbuf_.get());
-      break;
-    }
-    unsigned char* mask = buf + pos + hdr - 4;
-    unsigned char* payload = buf + pos + hdr;
-    for (std::uint64_t i = 0; i < len; ++i) payload[i] ^= mask[i & 3];
-    std::string_view data(reinterpret_cast<char*>(payload), len);
-    pos += hdr + len;
-    lane_traffic::add(lane_.traffic.frames_in);
+  while (pos < rlen_ && (state_ == state::awaiting_hello || state_ == state::ready) &&
+         input_allowed()) {
+    auto e = parser_.next(rbuf_.get() + pos, rlen_ - pos);
+    pos += e.consumed;
+    on_event(e);
+  }
+  lane_traffic::add(lane_.traffic.frames_in, parser_.frames() - frames_before);
+  if (state_ == state::closing || state_ == state::closed) {
+    rlen_ = 0;
+  } else if (pos > 0) {
+    std::memmove(rbuf_.get(), rbuf_.get() + pos, rlen_ - pos);
+    rlen_ -= pos;
+  }
+  processing_ = false;
+}
 
-    switch (opcode) {
-      case 0x0:  // continuation
-        if (discard_message_) {
-          discard_message_ = !fin;
-          break;
-        }
-        if (!in_fragmented_) {
-          close(close_code::protocol_error, "unexpected continuation frame");
-          return done(false);
-        }
-        fragments_ += data;
-        if (fin) {
-          in_fragmented_ = false;
-          std::string msg = std::move(fragments_);
-          fragments_.clear();
-          on_text(msg, false);
-        }
-        break;
-      case 0x1:
-      case 0x2:
-        if (in_fragmented_ || discard_message_) {
-          close(close_code::protocol_error, "expected a continuation frame");
-          return done(false);
-        }
-        if (opcode == 0x2) {
-          reply_error("", errc::bad_request, "binary frames are not supported; send JSON text");
-          discard_message_ = !fin;
-        } else if (fin) {
-          on_text(data, true);  // rbuf_ always has SIMDJSON padding past its end
-        } else {
-          fragments_.assign(data);
-          in_fragmented_ = true;
-        }
-        break;
-      case 0x8:
-        close(close_code::normal, "");
-        return done(false);
-      case 0x9:
-        reply(pong_frame(data));
-        break;
-      default:  // pong
-        break;
+void ws_session::on_event(const ws_event& e) {
+  switch (e.kind) {
+    case ws_event_kind::need_more:
+      return;
+    case ws_event_kind::text:
+      return on_text(e.payload);
+    case ws_event_kind::ping:
+      if (charge()) respond(pong_frame(e.payload));
+      return;
+    case ws_event_kind::pong:
+      charge();  // liveness was noted when it was read
+      return;
+    case ws_event_kind::close:
+      return close(close_code::normal, "");
+    case ws_event_kind::rejected:
+      return on_refused(e.rejection);
+    case ws_event_kind::fail:
+      switch (e.code) {
+        case 1007:
+          return close(close_code::invalid_payload, e.payload);
+        case 1009:
+          return close(close_code::message_too_big, e.payload);
+        default:
+          return close(close_code::protocol_error, e.payload);
+      }
+  }
+}
+
+void ws_session::on_refused(ws_rejection why) {
+  st_.refused_messages[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+  if (!charge()) return;
+  switch (why) {
+    case ws_rejection::too_large:
+      return reply_error("", errc::too_large, "message is over the size limit");
+    case ws_rejection::binary:
+      return reply_error("", errc::bad_request, "binary frames are not supported; send JSON text");
+    case ws_rejection::invalid_utf8:
+      return reply_error("", errc::bad_request, "text is not valid UTF-8");
+  }
+}
+
+// -- liveness -------------------------------------------------------------------------------
+
+void ws_session::arm_liveness(std::chrono::steady_clock::duration after) {
+  liveness_.expires_after(after);
+  liveness_.async_wait(
+      [self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec) {
+        if (!ec) self->on_liveness();
+      });
+}
+
+void ws_session::on_liveness() {
+  if (state_ == state::closing || state_ == state::closed) return;
+  const auto& cfg = st_.cfg;
+  if (read_paused_) {
+    // Not reading, we can't hear pongs. A client whose queue is over the bound and didn't
+    // drain at all since the last check is not reading either: it is a slow consumer.
+    if (queued_bytes_ > cfg.max_outbound_bytes && written_total_ == written_at_check_) {
+      st_.slow_consumers += 1;
+      return overflow("not reading");
     }
-    if (state_ == state::closing || state_ == state::closed) return done(false);
+    written_at_check_ = written_total_;
+    ping_outstanding_ = false;
+    return arm_liveness(cfg.ping_interval);
   }
-  done(true);
-  // Give back a buffer that grew for one large message once it is drained.
-  if (rlen_ == 0 && rcap_ > 16 * 1024) {
-    rbuf_.reset();
-    rcap_ = 0;
-    ensure_capacity(initial_read_bytes);
+  auto now = std::chrono::steady_clock::now();
+  if (ping_outstanding_ && last_rx_ <= ping_sent_at_) {
+    return close(close_code::ping_timeout, "no answer to ping",
+                 std::min<std::chrono::milliseconds>(cfg.ping_timeout, unresponsive_close_limit));
   }
-  return true;
+  ping_outstanding_ = false;
+  auto idle = now - last_rx_;
+  if (idle < cfg.ping_interval) return arm_liveness(cfg.ping_interval - idle);
+  st_.pings_sent.fetch_add(1, std::memory_order_relaxed);
+  respond(ping_frame());
+  ping_outstanding_ = true;
+  ping_sent_at_ = now;
+  arm_liveness(cfg.ping_timeout);
 }
 
 // -- requests -------------------------------------------------------------------------------
 
 void ws_session::reply_error(std::string_view id, errc code, std::string_view message) {
-  reply(error_frame(id, code, message));
+  respond(error_frame(id, code, message));
   if (code == errc::bad_request || code == errc::too_large) {
     if (++consecutive_errors_ >= max_consecutive_errors)
       close(close_code::protocol_abuse, "too many bad requests");
   }
+}
+
+bool ws_session::charge() {
+  if (take_token()) return true;
+  if (++consecutive_limited_ >= max_consecutive_limited)
+    close(close_code::rate_limited, "rate limit exceeded repeatedly");
+  return false;
 }
 
 bool ws_session::take_token() {
@@ -288,22 +311,28 @@ std::size_t reason_index(close_code code) {
       return 6;
     case close_code::going_away:
       return 7;
+    case close_code::invalid_payload:
+      return 8;
+    case close_code::message_too_big:
+      return 9;
+    case close_code::ping_timeout:
+      return 10;
   }
   return 0;
 }
 
 }  // namespace
 
-void ws_session::on_text(std::string_view payload, bool padded) {
-  auto parsed = parse_request(payload, padded);
+void ws_session::on_text(std::string_view payload) {
+  // The payload has SIMDJSON_PADDING readable bytes past its end: inside rbuf_ (allocated with
+  // them) or in the parser's buffer.
+  auto parsed = parse_request(payload, true);
   lane_traffic::add(
       lane_.traffic.requests_by_op[parsed.req ? op_index(*parsed.req) : request_ops.size() - 1]);
   if (parsed.err) return reply_error(parsed.err->id, parsed.err->code, parsed.err->message);
   auto& r = *parsed.req;
-  if (!take_token()) {
-    reply(error_frame(r.id, errc::rate_limited, "too many requests; slow down"));
-    if (++consecutive_limited_ >= max_consecutive_limited)
-      close(close_code::rate_limited, "rate limit exceeded repeatedly");
+  if (!charge()) {
+    respond(error_frame(r.id, errc::rate_limited, "too many requests; slow down"));
     return;
   }
   consecutive_limited_ = 0;
@@ -314,24 +343,33 @@ void ws_session::on_text(std::string_view payload, bool padded) {
 void ws_session::handle(request& r) {
   if (r.op == session_op::hello) return handle_hello(r);
   if (state_ != state::ready)
-    return reply(error_frame(r.id, errc::unauthorized, "send hello first"));
+    return respond(error_frame(r.id, errc::unauthorized, "send hello first"));
   switch (r.op) {
     case session_op::ping: {
       frame_builder b;
       begin_reply(b, "pong", r.id).end_object();
-      return reply(b.finish());
+      return respond(b.finish());
     }
     case session_op::rooms:
     case session_op::search:
-      return reply(error_frame(r.id, errc::unavailable, "this node has no read models yet"));
+      return respond(error_frame(r.id, errc::unavailable, "this node has no read models yet"));
     default:
       break;
   }
   auto& c = r.cmd;
+  if (c.op == room_op::join && joined_.size() >= st_.cfg.max_rooms_per_connection &&
+      !joined_.contains(c.room.str())) {
+    st_.joins_refused.fetch_add(1, std::memory_order_relaxed);
+    return reply_error(r.id, errc::bad_request,
+                       "this connection is subscribed to the most rooms it may be (" +
+                           std::to_string(st_.cfg.max_rooms_per_connection) + ")");
+  }
   c.user = user_;
   c.link = shared_from_this();
   if (c.op == room_op::join) joined_.insert(c.room.str());
   if (c.op == room_op::leave) joined_.erase(c.room.str());
+  // Every room op but typing is answered exactly once (with a reply frame other than an event).
+  if (c.op != room_op::typing) pending_ += 1;
   st_.rooms.dispatch(std::move(c));
 }
 
@@ -339,14 +377,16 @@ void ws_session::handle_hello(request& r) {
   if (state_ == state::ready) return reply_error(r.id, errc::bad_request, "already said hello");
   std::optional<user_id> user;
   if (!st_.cfg.secret.empty()) {
-    if (r.token.empty()) return reply(error_frame(r.id, errc::unauthorized, "a token is required"));
+    if (r.token.empty())
+      return respond(error_frame(r.id, errc::unauthorized, "a token is required"));
     using namespace std::chrono;
     auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
     user = verify_token(st_.cfg.secret, r.token, now);
-    if (!user) return reply(error_frame(r.id, errc::unauthorized, "invalid or expired token"));
+    if (!user) return respond(error_frame(r.id, errc::unauthorized, "invalid or expired token"));
   } else {
     if (r.dev_user.empty())
-      return reply(error_frame(r.id, errc::unauthorized, "this node is in dev mode: send 'user'"));
+      return respond(
+          error_frame(r.id, errc::unauthorized, "this node is in dev mode: send 'user'"));
     if (!valid_name(r.dev_user))
       return reply_error(r.id, errc::bad_request,
                          "'user' must be 1 to 128 chars of [A-Za-z0-9_.:@-]");
@@ -361,7 +401,7 @@ void ws_session::handle_hello(request& r) {
       .field("node", st_.cfg.node_id)
       .field("server", "kaiwa/" + st_.cfg.version)
       .end_object();
-  reply(b.finish());
+  respond(b.finish());
 }
 
 void ws_session::subscription_ended(const room_id& room) {
@@ -384,8 +424,21 @@ void ws_session::subscription_lost(const room_id& room) {
 
 // -- writing --------------------------------------------------------------------------------
 
+static_assert(frame_ops[0] == "event");
+
 void ws_session::reply(const frame_ptr& f) {
+  // A room's answer: everything but the events of a join's backfill ends a pending request.
+  if (f->op() != 0 && pending_ > 0) pending_ -= 1;
+  respond(f);
+  if (read_paused_) pump();
+}
+
+void ws_session::respond(const frame_ptr& f) {
   if (state_ == state::closed || close_queued_) return;
+  if (queued_bytes_ + f->wire().size() > st_.cfg.max_queued_bytes) {
+    st_.slow_consumers += 1;
+    return overflow("slow consumer: too much queued");
+  }
   enqueue(f);
   last_reply_end_ = enqueued_total_;
 }
@@ -395,15 +448,19 @@ void ws_session::push(const frame_ptr& f) {
   auto size = f->wire().size();
   auto exempt = last_reply_end_ > written_total_ ? last_reply_end_ - written_total_ : 0;
   if (queued_bytes_ - std::min<std::uint64_t>(exempt, queued_bytes_) + size >
-      st_.cfg.max_outbound_bytes) {
+          st_.cfg.max_outbound_bytes ||
+      queued_bytes_ + size > st_.cfg.max_queued_bytes) {
     st_.slow_consumers += 1;
-    queue_.clear();  // what is not yet written is dropped; the client resumes with `since`
-    queued_bytes_ = 0;
-    for (auto& w : writing_) queued_bytes_ += w->wire().size();
-    close(close_code::slow_consumer, "slow consumer");
-    return;
+    return overflow("slow consumer");
   }
   enqueue(f);
+}
+
+void ws_session::overflow(std::string_view why) {
+  queue_.clear();  // what is not yet written is dropped; the client resumes with `since`
+  queued_bytes_ = 0;
+  for (auto& w : writing_) queued_bytes_ += w->wire().size();
+  close(close_code::slow_consumer, why);
 }
 
 void ws_session::enqueue(const frame_ptr& f) {
@@ -451,10 +508,7 @@ void ws_session::on_write(const error_code& ec) {
   }
   writing_.clear();
   if (ec) return teardown();
-  if (read_paused_ && queued_bytes_ <= st_.cfg.max_outbound_bytes && state_ != state::closed) {
-    read_paused_ = false;
-    do_read();
-  }
+  if (read_paused_) pump();
   if (!queue_.empty()) return do_write();
   if (close_queued_) {
     // Half-close and keep reading until the client hangs up (or the deadline): closing with
@@ -464,7 +518,7 @@ void ws_session::on_write(const error_code& ec) {
   }
 }
 
-void ws_session::close(close_code code, std::string_view reason) {
+void ws_session::close(close_code code, std::string_view reason, std::chrono::milliseconds limit) {
   if (state_ == state::closing || state_ == state::closed) return;
   state_ = state::closing;
   closed_by_us_ = true;
@@ -473,11 +527,20 @@ void ws_session::close(close_code code, std::string_view reason) {
   enqueue(close_frame(code, reason));  // past the outbound bound: it must go out
   close_queued_ = true;
   if (writing_.empty() && queue_.empty()) return teardown();
-  deadline_.expires_after(close_handshake_limit);
+  liveness_.cancel();
+  deadline_.expires_after(limit);
   deadline_.async_wait(
       [self = std::static_pointer_cast<ws_session>(shared_from_this())](error_code ec) {
         if (!ec) self->teardown();
       });
+  // Read on (and discard) until the client hangs up, also when input was paused. Posted: this
+  // may run inside process_frames, which still uses rbuf_.
+  asio::post(lane_.ioc, [self = std::static_pointer_cast<ws_session>(shared_from_this())] {
+    if (self->state_ == state::closing && !self->reading_) {
+      self->rlen_ = 0;
+      self->do_read();
+    }
+  });
 }
 
 void ws_session::teardown() {
@@ -491,6 +554,7 @@ void ws_session::teardown() {
        {"seconds",
         std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_at_).count()}});
   deadline_.cancel();
+  liveness_.cancel();
   error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

@@ -21,6 +21,7 @@
 #include "actors/client_link.hpp"
 #include "core/errc.hpp"
 #include "net/detail/server_state.hpp"
+#include "net/ws_parser.hpp"
 
 namespace kaiwa::net::detail {
 
@@ -32,10 +33,12 @@ class ws_session final : public client_link {
              std::string_view already_read);
   ~ws_session() override;
 
-  /// Starts reading and the hello deadline. Lane thread.
+  /// Starts reading, the hello deadline and the liveness checks. Lane thread.
   void start();
-  /// Queues a close frame and ends the connection once it is written. Lane thread.
-  void close(close_code code, std::string_view reason);
+  /// Queues a close frame and ends the connection once it is written and the client hung up,
+  /// or after `limit`. Lane thread.
+  void close(close_code code, std::string_view reason,
+             std::chrono::milliseconds limit = std::chrono::seconds(10));
 
   // -- client_link ------------------------------------------------------------------------
 
@@ -51,14 +54,28 @@ class ws_session final : public client_link {
 
   void do_read();
   void on_read(const boost::system::error_code& ec, std::size_t n);
-  /// Handles every complete frame in the read buffer; false when the session is closing.
-  bool process_frames();
-  void on_text(std::string_view payload, bool padded);
+  /// Parses the unparsed input and reads more, while the client's queue and pending requests
+  /// allow (backpressure); otherwise leaves them waiting in the buffer and in TCP.
+  void pump();
+  bool input_allowed() const noexcept;
+  /// Handles the events of the buffered input until it is used up or input is not allowed.
+  void process_frames();
+  void on_event(const ws_event& e);
+  void on_text(std::string_view payload);
+  void on_refused(ws_rejection why);
   void handle(request& r);
   void handle_hello(request& r);
   void reply_error(std::string_view id, errc code, std::string_view message);
+  /// Charges one unit to the rate limit: false when over it (and close 4008 when that repeats).
+  bool charge();
   bool take_token();
+  void arm_liveness(std::chrono::steady_clock::duration after);
+  void on_liveness();
 
+  /// Queues what the session answers itself (not counted as a room's answer).
+  void respond(const frame_ptr& f);
+  /// Closes with 4009, dropping what is queued and not yet being written.
+  void overflow(std::string_view why);
   void enqueue(const frame_ptr& f);
   void schedule_write();
   static void flush_lane(io_lane& lane);
@@ -66,24 +83,33 @@ class ws_session final : public client_link {
   void on_write(const boost::system::error_code& ec);
   void teardown();
 
-  void ensure_capacity(std::size_t needed);
+  void resize_read_buffer(std::size_t cap);
 
   boost::asio::ip::tcp::socket socket_;
   io_lane& lane_;
   server_state& st_;
   boost::asio::steady_timer deadline_;  // hello timeout, then the close handshake limit
+  boost::asio::steady_timer liveness_;  // ping when idle, close when the ping goes unanswered
   state state_ = state::awaiting_hello;
   user_id user_;
 
-  // Read side: frames are parsed and unmasked in place.
+  // Read side: the parser unmasks in place; a whole text frame is handled inside rbuf_.
+  ws_parser parser_;
   std::unique_ptr<char[]> rbuf_;
-  std::size_t rcap_ = 0;  // usable bytes (the allocation has SIMDJSON padding beyond)
-  std::size_t rlen_ = 0;
-  std::uint64_t skip_ = 0;  // payload bytes of an oversized frame still to discard
-  std::string fragments_;   // a fragmented text message being assembled
-  bool in_fragmented_ = false;
-  bool discard_message_ = false;  // drop the continuation frames of a rejected message
-  int consecutive_errors_ = 0;    // bad requests in a row, for close 4000
+  std::size_t rcap_ = 0;        // usable bytes (the allocation has SIMDJSON padding beyond)
+  std::size_t rlen_ = 0;        // bytes not yet parsed: non-zero only while input is paused
+  std::size_t last_read_ = 0;   // size of the last read, to size the next
+  bool reading_ = false;        // a read is in flight
+  bool processing_ = false;     // inside process_frames (replies it makes must not re-enter)
+  bool read_paused_ = false;    // input waits: the queue or the pending requests are too big
+  std::uint32_t pending_ = 0;   // requests sent to rooms and not yet answered
+  int consecutive_errors_ = 0;  // bad requests in a row, for close 4000
+
+  // Liveness: any frame from the client counts.
+  std::chrono::steady_clock::time_point last_rx_;
+  std::chrono::steady_clock::time_point ping_sent_at_;
+  bool ping_outstanding_ = false;
+  std::uint64_t written_at_check_ = 0;  // written_total_ at the last check while paused
 
   // Rate limit: a token bucket in thousandths of a request.
   std::int64_t tokens_milli_ = 0;
@@ -100,7 +126,6 @@ class ws_session final : public client_link {
   std::uint64_t enqueued_total_ = 0;
   std::uint64_t written_total_ = 0;
   std::uint64_t last_reply_end_ = 0;  // enqueued_total_ just after the last reply
-  bool read_paused_ = false;          // reading stops while replies pile up (backpressure)
   bool close_queued_ = false;
   bool closed_by_us_ = false;      // close() ran: the close is counted under its reason
   std::uint8_t close_reason_ = 0;  // index into close_reasons

@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
   start
       ->add_option("--max-message-bytes", cfg.gateway.max_frame_bytes,
                    "Largest client message; bigger ones get too_large")
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20))
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 10))
       ->capture_default_str();
   start
       ->add_option("--max-pending-requests", cfg.gateway.max_pending_requests,

@@ -6,45 +6,21 @@
 #include <vector>
 
 #include "net/ws_parser.hpp"
+#include "tests/support/ws_frames.hpp"
 
 using namespace kaiwa::net;
+using namespace kaiwa::test;
 
 namespace {
 
-constexpr std::uint8_t text_op = 0x1, binary_op = 0x2, cont_op = 0x0, close_op = 0x8, ping_op = 0x9,
-                       pong_op = 0xa;
+constexpr std::uint8_t text_op = ws_op::text, binary_op = ws_op::binary,
+                       cont_op = ws_op::continuation, close_op = ws_op::close,
+                       ping_op = ws_op::ping, pong_op = ws_op::pong;
 
-/// A client frame: masked unless told otherwise; `declared` overrides the length field.
 std::string frame(std::uint8_t op, std::string_view payload, bool fin = true,
                   std::optional<std::uint64_t> declared = std::nullopt, bool masked = true,
                   std::uint8_t rsv = 0) {
-  std::string f;
-  f += static_cast<char>((fin ? 0x80 : 0) | rsv << 4 | op);
-  std::uint64_t len = declared.value_or(payload.size());
-  char m = masked ? char(0x80) : 0;
-  if (len < 126) {
-    f += static_cast<char>(m | len);
-  } else if (len <= 0xffff) {
-    f += static_cast<char>(m | 126);
-    f += static_cast<char>(len >> 8);
-    f += static_cast<char>(len);
-  } else {
-    f += static_cast<char>(m | 127);
-    for (int i = 0; i < 8; ++i) f += static_cast<char>(len >> (56 - 8 * i));
-  }
-  const char key[4] = {'\x37', '\xfa', '\x21', '\x3d'};
-  if (masked) f.append(key, 4);
-  for (std::size_t i = 0; i < payload.size(); ++i)
-    f += masked ? static_cast<char>(payload[i] ^ key[i & 3]) : payload[i];
-  return f;
-}
-
-std::string close_payload(std::uint16_t code, std::string_view reason = "") {
-  std::string p;
-  p += static_cast<char>(code >> 8);
-  p += static_cast<char>(code & 0xff);
-  p += reason;
-  return p;
+  return client_frame(op, payload, {fin, declared, masked, rsv});
 }
 
 struct got {

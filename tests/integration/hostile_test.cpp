@@ -1,0 +1,326 @@
+// Hostile clients against a real node: the inputs that used to crash it or grow it without
+// bound, slow and silent clients, floods. Each is answered by a close (or an error) on that
+// connection alone; the node's memory stays bounded; a well-behaved client keeps chatting.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/node_process.hpp"
+#include "tests/support/raw_ws.hpp"
+#include "tests/support/ws_client.hpp"
+#include "tests/support/ws_frames.hpp"
+
+using namespace kaiwa::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The node's resident set in bytes.
+std::int64_t rss_bytes(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6)) * 1024;
+  FAIL("no VmRSS for pid " << pid);
+  return 0;
+}
+
+bool node_answers(std::uint16_t port) {
+  ws_client c(port);
+  c.hello("prober");
+  return c.request(R"({"op":"ping","id":1})", 1).str("op") == "pong";
+}
+
+/// Sends `count` messages of `text_bytes` to `room` and waits for the last ack.
+void fill_room(std::uint16_t port, const std::string& room, int count, std::size_t text_bytes) {
+  ws_client w(port);
+  w.hello("writer");
+  const std::string text(text_bytes, 'h');
+  for (int i = 1; i <= count; ++i)
+    w.send(R"({"op":"send","id":)" + std::to_string(i) + R"(,"room":")" + room + R"(","text":")" +
+           text + "\"}");
+  w.next_where([&](const message& m) { return m.num("id") == count; }, 60s);
+}
+
+/// A client that sends requests and measures each round trip while the node is attacked.
+class chatter {
+ public:
+  explicit chatter(std::uint16_t port) : c_(port) {
+    c_.hello("polite");
+    c_.request(R"({"op":"join","id":0,"room":"polite"})", 0);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~chatter() { stop(); }
+
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int acks() const { return acks_; }
+  std::chrono::milliseconds worst() const { return worst_; }
+
+ private:
+  // No Catch2 assertions here (they are not thread-safe): a lost reply ends the loop, and the
+  // main thread checks the count.
+  void run() {
+    for (int id = 1; !stop_; ++id) {
+      auto t0 = std::chrono::steady_clock::now();
+      c_.send(R"({"op":"send","id":)" + std::to_string(id) +
+              R"(,"room":"polite","text":"still here"})");
+      std::optional<message> m;
+      while ((m = c_.recv(5s)) && m->num("id") != id) {
+      }
+      if (!m || m->str("op") != "ack") return;
+      worst_ = std::max(worst_, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - t0));
+      acks_ += 1;
+      std::this_thread::sleep_for(20ms);  // pacing, not synchronization
+    }
+  }
+
+  ws_client c_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> acks_{0};
+  std::chrono::milliseconds worst_{0};
+};
+
+}  // namespace
+
+TEST_CASE("the frames that crashed the node close only their connection, without growing it") {
+  temp_dir dir;
+  node_process node(dir.str());
+  auto before = rss_bytes(node.pid());
+  SECTION("a continuation declaring 2^64 - 14 bytes after 60 bytes of text: 1002") {
+    raw_ws c(node.port());
+    c.hello("mallory");
+    c.send_raw(client_frame(ws_op::text, std::string(60, 'a'), {.fin = false}) +
+               client_frame(ws_op::continuation, std::string(200, 'z'),
+                            {.declared = ~std::uint64_t{0} - 13}));
+    CHECK(c.close_code() == 1002);
+  }
+  SECTION("a discarded binary message continued by 2^62 bytes: 1009") {
+    raw_ws c(node.port());
+    c.hello("mallory");
+    c.send_raw(client_frame(ws_op::binary, std::string(10, 'b'), {.fin = false}) +
+               client_frame(ws_op::continuation, "", {.declared = std::uint64_t{1} << 62}));
+    CHECK(c.close_code() == 1009);
+  }
+  SECTION("a discarded binary message continued by 256 MiB, on 20 connections: 1009") {
+    std::vector<std::unique_ptr<raw_ws>> cs;
+    for (int i = 0; i < 20; ++i) {
+      cs.push_back(std::make_unique<raw_ws>(node.port()));
+      cs.back()->send_raw(client_frame(ws_op::binary, std::string(10, 'b'), {.fin = false}) +
+                          client_frame(ws_op::continuation, std::string(1000, 'q'),
+                                       {.declared = std::uint64_t{256} << 20}));
+    }
+    for (auto& c : cs) CHECK(c->close_code() == 1009);
+  }
+  CHECK(node_answers(node.port()));
+  CHECK(rss_bytes(node.pid()) - before < 32 << 20);
+}
+
+TEST_CASE("a slowloris handshake is cut at the handshake timeout") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--handshake-timeout", "0.5"});
+  raw_ws c(node.port(), false);
+  auto t0 = std::chrono::steady_clock::now();
+  // A byte now and then, never finishing the request line.
+  for (char ch : std::string("GET /ws HTTP/1.1\r\nHost: x\r\n")) {
+    if (!c.send_raw(std::string(1, ch))) break;
+    if (std::chrono::steady_clock::now() - t0 > 3s) break;
+    std::this_thread::sleep_for(100ms);  // the attack's pace, not synchronization
+  }
+  CHECK(c.wait_disconnected(5s));
+  CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+  CHECK(node_answers(node.port()));
+}
+
+TEST_CASE("a connection that never sends hello is closed with 4001") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--hello-timeout", "0.3"});
+  raw_ws c(node.port());
+  CHECK(c.close_code(5s) == 4001);
+  CHECK(c.wait_disconnected());
+}
+
+TEST_CASE(
+    "an idle connection is pinged; one that never answers is closed with 1001 and leaves "
+    "presence") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--ping-interval", "0.3", "--ping-timeout", "0.3"});
+  ws_client watcher(node.port());  // Beast answers pings by itself: it must stay
+  watcher.hello("watcher");
+  raw_ws mute(node.port());
+  mute.hello("mute");
+  mute.send_text(R"({"op":"join","id":1,"room":"lobby"})");
+  REQUIRE(mute.next_text());
+  auto users = [&] {
+    return watcher.request(R"({"op":"presence","id":9,"room":"lobby"})", 9).json();
+  };
+  CHECK(users().find("mute") != std::string::npos);
+  // The mute client reads the ping (after the presence pushes) and answers nothing.
+  auto f = mute.next_frame(5s);
+  while (f && f->opcode == ws_op::text) f = mute.next_frame(5s);
+  REQUIRE(f);
+  CHECK(f->opcode == ws_op::ping);
+  CHECK(mute.close_code(5s) == 1001);
+  CHECK(mute.wait_disconnected(5s));
+  for (int i = 0; i < 50 && users().find("mute") != std::string::npos; ++i)
+    std::this_thread::sleep_for(50ms);  // presence is updated by the room, asynchronously
+  CHECK(users().find("mute") == std::string::npos);
+  CHECK(watcher.is_open());
+  CHECK(watcher.request(R"({"op":"ping","id":2})", 2).str("op") == "pong");
+}
+
+TEST_CASE(
+    "a never-reading client pipelining history is paused, then closed with 4009; memory "
+    "returns") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--durability", "async"});
+  fill_room(node.port(), "big", 200, 16000);  // a history page of 200 is ~3.2 MB
+  auto before = rss_bytes(node.pid());
+  std::int64_t peak = before;
+  {
+    raw_ws hog(node.port());
+    hog.hello("hog");
+    std::string burst;
+    for (int i = 1; i <= 1000; ++i)
+      burst += client_frame(ws_op::text, R"({"op":"history","id":)" + std::to_string(i) +
+                                             R"(,"room":"big","limit":200})");
+    hog.send_raw(burst);  // the node stops reading; the kernel buffers hold the rest
+    for (int i = 0; i < 40; ++i) {
+      peak = std::max(peak, rss_bytes(node.pid()));
+      std::this_thread::sleep_for(50ms);
+    }
+    CHECK(node_answers(node.port()));
+    // Reading now finds what was written before the close: replies, then 4009.
+    CHECK(hog.close_code(30s) == 4009);
+  }
+  INFO("RSS before " << before / 1024 << " KiB, peak " << peak / 1024 << " KiB");
+  CHECK(peak - before < 400 << 20);
+  std::int64_t after = 0;
+  for (int i = 0; i < 40; ++i) {
+    after = rss_bytes(node.pid());
+    if (after - before < 64 << 20) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO("RSS after " << after / 1024 << " KiB");
+  CHECK(after - before < 64 << 20);
+}
+
+TEST_CASE("ping and pong floods count against the rate limit and end in 4008") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--rate-limit", "50"});
+  SECTION("pings") {
+    raw_ws c(node.port());
+    std::string flood;
+    for (int i = 0; i < 1000; ++i) flood += client_frame(ws_op::ping, "flood");
+    c.send_raw(flood);
+    int pongs = 0;
+    std::optional<std::uint16_t> code;
+    while (auto f = c.next_frame()) {
+      if (f->opcode == ws_op::pong) ++pongs;
+      if (f->opcode == ws_op::close) {
+        code = f->close_code();
+        break;
+      }
+    }
+    CHECK(code == 4008);
+    CHECK(pongs <= 200);  // the burst (2x the rate) and what refilled meanwhile
+  }
+  SECTION("pongs") {
+    raw_ws c(node.port());
+    std::string flood;
+    for (int i = 0; i < 1000; ++i) flood += client_frame(ws_op::pong, "");
+    c.send_raw(flood);
+    CHECK(c.close_code() == 4008);
+  }
+  CHECK(node_answers(node.port()));
+}
+
+TEST_CASE("a flood of refused frames is closed with 4000") {
+  temp_dir dir;
+  node_process node(dir.str());
+  raw_ws c(node.port());
+  c.hello("mallory");
+  std::string flood;
+  for (int i = 0; i < 50; ++i)
+    flood += client_frame(ws_op::binary, "bin") +
+             client_frame(ws_op::text, std::string(70000, ' ')) +
+             client_frame(ws_op::text, "\xff\xfe");
+  c.send_raw(flood);
+  CHECK(c.close_code() == 4000);
+  CHECK(node_answers(node.port()));
+}
+
+TEST_CASE("joins beyond the per-connection bound are refused; leaving makes room") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--max-rooms-per-connection", "20"});
+  ws_client c(node.port());
+  c.hello("joiner");
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(c.request(R"({"op":"join","id":)" + std::to_string(i) + R"(,"room":"r)" +
+                          std::to_string(i) + "\"}",
+                      i)
+                .str("op") == "joined");
+  auto refused = c.request(R"({"op":"join","id":100,"room":"r20"})", 100);
+  CHECK(refused.str("code") == "bad_request");
+  // Joining a room it is in already is not a new subscription.
+  CHECK(c.request(R"({"op":"join","id":101,"room":"r3"})", 101).str("op") == "joined");
+  CHECK(c.request(R"({"op":"leave","id":102,"room":"r0"})", 102).str("op") == "left");
+  CHECK(c.request(R"({"op":"join","id":103,"room":"r20"})", 103).str("op") == "joined");
+}
+
+TEST_CASE("a well-behaved client keeps chatting with bounded latency through every attack") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--durability", "async", "--handshake-timeout", "1",
+                                "--hello-timeout", "1", "--rate-limit", "1000"});
+  fill_room(node.port(), "big", 100, 16000);
+  chatter polite(node.port());
+  {
+    std::vector<std::unique_ptr<raw_ws>> attackers;
+    auto attacker = [&](bool hello) -> raw_ws& {
+      attackers.push_back(std::make_unique<raw_ws>(node.port()));
+      if (hello) attackers.back()->hello("mallory");
+      return *attackers.back();
+    };
+    attacker(true).send_raw(
+        client_frame(ws_op::text, std::string(60, 'a'), {.fin = false}) +
+        client_frame(ws_op::continuation, "", {.declared = ~std::uint64_t{0} - 13}));
+    attacker(true).send_raw(
+        client_frame(ws_op::binary, std::string(10, 'b'), {.fin = false}) +
+        client_frame(ws_op::continuation, "", {.declared = std::uint64_t{256} << 20}));
+    std::string pings, junk, history;
+    for (int i = 0; i < 5000; ++i) pings += client_frame(ws_op::ping, "x");
+    attacker(false).send_raw(pings);
+    for (int i = 0; i < 20; ++i)
+      junk +=
+          client_frame(ws_op::text, std::string(100000, ' ')) + client_frame(ws_op::binary, "b");
+    attacker(true).send_raw(junk);
+    for (int i = 1; i <= 300; ++i)
+      history += client_frame(ws_op::text, R"({"op":"history","id":)" + std::to_string(i) +
+                                               R"(,"room":"big","limit":200})");
+    auto& hog = attacker(true);
+    hog.send_raw(history);
+    attacker(false);  // never says hello
+    raw_ws slow(node.port(), false);
+    slow.send_raw("GET /ws HTTP/1.1\r\n");  // and never finishes
+    std::string joins;
+    auto& joiner = attacker(true);
+    for (int i = 0; i < 2000; ++i)
+      joins += client_frame(ws_op::text, R"({"op":"join","room":"j)" + std::to_string(i) + "\"}");
+    joiner.send_raw(joins);
+    // Hold the attack for a while, then let every attacker go.
+    auto until = std::chrono::steady_clock::now() + 3s;
+    while (std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(100ms);
+    CHECK(slow.wait_disconnected(5s));
+  }
+  polite.stop();
+  INFO("acks " << polite.acks() << ", worst latency " << polite.worst().count() << " ms");
+  CHECK(polite.acks() >= 50);
+  CHECK(polite.worst() < 1500ms);
+}

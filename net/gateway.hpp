@@ -60,9 +60,9 @@ struct gateway_config {
   std::size_t io_threads = 0;
   /// HMAC secret for client tokens; empty means dev mode (hello with "user"). Default: empty
   std::string secret;
-  /// Largest client message in bytes (all of its frames together). A bigger one gets a
-  /// too_large reply and is skipped unread; one declaring more than 16 times this fails the
-  /// connection with 1009. Default: 65536
+  /// Largest client message in bytes (all of its frames together), at most 64 KiB (the request
+  /// parser's capacity). A bigger one gets a too_large reply and is skipped unread; one
+  /// declaring more than 16 times this fails the connection with 1009. Default: 65536
   std::size_t max_frame_bytes = 64 * 1024;
   /// Live-event bytes queued to one client before it is closed as a slow consumer (4009);
   /// also the queue size (replies included) above which the client's requests are not read.

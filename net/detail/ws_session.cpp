@@ -229,7 +229,14 @@ void ws_session::on_liveness() {
       st_.slow_consumers += 1;
       return overflow("not reading");
     }
+    // Paused by unanswered requests, and not one answer for a whole interval: the rooms lost
+    // them (this should not happen). Reconnecting is the client's way out, as after a drain.
+    if (pending_ >= cfg.max_pending_requests && answers_ == answers_at_check_) {
+      log(log_level::warn, "requests_unanswered", {{"conn", id_}, {"pending", pending_}});
+      return close(close_code::going_away, "requests unanswered");
+    }
     written_at_check_ = written_total_;
+    answers_at_check_ = answers_;
     ping_outstanding_ = false;
     return arm_liveness(cfg.ping_interval);
   }
@@ -428,7 +435,10 @@ static_assert(frame_ops[0] == "event");
 
 void ws_session::reply(const frame_ptr& f) {
   // A room's answer: everything but the events of a join's backfill ends a pending request.
-  if (f->op() != 0 && pending_ > 0) pending_ -= 1;
+  if (f->op() != 0 && pending_ > 0) {
+    pending_ -= 1;
+    answers_ += 1;
+  }
   respond(f);
   if (read_paused_) pump();
 }

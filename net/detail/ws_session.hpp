@@ -110,6 +110,8 @@ class ws_session final : public client_link {
   std::chrono::steady_clock::time_point ping_sent_at_;
   bool ping_outstanding_ = false;
   std::uint64_t written_at_check_ = 0;  // written_total_ at the last check while paused
+  std::uint64_t answers_ = 0;           // room answers received, and at the last check
+  std::uint64_t answers_at_check_ = 0;
 
   // Rate limit: a token bucket in thousandths of a request.
   std::int64_t tokens_milli_ = 0;

@@ -212,6 +212,30 @@ TEST_CASE(
   CHECK(after - before < 64 << 20);
 }
 
+TEST_CASE("a client whose queue doesn't drain for a ping interval is closed with 4009") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--durability", "async", "--max-outbound-bytes", "65536",
+                                "--ping-interval", "0.3", "--ping-timeout", "0.3"});
+  fill_room(node.port(), "small", 200, 100);  // a history page of 200 is ~30 KB
+  raw_ws hog(node.port());
+  hog.hello("hog");
+  std::string burst;
+  for (int i = 1; i <= 1000; ++i)  // ~30 MB of replies: more than the kernel buffers hold
+    burst += client_frame(ws_op::text, R"({"op":"history","id":)" + std::to_string(i) +
+                                           R"(,"room":"small","limit":200})");
+  hog.send_raw(burst);
+  // Not reading until the node has given up on it.
+  auto slow_consumers = [&] {
+    const std::string key = "\nkaiwa_slow_consumers_total ";
+    auto body = http_get(node.admin_port(), "/metrics").second;
+    auto at = body.find(key);
+    return at == std::string::npos ? -1 : std::stoi(body.substr(at + key.size()));
+  };
+  for (int i = 0; i < 100 && slow_consumers() < 1; ++i) std::this_thread::sleep_for(50ms);
+  CHECK(slow_consumers() == 1);
+  CHECK(hog.close_code(30s) == 4009);
+}
+
 TEST_CASE("ping and pong floods count against the rate limit and end in 4008") {
   temp_dir dir;
   node_process node(dir.str(), {"--rate-limit", "50"});

@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   start
-      ->add_option("--max-message-bytes", cfg.gateway.max_frame_bytes,
+      ->add_option("--max-message-bytes", cfg.gateway.max_message_bytes,
                    "Largest client message; bigger ones get too_large")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 10))
       ->capture_default_str();

@@ -63,7 +63,7 @@ struct gateway_config {
   /// Largest client message in bytes (all of its frames together), at most 64 KiB (the request
   /// parser's capacity). A bigger one gets a too_large reply and is skipped unread; one
   /// declaring more than 16 times this fails the connection with 1009. Default: 65536
-  std::size_t max_frame_bytes = 64 * 1024;
+  std::size_t max_message_bytes = 64 * 1024;
   /// Live-event bytes queued to one client before it is closed as a slow consumer (4009);
   /// also the queue size (replies included) above which the client's requests are not read.
   /// Default: 8 MiB

@@ -41,8 +41,8 @@ std::int64_t now_us() {
 
 ws_parser_limits parser_limits(const gateway_config& cfg) {
   ws_parser_limits l;
-  l.max_message_bytes = cfg.max_frame_bytes;
-  l.max_skip_bytes = skip_factor * cfg.max_frame_bytes;
+  l.max_message_bytes = cfg.max_message_bytes;
+  l.max_skip_bytes = skip_factor * cfg.max_message_bytes;
   l.padding = padding;
   return l;
 }

@@ -15,4 +15,8 @@ std::optional<host_port> parse_host_port(std::string_view s) {
   return host_port{std::string(s.substr(0, colon)), static_cast<std::uint16_t>(port)};
 }
 
+bool is_loopback(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 }  // namespace kaiwa

@@ -17,4 +17,9 @@ struct host_port {
 /// decimal digits only. nullopt for anything else.
 std::optional<host_port> parse_host_port(std::string_view s);
 
+/// True for the loopback spellings kaiwa accepts without credentials: "localhost", "::1" and
+/// 127.0.0.0/8 in dotted form. Any other host (a name, 0.0.0.0, "") counts as reachable from
+/// outside.
+bool is_loopback(std::string_view host);
+
 }  // namespace kaiwa

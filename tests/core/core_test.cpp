@@ -142,3 +142,9 @@ TEST_CASE("HOST:PORT splits at the last colon and takes only a decimal port up t
   for (auto bad : {"", "h", "h:", ":80", "h:65536", "h:80x", "h:+80", "h: 80"})
     CHECK(!kaiwa::parse_host_port(bad));
 }
+
+TEST_CASE("only loopback spellings count as loopback; wildcards and names do not") {
+  for (auto host : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) CHECK(kaiwa::is_loopback(host));
+  for (auto host : {"0.0.0.0", "", "::", "10.0.0.1", "node1.example", "128.0.0.1", "localhost.x"})
+    CHECK(!kaiwa::is_loopback(host));
+}

@@ -65,6 +65,7 @@ std::optional<shard_map> shard_map::decode(std::string_view text) {
   if (lines.size() < 5 || lines[0] != "kaiwa-shard-map 1") return std::nullopt;
   shard_map m;
   std::optional<std::uint64_t> shards;
+  bool has_epoch = false;
   for (std::size_t i = 1; i < lines.size(); ++i) {
     auto words = split(lines[i], ' ');
     if (words.empty()) return std::nullopt;
@@ -72,11 +73,12 @@ std::optional<shard_map> shard_map::decode(std::string_view text) {
       auto e = number(words[1]);
       if (!e) return std::nullopt;
       m.epoch_ = *e;
+      has_epoch = true;
     } else if (words[0] == "coordinator" && words.size() == 2) {
       m.coordinator = std::string(words[1]);
     } else if (words[0] == "member" && words.size() == 4) {
       m.members.push_back({std::string(words[1]), std::string(words[2]), words[3] == "1"});
-    } else if (words[0] == "owners" && words.size() == 2 && i + 1 < lines.size()) {
+    } else if (words[0] == "owners" && words.size() == 2 && i + 1 < lines.size() && !shards) {
       shards = number(words[1]);
       if (!shards || *shards == 0 || *shards > max_shards) return std::nullopt;
       for (auto run : split(lines[++i], ' ')) {
@@ -84,14 +86,17 @@ std::optional<shard_map> shard_map::decode(std::string_view text) {
         if (star == std::string_view::npos) return std::nullopt;
         auto n = number(run.substr(star + 1));
         auto owner = run.substr(0, star);
-        if (!n || m.owners_.size() + *n > *shards) return std::nullopt;
+        // A run may not exceed the shards still unassigned (and no sum may wrap around).
+        if (!n || *n > *shards - m.owners_.size()) return std::nullopt;
         m.owners_.insert(m.owners_.end(), *n, owner == "-" ? std::string() : std::string(owner));
       }
     } else {
       return std::nullopt;
     }
   }
-  if (!shards || m.owners_.size() != *shards) return std::nullopt;
+  // What encode() writes back must decode again: a map without a coordinator would not.
+  if (!shards || m.owners_.size() != *shards || !has_epoch || m.coordinator.empty())
+    return std::nullopt;
   return m;
 }
 

@@ -61,4 +61,50 @@ std::optional<command> decode_command(std::string_view bytes) {
   return c;
 }
 
+std::string encode_link_ids(const std::vector<std::uint64_t>& ids) {
+  wire_writer w;
+  for (auto id : ids) w.u64(id);
+  return w.take();
+}
+
+std::optional<std::vector<std::uint64_t>> decode_link_ids(std::string_view bytes) {
+  if (bytes.size() % 8 != 0) return std::nullopt;
+  wire_reader r(bytes);
+  std::vector<std::uint64_t> ids;
+  ids.reserve(bytes.size() / 8);  // bounded by the input, not by anything it declares
+  while (!r.done()) ids.push_back(r.u64());
+  return ids;
+}
+
+std::string encode_handover(const std::vector<handed_room>& rooms) {
+  wire_writer w;
+  w.u64(rooms.size());
+  for (auto& room : rooms) {
+    w.str(room.room).u64(room.subscribers.size());
+    for (auto& s : room.subscribers) w.str(s.node).u64(s.link).str(s.user.str());
+  }
+  return w.take();
+}
+
+std::optional<std::vector<handed_room>> decode_handover(std::string_view bytes) {
+  wire_reader r(bytes);
+  std::vector<handed_room> rooms;
+  auto count = r.u64();
+  for (std::uint64_t i = 0; i < count && r.ok(); ++i) {
+    handed_room room;
+    room.room = r.str();
+    auto n = r.u64();
+    for (std::uint64_t k = 0; k < n && r.ok(); ++k) {
+      handed_subscriber s;
+      s.node = r.str();
+      s.link = r.u64();
+      s.user = user_id{r.str()};
+      room.subscribers.push_back(std::move(s));
+    }
+    rooms.push_back(std::move(room));
+  }
+  if (!r.ok() || !r.done()) return std::nullopt;
+  return rooms;
+}
+
 }  // namespace kaiwa::detail

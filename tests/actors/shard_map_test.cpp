@@ -51,6 +51,20 @@ TEST_CASE("the shard map survives its text form; junk is refused") {
   CHECK(!shard_map::decode(text.substr(0, text.size() - 4)));  // owners cut short
 }
 
+TEST_CASE("a shard map from a peer can't declare more owners than shards, however it counts") {
+  auto head = std::string("kaiwa-shard-map 1\nepoch 2\ncoordinator n1\n");
+  CHECK(shard_map::decode(head + "owners 2\nn1*1 n2*1\n"));
+  // 1 + (2^64 - 1) wraps around to 0: refused, not a vector of 2^64 - 1 owners.
+  CHECK(!shard_map::decode(head + "owners 2\nn1*1 n2*18446744073709551615\n"));
+  CHECK(!shard_map::decode(head + "owners 2\nn1*3\n"));
+  CHECK(!shard_map::decode(head + "owners 99999999\nn1*99999999\n"));
+  // One owners section: a second can't redeclare the count after the first filled it.
+  CHECK(!shard_map::decode(head + "owners 1\nn1*1\nowners 2\nn1*1\n"));
+  // Without a coordinator (or an epoch) it would not survive being persisted and read back.
+  CHECK(!shard_map::decode("kaiwa-shard-map 1\nepoch 2\nmember n1 a 0\nowners 1\nn1*1\n"));
+  CHECK(!shard_map::decode("kaiwa-shard-map 1\ncoordinator n1\nmember n1 a 0\nowners 1\nn1*1\n"));
+}
+
 TEST_CASE("rebalancing evens shards out with the fewest moves, and empties excluded nodes") {
   shard_map m(1024, "n1");
   auto plan = plan_rebalance(m, {"n1", "n2"});

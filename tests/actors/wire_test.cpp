@@ -49,3 +49,32 @@ TEST_CASE("a command crosses nodes whole, and damaged bytes are refused") {
   c.op = room_op::adopt;
   CHECK(!detail::decode_command(detail::encode_command(c)));
 }
+
+TEST_CASE("link id lists and handed-over subscribers cross nodes whole; damage is refused") {
+  std::vector<std::uint64_t> ids = {1, 2, ~std::uint64_t{0}};
+  CHECK(detail::decode_link_ids(detail::encode_link_ids(ids)) == ids);
+  CHECK(detail::decode_link_ids("")->empty());
+  CHECK(!detail::decode_link_ids("1234567"));
+
+  std::vector<detail::handed_room> rooms = {
+      {"lobby", {{"n1", 7, user_id{"alice"}}, {"n2", 9, user_id{"bob"}}}}, {"empty", {}}};
+  auto bytes = detail::encode_handover(rooms);
+  auto back = detail::decode_handover(bytes);
+  REQUIRE(back);
+  REQUIRE(back->size() == 2);
+  CHECK((*back)[0].room == "lobby");
+  REQUIRE((*back)[0].subscribers.size() == 2);
+  CHECK((*back)[0].subscribers[1].node == "n2");
+  CHECK((*back)[0].subscribers[1].link == 9);
+  CHECK((*back)[0].subscribers[1].user == user_id{"bob"});
+  CHECK((*back)[1].subscribers.empty());
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut)
+    CHECK(!detail::decode_handover(bytes.substr(0, cut)));
+  CHECK(!detail::decode_handover(bytes + "x"));
+  // A count of 2^64 - 1 rooms (or subscribers) with nothing behind it allocates nothing.
+  CHECK(!detail::decode_handover(detail::wire_writer().u64(~std::uint64_t{0}).take()));
+  CHECK(!detail::decode_handover(
+      detail::wire_writer().u64(1).str("r").u64(~std::uint64_t{0}).take()));
+  // A string declaring 2^64 - 1 bytes is refused before anything is copied.
+  CHECK(!detail::decode_handover(detail::wire_writer().u64(1).u64(~std::uint64_t{0}).take()));
+}

@@ -1,12 +1,16 @@
 #include "actors/rooms.hpp"
 
 #include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <atomic>
 #include <thread>
 
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/messages.hpp"
+#include "actors/detail/tls.hpp"
+#include "core/address.hpp"
+#include "core/log.hpp"
 #include "core/replies.hpp"
 #include "storage/journal.hpp"
 
@@ -49,6 +53,10 @@ struct rooms::impl {
   std::unique_ptr<caf::actor_system> sys;
   std::vector<caf::actor> registries;
   caf::actor cluster;  // set when clustered
+  // Listens and dials for the cluster actor: CAF's own middleman actor, or, with TLS, ours
+  // (detail/tls.hpp), which the node ends itself.
+  caf::io::middleman_actor cluster_mm;
+  bool own_mm = false;
   std::uint16_t cluster_port = 0;
   std::atomic<bool> running{false};
 };
@@ -59,17 +67,46 @@ rooms::rooms(rooms_config cfg, storage::journal& journal)
 rooms::~rooms() { stop(); }
 
 std::optional<std::string> rooms::start() {
+  std::shared_ptr<const detail::tls_context> tls;
+  if (auto& cc = impl_->env.cfg.cluster) {
+    if (cc->tls.enabled()) {
+      auto made = detail::make_tls_context(cc->tls);
+      if (auto* err = std::get_if<std::string>(&made)) return std::move(*err);
+      tls = std::get<0>(std::move(made));
+    } else if (!is_loopback(cc->host)) {
+      // Plain BASP admits anyone who can connect, and CAF allocates whatever payload size a
+      // header declares: off loopback that is anyone on the network.
+      return "the cluster listener " + cc->host +
+             " is not loopback, so it needs TLS: make a CA and node certificates with `kaiwa "
+             "cert ca --out DIR` and `kaiwa cert node --ca DIR --name " +
+             cc->node_id +
+             " --out DIR` and pass --cluster-ca, --cluster-cert and --cluster-key "
+             "(docs/cluster.md)";
+    } else {
+      log(log_level::warn, "cluster_without_tls",
+          {{"listener", cc->host}, {"why", "loopback only: any local process can join"}});
+    }
+  }
   impl_->sys = std::make_unique<caf::actor_system>(impl_->sys_cfg);
   for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->env.cfg.registries); ++i)
     impl_->registries.push_back(detail::spawn_registry(*impl_->sys, impl_->env));
   impl_->running = true;
   if (!impl_->env.cfg.cluster) return std::nullopt;
   auto& cc = *impl_->env.cfg.cluster;
-  impl_->cluster = detail::spawn_cluster(*impl_->sys, impl_->env, impl_->registries);
-  auto port = impl_->sys->middleman().publish(impl_->cluster, cc.port, cc.host.c_str(), true);
+  auto& sys = *impl_->sys;
+  impl_->own_mm = tls != nullptr;
+  impl_->cluster_mm = tls ? detail::spawn_tls_middleman(sys, std::move(tls), cc.failure_timeout)
+                          : sys.middleman().actor_handle();
+  impl_->cluster = detail::spawn_cluster(sys, impl_->env, impl_->registries, impl_->cluster_mm);
+  caf::expected<std::uint16_t> port = caf::sec::runtime_error;
+  caf::scoped_actor self{sys};
+  self->request(impl_->cluster_mm, caf::infinite, caf::publish_atom::value, cc.port,
+                caf::actor_cast<caf::strong_actor_ptr>(impl_->cluster),
+                sys.message_types(impl_->cluster), cc.host, true)
+      .receive([&](std::uint16_t p) { port = p; }, [&](caf::error& e) { port = std::move(e); });
   if (!port) {
     auto msg = "can't listen for the cluster on " + cc.host + ":" + std::to_string(cc.port) + ": " +
-               impl_->sys->render(port.error());
+               sys.render(port.error());
     stop();
     return msg;
   }
@@ -102,6 +139,8 @@ void rooms::stop() {
   for (auto& r : impl_->registries) caf::anon_send(r, detail::stop_atom::value);
   impl_->registries.clear();
   impl_->cluster = nullptr;
+  if (impl_->own_mm) caf::anon_send_exit(impl_->cluster_mm, caf::exit_reason::user_shutdown);
+  impl_->cluster_mm = nullptr;
   impl_->sys->await_all_actors_done();
   impl_->sys.reset();
 }

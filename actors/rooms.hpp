@@ -27,15 +27,34 @@ class journal;
 
 namespace kaiwa {
 
+/// Mutual TLS between members (CAF's OpenSSL module): every connection of the cluster port, in
+/// and out, presents this node's certificate and accepts only a peer whose certificate the
+/// cluster's CA signed. PEM file paths; all three or none (`kaiwa cert` makes them).
+struct cluster_tls {
+  /// The cluster CA's certificate. Default: none
+  std::string ca_file;
+  /// This node's certificate, signed by the CA. Default: none
+  std::string cert_file;
+  /// This node's private key (unencrypted PEM). Default: none
+  std::string key_file;
+
+  bool enabled() const noexcept {
+    return !ca_file.empty() || !cert_file.empty() || !key_file.empty();
+  }
+};
+
 /// Joining a cluster (docs/cluster.md). Without it the node owns every shard.
 struct cluster_config {
   /// This node's id, unique in the cluster and the same across its restarts. Default: the
   /// gateway's node id (`--node-id`, kaiwa-1)
   std::string node_id;
-  /// The cluster listener (CAF's middleman). Port 0: pick one (see rooms::cluster_port).
-  /// Default: 127.0.0.1:7070
+  /// The cluster listener (CAF's middleman). Port 0: pick one (see rooms::cluster_port). Off
+  /// loopback only with `tls`. Default: 127.0.0.1:7070
   std::string host = "127.0.0.1";
   std::uint16_t port = 7070;
+  /// Without it (loopback only) members speak plain BASP and anyone who can reach the port is
+  /// a member. Default: none
+  cluster_tls tls;
   /// host:port of members to join; empty: this node starts the cluster and coordinates it.
   /// Default: empty
   std::vector<std::string> join;
@@ -107,7 +126,8 @@ class rooms {
   rooms& operator=(const rooms&) = delete;
 
   /// Starts the actor system (and joins the cluster when configured); an error message when
-  /// the cluster listener can't be bound.
+  /// the cluster listener can't be bound, its TLS credentials don't load or don't fit
+  /// together, or it would listen off loopback without them.
   std::optional<std::string> start();
   /// Hands `c` to its room. Thread-safe. After stop(), replies `unavailable`.
   void dispatch(command c);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/admin_commands.hpp"
+#include "apps/cert.hpp"
 #include "apps/node.hpp"
 #include "bench/scenarios.hpp"
 #include "core/address.hpp"
@@ -26,10 +27,6 @@ bool parse_endpoint(const std::string& s, net::endpoint& ep) {
   if (!hp) return false;
   ep = {std::move(hp->host), hp->port};
   return true;
-}
-
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 std::chrono::seconds parse_ttl(const std::string& s) {
@@ -123,6 +120,13 @@ int main(int argc, char** argv) {
                     "Cluster listener ADDR:PORT; makes this node a cluster member");
   start->add_option("--join", join,
                     "HOST:PORT[,...] of members to join (none: start a new cluster)");
+  cluster_tls tls;
+  start->add_option("--cluster-ca", tls.ca_file,
+                    "The cluster CA's certificate (PEM); with --cluster-cert and --cluster-key, "
+                    "members speak mutual TLS (required off loopback; `kaiwa cert` makes them)");
+  start->add_option("--cluster-cert", tls.cert_file,
+                    "This node's certificate (PEM), signed by the cluster CA");
+  start->add_option("--cluster-key", tls.key_file, "This node's private key (unencrypted PEM)");
   start
       ->add_option("--shards", cfg.journal.shards,
                    "Virtual shards; fixed when the data dir is created")
@@ -252,6 +256,9 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("--node-id", "1 to 128 chars of [A-Za-z0-9_.:@-]");
     if (!join.empty() && cluster.empty())
       throw CLI::ValidationError("--join", "a member needs its own --cluster ADDR:PORT");
+    if (tls.enabled() && cluster.empty())
+      throw CLI::ValidationError("--cluster-ca",
+                                 "TLS is for a cluster member's --cluster ADDR:PORT");
     if (!cluster.empty()) {
       net::endpoint ep;
       if (!parse_endpoint(cluster, ep))
@@ -260,6 +267,7 @@ int main(int argc, char** argv) {
       cc.node_id = cfg.gateway.node_id;
       cc.host = ep.host;
       cc.port = ep.port;
+      cc.tls = tls;
       std::istringstream members(join);
       for (std::string m; std::getline(members, m, ',');) {
         net::endpoint j;
@@ -313,6 +321,29 @@ int main(int argc, char** argv) {
     auto exp = std::chrono::system_clock::now() + parse_ttl(ttl);
     auto exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
     fmt::print("{}\n", issue_token(secret, user_id{user}, exp_s));
+  });
+
+  // -- kaiwa cert ----------------------------------------------------------------------------
+  std::string cert_out, cert_ca_dir, cert_name;
+  int cert_days = 0;
+  auto* cert = app.add_subcommand("cert", "Make the cluster's CA and its members' certificates");
+  cert->require_subcommand(1);
+  auto* cert_ca = cert->add_subcommand("ca", "Make a new cluster CA: DIR/ca.pem, DIR/ca-key.pem");
+  cert_ca->add_option("--out", cert_out, "Directory to write to")->required();
+  cert_ca->add_option("--days", cert_days, "Validity in days (default 3650)");
+  cert_ca->callback(
+      [&] { std::exit(app::cert_ca_command(cert_out, cert_days ? cert_days : 3650)); });
+  auto* cert_node = cert->add_subcommand(
+      "node", "Sign a member's certificate: OUT/NAME.pem, OUT/NAME-key.pem (and OUT/ca.pem)");
+  cert_node->add_option("--ca", cert_ca_dir, "The CA's directory (from `kaiwa cert ca`)")
+      ->required();
+  cert_node->add_option("--name", cert_name, "The node's name (its --node-id, by convention)")
+      ->required();
+  cert_node->add_option("--out", cert_out, "Directory to write to")->required();
+  cert_node->add_option("--days", cert_days, "Validity in days (default 825)");
+  cert_node->callback([&] {
+    std::exit(
+        app::cert_node_command(cert_ca_dir, cert_name, cert_out, cert_days ? cert_days : 825));
   });
 
   // -- admin commands (over the admin API) ---------------------------------------------------

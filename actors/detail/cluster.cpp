@@ -101,7 +101,7 @@ class remote_link final : public client_link {
   void post(std::function<void()> fn) override { fn(); }
   const void* lane() const noexcept override { return lane_; }
   void push(const frame_ptr& f) override {
-    caf::anon_send(origin_, rpush_atom::value, wire_writer().u64(remote_id_).take(),
+    caf::anon_send(origin_, rpush_atom::value, encode_link_ids({remote_id_}),
                    std::vector<std::string>{std::string(f->payload())});
   }
   void reply(const frame_ptr& f) override {
@@ -113,13 +113,14 @@ class remote_link final : public client_link {
   void subscription_lost(const room_id&) override {}
   void push_to_lane(std::shared_ptr<const link_group> group,
                     std::shared_ptr<const frame_list> frames, const client_link* exclude) override {
-    wire_writer ids;
+    std::vector<std::uint64_t> ids;
+    ids.reserve(group->size());
     for (auto& link : *group)
-      if (link.get() != exclude) ids.u64(static_cast<const remote_link&>(*link).remote_id_);
+      if (link.get() != exclude) ids.push_back(static_cast<const remote_link&>(*link).remote_id_);
     std::vector<std::string> payloads;
     payloads.reserve(frames->size());
     for (auto& f : *frames) payloads.emplace_back(f->payload());
-    caf::anon_send(origin_, rpush_atom::value, ids.take(), std::move(payloads));
+    caf::anon_send(origin_, rpush_atom::value, encode_link_ids(ids), std::move(payloads));
   }
 
   std::set<std::string> rooms;  // rooms it joined on this node; cluster actor only
@@ -133,11 +134,13 @@ class remote_link final : public client_link {
 
 class cluster_actor : public caf::event_based_actor {
  public:
-  cluster_actor(caf::actor_config& cfg, room_env& env, std::vector<caf::actor> registries)
+  cluster_actor(caf::actor_config& cfg, room_env& env, std::vector<caf::actor> registries,
+                caf::io::middleman_actor mm)
       : caf::event_based_actor(cfg),
         env_(env),
         cfg_(*env.cfg.cluster),
         registries_(std::move(registries)),
+        mm_(std::move(mm)),
         self_(cfg_.node_id) {
     set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
   }
@@ -250,23 +253,36 @@ class cluster_actor : public caf::event_based_actor {
     auto hp = parse_host_port(address);
     if (!hp || hp->port == 0)
       return log(log_level::error, "cluster_bad_address", {{"address", address}});
-    auto mm = system().middleman().actor_handle();
-    request(mm, caf::infinite, caf::connect_atom::value, hp->host, hp->port)
+    // With TLS, mm_ dials over TLS: it presents this node's certificate and checks the peer's.
+    request(mm_, caf::infinite, caf::connect_atom::value, hp->host, hp->port)
         .then(
             [this, address](const caf::node_id&, caf::strong_actor_ptr& ptr,
                             const std::set<std::string>&) {
               auto handle = caf::actor_cast<caf::actor>(ptr);
-              if (!handle) return redial_later(address);
+              if (!handle) return dial_failed(address, "no cluster actor there");
               request(handle, std::chrono::seconds(10), hello_atom::value, self_, address_)
                   .then(
                       [this, address, handle](std::string& id, std::string& map) {
+                        failing_.erase(address);
                         peer_up(id, address, handle);
                         if (auto m = shard_map::decode(map); m && m->epoch() > map_.epoch())
                           apply(std::move(*m));
                       },
-                      [this, address](caf::error&) { redial_later(address); });
+                      [this, address](caf::error& e) { dial_failed(address, to_string(e)); });
             },
-            [this, address](caf::error&) { redial_later(address); });
+            [this, address](caf::error& e) { dial_failed(address, to_string(e)); });
+  }
+
+  /// Logs the first of a run of failed dials of `address` (a peer that refuses this node's
+  /// certificate, or that is down, fails every redial) and dials it again later.
+  void dial_failed(const std::string& address, const std::string& why) {
+    if (failing_.insert(address).second)
+      log(log_level::warn, "cluster_dial_failed",
+          {{"address", address},
+           {"error", why},
+           {"hint", cfg_.tls.enabled() ? "is the peer up, with a certificate of the same CA?"
+                                       : "is the peer up, and without TLS like this node?"}});
+    redial_later(address);
   }
 
   void redial_later(const std::string& address) {
@@ -545,15 +561,15 @@ class cluster_actor : public caf::event_based_actor {
     return slot;
   }
 
-  void on_remote_push(const std::string& ids, std::vector<std::string>& payloads) {
+  void on_remote_push(const std::string& bytes, std::vector<std::string>& payloads) {
+    auto ids = decode_link_ids(bytes);
+    if (!ids) return log(log_level::error, "cluster_bad_push", {});
     auto frames = std::make_shared<frame_list>();
     frames->reserve(payloads.size());
     for (auto& p : payloads) frames->push_back(text_frame(p));
     std::unordered_map<const void*, std::shared_ptr<link_group>> lanes;
-    wire_reader r(ids);
-    while (!r.done()) {
-      auto link = local_link(r.u64());
-      if (!r.ok()) break;
+    for (auto id : *ids) {
+      auto link = local_link(id);
       if (!link) continue;
       auto& g = lanes[link->lane()];
       if (!g) g = std::make_shared<link_group>();
@@ -603,22 +619,21 @@ class cluster_actor : public caf::event_based_actor {
   void export_shard(shard_t s, const std::string& to, caf::typed_response_promise<std::string> rp,
                     std::chrono::steady_clock::time_point started) {
     // The subscribers go along: (node, link id, user) for each, by room.
-    wire_writer subs;
+    std::vector<handed_room> subs;
     auto& h = handoffs_[s];
-    subs.u64(h.rooms.size());
+    subs.reserve(h.rooms.size());
     for (auto& r : h.rooms) {
-      subs.str(r.room).u64(r.subscribers.size());
+      auto& room = subs.emplace_back(handed_room{r.room, {}});
       for (auto& sub : r.subscribers) {
         if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
-          subs.str(remote->node()).u64(remote->remote_id());
+          room.subscribers.push_back({remote->node(), remote->remote_id(), sub.user});
           remote->rooms.erase(r.room);
           if (remote->rooms.empty()) proxies_.erase({remote->node(), remote->remote_id()});
         } else {
           links_[sub.link->id()] = sub.link;
           remote_subs_[sub.link->id()].insert(r.room);
-          subs.str(self_).u64(sub.link->id());
+          room.subscribers.push_back({self_, sub.link->id(), sub.user});
         }
-        subs.str(sub.user.str());
       }
     }
     auto dir = cfg_.staging_dir + "/out-" + std::to_string(s);
@@ -642,7 +657,7 @@ class cluster_actor : public caf::event_based_actor {
           std::filesystem::remove_all(dir, ec);
           return {};
         },
-        [=, this, blob = subs.take()](std::string err) mutable {
+        [=, this, blob = encode_handover(subs)](std::string err) mutable {
           auto p = peers_.find(to);
           if (err.empty() && (p == peers_.end() || !p->second.actor))
             err = "node " + to + " went away";
@@ -699,13 +714,23 @@ class cluster_actor : public caf::event_based_actor {
 
   caf::typed_response_promise<std::string> ingest(shard_t s, std::vector<std::string> names,
                                                   std::vector<std::string> contents,
-                                                  std::string subs) {
+                                                  std::string subs_bytes) {
     auto rp = make_response_promise<std::string>();
     if (s >= env_.shards || env_.status(s) != shard_status::elsewhere ||
         names.size() != contents.size()) {
       rp.deliver(std::string("shard ") + std::to_string(s) + " can't be taken over here now");
       return rp;
     }
+    auto subs = decode_handover(subs_bytes);
+    if (!subs) {
+      rp.deliver("the subscribers of shard " + std::to_string(s) + " came damaged");
+      return rp;
+    }
+    for (auto& name : names)
+      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+        rp.deliver("bad shard file name " + name);
+        return rp;
+      }
     auto dir = cfg_.staging_dir + "/in-" + std::to_string(s);
     auto* journal = &env_.journal;
     run_blocking(
@@ -716,7 +741,6 @@ class cluster_actor : public caf::event_based_actor {
           if (ec) return "can't create " + dir + ": " + ec.message();
           std::vector<std::string> paths;
           for (std::size_t i = 0; i < names.size(); ++i) {
-            if (names[i].find('/') != std::string::npos) return "bad shard file name " + names[i];
             paths.push_back(dir + "/" + names[i]);
             std::ofstream out(paths.back(), std::ios::binary);
             out.write(contents[i].data(), static_cast<std::streamsize>(contents[i].size()));
@@ -726,7 +750,7 @@ class cluster_actor : public caf::event_based_actor {
           std::filesystem::remove_all(dir, ec);
           return st.ok() ? std::string() : st.err().message;
         },
-        [=, this, subs = std::move(subs)](std::string err) mutable {
+        [=, this, subs = std::move(*subs)](std::string err) mutable {
           if (err.empty()) {
             adoptions_[s] = std::move(subs);
             env_.shards_taken_over += 1;
@@ -740,26 +764,20 @@ class cluster_actor : public caf::event_based_actor {
   void adopt(shard_t s) {
     auto it = adoptions_.find(s);
     if (it == adoptions_.end()) return;
-    wire_reader r(it->second);
-    auto rooms = r.u64();
-    for (std::uint64_t i = 0; i < rooms && r.ok(); ++i) {
+    for (auto& room : it->second) {
       command c;
       c.op = room_op::adopt;
-      c.room = room_id{r.str()};
-      auto n = r.u64();
-      for (std::uint64_t k = 0; k < n && r.ok(); ++k) {
-        auto node = r.str();
-        auto id = r.u64();
-        auto user = user_id{r.str()};
+      c.room = room_id{std::move(room.room)};
+      for (auto& sub : room.subscribers) {
         std::shared_ptr<client_link> link;
-        if (node == self_) {
-          link = local_link(id);
-          forget_remote_sub(id, c.room.str());
-        } else if (auto proxy = proxy_for(node, id, nullptr)) {
+        if (sub.node == self_) {
+          link = local_link(sub.link);
+          forget_remote_sub(sub.link, c.room.str());
+        } else if (auto proxy = proxy_for(sub.node, sub.link, nullptr)) {
           proxy->rooms.insert(c.room.str());
           link = std::move(proxy);
         }
-        if (link) c.adopted.push_back({std::move(link), std::move(user)});
+        if (link) c.adopted.push_back({std::move(link), std::move(sub.user)});
       }
       env_.command_queued();
       to_registry(std::move(c));
@@ -1094,12 +1112,14 @@ class cluster_actor : public caf::event_based_actor {
   room_env& env_;
   cluster_config& cfg_;
   std::vector<caf::actor> registries_;
+  caf::io::middleman_actor mm_;
   std::string self_;
   std::string address_;
   shard_map map_;
   std::string map_text_;  // map_ encoded once per change: persisted, broadcast, sent on hello
 
-  std::map<std::string, peer> peers_;                         // by node id
+  std::map<std::string, peer> peers_;  // by node id
+  std::set<std::string> failing_;      // addresses whose last dial failed (logged once a run)
   std::unordered_map<caf::actor_addr, std::string> peer_of_;  // monitored handles
 
   // Sessions of this node that rooms of other nodes know, by link id.
@@ -1119,8 +1139,8 @@ class cluster_actor : public caf::event_based_actor {
   // Stand-ins for sessions of other nodes: (node, link id) -> link.
   std::map<std::pair<std::string, std::uint64_t>, std::shared_ptr<remote_link>> proxies_;
 
-  std::map<shard_t, handoff_state> handoffs_;  // shards this node is handing away
-  std::map<shard_t, std::string> adoptions_;   // subscribers of shards ingested here
+  std::map<shard_t, handoff_state> handoffs_;              // shards this node is handing away
+  std::map<shard_t, std::vector<handed_room>> adoptions_;  // subscribers of shards ingested here
 
   std::deque<queued_move> queue_;         // coordinator: moves to run, concurrent_moves at a time
   std::map<shard_t, shard_move> moving_;  // coordinator: moves under way
@@ -1135,9 +1155,9 @@ class cluster_actor : public caf::event_based_actor {
 
 }  // namespace
 
-caf::actor spawn_cluster(caf::actor_system& sys, room_env& env,
-                         std::vector<caf::actor> registries) {
-  return sys.spawn<cluster_actor>(env, std::move(registries));
+caf::actor spawn_cluster(caf::actor_system& sys, room_env& env, std::vector<caf::actor> registries,
+                         caf::io::middleman_actor mm) {
+  return sys.spawn<cluster_actor>(env, std::move(registries), std::move(mm));
 }
 
 }  // namespace kaiwa::detail

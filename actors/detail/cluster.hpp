@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 
+#include <caf/io/middleman_actor.hpp>
+
 #include "actors/detail/messages.hpp"
 
 namespace kaiwa::detail {
@@ -21,7 +23,9 @@ struct admin_query {
   std::function<void(int, std::string)> done;
 };
 
-caf::actor spawn_cluster(caf::actor_system& sys, room_env& env, std::vector<caf::actor> registries);
+/// `mm` publishes and dials: CAF's middleman actor, or the TLS one (tls.hpp).
+caf::actor spawn_cluster(caf::actor_system& sys, room_env& env, std::vector<caf::actor> registries,
+                         caf::io::middleman_actor mm);
 
 }  // namespace kaiwa::detail
 

@@ -4,9 +4,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <simdjson.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -32,6 +39,12 @@ class cluster {
   explicit cluster(std::size_t nodes, std::uint32_t shards = test_shards) : shards_(shards) {
     for (std::size_t i = 0; i < nodes; ++i) start(i);
   }
+  /// Members speaking mutual TLS with the certificates in `certs` (`kaiwa cert`: ca.pem and
+  /// n<i>.pem, n<i>-key.pem), each started with `extra` flags too.
+  cluster(std::size_t nodes, std::string certs, std::vector<std::string> extra = {})
+      : shards_(test_shards), certs_(std::move(certs)), extra_(std::move(extra)) {
+    for (std::size_t i = 0; i < nodes; ++i) start(i);
+  }
 
   node_process& node(std::size_t i) { return *nodes_.at(i); }
   std::size_t size() const { return nodes_.size(); }
@@ -44,6 +57,11 @@ class cluster {
       flags.push_back("--join");
       flags.push_back(addr(nodes_[i == 1 ? 0 : 1]->cluster_port()));
     }
+    if (!certs_.empty())
+      flags.insert(flags.end(), {"--cluster-ca", certs_ + "/ca.pem", "--cluster-cert",
+                                 certs_ + "/" + id(i) + ".pem", "--cluster-key",
+                                 certs_ + "/" + id(i) + "-key.pem"});
+    flags.insert(flags.end(), extra_.begin(), extra_.end());
     if (nodes_.size() <= i) nodes_.resize(i + 1);
     nodes_[i] = std::make_unique<node_process>(dir_.str() + "/" + id(i), flags);
   }
@@ -124,6 +142,8 @@ class cluster {
 
   temp_dir dir_;
   std::uint32_t shards_;
+  std::string certs_;
+  std::vector<std::string> extra_;
   std::vector<std::unique_ptr<node_process>> nodes_;
 };
 
@@ -171,6 +191,36 @@ message send_until_acked(ws_client& c, std::int64_t id, const std::string& room,
       return reply;
     std::this_thread::sleep_for(20ms);  // the retry interval, as the bench's
   }
+}
+
+/// Makes a cluster CA in `dir` and certificates n1..n<nodes> signed by it, with `kaiwa cert`.
+void make_certs(const std::string& dir, std::size_t nodes) {
+  auto ca = run_kaiwa({"cert", "ca", "--out", dir});
+  INFO(ca.output);
+  REQUIRE(ca.status == 0);
+  for (std::size_t i = 0; i < nodes; ++i) {
+    auto node = run_kaiwa({"cert", "node", "--ca", dir, "--name", cluster::id(i), "--out", dir});
+    INFO(node.output);
+    REQUIRE(node.status == 0);
+  }
+}
+
+/// Waits (bounded) until `n` has printed `text`.
+bool wait_output(node_process& n, const std::string& text) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (n.output().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(20ms);  // polling interval of the node's output
+  }
+  return false;
+}
+
+/// The resident set of process `pid` in bytes, from /proc.
+std::uint64_t rss_bytes(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
+  return 0;
 }
 
 }  // namespace
@@ -410,4 +460,176 @@ TEST_CASE("without its coordinator the cluster serves on; changes wait until it 
   INFO(moved.output);
   CHECK(moved.status == 0);
   CHECK(send_until_acked(writer, 3, room, "after").num("seq") == 4);  // created, 3 messages
+}
+
+TEST_CASE("kaiwa cert makes a CA and node certificates: keys 0600, nothing overwritten") {
+  temp_dir dir;
+  auto certs = dir.str() + "/ca", n1 = dir.str() + "/n1";
+  REQUIRE(run_kaiwa({"cert", "ca", "--out", certs}).status == 0);
+  auto node = run_kaiwa({"cert", "node", "--ca", certs, "--name", "n1", "--out", n1});
+  INFO(node.output);
+  REQUIRE(node.status == 0);
+  auto mode = [](const std::string& path) {
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+  };
+  CHECK(mode(certs + "/ca-key.pem") == 0600);
+  CHECK(mode(n1 + "/n1-key.pem") == 0600);
+  CHECK(mode(n1 + "/n1.pem") == 0644);
+  // The node's directory has the CA certificate, never the CA key.
+  CHECK(std::filesystem::exists(n1 + "/ca.pem"));
+  CHECK(!std::filesystem::exists(n1 + "/ca-key.pem"));
+  // A second run would replace a CA or a node's key: refused.
+  auto again = run_kaiwa({"cert", "ca", "--out", certs});
+  CHECK(again.status != 0);
+  CHECK(again.output.find("never overwrites") != std::string::npos);
+  CHECK(run_kaiwa({"cert", "node", "--ca", certs, "--name", "n1", "--out", n1}).status != 0);
+  CHECK(run_kaiwa({"cert", "node", "--ca", n1, "--name", "n2", "--out", n1}).status != 0);
+}
+
+TEST_CASE("a cluster listener off loopback needs certificates; bad ones stop start-up") {
+  temp_dir dir;
+  auto a = dir.str() + "/a", b = dir.str() + "/b";
+  make_certs(a, 2);
+  make_certs(b, 1);
+  auto start = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"start",       "--data-dir",  dir.str() + "/data",
+                                     "--listen",    "127.0.0.1:0", "--admin",
+                                     "127.0.0.1:0", "--node-id",   "n1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_kaiwa(args);
+  };
+  auto open = start({"--cluster", "0.0.0.0:0"});
+  CHECK(open.status != 0);
+  CHECK(open.output.find("kaiwa cert ca") != std::string::npos);
+  auto partial = start({"--cluster", "127.0.0.1:0", "--cluster-ca", a + "/ca.pem"});
+  CHECK(partial.status != 0);
+  CHECK(partial.output.find("needs all three") != std::string::npos);
+  auto other_ca = start({"--cluster", "127.0.0.1:0", "--cluster-ca", a + "/ca.pem",
+                         "--cluster-cert", b + "/n1.pem", "--cluster-key", b + "/n1-key.pem"});
+  CHECK(other_ca.status != 0);
+  CHECK(other_ca.output.find("does not verify") != std::string::npos);
+  auto wrong_key = start({"--cluster", "127.0.0.1:0", "--cluster-ca", a + "/ca.pem",
+                          "--cluster-cert", a + "/n1.pem", "--cluster-key", a + "/n2-key.pem"});
+  CHECK(wrong_key.status != 0);
+  CHECK(wrong_key.output.find("is not the key of") != std::string::npos);
+  auto missing = start({"--cluster", "127.0.0.1:0", "--cluster-ca", a + "/nope.pem",
+                        "--cluster-cert", a + "/n1.pem", "--cluster-key", a + "/n1-key.pem"});
+  CHECK(missing.status != 0);
+  CHECK(missing.output.find("can't load the cluster CA") != std::string::npos);
+}
+
+TEST_CASE("with certificates, clients on three nodes chat in one room across nodes") {
+  temp_dir certs;
+  make_certs(certs.str(), 3);
+  cluster c(3, certs.str());
+  c.wait_settled(3);
+  std::vector<std::unique_ptr<ws_client>> clients;
+  for (std::size_t i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<ws_client>(c.node(i).port()));
+    clients[i]->hello("user" + std::to_string(i));
+    CHECK(clients[i]->request(R"({"op":"join","id":1,"room":"lobby"})", 1).str("op") == "joined");
+  }
+  constexpr int per_client = 10;
+  for (int k = 0; k < per_client; ++k)
+    for (std::size_t i = 0; i < 3; ++i)
+      clients[i]->send(send_json(100 + k, "lobby", "m" + std::to_string(i)));
+  for (std::size_t i = 0; i < 3; ++i) {
+    std::map<std::string, int> from;
+    for (int n = 0; n < 3 * per_client;) {
+      auto m = clients[i]->next_where([](const message& m) { return m.str("op") == "event"; });
+      if (m.str("type") != "message") continue;
+      from[m.str("text")] += 1;
+      ++n;
+    }
+    for (std::size_t j = 0; j < 3; ++j) CHECK(from["m" + std::to_string(j)] == per_client);
+  }
+  // Without --cluster-ca etc. the nodes would have logged that they run without TLS.
+  CHECK(c.node(0).output().find("cluster_without_tls") == std::string::npos);
+}
+
+TEST_CASE("a node without the cluster's certificate is refused and never gets shards") {
+  temp_dir certs, other, data;
+  make_certs(certs.str(), 2);
+  make_certs(other.str(), 3);
+  cluster c(2, certs.str());
+  c.wait_settled(2);
+  auto seed = addr(c.node(0).cluster_port());
+  // One with no certificate at all (plain BASP), one with a certificate of another CA.
+  node_process plain(data.str() + "/plain",
+                     {"--node-id", "plain", "--cluster", "127.0.0.1:0", "--join", seed});
+  node_process foreign(data.str() + "/foreign",
+                       {"--node-id", "n3", "--cluster", "127.0.0.1:0", "--join", seed,
+                        "--cluster-ca", other.str() + "/ca.pem", "--cluster-cert",
+                        other.str() + "/n3.pem", "--cluster-key", other.str() + "/n3-key.pem"});
+  CHECK(wait_output(plain, "cluster_dial_failed"));
+  CHECK(wait_output(foreign, "cluster_dial_failed"));
+  // And the members, dialled by them, never took them in: still two members, all shards theirs.
+  c.wait_settled(2);
+  auto view = c.view(0);
+  CHECK(view.find("\"plain\"") == std::string::npos);
+  CHECK(view.find("\"n3\"") == std::string::npos);
+  auto listed = run_kaiwa({"cluster", "--admin", addr(c.node(1).admin_port())});
+  CHECK(listed.output.find("plain") == std::string::npos);
+  for (auto* n : {&plain, &foreign}) {
+    auto metrics = http_get(n->admin_port(), "/metrics").second;
+    CHECK(metrics.find("\nkaiwa_cluster_shards_owned 0") != std::string::npos);
+    // Connected to no member (counting itself once it has a map, which it never gets).
+    CHECK(metrics.find("\nkaiwa_cluster_members_up 2") == std::string::npos);
+    CHECK(metrics.find("\nkaiwa_cluster_map_epoch 0") != std::string::npos);
+  }
+}
+
+TEST_CASE("a plain TCP peer declaring a 4 GiB BASP payload is refused before CAF reads it") {
+  temp_dir certs;
+  make_certs(certs.str(), 2);
+  cluster c(2, certs.str(), {"--failure-timeout", "1"});
+  c.wait_settled(2);
+  auto& n1 = c.node(0);
+  auto before = rss_bytes(n1.pid());
+  REQUIRE(before > 0);
+
+  // A BASP client handshake header (32 bytes) whose payload length is 2^32 - 1. Over plain
+  // BASP the node would size its read buffer to it; over TLS it is not a ClientHello.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(n1.cluster_port());
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  unsigned char header[32] = {0x01, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+  REQUIRE(::send(fd, header, sizeof header, MSG_NOSIGNAL) == sizeof header);
+  // The node hangs up on it (TLS alert or close): wait for the end of the stream.
+  bool closed = false;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[512];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    closed = n <= 0;
+  }
+  ::close(fd);
+  CHECK(closed);
+  auto after = rss_bytes(n1.pid());
+  INFO("RSS before " << before << " after " << after);
+  CHECK(after < before + 64 * 1024 * 1024);
+  INFO(n1.output());
+
+  // The members stay up through two failure timeouts (an observation window, not a wait), and
+  // traffic still crosses between them.
+  auto window = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < window) {
+    auto view = c.view(0);
+    CHECK(view.find(R"("state":"down")") == std::string::npos);
+    std::this_thread::sleep_for(100ms);  // sampling interval of the observation
+  }
+  auto room = c.room_on("n1", "after-");
+  ws_client far(c.node(1).port());
+  far.hello("far");
+  CHECK(send_until_acked(far, 1, room, "still here").str("op") == "ack");
+  CHECK(n1.output().find("cluster_member_down") == std::string::npos);
+  CHECK(c.node(1).output().find("cluster_member_down") == std::string::npos);
 }

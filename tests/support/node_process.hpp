@@ -27,6 +27,8 @@ class node_process {
   std::uint16_t admin_port() const { return admin_port_; }
   /// The cluster listener's port; 0 for a node started without --cluster.
   std::uint16_t cluster_port() const { return cluster_port_; }
+  /// The process id while it runs.
+  int pid() const { return pid_; }
 
   /// Sends `sig` and waits (bounded) for the exit; returns the exit status (128+sig if killed).
   int stop(int sig);

@@ -6,6 +6,8 @@
 #   fanout   1 room, 999 subscribers spread over 3 nodes, 1 publisher
 #   move     time to move a shard holding one room of 100,000 events
 #   drain    drain one of 3 nodes under load: moves, their durations, client retries
+# TLS=1: the members speak mutual TLS (certificates made with `kaiwa cert` in the temp dir).
+# RATE (default 20000; 0: as fast as acks come) and DURATION (default 10 s) for latency.
 set -euo pipefail
 kaiwa=${KAIWA:-build/release/apps/kaiwa}
 dir=$(mktemp -d /tmp/kaiwa-cluster.XXXXXX)
@@ -16,6 +18,12 @@ trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait;
 start_node() {
   local i=$1
   shift
+  if [ "${TLS:-0}" = 1 ]; then
+    [ -f "$dir/certs/ca.pem" ] || "$kaiwa" cert ca --out "$dir/certs" >/dev/null
+    [ -f "$dir/certs/n$i.pem" ] || "$kaiwa" cert node --ca "$dir/certs" --name "n$i" --out "$dir/certs" >/dev/null
+    set -- "$@" --cluster-ca "$dir/certs/ca.pem" --cluster-cert "$dir/certs/n$i.pem" \
+      --cluster-key "$dir/certs/n$i-key.pem"
+  fi
   "$kaiwa" start --node-id "n$i" --listen "127.0.0.1:18${i}00" --admin "127.0.0.1:18${i}01" \
     --cluster "127.0.0.1:18${i}02" --data-dir "$dir/n$i" --log-level debug "$@" >"$dir/n$i.log" 2>&1 &
   pids+=($!)
@@ -50,7 +58,7 @@ latency)
   start_node 1
   settle 1
   echo "== every room on the node the clients use (n1 alone)"
-  "$kaiwa" bench rooms --rooms 1000 --rate "${RATE:-20000}" --duration 10 --quiet --target "$(public 1)" --admin "$(admin 1)"
+  "$kaiwa" bench rooms --rooms 1000 --rate "${RATE:-20000}" --duration "${DURATION:-10}" --quiet --target "$(public 1)" --admin "$(admin 1)"
   start_node 2 --join "$(cluster_addr 1)"
   settle 2
   echo "== moving every shard to n2"
@@ -58,7 +66,7 @@ latency)
     "$kaiwa" move "$s" n2 --admin "$(admin 1)" >/dev/null
   done
   echo "== every room on another node (clients on n1, rooms on n2)"
-  "$kaiwa" bench rooms --rooms 1000 --rate "${RATE:-20000}" --duration 10 --quiet --target "$(public 1)" --admin "$(admin 1)"
+  "$kaiwa" bench rooms --rooms 1000 --rate "${RATE:-20000}" --duration "${DURATION:-10}" --quiet --target "$(public 1)" --admin "$(admin 1)"
   ;;
 fanout)
   start_node 1

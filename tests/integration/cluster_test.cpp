@@ -565,6 +565,7 @@ TEST_CASE("a node without the cluster's certificate is refused and never gets sh
                         other.str() + "/n3.pem", "--cluster-key", other.str() + "/n3-key.pem"});
   CHECK(wait_output(plain, "cluster_dial_failed"));
   CHECK(wait_output(foreign, "cluster_dial_failed"));
+  CHECK(wait_output(c.node(0), "cluster_tls_refused"));
   // And the members, dialled by them, never took them in: still two members, all shards theirs.
   c.wait_settled(2);
   auto view = c.view(0);
@@ -613,6 +614,7 @@ TEST_CASE("a plain TCP peer declaring a 4 GiB BASP payload is refused before CAF
   }
   ::close(fd);
   CHECK(closed);
+  CHECK(wait_output(n1, "cluster_tls_refused"));
   auto after = rss_bytes(n1.pid());
   INFO("RSS before " << before << " after " << after);
   CHECK(after < before + 64 * 1024 * 1024);

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <deque>
 #include <functional>
 
 #include "core/log.hpp"
@@ -75,6 +76,16 @@ class tls_context {
 
 namespace {
 
+/// An accepted connection whose handshake is not done yet, as its doorman tracks it. Owned by
+/// the connection's session: it expires before the connection's socket is closed (the session
+/// goes first, with the stream's policy), so a live one names a socket that is still this
+/// connection's.
+struct pending_handshake {
+  net::native_socket fd;
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+  bool done = false;
+};
+
 /// One connection's TLS state. Runs on the multiplexer thread once CAF has the connection (a
 /// dial's handshake runs before, on the middleman actor's thread). Every OpenSSL call starts
 /// and ends with this thread's error queue empty: SSL_get_error reads it, so an error left
@@ -97,6 +108,12 @@ class tls_session {
 
   bool valid() const noexcept { return ssl_ != nullptr; }
   bool established() const noexcept { return established_; }
+
+  /// For the doorman of an accepted connection: marked done with the handshake.
+  std::weak_ptr<pending_handshake> track(net::native_socket fd) {
+    pending_ = std::make_shared<pending_handshake>(pending_handshake{fd});
+    return pending_;
+  }
 
   /// Called once, on the multiplexer thread, when an accepted connection's handshake is done.
   std::function<void()> on_established;
@@ -144,6 +161,7 @@ class tls_session {
     auto r = SSL_do_handshake(ssl_.get());
     if (r == 1) {
       established_ = true;
+      if (pending_) pending_->done = true;
       if (on_established) on_established();
       return net::rw_state::success;
     }
@@ -177,7 +195,8 @@ class tls_session {
   }
 
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl_;
-  std::string peer_;  // for the log; taken while the socket is connected
+  std::string peer_;                            // for the log; taken while the socket is connected
+  std::shared_ptr<pending_handshake> pending_;  // accepted connections only
   bool established_ = false;
 };
 
@@ -251,13 +270,22 @@ class tls_scribe : public caf::io::scribe {
   bool flush_waiting_ = false;
 };
 
+/// Accepted connections whose handshake may be pending at once; past it the oldest is closed.
+constexpr std::size_t max_pending_handshakes = 64;
+
 /// The cluster listener: accepts TCP as CAF's does, then hands each connection over as a TLS
 /// connection whose handshake runs on the multiplexer thread.
+///
+/// A connection that never completes its handshake costs a socket until it is closed. On each
+/// new connection the doorman closes those pending longer than the handshake timeout, and the
+/// oldest beyond max_pending_handshakes, so whoever opens connections and stays silent holds
+/// at most that many sockets. (Closing: shutdown() makes the socket readable, the handshake
+/// fails on the read, and CAF cleans up as for any connection lost.)
 class tls_doorman : public net::doorman_impl {
  public:
   tls_doorman(net::default_multiplexer& mpx, net::native_socket fd,
-              std::shared_ptr<const tls_context> ctx)
-      : net::doorman_impl(mpx, fd), ctx_(std::move(ctx)) {}
+              std::shared_ptr<const tls_context> ctx, std::chrono::milliseconds timeout)
+      : net::doorman_impl(mpx, fd), ctx_(std::move(ctx)), timeout_(timeout) {}
 
   bool new_connection() override {
     if (detached()) return false;  // the broker let go of us; the multiplexer hasn't yet
@@ -269,6 +297,8 @@ class tls_doorman : public net::doorman_impl {
       ::close(fd);
       return false;
     }
+    drop_stale_handshakes();
+    pending_.push_back(session->track(fd));
     auto scribe = caf::make_counted<tls_scribe>(mpx, fd, std::move(session));
     auto hdl = scribe->hdl();
     parent()->add_scribe(std::move(scribe));
@@ -276,7 +306,23 @@ class tls_doorman : public net::doorman_impl {
   }
 
  private:
+  void drop_stale_handshakes() {
+    auto now = std::chrono::steady_clock::now();
+    auto close = [](const pending_handshake& p) { ::shutdown(p.fd, SHUT_RDWR); };
+    std::erase_if(pending_, [&](const std::weak_ptr<pending_handshake>& w) {
+      auto p = w.lock();
+      if (!p || p->done) return true;
+      if (now - p->since < timeout_) return false;
+      close(*p);
+      return true;
+    });
+    for (; pending_.size() >= max_pending_handshakes; pending_.pop_front())
+      if (auto p = pending_.front().lock()) close(*p);
+  }
+
   std::shared_ptr<const tls_context> ctx_;
+  std::chrono::milliseconds timeout_;
+  std::deque<std::weak_ptr<pending_handshake>> pending_;  // multiplexer thread only
 };
 
 class tls_middleman_actor : public caf::io::middleman_actor_impl {
@@ -319,7 +365,7 @@ class tls_middleman_actor : public caf::io::middleman_actor_impl {
                                            bool reuse) override {
     auto fd = net::new_tcp_acceptor_impl(port, addr, reuse);
     if (!fd) return std::move(fd.error());
-    return caf::make_counted<tls_doorman>(mpx(), *fd, ctx_);
+    return caf::make_counted<tls_doorman>(mpx(), *fd, ctx_, timeout_);
   }
 
  private:

@@ -15,7 +15,8 @@
 // queue is emptied before and after every OpenSSL call; a dial completes its handshake on the
 // middleman actor's own thread (bounded by a timeout) before CAF sees the connection; an
 // accepted connection holds back its writes until its handshake is done, so nothing it waits
-// for spins. Nothing reaches CAF's BASP decoder from a peer before its certificate verified.
+// for spins; silent connections are bounded (spawn_tls_middleman). Nothing reaches CAF's BASP
+// decoder from a peer before its certificate verified.
 
 #include <caf/io/middleman_actor.hpp>
 
@@ -39,7 +40,8 @@ std::variant<std::shared_ptr<const tls_context>, std::string> make_tls_context(
 /// A middleman actor whose `publish` listens and whose `connect` dials over mutual TLS (the
 /// same interface as CAF's `middleman().actor_handle()`). Hidden; the caller ends it with an
 /// exit message when the node stops. A dial whose handshake takes longer than
-/// `handshake_timeout` fails.
+/// `handshake_timeout` fails; an accepted connection whose handshake takes longer is closed
+/// when the next connection arrives, and at most 64 may be pending at once (the oldest goes).
 caf::io::middleman_actor spawn_tls_middleman(caf::actor_system& sys,
                                              std::shared_ptr<const tls_context> ctx,
                                              std::chrono::milliseconds handshake_timeout);

@@ -215,6 +215,32 @@ bool wait_output(node_process& n, const std::string& text) {
   return false;
 }
 
+/// A plain TCP connection to 127.0.0.1:port (the test's own end of it).
+int tcp_connect(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// Waits (bounded) until the peer ends the stream on `fd`; false if it is still open after 10 s.
+bool closed_by_peer(int fd) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[512];
+    if (::recv(fd, buf, sizeof buf, 0) <= 0) return true;
+  }
+  return false;
+}
+
 /// The resident set of process `pid` in bytes, from /proc.
 std::uint64_t rss_bytes(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -593,27 +619,13 @@ TEST_CASE("a plain TCP peer declaring a 4 GiB BASP payload is refused before CAF
 
   // A BASP client handshake header (32 bytes) whose payload length is 2^32 - 1. Over plain
   // BASP the node would size its read buffer to it; over TLS it is not a ClientHello.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = tcp_connect(n1.cluster_port());
   REQUIRE(fd >= 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(n1.cluster_port());
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
   unsigned char header[32] = {0x01, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
   REQUIRE(::send(fd, header, sizeof header, MSG_NOSIGNAL) == sizeof header);
-  // The node hangs up on it (TLS alert or close): wait for the end of the stream.
-  bool closed = false;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!closed && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    char buf[512];
-    auto n = ::recv(fd, buf, sizeof buf, 0);
-    closed = n <= 0;
-  }
+  // The node hangs up on it (TLS alert or close).
+  CHECK(closed_by_peer(fd));
   ::close(fd);
-  CHECK(closed);
   CHECK(wait_output(n1, "cluster_tls_refused"));
   auto after = rss_bytes(n1.pid());
   INFO("RSS before " << before << " after " << after);
@@ -634,4 +646,26 @@ TEST_CASE("a plain TCP peer declaring a 4 GiB BASP payload is refused before CAF
   CHECK(send_until_acked(far, 1, room, "still here").str("op") == "ack");
   CHECK(n1.output().find("cluster_member_down") == std::string::npos);
   CHECK(c.node(1).output().find("cluster_member_down") == std::string::npos);
+}
+
+TEST_CASE("silent connections to the cluster port are closed past the handshake timeout or cap") {
+  temp_dir certs;
+  make_certs(certs.str(), 1);
+  cluster c(1, certs.str(), {"--failure-timeout", "1"});
+  auto port = c.node(0).cluster_port();
+  // One that stays silent past the handshake timeout (the failure timeout, 1 s here) is closed
+  // when the next connection arrives. The wait is the timeout under test.
+  int silent = tcp_connect(port);
+  REQUIRE(silent >= 0);
+  std::this_thread::sleep_for(1500ms);
+  int next = tcp_connect(port);
+  REQUIRE(next >= 0);
+  CHECK(closed_by_peer(silent));
+  ::close(silent);
+  // Past 64 pending handshakes the oldest goes: 64 more silent ones close `next`.
+  std::vector<int> many;
+  for (int i = 0; i < 64; ++i) many.push_back(tcp_connect(port));
+  CHECK(closed_by_peer(next));
+  ::close(next);
+  for (int fd : many) ::close(fd);
 }

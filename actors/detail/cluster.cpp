@@ -25,6 +25,7 @@
 #include "actors/detail/wire.hpp"
 #include "actors/shard_map.hpp"
 #include "core/address.hpp"
+#include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/replies.hpp"
@@ -151,6 +152,12 @@ class cluster_actor : public caf::event_based_actor {
         [this](redial_atom, std::string& address) { dial(address); },
         [this](hello_atom, std::string& id,
                std::string& address) -> caf::result<std::string, std::string> {
+          // Both end up in the shard map's text form, which has no room for spaces or newlines.
+          auto hp = parse_host_port(address);
+          if (!valid_name(id) || !hp || hp->host.find_first_of(" \n") != std::string::npos) {
+            log(log_level::error, "cluster_bad_hello", {});
+            return caf::sec::invalid_argument;
+          }
           peer_up(id, address, caf::actor_cast<caf::actor>(current_sender()));
           // The map tells a new node who the members and the coordinator are.
           return {self_, map_text_};

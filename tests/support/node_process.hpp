@@ -23,7 +23,6 @@ class node_process {
   node_process& operator=(const node_process&) = delete;
 
   std::uint16_t port() const { return port_; }
-  int pid() const { return pid_; }
   std::uint16_t admin_port() const { return admin_port_; }
   /// The cluster listener's port; 0 for a node started without --cluster.
   std::uint16_t cluster_port() const { return cluster_port_; }

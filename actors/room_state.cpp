@@ -63,6 +63,10 @@ room_state::decision room_state::decide(const command& c, millis_t now,
         return rejection{errc::forbidden, "only the author may edit a message"};
       if (c.op == room_op::del && !is_author && owner_ != c.user)
         return rejection{errc::forbidden, "only the author or the room's owner may delete"};
+      // Each edit adds its seq to the message's stored record (so that a delete can redact the
+      // edits' text too): the bound keeps that record small.
+      if (c.op == room_op::edit && referenced->edits.size() >= max_edits_per_message)
+        return rejection{errc::bad_request, "this message has been edited too often"};
       auto e = next_event(c.op == room_op::edit ? event_type::edit : event_type::del, c.user, now);
       e.ref = c.ref;
       if (c.op == room_op::edit) e.text = c.text;

@@ -19,6 +19,9 @@
 
 namespace kaiwa {
 
+/// Edits a message may have; more are refused with bad_request.
+constexpr std::size_t max_edits_per_message = 100;
+
 struct rejection {
   errc code;
   std::string message;

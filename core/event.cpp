@@ -32,11 +32,25 @@ void encode_event(json_writer& w, const event& e) {
       .field("from", e.from.str());
   switch (e.type) {
     case event_type::message:
+      if (e.deleted) {
+        w.field("deleted", true);
+        break;
+      }
       w.field("text", e.text);
       if (!e.cid.empty()) w.field("cid", e.cid);
+      if (e.edited_ts != 0) w.field("edited", true).field("edited_ts", e.edited_ts);
+      if (!e.edits.empty()) {
+        w.key("edits").begin_array();
+        for (auto s : e.edits) w.value(s);
+        w.end_array();
+      }
       break;
     case event_type::edit:
-      w.field("ref", e.ref).field("text", e.text);
+      w.field("ref", e.ref);
+      if (e.deleted)
+        w.field("deleted", true);
+      else
+        w.field("text", e.text);
       break;
     case event_type::del:
       w.field("ref", e.ref);
@@ -92,7 +106,30 @@ std::optional<event> decode_event(std::string_view json) {
   if (!obj["members"].get(members))
     for (auto m : members)
       if (!m.get(s)) e.members.emplace_back(s);
+  if (!obj["deleted"].get(b)) e.deleted = b;
+  if (!obj["edited_ts"].get(i)) e.edited_ts = i;
+  simdjson::dom::array edits;
+  if (!obj["edits"].get(edits))
+    for (auto x : edits)
+      if (!x.get(u)) e.edits.push_back(u);
   return e;
+}
+
+event redacted(event e) {
+  e.deleted = true;
+  e.text.clear();
+  e.cid.clear();
+  e.edited_ts = 0;
+  e.edits.clear();
+  return e;
+}
+
+event rewritten(event m, const event& e) {
+  if (e.type == event_type::del) return redacted(std::move(m));
+  m.text = e.text;
+  m.edited_ts = e.ts;
+  m.edits.push_back(e.seq);
+  return m;
 }
 
 }  // namespace kaiwa

@@ -37,7 +37,19 @@ struct event {
   std::string topic;                 // created, topic
   bool is_private = false;           // created
   std::vector<std::string> members;  // created (private rooms)
+  // The stored record of a message (or edit) is rewritten in place when the message changes
+  // (PROTOCOL.md extension, docs/protocol.md "Edited and deleted messages"):
+  bool deleted = false;      // message, edit: redacted; `text` and `cid` are gone
+  millis_t edited_ts = 0;    // message: when it was last edited (0: never); `text` is current
+  std::vector<seq_t> edits;  // message: the seqs of its edit events, oldest first
 };
+
+/// The stored form of message `m` after `e` (an edit or delete of it) is appended: the current
+/// text, or redacted. A delete also redacts the edit events in `m.edits`; see `redacted`.
+event rewritten(event m, const event& e);
+
+/// `e` (a message or an edit) without its text: seq, ts, type, from (and ref) stay.
+event redacted(event e);
 
 /// Writes `{"op":"event",...}` for `e`.
 void encode_event(json_writer& w, const event& e);

@@ -43,6 +43,8 @@ struct commit_batch {
   std::vector<std::pair<frame_ptr, const client_link*>> receipts;  // frame, reader's link
   std::vector<link_ptr> ended;  // subscriptions the batch ends (kicks), after its events
   seq_t head = 0;
+  std::uint64_t generation = 0;  // set when handed to the journal (room_actor::generation_)
+  std::vector<seq_t> records;    // seqs of the records it stages that may be rewritten again
 
   bool empty() const { return writes.empty() && replies.empty() && ended.empty(); }
 };
@@ -171,16 +173,21 @@ class room_actor : public caf::event_based_actor {
   bool append(command& c) {
     std::optional<event> referenced;
     if (c.op == room_op::edit || c.op == room_op::del) {
-      if (c.ref >= 1 && c.ref <= committed_) {
-        auto json = env_.journal.event(room_, c.ref);
-        if (!json) return reply_error(c, errc::internal, "storage error");
-        if (*json) referenced = decode_event(**json);
-      }
+      auto r = record(c.ref);
+      if (!r) return reply_error(c, errc::internal, "storage error");
+      referenced = std::move(*r);
     }
     auto d = state_.decide(c, now_millis(), referenced);
     if (auto* r = std::get_if<rejection>(&d)) return reply_error(c, r->code, r->message);
     auto& events = std::get<std::vector<event>>(d);
+    std::vector<event> rewrites;
+    if (referenced) {
+      auto r = rewrites_for(std::move(*referenced), events.back());
+      if (!r) return reply_error(c, errc::internal, "storage error");
+      rewrites = std::move(*r);
+    }
     for (auto& e : events) stage(e);
+    for (auto& r : rewrites) stage_record(r);
     if (c.op == room_op::join) return true;
     if (c.op == room_op::kick) end_subscriptions_of(c.target);
     const auto& last = events.back();
@@ -204,6 +211,7 @@ class room_actor : public caf::event_based_actor {
     auto f = encode(e);
     state_.apply(e);
     open_.writes.put_event(room_, e.seq, f->payload());
+    if (e.type == event_type::edit) remember_record(e);
     if (e.type == event_type::message && !e.cid.empty())
       open_.writes.put_dedupe(room_, e.from, e.cid, e.seq);
     // The room's metadata is written when it is created and with each snapshot, not per
@@ -212,6 +220,55 @@ class room_actor : public caf::event_based_actor {
     if (e.seq % env_.cfg.snapshot_every == 0) open_.writes.put_snapshot(room_, state_.snapshot());
     open_.events.push_back(std::move(f));
     open_.head = e.seq;
+  }
+
+  // -- edits and deletes --------------------------------------------------------------------
+
+  /// The stored form of event `seq` as the staged batches leave it: a message with a pending
+  /// rewrite or a staged edit event from `staged_records_`, else the journal's record when it
+  /// is durable. Events staged by new commands are not visible here, as they are not to clients.
+  storage::result<std::optional<event>> record(seq_t seq) {
+    if (auto it = staged_records_.find(seq); it != staged_records_.end())
+      return std::optional<event>{it->second.first};
+    if (seq < 1 || seq > committed_) return std::optional<event>{};
+    auto json = env_.journal.event(room_, seq);
+    if (!json) return json.err();
+    if (!*json) return std::optional<event>{};
+    return decode_event(**json);
+  }
+
+  /// The records that `change` (an edit or delete of message `m`) rewrites, staged in the same
+  /// write_set as `change` so that history and backfill serve the current text or none, and
+  /// RocksDB's compaction drops the old values. A delete redacts the message's edits too.
+  storage::result<std::vector<event>> rewrites_for(event m, const event& change) {
+    std::vector<event> out;
+    if (change.type == event_type::del) {
+      for (auto s : m.edits) {
+        auto edit = record(s);
+        if (!edit) return edit.err();
+        if (*edit && (*edit)->type == event_type::edit) out.push_back(redacted(std::move(**edit)));
+      }
+    }
+    out.push_back(rewritten(std::move(m), change));
+    return out;
+  }
+
+  void stage_record(const event& r) {
+    open_.writes.put_event(room_, r.seq, encode(r)->payload());
+    remember_record(r);
+  }
+
+  void remember_record(const event& e) {
+    staged_records_.insert_or_assign(e.seq, std::pair{e, generation_});
+    open_.records.push_back(e.seq);
+  }
+
+  /// `b` is durable: the journal now holds what it staged, unless a later batch restaged it.
+  void forget_records(const commit_batch& b) {
+    for (auto s : b.records)
+      if (auto it = staged_records_.find(s);
+          it != staged_records_.end() && it->second.second == b.generation)
+        staged_records_.erase(it);
   }
 
   void put_meta() {
@@ -479,6 +536,7 @@ class room_actor : public caf::event_based_actor {
     }
     flying_ = std::move(open_);
     open_ = {};
+    flying_.generation = generation_++;
     in_flight_ = true;
     env_.journal.commit(std::move(flying_.writes),
                         [self = caf::actor{this}](const storage::status& s) {
@@ -499,6 +557,7 @@ class room_actor : public caf::event_based_actor {
     }
     env_.events_appended += flying_.events.size();
     committed_ = std::max(committed_, flying_.head);  // a batch of markers only has no head
+    forget_records(flying_);
     deliver(flying_);
     flying_ = {};
     flush();
@@ -576,6 +635,10 @@ class room_actor : public caf::event_based_actor {
   commit_batch open_;    // staged, not yet handed to the journal
   commit_batch flying_;  // handed to the journal, awaiting its completion
   bool in_flight_ = false;
+  std::uint64_t generation_ = 0;  // of open_; flying_'s is one less
+  // Records that open_ or flying_ (re)write and edits or deletes may rewrite again before they
+  // are durable: seq -> (record, generation of the batch that staged it last).
+  std::unordered_map<seq_t, std::pair<event, std::uint64_t>> staged_records_;
 
   std::unordered_map<std::string, std::pair<seq_t, millis_t>> cids_;  // user NUL cid -> ack
   std::unordered_map<std::string, seq_t> markers_;                    // user -> read marker

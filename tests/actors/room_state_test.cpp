@@ -118,6 +118,23 @@ TEST_CASE("edit is for the author; delete for the author or the owner") {
   CHECK(rejected(s, edit, std::nullopt) == errc::not_found);
 }
 
+TEST_CASE("a message takes at most max_edits_per_message edits") {
+  room_state s(room_id{"r"});
+  auto send = cmd(room_op::send, "bob");
+  send.text = "x";
+  auto msg = run(s, send).back();
+  auto edit = cmd(room_op::edit, "bob");
+  edit.ref = msg.seq;
+  edit.text = "y";
+  for (std::size_t i = 0; i < max_edits_per_message; ++i)
+    msg = rewritten(msg, run(s, edit, msg)[0]);
+  CHECK(msg.edits.size() == max_edits_per_message);
+  CHECK(rejected(s, edit, msg) == errc::bad_request);
+  auto del = cmd(room_op::del, "bob");
+  del.ref = msg.seq;
+  CHECK(run(s, del, msg)[0].type == event_type::del);  // it can still be deleted
+}
+
 TEST_CASE("a snapshot restores the same state") {
   room_state s(room_id{"r"});
   auto create = cmd(room_op::create, "alice");

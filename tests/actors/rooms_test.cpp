@@ -213,3 +213,122 @@ TEST_CASE("ten thousand idle rooms cost no actors once passivated") {
   CHECK(s.passivated == count);
   CHECK(*f.journal->last_seq(room_id{"room-9999"}) == 2);
 }
+
+namespace {
+
+/// The events of a history reply, as JSON texts.
+std::vector<std::string> history_events(const std::string& reply) {
+  simdjson::dom::parser p;
+  simdjson::dom::array events;
+  std::vector<std::string> out;
+  if (p.parse(reply)["events"].get(events)) FAIL("not a history reply: " << reply);
+  for (auto e : events) out.push_back(simdjson::minify(e));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("history and backfill serve a deleted message redacted and an edited one as it is now") {
+  fixture f;
+  auto alice = std::make_shared<recording_link>();
+  auto send = [&](const char* text, const char* cid) {
+    auto c = f.make(room_op::send, "r", "alice", alice);
+    c.text = text;
+    c.cid = cid;
+    f.rs->dispatch(std::move(c));
+  };
+  send("keep me", "c-2");    // seq 2
+  send("delete me", "c-3");  // seq 3
+  alice->wait_for(2);
+  auto change = [&](room_op op, seq_t ref, const char* text) {
+    auto c = f.make(op, "r", "alice", alice);
+    c.ref = ref;
+    c.text = text;
+    f.rs->dispatch(std::move(c));
+  };
+  change(room_op::edit, 3, "first edit of 3");  // seq 4
+  change(room_op::edit, 2, "kept, edited");     // seq 5
+  change(room_op::del, 3, "");                  // seq 6: also redacts seq 4
+  auto acks = alice->wait_for(5);
+  for (int i = 2; i < 5; ++i) REQUIRE(field(acks[i], "op") == "ack");
+
+  auto check_log = [&](const std::vector<std::string>& events) {
+    REQUIRE(events.size() == 6);
+    for (auto& e : events) {
+      CHECK(e.find("delete me") == std::string::npos);
+      CHECK(e.find("first edit of 3") == std::string::npos);
+      CHECK(e.find("keep me") == std::string::npos);
+    }
+    CHECK(field(events[1], "text") == "kept, edited");
+    CHECK(field(events[1], "edited") == "true");
+    CHECK(field(events[1], "cid") == "c-2");
+    CHECK(field(events[1], "edits") == "[5]");
+    CHECK(field(events[2], "type") == "message");
+    CHECK(field(events[2], "deleted") == "true");
+    CHECK(field(events[2], "from") == "alice");
+    CHECK(field(events[2], "text").empty());
+    CHECK(field(events[2], "cid").empty());
+    CHECK(field(events[3], "type") == "edit");
+    CHECK(field(events[3], "ref") == "3");
+    CHECK(field(events[3], "deleted") == "true");
+    CHECK(field(events[4], "type") == "edit");  // the log keeps the edit and delete events
+    CHECK(field(events[4], "text") == "kept, edited");
+    CHECK(field(events[5], "type") == "delete");
+  };
+
+  auto read_all = [&] {
+    auto reader = std::make_shared<recording_link>();
+    f.rs->dispatch(f.make(room_op::history, "r", "bob", reader));
+    check_log(history_events(reader->wait_for(1)[0]));
+    // joined and the backfill are posted together; a presence push can only follow them.
+    auto subscriber = std::make_shared<recording_link>();
+    auto join = f.make(room_op::join, "r", "bob", subscriber);
+    join.since = 0;
+    f.rs->dispatch(std::move(join));
+    auto got = subscriber->wait_for(7);
+    check_log({got.begin() + 1, got.begin() + 7});
+  };
+  read_all();
+  SECTION("also after a restart, and the deleted message can't be edited or deleted again") {
+    f.close();
+    f.open();
+    read_all();
+    change(room_op::edit, 3, "resurrected");
+    change(room_op::del, 3, "");
+    auto got = alice->wait_for(7);
+    CHECK(field(got[5], "code") == "not_found");
+    CHECK(field(got[6], "code") == "not_found");
+    send("delete me", "c-3");  // the retried cid answers the first ack, and appends nothing
+    CHECK(field(alice->wait_for(8)[7], "seq") == "3");
+    CHECK(*f.journal->last_seq(room_id{"r"}) == 6);
+  }
+}
+
+TEST_CASE("edits and deletes that follow each other before their commits rewrite in order") {
+  fixture f;
+  auto alice = std::make_shared<recording_link>();
+  auto c = f.make(room_op::send, "r", "alice", alice);
+  c.text = "v1";
+  f.rs->dispatch(std::move(c));
+  alice->wait_for(1);
+  // Dispatched back to back, these land in the same or consecutive write_sets: each must see
+  // the record the previous one staged.
+  for (int i = 2; i <= 20; ++i) {
+    auto e = f.make(room_op::edit, "r", "alice", alice);
+    e.ref = 2;
+    e.text = "v" + std::to_string(i);
+    f.rs->dispatch(std::move(e));
+  }
+  auto d = f.make(room_op::del, "r", "alice", alice);
+  d.ref = 2;
+  f.rs->dispatch(std::move(d));
+  auto got = alice->wait_for(21);
+  for (auto& a : got) REQUIRE(field(a, "op") == "ack");
+  auto events = f.journal->events_after(room_id{"r"}, 0, 100).value();
+  REQUIRE(events.size() == 22);
+  for (auto& e : events) {
+    CHECK(field(e, "text").empty());
+    if (field(e, "type") != "delete" && field(e, "type") != "created")
+      CHECK(field(e, "deleted") == "true");
+  }
+}

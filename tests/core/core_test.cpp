@@ -63,6 +63,47 @@ TEST_CASE("events round-trip through their JSON encoding") {
   CHECK_FALSE(decode_event("{\"op\":\"event\"}"));
 }
 
+TEST_CASE("a message's stored form after edits and a delete: current text, then redacted") {
+  event m;
+  m.room = room_id{"r"};
+  m.seq = 2;
+  m.ts = 100;
+  m.from = user_id{"alice"};
+  m.text = "old";
+  m.cid = "c-1";
+  event edit = m;
+  edit.type = event_type::edit;
+  edit.seq = 3;
+  edit.ts = 150;
+  edit.ref = 2;
+  edit.text = "new";
+  auto encode = [](const event& e) {
+    std::string json;
+    json_writer w(json);
+    encode_event(w, e);
+    return json;
+  };
+  auto edited = rewritten(m, edit);
+  CHECK(
+      encode(edited) ==
+      R"({"op":"event","room":"r","seq":2,"ts":100,"type":"message","from":"alice","text":"new","cid":"c-1","edited":true,"edited_ts":150,"edits":[3]})");
+  auto back = decode_event(encode(edited));
+  REQUIRE(back);
+  CHECK(back->edited_ts == 150);
+  CHECK(back->edits == std::vector<seq_t>{3});
+  event del = m;
+  del.type = event_type::del;
+  del.seq = 4;
+  del.ref = 2;
+  CHECK(
+      encode(rewritten(*back, del)) ==
+      R"({"op":"event","room":"r","seq":2,"ts":100,"type":"message","from":"alice","deleted":true})");
+  CHECK(
+      encode(redacted(edit)) ==
+      R"({"op":"event","room":"r","seq":3,"ts":150,"type":"edit","from":"alice","ref":2,"deleted":true})");
+  CHECK(decode_event(encode(redacted(edit)))->deleted);
+}
+
 TEST_CASE("text frames carry the payload behind a correct header") {
   auto small = text_frame("{}");
   CHECK(small->wire() == std::string("\x81\x02{}", 4));

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -266,4 +267,51 @@ TEST_CASE("a data dir written before shards existed is rewritten with shard-pref
   CHECK(j->marker(user_id{"alice"}, old).value() == 2);
   CHECK(j->dedupe(old, user_id{"alice"}, "c1").value() == std::optional<seq_t>(3));
   CHECK(j->count_shard(shard_of("old", j->shards())).value() == 7);
+}
+
+TEST_CASE("an event rewritten in place is served in its new form, and compaction erases the old") {
+  test::temp_dir dir;
+  room_id r{"r"};
+  const std::string secret = "the-original-text-that-was-deleted";
+  {
+    auto j = open_journal(dir);
+    storage::write_set first;
+    first.put_event(r, 1, "{\"text\":\"" + secret + "\"}");
+    REQUIRE(commit_and_wait(*j, std::move(first)).ok());
+    storage::write_set second;  // the delete event and the redacted message, one atomic write
+    second.put_event(r, 2, "{\"type\":\"delete\",\"ref\":1}");
+    second.put_event(r, 1, "{\"deleted\":true}");
+    REQUIRE(commit_and_wait(*j, std::move(second)).ok());
+    CHECK(**j->event(r, 1) == "{\"deleted\":true}");
+    CHECK(j->events_after(r, 0, 10).value() ==
+          std::vector<std::string>{"{\"deleted\":true}", "{\"type\":\"delete\",\"ref\":1}"});
+  }
+  {
+    // Flush and fully compact, as RocksDB eventually does on its own; the WAL that held the
+    // old value is deleted once its memtable is flushed. Uncompressed, so that the files can
+    // be searched for the text.
+    rocksdb::Options opts;
+    rocksdb::ColumnFamilyOptions plain;
+    plain.compression = rocksdb::kNoCompression;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    descs.emplace_back(rocksdb::kDefaultColumnFamilyName, plain);
+    for (auto name : {"events", "snapshots", "meta", "markers", "dedupe"})
+      descs.emplace_back(name, plain);
+    std::vector<rocksdb::ColumnFamilyHandle*> h;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(opts), dir.str(), descs, &h, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    REQUIRE(db->Flush(rocksdb::FlushOptions(), h[1]).ok());
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    REQUIRE(db->CompactRange(co, h[1], nullptr, nullptr).ok());
+    for (auto* x : h) REQUIRE(db->DestroyColumnFamilyHandle(x).ok());
+  }
+  std::string all;
+  for (auto& f : std::filesystem::directory_iterator(dir.str())) {
+    std::ifstream in(f.path(), std::ios::binary);
+    all.append(std::istreambuf_iterator<char>(in), {});
+  }
+  CHECK(all.find(secret) == std::string::npos);
+  CHECK(all.find("{\"deleted\":true}") != std::string::npos);
 }

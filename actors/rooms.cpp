@@ -4,6 +4,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "actors/detail/cluster.hpp"
@@ -58,7 +59,28 @@ struct rooms::impl {
   caf::io::middleman_actor cluster_mm;
   bool own_mm = false;
   std::uint16_t cluster_port = 0;
+  // dispatch() and cluster_admin() count themselves in `using_actors` before they check
+  // `running`, and stop() clears `running` before it waits for the count to drop to zero: with
+  // both sequentially consistent, a call either sees the layer stopped or is waited for, so none
+  // touches a registry or the actor system after stop() tears them down.
   std::atomic<bool> running{false};
+  std::atomic<std::uint32_t> using_actors{0};
+
+  /// Counts a caller in `using_actors` for its scope; `ok` says whether the layer runs.
+  class usage {
+   public:
+    explicit usage(impl& i) : i_(i) {
+      i_.using_actors.fetch_add(1);
+      ok = i_.running.load();
+    }
+    ~usage() { i_.using_actors.fetch_sub(1, std::memory_order_release); }
+    usage(const usage&) = delete;
+    usage& operator=(const usage&) = delete;
+    bool ok = false;
+
+   private:
+    impl& i_;
+  };
 };
 
 rooms::rooms(rooms_config cfg, storage::journal& journal)
@@ -116,7 +138,8 @@ std::optional<std::string> rooms::start() {
 }
 
 void rooms::dispatch(command c) {
-  if (!impl_->running) {
+  impl::usage use(*impl_);
+  if (!use.ok) {
     if (c.op != room_op::disconnect)
       c.link->send(error_frame(c.id, errc::unavailable, "the node is shutting down"));
     return;
@@ -135,6 +158,7 @@ void rooms::dispatch(command c) {
 
 void rooms::stop() {
   if (!impl_->running.exchange(false)) return;
+  while (impl_->using_actors.load() != 0) std::this_thread::yield();
   if (impl_->cluster) caf::anon_send_exit(impl_->cluster, caf::exit_reason::user_shutdown);
   for (auto& r : impl_->registries) caf::anon_send(r, detail::stop_atom::value);
   impl_->registries.clear();
@@ -142,6 +166,13 @@ void rooms::stop() {
   if (impl_->own_mm) caf::anon_send_exit(impl_->cluster_mm, caf::exit_reason::user_shutdown);
   impl_->cluster_mm = nullptr;
   impl_->sys->await_all_actors_done();
+  // The last commit completions may still be running on the journal's writer thread, inside
+  // CAF's enqueue or releasing their room actor: an empty commit's completion runs after they
+  // are done and destroyed (journal::commit).
+  auto barrier = std::make_shared<std::promise<void>>();
+  auto passed = barrier->get_future();
+  impl_->env.journal.commit({}, [barrier](const storage::status&) { barrier->set_value(); });
+  passed.wait();
   impl_->sys.reset();
 }
 
@@ -168,7 +199,8 @@ bool rooms::ready() const { return !impl_->env.cfg.cluster || impl_->env.map_epo
 std::uint16_t rooms::cluster_port() const { return impl_->cluster_port; }
 
 void rooms::cluster_admin(cluster_request r, std::function<void(int, std::string)> done) {
-  if (!impl_->cluster || !impl_->running)
+  impl::usage use(*impl_);
+  if (!use.ok || !impl_->cluster)
     return done(404, R"({"error":"this node is not a cluster member"})");
   caf::anon_send(impl_->cluster, detail::admin_atom::value,
                  std::make_shared<detail::admin_query>(std::move(r), std::move(done)));

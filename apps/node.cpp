@@ -97,9 +97,12 @@ void node::stop() {
   gateway_->stop_accepting();
   gateway_->close_sessions();
   gateway_->wait_sessions_closed(cfg_.close_grace);
+  // Room actors first (dispatch answers `unavailable` from here on), then the gateway's
+  // threads, which serve admin reads of the journal (status, metrics) until they stop: only
+  // then may the journal close its database.
   rooms_->stop();
-  journal_->stop();
   gateway_->stop();
+  journal_->stop();
   gateway_.reset();
   rooms_.reset();
   journal_.reset();

@@ -259,7 +259,10 @@ void journal::impl::run_writer() {
     write_sets += batch.size();
     count_rooms(batch);
     status st = s.ok() ? status{} : status{to_error(s)};
-    for (auto& p : batch) p.done(st);
+    // Each completion is destroyed as soon as it has run, before the next one runs: what it
+    // captured (a room actor's reference) is gone by the time a later completion reports, which
+    // is what lets a commit serve as a barrier for earlier ones (rooms::stop).
+    for (auto& p : batch) std::exchange(p.done, nullptr)(st);
     batch.clear();
   }
 }

@@ -76,10 +76,15 @@ class journal {
   journal& operator=(const journal&) = delete;
 
   /// Queues `ws` for the next group commit; `done` runs on the writer thread after it.
-  /// After stop(), `done` runs at once with errc::stopped.
+  /// Completions run in submission order, and each is destroyed before the next one runs (so
+  /// the completion of a later commit, even of an empty write_set, is a barrier: every earlier
+  /// completion has run and released what it captured). After stop(), `done` runs at once with
+  /// errc::stopped.
   void commit(write_set ws, completion done);
 
   /// Commits what is queued, stops the writer thread and closes the database. Idempotent.
+  /// Reads must not run concurrently with or after stop(): the node stops every reader (the
+  /// gateway's threads, the room actors) first.
   void stop();
 
   // -- reads ------------------------------------------------------------------------------

@@ -4,8 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <simdjson.h>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "actors/rooms.hpp"
 #include "storage/journal.hpp"
@@ -330,5 +332,70 @@ TEST_CASE("edits and deletes that follow each other before their commits rewrite
     CHECK(field(e, "text").empty());
     if (field(e, "type") != "delete" && field(e, "type") != "created")
       CHECK(field(e, "deleted") == "true");
+  }
+}
+
+namespace {
+
+/// Counts what it receives; any thread.
+class counting_link : public client_link {
+ public:
+  void post(std::function<void()> fn) override { fn(); }
+  const void* lane() const noexcept override { return this; }
+  void push(const frame_ptr&) override { pushes.fetch_add(1); }
+  void reply(const frame_ptr& f) override {
+    replies.fetch_add(1);
+    if (f->payload().find("\"unavailable\"") != std::string_view::npos) unavailable.fetch_add(1);
+  }
+  void subscription_ended(const room_id&) override {}
+  void subscription_lost(const room_id&) override {}
+  std::atomic<std::uint64_t> pushes{0}, replies{0}, unavailable{0};
+};
+
+}  // namespace
+
+TEST_CASE("stop while rooms activate and passivate and dispatches go on: each command one reply",
+          "[stress]") {
+  // Rounds of: two threads dispatching sends to new rooms (each room passivates 10-20 ms after
+  // its send), stop() from a third thread in the middle of it, the dispatchers carrying on
+  // across the stop. Bounded: about 0.3 s a round.
+  constexpr int rounds = 20;
+  for (int round = 0; round < rounds; ++round) {
+    rooms_config cfg;
+    cfg.idle_timeout = 10ms;
+    cfg.threads = 2;
+    fixture f(cfg);
+    auto link = std::make_shared<counting_link>();
+    std::atomic<std::uint64_t> dispatched{0};
+    std::atomic<bool> done{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = 0; !done; ++i) {
+          auto c = f.make(room_op::send, "r" + std::to_string(t) + "-" + std::to_string(i), "alice",
+                          link);
+          c.text = "x";
+          f.rs->dispatch(std::move(c));
+          dispatched.fetch_add(1);
+          while (dispatched - link->replies > 256 && !done) std::this_thread::yield();
+        }
+      });
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (f.rs->stats().passivated < 100 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    auto passivated = f.rs->stats().passivated;
+    f.rs->stop();
+    done = true;
+    for (auto& th : threads) th.join();
+    INFO("round " << round << ": " << dispatched << " dispatched, " << passivated
+                  << " passivated before the stop, " << link->unavailable << " unavailable");
+    CHECK(passivated >= 100);
+    CHECK(link->replies == dispatched);
+    auto late = f.make(room_op::send, "late", "alice", link);
+    late.text = "x";
+    auto before = link->unavailable.load();
+    f.rs->dispatch(std::move(late));
+    CHECK(link->unavailable == before + 1);
+    f.close();
   }
 }

@@ -23,7 +23,9 @@ room_env::room_env(storage::journal& j, rooms_config c)
     : journal(j),
       cfg(std::move(c)),
       shards(j.shards()),
-      shard_states(std::make_unique<std::atomic<shard_status>[]>(shards)) {
+      shard_states(std::make_unique<std::atomic<shard_status>[]>(shards)),
+      backlog(std::make_unique<std::atomic<std::uint32_t>[]>(backlog_slots)),
+      creations(cfg.room_creations_per_minute) {
   // A node on its own owns every shard; a cluster member learns its shards from the map.
   auto initial = cfg.cluster ? shard_status::elsewhere : shard_status::owned;
   for (std::uint32_t s = 0; s < shards; ++s) shard_states[s].store(initial);
@@ -144,16 +146,18 @@ void rooms::dispatch(command c) {
       c.link->send(error_frame(c.id, errc::unavailable, "the node is shutting down"));
     return;
   }
-  impl_->env.command_queued();
+  auto& env = impl_->env;
+  auto hash = std::hash<room_id>{}(c.room);
+  if (!env.command_queued(env.backlog_slot(hash), c.op))
+    return c.link->send(
+        error_frame(c.id, errc::unavailable, "the room has too many commands queued: retry"));
   // Rooms of shards owned elsewhere go through the cluster actor, which knows their owner.
-  if (impl_->cluster &&
-      impl_->env.status(impl_->env.shard(c.room)) == detail::shard_status::elsewhere) {
+  if (impl_->cluster && env.status(env.shard(c.room)) == detail::shard_status::elsewhere) {
     caf::anon_send(impl_->cluster, std::move(c));
     return;
   }
   auto& regs = impl_->registries;
-  auto& target = regs[std::hash<room_id>{}(c.room) % regs.size()];
-  caf::anon_send(target, std::move(c));
+  caf::anon_send(regs[hash % regs.size()], std::move(c));
 }
 
 void rooms::stop() {
@@ -185,6 +189,8 @@ rooms_stats rooms::stats() const {
           e.deliveries.load(),
           static_cast<std::uint64_t>(std::max<std::int64_t>(0, e.queued.load())),
           static_cast<std::uint64_t>(e.queued_high_water.load()),
+          e.backlog_refused.load(),
+          e.creations_refused.load(),
           e.shards_owned.load(),
           e.members_up.load(),
           e.map_epoch.load(),

@@ -94,6 +94,15 @@ struct rooms_config {
   std::size_t threads = 0;
   /// A room activation (recovery) slower than this is logged with its figures. Default: 100 ms
   std::chrono::milliseconds slow_activation{100};
+  /// Commands dispatched to a room and not yet taken up by it (queued in its registry's and its
+  /// own mailbox) beyond which more are answered `unavailable` (CAF 0.17 mailboxes are
+  /// unbounded). Counted per slot of 8,192 by the room name's hash, so rooms sharing a slot share
+  /// the bound. `disconnect` and handovers are never refused. 0: no bound. Default: 10000
+  std::uint32_t room_backlog = 10'000;
+  /// Rooms one user may create per minute on this node (`create`, and `join`/`send` of a
+  /// missing room); more are answered `rate_limited`. A token bucket of this size, refilled
+  /// evenly over the minute, per user (at most 100,000 users tracked). 0: no limit. Default: 60
+  std::uint32_t room_creations_per_minute = 60;
   /// Set to run as a member of a cluster.
   std::optional<cluster_config> cluster;
 };
@@ -107,6 +116,8 @@ struct rooms_stats {
   std::uint64_t deliveries = 0;       // frames handed to subscribers' sessions by fan-out
   std::uint64_t commands_queued = 0;  // dispatched, not yet taken up by their room
   std::uint64_t commands_queued_high_water = 0;  // the most ever queued at once
+  std::uint64_t backlog_refused = 0;             // commands refused: their room's backlog was full
+  std::uint64_t creations_refused = 0;           // room creations refused by the per-user limit
   // Cluster (zero when not clustered).
   std::uint64_t shards_owned = 0;              // shards this node serves
   std::uint64_t members_up = 0;                // members this node is connected to, itself included

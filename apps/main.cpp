@@ -187,6 +187,14 @@ int main(int argc, char** argv) {
   start->add_option("--idle-timeout", idle_s, "Seconds before an idle room is passivated")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  start
+      ->add_option("--room-backlog", cfg.rooms.room_backlog,
+                   "Commands queued to one room beyond which more get unavailable (0: no bound)")
+      ->capture_default_str();
+  start
+      ->add_option("--room-creations-per-minute", cfg.rooms.room_creations_per_minute,
+                   "Rooms one user may create per minute (0: no limit)")
+      ->capture_default_str();
   start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

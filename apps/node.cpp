@@ -420,6 +420,12 @@ std::string node::metrics_text() const {
   metric("kaiwa_room_commands_queued_high_water", "gauge",
          "The most commands ever queued to rooms at once (mailbox depth high-water mark).",
          r.commands_queued_high_water);
+  metric("kaiwa_room_backlog_refused_total", "counter",
+         "Commands answered unavailable because their room had --room-backlog commands queued.",
+         r.backlog_refused);
+  metric("kaiwa_room_creations_refused_total", "counter",
+         "Room creations answered rate_limited (--room-creations-per-minute).",
+         r.creations_refused);
   metric("kaiwa_rooms_on_disk", "gauge", "Rooms stored (RocksDB's estimate).",
          journal_->disk().rooms);
   metric("kaiwa_journal_bytes", "gauge", "Database size: SST files plus memtables.",

@@ -190,7 +190,8 @@ class cluster_actor : public caf::event_based_actor {
           c.op = room_op::disconnect;
           c.room = room_id{std::move(room)};
           c.link = std::move(link);
-          env_.command_queued();
+          (void)env_.command_queued(env_.backlog_slot(c.room),
+                                    c.op);  // a disconnect: never refused
           route(std::move(c));
         },
         [this](handoff_atom, shard_t s, std::string& to) { return handoff(s, to); },
@@ -484,7 +485,7 @@ class cluster_actor : public caf::event_based_actor {
     auto s = env_.shard(c.room);
     const std::string* owner = map_.shards() ? &map_.owner(s) : nullptr;
     if (owner && *owner == self_) return to_registry(std::move(c));  // the map just changed
-    env_.command_taken();
+    env_.command_taken(env_.backlog_slot(c.room));
     auto p = owner ? peers_.find(*owner) : peers_.end();
     if (p == peers_.end() || !p->second.actor) {
       if (c.op != room_op::disconnect)
@@ -543,6 +544,11 @@ class cluster_actor : public caf::event_based_actor {
     if (!c) return log(log_level::error, "cluster_bad_command", {{"from", origin}});
     auto proxy = proxy_for(origin, id, caf::actor_cast<caf::actor>(current_sender()));
     if (!proxy) return;
+    if (!env_.command_queued(env_.backlog_slot(c->room), c->op)) {
+      proxy->send(
+          error_frame(c->id, errc::unavailable, "the room has too many commands queued: retry"));
+      return;
+    }
     if (c->op == room_op::join) proxy->rooms.insert(c->room.str());
     if (c->op == room_op::leave || c->op == room_op::disconnect) {
       proxy->rooms.erase(c->room.str());
@@ -550,7 +556,6 @@ class cluster_actor : public caf::event_based_actor {
     }
     c->link = std::move(proxy);
     env_.remote_commands_received.fetch_add(1, std::memory_order_relaxed);
-    env_.command_queued();
     to_registry(std::move(*c));
   }
 
@@ -710,7 +715,7 @@ class cluster_actor : public caf::event_based_actor {
       c.adopted = std::move(r.subscribers);
       for (auto& sub : c.adopted)
         if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) remote->rooms.insert(r.room);
-      env_.command_queued();
+      (void)env_.command_queued(env_.backlog_slot(c.room), c.op);  // an adoption: never refused
       to_registry(std::move(c));
     }
     handoffs_.erase(h);
@@ -786,7 +791,7 @@ class cluster_actor : public caf::event_based_actor {
         }
         if (link) c.adopted.push_back({std::move(link), std::move(sub.user)});
       }
-      env_.command_queued();
+      (void)env_.command_queued(env_.backlog_slot(c.room), c.op);  // an adoption: never refused
       to_registry(std::move(c));
     }
     adoptions_.erase(it);

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "actors/command.hpp"
+#include "actors/creation_limiter.hpp"
 #include "actors/rooms.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kaiwa::command)
@@ -75,19 +76,50 @@ struct room_env {
   std::atomic<std::uint64_t> remote_commands_sent{0};
   std::atomic<std::uint64_t> remote_commands_received{0};
   std::atomic<std::uint64_t> deliveries{0};
-  // Commands dispatched but not yet taken up by their room: the room layer's backlog, summed
-  // over all mailboxes (CAF 0.17's own mailbox size() is not safe to call under UBSan).
+  // -- backlog ------------------------------------------------------------------------------
+  // A command enters the room layer with command_queued (rooms::dispatch, or the cluster actor
+  // for other nodes' sessions and handovers) and leaves it with command_taken, when its room
+  // takes it up or a registry or the cluster actor answers it instead. Counted twice: the node's
+  // total (`queued`, a metric; CAF 0.17's own mailbox size() is not safe to call under UBSan)
+  // and the room's slot (`backlog`, bounded by cfg.room_backlog).
+  static constexpr std::size_t backlog_slots = 8192;
+  static std::size_t backlog_slot(std::size_t room_hash) noexcept {
+    return room_hash % backlog_slots;
+  }
+  static std::size_t backlog_slot(const room_id& room) noexcept {
+    return backlog_slot(std::hash<room_id>{}(room));
+  }
+  std::unique_ptr<std::atomic<std::uint32_t>[]> backlog;  // backlog_slots of them
+  std::atomic<std::uint64_t> backlog_refused{0};
   std::atomic<std::int64_t> queued{0};
   std::atomic<std::int64_t> queued_high_water{0};
 
-  void command_queued() noexcept {
+  /// Counts a command for the room of `slot` in; false (and nothing counted) when its slot is
+  /// full and `op` may be refused: the caller answers `unavailable`. A disconnect (the end of a
+  /// session's subscription) and an adoption (subscribers of a handed-over shard) never are.
+  [[nodiscard]] bool command_queued(std::size_t slot, room_op op) noexcept {
+    auto before = backlog[slot].fetch_add(1, std::memory_order_relaxed);
+    if (cfg.room_backlog != 0 && before >= cfg.room_backlog && op != room_op::disconnect &&
+        op != room_op::adopt) {
+      backlog[slot].fetch_sub(1, std::memory_order_relaxed);
+      backlog_refused.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
     auto depth = queued.fetch_add(1, std::memory_order_relaxed) + 1;
     auto cur = queued_high_water.load(std::memory_order_relaxed);
     while (depth > cur &&
            !queued_high_water.compare_exchange_weak(cur, depth, std::memory_order_relaxed)) {
     }
+    return true;
   }
-  void command_taken() noexcept { queued.fetch_sub(1, std::memory_order_relaxed); }
+  void command_taken(std::size_t slot) noexcept {
+    backlog[slot].fetch_sub(1, std::memory_order_relaxed);
+    queued.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // -- room creations -----------------------------------------------------------------------
+  creation_limiter creations;
+  std::atomic<std::uint64_t> creations_refused{0};
 };
 
 /// Spawns the actor of `room`; `registry` is told when it is idle.

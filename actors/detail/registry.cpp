@@ -68,7 +68,7 @@ class registry_actor : public caf::event_based_actor {
     if (it == active_.end()) {
       if (c.op == room_op::disconnect || c.op == room_op::leave) {
         // An inactive room has no subscribers: nothing to drop.
-        env_.command_taken();
+        env_.command_taken(env_.backlog_slot(c.room));
         if (c.op == room_op::leave) {
           frame_builder b;
           begin_reply(b, "left", c.id).field("room", room).end_object();
@@ -84,7 +84,7 @@ class registry_actor : public caf::event_based_actor {
   }
 
   void refuse(const command& c, std::string_view why) {
-    env_.command_taken();
+    env_.command_taken(env_.backlog_slot(c.room));
     if (c.op != room_op::disconnect && c.op != room_op::adopt)
       c.link->send(error_frame(c.id, errc::unavailable, why));
   }

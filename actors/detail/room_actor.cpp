@@ -62,7 +62,8 @@ class room_actor : public caf::event_based_actor {
         env_(env),
         registry_(std::move(registry)),
         state_(room),
-        room_(std::move(room)) {
+        room_(std::move(room)),
+        backlog_slot_(room_env::backlog_slot(room_)) {
     env_.active += 1;
     env_.activated += 1;
   }
@@ -74,7 +75,7 @@ class room_actor : public caf::event_based_actor {
     return {
         [this](command& c) {
           ++received_;
-          env_.command_taken();
+          env_.command_taken(backlog_slot_);
           // Admin reads neither count as activity nor keep the room from passivating.
           if (c.op != room_op::info) last_activity_ = now_millis();
           if (!recovered_ && !recover()) {
@@ -85,6 +86,10 @@ class room_actor : public caf::event_based_actor {
           }
           handle(c);
           flush();
+          // A room that doesn't exist (a history, edit or presence of a made-up name, a refused
+          // creation) has nothing to keep in memory: passivate it now, not after idle_timeout.
+          if (!state_.exists() && subs_.empty() && !in_flight_ && open_.empty())
+            send(registry_, idle_atom::value, room_.str(), received_);
         },
         [this](committed_atom, bool ok) { on_committed(ok); },
         [this](tick_atom) { on_tick(); },
@@ -177,9 +182,15 @@ class room_actor : public caf::event_based_actor {
       if (!r) return reply_error(c, errc::internal, "storage error");
       referenced = std::move(*r);
     }
-    auto d = state_.decide(c, now_millis(), referenced);
+    auto now = now_millis();
+    auto d = state_.decide(c, now, referenced);
     if (auto* r = std::get_if<rejection>(&d)) return reply_error(c, r->code, r->message);
     auto& events = std::get<std::vector<event>>(d);
+    if (!events.empty() && events.front().type == event_type::created &&
+        !env_.creations.allow(c.user.str(), now)) {
+      env_.creations_refused.fetch_add(1, std::memory_order_relaxed);
+      return reply_error(c, errc::rate_limited, "too many rooms created: retry in a minute");
+    }
     std::vector<event> rewrites;
     if (referenced) {
       auto r = rewrites_for(std::move(*referenced), events.back());
@@ -621,6 +632,7 @@ class room_actor : public caf::event_based_actor {
   caf::actor registry_;
   room_state state_;
   room_id room_;
+  std::size_t backlog_slot_;  // of room_, in env_.backlog
   bool recovered_ = false;
   bool stopping_ = false;
   seq_t committed_ = 0;

@@ -197,6 +197,7 @@ TEST_CASE("idle rooms are passivated and reactivated on the next command") {
 TEST_CASE("ten thousand idle rooms cost no actors once passivated") {
   rooms_config cfg;
   cfg.idle_timeout = 50ms;
+  cfg.room_creations_per_minute = 0;
   fixture f(cfg);
   auto link = std::make_shared<recording_link>();
   constexpr int count = 10'000;
@@ -364,6 +365,7 @@ TEST_CASE("stop while rooms activate and passivate and dispatches go on: each co
     rooms_config cfg;
     cfg.idle_timeout = 10ms;
     cfg.threads = 2;
+    cfg.room_creations_per_minute = 0;
     fixture f(cfg);
     auto link = std::make_shared<counting_link>();
     std::atomic<std::uint64_t> dispatched{0};
@@ -398,4 +400,67 @@ TEST_CASE("stop while rooms activate and passivate and dispatches go on: each co
     CHECK(link->unavailable == before + 1);
     f.close();
   }
+}
+
+TEST_CASE("a user's room creations past the per-minute limit are rate_limited and cost no actor") {
+  rooms_config cfg;
+  cfg.room_creations_per_minute = 3;
+  fixture f(cfg);
+  auto link = std::make_shared<recording_link>();
+  for (int i = 0; i < 5; ++i) {
+    auto c = f.make(room_op::send, "new-" + std::to_string(i), "alice", link);
+    c.text = "x";
+    f.rs->dispatch(std::move(c));
+  }
+  auto got = link->wait_for(5);
+  int acks = 0, limited = 0;
+  for (auto& g : got) {
+    acks += field(g, "op") == "ack";
+    limited += field(g, "code") == "rate_limited";
+  }
+  CHECK(acks == 3);
+  CHECK(limited == 2);
+  CHECK(f.rs->stats().creations_refused == 2);
+  // Another user is not limited; sends to rooms that exist never are.
+  auto c = f.make(room_op::send, "new-4", "bob", link);
+  c.text = "x";
+  f.rs->dispatch(std::move(c));
+  CHECK(field(link->wait_for(6)[5], "op") == "ack");
+  // The refused rooms don't exist: their actors passivate at once (the idle timeout is 60 s).
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (f.rs->stats().passivated < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  CHECK(f.rs->stats().passivated >= 1);
+  CHECK(f.rs->stats().active <= 4);
+}
+
+TEST_CASE("commands past a room's backlog bound are answered unavailable, and the room serves on") {
+  rooms_config cfg;
+  cfg.room_backlog = 50;
+  fixture f(cfg);
+  auto link = std::make_shared<counting_link>();
+  // Far more than the room takes up while they are dispatched from here: the registry and the
+  // room's mailbox hold at most 50 of them at a time.
+  constexpr int sent = 20'000;
+  for (int i = 0; i < sent; ++i) {
+    auto c = f.make(room_op::send, "hot", "alice", link);
+    c.text = "x";
+    f.rs->dispatch(std::move(c));
+  }
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (link->replies < sent && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  REQUIRE(link->replies == sent);
+  auto s = f.rs->stats();
+  CHECK(link->unavailable > 0);
+  CHECK(s.backlog_refused == link->unavailable);
+  CHECK(s.commands_queued == 0);
+  CHECK(*f.journal->last_seq(room_id{"hot"}) == 1 + sent - link->unavailable);
+  auto c = f.make(room_op::send, "hot", "alice", link);
+  c.text = "after";
+  f.rs->dispatch(std::move(c));
+  deadline = std::chrono::steady_clock::now() + 10s;
+  while (link->replies < sent + 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  CHECK(link->unavailable == s.backlog_refused);  // the last one was accepted
 }

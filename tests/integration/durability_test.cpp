@@ -110,7 +110,8 @@ TEST_CASE("SIGTERM while rooms activate and passivate and admin reads run: exits
   int clean = 0;
   for (int round = 0; round < rounds; ++round) {
     temp_dir dir;
-    node_process node(dir.str() + "/data", {"--idle-timeout", "1"});
+    node_process node(dir.str() + "/data",
+                      {"--idle-timeout", "1", "--room-creations-per-minute", "0"});
     std::atomic<bool> done{false};
     std::atomic<std::uint64_t> acked{0}, polled{0};
     std::vector<std::thread> threads;

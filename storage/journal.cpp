@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -300,7 +301,13 @@ std::optional<error> journal::impl::check_format(std::uint32_t want_shards) {
     std::string n;
     s = db->Get(rocksdb::ReadOptions(), settings, shards_key, &n);
     if (!s.ok()) return to_error(s);
-    shards = static_cast<std::uint32_t>(std::stoul(n));
+    // Read from disk: checked like any input (std::stoul would throw out of open(), and a count
+    // of 0 would divide by zero in every key's shard).
+    std::uint32_t stored = 0;
+    auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), stored);
+    if (ec != std::errc{} || end != n.data() + n.size() || stored == 0 || stored > max_shards)
+      return error{errc::corruption, "data dir has an invalid shard count: '" + n + "'"};
+    shards = stored;
     if (shards != want_shards)
       return error{errc::invalid, "data dir was created with " + n + " shards, not " +
                                       std::to_string(want_shards) +

@@ -230,6 +230,19 @@ TEST_CASE("settings survive a reopen; the shard count of a data dir can't change
   CHECK(refused.err().message.find("1024 shards") != std::string::npos);
 }
 
+TEST_CASE("a data dir whose stored shard count is damaged is refused with an error, not a throw") {
+  for (auto bad : {"", "0", "abc", "16x", "99999999999", "65537"}) {
+    test::temp_dir dir;
+    {
+      auto j = open_journal(dir);
+      REQUIRE(j->put_setting("kaiwa.shards", bad).ok());
+    }
+    auto refused = storage::journal::open({dir.str(), true});
+    REQUIRE(!refused.ok());
+    CHECK(refused.err().code == storage::errc::corruption);
+  }
+}
+
 TEST_CASE("a data dir written before shards existed is rewritten with shard-prefixed keys") {
   test::temp_dir dir;
   {

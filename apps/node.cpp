@@ -1,6 +1,7 @@
 #include "apps/node.hpp"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include "apps/web_assets.hpp"
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/replies.hpp"
 
 namespace kaiwa::app {
@@ -80,6 +82,7 @@ std::optional<std::string> node::start() {
         return admin_http(r, std::move(respond));
       });
   if (auto err = gateway_->start()) return err;
+  trimmer_ = std::thread([this] { trim_memory(); });
   // Rooms recover lazily on activation, so the node is ready as soon as it listens.
   ready_ = true;
   return std::nullopt;
@@ -93,6 +96,7 @@ void node::stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  if (trimmer_.joinable()) trimmer_.join();
   admin_work_.join();  // a drain or checkpoint under way finishes first
   gateway_->stop_accepting();
   gateway_->close_sessions();
@@ -106,6 +110,32 @@ void node::stop() {
   gateway_.reset();
   rooms_.reset();
   journal_.reset();
+}
+
+// Room actors, sessions and their buffers are freed on many threads, into glibc's per-thread
+// arenas, which give memory back to the OS only from the top of each heap: after a burst of
+// rooms or connections (abuse, a reconnect storm) the freed memory stayed resident (measured:
+// 22 MB at start, 141 MB after 5,000 rooms with a connection each had come and gone, 83 MB
+// after a malloc_trim, of which 32 MB memtables). So after churn, and at most every 10 s, the
+// heap is trimmed; malloc_trim holds each arena's lock while it walks it, which is why not on
+// every passivation.
+void node::trim_memory() {
+  constexpr auto period = std::chrono::seconds(10);
+  constexpr std::uint64_t churn = 1000;  // rooms passivated plus connections closed since the last
+  auto count = [this] { return rooms_->stats().passivated + gateway_->stats().closed; };
+  auto last = count();
+  std::unique_lock lock(stop_mtx_);
+  while (!stop_cv_.wait_for(lock, period, [this] { return stopping_; })) {
+    auto now = count();
+    if (now - last < churn) continue;
+    last = now;
+    lock.unlock();
+    auto before = process_rss_bytes();
+    malloc_trim(0);
+    log(log_level::info, "memory_trimmed",
+        {{"rss_before", before}, {"rss_after", process_rss_bytes()}});
+    lock.lock();
+  }
 }
 
 std::uint16_t node::public_port() const { return gateway_->public_port(); }

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "actors/rooms.hpp"
 #include "net/gateway.hpp"
@@ -37,7 +38,7 @@ class node {
   /// Opens storage, starts the rooms and binds the listeners; an error message on failure.
   std::optional<std::string> start();
   /// Stops in reverse order: stop accepting, close sessions (4010), stop room actors (each
-  /// finishes its in-flight commit), flush and close the journal, stop the I/O threads.
+  /// finishes its in-flight commit), stop the I/O threads, flush and close the journal.
   void stop();
 
   std::uint16_t public_port() const;
@@ -55,6 +56,8 @@ class node {
   net::http_reply checkpoint();
   std::string status_json() const;
   std::string metrics_text() const;
+  /// Runs on trimmer_ until stop(): hands freed heap back to the OS after churn (see node.cpp).
+  void trim_memory();
 
   node_config cfg_;
   std::chrono::steady_clock::time_point started_;
@@ -67,6 +70,7 @@ class node {
   std::mutex stop_mtx_;
   std::condition_variable stop_cv_;  // wakes a drain's grace period when the node stops
   bool stopping_ = false;            // guarded by stop_mtx_
+  std::thread trimmer_;
 };
 
 }  // namespace kaiwa::app

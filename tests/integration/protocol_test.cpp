@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
 #include <set>
 
 #include "tests/support/node_process.hpp"
@@ -171,6 +173,52 @@ TEST_CASE("edit is for the author; delete for the author or the owner") {
   std::vector<std::string> types;
   for (auto e : events) types.emplace_back(std::string_view(e["type"]));
   CHECK(types == std::vector<std::string>{"edit", "delete"});
+}
+
+TEST_CASE("history and join since serve a deleted message without its text, also after a restart") {
+  temp_dir dir;
+  auto data = dir.str() + "/data";
+  auto check = [](ws_client& c, int id) {
+    auto h = c.request(R"({"op":"history","id":)" + std::to_string(id) + R"(,"room":"r"})", id);
+    CHECK(h.json().find("secret") == std::string::npos);
+    CHECK(h.json().find("second thoughts") == std::string::npos);
+    CHECK(h.json().find("kept, edited") != std::string::npos);
+    simdjson::dom::array events;
+    REQUIRE_FALSE(h.root()["events"].get(events));
+    std::vector<std::string> kinds;
+    for (auto e : events) {
+      bool deleted = e["deleted"].is_bool() && bool(e["deleted"]);
+      kinds.push_back(std::string(std::string_view(e["type"])) + (deleted ? "-" : ""));
+    }
+    CHECK(kinds ==
+          std::vector<std::string>{"created", "message", "message-", "edit-", "edit", "delete"});
+    c.send(R"({"op":"join","id":)" + std::to_string(id + 1) + R"(,"room":"r","since":0})");
+    CHECK(c.next_where([](const message& m) { return m.str("op") == "joined"; }).num("head") == 6);
+    for (int seq = 1; seq <= 6; ++seq) {
+      auto e = c.next_where(is_event);
+      CHECK(e.num("seq") == seq);
+      CHECK(e.json().find("secret") == std::string::npos);
+      CHECK(e.json().find("second thoughts") == std::string::npos);
+    }
+  };
+  {
+    node_process node(data);
+    ws_client alice(node.port());
+    alice.hello("alice");
+    alice.request(send_req(1, "r", "kept"), 1);              // seq 2
+    alice.request(send_req(2, "r", "my secret", "c-3"), 2);  // seq 3
+    alice.request(R"({"op":"edit","id":3,"room":"r","ref":3,"text":"second thoughts"})", 3);
+    alice.request(R"({"op":"edit","id":4,"room":"r","ref":2,"text":"kept, edited"})", 4);
+    CHECK(alice.request(R"({"op":"delete","id":5,"room":"r","ref":3})", 5).str("op") == "ack");
+    ws_client bob(node.port());
+    bob.hello("bob");
+    check(bob, 10);
+    CHECK(node.stop(SIGTERM) == 0);
+  }
+  node_process node(data);
+  ws_client bob(node.port());
+  bob.hello("bob");
+  check(bob, 20);
 }
 
 TEST_CASE("history pages with before, after and limit, and says when there is more") {

@@ -78,18 +78,20 @@ class room_actor : public caf::event_based_actor {
           env_.command_taken(backlog_slot_);
           // Admin reads neither count as activity nor keep the room from passivating.
           if (c.op != room_op::info) last_activity_ = now_millis();
+          if (failed_) {
+            refuse_failed(c);
+            return request_passivation();
+          }
           if (!recovered_ && !recover()) {
-            if (c.link)
-              c.link->send(error_frame(c.id, errc::internal, "room could not be recovered"));
-            quit(caf::sec::runtime_error);
-            return;
+            refuse_failed(c);
+            return fail();
           }
           handle(c);
           flush();
           // A room that doesn't exist (a history, edit or presence of a made-up name, a refused
           // creation) has nothing to keep in memory: passivate it now, not after idle_timeout.
           if (!state_.exists() && subs_.empty() && !in_flight_ && open_.empty())
-            send(registry_, idle_atom::value, room_.str(), received_);
+            request_passivation();
         },
         [this](committed_atom, bool ok) { on_committed(ok); },
         [this](tick_atom) { on_tick(); },
@@ -563,8 +565,7 @@ class room_actor : public caf::event_based_actor {
       for (auto* b : {&flying_, &open_})
         for (auto& r : b->replies)
           r.link->send(error_frame(r.id, errc::internal, "the journal write failed"));
-      quit(caf::sec::runtime_error);
-      return;
+      return fail();
     }
     env_.events_appended += flying_.events.size();
     committed_ = std::max(committed_, flying_.head);  // a batch of markers only has no head
@@ -595,11 +596,39 @@ class room_actor : public caf::event_based_actor {
   }
 
   void on_tick() {
-    bool idle = subs_.empty() && !in_flight_ && open_.empty() &&
-                now_millis() - last_activity_ >= env_.cfg.idle_timeout.count();
-    if (idle) send(registry_, idle_atom::value, room_.str(), received_);
+    bool idle = failed_ || (subs_.empty() && !in_flight_ && open_.empty() &&
+                            now_millis() - last_activity_ >= env_.cfg.idle_timeout.count());
+    if (idle) request_passivation();
     schedule_tick();
   }
+
+  /// The room could not recover, or a commit failed (its state may be ahead of the disk): it
+  /// serves nothing more and asks to be passivated, so that the next command activates a fresh
+  /// actor that recovers from what is durable. It does not quit on its own: commands the
+  /// registry has already forwarded would be dropped unanswered (and stay counted in the
+  /// backlog); the passivation handshake stops it once it has answered all of them.
+  void fail() {
+    failed_ = true;
+    // Its subscribers would silently stop getting events: their clients resume with `since`.
+    for (auto& [_, s] : subs_)
+      s.link->post([link = s.link, room = room_] { link->subscription_lost(room); });
+    subs_.clear();
+    lanes_.clear();
+    open_ = {};
+    flying_ = {};
+    staged_records_.clear();
+    request_passivation();
+  }
+
+  void refuse_failed(const command& c) {
+    for (auto& s : c.adopted)
+      s.link->post([link = s.link, room = room_] { link->subscription_lost(room); });
+    if (c.op != room_op::disconnect && c.op != room_op::adopt)
+      c.link->send(error_frame(c.id, errc::internal, "the room failed to read or write its log"));
+  }
+
+  /// The registry stops this room if every command it forwarded has been received.
+  void request_passivation() { send(registry_, idle_atom::value, room_.str(), received_); }
 
   void quit_if_done() {
     if (stopping_ && !in_flight_ && open_.empty()) {
@@ -634,6 +663,7 @@ class room_actor : public caf::event_based_actor {
   room_id room_;
   std::size_t backlog_slot_;  // of room_, in env_.backlog
   bool recovered_ = false;
+  bool failed_ = false;  // see fail()
   bool stopping_ = false;
   seq_t committed_ = 0;
   std::uint64_t received_ = 0;  // commands received, for the passivation handshake

@@ -6,6 +6,7 @@
 #include <simdjson.h>
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -463,4 +464,27 @@ TEST_CASE("commands past a room's backlog bound are answered unavailable, and th
   while (link->replies < sent + 1 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::yield();
   CHECK(link->unavailable == s.backlog_refused);  // the last one was accepted
+}
+
+TEST_CASE("a room that can't recover answers every command queued to it, once, and passivates") {
+  fixture f;
+  storage::write_set ws;
+  ws.put_event(room_id{"broken"}, 1, "not an event");
+  std::promise<void> written;
+  f.journal->commit(std::move(ws), [&](const storage::status&) { written.set_value(); });
+  written.get_future().wait();
+  auto link = std::make_shared<counting_link>();
+  constexpr int sent = 500;
+  for (int i = 0; i < sent; ++i) {
+    auto c = f.make(room_op::send, "broken", "alice", link);
+    c.text = "x";
+    f.rs->dispatch(std::move(c));
+  }
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((link->replies < sent || f.rs->stats().active > 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  CHECK(link->replies == sent);
+  CHECK(f.rs->stats().commands_queued == 0);  // nothing left counted in the room's backlog
+  CHECK(f.rs->stats().active == 0);
 }

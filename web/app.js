@@ -227,12 +227,21 @@ function apply(st, e) {
   st.head = Math.max(st.head, e.seq);
   switch (e.type) {
     case "message":
-      st.messages.set(e.seq, { seq: e.seq, ts: e.ts, from: e.from, text: e.text });
+      // From history or a backfill, a message comes as it is now: edited, or deleted (no text).
+      st.messages.set(e.seq, {
+        seq: e.seq,
+        ts: e.ts,
+        from: e.from,
+        text: e.text || "",
+        deleted: !!e.deleted,
+        edited: !!e.edited,
+      });
       if (e.cid) st.pending.delete(e.cid);
       return true;
     case "edit": {
       const m = st.messages.get(e.ref);
-      if (m) {
+      if (m && !e.deleted) {
+        // A redacted edit (its message was deleted later) has no text; the delete follows.
         m.text = e.text;
         m.edited = true;
       }

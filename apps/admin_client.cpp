@@ -36,6 +36,8 @@ std::optional<admin_response> admin_call(const admin_target& t, const std::strin
     http::request<http::string_body> req{http::string_to_verb(method), target, 11};
     req.set(http::field::host, t.host);
     if (!t.token.empty()) req.set(http::field::authorization, "Bearer " + t.token);
+    // Proves to the node that this is no web page (apps/node.cpp, browser_request_refusal).
+    req.set("Kaiwa-Admin", "1");
     req.prepare_payload();
     http::write(stream, req);
     beast::flat_buffer buf;

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "apps/admin_commands.hpp"
 #include "apps/cert.hpp"
 #include "apps/node.hpp"
+#include "apps/secrets.hpp"
 #include "bench/scenarios.hpp"
 #include "core/address.hpp"
 #include "core/log.hpp"
@@ -46,6 +48,49 @@ std::chrono::seconds parse_ttl(const std::string& s) {
   }
 }
 
+/// Options that once took a secret on the command line, where every local user can read it
+/// (/proc/PID/cmdline). Still parsed (hidden), so that refuse_secret_options() can say how to
+/// pass the secret now, on the command line and in the config file alike.
+void add_refused_secret_option(CLI::App* app, const std::string& name) {
+  app->add_option(name)->group("");
+}
+
+const std::string secret_instead =
+    "set KAIWA_SECRET, or --secret-file PATH (config key secret-file) naming a file of "
+    "KID=SECRET lines";
+const std::string admin_token_instead =
+    "set KAIWA_ADMIN_TOKEN, or --admin-token-file PATH (config key admin-token-file)";
+
+void refuse_secret_options(CLI::App* app) {
+  for (auto [name, instead] :
+       {std::pair{"--secret", &secret_instead}, std::pair{"--admin-token", &admin_token_instead}}) {
+    auto* opt = app->get_option_no_throw(name);
+    if (opt && opt->count() > 0)
+      throw CLI::ValidationError(
+          name,
+          "secrets are taken neither from the command line nor from the config file (any "
+          "local user can read a command line in /proc/PID/cmdline); " +
+              *instead);
+  }
+}
+
+/// Loads the token keys or throws the reason for CLI11 to print.
+token_keys token_keys_or_throw(const std::string& file) {
+  std::string error;
+  auto keys = app::load_token_keys(file, error);
+  if (!keys) throw CLI::ValidationError("--secret-file", error);
+  if (auto w = app::permissions_warning(file); !w.empty()) fmt::print(stderr, "kaiwa: {}\n", w);
+  return std::move(*keys);
+}
+
+std::string admin_token_or_throw(const std::string& file) {
+  std::string error;
+  auto token = app::load_admin_token(file, error);
+  if (!token) throw CLI::ValidationError("--admin-token-file", error);
+  if (auto w = app::permissions_warning(file); !w.empty()) fmt::print(stderr, "kaiwa: {}\n", w);
+  return std::move(*token);
+}
+
 int run_node(app::node_config cfg) {
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t sigs;
@@ -67,7 +112,7 @@ int run_node(app::node_config cfg) {
       "data {}  durability {}  open-files limit {}{}\n",
       g.version, g.node_id, g.listen.host, n.public_port(), g.listen.host, n.public_port(),
       g.admin.host, n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async", fds,
-      g.secret.empty() ? "  (dev mode: hello with any user name)" : "");
+      g.keys.empty() ? "  (dev mode: hello with any user name)" : "");
   if (cfg.rooms.cluster)
     fmt::print(
         "cluster member {} at {}:{}{}\n", g.node_id, cfg.rooms.cluster->host, n.cluster_port(),
@@ -98,7 +143,7 @@ int main(int argc, char** argv) {
   // -- kaiwa start --------------------------------------------------------------------------
   app::node_config cfg;
   std::string listen = "127.0.0.1:8080", admin = "127.0.0.1:8081", durability = "sync";
-  std::string cluster, join;
+  std::string cluster, join, admin_hosts;
   std::int64_t idle_s = 60;
   double hello_s = 10, handshake_s = 30, ping_interval_s = 20, ping_timeout_s = 10;
   auto* start = app.add_subcommand("start", "Run a kaiwa node");
@@ -138,15 +183,18 @@ int main(int argc, char** argv) {
                    "Seconds of silence after which a cluster member counts as dead")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  start
-      ->add_option(
-          "--admin-token", cfg.admin_token,
-          "Bearer token the admin API requires (or KAIWA_ADMIN_TOKEN); needed off loopback")
-      ->envname("KAIWA_ADMIN_TOKEN");
-  start
-      ->add_option("--secret", cfg.gateway.secret,
-                   "HMAC secret for client tokens (or KAIWA_SECRET)")
-      ->envname("KAIWA_SECRET");
+  start->add_option("--admin-hosts", admin_hosts,
+                    "NAME[,...]: host names the admin API answers to besides IP addresses and "
+                    "localhost (others are refused: DNS rebinding)");
+  std::string secret_file, admin_token_file;
+  start->add_option("--admin-token-file", admin_token_file,
+                    "File holding the bearer token the admin API requires (or "
+                    "KAIWA_ADMIN_TOKEN); needed off loopback");
+  start->add_option("--secret-file", secret_file,
+                    "File of KID=SECRET lines, keys for client tokens, the first signing (or "
+                    "KAIWA_SECRET: one key)");
+  add_refused_secret_option(start, "--admin-token");
+  add_refused_secret_option(start, "--secret");
   start->add_option("--io-threads", cfg.gateway.io_threads, "I/O threads (0: one per core)")
       ->capture_default_str();
   start
@@ -233,7 +281,7 @@ int main(int argc, char** argv) {
   for (auto* opt : start->get_options()) {
     auto name = opt->get_single_name();
     if (name.empty() || name == "help" || name == "config" || name == "print-config" ||
-        !opt->get_envname().empty())
+        opt->get_group().empty() || !opt->get_envname().empty())
       continue;
     std::string env = "KAIWA_";
     for (char ch : name)
@@ -242,17 +290,29 @@ int main(int argc, char** argv) {
   }
   app.allow_config_extras(CLI::config_extras_mode::error);
   start->callback([&] {
+    refuse_secret_options(start);
+    cfg.gateway.keys = token_keys_or_throw(secret_file);
+    cfg.admin_token = admin_token_or_throw(admin_token_file);
     if (print_config) {
-      // A file `--config` reads back; secrets are masked.
+      // A file `--config` reads back. Secrets never appear in it (only the files' paths); a
+      // comment says which are set.
       std::istringstream in(start->config_to_str(true, false));
       std::string line, out = "[start]\n";
-      while (std::getline(in, line)) {
-        if (line.starts_with("print-config=")) continue;
-        for (auto key : {"secret=", "admin-token="})
-          if (line.starts_with(key) && line != std::string(key) + "\"\"")
-            line = std::string(key) + "\"***\"";
-        out += line + "\n";
-      }
+      while (std::getline(in, line))
+        if (!line.starts_with("print-config=") && !line.starts_with("secret=") &&
+            !line.starts_with("admin-token="))
+          out += line + "\n";
+      auto& keys = cfg.gateway.keys;
+      std::string kids;
+      for (auto& k : keys) kids += (kids.empty() ? " " : ", ") + k.kid;
+      out += keys.empty() ? "# token keys: none (dev mode)\n"
+             : secret_file.empty()
+                 ? "# token keys: 1, from KAIWA_SECRET (its tokens name no kid)\n"
+                 : fmt::format("# token keys: {}, from secret-file:{} (the first signs)\n",
+                               keys.size(), kids);
+      out += cfg.admin_token.empty()    ? "# admin token: none\n"
+             : admin_token_file.empty() ? "# admin token: set, from KAIWA_ADMIN_TOKEN\n"
+                                        : "# admin token: set, from admin-token-file\n";
       fmt::print("{}", out);
       std::exit(0);
     }
@@ -286,17 +346,20 @@ int main(int argc, char** argv) {
           std::chrono::milliseconds(static_cast<std::int64_t>(failure_timeout_s * 1000));
       cfg.rooms.cluster = std::move(cc);
     }
-    if (cfg.gateway.secret.empty() && !is_loopback(cfg.gateway.listen.host))
+    if (cfg.gateway.keys.empty() && !is_loopback(cfg.gateway.listen.host))
       throw CLI::ValidationError(
           "--listen",
-          "no secret is set, so kaiwa only listens on loopback (dev mode). Set one with "
-          "--secret or KAIWA_SECRET to listen on " +
-              cfg.gateway.listen.host);
+          "no secret is set, so kaiwa only listens on loopback (dev mode). To listen on " +
+              cfg.gateway.listen.host + ", " + secret_instead);
     if (cfg.admin_token.empty() && !is_loopback(cfg.gateway.admin.host))
       throw CLI::ValidationError(
           "--admin",
-          "the admin API listens beyond loopback only with an admin token: set "
-          "--admin-token or KAIWA_ADMIN_TOKEN");
+          "the admin API listens beyond loopback only with an admin token: " + admin_token_instead);
+    std::istringstream hosts(admin_hosts);
+    for (std::string h; std::getline(hosts, h, ',');) {
+      for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (!h.empty()) cfg.admin_hosts.push_back(h);
+    }
     cfg.journal.sync = durability == "sync";
     cfg.journal.slow_write = cfg.rooms.slow_activation = std::chrono::milliseconds(slow_ms);
     log_level level{};
@@ -316,19 +379,27 @@ int main(int argc, char** argv) {
   });
 
   // -- kaiwa token --------------------------------------------------------------------------
-  std::string user, ttl = "24h", secret;
+  std::string user, ttl = "24h", token_secret_file, kid;
   auto* token = app.add_subcommand("token", "Print a client token for a user");
   token->add_option("--user", user, "User name")->required();
   token->add_option("--ttl", ttl, "Lifetime: N, Ns, Nm, Nh or Nd")->capture_default_str();
-  token->add_option("--secret", secret, "The node's secret (or KAIWA_SECRET)")
-      ->envname("KAIWA_SECRET")
-      ->required();
+  token->add_option("--secret-file", token_secret_file,
+                    "The node's key file (KID=SECRET lines), or set KAIWA_SECRET");
+  token->add_option("--kid", kid, "Sign with this key of the file (default: the first)");
+  add_refused_secret_option(token, "--secret");
   token->callback([&] {
+    refuse_secret_options(token);
     if (!valid_name(user))
       throw CLI::ValidationError("--user", "1 to 128 chars of [A-Za-z0-9_.:@-]");
+    auto keys = token_keys_or_throw(token_secret_file);
+    if (keys.empty()) throw CLI::ValidationError("--secret-file", "no key: " + secret_instead);
+    auto key = keys.begin();
+    if (!kid.empty())
+      key = std::find_if(keys.begin(), keys.end(), [&](auto& k) { return k.kid == kid; });
+    if (key == keys.end()) throw CLI::ValidationError("--kid", "no key '" + kid + "' in the file");
     auto exp = std::chrono::system_clock::now() + parse_ttl(ttl);
     auto exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
-    fmt::print("{}\n", issue_token(secret, user_id{user}, exp_s));
+    fmt::print("{}\n", issue_token(*key, user_id{user}, exp_s));
   });
 
   // -- kaiwa cert ----------------------------------------------------------------------------
@@ -355,18 +426,20 @@ int main(int argc, char** argv) {
   });
 
   // -- admin commands (over the admin API) ---------------------------------------------------
-  std::string admin_url = "http://127.0.0.1:8081", admin_token_cli;
+  std::string admin_url = "http://127.0.0.1:8081", admin_token_file_cli;
   bool admin_json = false;
   auto admin_opts = [&](CLI::App* s, bool json) {
     s->add_option("--admin", admin_url, "The node's admin API URL")->capture_default_str();
-    s->add_option("--admin-token", admin_token_cli, "Admin bearer token (or KAIWA_ADMIN_TOKEN)")
-        ->envname("KAIWA_ADMIN_TOKEN");
+    s->add_option("--admin-token-file", admin_token_file_cli,
+                  "File holding the admin bearer token (or set KAIWA_ADMIN_TOKEN)");
+    add_refused_secret_option(s, "--admin-token");
     if (json) s->add_flag("--json", admin_json, "Print JSON");
   };
   auto admin_target_or_throw = [&] {
+    for (auto* sub : app.get_subcommands()) refuse_secret_options(sub);
     auto t = app::parse_admin_url(admin_url);
     if (!t) throw CLI::ValidationError("--admin", "expected http://HOST:PORT");
-    t->token = admin_token_cli;
+    t->token = admin_token_or_throw(admin_token_file_cli);
     return *t;
   };
   auto* status_cmd = app.add_subcommand("status", "Show a node's status");

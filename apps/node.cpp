@@ -1,5 +1,6 @@
 #include "apps/node.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <malloc.h>
 #include <sys/resource.h>
@@ -7,6 +8,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/replies.hpp"
+#include "core/token.hpp"
 
 namespace kaiwa::app {
 
@@ -178,6 +181,44 @@ std::string query_param(const std::string& target, std::string_view key) {
 
 std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
 
+/// Whether the admin API answers a request with this Host header. A web page can make the
+/// operator's browser reach the admin listener only under a DNS name it controls (DNS
+/// rebinding), so names must be listed; IP literals and `localhost` can't be rebound. No Host
+/// at all is no browser (browsers always send one).
+bool admin_host_allowed(std::string_view host, const std::vector<std::string>& allowed) {
+  if (host.empty()) return true;
+  std::string name;
+  if (host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    name = std::string(host.substr(1, close - 1));
+    in6_addr v6{};
+    return inet_pton(AF_INET6, name.c_str(), &v6) == 1;
+  }
+  name = std::string(host.substr(0, host.rfind(':')));
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  in_addr v4{};
+  if (name == "localhost" || inet_pton(AF_INET, name.c_str(), &v4) == 1) return true;
+  return std::find(allowed.begin(), allowed.end(), name) != allowed.end();
+}
+
+/// The admin API is for the CLI, scripts and scrapers, never for web pages: a request a page
+/// could make the operator's browser send (a foreign Host, any Origin, a state change without
+/// the Kaiwa-Admin header, which no page can add without a CORS preflight that is never
+/// granted) is refused before anything else. The reply says why; nullopt lets it through.
+std::optional<std::string> browser_request_refusal(const net::http_request& r,
+                                                   const std::vector<std::string>& hosts) {
+  if (!admin_host_allowed(r.host, hosts))
+    return "the admin API answers only to IP addresses, localhost and the names in "
+           "--admin-hosts; not to Host '" +
+           r.host + "'";
+  if (!r.origin.empty())
+    return std::string("the admin API refuses requests from web pages (Origin)");
+  if (r.method != "GET" && r.method != "HEAD" && r.kaiwa_admin.empty())
+    return std::string("a state-changing admin request needs the header 'Kaiwa-Admin: 1'");
+  return std::nullopt;
+}
+
 /// 202 for a drain: which node, whether its shards moved away first (a cluster member), and when
 /// its sessions close.
 net::http_reply drain_accepted(const std::string& node, bool shards_moved,
@@ -254,7 +295,9 @@ bool node::public_http(const net::http_request& r, const net::http_respond& resp
 bool node::admin_http(const net::http_request& r, const net::http_respond& respond) {
   auto path = path_of(r.target);
   if (path == "/healthz" || path == "/readyz") return public_http(r, respond);
-  if (!cfg_.admin_token.empty() && r.authorization != "Bearer " + cfg_.admin_token)
+  if (auto refusal = browser_request_refusal(r, cfg_.admin_hosts))
+    return answer(respond, json_error(403, *refusal));
+  if (!cfg_.admin_token.empty() && !secrets_equal(r.authorization, "Bearer " + cfg_.admin_token))
     return answer(respond,
                   json_error(401, "this admin API needs 'Authorization: Bearer <admin token>'"));
   if (path == "/admin/v1/status" && r.method == "GET")

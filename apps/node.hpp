@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "actors/rooms.hpp"
 #include "net/gateway.hpp"
@@ -28,6 +29,9 @@ struct node_config {
   /// Bearer token the admin API requires; required when it listens beyond loopback.
   /// Default: none
   std::string admin_token;
+  /// Host names the admin API answers to besides IP literals and `localhost` (a request naming
+  /// any other host in its Host header is refused: DNS rebinding). Default: none
+  std::vector<std::string> admin_hosts;
 };
 
 class node {

@@ -16,6 +16,8 @@
 #include <optional>
 #include <string>
 
+#include "core/token.hpp"
+
 namespace kaiwa {
 class rooms;
 }
@@ -31,11 +33,15 @@ struct http_reply {
   std::string etag;           // empty: none
 };
 
+/// A request as the application sees it; a header that is absent is empty.
 struct http_request {
   std::string method;         // "GET", "POST", ...
   std::string target;         // path and query, e.g. "/admin/v1/drain?grace=5"
-  std::string authorization;  // the Authorization header, if any
-  std::string if_none_match;  // the If-None-Match header, if any
+  std::string host;           // the Host header
+  std::string origin;         // the Origin header (browsers send it on cross-site requests)
+  std::string authorization;  // the Authorization header
+  std::string kaiwa_admin;    // the Kaiwa-Admin header (the admin CLI's proof it is no web page)
+  std::string if_none_match;  // the If-None-Match header
   std::string body;
 };
 
@@ -58,8 +64,9 @@ struct gateway_config {
   endpoint admin{"127.0.0.1", 8081};
   /// I/O threads; 0 means one per core. Default: 0
   std::size_t io_threads = 0;
-  /// HMAC secret for client tokens; empty means dev mode (hello with "user"). Default: empty
-  std::string secret;
+  /// Keys for client tokens, the first signing; none means dev mode (hello with "user").
+  /// Default: none
+  token_keys keys;
   /// Largest client message in bytes (all of its frames together), at most 64 KiB (the request
   /// parser's capacity). A bigger one gets a too_large reply and is skipped unread; one
   /// declaring more than 16 times this fails the connection with 1009. Default: 65536

@@ -54,9 +54,14 @@ class http_session : public std::enable_shared_from_this<http_session> {
     auto target = std::string(req.target());
     if (websocket_ && target == "/ws" && beast::websocket::is_upgrade(req)) return upgrade(req);
 
-    http_request request{std::string(req.method_string()), target,
+    http_request request{std::string(req.method_string()),
+                         target,
+                         std::string(req[http::field::host]),
+                         std::string(req[http::field::origin]),
                          std::string(req[http::field::authorization]),
-                         std::string(req[http::field::if_none_match]), req.body()};
+                         std::string(req["Kaiwa-Admin"]),
+                         std::string(req[http::field::if_none_match]),
+                         req.body()};
     auto version = req.version();
     bool keep_alive = req.keep_alive();
     auto respond = [self = shared_from_this(), version, keep_alive](http_reply reply) {

@@ -136,17 +136,75 @@ TEST_CASE("replies echo the request id as raw JSON") {
 }
 
 TEST_CASE("tokens verify with the right secret until they expire") {
-  auto t = issue_token("s3cret", user_id{"alice"}, 2000);
+  token_keys keys{{"", "s3cret"}};
+  auto t = issue_token(keys[0], user_id{"alice"}, 2000);
   CHECK(t.starts_with("v1."));
-  auto u = verify_token("s3cret", t, 1000);
+  auto u = verify_token(keys, t, 1000);
   REQUIRE(u);
   CHECK(u->str() == "alice");
-  CHECK_FALSE(verify_token("other", t, 1000));
-  CHECK_FALSE(verify_token("s3cret", t, 2000));
+  CHECK_FALSE(verify_token(token_keys{{"", "other"}}, t, 1000));
+  CHECK_FALSE(verify_token(keys, t, 2000));
+  CHECK_FALSE(verify_token(token_keys{}, t, 1000));
   auto tampered = t;
   tampered[5] = tampered[5] == 'A' ? 'B' : 'A';
-  CHECK_FALSE(verify_token("s3cret", tampered, 1000));
-  CHECK_FALSE(verify_token("s3cret", "garbage", 1000));
+  CHECK_FALSE(verify_token(keys, tampered, 1000));
+  CHECK_FALSE(verify_token(keys, "garbage", 1000));
+  CHECK_FALSE(verify_token(keys, t + std::string(max_token_bytes, 'A'), 1000));
+}
+
+TEST_CASE(
+    "a token names its key; a node accepts any of its keys, and one naming none is the "
+    "primary's") {
+  token_keys node{{"k2", "new"}, {"k1", "old"}};
+  auto by_k1 = issue_token(node[1], user_id{"alice"}, 2000);
+  auto by_k2 = issue_token(node[0], user_id{"bob"}, 2000);
+  CHECK(verify_token(node, by_k1, 1000)->str() == "alice");
+  CHECK(verify_token(node, by_k2, 1000)->str() == "bob");
+  // Signed with k1's secret but claiming k2: checked against k2, so refused.
+  CHECK_FALSE(verify_token(token_keys{{"k2", "old"}}, by_k1, 1000));
+  CHECK_FALSE(verify_token(token_keys{{"k3", "old"}}, by_k1, 1000));  // unknown kid
+  // A token from before key ids (no kid) verifies against the primary key only.
+  auto legacy = issue_token(token_key{"", "new"}, user_id{"carol"}, 2000);
+  CHECK(legacy.find('.') == 2);
+  CHECK(verify_token(node, legacy, 1000)->str() == "carol");
+  CHECK_FALSE(verify_token(node, issue_token(token_key{"", "old"}, user_id{"carol"}, 2000), 1000));
+}
+
+TEST_CASE("a token has one spelling: padded or non-canonical base64url is refused") {
+  token_keys keys{{"", "s"}};
+  auto t = issue_token(keys[0], user_id{"alice"}, 2000);
+  auto sig = t.substr(t.rfind('.') + 1);
+  REQUIRE(sig.size() == 43);  // 32 bytes: the last char carries 2 unused bits
+  auto last = std::string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+                  .find(sig.back());
+  auto flipped = t;
+  flipped.back() = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last ^ 1];
+  CHECK_FALSE(verify_token(keys, flipped, 1000));
+  CHECK_FALSE(verify_token(keys, t + "=", 1000));
+}
+
+TEST_CASE("key files are KID=SECRET lines, the first primary; mistakes name the line") {
+  std::string error;
+  auto keys = parse_token_keys("# rotated 2026-11\nk2=a=b\r\n\nk1=old\n", error);
+  REQUIRE(keys);
+  REQUIRE(keys->size() == 2);
+  CHECK((*keys)[0].kid == "k2");
+  CHECK((*keys)[0].secret == "a=b");
+  CHECK((*keys)[1].secret == "old");
+  CHECK_FALSE(parse_token_keys("k1=x\nk1=y\n", error));
+  CHECK(error == "line 2: key id 'k1' appears twice");
+  CHECK_FALSE(parse_token_keys("just-a-secret\n", error));
+  CHECK(error.starts_with("line 1: expected KID=SECRET"));
+  CHECK_FALSE(parse_token_keys("k1=\n", error));
+  CHECK_FALSE(parse_token_keys("bad kid=x\n", error));
+  CHECK_FALSE(parse_token_keys("# nothing\n", error));
+  CHECK(error == "no KID=SECRET line");
+}
+
+TEST_CASE("secrets compare equal only when they are") {
+  CHECK(secrets_equal("Bearer t0p", "Bearer t0p"));
+  CHECK_FALSE(secrets_equal("Bearer t0p", "Bearer t0q"));
+  CHECK_FALSE(secrets_equal("Bearer t0p", "Bearer t0"));
 }
 
 TEST_CASE("log levels and formats parse by name") {

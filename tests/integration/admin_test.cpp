@@ -55,17 +55,50 @@ TEST_CASE(
 
 TEST_CASE("with an admin token the admin API refuses requests without it") {
   temp_dir dir;
-  node_process node(dir.str() + "/data", {"--admin-token", "t0p"});
+  auto token_file = dir.file("admin-token", "t0p\n");
+  node_process node(dir.str() + "/data", {"--admin-token-file", token_file});
   auto denied = run_kaiwa({"status", "--admin", admin_url(node)});
   CHECK(denied.status != 0);
   CHECK(denied.output.find("401") != std::string::npos);
-  CHECK(run_kaiwa({"status", "--admin", admin_url(node), "--admin-token", "t0p"}).status == 0);
+  CHECK(
+      run_kaiwa({"status", "--admin", admin_url(node), "--admin-token-file", token_file}).status ==
+      0);
+  CHECK(http_call(node.admin_port(), "GET", "/admin/v1/status", {{"Authorization", "Bearer t0p"}})
+            .first == 200);
+  CHECK(http_call(node.admin_port(), "GET", "/admin/v1/status", {{"Authorization", "Bearer t0q"}})
+            .first == 401);
   CHECK(http_get(node.admin_port(), "/healthz").first == 200);  // probes need no token
 
   auto open_admin =
       run_kaiwa({"start", "--admin", "0.0.0.0:0", "--data-dir", dir.str() + "/other"});
   CHECK(open_admin.status != 0);
   CHECK(open_admin.output.find("KAIWA_ADMIN_TOKEN") != std::string::npos);
+}
+
+TEST_CASE(
+    "the admin API refuses what a web page could send: a foreign Host, an Origin, a POST without "
+    "Kaiwa-Admin") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data", {"--admin-hosts", "Ops.Example"});
+  auto port = node.admin_port();
+  // DNS rebinding: the page's own name, resolved to the node.
+  auto rebound = http_call(port, "GET", "/admin/v1/status", {{"Host", "evil.example:8081"}});
+  CHECK(rebound.first == 403);
+  CHECK(rebound.second.find("--admin-hosts") != std::string::npos);
+  CHECK(http_call(port, "GET", "/admin/v1/status", {{"Host", "localhost:8081"}}).first == 200);
+  CHECK(http_call(port, "GET", "/admin/v1/status", {{"Host", "[::1]:8081"}}).first == 200);
+  CHECK(http_call(port, "GET", "/admin/v1/status", {{"Host", "ops.example"}}).first == 200);
+  CHECK(http_call(port, "GET", "/metrics", {{"Host", "ops.example.evil"}}).first == 403);
+  // A cross-site form or fetch: browsers add Origin; a plain-text POST is a "simple" request.
+  auto drain = http_call(
+      port, "POST", "/admin/v1/drain",
+      {{"Origin", "http://evil.example"}, {"Content-Type", "text/plain"}, {"Kaiwa-Admin", "1"}});
+  CHECK(drain.first == 403);
+  CHECK(http_call(port, "POST", "/admin/v1/drain", {{"Content-Type", "text/plain"}}).first == 403);
+  CHECK(http_call(port, "GET", "/admin/v1/status", {{"Origin", "null"}}).first == 403);
+  CHECK(http_get(port, "/readyz").first == 200);  // none of it drained the node
+  CHECK(http_call(port, "GET", "/healthz", {{"Host", "lb.internal"}}).first == 200);
+  CHECK(http_post(port, "/admin/v1/drain?grace=0").first == 202);
 }
 
 TEST_CASE(

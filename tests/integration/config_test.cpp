@@ -3,25 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
-#include <fstream>
 
 #include "tests/support/node_process.hpp"
 
 using namespace kaiwa::test;
 
-namespace {
-
-std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
-  auto path = (dir.path() / name).string();
-  std::ofstream(path) << text;
-  return path;
-}
-
-}  // namespace
-
 TEST_CASE("flags win over the config file, which wins over KAIWA_ variables") {
   temp_dir dir;
-  auto file = write_file(dir, "kaiwa.toml", "[start]\nnode-id = \"from-file\"\nidle-timeout = 9\n");
+  auto file = dir.file("kaiwa.toml", "[start]\nnode-id = \"from-file\"\nidle-timeout = 9\n");
   setenv("KAIWA_NODE_ID", "from-env", 1);
   setenv("KAIWA_RATE_LIMIT", "60", 1);
   setenv("KAIWA_IDLE_TIMEOUT", "8", 1);
@@ -38,7 +27,7 @@ TEST_CASE("flags win over the config file, which wins over KAIWA_ variables") {
 
 TEST_CASE("a node started from a config file uses it") {
   temp_dir dir;
-  auto file = write_file(dir, "kaiwa.toml", "[start]\nnode-id = \"configured\"\n");
+  auto file = dir.file("kaiwa.toml", "[start]\nnode-id = \"configured\"\n");
   node_process node(dir.str() + "/data", {"--config", file});
   CHECK(http_get(node.admin_port(), "/admin/v1/status").second.find(R"("node":"configured")") !=
         std::string::npos);
@@ -46,12 +35,11 @@ TEST_CASE("a node started from a config file uses it") {
 
 TEST_CASE("unknown keys and bad values fail start-up with the key named") {
   temp_dir dir;
-  auto unknown =
-      run_kaiwa({"start", "--config", write_file(dir, "a.toml", "[start]\nlisten-port = 1\n")});
+  auto unknown = run_kaiwa({"start", "--config", dir.file("a.toml", "[start]\nlisten-port = 1\n")});
   CHECK(unknown.status != 0);
   CHECK(unknown.output.find("listen-port") != std::string::npos);
-  auto bad = run_kaiwa(
-      {"start", "--config", write_file(dir, "b.toml", "[start]\nrate-limit = \"lots\"\n")});
+  auto bad =
+      run_kaiwa({"start", "--config", dir.file("b.toml", "[start]\nrate-limit = \"lots\"\n")});
   CHECK(bad.status != 0);
   CHECK(bad.output.find("rate-limit") != std::string::npos);
   auto flag = run_kaiwa({"start", "--durability", "sometimes"});
@@ -59,11 +47,45 @@ TEST_CASE("unknown keys and bad values fail start-up with the key named") {
   CHECK(flag.output.find("--durability") != std::string::npos);
 }
 
-TEST_CASE("print-config masks secrets") {
-  setenv("KAIWA_SECRET", "very-secret", 1);
-  auto r = run_kaiwa({"start", "--print-config"});
-  unsetenv("KAIWA_SECRET");
+TEST_CASE("print-config says which secrets are set, and prints none of them") {
+  temp_dir dir;
+  setenv("KAIWA_ADMIN_TOKEN", "very-secret", 1);
+  auto keys = dir.file("keys", "k2=also-secret\nk1=old-secret\n");
+  auto r = run_kaiwa({"start", "--secret-file", keys, "--print-config"});
+  unsetenv("KAIWA_ADMIN_TOKEN");
+  INFO(r.output);
   CHECK(r.status == 0);
-  CHECK(r.output.find("very-secret") == std::string::npos);
-  CHECK(r.output.find("secret=\"***\"") != std::string::npos);
+  CHECK(r.output.find("secret") != std::string::npos);
+  for (auto value : {"very-secret", "also-secret", "old-secret", "***"})
+    CHECK(r.output.find(value) == std::string::npos);
+  CHECK(r.output.find("secret-file=\"" + keys + "\"") != std::string::npos);
+  CHECK(r.output.find("# token keys: 2, from secret-file: k2, k1 (the first signs)") !=
+        std::string::npos);
+  CHECK(r.output.find("# admin token: set, from KAIWA_ADMIN_TOKEN") != std::string::npos);
+  // What it prints reads back as the same configuration.
+  auto again =
+      run_kaiwa({"start", "--config", dir.file("printed.toml", r.output), "--print-config"});
+  CHECK(again.status == 0);
+  CHECK(again.output.find("# token keys: 2, from secret-file") != std::string::npos);
+}
+
+TEST_CASE("secrets on the command line are refused, saying how to pass them") {
+  temp_dir dir;
+  auto secret = run_kaiwa({"start", "--secret", "s3cret", "--data-dir", dir.str()});
+  CHECK(secret.status != 0);
+  CHECK(secret.output.find("/proc/PID/cmdline") != std::string::npos);
+  CHECK(secret.output.find("KAIWA_SECRET") != std::string::npos);
+  CHECK(secret.output.find("--secret-file") != std::string::npos);
+  auto admin = run_kaiwa({"start", "--admin-token", "t0p", "--data-dir", dir.str()});
+  CHECK(admin.status != 0);
+  CHECK(admin.output.find("KAIWA_ADMIN_TOKEN") != std::string::npos);
+  CHECK(run_kaiwa({"token", "--user", "a", "--secret", "s"}).status != 0);
+  CHECK(run_kaiwa({"status", "--admin-token", "t0p"}).output.find("--admin-token-file") !=
+        std::string::npos);
+  auto in_file = run_kaiwa({"start", "--config", dir.file("s.toml", "[start]\nsecret = \"x\"\n")});
+  CHECK(in_file.status != 0);
+  CHECK(in_file.output.find("secret") != std::string::npos);
+  auto bad_file = run_kaiwa({"start", "--secret-file", dir.file("bad", "no-kid-here\n")});
+  CHECK(bad_file.status != 0);
+  CHECK(bad_file.output.find("line 1: expected KID=SECRET") != std::string::npos);
 }

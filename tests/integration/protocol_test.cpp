@@ -55,21 +55,47 @@ TEST_CASE("requests before hello are unauthorized; hello welcomes the user with 
 }
 
 TEST_CASE("with a secret, hello needs a valid token and dev-mode names are refused") {
-  running_node n({"--secret", "s3cret"});
+  temp_dir secrets;
+  auto keys = secrets.file("keys", "k1=s3cret\n");
+  running_node n({"--secret-file", keys});
   ws_client c(n.node.port());
   CHECK(c.request(R"({"op":"hello","id":1,"user":"alice"})", 1).str("code") == "unauthorized");
   CHECK(c.request(R"({"op":"hello","id":2,"token":"v1.e30.AAAA"})", 2).str("code") ==
         "unauthorized");
-  auto token = run_kaiwa({"token", "--user", "alice", "--ttl", "1h", "--secret", "s3cret"}).output;
+  auto token = run_kaiwa({"token", "--user", "alice", "--ttl", "1h", "--secret-file", keys}).output;
   while (!token.empty() && token.back() == '\n') token.pop_back();
   auto w = c.request(R"({"op":"hello","id":3,"token":")" + token + R"("})", 3);
   CHECK(w.str("op") == "welcome");
   CHECK(w.str("user") == "alice");
-  auto other = run_kaiwa({"token", "--user", "alice", "--secret", "other"}).output;
+  auto other =
+      run_kaiwa({"token", "--user", "alice", "--secret-file", secrets.file("other", "k1=other\n")})
+          .output;
   ws_client d(n.node.port());
   CHECK(d.request(R"({"op":"hello","id":1,"token":")" + other.substr(0, other.size() - 1) + R"("})",
                   1)
             .str("code") == "unauthorized");
+}
+
+TEST_CASE(
+    "while keys rotate a node takes tokens of each, and tokens without a kid from KAIWA_SECRET's "
+    "days verify against the primary") {
+  temp_dir secrets;
+  setenv("KAIWA_SECRET", "old", 1);
+  auto legacy = run_kaiwa({"token", "--user", "carol"}).output;
+  unsetenv("KAIWA_SECRET");
+  // The old secret stays first (primary) while its kid-less tokens live; the new key is added.
+  auto keys = secrets.file("keys", "k1=old\nk2=new\n");
+  running_node n({"--secret-file", keys});
+  auto by_k2 = run_kaiwa({"token", "--user", "bob", "--secret-file", keys, "--kid", "k2"}).output;
+  auto by_k1 = run_kaiwa({"token", "--user", "alice", "--secret-file", keys}).output;
+  CHECK(run_kaiwa({"token", "--user", "x", "--secret-file", keys, "--kid", "k9"}).status != 0);
+  for (auto [token, user] : {std::pair{legacy, "carol"}, {by_k2, "bob"}, {by_k1, "alice"}}) {
+    INFO(token);
+    token.pop_back();  // the newline
+    ws_client c(n.node.port());
+    auto w = c.request(R"({"op":"hello","id":1,"token":")" + token + R"("})", 1);
+    CHECK(w.str("user") == user);
+  }
 }
 
 TEST_CASE("a node without a secret refuses to listen beyond loopback") {

@@ -112,17 +112,17 @@ command_result run_kaiwa(const std::vector<std::string>& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::move(out)};
 }
 
-namespace {
-
-std::pair<int, std::string> http_call(std::uint16_t port, boost::beast::http::verb verb,
-                                      const std::string& target) {
+std::pair<int, std::string> http_call(
+    std::uint16_t port, const std::string& method, const std::string& target,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   boost::asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::empty_body> req{verb, target, 11};
+  http::request<http::empty_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "127.0.0.1");
+  for (auto& [name, value] : headers) req.set(name, value);
   http::write(stream, req);
   beast::flat_buffer buf;
   http::response<http::string_body> res;
@@ -130,14 +130,12 @@ std::pair<int, std::string> http_call(std::uint16_t port, boost::beast::http::ve
   return {res.result_int(), res.body()};
 }
 
-}  // namespace
-
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {
-  return http_call(port, boost::beast::http::verb::get, target);
+  return http_call(port, "GET", target, {});
 }
 
 std::pair<int, std::string> http_post(std::uint16_t port, const std::string& target) {
-  return http_call(port, boost::beast::http::verb::post, target);
+  return http_call(port, "POST", target, {{"Kaiwa-Admin", "1"}});
 }
 
 }  // namespace kaiwa::test

@@ -56,8 +56,13 @@ struct command_result {
 /// Runs the kaiwa binary with `args` to completion.
 command_result run_kaiwa(const std::vector<std::string>& args);
 
-/// A plain HTTP GET (or POST) to 127.0.0.1:port; returns the status code and the body.
+/// A plain HTTP GET to 127.0.0.1:port; returns the status code and the body.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);
+/// A POST as the admin CLI sends it (with the Kaiwa-Admin header).
 std::pair<int, std::string> http_post(std::uint16_t port, const std::string& target);
+/// Any request, with these headers (Host is 127.0.0.1 unless one is given).
+std::pair<int, std::string> http_call(
+    std::uint16_t port, const std::string& method, const std::string& target,
+    const std::vector<std::pair<std::string, std::string>>& headers);
 
 }  // namespace kaiwa::test

@@ -2,6 +2,7 @@
 // A fresh directory under the system temp dir, removed with everything in it at scope end.
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -24,6 +25,15 @@ class temp_dir {
 
   const std::filesystem::path& path() const { return path_; }
   std::string str() const { return path_.string(); }
+  /// Writes `text` to the file `name` in this directory, readable by its owner only (as
+  /// secret files should be); returns its path.
+  std::string file(const std::string& name, const std::string& text) const {
+    auto p = path_ / name;
+    std::ofstream(p) << text;
+    std::filesystem::permissions(
+        p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    return p.string();
+  }
 
  private:
   std::filesystem::path path_;

@@ -18,10 +18,11 @@ mkdirSync(output, { recursive: true });
 /** Starts a node; resolves with {proc, port} once it prints its ports. */
 function startNode(port = 0, { dir = dataDir, secret } = {}) {
   return new Promise((resolve, reject) => {
+    // A secret travels in the environment, never on the command line.
+    const env = secret ? { ...process.env, KAIWA_SECRET: secret } : process.env;
     const proc = spawn(binary, [
       "start", "--listen", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0", "--data-dir", dir,
-      ...(secret ? ["--secret", secret] : []),
-    ]);
+    ], { env });
     let out = "";
     const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
     const onData = (d) => {
@@ -241,7 +242,9 @@ test("a node with a secret takes tokens, and says why it refuses a bad one", asy
   const dir = mkdtempSync(join(tmpdir(), "kaiwa-web-secret-"));
   const secure = await startNode(0, { dir, secret: "s3cret" });
   try {
-    const token = execFileSync(binary, ["token", "--user", "erin", "--secret", "s3cret"]).toString().trim();
+    const token = execFileSync(binary, ["token", "--user", "erin"], {
+      env: { ...process.env, KAIWA_SECRET: "s3cret" },
+    }).toString().trim();
     const page = await (await browser.newContext()).newPage();
     await page.goto(`http://127.0.0.1:${secure.port}/`);
     await page.locator("#signin-token").fill("v1.bad.token");

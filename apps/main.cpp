@@ -97,6 +97,7 @@ int run_node(app::node_config cfg) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -108,10 +109,11 @@ int run_node(app::node_config cfg) {
   }
   auto& g = cfg.gateway;
   fmt::print(
-      "kaiwa {} node {} ready: ws://{}:{}/ws  web http://{}:{}/  admin http://{}:{}/  "
+      "kaiwa {} node {} ready: {}://{}:{}/ws  web {}://{}:{}/  admin http://{}:{}/  "
       "data {}  durability {}  open-files limit {}{}\n",
-      g.version, g.node_id, g.listen.host, n.public_port(), g.listen.host, n.public_port(),
-      g.admin.host, n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async", fds,
+      g.version, g.node_id, g.tls_cert.empty() ? "ws" : "wss", g.listen.host, n.public_port(),
+      g.tls_cert.empty() ? "http" : "https", g.listen.host, n.public_port(), g.admin.host,
+      n.admin_port(), cfg.journal.dir, cfg.journal.sync ? "sync" : "async", fds,
       g.keys.empty() ? "  (dev mode: hello with any user name)" : "");
   if (cfg.rooms.cluster)
     fmt::print(
@@ -126,7 +128,8 @@ int run_node(app::node_config cfg) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&sigs, &sig);
+  // SIGHUP reloads the TLS certificate; SIGINT and SIGTERM stop the node.
+  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) n.reload_tls();
   fmt::print("kaiwa: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
   n.stop();
@@ -195,6 +198,16 @@ int main(int argc, char** argv) {
                     "KAIWA_SECRET: one key)");
   add_refused_secret_option(start, "--admin-token");
   add_refused_secret_option(start, "--secret");
+  start->add_option("--tls-cert", cfg.gateway.tls_cert,
+                    "PEM certificate chain (leaf first): the public listener speaks only TLS "
+                    "(wss://, https://); re-read on SIGHUP");
+  start->add_option("--tls-key", cfg.gateway.tls_key,
+                    "PEM private key of --tls-cert; re-read on SIGHUP");
+  start
+      ->add_option("--hsts-max-age", cfg.gateway.hsts_max_age,
+                   "Strict-Transport-Security max-age (s) on HTTPS responses; 0: none")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   start->add_option("--io-threads", cfg.gateway.io_threads, "I/O threads (0: one per core)")
       ->capture_default_str();
   start
@@ -320,6 +333,10 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("--listen", "expected ADDR:PORT");
     if (!parse_endpoint(admin, cfg.gateway.admin))
       throw CLI::ValidationError("--admin", "expected ADDR:PORT");
+    if (cfg.gateway.tls_cert.empty() != cfg.gateway.tls_key.empty())
+      throw CLI::ValidationError("--tls-cert", "TLS needs both --tls-cert and --tls-key");
+    if (auto w = app::permissions_warning(cfg.gateway.tls_key); !w.empty())
+      fmt::print(stderr, "kaiwa: {}\n", w);
     if (!valid_name(cfg.gateway.node_id))
       throw CLI::ValidationError("--node-id", "1 to 128 chars of [A-Za-z0-9_.:@-]");
     if (!join.empty() && cluster.empty())

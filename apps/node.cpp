@@ -141,6 +141,19 @@ void node::trim_memory() {
   }
 }
 
+void node::reload_tls() {
+  if (cfg_.gateway.tls_cert.empty()) {
+    log(log_level::info, "tls_reload_skipped", {{"reason", "no TLS certificate is configured"}});
+    return;
+  }
+  if (auto err = gateway_->reload_tls()) {
+    log(log_level::error, "tls_reload_failed",
+        {{"error", *err}, {"kept", "the previous certificate"}});
+    return;
+  }
+  log(log_level::info, "tls_reloaded", {{"cert", cfg_.gateway.tls_cert}});
+}
+
 std::uint16_t node::public_port() const { return gateway_->public_port(); }
 std::uint16_t node::admin_port() const { return gateway_->admin_port(); }
 std::uint16_t node::cluster_port() const { return rooms_->cluster_port(); }

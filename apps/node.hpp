@@ -45,6 +45,10 @@ class node {
   /// finishes its in-flight commit), stop the I/O threads, flush and close the journal.
   void stop();
 
+  /// Reloads the TLS certificate and key (SIGHUP) and logs the outcome; a failure keeps the
+  /// ones in use. Any thread.
+  void reload_tls();
+
   std::uint16_t public_port() const;
   std::uint16_t admin_port() const;
   /// The cluster listener's port; 0 when not clustered.

@@ -12,6 +12,7 @@
 
 #include "net/detail/http_session.hpp"
 #include "net/detail/server_state.hpp"
+#include "net/detail/tls.hpp"
 #include "net/detail/ws_session.hpp"
 
 namespace kaiwa::net {
@@ -81,8 +82,11 @@ class listener {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         set_keepalive(socket);
-        asio::post(l.ioc, [this, &l, s = std::move(socket)]() mutable {
-          detail::serve_http(std::move(s), l, st_, handler_, websocket_);
+        auto tls = websocket_ ? st_.tls_context() : nullptr;
+        asio::post(l.ioc, [this, &l, s = std::move(socket), tls = std::move(tls)]() mutable {
+          detail::serve_http(
+              tls ? detail::stream(std::move(s), std::move(tls)) : detail::stream(std::move(s)), l,
+              st_, handler_, websocket_);
         });
       }
       // Out of file descriptors and the like: keep accepting once some are freed.
@@ -133,12 +137,27 @@ gateway::gateway(gateway_config cfg, rooms& r, http_handler public_http, http_ha
 gateway::~gateway() { stop(); }
 
 std::optional<std::string> gateway::start() {
+  auto& cfg = impl_->st.cfg;
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty())
+    return std::string("TLS needs both a certificate chain and a key file");
+  if (!cfg.tls_cert.empty())
+    if (auto err = reload_tls()) return err;
   if (auto err = impl_->public_listener->open(impl_->st.cfg.listen)) return err;
   if (auto err = impl_->admin_listener->open(impl_->st.cfg.admin)) return err;
   for (auto& l : impl_->lanes) {
     impl_->guards.push_back(asio::make_work_guard(l->ioc));
     impl_->threads.emplace_back([&ioc = l->ioc] { ioc.run(); });
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> gateway::reload_tls() {
+  auto& cfg = impl_->st.cfg;
+  if (cfg.tls_cert.empty()) return std::string("no TLS certificate is configured");
+  std::string error;
+  auto ctx = detail::make_tls_context(cfg.tls_cert, cfg.tls_key, error);
+  if (!ctx) return error;
+  impl_->st.set_tls_context(std::move(ctx));
   return std::nullopt;
 }
 

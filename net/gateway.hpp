@@ -67,6 +67,14 @@ struct gateway_config {
   /// Keys for client tokens, the first signing; none means dev mode (hello with "user").
   /// Default: none
   token_keys keys;
+  /// PEM files of the certificate chain (leaf first) and its private key: the public listener
+  /// then speaks only TLS (wss://, https://). Both or neither; reload_tls() reads them again.
+  /// Default: none (plain ws://, http://)
+  std::string tls_cert;
+  std::string tls_key;
+  /// max-age of the Strict-Transport-Security header on HTTPS responses, in seconds; 0 sends
+  /// none. Default: 31536000 (a year)
+  std::int64_t hsts_max_age = 31'536'000;
   /// Largest client message in bytes (all of its frames together), at most 64 KiB (the request
   /// parser's capacity). A bigger one gets a too_large reply and is skipped unread; one
   /// declaring more than 16 times this fails the connection with 1009. Default: 65536
@@ -118,8 +126,12 @@ class gateway {
   gateway(const gateway&) = delete;
   gateway& operator=(const gateway&) = delete;
 
-  /// Binds both listeners and starts the I/O threads. Returns an error message on failure.
+  /// Loads the TLS certificate (if configured), binds both listeners and starts the I/O threads.
+  /// Returns an error message on failure.
   std::optional<std::string> start();
+  /// Reads the TLS certificate and key files again; new connections use them, open ones keep
+  /// theirs. On an error (the message) the previous ones stay in use. Any thread.
+  std::optional<std::string> reload_tls();
   /// The ports actually bound (useful with port 0).
   std::uint16_t public_port() const;
   std::uint16_t admin_port() const;

@@ -3,8 +3,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -20,6 +20,9 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t max_request_body = 8 * 1024;
+// A TLS client that connects and doesn't finish its handshake holds a socket and a session:
+// it gets this long.
+constexpr auto tls_handshake_timeout = std::chrono::seconds(10);
 
 std::string websocket_accept(std::string_view key) {
   static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -34,21 +37,47 @@ std::string websocket_accept(std::string_view key) {
 
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  http_session(asio::ip::tcp::socket socket, io_lane& l, server_state& st, const http_handler& h,
-               bool websocket)
-      : stream_(std::move(socket)), lane_(l), st_(st), handler_(h), websocket_(websocket) {}
+  http_session(stream s, io_lane& l, server_state& st, const http_handler& h, bool websocket)
+      : stream_(std::move(s)),
+        timer_(l.ioc),
+        lane_(l),
+        st_(st),
+        handler_(h),
+        websocket_(websocket) {}
+
+  void start() {
+    if (!stream_.is_tls()) return do_read();
+    arm_timer(tls_handshake_timeout);
+    stream_.tls().async_handshake(asio::ssl::stream_base::server,
+                                  [self = shared_from_this()](error_code ec) {
+                                    self->timer_.cancel();
+                                    if (!ec) self->do_read();
+                                  });
+  }
+
+ private:
+  /// Closes the connection unless the operations under way finish within `limit`: reading a
+  /// request, writing a response, or the TLS handshake.
+  void arm_timer(std::chrono::steady_clock::duration limit) {
+    timer_.expires_after(limit);
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;  // cancelled: the operation finished
+      error_code ignored;
+      self->stream_.close(ignored);
+    });
+  }
 
   void do_read() {
     parser_.emplace();
     parser_->body_limit(max_request_body);
-    stream_.expires_after(st_.cfg.handshake_timeout);  // whole request: no slowloris
+    arm_timer(st_.cfg.handshake_timeout);  // whole request: no slowloris
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
- private:
   void on_read(error_code ec) {
+    timer_.cancel();
     if (ec) return;  // closed, timed out or malformed: nothing to answer
     auto& req = parser_->get();
     auto target = std::string(req.target());
@@ -85,6 +114,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
     res.set(http::field::content_type, reply.content_type);
     if (!reply.cache_control.empty()) res.set(http::field::cache_control, reply.cache_control);
     if (!reply.etag.empty()) res.set(http::field::etag, reply.etag);
+    // Browsers take it only over HTTPS, and remember to use nothing else for this host.
+    if (stream_.is_tls() && st_.cfg.hsts_max_age > 0)
+      res.set(http::field::strict_transport_security,
+              "max-age=" + std::to_string(st_.cfg.hsts_max_age));
     res.body() = std::move(reply.body);
     res.prepare_payload();
     return res;
@@ -92,11 +125,13 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   void write(http::response<http::string_body> res) {
     auto sp = std::make_shared<http::response<http::string_body>>(std::move(res));
+    arm_timer(st_.cfg.handshake_timeout);
     http::async_write(stream_, *sp, [self = shared_from_this(), sp](error_code ec, std::size_t) {
+      self->timer_.cancel();
       if (ec) return;
       if (sp->keep_alive()) return self->do_read();
       error_code ignored;
-      self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      self->stream_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     });
   }
 
@@ -124,18 +159,20 @@ class http_session : public std::enable_shared_from_this<http_session> {
     res->set(http::field::sec_websocket_accept,
              websocket_accept(std::string_view(key.data(), key.size())));
     res->set(http::field::server, "kaiwa/" + st_.cfg.version);
-    stream_.expires_never();
+    arm_timer(st_.cfg.handshake_timeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res](error_code ec, std::size_t) {
+      self->timer_.cancel();
       if (ec) return;
       auto data = self->buffer_.data();
       std::string_view leftover(static_cast<const char*>(data.data()), data.size());
-      auto ws = std::make_shared<ws_session>(self->stream_.release_socket(), self->lane_, self->st_,
-                                             leftover);
+      auto ws =
+          std::make_shared<ws_session>(std::move(self->stream_), self->lane_, self->st_, leftover);
       ws->start();
     });
   }
 
-  beast::tcp_stream stream_;
+  stream stream_;
+  asio::steady_timer timer_;  // the deadline of the operation under way
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   io_lane& lane_;
@@ -146,9 +183,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
 }  // namespace
 
-void serve_http(asio::ip::tcp::socket socket, io_lane& l, server_state& st,
-                const http_handler& handler, bool websocket) {
-  std::make_shared<http_session>(std::move(socket), l, st, handler, websocket)->do_read();
+void serve_http(stream s, io_lane& l, server_state& st, const http_handler& handler,
+                bool websocket) {
+  std::make_shared<http_session>(std::move(s), l, st, handler, websocket)->start();
 }
 
 }  // namespace kaiwa::net::detail

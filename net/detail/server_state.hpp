@@ -2,6 +2,7 @@
 // What the gateway's sessions share. Internal to net/.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <array>
 #include <atomic>
@@ -81,6 +82,20 @@ struct server_state {
 
   std::mutex closed_mtx;
   std::condition_variable closed_cv;  // notified when a session ends
+
+  /// The TLS context a new public connection starts with; null without TLS. A reload replaces
+  /// it; connections keep the one they started with (detail::stream holds it).
+  std::shared_ptr<boost::asio::ssl::context> tls_context() const {
+    std::lock_guard lock(tls_mtx);
+    return tls;
+  }
+  void set_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx) {
+    std::lock_guard lock(tls_mtx);
+    tls = std::move(ctx);
+  }
+
+  mutable std::mutex tls_mtx;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // guarded by tls_mtx
 
   void session_ended() {
     connections -= 1;

@@ -49,7 +49,7 @@ ws_parser_limits parser_limits(const gateway_config& cfg) {
 
 }  // namespace
 
-ws_session::ws_session(asio::ip::tcp::socket socket, struct io_lane& l, server_state& st,
+ws_session::ws_session(stream socket, struct io_lane& l, server_state& st,
                        std::string_view already_read)
     : socket_(std::move(socket)),
       lane_(l),

@@ -1,7 +1,7 @@
 #pragma once
 // One client WebSocket connection after the handshake. Internal to net/.
 //
-// Kaiwa reads and writes RFC 6455 frames itself on the TCP socket (Beast only does the HTTP
+// Kaiwa reads and writes RFC 6455 frames itself on the connection (Beast only does the HTTP
 // upgrade): server frames are pre-encoded and shared (core/frame.hpp), and everything queued
 // is written with one gather write, control frames (pong, close) in the same queue so they
 // stay ordered with the data frames.
@@ -9,7 +9,6 @@
 // Runs entirely on its lane's thread; owned by shared_ptrs held by its pending I/O handlers and
 // by the rooms it is subscribed to (which drop it when it disconnects).
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
@@ -21,6 +20,7 @@
 #include "actors/client_link.hpp"
 #include "core/errc.hpp"
 #include "net/detail/server_state.hpp"
+#include "net/detail/stream.hpp"
 #include "net/ws_parser.hpp"
 
 namespace kaiwa::net::detail {
@@ -29,8 +29,7 @@ struct request;
 
 class ws_session final : public client_link {
  public:
-  ws_session(boost::asio::ip::tcp::socket socket, io_lane& l, server_state& st,
-             std::string_view already_read);
+  ws_session(stream socket, io_lane& l, server_state& st, std::string_view already_read);
   ~ws_session() override;
 
   /// Starts reading, the hello deadline and the liveness checks. Lane thread.
@@ -85,7 +84,7 @@ class ws_session final : public client_link {
 
   void resize_read_buffer(std::size_t cap);
 
-  boost::asio::ip::tcp::socket socket_;
+  stream socket_;  // TCP, or TLS over it
   io_lane& lane_;
   server_state& st_;
   boost::asio::steady_timer deadline_;  // hello timeout, then the close handshake limit

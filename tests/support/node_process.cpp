@@ -69,6 +69,7 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
         return;
       }
       output_.append(buf, static_cast<std::size_t>(n));
+      output_cv_.notify_all();
     }
   });
 }
@@ -82,6 +83,17 @@ node_process::~node_process() {
 std::string node_process::output() {
   std::lock_guard lock(output_mtx_);
   return output_;
+}
+
+bool node_process::wait_output(const std::string& text, std::chrono::milliseconds limit) {
+  std::unique_lock lock(output_mtx_);
+  return output_cv_.wait_for(lock, limit, [&] {
+    return output_.find(text) != std::string::npos || output_closed_;
+  }) && output_.find(text) != std::string::npos;
+}
+
+void node_process::signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
 }
 
 int node_process::stop(int sig) {

@@ -33,6 +33,10 @@ class node_process {
   int stop(int sig);
   /// Everything the node printed so far.
   std::string output();
+  /// Waits until the node's output contains `text`, at most `limit`; true if it does.
+  bool wait_output(const std::string& text, std::chrono::milliseconds limit);
+  /// Sends `sig` (SIGHUP: reload) without waiting for anything.
+  void signal(int sig);
 
  private:
   int pid_ = -1;

@@ -12,11 +12,14 @@
 //
 // Lane thread only, like the session that owns it.
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -41,8 +44,19 @@ class stream {
   socket_type& socket() { return is_tls() ? tls().next_layer() : std::get<socket_type>(s_); }
   executor_type get_executor() { return socket().get_executor(); }
 
+  /// Over TLS into one buffer, records the TLS layer has already received are read in the same
+  /// operation (see tls_read_op): a client's pipelined frames are then handled, and answered,
+  /// in one batch as over TCP, instead of one record, one pass and one write at a time.
   template <class MutableBuffers, class Handler>
   void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+    if constexpr (std::is_convertible_v<MutableBuffers, boost::asio::mutable_buffer>) {
+      if (is_tls()) {
+        boost::asio::mutable_buffer b = buffers;
+        tls().async_read_some(
+            b, tls_read_op<std::decay_t<Handler>>{tls(), b, 0, std::forward<Handler>(handler)});
+        return;
+      }
+    }
     std::visit([&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); }, s_);
   }
 
@@ -66,6 +80,27 @@ class stream {
   void close(boost::system::error_code& ec) { socket().close(ec); }
 
  private:
+  /// A TLS read returns at most one record. While the buffer has room and OpenSSL holds more
+  /// input (decrypted bytes, or received records not yet decrypted), this reads on; those reads
+  /// complete without waiting on the socket. Bytes already read are delivered even if a later
+  /// read fails: the next read reports the error.
+  template <class Handler>
+  struct tls_read_op {
+    tls_type& s;
+    boost::asio::mutable_buffer rest;
+    std::size_t done;
+    Handler handler;
+
+    void operator()(boost::system::error_code ec, std::size_t n) {
+      done += n;
+      rest += n;
+      auto* ssl = s.native_handle();
+      if (!ec && rest.size() > 0 && (SSL_pending(ssl) > 0 || BIO_pending(SSL_get_rbio(ssl)) > 0))
+        return s.async_read_some(rest, std::move(*this));
+      handler(done > 0 ? boost::system::error_code{} : ec, done);
+    }
+  };
+
   std::shared_ptr<boost::asio::ssl::context> ctx_;  // TLS: outlives s_ (declared first)
   std::variant<socket_type, tls_type> s_;
 };

@@ -550,6 +550,7 @@ int main(int argc, char** argv) {
     s->add_option("--warmup", run.warmup_s, "Seconds before measuring")->capture_default_str();
     s->add_flag("--json", run.json, "Print the summary as JSON");
     s->add_flag("--quiet", run.quiet, "No progress lines");
+    s->add_flag("--tls", run.tls, "Connect with wss:// (the certificate is not verified)");
   };
   auto resolve = [&] {
     auto fix = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };

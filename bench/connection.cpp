@@ -36,8 +36,10 @@ void append_frame(std::string& out, std::string_view payload) {
 }  // namespace
 
 connection::connection(asio::io_context& ioc, const endpoint& server, std::string local,
-                       std::string user, connection_events& events, std::size_t index)
+                       std::string user, connection_events& events, std::size_t index,
+                       asio::ssl::context* tls)
     : socket_(ioc),
+      tls_(tls),
       server_(asio::ip::make_address(server.host), server.port),
       local_(std::move(local)),
       user_(std::move(user)),
@@ -53,7 +55,13 @@ void connection::start() {
     if (ec) return self->fail("connect", ec);
     error_code ignored;
     self->socket_.set_option(tcp::no_delay(true), ignored);
-    self->handshake();
+    if (!self->tls_) return self->handshake();
+    self->tls_stream_ =
+        std::make_unique<asio::ssl::stream<tcp::socket&>>(self->socket_, *self->tls_);
+    self->tls_stream_->async_handshake(asio::ssl::stream_base::client, [self](error_code ec) {
+      if (ec) return self->fail("tls handshake", ec);
+      self->handshake();
+    });
   });
 }
 
@@ -77,23 +85,30 @@ void connection::flush() {
   if (out_.empty() || closed_) return;
   writing_.swap(out_);
   out_.clear();
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [self = shared_from_this()](error_code ec, std::size_t) {
-                      self->writing_.clear();
-                      if (ec) return self->fail("write", ec);
-                      self->flush();
-                    });
+  auto done = [self = shared_from_this()](error_code ec, std::size_t) {
+    self->writing_.clear();
+    if (ec) return self->fail("write", ec);
+    self->flush();
+  };
+  if (tls_stream_)
+    asio::async_write(*tls_stream_, asio::buffer(writing_), std::move(done));
+  else
+    asio::async_write(socket_, asio::buffer(writing_), std::move(done));
 }
 
 void connection::read() {
   if (rbuf_.size() < rlen_ + read_chunk) rbuf_.resize(rlen_ + read_chunk);
-  socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
-                          [self = shared_from_this()](error_code ec, std::size_t n) {
-                            if (ec) return self->fail("read", ec);
-                            self->rlen_ += n;
-                            self->parse();
-                            if (!self->closed_) self->read();
-                          });
+  auto into = asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_);
+  auto done = [self = shared_from_this()](error_code ec, std::size_t n) {
+    if (ec) return self->fail("read", ec);
+    self->rlen_ += n;
+    self->parse();
+    if (!self->closed_) self->read();
+  };
+  if (tls_stream_)
+    tls_stream_->async_read_some(into, std::move(done));
+  else
+    socket_.async_read_some(into, std::move(done));
 }
 
 void connection::parse() {

@@ -7,6 +7,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -36,8 +38,10 @@ struct endpoint {
 class connection : public std::enable_shared_from_this<connection> {
  public:
   /// `local` is the source address to bind (empty: any), for spreading past 60k connections.
+  /// With `tls` (not null, outliving the connection) it speaks wss://.
   connection(boost::asio::io_context& ioc, const endpoint& server, std::string local,
-             std::string user, connection_events& events, std::size_t index);
+             std::string user, connection_events& events, std::size_t index,
+             boost::asio::ssl::context* tls);
 
   void start();
   void send(std::string_view json);
@@ -55,6 +59,9 @@ class connection : public std::enable_shared_from_this<connection> {
   void flush();
 
   boost::asio::ip::tcp::socket socket_;
+  boost::asio::ssl::context* tls_;
+  // Over socket_ once connected, for wss://; reads and writes go through it when set.
+  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_stream_;
   boost::asio::ip::tcp::endpoint server_;
   std::string local_;
   std::string user_;

@@ -112,6 +112,11 @@ static double cpu_seconds() {
 
 runner::runner(const run_options& opts)
     : opts_(opts), started_(clock_type::now()), cpu_at_start_(cpu_seconds()) {
+  if (opts.tls) {
+    // Loopback only, against the node's own certificate: encrypted, not authenticated.
+    tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls_->set_verify_mode(asio::ssl::verify_none);
+  }
   auto n = std::max<std::size_t>(1, opts.threads);
   for (std::size_t i = 0; i < n; ++i) iocs_.push_back(std::make_unique<asio::io_context>(1));
   stats_.resize(n);
@@ -141,7 +146,7 @@ std::shared_ptr<connection> runner::connect(std::size_t i, std::string user,
                                             connection_events& events) {
   auto t = i % threads();
   auto c = std::make_shared<connection>(*iocs_[t], opts_.servers[i % opts_.servers.size()],
-                                        local_addr(i), std::move(user), events, i);
+                                        local_addr(i), std::move(user), events, i, tls_.get());
   post(t, [c] { c->start(); });
   return c;
 }

@@ -4,6 +4,7 @@
 // the final report (text or --json). Internal to bench/.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -104,6 +105,7 @@ class runner {
 
  private:
   run_options opts_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;  // with opts_.tls: the connections' context
   std::vector<std::unique_ptr<boost::asio::io_context>> iocs_;
   std::vector<std::thread> workers_;
   std::vector<stats> stats_;

@@ -20,6 +20,7 @@ struct run_options {
   double warmup_s = 2;                // before measuring
   bool json = false;                  // machine-readable report
   bool quiet = false;                 // no progress lines
+  bool tls = false;                   // wss:// (the node's certificate is not verified)
 };
 
 struct pubsub_config {

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/support/node_process.hpp"
+#include "tests/support/tls.hpp"
 
 using namespace kaiwa::test;
 
@@ -46,6 +47,19 @@ TEST_CASE("every bench scenario runs clean against a real node") {
     CHECK(r.output.find(std::string(R"({"scenario":")") + s.name) != std::string::npos);
     CHECK(r.output.find("VIOLATION") == std::string::npos);
   }
+}
+
+TEST_CASE("bench speaks wss:// to a node with a certificate") {
+  temp_dir dir;
+  auto cert = dir.str() + "/cert.pem", key = dir.str() + "/key.pem";
+  write_self_signed_cert(cert, key, "bench");
+  node_process node(dir.str() + "/data", {"--tls-cert", cert, "--tls-key", key});
+  auto r = bench(node, {"fanout", "--subscribers", "20", "--tls"});
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find(R"("delivered events/s":0.000)") == std::string::npos);
+  CHECK(r.output.find(R"({"scenario":"fanout")") != std::string::npos);
+  CHECK(bench(node, {"fanout", "--subscribers", "2"}).status != 0);  // plain ws:// can't
 }
 
 TEST_CASE("bench refuses targets beyond loopback") {

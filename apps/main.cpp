@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
   std::string cluster, join, admin_hosts;
   std::int64_t idle_s = 60;
   double hello_s = 10, handshake_s = 30, ping_interval_s = 20, ping_timeout_s = 10;
+  double tls_handshake_s = 10;
   auto* start = app.add_subcommand("start", "Run a kaiwa node");
   // The file's keys are the flags' names under a [start] section (TOML); --config is the
   // app's option, reached from `kaiwa start --config FILE` through fallthrough.
@@ -203,6 +204,11 @@ int main(int argc, char** argv) {
                     "(wss://, https://); re-read on SIGHUP");
   start->add_option("--tls-key", cfg.gateway.tls_key,
                     "PEM private key of --tls-cert; re-read on SIGHUP");
+  start
+      ->add_option("--tls-handshake-timeout", tls_handshake_s,
+                   "Seconds a TLS client has to finish its handshake")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   start
       ->add_option("--hsts-max-age", cfg.gateway.hsts_max_age,
                    "Strict-Transport-Security max-age (s) on HTTPS responses; 0: none")
@@ -392,6 +398,7 @@ int main(int argc, char** argv) {
     cfg.gateway.handshake_timeout = ms(handshake_s);
     cfg.gateway.ping_interval = ms(ping_interval_s);
     cfg.gateway.ping_timeout = ms(ping_timeout_s);
+    cfg.gateway.tls_handshake_timeout = ms(tls_handshake_s);
     std::exit(run_node(cfg));
   });
 

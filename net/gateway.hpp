@@ -72,6 +72,8 @@ struct gateway_config {
   /// Default: none (plain ws://, http://)
   std::string tls_cert;
   std::string tls_key;
+  /// A TLS client that hasn't finished its handshake by then is disconnected. Default: 10 s
+  std::chrono::milliseconds tls_handshake_timeout{10'000};
   /// max-age of the Strict-Transport-Security header on HTTPS responses, in seconds; 0 sends
   /// none. Default: 31536000 (a year)
   std::int64_t hsts_max_age = 31'536'000;

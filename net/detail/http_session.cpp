@@ -20,9 +20,6 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t max_request_body = 8 * 1024;
-// A TLS client that connects and doesn't finish its handshake holds a socket and a session:
-// it gets this long.
-constexpr auto tls_handshake_timeout = std::chrono::seconds(10);
 
 std::string websocket_accept(std::string_view key) {
   static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -47,7 +44,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   void start() {
     if (!stream_.is_tls()) return do_read();
-    arm_timer(tls_handshake_timeout);
+    // Until then a connection that never finishes its handshake holds a socket and a session.
+    arm_timer(st_.cfg.tls_handshake_timeout);
     stream_.tls().async_handshake(asio::ssl::stream_base::server,
                                   [self = shared_from_this()](error_code ec) {
                                     self->timer_.cancel();

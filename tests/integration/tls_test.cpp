@@ -5,6 +5,9 @@
 
 #include <signal.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
 #include <filesystem>
 #include <fstream>
 
@@ -63,6 +66,23 @@ TEST_CASE("over TLS a client says hello, sends and hears its event on wss://") {
   CHECK(history.json().find(big) != std::string::npos);
   // The listener speaks only TLS: a plain WebSocket handshake fails.
   CHECK_THROWS(ws_client(n.node.port()));
+}
+
+TEST_CASE("a client that doesn't finish its TLS handshake is disconnected after the timeout") {
+  tls_node n({"--tls-handshake-timeout", "0.2"});
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ip::tcp::socket s(ioc);
+  s.connect({asio::ip::make_address("127.0.0.1"), n.node.port()});
+  asio::write(s, asio::buffer(std::string("\x16\x03\x01\x02\x00", 5)));  // half a ClientHello
+  auto started = std::chrono::steady_clock::now();
+  char byte;
+  boost::system::error_code ec;
+  s.async_read_some(asio::buffer(&byte, 1),
+                    [&](boost::system::error_code e, std::size_t) { ec = e; });
+  ioc.run_for(10s);
+  CHECK(ec == asio::error::eof);
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
 }
 
 TEST_CASE("https:// serves the web client and probes with Strict-Transport-Security") {

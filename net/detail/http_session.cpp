@@ -59,7 +59,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void arm_timer(std::chrono::steady_clock::duration limit) {
     timer_.expires_after(limit);
     timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) return;  // cancelled: the operation finished
+      // Cancelled: the operation finished. A deadline that expired just as the upgrade
+      // completed finds the stream handed to the ws_session: not ours to close.
+      if (ec || self->upgraded_) return;
       error_code ignored;
       self->stream_.close(ignored);
     });
@@ -163,6 +165,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (ec) return;
       auto data = self->buffer_.data();
       std::string_view leftover(static_cast<const char*>(data.data()), data.size());
+      self->upgraded_ = true;
       auto ws =
           std::make_shared<ws_session>(std::move(self->stream_), self->lane_, self->st_, leftover);
       ws->start();
@@ -171,6 +174,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   stream stream_;
   asio::steady_timer timer_;  // the deadline of the operation under way
+  bool upgraded_ = false;     // stream_ now belongs to a ws_session
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   io_lane& lane_;

@@ -128,8 +128,8 @@ int run_node(app::node_config cfg) {
   std::fflush(stdout);
 
   int sig = 0;
-  // SIGHUP reloads the TLS certificate; SIGINT and SIGTERM stop the node.
-  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) n.reload_tls();
+  // SIGHUP reloads the TLS certificate and the token key file; SIGINT and SIGTERM stop the node.
+  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) n.reload();
   fmt::print("kaiwa: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
   n.stop();
@@ -311,6 +311,7 @@ int main(int argc, char** argv) {
   start->callback([&] {
     refuse_secret_options(start);
     cfg.gateway.keys = token_keys_or_throw(secret_file);
+    cfg.secret_file = secret_file;
     cfg.admin_token = admin_token_or_throw(admin_token_file);
     if (print_config) {
       // A file `--config` reads back. Secrets never appear in it (only the files' paths); a

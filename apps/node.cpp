@@ -15,6 +15,7 @@
 #include <tuple>
 #include <utility>
 
+#include "apps/secrets.hpp"
 #include "apps/web_assets.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
@@ -141,17 +142,27 @@ void node::trim_memory() {
   }
 }
 
-void node::reload_tls() {
+void node::reload() {
   if (cfg_.gateway.tls_cert.empty()) {
     log(log_level::info, "tls_reload_skipped", {{"reason", "no TLS certificate is configured"}});
-    return;
-  }
-  if (auto err = gateway_->reload_tls()) {
+  } else if (auto err = gateway_->reload_tls()) {
     log(log_level::error, "tls_reload_failed",
         {{"error", *err}, {"kept", "the previous certificate"}});
+  } else {
+    log(log_level::info, "tls_reloaded", {{"cert", cfg_.gateway.tls_cert}});
+  }
+  if (cfg_.secret_file.empty()) return;
+  std::string error;
+  auto keys = load_token_keys(cfg_.secret_file, error);
+  if (!keys) {
+    log(log_level::error, "token_keys_reload_failed",
+        {{"error", error}, {"kept", "the previous keys"}});
     return;
   }
-  log(log_level::info, "tls_reloaded", {{"cert", cfg_.gateway.tls_cert}});
+  std::string kids;
+  for (auto& k : *keys) kids += (kids.empty() ? "" : ",") + k.kid;
+  log(log_level::info, "token_keys_reloaded", {{"kids", kids}});
+  gateway_->set_token_keys(std::move(*keys));
 }
 
 std::uint16_t node::public_port() const { return gateway_->public_port(); }

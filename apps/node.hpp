@@ -32,6 +32,9 @@ struct node_config {
   /// Host names the admin API answers to besides IP literals and `localhost` (a request naming
   /// any other host in its Host header is refused: DNS rebinding). Default: none
   std::vector<std::string> admin_hosts;
+  /// The file the client token keys were read from (apps/secrets.hpp); reload() reads it
+  /// again. Default: none (the keys came from KAIWA_SECRET, or there are none)
+  std::string secret_file;
 };
 
 class node {
@@ -45,9 +48,9 @@ class node {
   /// finishes its in-flight commit), stop the I/O threads, flush and close the journal.
   void stop();
 
-  /// Reloads the TLS certificate and key (SIGHUP) and logs the outcome; a failure keeps the
-  /// ones in use. Any thread.
-  void reload_tls();
+  /// SIGHUP: reads the TLS certificate and key and the token key file again, and logs the
+  /// outcome of each; a failure keeps what is in use. Any thread.
+  void reload();
 
   std::uint16_t public_port() const;
   std::uint16_t admin_port() const;

@@ -161,6 +161,10 @@ std::optional<std::string> gateway::reload_tls() {
   return std::nullopt;
 }
 
+void gateway::set_token_keys(token_keys keys) {
+  impl_->st.set_token_keys(std::make_shared<const token_keys>(std::move(keys)));
+}
+
 std::uint16_t gateway::public_port() const { return impl_->public_listener->port(); }
 std::uint16_t gateway::admin_port() const { return impl_->admin_listener->port(); }
 

@@ -64,8 +64,8 @@ struct gateway_config {
   endpoint admin{"127.0.0.1", 8081};
   /// I/O threads; 0 means one per core. Default: 0
   std::size_t io_threads = 0;
-  /// Keys for client tokens, the first signing; none means dev mode (hello with "user").
-  /// Default: none
+  /// Keys for client tokens at start, the first signing; none means dev mode (hello with
+  /// "user"). set_token_keys() replaces them. Default: none
   token_keys keys;
   /// PEM files of the certificate chain (leaf first) and its private key: the public listener
   /// then speaks only TLS (wss://, https://). Both or neither; reload_tls() reads them again.
@@ -134,6 +134,9 @@ class gateway {
   /// Reads the TLS certificate and key files again; new connections use them, open ones keep
   /// theirs. On an error (the message) the previous ones stay in use. Any thread.
   std::optional<std::string> reload_tls();
+  /// Replaces the keys hellos are verified with (a rotation); connections already welcomed
+  /// stay. Not to or from none: a node doesn't leave or enter dev mode. Any thread.
+  void set_token_keys(token_keys keys);
   /// The ports actually bound (useful with port 0).
   std::uint16_t public_port() const;
   std::uint16_t admin_port() const;

@@ -62,7 +62,8 @@ struct io_lane {
 };
 
 struct server_state {
-  server_state(gateway_config c, rooms& r) : cfg(std::move(c)), rooms(r) {}
+  server_state(gateway_config c, rooms& r)
+      : cfg(std::move(c)), rooms(r), keys(std::make_shared<const token_keys>(cfg.keys)) {}
 
   const gateway_config cfg;
   kaiwa::rooms& rooms;
@@ -96,6 +97,19 @@ struct server_state {
 
   mutable std::mutex tls_mtx;
   std::shared_ptr<boost::asio::ssl::context> tls;  // guarded by tls_mtx
+
+  /// The client token keys a hello is verified with now (cfg.keys until a rotation).
+  std::shared_ptr<const token_keys> token_keys_now() const {
+    std::lock_guard lock(keys_mtx);
+    return keys;
+  }
+  void set_token_keys(std::shared_ptr<const token_keys> k) {
+    std::lock_guard lock(keys_mtx);
+    keys = std::move(k);
+  }
+
+  mutable std::mutex keys_mtx;
+  std::shared_ptr<const token_keys> keys;  // guarded by keys_mtx
 
   void session_ended() {
     connections -= 1;

@@ -383,12 +383,13 @@ void ws_session::handle(request& r) {
 void ws_session::handle_hello(request& r) {
   if (state_ == state::ready) return reply_error(r.id, errc::bad_request, "already said hello");
   std::optional<user_id> user;
-  if (!st_.cfg.keys.empty()) {
+  auto keys = st_.token_keys_now();
+  if (!keys->empty()) {
     if (r.token.empty())
       return respond(error_frame(r.id, errc::unauthorized, "a token is required"));
     using namespace std::chrono;
     auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
-    user = verify_token(st_.cfg.keys, r.token, now);
+    user = verify_token(*keys, r.token, now);
     if (!user) return respond(error_frame(r.id, errc::unauthorized, "invalid or expired token"));
   } else {
     if (r.dev_user.empty())

@@ -98,6 +98,36 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "SIGHUP reads the key file again: a retired key's tokens are refused, open sessions stay") {
+  temp_dir secrets;
+  auto keys = secrets.file("keys", "k1=old\n");
+  running_node n({"--secret-file", keys});
+  auto hello = [](const std::string& token) {
+    return R"({"op":"hello","id":1,"token":")" + token.substr(0, token.size() - 1) + R"("})";
+  };
+  auto by_k1 = run_kaiwa({"token", "--user", "alice", "--secret-file", keys}).output;
+  ws_client alice(n.node.port());
+  REQUIRE(alice.request(hello(by_k1), 1).str("op") == "welcome");
+
+  secrets.file("keys", "k2=new\n");
+  n.node.signal(SIGHUP);
+  REQUIRE(n.node.wait_output("token_keys_reloaded", 10s));
+  auto by_k2 = run_kaiwa({"token", "--user", "bob", "--secret-file", keys}).output;
+  ws_client bob(n.node.port());
+  CHECK(bob.request(hello(by_k2), 1).str("op") == "welcome");
+  ws_client late(n.node.port());
+  CHECK(late.request(hello(by_k1), 1).str("code") == "unauthorized");
+  CHECK(alice.request(R"({"op":"ping","id":2})", 2).str("op") == "pong");
+
+  // A broken file is refused and the keys in use stay.
+  secrets.file("keys", "no kid here\n");
+  n.node.signal(SIGHUP);
+  REQUIRE(n.node.wait_output("token_keys_reload_failed", 10s));
+  ws_client again(n.node.port());
+  CHECK(again.request(hello(by_k2), 1).str("op") == "welcome");
+}
+
 TEST_CASE("a node without a secret refuses to listen beyond loopback") {
   temp_dir dir;
   auto out = run_kaiwa({"start", "--listen", "0.0.0.0:0", "--data-dir", dir.str()});

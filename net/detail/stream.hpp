@@ -80,10 +80,23 @@ class stream {
   void close(boost::system::error_code& ec) { socket().close(ec); }
 
  private:
-  /// A TLS read returns at most one record. While the buffer has room and OpenSSL holds more
-  /// input (decrypted bytes, or received records not yet decrypted), this reads on; those reads
-  /// complete without waiting on the socket. Bytes already read are delivered even if a later
-  /// read fails: the next read reports the error.
+  /// Whether a read would complete without waiting on the socket: OpenSSL holds decrypted bytes,
+  /// or a whole record sits in the BIO that Asio's engine feeds it (a TLS record header is 5
+  /// bytes, the last two its length). Half a record would make the read wait for the rest while
+  /// the bytes already read wait with it.
+  static bool record_ready(SSL* ssl) {
+    if (SSL_pending(ssl) > 0) return true;
+    char* p = nullptr;
+    auto n = BIO_nread0(SSL_get_rbio(ssl), &p);  // peeks, consumes nothing
+    if (n < 5) return false;
+    auto len =
+        (std::size_t{static_cast<unsigned char>(p[3])} << 8) | static_cast<unsigned char>(p[4]);
+    return static_cast<std::size_t>(n) >= 5 + len;
+  }
+
+  /// A TLS read returns at most one record. While the buffer has room and another record is
+  /// ready (record_ready), this reads on. Bytes already read are delivered even if a later read
+  /// fails: the next read reports the error.
   template <class Handler>
   struct tls_read_op {
     tls_type& s;
@@ -94,8 +107,7 @@ class stream {
     void operator()(boost::system::error_code ec, std::size_t n) {
       done += n;
       rest += n;
-      auto* ssl = s.native_handle();
-      if (!ec && rest.size() > 0 && (SSL_pending(ssl) > 0 || BIO_pending(SSL_get_rbio(ssl)) > 0))
+      if (!ec && rest.size() > 0 && record_ready(s.native_handle()))
         return s.async_read_some(rest, std::move(*this));
       handler(done > 0 ? boost::system::error_code{} : ec, done);
     }

@@ -64,6 +64,13 @@ TEST_CASE("over TLS a client says hello, sends and hears its event on wss://") {
         "ack");
   auto history = alice.request(R"({"op":"history","id":5,"room":"r"})", 5);
   CHECK(history.json().find(big) != std::string::npos);
+  // Pipelined requests, one TLS record each, several per read: every one answered, in order.
+  for (int id = 10; id < 60; ++id) alice.send(R"({"op":"ping","id":)" + std::to_string(id) + "}");
+  for (int id = 10; id < 60; ++id) {
+    auto pong = alice.recv();
+    REQUIRE(pong);
+    CHECK(pong->num("id") == id);
+  }
   // The listener speaks only TLS: a plain WebSocket handshake fails.
   CHECK_THROWS(ws_client(n.node.port()));
 }

@@ -205,16 +205,6 @@ void make_certs(const std::string& dir, std::size_t nodes) {
   }
 }
 
-/// Waits (bounded) until `n` has printed `text`.
-bool wait_output(node_process& n, const std::string& text) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (n.output().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(20ms);  // polling interval of the node's output
-  }
-  return false;
-}
-
 /// A plain TCP connection to 127.0.0.1:port (the test's own end of it).
 int tcp_connect(std::uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -589,9 +579,9 @@ TEST_CASE("a node without the cluster's certificate is refused and never gets sh
                        {"--node-id", "n3", "--cluster", "127.0.0.1:0", "--join", seed,
                         "--cluster-ca", other.str() + "/ca.pem", "--cluster-cert",
                         other.str() + "/n3.pem", "--cluster-key", other.str() + "/n3-key.pem"});
-  CHECK(wait_output(plain, "cluster_dial_failed"));
-  CHECK(wait_output(foreign, "cluster_dial_failed"));
-  CHECK(wait_output(c.node(0), "cluster_tls_refused"));
+  CHECK(plain.wait_output("cluster_dial_failed", 20s));
+  CHECK(foreign.wait_output("cluster_dial_failed", 20s));
+  CHECK(c.node(0).wait_output("cluster_tls_refused", 20s));
   // And the members, dialled by them, never took them in: still two members, all shards theirs.
   c.wait_settled(2);
   auto view = c.view(0);
@@ -626,7 +616,7 @@ TEST_CASE("a plain TCP peer declaring a 4 GiB BASP payload is refused before CAF
   // The node hangs up on it (TLS alert or close).
   CHECK(closed_by_peer(fd));
   ::close(fd);
-  CHECK(wait_output(n1, "cluster_tls_refused"));
+  CHECK(n1.wait_output("cluster_tls_refused", 20s));
   auto after = rss_bytes(n1.pid());
   INFO("RSS before " << before << " after " << after);
   CHECK(after < before + 64 * 1024 * 1024);

@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
   // -- kaiwa start --------------------------------------------------------------------------
   app::node_config cfg;
   std::string listen = "127.0.0.1:8080", admin = "127.0.0.1:8081", durability = "sync";
-  std::string cluster, join, admin_hosts;
+  std::string cluster, join, admin_hosts, address_limit_exempt = "127.0.0.0/8,::1/128";
   std::int64_t idle_s = 60;
   double hello_s = 10, handshake_s = 30, ping_interval_s = 20, ping_timeout_s = 10;
   double tls_handshake_s = 10;
@@ -243,6 +243,19 @@ int main(int argc, char** argv) {
       ->add_option("--max-rooms-per-connection", cfg.gateway.max_rooms_per_connection,
                    "Rooms one connection may be subscribed to")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
+      ->add_option("--max-connections-per-address", cfg.gateway.max_connections_per_address,
+                   "Connections from one source address (IPv6: one /64) at once (0: no limit)")
+      ->capture_default_str();
+  start
+      ->add_option("--address-limit-exempt", address_limit_exempt,
+                   "CIDR[,...]: source networks the address limit doesn't apply to (a proxy "
+                   "in front of the node, the bench tool); empty: none")
+      ->capture_default_str();
+  start
+      ->add_option("--max-connections-per-user", cfg.gateway.max_connections_per_user,
+                   "WebSocket sessions one user may hold at once (0: no limit)")
       ->capture_default_str();
   start
       ->add_option("--rate-limit", cfg.gateway.rate_limit,
@@ -384,6 +397,10 @@ int main(int argc, char** argv) {
       for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       if (!h.empty()) cfg.admin_hosts.push_back(h);
     }
+    cfg.gateway.address_limit_exempt.clear();
+    std::istringstream exempt(address_limit_exempt);
+    for (std::string n; std::getline(exempt, n, ',');)
+      if (!n.empty()) cfg.gateway.address_limit_exempt.push_back(n);
     cfg.journal.sync = durability == "sync";
     cfg.journal.slow_write = cfg.rooms.slow_activation = std::chrono::milliseconds(slow_ms);
     log_level level{};

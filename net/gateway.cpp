@@ -1,6 +1,8 @@
 #include "net/gateway.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 
@@ -37,6 +39,41 @@ void set_keepalive(tcp::socket& s) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive_idle_s, sizeof(int));
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive_interval_s, sizeof(int));
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepalive_count, sizeof(int));
+}
+
+/// `a` as 16 bytes, IPv4 as IPv4-mapped IPv6, so that one comparison covers both families.
+std::array<unsigned char, 16> v6_bytes(const asio::ip::address& a) {
+  return a.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, a.to_v4()).to_bytes()
+                   : a.to_v6().to_bytes();
+}
+
+std::optional<detail::source_network> parse_network(const std::string& cidr) {
+  error_code ec;
+  if (auto n4 = asio::ip::make_network_v4(cidr, ec); !ec)
+    return detail::source_network{v6_bytes(n4.network()), 96u + n4.prefix_length()};
+  if (auto n6 = asio::ip::make_network_v6(cidr, ec); !ec)
+    return detail::source_network{n6.network().to_bytes(), n6.prefix_length()};
+  return std::nullopt;
+}
+
+bool in_network(const std::array<unsigned char, 16>& a, const detail::source_network& n) {
+  for (unsigned bit = 0; bit < n.prefix; bit += 8) {
+    unsigned bits = std::min(8u, n.prefix - bit);
+    auto mask = static_cast<unsigned char>(0xff00u >> bits);
+    if ((a[bit / 8] & mask) != (n.bytes[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
+/// What the per-address limit counts: an IPv4 address, or the /64 of an IPv6 one (a subscriber
+/// is given a whole /64, so counting single IPv6 addresses would limit nothing).
+std::string address_key(const asio::ip::address& a) {
+  if (a.is_v4()) return a.to_string();
+  auto v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+  auto b = v6.to_bytes();
+  std::fill(b.begin() + 8, b.end(), 0);
+  return asio::ip::address_v6(b).to_string() + "/64";
 }
 
 /// Accepts connections on lane 0's io_context and deals them out to the lanes round-robin.
@@ -81,17 +118,39 @@ class listener {
     acceptor_.async_accept(l.ioc, [this, &l](error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        set_keepalive(socket);
-        auto tls = websocket_ ? st_.tls_context() : nullptr;
-        asio::post(l.ioc, [this, &l, s = std::move(socket), tls = std::move(tls)]() mutable {
-          detail::serve_http(
-              tls ? detail::stream(std::move(s), std::move(tls)) : detail::stream(std::move(s)), l,
-              st_, handler_, websocket_);
-        });
+        if (auto slot = admit(socket)) {
+          set_keepalive(socket);
+          auto tls = websocket_ ? st_.tls_context() : nullptr;
+          asio::post(l.ioc, [this, &l, s = std::move(socket), tls = std::move(tls),
+                             slot = std::move(*slot)]() mutable {
+            detail::serve_http(
+                tls ? detail::stream(std::move(s), std::move(tls)) : detail::stream(std::move(s)),
+                std::move(slot), l, st_, handler_, websocket_);
+          });
+        }
       }
       // Out of file descriptors and the like: keep accepting once some are freed.
       do_accept();
     });
+  }
+
+  /// A place in the count of the peer's address (an empty one on the admin listener or for an
+  /// exempt network), or nullopt, having closed the socket, when the address holds its limit.
+  std::optional<detail::connection_counts::slot> admit(tcp::socket& socket) {
+    if (!websocket_) return detail::connection_counts::slot();
+    error_code ec;
+    auto peer = socket.remote_endpoint(ec);
+    if (ec) return std::nullopt;  // already gone
+    auto addr = peer.address();
+    auto bytes = v6_bytes(addr);
+    for (auto& n : st_.address_limit_exempt)
+      if (in_network(bytes, n)) return detail::connection_counts::slot();
+    auto slot = st_.by_address.take(address_key(addr), st_.cfg.max_connections_per_address);
+    if (!slot) {
+      st_.refused_by_address.fetch_add(1, std::memory_order_relaxed);
+      socket.close(ec);  // at once: answering would cost what the limit is there to protect
+    }
+    return slot;
   }
 
   std::vector<std::unique_ptr<detail::io_lane>>& lanes_;
@@ -142,6 +201,11 @@ std::optional<std::string> gateway::start() {
     return std::string("TLS needs both a certificate chain and a key file");
   if (!cfg.tls_cert.empty())
     if (auto err = reload_tls()) return err;
+  for (auto& cidr : cfg.address_limit_exempt) {
+    auto n = parse_network(cidr);
+    if (!n) return "'" + cidr + "' is not a network in CIDR form (like 10.0.0.0/8 or fd00::/8)";
+    impl_->st.address_limit_exempt.push_back(*n);
+  }
   if (auto err = impl_->public_listener->open(impl_->st.cfg.listen)) return err;
   if (auto err = impl_->admin_listener->open(impl_->st.cfg.admin)) return err;
   for (auto& l : impl_->lanes) {
@@ -233,6 +297,11 @@ void gateway::render_metrics(std::string& out) const {
            " " + std::to_string(v.load(std::memory_order_relaxed)) + "\n";
   };
   counter("kaiwa_ws_pings_sent_total", "WebSocket pings sent to idle connections.", s.pings_sent);
+  counter("kaiwa_connections_refused_address_total",
+          "Connections closed at accept: their source address held --max-connections-per-address.",
+          s.refused_by_address);
+  counter("kaiwa_connections_refused_user_total",
+          "Hellos refused: the user held --max-connections-per-user sessions.", s.refused_by_user);
   counter("kaiwa_ws_read_pauses_total",
           "Times a connection's input was paused: its queue or its pending requests were over "
           "their bound.",

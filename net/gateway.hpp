@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/token.hpp"
 
@@ -93,6 +94,15 @@ struct gateway_config {
   std::uint32_t max_pending_requests = 64;
   /// Rooms one connection may be subscribed to; a join beyond gets bad_request. Default: 1000
   std::uint32_t max_rooms_per_connection = 1000;
+  /// Connections (HTTP and WebSocket) from one source address at once, an IPv6 address counted
+  /// by its /64 (what one subscriber gets); more are closed at accept. 0: no limit. Default: 1000
+  std::uint32_t max_connections_per_address = 1000;
+  /// Source networks (CIDR) not limited by address: a reverse proxy or load balancer in front
+  /// of the node, or the bench tool on this machine. Default: 127.0.0.0/8, ::1/128
+  std::vector<std::string> address_limit_exempt{"127.0.0.0/8", "::1/128"};
+  /// WebSocket sessions one user holds at once, counted at hello (tabs, devices); a hello beyond
+  /// gets rate_limited and close 4008. 0: no limit. Default: 100
+  std::uint32_t max_connections_per_user = 100;
   /// Time to send the HTTP request (the WebSocket handshake included). Default: 30 s
   std::chrono::milliseconds handshake_timeout{30'000};
   /// Close connections that send no valid hello within this time (4001). Default: 10 s

@@ -34,8 +34,10 @@ std::string websocket_accept(std::string_view key) {
 
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  http_session(stream s, io_lane& l, server_state& st, const http_handler& h, bool websocket)
+  http_session(stream s, connection_counts::slot slot, io_lane& l, server_state& st,
+               const http_handler& h, bool websocket)
       : stream_(std::move(s)),
+        slot_(std::move(slot)),
         timer_(l.ioc),
         lane_(l),
         st_(st),
@@ -166,15 +168,16 @@ class http_session : public std::enable_shared_from_this<http_session> {
       auto data = self->buffer_.data();
       std::string_view leftover(static_cast<const char*>(data.data()), data.size());
       self->upgraded_ = true;
-      auto ws =
-          std::make_shared<ws_session>(std::move(self->stream_), self->lane_, self->st_, leftover);
+      auto ws = std::make_shared<ws_session>(std::move(self->stream_), std::move(self->slot_),
+                                             self->lane_, self->st_, leftover);
       ws->start();
     });
   }
 
   stream stream_;
-  asio::steady_timer timer_;  // the deadline of the operation under way
-  bool upgraded_ = false;     // stream_ now belongs to a ws_session
+  connection_counts::slot slot_;  // the address's count; goes to the ws_session on upgrade
+  asio::steady_timer timer_;      // the deadline of the operation under way
+  bool upgraded_ = false;         // stream_ now belongs to a ws_session
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   io_lane& lane_;
@@ -185,9 +188,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
 }  // namespace
 
-void serve_http(stream s, io_lane& l, server_state& st, const http_handler& handler,
-                bool websocket) {
-  std::make_shared<http_session>(std::move(s), l, st, handler, websocket)->start();
+void serve_http(stream s, connection_counts::slot slot, io_lane& l, server_state& st,
+                const http_handler& handler, bool websocket) {
+  std::make_shared<http_session>(std::move(s), std::move(slot), l, st, handler, websocket)->start();
 }
 
 }  // namespace kaiwa::net::detail

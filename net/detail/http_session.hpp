@@ -10,7 +10,8 @@ namespace kaiwa::net::detail {
 
 /// Starts serving `s` on lane `l` (a TLS stream: after its handshake). `handler` answers
 /// non-WebSocket paths; `websocket` says whether /ws upgrades are allowed on this listener.
-void serve_http(stream s, io_lane& l, server_state& st, const http_handler& handler,
-                bool websocket);
+/// `slot` is the connection's place in its address's count, held until the connection ends.
+void serve_http(stream s, connection_counts::slot slot, io_lane& l, server_state& st,
+                const http_handler& handler, bool websocket);
 
 }  // namespace kaiwa::net::detail

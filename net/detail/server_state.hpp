@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/frame.hpp"
+#include "net/detail/connection_counts.hpp"
 #include "net/gateway.hpp"
 
 namespace kaiwa::net::detail {
@@ -61,6 +62,12 @@ struct io_lane {
   lane_traffic traffic;
 };
 
+/// A network in CIDR form as 16 bytes (IPv4 as IPv4-mapped IPv6) and a prefix length in bits.
+struct source_network {
+  std::array<unsigned char, 16> bytes{};
+  unsigned prefix = 0;
+};
+
 struct server_state {
   server_state(gateway_config c, rooms& r)
       : cfg(std::move(c)), rooms(r), keys(std::make_shared<const token_keys>(cfg.keys)) {}
@@ -80,6 +87,14 @@ struct server_state {
   std::atomic<std::uint64_t> pings_sent{0};
   std::atomic<std::uint64_t> read_pauses{0};
   std::atomic<std::uint64_t> joins_refused{0};
+  std::atomic<std::uint64_t> refused_by_address{0};  // connections closed at accept
+  std::atomic<std::uint64_t> refused_by_user{0};     // hellos refused
+
+  // Live connections per source address (public listener) and sessions per user.
+  connection_counts by_address;
+  connection_counts by_user;
+  /// Parsed from cfg.address_limit_exempt by gateway::start, read-only after.
+  std::vector<source_network> address_limit_exempt;
 
   std::mutex closed_mtx;
   std::condition_variable closed_cv;  // notified when a session ends

@@ -49,9 +49,10 @@ ws_parser_limits parser_limits(const gateway_config& cfg) {
 
 }  // namespace
 
-ws_session::ws_session(stream socket, struct io_lane& l, server_state& st,
-                       std::string_view already_read)
+ws_session::ws_session(stream socket, connection_counts::slot address_slot, struct io_lane& l,
+                       server_state& st, std::string_view already_read)
     : socket_(std::move(socket)),
+      address_slot_(std::move(address_slot)),
       lane_(l),
       st_(st),
       deadline_(l.ioc),
@@ -198,6 +199,12 @@ void ws_session::on_event(const ws_event& e) {
 
 void ws_session::on_refused(ws_rejection why) {
   st_.refused_messages[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+  if (why == ws_rejection::invalid_utf8) {
+    // RFC 6455 (8.1) fails the connection on text that is not UTF-8, with 1007; PROTOCOL.md
+    // promises the bad_request error, so it goes first and the client learns why.
+    respond(error_frame("", errc::bad_request, "text is not valid UTF-8"));
+    return close(close_code::invalid_payload, "text is not valid UTF-8");
+  }
   if (!charge()) return;
   switch (why) {
     case ws_rejection::too_large:
@@ -205,7 +212,7 @@ void ws_session::on_refused(ws_rejection why) {
     case ws_rejection::binary:
       return reply_error("", errc::bad_request, "binary frames are not supported; send JSON text");
     case ws_rejection::invalid_utf8:
-      return reply_error("", errc::bad_request, "text is not valid UTF-8");
+      break;  // above
   }
 }
 
@@ -400,6 +407,16 @@ void ws_session::handle_hello(request& r) {
                          "'user' must be 1 to 128 chars of [A-Za-z0-9_.:@-]");
     user = user_id{r.dev_user};
   }
+  auto slot = st_.by_user.take(user->str(), st_.cfg.max_connections_per_user);
+  if (!slot) {
+    st_.refused_by_user.fetch_add(1, std::memory_order_relaxed);
+    respond(error_frame(r.id, errc::rate_limited,
+                        "this user has the most connections a user may have (" +
+                            std::to_string(st_.cfg.max_connections_per_user) +
+                            "); close one first"));
+    return close(close_code::rate_limited, "too many connections for this user");
+  }
+  user_slot_ = std::move(*slot);
   user_ = std::move(*user);
   state_ = state::ready;
   deadline_.cancel();
@@ -569,6 +586,8 @@ void ws_session::teardown() {
   error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
+  address_slot_.release();
+  user_slot_.release();
   for (auto& room : joined_) {
     command c;
     c.op = room_op::disconnect;

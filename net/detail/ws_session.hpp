@@ -29,7 +29,9 @@ struct request;
 
 class ws_session final : public client_link {
  public:
-  ws_session(stream socket, io_lane& l, server_state& st, std::string_view already_read);
+  /// `address_slot`: the connection's place in its source address's count, held until teardown.
+  ws_session(stream socket, connection_counts::slot address_slot, io_lane& l, server_state& st,
+             std::string_view already_read);
   ~ws_session() override;
 
   /// Starts reading, the hello deadline and the liveness checks. Lane thread.
@@ -85,6 +87,10 @@ class ws_session final : public client_link {
   void resize_read_buffer(std::size_t cap);
 
   stream socket_;  // TCP, or TLS over it
+  // Places in the per-address and per-user counts, given back at teardown (the object itself
+  // may live on a little in the rooms' hands).
+  connection_counts::slot address_slot_;
+  connection_counts::slot user_slot_;
   io_lane& lane_;
   server_state& st_;
   boost::asio::steady_timer deadline_;  // hello timeout, then the close handshake limit

@@ -31,6 +31,8 @@ class raw_ws {
   raw_ws& operator=(const raw_ws&) = delete;
 
   void upgrade();
+  /// The handshake, reporting instead of failing the test (for a connection that may be refused).
+  bool try_upgrade();
   /// Writes all of `bytes`; false when the server has closed the connection.
   bool send_raw(std::string_view bytes);
   /// Sends a text frame, and `{"op":"hello",...}` expecting welcome (fails the test otherwise).

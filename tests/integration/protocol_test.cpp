@@ -175,7 +175,8 @@ TEST_CASE(
       }
       ++expect;
     }
-    CHECK_FALSE(sub->recv(100ms));  // no duplicates
+    // No duplicates. A presence push (users came and went) may still be on its way under load.
+    while (auto extra = sub->recv(100ms)) CHECK_FALSE(is_event(*extra));
   }
 }
 

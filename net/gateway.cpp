@@ -5,6 +5,7 @@
 #include <boost/asio/ip/network_v6.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,6 +13,7 @@
 
 #include <thread>
 
+#include "core/log.hpp"
 #include "net/detail/http_session.hpp"
 #include "net/detail/server_state.hpp"
 #include "net/detail/tls.hpp"
@@ -31,6 +33,11 @@ namespace {
 constexpr int keepalive_idle_s = 60;
 constexpr int keepalive_interval_s = 10;
 constexpr int keepalive_count = 3;
+
+// After a failed accept (out of file descriptors, mostly) the listener waits this long before
+// accepting again: the failing connection stays in the backlog, so accepting at once would fail
+// again at once, a busy loop on lane 0 until some descriptor is freed.
+constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
 
 void set_keepalive(tcp::socket& s) {
   error_code ignored;
@@ -85,7 +92,8 @@ class listener {
         st_(st),
         handler_(std::move(handler)),
         websocket_(websocket),
-        acceptor_(lanes[0]->ioc) {}
+        acceptor_(lanes[0]->ioc),
+        retry_(lanes[0]->ioc) {}
 
   std::optional<std::string> open(const endpoint& ep) {
     error_code ec;
@@ -109,6 +117,7 @@ class listener {
     asio::post(acceptor_.get_executor(), [this] {
       error_code ignored;
       acceptor_.close(ignored);
+      retry_.cancel();
     });
   }
 
@@ -116,21 +125,34 @@ class listener {
   void do_accept() {
     auto& l = *lanes_[next_++ % lanes_.size()];
     acceptor_.async_accept(l.ioc, [this, &l](error_code ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        if (auto slot = admit(socket)) {
-          set_keepalive(socket);
-          auto tls = websocket_ ? st_.tls_context() : nullptr;
-          asio::post(l.ioc, [this, &l, s = std::move(socket), tls = std::move(tls),
-                             slot = std::move(*slot)]() mutable {
-            detail::serve_http(
-                tls ? detail::stream(std::move(s), std::move(tls)) : detail::stream(std::move(s)),
-                std::move(slot), l, st_, handler_, websocket_);
-          });
-        }
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) return retry_later(ec);
+      if (failing_) {
+        failing_ = false;
+        log(log_level::info, "accept_recovered", {{"port", port_}});
       }
-      // Out of file descriptors and the like: keep accepting once some are freed.
+      if (auto slot = admit(socket)) {
+        set_keepalive(socket);
+        auto tls = websocket_ ? st_.tls_context() : nullptr;
+        asio::post(l.ioc, [this, &l, s = std::move(socket), tls = std::move(tls),
+                           slot = std::move(*slot)]() mutable {
+          detail::serve_http(
+              tls ? detail::stream(std::move(s), std::move(tls)) : detail::stream(std::move(s)),
+              std::move(slot), l, st_, handler_, websocket_);
+        });
+      }
       do_accept();
+    });
+  }
+
+  void retry_later(const error_code& ec) {
+    if (!failing_) {
+      failing_ = true;
+      log(log_level::warn, "accept_failed", {{"port", port_}, {"error", ec.message()}});
+    }
+    retry_.expires_after(accept_retry_delay);
+    retry_.async_wait([this](error_code ec) {
+      if (!ec && acceptor_.is_open()) do_accept();
     });
   }
 
@@ -158,6 +180,8 @@ class listener {
   http_handler handler_;
   bool websocket_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_;  // the wait after a failed accept
+  bool failing_ = false;      // accepting fails (logged once until an accept succeeds)
   std::size_t next_ = 0;
   std::uint16_t port_ = 0;
 };

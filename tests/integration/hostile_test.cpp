@@ -4,8 +4,17 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/node_process.hpp"
@@ -26,6 +35,41 @@ std::int64_t rss_bytes(int pid) {
     if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6)) * 1024;
   FAIL("no VmRSS for pid " << pid);
   return 0;
+}
+
+/// The node's CPU time (user + system) in clock ticks.
+long cpu_ticks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+std::size_t open_fds(int pid) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    n += 1;
+  return n;
+}
+
+/// A plain TCP connection to 127.0.0.1:port that sends nothing; -1 on failure.
+int tcp_connect(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
 }
 
 bool node_answers(std::uint16_t port) {
@@ -136,6 +180,28 @@ TEST_CASE("a slowloris handshake is cut at the handshake timeout") {
   }
   CHECK(c.wait_disconnected(5s));
   CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+  CHECK(node_answers(node.port()));
+}
+
+TEST_CASE("a node out of file descriptors waits to accept instead of spinning") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--io-threads", "1", "--actor-threads", "1"});
+  // The node raised its limit at start; lower it under its feet so that a few connections
+  // exhaust it.
+  rlimit low{};
+  low.rlim_cur = low.rlim_max = open_fds(node.pid()) + 8;
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &low, nullptr) == 0);
+  std::vector<int> socks;
+  for (int i = 0; i < 24; ++i)
+    if (int fd = tcp_connect(node.port()); fd >= 0) socks.push_back(fd);
+  // Those the node cant take wait in the listen backlog.
+  CHECK(node.wait_output("accept_failed", 5s));
+  auto before = cpu_ticks(node.pid());
+  std::this_thread::sleep_for(1s);  // the interval measured, not synchronization
+  // A busy accept loop would take a whole core: about sysconf(_SC_CLK_TCK) ticks.
+  CHECK(cpu_ticks(node.pid()) - before < sysconf(_SC_CLK_TCK) / 5);
+  for (int fd : socks) ::close(fd);
+  CHECK(node.wait_output("accept_recovered", 5s));
   CHECK(node_answers(node.port()));
 }
 

@@ -9,6 +9,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -83,6 +84,20 @@ std::string address_key(const asio::ip::address& a) {
   return asio::ip::address_v6(b).to_string() + "/64";
 }
 
+/// Whether an accepted socket `fd` eats into the file descriptors kept for the node itself. The
+/// journal opens files as it goes (RocksDB: one per flush and compaction output) and fails its
+/// writes for good when it can't, and the admin API must stay reachable: connections may use
+/// the descriptors only up to a reserve of a sixteenth of the limit (at least 16), the admin
+/// listener half of it. Linux hands out the lowest free descriptor, so a socket numbered within
+/// the reserve means at most that many are free. Read at each accept: the limit may change.
+bool within_fd_reserve(int fd, bool public_listener) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return false;
+  auto reserve = std::max<std::uint64_t>(16, rl.rlim_cur / 16);
+  if (!public_listener) reserve /= 2;
+  return static_cast<std::uint64_t>(fd) + reserve >= rl.rlim_cur;
+}
+
 /// Accepts connections on lane 0's io_context and deals them out to the lanes round-robin.
 class listener {
  public:
@@ -131,6 +146,16 @@ class listener {
         failing_ = false;
         log(log_level::info, "accept_recovered", {{"port", port_}});
       }
+      if (within_fd_reserve(socket.native_handle(), websocket_)) {
+        st_.refused_by_fds.fetch_add(1, std::memory_order_relaxed);
+        if (!refusing_)
+          log(log_level::warn, "connections_refused", {{"port", port_}, {"reason", "open files"}});
+        refusing_ = true;
+        error_code ignored;
+        socket.close(ignored);
+        return do_accept();
+      }
+      refusing_ = false;
       if (auto slot = admit(socket)) {
         set_keepalive(socket);
         auto tls = websocket_ ? st_.tls_context() : nullptr;
@@ -182,6 +207,7 @@ class listener {
   tcp::acceptor acceptor_;
   asio::steady_timer retry_;  // the wait after a failed accept
   bool failing_ = false;      // accepting fails (logged once until an accept succeeds)
+  bool refusing_ = false;     // the last connection was refused (logged once until one is taken)
   std::size_t next_ = 0;
   std::uint16_t port_ = 0;
 };
@@ -333,6 +359,10 @@ void gateway::render_metrics(std::string& out) const {
   counter("kaiwa_ws_joins_refused_total",
           "Joins refused because the connection was subscribed to its most rooms.",
           s.joins_refused);
+  counter("kaiwa_connections_refused_fds_total",
+          "Connections closed as soon as accepted because the node's free file descriptors were "
+          "down to the reserve kept for its storage and admin API.",
+          s.refused_by_fds);
 }
 
 gateway_stats gateway::stats() const {

@@ -89,6 +89,7 @@ struct server_state {
   std::atomic<std::uint64_t> joins_refused{0};
   std::atomic<std::uint64_t> refused_by_address{0};  // connections closed at accept
   std::atomic<std::uint64_t> refused_by_user{0};     // hellos refused
+  std::atomic<std::uint64_t> refused_by_fds{0};      // closed at accept: fds running out
 
   // Live connections per source address (public listener) and sessions per user.
   connection_counts by_address;

@@ -186,22 +186,48 @@ TEST_CASE("a slowloris handshake is cut at the handshake timeout") {
 TEST_CASE("a node out of file descriptors waits to accept instead of spinning") {
   temp_dir dir;
   node_process node(dir.str(), {"--io-threads", "1", "--actor-threads", "1"});
-  // The node raised its limit at start; lower it under its feet so that a few connections
-  // exhaust it.
-  rlimit low{};
-  low.rlim_cur = low.rlim_max = open_fds(node.pid()) + 8;
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &low, nullptr) == 0);
-  std::vector<int> socks;
-  for (int i = 0; i < 24; ++i)
-    if (int fd = tcp_connect(node.port()); fd >= 0) socks.push_back(fd);
-  // Those the node cant take wait in the listen backlog.
+  rlimit was{};
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, nullptr, &was) == 0);
+  // Lowered under its feet below every descriptor it has: each accept fails (EMFILE), and the
+  // connection stays in the backlog.
+  rlimit none = was;
+  none.rlim_cur = 1;
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &none, nullptr) == 0);
+  int fd = tcp_connect(node.port());
+  REQUIRE(fd >= 0);
   CHECK(node.wait_output("accept_failed", 5s));
   auto before = cpu_ticks(node.pid());
   std::this_thread::sleep_for(1s);  // the interval measured, not synchronization
   // A busy accept loop would take a whole core: about sysconf(_SC_CLK_TCK) ticks.
   CHECK(cpu_ticks(node.pid()) - before < sysconf(_SC_CLK_TCK) / 5);
-  for (int fd : socks) ::close(fd);
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &was, nullptr) == 0);
   CHECK(node.wait_output("accept_recovered", 5s));
+  ::close(fd);
+  CHECK(node_answers(node.port()));
+}
+
+TEST_CASE("connections are refused before they take the descriptors the node keeps for itself") {
+  temp_dir dir;
+  node_process node(dir.str());
+  rlimit was{};
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, nullptr, &was) == 0);
+  // 32 descriptors left, of which the node keeps 16 (the minimum reserve) for its journal and
+  // its admin API.
+  rlimit low = was;
+  low.rlim_cur = open_fds(node.pid()) + 32;
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &low, nullptr) == 0);
+  std::vector<int> socks;
+  for (int i = 0; i < 48; ++i)
+    if (int fd = tcp_connect(node.port()); fd >= 0) socks.push_back(fd);
+  REQUIRE(node.wait_output("connections_refused", 5s));
+  // At most one of the reserve in use: a connection being refused (accepted, not yet closed).
+  CHECK(open_fds(node.pid()) <= low.rlim_cur - 15);
+  auto [status, body] = http_get(node.admin_port(), "/metrics");
+  CHECK(status == 200);
+  CHECK(body.find("kaiwa_connections_refused_fds_total 0\n") == std::string::npos);
+  CHECK(body.find("kaiwa_connections_refused_fds_total ") != std::string::npos);
+  for (int fd : socks) ::close(fd);
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &was, nullptr) == 0);
   CHECK(node_answers(node.port()));
 }
 

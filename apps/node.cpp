@@ -301,8 +301,9 @@ bool node::public_http(const net::http_request& r, const net::http_respond& resp
     return answer(respond, text(405, "method not allowed\n"));
   if (path == "/healthz") return answer(respond, text(200, "ok\n"));
   if (path == "/readyz")
-    return answer(respond,
-                  ready_ && rooms_->ready() ? text(200, "ready\n") : text(503, "not ready\n"));
+    return answer(respond, ready_ && rooms_->ready() && journal_->writable()
+                               ? text(200, "ready\n")
+                               : text(503, "not ready\n"));
   if (auto* asset = find_web_asset(path)) {
     // Revalidated on every use (no-cache) and answered 304 while unchanged: an upgraded node
     // never serves a stale client, and an unchanged one costs a round trip, no bytes.
@@ -476,7 +477,8 @@ std::string node::status_json() const {
       .field("rss_bytes", process_rss_bytes())
       .field("open_fds", process_open_fds())
       .field("fd_limit", process_fd_limit())
-      .field("ready", ready_.load() && rooms_->ready())
+      .field("ready", ready_.load() && rooms_->ready() && journal_->writable())
+      .field("journal_writable", journal_->writable())
       .field("draining", draining_.load())
       .field("data_dir", cfg_.journal.dir);
   if (cfg_.rooms.cluster)

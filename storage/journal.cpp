@@ -195,6 +195,9 @@ struct journal::impl {
   std::atomic<std::uint64_t> write_sets{0};
 
   void run_writer();
+  // The last write failed (logged once per episode). RocksDB refuses all writes after some
+  // failures (a new WAL it could not create: out of descriptors, say) until it is reopened.
+  std::atomic<bool> failing{false};
   void close();
   std::optional<error> check_format(std::uint32_t shards);
   std::optional<error> migrate_unsharded_keys();
@@ -247,6 +250,9 @@ void journal::impl::run_writer() {
       for (auto& op : p.ws.ops_) wb.Put(cfs[op.family], op.key, op.value);
     auto started = std::chrono::steady_clock::now();
     auto s = db->Write(write_opts, &wb);
+    if (!s.ok() && !failing.exchange(true))
+      log(log_level::error, "journal_write_failed", {{"error", s.ToString()}});
+    if (s.ok() && failing.exchange(false)) log(log_level::info, "journal_write_recovered");
     auto took = std::chrono::steady_clock::now() - started;
     write_seconds.observe(std::chrono::duration<double>(took).count());
     batch_sizes.observe(static_cast<double>(batch.size()));
@@ -617,6 +623,8 @@ void journal::render_metrics(std::string& out) const {
   impl_->write_seconds.render(out, "kaiwa_journal_write_seconds",
                               "Latency of a group commit's RocksDB write, WAL sync included.");
 }
+
+bool journal::writable() const noexcept { return !impl_->failing.load(); }
 
 journal_stats journal::stats() const { return {impl_->commits.load(), impl_->write_sets.load()}; }
 

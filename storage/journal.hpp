@@ -102,6 +102,9 @@ class journal {
   result<seq_t> marker(const user_id& user, const room_id& room) const;
 
   journal_stats stats() const;
+  /// False while writes fail (since the last write failed, until one succeeds): the node is
+  /// then not ready.
+  bool writable() const noexcept;
   /// Rooms on disk and the database's size (SST files plus memtables), from RocksDB's estimates.
   struct disk_stats {
     std::uint64_t rooms = 0;

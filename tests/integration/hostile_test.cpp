@@ -231,6 +231,35 @@ TEST_CASE("connections are refused before they take the descriptors the node kee
   CHECK(node_answers(node.port()));
 }
 
+TEST_CASE("a journal that can't write makes the node not ready, and says why") {
+  temp_dir dir;
+  node_process node(dir.str(), {"--durability", "async"});
+  ws_client c(node.port());
+  c.hello("writer");
+  CHECK(c.request(R"({"op":"send","id":0,"room":"full","text":"first"})", 0).str("op") == "ack");
+  CHECK(http_get(node.admin_port(), "/readyz").first == 200);
+  rlimit was{};
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, nullptr, &was) == 0);
+  // No descriptor to spare: when RocksDB switches its memtable it can't create the next WAL,
+  // and takes no more writes until it is reopened.
+  rlimit none = was;
+  none.rlim_cur = 1;
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &none, nullptr) == 0);
+  const std::string text(16000, 'f');
+  for (int id = 1; id <= 6000 && !node.wait_output("journal_write_failed", 0ms); ++id) {
+    c.send(R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":"full","text":")" + text +
+           "\"}");
+    if (id % 100 == 0) c.next_where([&](const message& m) { return m.num("id") == id; }, 30s);
+  }
+  REQUIRE(node.wait_output("journal_write_failed", 10s));
+  CHECK(node.output().find("Too many open files") != std::string::npos);
+  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &was, nullptr) == 0);
+  CHECK(http_get(node.admin_port(), "/readyz").first == 503);
+  auto [status, body] = http_get(node.admin_port(), "/admin/v1/status");
+  CHECK(status == 200);
+  CHECK(body.find(R"("journal_writable":false)") != std::string::npos);
+}
+
 TEST_CASE("a connection that never sends hello is closed with 4001") {
   temp_dir dir;
   node_process node(dir.str(), {"--hello-timeout", "0.3"});

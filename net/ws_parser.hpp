@@ -20,6 +20,7 @@
 //
 // Not thread-safe; one per connection.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -78,6 +79,12 @@ class ws_parser {
   /// again with the rest until `need_more`. Precondition: `limits.padding` readable bytes follow
   /// `data + len` (the in-place fast path hands out views into `data`).
   ws_event next(char* data, std::size_t len);
+
+  /// Raises the largest message accepted to `n` (never lowers it: a message being assembled was
+  /// admitted under the old limit, and its buffer sized by it). The skip bound stays.
+  void raise_max_message_bytes(std::size_t n) noexcept {
+    limits_.max_message_bytes = std::max(limits_.max_message_bytes, n);
+  }
 
   /// Frames whose header has been parsed so far (for metrics).
   std::uint64_t frames() const noexcept { return frames_; }

@@ -24,6 +24,11 @@ constexpr std::size_t initial_read_bytes = 512;
 // A client that fills its read buffer gets a bigger one, up to this; one that sends little gets
 // the small one back.
 constexpr std::size_t max_read_bytes = 64 * 1024;
+// Before its hello a connection is a stranger's: the largest message it may send is a hello
+// (a token is at most 1024 bytes), and its read buffer stays small, so that connections that
+// never say hello cost little memory (they used to hold a 64 KiB message and a 64 KiB read
+// buffer each until the hello timeout).
+constexpr std::size_t max_hello_bytes = 4096;
 constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
 constexpr int max_consecutive_errors = 10;
 constexpr int max_consecutive_limited = 100;
@@ -41,7 +46,7 @@ std::int64_t now_us() {
 
 ws_parser_limits parser_limits(const gateway_config& cfg) {
   ws_parser_limits l;
-  l.max_message_bytes = cfg.max_message_bytes;
+  l.max_message_bytes = std::min(max_hello_bytes, cfg.max_message_bytes);
   l.max_skip_bytes = skip_factor * cfg.max_message_bytes;
   l.padding = padding;
   return l;
@@ -105,7 +110,7 @@ void ws_session::resize_read_buffer(std::size_t cap) {
 
 void ws_session::do_read() {
   if (rlen_ == 0) {
-    if (last_read_ == rcap_ && rcap_ < max_read_bytes)
+    if (last_read_ == rcap_ && rcap_ < max_read_bytes && state_ == state::ready)
       resize_read_buffer(std::min(rcap_ * 2, max_read_bytes));
     else if (rcap_ > initial_read_bytes && last_read_ < rcap_ / 8)
       resize_read_buffer(initial_read_bytes);
@@ -419,6 +424,7 @@ void ws_session::handle_hello(request& r) {
   user_slot_ = std::move(*slot);
   user_ = std::move(*user);
   state_ = state::ready;
+  parser_.raise_max_message_bytes(st_.cfg.max_message_bytes);
   deadline_.cancel();
   frame_builder b;
   begin_reply(b, "welcome", r.id)

@@ -321,6 +321,27 @@ TEST_CASE("conformance 9: large messages up to the limit, in any fragmentation a
   }
 }
 
+TEST_CASE("before hello a message over 4 KiB is too_large; after it the full limit applies") {
+  temp_dir dir;
+  node_process node(dir.str());
+  raw_ws c(node.port());
+  // A stranger's connection holds at most a hello's worth of message (it used to hold 64 KiB
+  // until the hello timeout): bigger is refused unread, fragmented or not.
+  c.send_raw(client_frame(ws_op::text, ping_op(1, 4097)));
+  CHECK(is_error(c.next_text(), "too_large"));
+  c.send_raw(client_frame(ws_op::text, std::string(3000, ' '), {.fin = false}) +
+             client_frame(ws_op::continuation, std::string(3000, ' ')));
+  CHECK(is_error(c.next_text(), "too_large"));
+  c.send_raw(client_frame(ws_op::text, ping_op(2, 4096)));
+  CHECK(is_error(c.next_text(), "unauthorized"));
+  // The hello and a message of the full limit in one write: the limit is raised between them.
+  c.send_raw(client_frame(ws_op::text, R"({"op":"hello","id":3,"user":"late"})") +
+             client_frame(ws_op::text, ping_op(4, 65536)));
+  auto welcome = c.next_text();
+  CHECK((welcome && welcome->find(R"("op":"welcome")") != std::string::npos));
+  expect_pong(c, 4);
+}
+
 TEST_CASE(
     "conformance 9: messages over the limit get too_large and are skipped; beyond the skip "
     "bound 1009") {

@@ -288,8 +288,10 @@ bool ws_session::take_token() {
   if (st_.cfg.rate_limit == 0) return true;
   auto now = now_us();
   std::int64_t cap = std::int64_t{st_.cfg.rate_limit} * 2000;
-  tokens_milli_ =
-      std::min(cap, tokens_milli_ + (now - last_refill_us_) * st_.cfg.rate_limit / 1000);
+  // Two seconds refill the bucket; counting no more keeps the product far from overflowing
+  // (an hour's silence times a rate limit near 2^32 would not fit in 63 bits).
+  auto elapsed_us = std::min<std::int64_t>(now - last_refill_us_, 2'000'000);
+  tokens_milli_ = std::min(cap, tokens_milli_ + elapsed_us * st_.cfg.rate_limit / 1000);
   last_refill_us_ = now;
   if (tokens_milli_ < 1000) return false;
   tokens_milli_ -= 1000;

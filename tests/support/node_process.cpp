@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <catch2/catch.hpp>
 #include <regex>
 #include <stdexcept>
 
@@ -19,6 +20,20 @@ extern char** environ;
 namespace kaiwa::test {
 
 using namespace std::chrono_literals;
+
+namespace {
+
+/// A node built with sanitizers (the asan preset) prints their reports and, for UBSan
+/// (-fno-sanitize-recover), aborts. Tests must not pass over them unseen: an abort after a
+/// test's last request, or a report on a path no assertion covers, would otherwise go unnoticed.
+void check_no_sanitizer_report(const std::string& output) {
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+    auto at = output.find(marker);
+    if (at != std::string::npos) FAIL_CHECK("sanitizer report from kaiwa:\n" << output.substr(at));
+  }
+}
+
+}  // namespace
 
 node_process::node_process(const std::string& data_dir, std::vector<std::string> extra) {
   std::vector<std::string> args = {KAIWA_BINARY, "start",       "--listen",   "127.0.0.1:0",
@@ -108,6 +123,7 @@ int node_process::stop(int sig) {
   waitpid(pid_, &status, 0);
   pid_ = -1;
   if (reader_.joinable()) reader_.join();
+  check_no_sanitizer_report(output_);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -121,6 +137,7 @@ command_result run_kaiwa(const std::vector<std::string>& args) {
   char buf[4096];
   while (auto n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   int status = pclose(p);
+  check_no_sanitizer_report(out);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::move(out)};
 }
 

@@ -1,4 +1,5 @@
 #include "apps/cert.hpp"
+#include "core/openssl_errors.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 #include <sstream>
 
 #include "core/ids.hpp"
+#include "core/openssl_errors.hpp"
 
 namespace kaiwa::app {
 
@@ -34,17 +36,6 @@ using bn_ptr = std::unique_ptr<BIGNUM, openssl_deleter<BIGNUM, BN_free>>;
 
 /// An error message, or nothing.
 using failure = std::optional<std::string>;
-
-std::string openssl_errors() {
-  std::string out;
-  while (auto e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string("unknown OpenSSL error") : out;
-}
 
 /// Writes `data` to a new file `path` with `mode`; an existing file is an error, never
 /// overwritten (a CA key written over is a cluster that can't add members any more).

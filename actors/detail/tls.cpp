@@ -1,4 +1,5 @@
 #include "actors/detail/tls.hpp"
+#include "core/openssl_errors.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -21,24 +22,13 @@
 #include <functional>
 
 #include "core/log.hpp"
+#include "core/openssl_errors.hpp"
 
 namespace kaiwa::detail {
 
 namespace {
 
 namespace net = caf::io::network;
-
-/// OpenSSL's queued errors of this thread as one line; the queue is left empty.
-std::string openssl_errors() {
-  std::string out;
-  while (auto e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string("connection closed") : out;
-}
 
 // Keys must be unencrypted (a daemon has no terminal to ask on): a callback that gives no
 // passphrase makes an encrypted key fail to load instead of prompting.
@@ -175,8 +165,9 @@ class tls_session {
   }
 
   std::string handshake_error(int err = SSL_ERROR_SSL) {
-    auto why = err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 ? std::string("connection closed")
-                                                                 : openssl_errors();
+    auto why = err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0
+                   ? std::string("connection closed")
+                   : openssl_errors("connection closed");
     if (auto v = SSL_get_verify_result(ssl_.get()); v != X509_V_OK)
       why += std::string(" (certificate: ") + X509_verify_cert_error_string(v) + ")";
     return why;

@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "core/openssl_errors.hpp"
+
 namespace kaiwa::net::detail {
 
 namespace ssl = boost::asio::ssl;
@@ -15,15 +17,6 @@ constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-std::string openssl_error() {
-  auto e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "unknown error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
-
 }  // namespace
 
 std::shared_ptr<ssl::context> make_tls_context(const std::string& cert_chain_file,
@@ -33,16 +26,16 @@ std::shared_ptr<ssl::context> make_tls_context(const std::string& cert_chain_fil
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   if (SSL_CTX_set_cipher_list(native, tls12_ciphers) != 1) {
-    error = "can't set the TLS 1.2 ciphers: " + openssl_error();
+    error = "can't set the TLS 1.2 ciphers: " + openssl_errors();
     return nullptr;
   }
   ERR_clear_error();
   if (SSL_CTX_use_certificate_chain_file(native, cert_chain_file.c_str()) != 1) {
-    error = "can't load the certificate chain '" + cert_chain_file + "': " + openssl_error();
+    error = "can't load the certificate chain '" + cert_chain_file + "': " + openssl_errors();
     return nullptr;
   }
   if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    error = "can't load the private key '" + key_file + "': " + openssl_error();
+    error = "can't load the private key '" + key_file + "': " + openssl_errors();
     return nullptr;
   }
   if (SSL_CTX_check_private_key(native) != 1) {

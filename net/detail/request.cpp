@@ -275,6 +275,9 @@ void parse_room_command(std::string_view op, field_reader& f, command& c) {
 }  // namespace
 
 parse_result parse_request(std::string_view json, bool padded) {
+  // A byte order mark is not JSON, but RFC 8259 (section 8.1) lets a parser ignore one, and
+  // some client libraries write it.
+  if (json.starts_with("\xEF\xBB\xBF")) json.remove_prefix(3);
   thread_local simdjson::dom::parser parser = [] {
     simdjson::dom::parser p;
     if (p.allocate(64 * 1024 + 64, max_depth)) throw std::bad_alloc();

@@ -103,3 +103,8 @@ TEST_CASE("integer ids round-trip exactly as sent") {
   CHECK(ok(R"({"op":"ping","id":")" + jp + "\"}").id == "\"" + jp + "\"");
   CHECK(bad(R"({"op":"ping","id":")" + jp + "x\"}").code == errc::bad_request);
 }
+
+TEST_CASE("a UTF-8 byte order mark before the request is ignored") {
+  CHECK(ok("\xEF\xBB\xBF{\"op\":\"ping\",\"id\":15}").id == "15");
+  CHECK(bad("\xEF\xBB\xBF{\"op\":\"nosuch\",\"id\":16}").id == "16");
+}

@@ -205,20 +205,6 @@ void make_certs(const std::string& dir, std::size_t nodes) {
   }
 }
 
-/// A plain TCP connection to 127.0.0.1:port (the test's own end of it).
-int tcp_connect(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 /// Waits (bounded) until the peer ends the stream on `fd`; false if it is still open after 10 s.
 bool closed_by_peer(int fd) {
   auto deadline = std::chrono::steady_clock::now() + 10s;

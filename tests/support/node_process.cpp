@@ -1,6 +1,8 @@
 #include "tests/support/node_process.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -163,6 +165,17 @@ std::pair<int, std::string> http_call(
   http::response<http::string_body> res;
   http::read(stream, buf, res);
   return {res.result_int(), res.body()};
+}
+
+int tcp_connect(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
 }
 
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {

@@ -60,6 +60,10 @@ struct command_result {
 /// Runs the kaiwa binary with `args` to completion.
 command_result run_kaiwa(const std::vector<std::string>& args);
 
+/// A plain TCP connection to 127.0.0.1:port that sends nothing (the test's end of it, to close);
+/// -1 on failure.
+int tcp_connect(std::uint16_t port);
+
 /// A plain HTTP GET to 127.0.0.1:port; returns the status code and the body.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);
 /// A POST as the admin CLI sends it (with the Kaiwa-Admin header).

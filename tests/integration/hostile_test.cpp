@@ -30,15 +30,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Under the sanitizers a node can't be run out of file descriptors: UBSan's vptr check opens a
-// pipe to probe memory on CAF's messages, and without a descriptor it reports a false "invalid
-// vptr" and aborts the node. The release suite runs the tests that need it.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool descriptors_can_run_out = false;
-#else
-constexpr bool descriptors_can_run_out = true;
-#endif
-
 /// The node's resident set in bytes.
 std::int64_t rss_bytes(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -72,17 +63,23 @@ std::size_t open_fds(int pid) {
   return n;
 }
 
-/// A plain TCP connection to 127.0.0.1:port that sends nothing; -1 on failure.
-int tcp_connect(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
-  if (fd >= 0) ::close(fd);
-  return -1;
-}
+/// Lowers a node's open-files limit under its feet; restore() (or the destructor) puts the
+/// limit it had back.
+class descriptor_limit {
+ public:
+  descriptor_limit(int pid, rlim_t soft) : pid_(pid) {
+    REQUIRE(::prlimit(pid_, RLIMIT_NOFILE, nullptr, &was_) == 0);
+    rlimit lowered = was_;
+    lowered.rlim_cur = soft;
+    REQUIRE(::prlimit(pid_, RLIMIT_NOFILE, &lowered, nullptr) == 0);
+  }
+  ~descriptor_limit() { ::prlimit(pid_, RLIMIT_NOFILE, &was_, nullptr); }
+  void restore() { REQUIRE(::prlimit(pid_, RLIMIT_NOFILE, &was_, nullptr) == 0); }
+
+ private:
+  int pid_;
+  rlimit was_{};
+};
 
 /// While alive, nodes started get a small AddressSanitizer quarantine. ASan keeps up to 256 MB
 /// of freed memory resident (to catch uses after free), so a node built with it could never be
@@ -218,19 +215,11 @@ TEST_CASE("a slowloris handshake is cut at the handshake timeout") {
 }
 
 TEST_CASE("a node out of file descriptors waits to accept instead of spinning") {
-  if (!descriptors_can_run_out) {
-    SUCCEED("not run under the sanitizers");
-    return;
-  }
   temp_dir dir;
   node_process node(dir.str(), {"--io-threads", "1", "--actor-threads", "1"});
-  rlimit was{};
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, nullptr, &was) == 0);
-  // Lowered under its feet below every descriptor it has: each accept fails (EMFILE), and the
-  // connection stays in the backlog.
-  rlimit none = was;
-  none.rlim_cur = 1;
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &none, nullptr) == 0);
+  // Below every descriptor it has: each accept fails (EMFILE), and the connection stays in the
+  // backlog.
+  descriptor_limit none(node.pid(), 1);
   int fd = tcp_connect(node.port());
   REQUIRE(fd >= 0);
   CHECK(node.wait_output("accept_failed", 5s));
@@ -238,7 +227,7 @@ TEST_CASE("a node out of file descriptors waits to accept instead of spinning") 
   std::this_thread::sleep_for(1s);  // the interval measured, not synchronization
   // A busy accept loop would take a whole core: about sysconf(_SC_CLK_TCK) ticks.
   CHECK(cpu_ticks(node.pid()) - before < sysconf(_SC_CLK_TCK) / 5);
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &was, nullptr) == 0);
+  none.restore();
   CHECK(node.wait_output("accept_recovered", 5s));
   ::close(fd);
   CHECK(node_answers(node.port()));
@@ -247,47 +236,36 @@ TEST_CASE("a node out of file descriptors waits to accept instead of spinning") 
 TEST_CASE("connections are refused before they take the descriptors the node keeps for itself") {
   temp_dir dir;
   node_process node(dir.str());
-  rlimit was{};
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, nullptr, &was) == 0);
   // 32 descriptors left, of which the node keeps 16 (the minimum reserve) for its journal and
   // its admin API.
-  rlimit low = was;
-  low.rlim_cur = open_fds(node.pid()) + 32;
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &low, nullptr) == 0);
+  auto limit = open_fds(node.pid()) + 32;
+  descriptor_limit low(node.pid(), limit);
   std::vector<int> socks;
   for (int i = 0; i < 48; ++i)
     if (int fd = tcp_connect(node.port()); fd >= 0) socks.push_back(fd);
   REQUIRE(node.wait_output("connections_refused", 5s));
   // At most two of the reserve in use: a connection being refused (accepted, not yet closed)
   // and one the node opens for itself meanwhile (a RocksDB file; the sanitizers' runtime).
-  CHECK(open_fds(node.pid()) <= low.rlim_cur - 14);
+  CHECK(open_fds(node.pid()) <= limit - 14);
   auto [status, body] = http_get(node.admin_port(), "/metrics");
   CHECK(status == 200);
   CHECK(body.find("kaiwa_connections_refused_fds_total 0\n") == std::string::npos);
   CHECK(body.find("kaiwa_connections_refused_fds_total ") != std::string::npos);
   for (int fd : socks) ::close(fd);
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &was, nullptr) == 0);
+  low.restore();
   CHECK(node_answers(node.port()));
 }
 
 TEST_CASE("a journal that can't write makes the node not ready, and says why") {
-  if (!descriptors_can_run_out) {
-    SUCCEED("not run under the sanitizers");
-    return;
-  }
   temp_dir dir;
   node_process node(dir.str(), {"--durability", "async"});
   ws_client c(node.port());
   c.hello("writer");
   CHECK(c.request(R"({"op":"send","id":0,"room":"full","text":"first"})", 0).str("op") == "ack");
   CHECK(http_get(node.admin_port(), "/readyz").first == 200);
-  rlimit was{};
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, nullptr, &was) == 0);
   // No descriptor to spare: when RocksDB switches its memtable it can't create the next WAL,
   // and takes no more writes until it is reopened.
-  rlimit none = was;
-  none.rlim_cur = 1;
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &none, nullptr) == 0);
+  descriptor_limit none(node.pid(), 1);
   const std::string text(16000, 'f');
   for (int id = 1; id <= 6000 && !node.wait_output("journal_write_failed", 0ms); ++id) {
     c.send(R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":"full","text":")" + text +
@@ -296,7 +274,7 @@ TEST_CASE("a journal that can't write makes the node not ready, and says why") {
   }
   REQUIRE(node.wait_output("journal_write_failed", 10s));
   CHECK(node.output().find("Too many open files") != std::string::npos);
-  REQUIRE(::prlimit(node.pid(), RLIMIT_NOFILE, &was, nullptr) == 0);
+  none.restore();
   CHECK(http_get(node.admin_port(), "/readyz").first == 503);
   auto [status, body] = http_get(node.admin_port(), "/admin/v1/status");
   CHECK(status == 200);

@@ -1,0 +1,108 @@
+#include "read/page.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace kaiwa::read {
+
+page merge(std::vector<page> parts, std::size_t limit) {
+  page out;
+  for (auto& p : parts) {
+    out.more = out.more || p.more;
+    std::move(p.items.begin(), p.items.end(), std::back_inserter(out.items));
+  }
+  std::sort(out.items.begin(), out.items.end(),
+            [](const item& a, const item& b) { return a.sort_key > b.sort_key; });
+  if (out.items.size() > limit) {
+    out.items.resize(limit);
+    out.more = true;
+  }
+  return out;
+}
+
+namespace {
+
+constexpr std::size_t max_cursor_chars = 1024;
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+/// Reads a length-prefixed string; false when the bytes end first.
+bool take_string(std::string_view& in, std::string& out) {
+  if (in.size() < 4) return false;
+  std::uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  in.remove_prefix(4);
+  if (n > in.size()) return false;  // checked before anything is allocated for it
+  out.assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+std::string encode_cursor(std::string_view sort_key) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(sort_key.size() * 2);
+  for (unsigned char c : sort_key) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> decode_cursor(std::string_view cursor) {
+  if (cursor.size() % 2 != 0 || cursor.size() > max_cursor_chars) return std::nullopt;
+  std::string out;
+  out.reserve(cursor.size() / 2);
+  for (std::size_t i = 0; i < cursor.size(); i += 2) {
+    int hi = hex_value(cursor[i]), lo = hex_value(cursor[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi << 4 | lo);
+  }
+  return out;
+}
+
+// Wire form: one byte `more` (0 or 1), a be32 item count, then per item the sort key and the
+// JSON, each a be32 length and its bytes.
+std::string encode_page(const page& p) {
+  std::string out;
+  out += static_cast<char>(p.more ? 1 : 0);
+  put_u32(out, static_cast<std::uint32_t>(p.items.size()));
+  for (auto& it : p.items) {
+    put_u32(out, static_cast<std::uint32_t>(it.sort_key.size()));
+    out += it.sort_key;
+    put_u32(out, static_cast<std::uint32_t>(it.json.size()));
+    out += it.json;
+  }
+  return out;
+}
+
+std::optional<page> decode_page(std::string_view in) {
+  if (in.size() < 5 || static_cast<unsigned char>(in[0]) > 1) return std::nullopt;
+  page p;
+  p.more = in[0] == 1;
+  std::uint32_t n = 0;
+  for (int i = 1; i < 5; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  in.remove_prefix(5);
+  // Each item takes at least 8 bytes: a count beyond that is a lie, refused before reserving.
+  if (n > in.size() / 8) return std::nullopt;
+  p.items.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    item it;
+    if (!take_string(in, it.sort_key) || !take_string(in, it.json)) return std::nullopt;
+    p.items.push_back(std::move(it));
+  }
+  if (!in.empty()) return std::nullopt;
+  return p;
+}
+
+}  // namespace kaiwa::read

@@ -1,0 +1,57 @@
+#pragma once
+// Text analysis for search (docs/read-side.md, "Index layout"): normalization and tokens, the
+// same for indexed text and queries.
+//
+// Normalization is Unicode NFKC with case folding (ICU's nfkc_cf): "ｶｲｷﾞ" -> "カイギ",
+// "Ｔｏｋｙｏ" -> "tokyo". Tokens: runs of CJK characters (Han, Hiragana, Katakana, Hangul)
+// become overlapping character bigrams followed by the run's last character as a unigram (as
+// Groonga's TokenBigram does), so "会議は" gives 会議@0 議は@1 は@2 and "会" alone gives 会@0;
+// runs of letters and digits of other scripts become words; everything else (spaces,
+// punctuation, symbols, emoji) separates tokens. Positions count tokens. A CJK query string of
+// two or more characters is its bigrams, which match contiguous text exactly when they sit at
+// consecutive positions; a single CJK character matches any term that starts with it.
+//
+// All functions take arbitrary bytes: invalid UTF-8 is treated as separators, never an error.
+// Input is capped by the caller (a message is at most 16 KiB; a query at most 256 bytes).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kaiwa::read {
+
+/// NFKC + case folding of `text` (valid UTF-8 out).
+std::string normalize(std::string_view text);
+
+struct token {
+  std::string term;     // normalized: a word, or a CJK bigram/unigram
+  std::uint32_t pos;    // token position in the text, from 0
+  std::uint32_t begin;  // where it comes from in the original text, in UTF-16 code units
+  std::uint32_t end;    //   (what JavaScript's String.slice takes), [begin, end)
+};
+
+/// The tokens of `text` in order. At most `max_tokens` (the rest is not indexed).
+std::vector<token> tokenize(std::string_view text, std::size_t max_tokens = 4096);
+
+/// A parsed search query: terms that must all occur (AND), each either a single word/CJK
+/// string or a quoted phrase. A CJK string or a phrase is a sequence of tokens that must sit
+/// at consecutive positions.
+struct query_term {
+  std::vector<std::string> tokens;  // in order; consecutive positions required if > 1
+  bool prefix = false;              // one CJK character: matches every term starting with tokens[0]
+};
+struct query {
+  std::vector<query_term> terms;  // empty: nothing to search for
+};
+
+/// Parses `q`: whitespace separates terms, "double quotes" make a phrase, each term is
+/// tokenized like text. At most 8 terms and 32 tokens in all (more is cut).
+query parse_query(std::string_view q);
+
+/// Where `q` matches `text`: [begin, end) ranges in UTF-16 code units, ascending, merged when
+/// they overlap. Empty when it doesn't.
+std::vector<std::pair<std::uint32_t, std::uint32_t>> highlight(std::string_view text,
+                                                               const query& q);
+
+}  // namespace kaiwa::read

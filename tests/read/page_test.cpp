@@ -1,0 +1,48 @@
+#include <catch2/catch.hpp>
+
+#include "read/page.hpp"
+
+using namespace kaiwa::read;
+
+TEST_CASE("merge keeps the largest sort keys, newest first, and says when there is more") {
+  page a{{{"\x03", "a3"}, {"\x01", "a1"}}, false};
+  page b{{{"\x04", "b4"}, {"\x02", "b2"}}, false};
+  auto m = merge({a, b}, 3);
+  REQUIRE(m.items.size() == 3);
+  CHECK(m.items[0].json == "b4");
+  CHECK(m.items[1].json == "a3");
+  CHECK(m.items[2].json == "b2");
+  CHECK(m.more);
+  CHECK_FALSE(merge({a, b}, 4).more);
+  CHECK(merge({a, page{{}, true}}, 10).more);
+}
+
+TEST_CASE("cursors are hex of the sort key and refuse anything else") {
+  std::string key("\x00\xff\x10 room", 8);
+  auto c = encode_cursor(key);
+  CHECK(c == "00ff1020726f6f6d");
+  CHECK(decode_cursor(c) == key);
+  CHECK_FALSE(decode_cursor("abc"));
+  CHECK_FALSE(decode_cursor("zz"));
+  CHECK_FALSE(decode_cursor("AB"));
+  CHECK_FALSE(decode_cursor(std::string(1026, 'a')));
+  CHECK(decode_cursor("") == std::string());
+}
+
+TEST_CASE("a page survives the wire, and a damaged or lying one is refused") {
+  page p{{{"k1", "{\"a\":1}"}, {std::string("\0k", 2), "[]"}}, true};
+  auto bytes = encode_page(p);
+  auto back = decode_page(bytes);
+  REQUIRE(back);
+  CHECK(back->more);
+  REQUIRE(back->items.size() == 2);
+  CHECK(back->items[1].sort_key == std::string("\0k", 2));
+  CHECK(back->items[0].json == "{\"a\":1}");
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut)
+    CHECK_FALSE(decode_page(std::string_view(bytes).substr(0, cut)));
+  CHECK_FALSE(decode_page(bytes + "x"));
+  std::string lying("\x00\xff\xff\xff\xff", 5);
+  CHECK_FALSE(decode_page(lying));
+  std::string long_item = std::string("\x00\x00\x00\x00\x01", 5) + "\x7f\xff\xff\xff";
+  CHECK_FALSE(decode_page(long_item));
+}

@@ -38,8 +38,7 @@ class search_index final : public projection {
   storage::result<page> search(const user_id& user, const query& q,
                                const std::optional<room_id>& room,
                                const std::vector<shard_t>& shards,
-                               const std::optional<std::string>& before,
-                               std::size_t limit) const;
+                               const std::optional<std::string>& before, std::size_t limit) const;
 
  private:
   storage::journal& journal_;

@@ -34,12 +34,19 @@ struct token {
 /// The tokens of `text` in order. At most `max_tokens` (the rest is not indexed).
 std::vector<token> tokenize(std::string_view text, std::size_t max_tokens = 4096);
 
-/// A parsed search query: terms that must all occur (AND), each either a single word/CJK
-/// string or a quoted phrase. A CJK string or a phrase is a sequence of tokens that must sit
-/// at consecutive positions.
+/// A parsed search query: terms that must all occur (AND), each a word, a CJK string, a
+/// mixed run ("15時") or a quoted phrase: tokens that must sit at the given positions relative
+/// to each other. The query is tokenized as text is, and then a CJK run of two or more
+/// characters keeps only its bigrams (its trailing unigram adds nothing, but still counts in
+/// the positions of what follows), and a run of one character becomes a prefix token: it
+/// matches any term starting with it (every character of a CJK run starts some token).
+struct query_token {
+  std::string term;
+  std::uint32_t pos = 0;  // relative to the term's first token
+  bool prefix = false;
+};
 struct query_term {
-  std::vector<std::string> tokens;  // in order; consecutive positions required if > 1
-  bool prefix = false;              // one CJK character: matches every term starting with tokens[0]
+  std::vector<query_token> tokens;  // ascending pos
 };
 struct query {
   std::vector<query_term> terms;  // empty: nothing to search for

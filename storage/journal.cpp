@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "storage/detail/read_access.hpp"
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -27,9 +28,27 @@ namespace kaiwa::storage {
 
 namespace {
 
-// Column families, in the order they are opened; write_set::op::family indexes this.
-enum family : std::uint8_t { events, snapshots, meta, markers, dedupe, family_count };
-constexpr const char* family_names[] = {"events", "snapshots", "meta", "markers", "dedupe"};
+// Column families, in the order they are opened; write_set::op::family indexes this. The log's
+// families come first; the read models' follow in storage::read_family order.
+enum family : std::uint8_t {
+  events,
+  snapshots,
+  meta,
+  markers,
+  dedupe,
+  log_family_count,
+  read_rooms = log_family_count,
+  read_search,
+  family_count
+};
+constexpr const char* family_names[] = {"events", "snapshots",  "meta",       "markers",
+                                        "dedupe", "read.rooms", "read.search"};
+static_assert(std::size(family_names) == family_count);
+static_assert(family_count - log_family_count == read_family_count);
+
+family family_of(read_family f) {
+  return static_cast<family>(log_family_count + static_cast<std::uint8_t>(f));
+}
 
 void append_be64(std::string& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
@@ -126,14 +145,14 @@ class room_prefix_transform : public rocksdb::SliceTransform {
   }
 };
 
+}  // namespace
+
 error to_error(const rocksdb::Status& s) {
   auto code = s.IsCorruption()        ? errc::corruption
               : s.IsInvalidArgument() ? errc::invalid
                                       : errc::io_error;
   return {code, s.ToString()};
 }
-
-}  // namespace
 
 // -- write_set ------------------------------------------------------------------------------
 
@@ -193,6 +212,8 @@ struct journal::impl {
   void count_rooms(const std::deque<pending>& batch);
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> write_sets{0};
+  std::function<void(const std::vector<journal::appended>&)> on_appended;  // set before start
+  void report_appended(const std::deque<pending>& batch);
 
   void run_writer();
   // The last write failed (logged once per episode). RocksDB refuses all writes after some
@@ -235,6 +256,23 @@ void journal::impl::count_rooms(const std::deque<pending>& batch) {
       if (op.family == events) window_counts[op.key.substr(op.room_at, op.room_len)] += 1;
 }
 
+void journal::impl::report_appended(const std::deque<pending>& batch) {
+  std::vector<journal::appended> out;
+  for (auto& p : batch)
+    for (auto& op : p.ws.ops_) {
+      if (op.family != events) continue;
+      auto room = std::string_view(op.key).substr(op.room_at, op.room_len);
+      auto seq = read_be64(std::string_view(op.key).substr(op.key.size() - 8));
+      // A write_set holds one room's events in seq order, so its room is usually the last one.
+      if (!out.empty() && out.back().room == room) {
+        out.back().seq = std::max(out.back().seq, seq);
+        continue;
+      }
+      out.push_back({std::string(room), seq});
+    }
+  if (!out.empty()) on_appended(out);
+}
+
 void journal::impl::run_writer() {
   std::deque<pending> batch;
   rocksdb::WriteBatch wb;
@@ -265,6 +303,7 @@ void journal::impl::run_writer() {
     commits += 1;
     write_sets += batch.size();
     count_rooms(batch);
+    if (s.ok() && on_appended) report_appended(batch);
     status st = s.ok() ? status{} : status{to_error(s)};
     // Each completion is destroyed as soon as it has run, before the next one runs: what it
     // captured (a room actor's reference) is gone by the time a later completion reports, which
@@ -333,7 +372,7 @@ std::optional<error> journal::impl::check_format(std::uint32_t want_shards) {
 
 std::optional<error> journal::impl::migrate_unsharded_keys() {
   std::uint64_t moved = 0;
-  for (std::uint8_t f = 0; f < family_count; ++f) {
+  for (std::uint8_t f = 0; f < log_family_count; ++f) {  // read models came after shards
     // The iterator reads a snapshot, so the keys written here are not seen again.
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[f]));
     rocksdb::WriteBatch wb;
@@ -371,6 +410,10 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   rocksdb::ColumnFamilyOptions cf_opts(opts);
   cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf_opts.write_buffer_size = 64 << 20;
+  // Fast compression where data is rewritten often, the densest where it settles: the search
+  // index is mostly small sorted keys, which zstd shrinks most (docs/read-side.md, sizing).
+  cf_opts.compression = rocksdb::kLZ4Compression;
+  cf_opts.bottommost_compression = rocksdb::kZSTD;
 
   auto events_opts = cf_opts;
   events_opts.memtable_insert_with_hint_prefix_extractor =
@@ -481,6 +524,90 @@ result<seq_t> journal::marker(const user_id& user, const room_id& room) const {
   if (s.IsNotFound()) return seq_t{0};
   if (!s.ok()) return to_error(s);
   return read_be64(v);
+}
+
+result<std::vector<std::pair<room_id, seq_t>>> journal::markers_of(const user_id& user,
+                                                                   shard_t shard) const {
+  std::vector<std::pair<room_id, seq_t>> out;
+  auto prefix = shard_key(shard) + user.str() + '\0';
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(markers)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    out.emplace_back(room_id(std::string(it->key().ToStringView().substr(prefix.size()))),
+                     read_be64(it->value().ToStringView()));
+  if (!it->status().ok()) return to_error(it->status());
+  return out;
+}
+
+result<std::vector<journal::room_head>> journal::room_heads(const std::optional<room_id>& after,
+                                                            std::size_t limit,
+                                                            std::optional<shard_t> shard) const {
+  std::vector<room_head> out;
+  // Event keys are `shard room NUL seq` and names have no byte below '-', so `shard room \x01`
+  // sorts after every event of the room and before the next room's first.
+  std::string from = shard ? shard_key(*shard) : std::string();
+  if (after) {
+    from = impl_->keyed(room_key(*after), *after) + '\x01';
+    if (shard && from.compare(0, shard_bytes, shard_key(*shard)) != 0) return out;
+  }
+  std::string end = shard ? shard_end_key(*shard) : std::string("\xff\xff\xff", 3);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(events)));
+  it->Seek(from);
+  while (it->Valid() && out.size() < limit) {
+    auto key = it->key().ToStringView();
+    auto nul = key.find('\0', shard_bytes);
+    if (nul == std::string_view::npos) break;  // not an event key: the family holds only those
+    std::string prefix(key.substr(0, nul + 1));
+    room_id room(std::string(key.substr(shard_bytes, nul - shard_bytes)));
+    it->SeekForPrev(prefix + std::string(8, '\xff'));
+    if (!it->Valid()) break;
+    out.push_back({std::move(room), read_be64(it->key().ToStringView().substr(prefix.size()))});
+    prefix.back() = '\x01';
+    it->Seek(prefix);
+  }
+  if (!it->status().ok()) return to_error(it->status());
+  return out;
+}
+
+read_batch journal::new_read_batch() const {
+  return read_access::make_batch(impl_->db.get(), &impl_->cfs[log_family_count]);
+}
+
+status journal::write_reads(read_batch b) {
+  auto s = impl_->db->Write(rocksdb::WriteOptions(), read_access::write_batch(b));
+  if (!s.ok()) return to_error(s);
+  return {};
+}
+
+result<std::optional<std::string>> journal::read_get(read_family f, std::string_view key) const {
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(family_of(f)), key, &v);
+  if (s.IsNotFound()) return std::optional<std::string>{};
+  if (!s.ok()) return to_error(s);
+  return std::optional<std::string>{std::move(v)};
+}
+
+std::unique_ptr<read_cursor> journal::new_read_cursor(read_family f) const {
+  return read_access::make_cursor(impl_->db.get(), impl_->cf(family_of(f)));
+}
+
+status journal::drop_reads(read_family f) {
+  auto* cf = impl_->cf(family_of(f));
+  std::string begin = shard_key(0), end("\xff\xff\xff", 3);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (auto s = impl_->db->DeleteRange(wo, cf, begin, end); !s.ok()) return to_error(s);
+  rocksdb::Slice b(begin), e(end);
+  rocksdb::CompactRangeOptions co;
+  if (auto s = impl_->db->CompactRange(co, cf, &b, &e); !s.ok()) return to_error(s);
+  return {};
+}
+
+void journal::on_appended(std::function<void(const std::vector<appended>&)> fn) {
+  impl_->on_appended = std::move(fn);
 }
 
 std::uint32_t journal::shards() const noexcept { return impl_->shards; }
@@ -610,9 +737,13 @@ journal::disk_stats journal::disk() const {
   disk_stats d;
   std::uint64_t v = 0;
   if (impl_->db->GetIntProperty(impl_->cf(meta), "rocksdb.estimate-num-keys", &v)) d.rooms = v;
-  for (auto* h : impl_->cfs) {
-    if (impl_->db->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) d.bytes += v;
-    if (impl_->db->GetIntProperty(h, "rocksdb.cur-size-all-mem-tables", &v)) d.bytes += v;
+  for (std::size_t f = 0; f < impl_->cfs.size(); ++f) {
+    std::uint64_t cf_bytes = 0;
+    if (impl_->db->GetIntProperty(impl_->cfs[f], "rocksdb.total-sst-files-size", &v)) cf_bytes += v;
+    if (impl_->db->GetIntProperty(impl_->cfs[f], "rocksdb.cur-size-all-mem-tables", &v))
+      cf_bytes += v;
+    d.bytes += cf_bytes;
+    if (f >= log_family_count) d.read_bytes += cf_bytes;
   }
   return d;
 }

@@ -18,6 +18,7 @@
 
 #include "core/ids.hpp"
 #include "core/shard.hpp"
+#include "storage/read_store.hpp"
 #include "storage/result.hpp"
 
 namespace kaiwa::storage {
@@ -100,6 +101,43 @@ class journal {
                                       std::string_view cid) const;
   /// The user's read marker in `room`, 0 when none.
   result<seq_t> marker(const user_id& user, const room_id& room) const;
+  /// The user's read markers in the rooms of `shard`: (room, seq), by room name.
+  result<std::vector<std::pair<room_id, seq_t>>> markers_of(const user_id& user,
+                                                            shard_t shard) const;
+
+  /// A room on disk and its highest seq.
+  struct room_head {
+    room_id room;
+    seq_t last = 0;
+  };
+  /// Rooms with events, in key order (shard, then name): up to `limit` after `after` (a room
+  /// returned earlier; none: from the first), only those of `shard` when given. Two seeks per
+  /// room; for catching up projections, not for requests.
+  result<std::vector<room_head>> room_heads(const std::optional<room_id>& after, std::size_t limit,
+                                            std::optional<shard_t> shard = std::nullopt) const;
+
+  // -- read models (storage/read_store.hpp) -----------------------------------------------
+
+  /// A batch for one projection step (reads through it see its writes).
+  read_batch new_read_batch() const;
+  /// Writes `b` atomically, without a WAL sync of its own (the next synced commit syncs it; a
+  /// projection lost in a crash is applied again from its offset).
+  status write_reads(read_batch b);
+  result<std::optional<std::string>> read_get(read_family f, std::string_view key) const;
+  /// A walk over committed data of `f`, on a snapshot taken now.
+  std::unique_ptr<read_cursor> new_read_cursor(read_family f) const;
+  /// Deletes everything of `f` (every shard, offsets included) and compacts the range away, so
+  /// walks don't step over the tombstones. Blocks for the compaction.
+  status drop_reads(read_family f);
+
+  /// Called on the writer thread after each successful group commit with the rooms that got
+  /// events and the highest seq written for each (edits rewrite older seqs; those don't lower
+  /// it). Must be cheap: it delays the next commit. Set it before the first commit, once.
+  struct appended {
+    std::string room;
+    seq_t seq = 0;
+  };
+  void on_appended(std::function<void(const std::vector<appended>&)> fn);
 
   journal_stats stats() const;
   /// False while writes fail (since the last write failed, until one succeeds): the node is
@@ -109,6 +147,7 @@ class journal {
   struct disk_stats {
     std::uint64_t rooms = 0;
     std::uint64_t bytes = 0;
+    std::uint64_t read_bytes = 0;  // of `bytes`: the read models (read.* families)
   };
   disk_stats disk() const;
 

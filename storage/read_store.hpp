@@ -22,6 +22,8 @@
 
 namespace kaiwa::storage {
 
+struct read_access;  // storage's own access to a batch's internals
+
 /// The read models' column families: "read.rooms" (room lists, room directory, membership for
 /// access checks) and "read.search" (the full-text index).
 enum class read_family : std::uint8_t { rooms, search };
@@ -40,15 +42,13 @@ class read_batch {
 
   void put(read_family f, std::string_view key, std::string_view value);
   void del(read_family f, std::string_view key);
-  /// Deletes [begin, end) of committed data (not of this batch's own writes).
-  void del_range(read_family f, std::string_view begin, std::string_view end);
   result<std::optional<std::string>> get(read_family f, std::string_view key) const;
   /// Operations in the batch, and their bytes (to bound a batch).
   std::size_t count() const;
   std::size_t bytes() const;
 
  private:
-  friend class journal;
+  friend struct read_access;
   struct impl;
   explicit read_batch(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;

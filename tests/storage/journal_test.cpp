@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include <rocksdb/db.h>
@@ -12,6 +14,7 @@
 
 using namespace kaiwa;
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 
 namespace {
 
@@ -188,11 +191,17 @@ TEST_CASE("a shard's records move to another database as SST files, and nothing 
   ws.put_marker(user_id{"alice"}, r1, 7);
   ws.put_dedupe(r1, user_id{"alice"}, "c1", 3);
   REQUIRE(commit_and_wait(*a, std::move(ws)).ok());
+  // Read models are keyed by shard too, and move with it.
+  auto rb = a->new_read_batch();
+  rb.put(storage::read_family::search, storage::shard_prefix(shard) + "\x01term", "posting");
+  rb.put(storage::read_family::search,
+         storage::shard_prefix(shard_of(other.str(), a->shards())) + "\x01term", "elsewhere");
+  REQUIRE(a->write_reads(std::move(rb)).ok());
 
   auto exported = a->export_shard(shard, files.str() + "/out");
   REQUIRE(exported.ok());
-  CHECK(exported->records == 100 + 1 + 1 + 1 + 1);
-  CHECK(exported->paths.size() == 4);  // events, snapshots, markers, dedupe
+  CHECK(exported->records == 100 + 1 + 1 + 1 + 1 + 1);
+  CHECK(exported->paths.size() == 5);  // events, snapshots, markers, dedupe, read.search
 
   // Stale data of the shard on the receiver is replaced, not merged.
   storage::write_set stale;
@@ -206,6 +215,8 @@ TEST_CASE("a shard's records move to another database as SST files, and nothing 
   CHECK(b->snapshot(r1).value() == std::optional<std::string>("snap"));
   CHECK(b->marker(user_id{"alice"}, r1).value() == 7);
   CHECK(b->dedupe(r1, user_id{"alice"}, "c1").value() == std::optional<seq_t>(3));
+  CHECK(b->read_get(storage::read_family::search, storage::shard_prefix(shard) + "\x01term")
+            .value() == std::optional<std::string>("posting"));
 
   REQUIRE(a->drop_shard(shard).ok());
   CHECK(a->count_shard(shard).value() == 0);
@@ -252,7 +263,8 @@ TEST_CASE("a data dir written before shards existed is rewritten with shard-pref
     opts.create_missing_column_families = true;
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
     descs.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-    for (auto name : {"events", "snapshots", "meta", "markers", "dedupe"})
+    for (auto name :
+         {"events", "snapshots", "meta", "markers", "dedupe", "read.rooms", "read.search"})
       descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     rocksdb::DB* raw = nullptr;
@@ -308,7 +320,8 @@ TEST_CASE("an event rewritten in place is served in its new form, and compaction
     plain.compression = rocksdb::kNoCompression;
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
     descs.emplace_back(rocksdb::kDefaultColumnFamilyName, plain);
-    for (auto name : {"events", "snapshots", "meta", "markers", "dedupe"})
+    for (auto name :
+         {"events", "snapshots", "meta", "markers", "dedupe", "read.rooms", "read.search"})
       descs.emplace_back(name, plain);
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     rocksdb::DB* raw = nullptr;
@@ -327,4 +340,103 @@ TEST_CASE("an event rewritten in place is served in its new form, and compaction
   }
   CHECK(all.find(secret) == std::string::npos);
   CHECK(all.find("{\"deleted\":true}") != std::string::npos);
+}
+
+TEST_CASE("a read batch reads its own writes, and is invisible until written") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  using storage::read_family;
+  auto b = j->new_read_batch();
+  b.put(read_family::rooms, "\x00\x01k1"s, "v1");
+  CHECK(b.get(read_family::rooms, "\x00\x01k1"s).value() == std::optional<std::string>("v1"));
+  CHECK_FALSE(b.get(read_family::search, "\x00\x01k1"s).value());  // families are apart
+  CHECK_FALSE(j->read_get(read_family::rooms, "\x00\x01k1"s).value());
+  CHECK(b.count() == 1);
+  REQUIRE(j->write_reads(std::move(b)).ok());
+  CHECK(j->read_get(read_family::rooms, "\x00\x01k1"s).value() == std::optional<std::string>("v1"));
+
+  auto b2 = j->new_read_batch();
+  b2.del(read_family::rooms, "\x00\x01k1"s);
+  CHECK_FALSE(b2.get(read_family::rooms, "\x00\x01k1"s).value());
+  b2.put(read_family::rooms, "\x00\x01k2"s, "v2");
+  b2.put(read_family::rooms, "\x00\x01k3"s, "v3");
+  REQUIRE(j->write_reads(std::move(b2)).ok());
+
+  auto c = j->new_read_cursor(read_family::rooms);
+  std::vector<std::string> keys;
+  for (c->seek(std::string("\x00\x01"s, 2)); c->valid(); c->next()) keys.emplace_back(c->key());
+  CHECK(c->state().ok());
+  CHECK(keys == std::vector<std::string>{"\x00\x01k2"s, "\x00\x01k3"s});
+  c->seek_for_prev("\x00\x01k9"s);
+  REQUIRE(c->valid());
+  CHECK(c->value() == "v3");
+
+  REQUIRE(j->drop_reads(read_family::rooms).ok());
+  CHECK_FALSE(j->read_get(read_family::rooms, "\x00\x01k2"s).value());
+}
+
+TEST_CASE("after each group commit the journal reports each room's highest seq written") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  std::mutex m;
+  std::vector<storage::journal::appended> seen;
+  j->on_appended([&](const std::vector<storage::journal::appended>& a) {
+    std::lock_guard lock(m);
+    seen.insert(seen.end(), a.begin(), a.end());
+  });
+  storage::write_set ws;
+  ws.put_event(room_id{"a"}, 1, "a1");
+  ws.put_event(room_id{"a"}, 2, "a2");
+  ws.put_marker(user_id{"u"}, room_id{"b"}, 5);  // not an event: not reported
+  REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+  storage::write_set rewrite;  // an edit: the new event and the message rewritten in place
+  rewrite.put_event(room_id{"a"}, 3, "a3");
+  rewrite.put_event(room_id{"a"}, 1, "a1 edited");
+  REQUIRE(commit_and_wait(*j, std::move(rewrite)).ok());
+  std::lock_guard lock(m);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].room == "a");
+  CHECK(seen[0].seq == 2);
+  CHECK(seen[1].seq == 3);
+}
+
+TEST_CASE("room heads list every room with its last seq, paged, and per shard") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  storage::write_set ws;
+  for (int r = 0; r < 50; ++r)
+    for (int s = 1; s <= r % 5 + 1; ++s) ws.put_event(room_id{"room" + std::to_string(r)}, s, "e");
+  REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+  std::map<std::string, seq_t> all;
+  std::optional<room_id> after;
+  for (;;) {
+    auto page = j->room_heads(after, 7);
+    REQUIRE(page.ok());
+    if (page->empty()) break;
+    for (auto& h : *page) CHECK(all.emplace(h.room.str(), h.last).second);
+    after = page->back().room;
+  }
+  REQUIRE(all.size() == 50);
+  for (int r = 0; r < 50; ++r) CHECK(all["room" + std::to_string(r)] == seq_t(r % 5 + 1));
+
+  auto shard = shard_of("room7", j->shards());
+  auto one = j->room_heads(std::nullopt, 100, shard);
+  REQUIRE(one.ok());
+  REQUIRE_FALSE(one->empty());
+  for (auto& h : *one) CHECK(shard_of(h.room.str(), j->shards()) == shard);
+}
+
+TEST_CASE("a user's read markers are listed per shard") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  storage::write_set ws;
+  ws.put_marker(user_id{"alice"}, room_id{"r1"}, 4);
+  ws.put_marker(user_id{"alice2"}, room_id{"r1"}, 9);  // a name that extends alice's
+  ws.put_marker(user_id{"bob"}, room_id{"r1"}, 5);
+  REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+  auto m = j->markers_of(user_id{"alice"}, shard_of("r1", j->shards()));
+  REQUIRE(m.ok());
+  REQUIRE(m->size() == 1);
+  CHECK((*m)[0].first.str() == "r1");
+  CHECK((*m)[0].second == 4);
 }

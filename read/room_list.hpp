@@ -23,6 +23,25 @@ namespace kaiwa::read {
 
 class room_list final : public projection {
  public:
+  // -- limits (docs/read-side.md) --------------------------------------------------------------
+
+  /// `member_added` pushes `invited` to the invitee only when applied within this of its ts.
+  static constexpr millis_t invite_notice_ms = 60'000;
+  /// A public room's directory key moves when its activity is this much newer than the key's
+  /// ts: the directory's order (and its "ts") is exact to this, and a busy room rewrites its
+  /// key at most about once per this period, not on every message.
+  static constexpr millis_t directory_granularity_ms = 1'000;
+  /// When the room's last message is deleted, "last" becomes the newest message not deleted
+  /// among this many events before it (else null).
+  static constexpr seq_t last_lookback = 100;
+  /// `unread` counts over at most this many live messages after the marker; when more follow,
+  /// the item has "unread_capped":true and `unread` is a lower bound.
+  static constexpr std::size_t unread_scan_limit = 10'000;
+  /// Rooms of a user (index entries plus read markers) one `rooms` query considers, per node.
+  static constexpr std::size_t rooms_scan_limit = 20'000;
+  /// Rooms whose name starts with a non-empty directory prefix one query examines, per node.
+  static constexpr std::size_t directory_scan_limit = 10'000;
+
   explicit room_list(storage::journal& journal);
 
   std::string_view name() const override { return "rooms"; }

@@ -16,7 +16,7 @@ namespace kaiwa::read {
 //   0x02 room NUL user         -> "" : user is a member now
 //   0x03 user NUL room         -> "" : user was made a member of room, or posted in it
 //   0x04 room NUL be64(seq)    -> author : a message that is not deleted
-//   0x05 be64(ts) room         -> "" : a public room in the directory, by activity
+//   0x05 ~(be64(ts) room) 0xff -> "" : a public room in the directory, newest first
 namespace {
 
 constexpr char tag_info = 0x01;
@@ -99,8 +99,27 @@ std::string sort_key(millis_t ts, std::string_view room) {
   return k;
 }
 
+/// The directory's index is walked newest first with forward seeks (in RocksDB a seek backwards
+/// costs several times one forwards): its key is the sort key with every byte complemented, then
+/// 0xff. Names have no 0x00 byte, so no complemented name byte is 0xff, and a name that is a
+/// prefix of another (a smaller sort key) gets the larger index key.
+std::string descending(std::string_view sort_key) {
+  std::string out;
+  out.reserve(sort_key.size() + 1);
+  for (char c : sort_key) out += static_cast<char>(~c);
+  out += '\xff';
+  return out;
+}
+
+std::string ascending(std::string_view index_tail) {
+  std::string out;
+  out.reserve(index_tail.size());
+  for (char c : index_tail.substr(0, index_tail.size() - 1)) out += static_cast<char>(~c);
+  return out;
+}
+
 std::string directory_key(shard_t shard, millis_t ts, std::string_view room) {
-  return head_key(shard, tag_directory) + sort_key(ts, room);
+  return head_key(shard, tag_directory) + descending(sort_key(ts, room));
 }
 
 // -- room info --------------------------------------------------------------------------------
@@ -391,10 +410,13 @@ storage::result<page> room_list::rooms(const user_id& user, const std::vector<sh
     std::uint64_t unread = 0;
     std::size_t walked = 0;
     auto live = live_prefix(shard, f.room);
-    for (c.seek(live_key(shard, f.room, f.read + 1));
-         at_prefix(c, live) && walked < unread_scan_limit; c.next(), ++walked)
-      if (c.value() != user.str()) ++unread;
-    bool capped = at_prefix(c, live);
+    bool capped = false;
+    if (f.read < ~seq_t{0}) {  // markers are at most the head, but the sum must not wrap
+      for (c.seek(live_key(shard, f.room, f.read + 1));
+           at_prefix(c, live) && walked < unread_scan_limit; c.next(), ++walked)
+        if (c.value() != user.str()) ++unread;
+      capped = at_prefix(c, live);
+    }
     if (!c.state().ok()) return c.state().err();
 
     std::string json;
@@ -432,18 +454,19 @@ storage::result<page> room_list::directory(std::string_view prefix,
 
   if (prefix.empty()) {
     // Every public room: merge the shards' activity indexes, newest first. A max-heap holds each
-    // shard's next entry; taking one steps that shard back by one. Work: one seek per shard
-    // plus one per item returned.
+    // shard's next entry; taking one moves that shard on by one. Work: one seek per shard plus
+    // one per item returned.
     std::priority_queue<entry> heap;
     auto step = [&](shard_t shard, const std::string* below) {
       auto dir = head_key(shard, tag_directory);
       if (!below) {
-        c.seek_for_prev(head_key(shard, tag_directory + 1));
+        c.seek(dir);
       } else {
-        c.seek_for_prev(dir + *below);
-        if (at_prefix(c, dir) && c.key().substr(dir.size()) == *below) c.prev();
+        auto from = dir + descending(*below);
+        c.seek(from);
+        if (c.valid() && c.key() == from) c.next();
       }
-      if (at_prefix(c, dir)) heap.push({std::string(c.key().substr(dir.size())), shard});
+      if (at_prefix(c, dir)) heap.push({ascending(c.key().substr(dir.size())), shard});
     };
     for (auto shard : shards) step(shard, before ? &*before : nullptr);
     while (!heap.empty() && chosen.size() <= limit) {

@@ -289,8 +289,8 @@ storage::status room_list::apply(const event& e, storage::read_batch& batch,
 
     case event_type::member_removed:
       batch.del(rooms_family, member_key(shard, room, e.user.str()));
-      // A private room leaves the list of whoever leaves it (the query checks membership too,
-      // for rooms listed by a read marker). A public one stays: its history is still theirs.
+      // A private room leaves the list of whoever is removed (the query checks membership too,
+      // for rooms listed by a read marker). A public one stays: they may still read it.
       if (info.is_private) batch.del(rooms_family, user_room_key(shard, e.user.str(), room));
       break;
 
@@ -314,7 +314,7 @@ storage::status room_list::apply(const event& e, storage::read_batch& batch,
 
     case event_type::edit: {
       // A redacted edit belongs to a deleted message, whose delete event follows.
-      if (e.deleted || e.ref != info.last_seq) break;
+      if (e.deleted || info.last_seq == 0 || e.ref != info.last_seq) break;
       auto last = decode_event(info.last);
       if (!last) return corrupt("the last message", room);
       // The last message may already be in a form that has this edit (it was stored after it).

@@ -272,6 +272,31 @@ TEST_CASE("a user's rooms are those they are a member of, posted in or read, new
 
   CHECK(names(f.rooms("carol")) == std::vector<std::string>{"other", "news", "lobby"});
   CHECK(f.rooms("nobody").items.empty());
+  // A marker in a room the projection hasn't seen yet lists nothing until its events are applied.
+  f.mark("bob", "ghost", 1);
+  CHECK(names(f.rooms("bob")) == std::vector<std::string>{"team", "news", "lobby"});
+}
+
+TEST_CASE("room info that doesn't decode is reported as corruption, not guessed at") {
+  fixture f(1);
+  f.create("r", "alice", false);
+  f.project();
+  auto batch = f.journal().new_read_batch();
+  batch.put(storage::read_family::rooms, storage::shard_prefix(0) + '\x01' + "r", "\x01garbage");
+  REQUIRE(f.journal().write_reads(std::move(batch)).ok());
+  auto p = f.list().rooms(user_id{"alice"}, {0}, std::nullopt, 10);
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.err().code == storage::errc::corruption);
+  CHECK_FALSE(f.list().may_read(user_id{"alice"}, room_id{"r"}).ok());
+  auto next = f.journal().new_read_batch();
+  std::vector<read::notice> notices;
+  event e;
+  e.room = room_id{"r"};
+  e.seq = 2;
+  e.type = event_type::message;
+  e.from = user_id{"alice"};
+  e.text = "x";
+  CHECK(f.list().apply(e, next, notices).err().code == storage::errc::corruption);
 }
 
 TEST_CASE("unread counts messages after the marker that others wrote and that are not deleted") {

@@ -494,7 +494,7 @@ storage::result<page> room_list::directory(std::string_view prefix,
       }
       if (!c.state().ok()) return c.state().err();
     }
-    auto keep = std::min(limit + 1, chosen.size());
+    auto keep = chosen.size() > limit ? limit + 1 : chosen.size();  // limit + 1 can't wrap here
     std::partial_sort(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(keep),
                       chosen.end(), [](auto& a, auto& b) { return b < a; });
     chosen.resize(keep);

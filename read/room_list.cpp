@@ -369,15 +369,12 @@ storage::result<page> room_list::rooms(const user_id& user, const std::vector<sh
     auto markers = journal_.markers_of(user, shard);
     if (!markers) return markers.err();
     for (auto& [room, seq] : *markers) {
-      auto [it, added] = mine.try_emplace(room.str(), seq);
-      if (added) {
-        if (considered >= rooms_scan_limit) {
-          mine.erase(it);
-          continue;
-        }
+      if (auto it = mine.find(room.str()); it != mine.end()) {
+        it->second = seq;
+      } else if (considered < rooms_scan_limit) {
+        mine.emplace(room.str(), seq);
         ++considered;
       }
-      it->second = seq;
     }
 
     for (auto& [room, read] : mine) {

@@ -11,8 +11,14 @@
 // two or more characters is its bigrams, which match contiguous text exactly when they sit at
 // consecutive positions; a single CJK character matches any term that starts with it.
 //
+// Offsets are what a client counts: the text as JavaScript's TextDecoder decodes it, so each
+// maximal ill-formed UTF-8 subsequence is one U+FFFD (one unit), and a character outside the
+// BMP (an emoji) is two units. The original text is normalized per normalization segment, and
+// every character of a segment's output maps to the whole segment ("ｷﾞ" -> ギ spans both).
+//
 // All functions take arbitrary bytes: invalid UTF-8 is treated as separators, never an error.
 // Input is capped by the caller (a message is at most 16 KiB; a query at most 256 bytes).
+// Terms are never empty, are valid UTF-8 and never contain NUL (a control is a separator).
 
 #include <cstdint>
 #include <string>
@@ -20,6 +26,14 @@
 #include <vector>
 
 namespace kaiwa::read {
+
+/// A word's term is cut to at most this many bytes (on a character boundary), so a hostile
+/// 16 KiB "word" doesn't make a 16 KiB index key; its token still spans the whole word, and a
+/// query word is cut the same way.
+inline constexpr std::size_t max_term_bytes = 64;
+
+/// Tokens of a text that are indexed (and looked at by highlight).
+inline constexpr std::size_t default_max_tokens = 4096;
 
 /// NFKC + case folding of `text` (valid UTF-8 out).
 std::string normalize(std::string_view text);
@@ -32,7 +46,7 @@ struct token {
 };
 
 /// The tokens of `text` in order. At most `max_tokens` (the rest is not indexed).
-std::vector<token> tokenize(std::string_view text, std::size_t max_tokens = 4096);
+std::vector<token> tokenize(std::string_view text, std::size_t max_tokens = default_max_tokens);
 
 /// A parsed search query: terms that must all occur (AND), each a word, a CJK string, a
 /// mixed run ("15時") or a quoted phrase: tokens that must sit at the given positions relative
@@ -52,12 +66,16 @@ struct query {
   std::vector<query_term> terms;  // empty: nothing to search for
 };
 
-/// Parses `q`: whitespace separates terms, "double quotes" make a phrase, each term is
-/// tokenized like text. At most 8 terms and 32 tokens in all (more is cut).
+/// Parses `q`: whitespace (Unicode White_Space, so the ideographic space too) separates terms,
+/// "double quotes" (also ＂ “ ”) make a phrase (an unclosed one runs to the end), each term is
+/// tokenized like text; a term without tokens ("!!") is dropped. At most 8 terms and 32
+/// tokens in all: what comes after is cut (a term cut short keeps its first tokens).
 query parse_query(std::string_view q);
 
-/// Where `q` matches `text`: [begin, end) ranges in UTF-16 code units, ascending, merged when
-/// they overlap. Empty when it doesn't.
+/// Where the terms of `q` occur in `text` (its first default_max_tokens tokens): for each
+/// occurrence of each term, the range from its first token to its last (only the character of
+/// a prefix token), in UTF-16 code units of the original text, ascending, merged when they
+/// overlap or touch. Empty when no term occurs.
 std::vector<std::pair<std::uint32_t, std::uint32_t>> highlight(std::string_view text,
                                                                const query& q);
 

@@ -8,6 +8,7 @@ packages=(
   clang-16 libclang-rt-16-dev  # the libFuzzer targets (make fuzz; make test runs them briefly)
   libcaf-dev librocksdb-dev libboost-dev libssl-dev
   libfmt-dev libsimdjson-dev libcli11-dev catch2
+  libicu-dev  # search text analysis: NFKC + case folding, scripts (read/text.cpp)
   python3 python3-websockets
   chromium fonts-ipafont-gothic  # browser tests of the web client (and Japanese glyphs in them)
 )

@@ -36,24 +36,26 @@ const icu::Normalizer2& nfkc_cf() {
 /// The UTF-16 form of `text` as JavaScript's TextDecoder makes it: each maximal ill-formed
 /// subsequence becomes one U+FFFD. An index into it is the offset a client counts.
 void to_utf16(std::string_view text, std::u16string& out) {
-  out.clear();
-  out.reserve(text.size());  // UTF-16 never needs more units than UTF-8 has bytes
+  // UTF-16 never needs more units than UTF-8 has bytes.
+  out.resize(text.size());
+  char16_t* o = out.data();
   auto* s = reinterpret_cast<const std::uint8_t*>(text.data());
   auto n = static_cast<std::int32_t>(text.size());
   for (std::int32_t i = 0; i < n;) {
     if (s[i] < 0x80) {
-      out.push_back(s[i++]);
+      *o++ = s[i++];
       continue;
     }
     UChar32 c;
     U8_NEXT_OR_FFFD(s, i, n, c);
     if (c <= 0xffff) {
-      out.push_back(static_cast<char16_t>(c));
+      *o++ = static_cast<char16_t>(c);
     } else {
-      out.push_back(U16_LEAD(c));
-      out.push_back(U16_TRAIL(c));
+      *o++ = U16_LEAD(c);
+      *o++ = U16_TRAIL(c);
     }
   }
+  out.resize(std::size_t(o - out.data()));
 }
 
 /// Calls emit(c, begin, end) for each code point of the NFKC_Casefold form of `u` with the
@@ -108,6 +110,10 @@ void normalized(const std::u16string& u, Emit&& emit) {
 }
 
 void append_utf8(std::string& out, UChar32 c) {
+  if (c < 0x80) {
+    out.push_back(char(c));
+    return;
+  }
   char buf[U8_MAX_LENGTH];
   std::int32_t len = 0;
   U8_APPEND_UNSAFE(buf, len, c);
@@ -190,10 +196,14 @@ class analyzer {
         if (state_ == kind::word) {
           append_word(c, end);
         } else if (state_ == kind::cjk) {
-          // A mark belongs to the CJK character before it.
-          append_utf8(run_, c);
-          units_.back().bytes_end = run_.size();
-          units_.back().end = std::max(units_.back().end, end);
+          // A mark belongs to the CJK character before it; a character keeps at most half of
+          // max_term_bytes, so that a bigram is within it.
+          auto& u = units_.back();
+          if (u.bytes_end - u.bytes_begin + utf8_length(c) <= max_term_bytes / 2) {
+            append_utf8(run_, c);
+            u.bytes_end = run_.size();
+          }
+          u.end = std::max(u.end, end);
         }
         return true;
       case kind::cjk:

@@ -27,9 +27,10 @@
 
 namespace kaiwa::read {
 
-/// A word's term is cut to at most this many bytes (on a character boundary), so a hostile
-/// 16 KiB "word" doesn't make a 16 KiB index key; its token still spans the whole word, and a
-/// query word is cut the same way.
+/// A term is at most this many bytes, so a hostile 16 KiB "word" doesn't make a 16 KiB index
+/// key: a word's term is cut on a character boundary (its token still spans the whole word,
+/// and a query word is cut the same way), a CJK character keeps combining marks after it up
+/// to half of this.
 inline constexpr std::size_t max_term_bytes = 64;
 
 /// Tokens of a text that are indexed (and looked at by highlight).

@@ -70,7 +70,8 @@ TEST_CASE("normalization is NFKC with case folding") {
   CHECK(normalize("Ｔｏｋｙｏ") == "tokyo");
   CHECK(normalize("TOKYO Straße") == "tokyo strasse");
   CHECK(normalize("①㍿") == "1株式会社");
-  CHECK(normalize("e\xcc\x81") == "\xc3\xa9");  // e + combining acute composes to é
+  CHECK(normalize("e\xcc\x81") == "\xc3\xa9");   // e + combining acute composes to é
+  CHECK(normalize("a\u200db\ufe0fc") == "abc");  // default ignorables (ZWJ, VS16) vanish
 }
 
 TEST_CASE("normalization turns invalid UTF-8 into U+FFFD and never fails") {

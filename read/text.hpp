@@ -1,5 +1,5 @@
 #pragma once
-// Text analysis for search (docs/read-side.md, "Index layout"): normalization and tokens, the
+// Text analysis for search (docs/read-side.md, "Text analysis"): normalization and tokens, the
 // same for indexed text and queries.
 //
 // Normalization is Unicode NFKC with case folding (ICU's nfkc_cf): "ｶｲｷﾞ" -> "カイギ",
@@ -20,9 +20,11 @@
 // Input is capped by the caller (a message is at most 16 KiB; a query at most 256 bytes).
 // Terms are never empty, are valid UTF-8 and never contain NUL (a control is a separator).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kaiwa::read {

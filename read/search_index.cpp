@@ -1,0 +1,618 @@
+#include "read/search_index.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "core/json.hpp"
+#include "read/room_list.hpp"
+#include "storage/journal.hpp"
+
+// Layout of the "read.search" family (docs/read-side.md, "Search index"); `sp` is the room's
+// storage::shard_prefix:
+//   sp 0x01 term NUL D      -> the term's positions in the message: varints, first absolute,
+//                              then deltas (ascending)
+//   sp 0x02 room NUL be64(seq) -> varint(ts) text: what was indexed, to remove it on edit/delete
+//                              (the log's record of the message is rewritten in place)
+// D, the "doc suffix", sorts newest first in ascending byte order, exactly the reverse of the
+// page sort key be64(ts) room NUL be64(seq): be64(~ts), the room's bytes inverted then 0xFF (a
+// valid room name has no 0x00 byte, so no inverted byte is 0xFF and a longer name sorts first),
+// then the seq as one byte 8-n and its n significant bytes inverted (a larger seq first, 4 bytes
+// instead of 8 for seqs below 2^24). A forward walk of one term's keys in a shard is therefore
+// that shard's postings newest first, in the order of the reply.
+
+namespace kaiwa::read {
+
+namespace {
+
+using storage::read_family;
+
+constexpr char tag_posting = 0x01;
+constexpr char tag_doc = 0x02;
+
+/// Terms longer than this are cut (at a UTF-8 boundary) in keys and queries alike: a run of
+/// 16 KiB of letters is one word, and a key that long would be all index.
+constexpr std::size_t max_term_bytes = 64;
+/// A single-character CJK query token matches every term starting with it; in a shard it walks
+/// the postings of at most this many such terms (the first in byte order).
+constexpr std::size_t max_prefix_terms = 128;
+/// Index seeks and stored-text checks one query may make; past it the query returns what it
+/// has found, newest first and complete up to its last hit, with more=true.
+constexpr std::size_t max_steps = 20000;
+/// Hits one page may hold, whatever the caller asks.
+constexpr std::size_t max_limit = 100;
+/// Positions one posting may list (read/text.hpp tokenizes at most 4,096 tokens).
+constexpr std::size_t max_positions = 4096;
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out += static_cast<char>(v >> (8 * i));
+}
+
+std::uint64_t get_be64(std::string_view s) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+  return v;
+}
+
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+
+bool get_varint(std::string_view& in, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    auto b = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+/// A message as the index addresses it.
+struct doc_ref {
+  millis_t ts = 0;
+  std::string room;
+  seq_t seq = 0;
+};
+
+std::uint64_t ts_bits(millis_t ts) { return static_cast<std::uint64_t>(std::max<millis_t>(ts, 0)); }
+
+std::string doc_suffix(const doc_ref& d) {
+  std::string s;
+  s.reserve(8 + d.room.size() + 1 + 9);
+  put_be64(s, ~ts_bits(d.ts));
+  for (char c : d.room) s += static_cast<char>(~static_cast<unsigned char>(c));
+  s += '\xff';
+  int n = 1;
+  while (n < 8 && (d.seq >> (8 * n)) != 0) ++n;
+  s += static_cast<char>(8 - n);
+  for (int i = n - 1; i >= 0; --i)
+    s += static_cast<char>(~static_cast<unsigned char>(d.seq >> (8 * i)));
+  return s;
+}
+
+std::optional<doc_ref> parse_suffix(std::string_view s) {
+  if (s.size() < 8 + 1 + 1 + 1) return std::nullopt;
+  doc_ref d;
+  d.ts = static_cast<millis_t>(~get_be64(s));
+  s.remove_prefix(8);
+  auto end = s.find('\xff');
+  if (end == 0 || end == std::string_view::npos) return std::nullopt;
+  for (char c : s.substr(0, end)) d.room += static_cast<char>(~static_cast<unsigned char>(c));
+  s.remove_prefix(end + 1);
+  auto len = static_cast<unsigned char>(s.front());
+  if (len > 7 || s.size() != 1 + 8 - std::size_t{len}) return std::nullopt;
+  for (char c : s.substr(1))
+    d.seq = (d.seq << 8) | static_cast<unsigned char>(~static_cast<unsigned char>(c));
+  return d;
+}
+
+/// The page sort key (read/page.hpp): be64(ts) room NUL be64(seq).
+std::string sort_key(const doc_ref& d) {
+  std::string k;
+  put_be64(k, ts_bits(d.ts));
+  k += d.room;
+  k += '\0';
+  put_be64(k, d.seq);
+  return k;
+}
+
+std::optional<doc_ref> parse_sort_key(std::string_view k) {
+  if (k.size() < 8 + 1 + 1 + 8 || k[k.size() - 9] != '\0') return std::nullopt;
+  doc_ref d;
+  auto ts = get_be64(k);
+  if (ts > static_cast<std::uint64_t>(std::numeric_limits<millis_t>::max())) return std::nullopt;
+  d.ts = static_cast<millis_t>(ts);
+  d.room = std::string(k.substr(8, k.size() - 17));
+  if (!valid_name(d.room)) return std::nullopt;
+  d.seq = get_be64(k.substr(k.size() - 8));
+  return d;
+}
+
+/// `term` cut to max_term_bytes without splitting a UTF-8 sequence.
+std::string_view capped(std::string_view term) {
+  if (term.size() <= max_term_bytes) return term;
+  auto n = max_term_bytes;
+  while (n > 0 && (static_cast<unsigned char>(term[n]) & 0xc0) == 0x80) --n;
+  return term.substr(0, n);
+}
+
+std::string term_prefix(std::string_view sp, std::string_view term) {
+  std::string k(sp);
+  k += tag_posting;
+  k += term;
+  k += '\0';
+  return k;
+}
+
+std::string doc_key(std::string_view sp, std::string_view room, seq_t seq) {
+  std::string k(sp);
+  k += tag_doc;
+  k += room;
+  k += '\0';
+  put_be64(k, seq);
+  return k;
+}
+
+/// The distinct (capped) terms of `text` with their positions, ascending.
+std::map<std::string, std::vector<std::uint32_t>, std::less<>> terms_of(std::string_view text) {
+  std::map<std::string, std::vector<std::uint32_t>, std::less<>> terms;
+  for (auto& t : tokenize(text)) {
+    auto term = capped(t.term);
+    if (term.empty() || term.find('\0') != std::string_view::npos) continue;
+    terms[std::string(term)].push_back(t.pos);
+  }
+  return terms;
+}
+
+std::optional<std::vector<std::uint32_t>> decode_positions(std::string_view v) {
+  std::vector<std::uint32_t> out;
+  std::uint64_t pos = 0;
+  while (!v.empty()) {
+    std::uint64_t delta = 0;
+    if (!get_varint(v, delta) || delta > max_positions || out.size() == max_positions)
+      return std::nullopt;
+    pos += delta;
+    out.push_back(static_cast<std::uint32_t>(pos));
+  }
+  return out;
+}
+
+/// Whether `t`'s tokens all occur at their relative positions, given each token's positions.
+bool term_at_positions(const query_term& t,
+                       const std::vector<const std::vector<std::uint32_t>*>& positions) {
+  if (t.tokens.empty()) return true;
+  auto first = t.tokens.front().pos;
+  for (auto base : *positions.front()) {
+    bool all = true;
+    for (std::size_t k = 1; k < t.tokens.size() && all; ++k) {
+      auto want = std::uint64_t{base} + (t.tokens[k].pos - first);
+      all = std::binary_search(positions[k]->begin(), positions[k]->end(), want);
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+/// Whether `t` matches the tokens of a stored text (for terms with prefix tokens, whose
+/// positions the postings of the driving terms don't carry).
+bool term_in_text(const query_term& t, const std::vector<token>& toks) {
+  std::vector<std::vector<std::uint32_t>> pos(t.tokens.size());
+  for (auto& tok : toks) {
+    auto term = capped(tok.term);
+    for (std::size_t k = 0; k < t.tokens.size(); ++k) {
+      auto& q = t.tokens[k];
+      if (q.prefix ? term.starts_with(q.term) : term == q.term) pos[k].push_back(tok.pos);
+    }
+  }
+  std::vector<const std::vector<std::uint32_t>*> ptrs;
+  for (auto& p : pos) {
+    if (p.empty()) return false;
+    ptrs.push_back(&p);
+  }
+  return term_at_positions(t, ptrs);
+}
+
+struct posting {
+  std::string doc;  // the doc suffix D
+  std::string value;
+};
+
+/// One query's walk over the index: a cursor per distinct driving term, shared by all shards
+/// (each shard's walk re-seeks it), the state of each shard's walk, and the work done.
+class query_walk {
+ public:
+  query_walk(storage::journal& j, const room_list& access, const user_id& user, const query& q,
+             const std::optional<room_id>& room)
+      : journal_(j), access_(access), user_(user), q_(q), room_(room) {}
+
+  enum class step { match, exhausted, out_of_budget };
+
+  /// Sets up the driving terms; false when the query has nothing to search for.
+  bool prepare() {
+    for (auto& t : q_.terms)
+      for (auto& tok : t.tokens) {
+        if (tok.term.empty() || tok.term.find('\0') != std::string::npos) return false;
+        if (tok.prefix) has_prefix_ = true;
+      }
+    // Every exact token drives (their postings hold their positions). A query of prefix tokens
+    // only is driven by their unions.
+    bool only_prefix = true;
+    for (auto& t : q_.terms)
+      for (auto& tok : t.tokens)
+        if (!tok.prefix) only_prefix = false;
+    for (auto& t : q_.terms) {
+      for (auto& tok : t.tokens) {
+        if (tok.prefix != only_prefix) continue;
+        auto term = std::string(capped(tok.term));
+        if (std::none_of(drivers_.begin(), drivers_.end(),
+                         [&](const driver& d) { return d.term == term; }))
+          drivers_.push_back({term, tok.prefix, journal_.new_read_cursor(read_family::search)});
+      }
+    }
+    return !drivers_.empty();
+  }
+
+  /// Advances a shard's walk from `cand` (no hit of the shard sorts before it) to its next hit,
+  /// left in `cand`.
+  storage::result<step> advance(std::string_view sp, std::string& cand,
+                                std::vector<std::vector<std::string>>& prefix_terms) {
+    std::vector<std::string> values(drivers_.size());
+    std::size_t agree = 0;
+    std::size_t i = 0;
+    while (true) {
+      while (agree < drivers_.size()) {
+        if (steps_ >= max_steps) return step::out_of_budget;
+        auto r = seek(drivers_[i], sp, cand, prefix_terms[i]);
+        if (!r.ok()) return r.err();
+        if (!*r) return step::exhausted;
+        if ((*r)->doc == cand) {
+          ++agree;
+        } else {
+          cand = std::move((*r)->doc);
+          agree = 1;
+        }
+        values[i] = std::move((*r)->value);
+        i = (i + 1) % drivers_.size();
+      }
+      auto ok = verify(sp, cand, values);
+      if (!ok.ok()) return ok.err();
+      if (*ok) return step::match;
+      cand += '\0';  // the smallest key after it
+      agree = 0;
+    }
+  }
+
+  bool out_of_budget() const noexcept { return steps_ >= max_steps; }
+
+  /// The terms starting with each prefix driver in a shard (empty lists for exact drivers).
+  storage::result<std::vector<std::vector<std::string>>> prefix_terms(std::string_view sp) {
+    std::vector<std::vector<std::string>> out(drivers_.size());
+    for (std::size_t i = 0; i < drivers_.size(); ++i) {
+      if (!drivers_[i].prefix) continue;
+      std::string start(sp);
+      start += tag_posting;
+      auto head_len = start.size();
+      start += drivers_[i].term;
+      auto& cur = *drivers_[i].cursor;
+      cur.seek(start);
+      while (out[i].size() < max_prefix_terms && steps_ < max_steps) {
+        ++steps_;
+        if (!cur.valid()) {
+          if (auto s = cur.state(); !s.ok()) return s.err();
+          break;
+        }
+        auto key = cur.key();
+        if (!key.starts_with(start)) break;
+        auto nul = key.find('\0', head_len);
+        if (nul == std::string_view::npos) break;
+        auto term = std::string(key.substr(head_len, nul - head_len));
+        cur.seek(std::string(key.substr(0, nul)) + '\x01');  // past every key of `term`
+        out[i].push_back(std::move(term));
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct driver {
+    std::string term;
+    bool prefix = false;
+    std::unique_ptr<storage::read_cursor> cursor;
+  };
+
+  /// The first posting of `d` in the shard at or after `from`.
+  storage::result<std::optional<posting>> seek(driver& d, std::string_view sp,
+                                               std::string_view from,
+                                               const std::vector<std::string>& prefix_terms) {
+    if (!d.prefix) return seek_term(*d.cursor, term_prefix(sp, d.term), from);
+    std::optional<posting> best;
+    for (auto& t : prefix_terms) {
+      auto r = seek_term(*d.cursor, term_prefix(sp, t), from);
+      if (!r.ok()) return r.err();
+      if (*r && (!best || (*r)->doc < best->doc)) best = std::move(*r);
+    }
+    return best;
+  }
+
+  storage::result<std::optional<posting>> seek_term(storage::read_cursor& cur,
+                                                    const std::string& prefix,
+                                                    std::string_view from) {
+    ++steps_;
+    cur.seek(prefix + std::string(from));
+    if (!cur.valid()) {
+      if (auto s = cur.state(); !s.ok()) return s.err();
+      return std::optional<posting>{};
+    }
+    auto key = cur.key();
+    if (!key.starts_with(prefix)) return std::optional<posting>{};
+    return std::optional<posting>{
+        posting{std::string(key.substr(prefix.size())), std::string(cur.value())}};
+  }
+
+  /// Whether the doc every driver agreed on is a hit: in the room asked for, the terms at
+  /// their relative positions, and readable by the user now.
+  storage::result<bool> verify(std::string_view sp, const std::string& cand,
+                               const std::vector<std::string>& values) {
+    auto d = parse_suffix(cand);
+    if (!d) return false;
+    if (room_ && room_->str() != d->room) return false;
+    // Terms of exact tokens: from the drivers' positions.
+    std::vector<std::optional<std::vector<std::uint32_t>>> decoded(drivers_.size());
+    for (auto& t : q_.terms) {
+      if (t.tokens.size() < 2 || std::any_of(t.tokens.begin(), t.tokens.end(),
+                                             [](const query_token& k) { return k.prefix; }))
+        continue;
+      std::vector<const std::vector<std::uint32_t>*> ptrs;
+      for (auto& tok : t.tokens) {
+        auto term = capped(tok.term);
+        std::size_t i = 0;
+        while (drivers_[i].term != term) ++i;
+        if (!decoded[i]) {
+          auto p = decode_positions(values[i]);
+          if (!p) return false;
+          decoded[i] = std::move(*p);
+        }
+        ptrs.push_back(&*decoded[i]);
+      }
+      if (!term_at_positions(t, ptrs)) return false;
+    }
+    auto readable = may_read(d->room);
+    if (!readable.ok() || !*readable) return readable;
+    if (!has_prefix_) return true;
+    // Terms with prefix tokens: from the stored text.
+    ++steps_;
+    auto stored = journal_.read_get(read_family::search, doc_key(sp, d->room, d->seq));
+    if (!stored.ok()) return stored.err();
+    if (!*stored) return false;
+    std::string_view v = **stored;
+    std::uint64_t ts = 0;
+    if (!get_varint(v, ts)) return false;
+    auto toks = tokenize(v);
+    for (auto& t : q_.terms)
+      if (std::any_of(t.tokens.begin(), t.tokens.end(),
+                      [](const query_token& k) { return k.prefix; }) &&
+          !term_in_text(t, toks))
+        return false;
+    return true;
+  }
+
+  storage::result<bool> may_read(const std::string& room) {
+    if (auto it = readable_.find(room); it != readable_.end()) return it->second;
+    auto r = access_.may_read(user_, room_id{room});
+    if (!r.ok()) return r.err();
+    readable_.emplace(room, *r);
+    return *r;
+  }
+
+  storage::journal& journal_;
+  const room_list& access_;
+  const user_id& user_;
+  const query& q_;
+  const std::optional<room_id>& room_;
+  std::vector<driver> drivers_;
+  bool has_prefix_ = false;
+  std::unordered_map<std::string, bool> readable_;  // may_read, once per room per query
+  std::size_t steps_ = 0;
+};
+
+/// The stored event JSON with "highlight" appended; nullopt when the message is gone.
+std::optional<std::string> hit_json(std::string json, const query& q) {
+  auto e = decode_event(json);
+  if (!e || e->deleted || e->type != event_type::message || json.empty() || json.back() != '}')
+    return std::nullopt;
+  json.pop_back();
+  json += ",\"highlight\":[";
+  bool first = true;
+  for (auto [b, end] : highlight(e->text, q)) {
+    if (!first) json += ',';
+    first = false;
+    json += '[' + std::to_string(b) + ',' + std::to_string(end) + ']';
+  }
+  json += "]}";
+  return json;
+}
+
+}  // namespace
+
+search_index::search_index(storage::journal& journal, const room_list& access)
+    : journal_(journal), access_(access) {}
+
+namespace {
+
+void add_postings(storage::read_batch& batch, std::string_view sp, const doc_ref& d,
+                  std::string_view text) {
+  auto suffix = doc_suffix(d);
+  for (auto& [term, positions] : terms_of(text)) {
+    std::string value;
+    std::uint32_t last = 0;
+    for (auto p : positions) {
+      put_varint(value, p - last);
+      last = p;
+    }
+    batch.put(read_family::search, term_prefix(sp, term) + suffix, value);
+  }
+  std::string doc;
+  put_varint(doc, ts_bits(d.ts));
+  doc += text;
+  batch.put(read_family::search, doc_key(sp, d.room, d.seq), doc);
+}
+
+/// Removes the postings of `room`'s message `seq` (and its doc record); its ts, nullopt when it
+/// isn't indexed (deleted, or not a message).
+storage::result<std::optional<millis_t>> remove_postings(storage::read_batch& batch,
+                                                         std::string_view sp,
+                                                         const std::string& room, seq_t seq) {
+  auto key = doc_key(sp, room, seq);
+  auto stored = batch.get(read_family::search, key);
+  if (!stored.ok()) return stored.err();
+  if (!*stored) return std::optional<millis_t>{};
+  std::string_view v = **stored;
+  std::uint64_t ts = 0;
+  if (!get_varint(v, ts))
+    return storage::error{storage::errc::corruption, "search: bad doc record of " + room};
+  auto suffix = doc_suffix({static_cast<millis_t>(ts), room, seq});
+  for (auto& entry : terms_of(v))
+    batch.del(read_family::search, term_prefix(sp, entry.first) + suffix);
+  batch.del(read_family::search, key);
+  return std::optional<millis_t>{static_cast<millis_t>(ts)};
+}
+
+}  // namespace
+
+storage::status search_index::apply(const event& e, storage::read_batch& batch,
+                                    std::vector<notice>&) {
+  if (!valid_name(e.room.str())) return {};
+  auto sp = storage::shard_prefix(shard_of(e.room.str(), journal_.shards()));
+  switch (e.type) {
+    case event_type::message:
+      // A message stored deleted (a rebuild after its delete) has no text to index.
+      if (!e.deleted) add_postings(batch, sp, {e.ts, e.room.str(), e.seq}, e.text);
+      return {};
+    case event_type::edit: {
+      // The edit's text replaces what was indexed, under the message's seq and ts. A redacted
+      // edit (its message was deleted since) removes it; the delete that follows finds nothing.
+      auto ts = remove_postings(batch, sp, e.room.str(), e.ref);
+      if (!ts.ok()) return ts.err();
+      if (*ts && !e.deleted) add_postings(batch, sp, {**ts, e.room.str(), e.ref}, e.text);
+      return {};
+    }
+    case event_type::del: {
+      auto ts = remove_postings(batch, sp, e.room.str(), e.ref);
+      if (!ts.ok()) return ts.err();
+      return {};
+    }
+    default:
+      return {};
+  }
+}
+
+storage::result<page> search_index::search(const user_id& user, const query& q,
+                                           const std::optional<room_id>& room,
+                                           const std::vector<shard_t>& shards,
+                                           const std::optional<std::string>& before,
+                                           std::size_t limit) const {
+  page out;
+  limit = std::min(limit, max_limit);
+  if (limit == 0 || q.terms.empty()) return out;
+
+  std::string start;  // the first doc suffix a hit may have
+  if (before) {
+    auto b = parse_sort_key(*before);
+    if (!b) return storage::error{storage::errc::invalid, "search: not a cursor"};
+    start = doc_suffix(*b) + '\0';
+  }
+
+  std::vector<shard_t> walk;
+  if (room) {
+    auto s = shard_of(room->str(), journal_.shards());
+    if (std::find(shards.begin(), shards.end(), s) != shards.end()) walk.push_back(s);
+  } else {
+    walk = shards;
+  }
+
+  query_walk qw(journal_, access_, user, q, room);
+  if (!qw.prepare()) return out;
+
+  // Every shard walks its hits newest first; a heap on each shard's position (no hit of the
+  // shard sorts before it) always takes the shard that is furthest behind, so hits come out in
+  // global order and the walk can stop at any moment with a complete prefix of the answer.
+  struct shard_walk {
+    std::string sp;
+    std::string cand;
+    bool matched = false;
+    bool prepared = false;
+    std::vector<std::vector<std::string>> prefix_terms;
+  };
+  std::vector<shard_walk> walks;
+  walks.reserve(walk.size());
+  for (auto s : walk) walks.push_back({storage::shard_prefix(s), start, false, false, {}});
+  auto later = [&](std::size_t a, std::size_t b) { return walks[a].cand > walks[b].cand; };
+  std::vector<std::size_t> heap(walks.size());
+  for (std::size_t i = 0; i < heap.size(); ++i) heap[i] = i;
+  std::make_heap(heap.begin(), heap.end(), later);
+
+  std::vector<std::string> hits;
+  bool out_of_budget = false;
+  while (!heap.empty() && hits.size() <= limit) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    auto i = heap.back();
+    auto& w = walks[i];
+    if (w.matched) {
+      hits.push_back(w.cand);
+      w.cand += '\0';
+      w.matched = false;
+      std::push_heap(heap.begin(), heap.end(), later);
+      continue;
+    }
+    if (out_of_budget) {
+      // Only hits already found and ahead of every other shard may still go out.
+      std::push_heap(heap.begin(), heap.end(), later);
+      break;
+    }
+    if (!w.prepared) {
+      // A list cut short by the budget would silently miss hits: the walk stops instead.
+      auto terms = qw.prefix_terms(w.sp);
+      if (!terms.ok()) return terms.err();
+      if (qw.out_of_budget()) {
+        out_of_budget = true;
+        std::push_heap(heap.begin(), heap.end(), later);
+        continue;
+      }
+      w.prefix_terms = std::move(*terms);
+      w.prepared = true;
+    }
+    auto r = qw.advance(w.sp, w.cand, w.prefix_terms);
+    if (!r.ok()) return r.err();
+    if (*r == query_walk::step::exhausted) {
+      heap.pop_back();
+      continue;
+    }
+    w.matched = *r == query_walk::step::match;
+    out_of_budget = *r == query_walk::step::out_of_budget;
+    std::push_heap(heap.begin(), heap.end(), later);
+  }
+  out.more = hits.size() > limit || (out_of_budget && !heap.empty());
+  if (hits.size() > limit) hits.resize(limit);
+
+  for (auto& h : hits) {
+    auto d = parse_suffix(h);
+    if (!d) continue;
+    auto json = journal_.event(room_id{d->room}, d->seq);
+    if (!json.ok()) return json.err();
+    if (!*json) continue;
+    auto item = hit_json(std::move(**json), q);
+    if (item) out.items.push_back({sort_key(*d), std::move(*item)});
+  }
+  return out;
+}
+
+}  // namespace kaiwa::read

@@ -1,0 +1,374 @@
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <future>
+#include <map>
+#include <set>
+
+#include "core/json.hpp"
+#include "read/room_list.hpp"
+#include "read/search_index.hpp"
+#include "storage/journal.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace kaiwa;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string encode(const event& e) {
+  std::string out;
+  json_writer w(out);
+  encode_event(w, e);
+  return out;
+}
+
+// A node's log with its rooms and search projections, without actors: events are appended to
+// a real journal as room actors append them (an edit or delete rewrites the stored message, a
+// delete redacts its edits), and `project` feeds both projections as the projector does: from
+// the journal, in seq order, so a message applied late arrives in its current form.
+class fixture {
+ public:
+  explicit fixture(std::uint32_t shards = 8) {
+    storage::journal_config cfg;
+    cfg.dir = dir_.str();
+    cfg.sync = false;
+    cfg.shards = shards;
+    auto j = storage::journal::open(cfg);
+    REQUIRE(j.ok());
+    journal_ = std::move(j).value();
+    list_ = std::make_unique<read::room_list>(*journal_);
+    index_ = std::make_unique<read::search_index>(*journal_, *list_);
+    for (std::uint32_t s = 0; s < shards; ++s) all_shards_.push_back(static_cast<shard_t>(s));
+  }
+
+  /// The ts the next event gets; each event moves it on by `step` ms.
+  millis_t clock = 1'700'000'000'000;
+  millis_t step = 1;
+
+  seq_t create(const std::string& room, const std::string& owner, bool is_private,
+               std::vector<std::string> members = {}) {
+    auto e = next(room, event_type::created, owner);
+    e.is_private = is_private;
+    if (is_private) {
+      members.push_back(owner);
+      std::sort(members.begin(), members.end());
+      e.members = std::move(members);
+    }
+    return append(std::move(e));
+  }
+  seq_t send(const std::string& room, const std::string& from, const std::string& text) {
+    auto e = next(room, event_type::message, from);
+    e.text = text;
+    return append(std::move(e));
+  }
+  seq_t edit(const std::string& room, const std::string& from, seq_t ref, const std::string& text) {
+    auto e = next(room, event_type::edit, from);
+    e.ref = ref;
+    e.text = text;
+    return append(std::move(e));
+  }
+  seq_t del(const std::string& room, const std::string& from, seq_t ref) {
+    auto e = next(room, event_type::del, from);
+    e.ref = ref;
+    return append(std::move(e));
+  }
+  seq_t kick(const std::string& room, const std::string& owner, const std::string& user) {
+    auto e = next(room, event_type::member_removed, owner);
+    e.user = user_id{user};
+    return append(std::move(e));
+  }
+
+  /// Applies every event not applied yet, a room's events in one batch per 256.
+  void project() {
+    for (auto& [room, applied] : applied_) {
+      for (;;) {
+        auto events = journal_->events_after(room_id{room}, applied, 256);
+        REQUIRE(events.ok());
+        if (events->empty()) break;
+        auto batch = journal_->new_read_batch();
+        for (auto& json : *events) {
+          auto e = decode_event(json);
+          REQUIRE(e);
+          REQUIRE(list_->apply(*e, batch, notices_).ok());
+          REQUIRE(index_->apply(*e, batch, notices_).ok());
+          applied = e->seq;
+        }
+        REQUIRE(journal_->write_reads(std::move(batch)).ok());
+      }
+    }
+  }
+
+  read::page search(const std::string& user, std::string_view q, std::size_t limit = 20,
+                    std::optional<std::string> before = std::nullopt,
+                    std::optional<std::string> room = std::nullopt) {
+    std::optional<room_id> r;
+    if (room) r = room_id{*room};
+    auto p = index_->search(user_id{user}, read::parse_query(q), r, all_shards_, before, limit);
+    REQUIRE(p.ok());
+    return std::move(p).value();
+  }
+
+  storage::result<read::page> try_search(const std::string& user, std::string_view q,
+                                         std::optional<std::string> before) {
+    return index_->search(user_id{user}, read::parse_query(q), std::nullopt, all_shards_, before,
+                          20);
+  }
+
+  /// The (room, seq) of each hit, in order.
+  std::vector<std::pair<std::string, seq_t>> hits(const std::string& user, std::string_view q,
+                                                  std::optional<std::string> room = std::nullopt) {
+    std::vector<std::pair<std::string, seq_t>> out;
+    for (auto& i : search(user, q, 100, std::nullopt, room).items) {
+      auto e = decode_event(i.json.substr(0, i.json.rfind(",\"highlight\"")) + "}");
+      REQUIRE(e);
+      out.emplace_back(e->room.str(), e->seq);
+    }
+    return out;
+  }
+
+ private:
+  event next(const std::string& room, event_type type, const std::string& from) {
+    event e;
+    e.room = room_id{room};
+    e.seq = log_[room].size() + 1;
+    e.ts = clock;
+    clock += step;
+    e.type = type;
+    e.from = user_id{from};
+    applied_.try_emplace(room, 0);
+    return e;
+  }
+
+  seq_t append(event e) {
+    auto& log = log_[e.room.str()];
+    storage::write_set ws;
+    if (e.type == event_type::edit || e.type == event_type::del) {
+      auto& m = log.at(e.ref - 1);
+      if (e.type == event_type::del)
+        for (auto s : m.edits) {
+          log.at(s - 1) = redacted(log.at(s - 1));
+          ws.put_event(e.room, s, encode(log.at(s - 1)));
+        }
+      m = rewritten(m, e);
+      ws.put_event(e.room, m.seq, encode(m));
+    }
+    ws.put_event(e.room, e.seq, encode(e));
+    log.push_back(e);
+    std::promise<storage::status> done;
+    auto fut = done.get_future();
+    journal_->commit(std::move(ws), [&](const storage::status& s) { done.set_value(s); });
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    REQUIRE(fut.get().ok());
+    return e.seq;
+  }
+
+  test::temp_dir dir_;
+  std::unique_ptr<storage::journal> journal_;
+  std::unique_ptr<read::room_list> list_;
+  std::unique_ptr<read::search_index> index_;
+  std::vector<shard_t> all_shards_;
+  std::vector<read::notice> notices_;
+  std::map<std::string, std::vector<event>> log_;  // the stored records, index seq - 1
+  std::map<std::string, seq_t> applied_;           // the projections' offsets
+};
+
+using hit_list = std::vector<std::pair<std::string, seq_t>>;
+
+}  // namespace
+
+TEST_CASE("a Japanese word is found inside text without spaces") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto m = f.send("lobby", "ann", "明日の会議は15時");
+  f.send("lobby", "ann", "会社に行きます");
+  f.project();
+  CHECK(f.hits("bob", "会議") == hit_list{{"lobby", m}});
+  CHECK(f.hits("bob", "会議は") == hit_list{{"lobby", m}});
+  CHECK(f.hits("bob", "議会").empty());
+}
+
+TEST_CASE("Latin words match case-insensitively and width-insensitively") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto a = f.send("lobby", "ann", "flying to tokyo tomorrow");
+  auto b = f.send("lobby", "ann", "カイギ室");
+  f.project();
+  CHECK(f.hits("bob", "Tokyo") == hit_list{{"lobby", a}});
+  CHECK(f.hits("bob", "ＴＯＫＹＯ") == hit_list{{"lobby", a}});
+  CHECK(f.hits("bob", "ｶｲｷﾞ") == hit_list{{"lobby", b}});
+}
+
+TEST_CASE("every term of a query must occur, a quoted phrase in order") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto phrase = f.send("lobby", "ann", "delete the lock file please");
+  auto both = f.send("lobby", "ann", "the file has a lock on it");
+  f.send("lobby", "ann", "lock the door");
+  f.send("lobby", "ann", "a file");
+  f.project();
+  CHECK(f.hits("bob", "lock file") == hit_list{{"lobby", both}, {"lobby", phrase}});
+  CHECK(f.hits("bob", "\"lock file\"") == hit_list{{"lobby", phrase}});
+  CHECK(f.hits("bob", "\"file lock\"").empty());
+}
+
+TEST_CASE("a CJK query matches contiguous text, not its bigrams scattered") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto contiguous = f.send("lobby", "ann", "東京都に住む");
+  f.send("lobby", "ann", "東京と京都");  // 東京 and 京都, but never 東京都
+  f.project();
+  CHECK(f.hits("bob", "東京都") == hit_list{{"lobby", contiguous}});
+}
+
+TEST_CASE("a single CJK character matches every term it starts and the run's last character") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto a = f.send("lobby", "ann", "明日の会議");
+  auto b = f.send("lobby", "ann", "会う");
+  f.send("lobby", "ann", "明日");
+  f.project();
+  CHECK(f.hits("bob", "会") == hit_list{{"lobby", b}, {"lobby", a}});
+  CHECK(f.hits("bob", "議") == hit_list{{"lobby", a}});
+  CHECK(f.hits("bob", "会 明日") == hit_list{{"lobby", a}});
+}
+
+TEST_CASE("hits come newest first and pages neither repeat nor skip") {
+  fixture f;
+  f.create("a", "ann", false);
+  f.create("b", "ann", false);
+  std::vector<std::pair<std::string, seq_t>> sent;
+  for (int i = 0; i < 30; ++i) {
+    auto room = i % 3 == 0 ? "a" : "b";
+    sent.emplace_back(room, f.send(room, "ann", "report number " + std::to_string(i)));
+    if (i % 5 == 0)
+      f.step = 0;  // some messages share a ts: the room and seq order them
+    else
+      f.step = 1;
+  }
+  f.project();
+  std::reverse(sent.begin(), sent.end());
+
+  hit_list seen;
+  std::optional<std::string> before;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto p = f.search("bob", "report", 7, before);
+    for (std::size_t i = 1; i < p.items.size(); ++i)
+      CHECK(p.items[i - 1].sort_key > p.items[i].sort_key);
+    for (auto& i : p.items) {
+      auto e = decode_event(i.json.substr(0, i.json.rfind(",\"highlight\"")) + "}");
+      REQUIRE(e);
+      seen.emplace_back(e->room.str(), e->seq);
+    }
+    if (!p.more) break;
+    REQUIRE(!p.items.empty());
+    before = p.items.back().sort_key;
+  }
+  std::set<std::pair<std::string, seq_t>> unique(seen.begin(), seen.end());
+  CHECK(unique.size() == seen.size());
+  CHECK(unique == std::set<std::pair<std::string, seq_t>>(sent.begin(), sent.end()));
+  // Newest first across rooms: ts descending (ties broken by room, then seq, descending).
+  CHECK(seen.size() == 30);
+  auto first = f.search("bob", "report", 1);
+  CHECK(first.more);
+  REQUIRE(first.items.size() == 1);
+  CHECK(first.items[0].json.find("report number 29") != std::string::npos);
+}
+
+TEST_CASE("a room filter returns that room's hits only") {
+  fixture f;
+  f.create("a", "ann", false);
+  f.create("b", "ann", false);
+  auto in_a = f.send("a", "ann", "standup notes");
+  f.send("b", "ann", "standup notes");
+  f.project();
+  CHECK(f.hits("bob", "standup", std::string("a")) == hit_list{{"a", in_a}});
+  CHECK(f.hits("bob", "standup").size() == 2);
+  CHECK(f.hits("bob", "standup", std::string("nowhere")).empty());
+}
+
+TEST_CASE("an edit replaces what is found, a delete removes it") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto m = f.send("lobby", "ann", "meeting at noon");
+  auto gone = f.send("lobby", "ann", "meeting cancelled");
+  f.project();
+  CHECK(f.hits("bob", "meeting").size() == 2);
+
+  auto p0 = f.search("bob", "noon");
+  REQUIRE(p0.items.size() == 1);
+  f.edit("lobby", "ann", m, "lunch at one");
+  f.del("lobby", "ann", gone);
+  f.project();
+  CHECK(f.hits("bob", "meeting").empty());
+  CHECK(f.hits("bob", "noon").empty());
+  CHECK(f.hits("bob", "cancelled").empty());
+  auto p = f.search("bob", "lunch");
+  REQUIRE(p.items.size() == 1);
+  CHECK(p.items[0].json.find("\"edited\":true") != std::string::npos);
+  CHECK(p.items[0].sort_key == p0.items[0].sort_key);  // still the message's time and seq
+
+  f.edit("lobby", "ann", m, "dinner at eight");
+  f.del("lobby", "ann", m);
+  f.project();
+  CHECK(f.hits("bob", "lunch").empty());
+  CHECK(f.hits("bob", "dinner").empty());
+}
+
+TEST_CASE("a message edited and deleted before it is indexed is never found") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto m = f.send("lobby", "ann", "first draft");
+  f.edit("lobby", "ann", m, "second draft");
+  auto kept = f.send("lobby", "ann", "draft kept");
+  auto n = f.send("lobby", "ann", "third draft");
+  f.edit("lobby", "ann", n, "fourth draft");
+  f.del("lobby", "ann", n);
+  f.project();  // m arrives edited, n arrives deleted, n's edit redacted
+  CHECK(f.hits("bob", "draft") == hit_list{{"lobby", kept}, {"lobby", m}});
+  CHECK(f.hits("bob", "first").empty());
+  CHECK(f.hits("bob", "second") == hit_list{{"lobby", m}});
+  CHECK(f.hits("bob", "fourth").empty());
+}
+
+TEST_CASE("a private room's messages are found by its members only, and not after a kick") {
+  fixture f;
+  f.create("secret", "ann", true, {"carl"});
+  f.create("lobby", "ann", false);
+  auto s = f.send("secret", "ann", "the plan is ready");
+  auto l = f.send("lobby", "ann", "the plan is public");
+  f.project();
+  CHECK(f.hits("ann", "plan") == hit_list{{"lobby", l}, {"secret", s}});
+  CHECK(f.hits("carl", "plan") == hit_list{{"lobby", l}, {"secret", s}});
+  CHECK(f.hits("bob", "plan") == hit_list{{"lobby", l}});
+  CHECK(f.hits("bob", "plan", std::string("secret")).empty());
+
+  f.kick("secret", "ann", "carl");
+  f.project();
+  CHECK(f.hits("carl", "plan") == hit_list{{"lobby", l}});
+}
+
+TEST_CASE("a hit is the stored event with where the query matched") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  f.send("lobby", "ann", "明日の会議は15時");
+  f.project();
+  auto p = f.search("bob", "会議");
+  REQUIRE(p.items.size() == 1);
+  auto& json = p.items[0].json;
+  CHECK(json.starts_with("{\"op\":\"event\",\"room\":\"lobby\",\"seq\":2,"));
+  CHECK(json.ends_with(",\"highlight\":[[3,5]]}"));
+  CHECK(read::decode_cursor(read::encode_cursor(p.items[0].sort_key)) == p.items[0].sort_key);
+}
+
+TEST_CASE("a query with nothing to search for finds nothing, a cursor that is not one is refused") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  f.send("lobby", "ann", "hello");
+  f.project();
+  CHECK(f.search("bob", "!!!").items.empty());
+  CHECK(f.search("bob", "hello", 0).items.empty());
+  auto bad = f.try_search("bob", "hello", std::string("\x01\x02"));
+  REQUIRE(!bad.ok());
+  CHECK(bad.err().code == storage::errc::invalid);
+}

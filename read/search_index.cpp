@@ -226,29 +226,33 @@ struct posting {
   std::string value;
 };
 
-/// One query's walk over the index: a cursor per distinct driving term, shared by all shards
-/// (each shard's walk re-seeks it), the state of each shard's walk, and the work done.
+/// One query's walk over the index. Each shard walks its hits newest first by leapfrog: the
+/// driving terms' postings are sought in turn at the shard's candidate, which moves to whatever
+/// a term has next, until all of them sit on it. A heap across shards always gives the next
+/// step to the shard whose candidate is newest, and every step is one seek, so a shard whose
+/// postings are all older than the hits already found is never walked further, and the walk can
+/// stop at any moment with the hits so far being exactly the newest ones (a complete prefix of
+/// the answer). The cursors (one per driving term) are shared by all shards: each step
+/// re-seeks. Used by one thread for one query.
 class query_walk {
  public:
   query_walk(storage::journal& j, const room_list& access, const user_id& user, const query& q,
              const std::optional<room_id>& room)
       : journal_(j), access_(access), user_(user), q_(q), room_(room) {}
 
-  enum class step { match, exhausted, out_of_budget };
-
   /// Sets up the driving terms; false when the query has nothing to search for.
   bool prepare() {
+    bool only_prefix = true;
     for (auto& t : q_.terms)
       for (auto& tok : t.tokens) {
         if (tok.term.empty() || tok.term.find('\0') != std::string::npos) return false;
-        if (tok.prefix) has_prefix_ = true;
+        if (tok.prefix)
+          has_prefix_ = true;
+        else
+          only_prefix = false;
       }
-    // Every exact token drives (their postings hold their positions). A query of prefix tokens
-    // only is driven by their unions.
-    bool only_prefix = true;
-    for (auto& t : q_.terms)
-      for (auto& tok : t.tokens)
-        if (!tok.prefix) only_prefix = false;
+    // Every exact token drives (its postings carry its positions); a prefix token is checked
+    // against the stored text of a candidate, and drives only when the query has nothing else.
     for (auto& t : q_.terms) {
       for (auto& tok : t.tokens) {
         if (tok.prefix != only_prefix) continue;
@@ -261,40 +265,111 @@ class query_walk {
     return !drivers_.empty();
   }
 
-  /// Advances a shard's walk from `cand` (no hit of the shard sorts before it) to its next hit,
-  /// left in `cand`.
-  storage::result<step> advance(std::string_view sp, std::string& cand,
-                                std::vector<std::vector<std::string>>& prefix_terms) {
-    std::vector<std::string> values(drivers_.size());
-    std::size_t agree = 0;
-    std::size_t i = 0;
-    while (true) {
-      while (agree < drivers_.size()) {
-        if (steps_ >= max_steps) return step::out_of_budget;
-        auto r = seek(drivers_[i], sp, cand, prefix_terms[i]);
-        if (!r.ok()) return r.err();
-        if (!*r) return step::exhausted;
-        if ((*r)->doc == cand) {
-          ++agree;
-        } else {
-          cand = std::move((*r)->doc);
-          agree = 1;
-        }
-        values[i] = std::move((*r)->value);
-        i = (i + 1) % drivers_.size();
-      }
-      auto ok = verify(sp, cand, values);
-      if (!ok.ok()) return ok.err();
-      if (*ok) return step::match;
-      cand += '\0';  // the smallest key after it
-      agree = 0;
+  struct outcome {
+    std::vector<std::string> hits;  // doc suffixes, newest first
+    bool stopped = false;           // the budget ran out before the walk was done
+  };
+
+  /// The first `want` hits in `shards` whose doc suffix is at least `start`.
+  storage::result<outcome> run(const std::vector<shard_t>& shards, const std::string& start,
+                               std::size_t want) {
+    std::vector<shard_walk> walks;
+    walks.reserve(shards.size());
+    for (auto s : shards) {
+      shard_walk w;
+      w.sp = storage::shard_prefix(s);
+      w.cand = start;
+      w.values.resize(drivers_.size());
+      walks.push_back(std::move(w));
     }
+    auto later = [&](std::size_t a, std::size_t b) { return walks[a].cand > walks[b].cand; };
+    std::vector<std::size_t> heap(walks.size());
+    for (std::size_t i = 0; i < heap.size(); ++i) heap[i] = i;
+    std::make_heap(heap.begin(), heap.end(), later);
+
+    outcome out;
+    while (!heap.empty() && out.hits.size() < want) {
+      if (steps_ >= max_steps) {
+        out.stopped = true;
+        break;
+      }
+      std::pop_heap(heap.begin(), heap.end(), later);
+      auto& w = walks[heap.back()];
+      if (w.candidate) {
+        // The newest candidate of all shards: only the checks that cost a read are left.
+        auto ok = accept(w);
+        if (!ok.ok()) return ok.err();
+        if (*ok) out.hits.push_back(w.cand);
+        skip(w);
+      } else {
+        auto r = advance(w);
+        if (!r.ok()) return r.err();
+        if (!*r) {
+          heap.pop_back();
+          continue;
+        }
+      }
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
+    return out;
   }
 
-  bool out_of_budget() const noexcept { return steps_ >= max_steps; }
+ private:
+  struct driver {
+    std::string term;
+    bool prefix = false;
+    std::unique_ptr<storage::read_cursor> cursor;
+  };
+
+  struct shard_walk {
+    std::string sp;
+    std::string cand;                 // no hit of the shard sorts before it
+    std::size_t agree = 0;            // drivers found at `cand` in a row
+    std::size_t next = 0;             // the driver to seek next
+    bool candidate = false;           // every driver is at `cand` and their positions fit
+    bool listed = false;              // prefix_terms is filled in
+    std::vector<std::string> values;  // each driver's posting at `cand`
+    std::vector<std::vector<std::string>> prefix_terms;  // per prefix driver, in this shard
+  };
+
+  static void skip(shard_walk& w) {
+    w.cand += '\0';  // the smallest suffix after it
+    w.agree = 0;
+    w.candidate = false;
+  }
+
+  /// One step of a shard's walk (one seek, or listing its prefix terms); false when the shard
+  /// has no more hits.
+  storage::result<bool> advance(shard_walk& w) {
+    if (!w.listed) {
+      auto terms = list_prefix_terms(w.sp);
+      if (!terms.ok()) return terms.err();
+      w.prefix_terms = std::move(*terms);
+      w.listed = true;
+      return true;
+    }
+    auto r = seek(drivers_[w.next], w.sp, w.cand, w.prefix_terms[w.next]);
+    if (!r.ok()) return r.err();
+    if (!*r) return false;
+    if ((*r)->doc == w.cand) {
+      ++w.agree;
+    } else {
+      w.cand = std::move((*r)->doc);
+      w.agree = 1;
+    }
+    w.values[w.next] = std::move((*r)->value);
+    w.next = (w.next + 1) % drivers_.size();
+    if (w.agree == drivers_.size()) {
+      if (fits(w))
+        w.candidate = true;
+      else
+        skip(w);
+    }
+    return true;
+  }
 
   /// The terms starting with each prefix driver in a shard (empty lists for exact drivers).
-  storage::result<std::vector<std::vector<std::string>>> prefix_terms(std::string_view sp) {
+  storage::result<std::vector<std::vector<std::string>>> list_prefix_terms(std::string_view sp) {
     std::vector<std::vector<std::string>> out(drivers_.size());
     for (std::size_t i = 0; i < drivers_.size(); ++i) {
       if (!drivers_[i].prefix) continue;
@@ -304,7 +379,7 @@ class query_walk {
       start += drivers_[i].term;
       auto& cur = *drivers_[i].cursor;
       cur.seek(start);
-      while (out[i].size() < max_prefix_terms && steps_ < max_steps) {
+      while (out[i].size() < max_prefix_terms) {
         ++steps_;
         if (!cur.valid()) {
           if (auto s = cur.state(); !s.ok()) return s.err();
@@ -321,13 +396,6 @@ class query_walk {
     }
     return out;
   }
-
- private:
-  struct driver {
-    std::string term;
-    bool prefix = false;
-    std::unique_ptr<storage::read_cursor> cursor;
-  };
 
   /// The first posting of `d` in the shard at or after `from`.
   storage::result<std::optional<posting>> seek(driver& d, std::string_view sp,
@@ -358,14 +426,11 @@ class query_walk {
         posting{std::string(key.substr(prefix.size())), std::string(cur.value())}};
   }
 
-  /// Whether the doc every driver agreed on is a hit: in the room asked for, the terms at
-  /// their relative positions, and readable by the user now.
-  storage::result<bool> verify(std::string_view sp, const std::string& cand,
-                               const std::vector<std::string>& values) {
-    auto d = parse_suffix(cand);
-    if (!d) return false;
-    if (room_ && room_->str() != d->room) return false;
-    // Terms of exact tokens: from the drivers' positions.
+  /// The checks on a doc every driver is at that cost no read: the room asked for, and the
+  /// positions of the exact tokens of each term.
+  bool fits(const shard_walk& w) {
+    auto d = parse_suffix(w.cand);
+    if (!d || (room_ && room_->str() != d->room)) return false;
     std::vector<std::optional<std::vector<std::uint32_t>>> decoded(drivers_.size());
     for (auto& t : q_.terms) {
       if (t.tokens.size() < 2 || std::any_of(t.tokens.begin(), t.tokens.end(),
@@ -377,20 +442,26 @@ class query_walk {
         std::size_t i = 0;
         while (drivers_[i].term != term) ++i;
         if (!decoded[i]) {
-          auto p = decode_positions(values[i]);
-          if (!p) return false;
-          decoded[i] = std::move(*p);
+          decoded[i] = decode_positions(w.values[i]);
+          if (!decoded[i]) return false;
         }
         ptrs.push_back(&*decoded[i]);
       }
       if (!term_at_positions(t, ptrs)) return false;
     }
+    return true;
+  }
+
+  /// The checks that read: the user may read the room now, and the terms with prefix tokens
+  /// occur in the stored text.
+  storage::result<bool> accept(const shard_walk& w) {
+    auto d = parse_suffix(w.cand);
+    if (!d) return false;
     auto readable = may_read(d->room);
     if (!readable.ok() || !*readable) return readable;
     if (!has_prefix_) return true;
-    // Terms with prefix tokens: from the stored text.
     ++steps_;
-    auto stored = journal_.read_get(read_family::search, doc_key(sp, d->room, d->seq));
+    auto stored = journal_.read_get(read_family::search, doc_key(w.sp, d->room, d->seq));
     if (!stored.ok()) return stored.err();
     if (!*stored) return false;
     std::string_view v = **stored;
@@ -407,6 +478,7 @@ class query_walk {
 
   storage::result<bool> may_read(const std::string& room) {
     if (auto it = readable_.find(room); it != readable_.end()) return it->second;
+    ++steps_;
     auto r = access_.may_read(user_, room_id{room});
     if (!r.ok()) return r.err();
     readable_.emplace(room, *r);
@@ -541,66 +613,10 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
 
   query_walk qw(journal_, access_, user, q, room);
   if (!qw.prepare()) return out;
-
-  // Every shard walks its hits newest first; a heap on each shard's position (no hit of the
-  // shard sorts before it) always takes the shard that is furthest behind, so hits come out in
-  // global order and the walk can stop at any moment with a complete prefix of the answer.
-  struct shard_walk {
-    std::string sp;
-    std::string cand;
-    bool matched = false;
-    bool prepared = false;
-    std::vector<std::vector<std::string>> prefix_terms;
-  };
-  std::vector<shard_walk> walks;
-  walks.reserve(walk.size());
-  for (auto s : walk) walks.push_back({storage::shard_prefix(s), start, false, false, {}});
-  auto later = [&](std::size_t a, std::size_t b) { return walks[a].cand > walks[b].cand; };
-  std::vector<std::size_t> heap(walks.size());
-  for (std::size_t i = 0; i < heap.size(); ++i) heap[i] = i;
-  std::make_heap(heap.begin(), heap.end(), later);
-
-  std::vector<std::string> hits;
-  bool out_of_budget = false;
-  while (!heap.empty() && hits.size() <= limit) {
-    std::pop_heap(heap.begin(), heap.end(), later);
-    auto i = heap.back();
-    auto& w = walks[i];
-    if (w.matched) {
-      hits.push_back(w.cand);
-      w.cand += '\0';
-      w.matched = false;
-      std::push_heap(heap.begin(), heap.end(), later);
-      continue;
-    }
-    if (out_of_budget) {
-      // Only hits already found and ahead of every other shard may still go out.
-      std::push_heap(heap.begin(), heap.end(), later);
-      break;
-    }
-    if (!w.prepared) {
-      // A list cut short by the budget would silently miss hits: the walk stops instead.
-      auto terms = qw.prefix_terms(w.sp);
-      if (!terms.ok()) return terms.err();
-      if (qw.out_of_budget()) {
-        out_of_budget = true;
-        std::push_heap(heap.begin(), heap.end(), later);
-        continue;
-      }
-      w.prefix_terms = std::move(*terms);
-      w.prepared = true;
-    }
-    auto r = qw.advance(w.sp, w.cand, w.prefix_terms);
-    if (!r.ok()) return r.err();
-    if (*r == query_walk::step::exhausted) {
-      heap.pop_back();
-      continue;
-    }
-    w.matched = *r == query_walk::step::match;
-    out_of_budget = *r == query_walk::step::out_of_budget;
-    std::push_heap(heap.begin(), heap.end(), later);
-  }
-  out.more = hits.size() > limit || (out_of_budget && !heap.empty());
+  auto walked = qw.run(walk, start, limit + 1);
+  if (!walked.ok()) return walked.err();
+  auto& hits = walked->hits;
+  out.more = hits.size() > limit || walked->stopped;
   if (hits.size() > limit) hits.resize(limit);
 
   for (auto& h : hits) {

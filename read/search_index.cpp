@@ -39,9 +39,6 @@ constexpr std::size_t max_term_bytes = 64;
 /// A single-character CJK query token matches every term starting with it; in a shard it walks
 /// the postings of at most this many such terms (the first in byte order).
 constexpr std::size_t max_prefix_terms = 128;
-/// Index seeks and stored-text checks one query may make; past it the query returns what it
-/// has found, newest first and complete up to its last hit, with more=true.
-constexpr std::size_t max_steps = 20000;
 /// Hits one page may hold, whatever the caller asks.
 constexpr std::size_t max_limit = 100;
 /// Positions one posting may list (read/text.hpp tokenizes at most 4,096 tokens).
@@ -236,9 +233,9 @@ struct posting {
 /// re-seeks. Used by one thread for one query.
 class query_walk {
  public:
-  query_walk(storage::journal& j, const room_list& access, const user_id& user, const query& q,
-             const std::optional<room_id>& room)
-      : journal_(j), access_(access), user_(user), q_(q), room_(room) {}
+  query_walk(storage::journal& j, const room_list& access, std::size_t max_steps,
+             const user_id& user, const query& q, const std::optional<room_id>& room)
+      : journal_(j), access_(access), max_steps_(max_steps), user_(user), q_(q), room_(room) {}
 
   /// Sets up the driving terms; false when the query has nothing to search for.
   bool prepare() {
@@ -289,7 +286,7 @@ class query_walk {
 
     outcome out;
     while (!heap.empty() && out.hits.size() < want) {
-      if (steps_ >= max_steps) {
+      if (steps_ >= max_steps_) {
         out.stopped = true;
         break;
       }
@@ -487,6 +484,7 @@ class query_walk {
 
   storage::journal& journal_;
   const room_list& access_;
+  std::size_t max_steps_;
   const user_id& user_;
   const query& q_;
   const std::optional<room_id>& room_;
@@ -515,8 +513,8 @@ std::optional<std::string> hit_json(std::string json, const query& q) {
 
 }  // namespace
 
-search_index::search_index(storage::journal& journal, const room_list& access)
-    : journal_(journal), access_(access) {}
+search_index::search_index(storage::journal& journal, const room_list& access, search_config cfg)
+    : journal_(journal), access_(access), cfg_(cfg) {}
 
 namespace {
 
@@ -611,7 +609,7 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
     walk = shards;
   }
 
-  query_walk qw(journal_, access_, user, q, room);
+  query_walk qw(journal_, access_, cfg_.max_steps, user, q, room);
   if (!qw.prepare()) return out;
   auto walked = qw.run(walk, start, limit + 1);
   if (!walked.ok()) return walked.err();

@@ -22,10 +22,17 @@ namespace kaiwa::read {
 
 class room_list;
 
+struct search_config {
+  /// Work one query may do: index seeks, access checks of a room not checked yet, checks of a
+  /// stored text. Past it the query returns the hits found so far (the newest ones, complete up
+  /// to the last) with more=true. Default: 20,000
+  std::size_t max_steps = 20'000;
+};
+
 class search_index final : public projection {
  public:
   /// `access` answers who may read a room; it must outlive this index.
-  search_index(storage::journal& journal, const room_list& access);
+  search_index(storage::journal& journal, const room_list& access, search_config cfg = {});
 
   std::string_view name() const override { return "search"; }
   storage::read_family family() const override { return storage::read_family::search; }
@@ -43,6 +50,7 @@ class search_index final : public projection {
  private:
   storage::journal& journal_;
   const room_list& access_;
+  search_config cfg_;
 };
 
 }  // namespace kaiwa::read

@@ -29,7 +29,7 @@ std::string encode(const event& e) {
 // the journal, in seq order, so a message applied late arrives in its current form.
 class fixture {
  public:
-  explicit fixture(std::uint32_t shards = 8) {
+  explicit fixture(std::uint32_t shards = 8, read::search_config search = {}) {
     storage::journal_config cfg;
     cfg.dir = dir_.str();
     cfg.sync = false;
@@ -38,7 +38,7 @@ class fixture {
     REQUIRE(j.ok());
     journal_ = std::move(j).value();
     list_ = std::make_unique<read::room_list>(*journal_);
-    index_ = std::make_unique<read::search_index>(*journal_, *list_);
+    index_ = std::make_unique<read::search_index>(*journal_, *list_, search);
     for (std::uint32_t s = 0; s < shards; ++s) all_shards_.push_back(static_cast<shard_t>(s));
   }
 
@@ -371,4 +371,60 @@ TEST_CASE("a query with nothing to search for finds nothing, a cursor that is no
   auto bad = f.try_search("bob", "hello", std::string("\x01\x02"));
   REQUIRE(!bad.ok());
   CHECK(bad.err().code == storage::errc::invalid);
+}
+
+TEST_CASE("a query out of work returns the newest hits it found, and the next pages the rest") {
+  read::search_config cfg;
+  cfg.max_steps = 25;
+  fixture f(8, cfg);
+  std::set<std::pair<std::string, seq_t>> sent;
+  for (int r = 0; r < 6; ++r) f.create("r" + std::to_string(r), "ann", false);
+  for (int i = 0; i < 60; ++i) {
+    auto room = "r" + std::to_string(i % 6);
+    sent.emplace(room, f.send(room, "ann", "status update " + std::to_string(i)));
+  }
+  f.project();
+
+  std::set<std::pair<std::string, seq_t>> seen;
+  std::optional<std::string> before;
+  int pages = 0;
+  bool short_page = false;
+  for (; pages < 60; ++pages) {
+    auto p = f.search("bob", "status update", 100, before);
+    if (p.more && p.items.size() < 60) short_page = true;
+    for (auto& i : p.items) {
+      auto e = decode_event(i.json.substr(0, i.json.rfind(",\"highlight\"")) + "}");
+      REQUIRE(e);
+      CHECK(seen.emplace(e->room.str(), e->seq).second);  // never twice
+    }
+    if (!p.more) break;
+    REQUIRE(!p.items.empty());
+    before = p.items.back().sort_key;
+  }
+  CHECK(short_page);  // the bound cut pages short
+  CHECK(pages > 1);
+  CHECK(seen == sent);
+}
+
+TEST_CASE("unreadable hits count against a query's work: it stops rather than walk them all") {
+  read::search_config cfg;
+  cfg.max_steps = 50;
+  fixture f(8, cfg);
+  f.create("lobby", "ann", false);
+  auto old = f.send("lobby", "ann", "the plan, in public");
+  f.create("secret", "ann", true);
+  for (int i = 0; i < 100; ++i) f.send("secret", "ann", "the plan " + std::to_string(i));
+  f.project();
+  auto p = f.search("bob", "plan");
+  CHECK(p.items.empty());
+  CHECK(p.more);
+  CHECK(f.search("ann", "plan").items.size() == 20);
+
+  fixture g;  // the default bound walks past them
+  g.create("lobby", "ann", false);
+  g.send("lobby", "ann", "the plan, in public");
+  g.create("secret", "ann", true);
+  for (int i = 0; i < 100; ++i) g.send("secret", "ann", "the plan " + std::to_string(i));
+  g.project();
+  CHECK(g.hits("bob", "plan") == hit_list{{"lobby", old}});
 }

@@ -39,6 +39,10 @@ constexpr std::size_t max_term_bytes = 64;
 /// A single-character CJK query token matches every term starting with it; in a shard it walks
 /// the postings of at most this many such terms (the first in byte order).
 constexpr std::size_t max_prefix_terms = 128;
+/// Nexts a cursor tries before it seeks instead.
+constexpr std::size_t max_nexts = 8;
+/// Steps a shard's walk takes in a row at most when it is the newest.
+constexpr std::size_t max_turn = 16;
 /// Hits one page may hold, whatever the caller asks.
 constexpr std::size_t max_limit = 100;
 /// Positions one posting may list (read/text.hpp tokenizes at most 4,096 tokens).
@@ -299,9 +303,18 @@ class query_walk {
         if (*ok) out.hits.push_back(w.cand);
         skip(w);
       } else {
-        auto r = advance(w);
-        if (!r.ok()) return r.err();
-        if (!*r) {
+        // A shard that keeps coming back takes longer turns (1, 2, 4, ... steps): steps in a
+        // row on one shard find its postings at hand and mostly step forward instead of
+        // seeking, while a shard needed once takes one step. The heap still decides which
+        // candidate is the newest before any goes out.
+        bool live = true;
+        for (std::size_t n = 0; n < w.turn && live && !w.candidate; ++n) {
+          auto r = advance(w);
+          if (!r.ok()) return r.err();
+          live = *r;
+        }
+        w.turn = std::min(w.turn * 2, max_turn);
+        if (!live) {
           heap.pop_back();
           continue;
         }
@@ -325,6 +338,7 @@ class query_walk {
     std::size_t next = 0;             // the driver to seek next
     bool candidate = false;           // every driver is at `cand` and their positions fit
     bool listed = false;              // prefix_terms is filled in
+    std::size_t turn = 1;             // steps of its next turn
     std::vector<std::string> values;  // each driver's posting at `cand`
     std::vector<std::vector<std::string>> prefix_terms;  // per prefix driver, in this shard
   };
@@ -411,8 +425,24 @@ class query_walk {
   storage::result<std::optional<posting>> seek_term(storage::read_cursor& cur,
                                                     const std::string& prefix,
                                                     std::string_view from) {
-    ++steps_;
-    cur.seek(prefix + std::string(from));
+    auto target = prefix + std::string(from);
+    // A cursor already on this term before the target steps forward (a next costs a fraction
+    // of a seek, and a shard's leapfrog mostly moves a few postings at a time).
+    bool found = false;
+    if (cur.valid() && cur.key().starts_with(prefix) && cur.key() < target) {
+      for (std::size_t n = 0; n < max_nexts; ++n) {
+        ++steps_;
+        cur.next();
+        if (!cur.valid() || !cur.key().starts_with(prefix) || cur.key() >= target) {
+          found = true;
+          break;
+        }
+      }
+    }
+    if (!found) {
+      ++steps_;
+      cur.seek(target);
+    }
     if (!cur.valid()) {
       if (auto s = cur.state(); !s.ok()) return s.err();
       return std::optional<posting>{};

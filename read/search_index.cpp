@@ -33,9 +33,6 @@ using storage::read_family;
 constexpr char tag_posting = 0x01;
 constexpr char tag_doc = 0x02;
 
-/// Terms longer than this are cut (at a UTF-8 boundary) in keys and queries alike: a run of
-/// 16 KiB of letters is one word, and a key that long would be all index.
-constexpr std::size_t max_term_bytes = 64;
 /// A single-character CJK query token matches every term starting with it; in a shard it walks
 /// the postings of at most this many such terms (the first in byte order).
 constexpr std::size_t max_prefix_terms = 128;
@@ -138,14 +135,6 @@ std::optional<doc_ref> parse_sort_key(std::string_view k) {
   return d;
 }
 
-/// `term` cut to max_term_bytes without splitting a UTF-8 sequence.
-std::string_view capped(std::string_view term) {
-  if (term.size() <= max_term_bytes) return term;
-  auto n = max_term_bytes;
-  while (n > 0 && (static_cast<unsigned char>(term[n]) & 0xc0) == 0x80) --n;
-  return term.substr(0, n);
-}
-
 std::string term_prefix(std::string_view sp, std::string_view term) {
   std::string k(sp);
   k += tag_posting;
@@ -163,14 +152,11 @@ std::string doc_key(std::string_view sp, std::string_view room, seq_t seq) {
   return k;
 }
 
-/// The distinct (capped) terms of `text` with their positions, ascending.
-std::map<std::string, std::vector<std::uint32_t>, std::less<>> terms_of(std::string_view text) {
-  std::map<std::string, std::vector<std::uint32_t>, std::less<>> terms;
-  for (auto& t : tokenize(text)) {
-    auto term = capped(t.term);
-    if (term.empty() || term.find('\0') != std::string_view::npos) continue;
-    terms[std::string(term)].push_back(t.pos);
-  }
+/// The distinct terms of `text` (never empty, no NUL, at most max_term_bytes: read/text.hpp)
+/// with their positions, ascending.
+std::map<std::string, std::vector<std::uint32_t>> terms_of(std::string_view text) {
+  std::map<std::string, std::vector<std::uint32_t>> terms;
+  for (auto& t : tokenize(text)) terms[std::move(t.term)].push_back(t.pos);
   return terms;
 }
 
@@ -208,7 +194,7 @@ bool term_at_positions(const query_term& t,
 bool term_in_text(const query_term& t, const std::vector<token>& toks) {
   std::vector<std::vector<std::uint32_t>> pos(t.tokens.size());
   for (auto& tok : toks) {
-    auto term = capped(tok.term);
+    std::string_view term = tok.term;
     for (std::size_t k = 0; k < t.tokens.size(); ++k) {
       auto& q = t.tokens[k];
       if (q.prefix ? term.starts_with(q.term) : term == q.term) pos[k].push_back(tok.pos);
@@ -246,6 +232,8 @@ class query_walk {
     bool only_prefix = true;
     for (auto& t : q_.terms)
       for (auto& tok : t.tokens) {
+        // Keys end a term with NUL, and an empty prefix token would match every term: not
+        // what parse_query makes, refused whoever made it.
         if (tok.term.empty() || tok.term.find('\0') != std::string::npos) return false;
         if (tok.prefix)
           has_prefix_ = true;
@@ -257,10 +245,9 @@ class query_walk {
     for (auto& t : q_.terms) {
       for (auto& tok : t.tokens) {
         if (tok.prefix != only_prefix) continue;
-        auto term = std::string(capped(tok.term));
         if (std::none_of(drivers_.begin(), drivers_.end(),
-                         [&](const driver& d) { return d.term == term; }))
-          drivers_.push_back({term, tok.prefix, journal_.new_read_cursor(read_family::search)});
+                         [&](const driver& d) { return d.term == tok.term; }))
+          drivers_.push_back({tok.term, tok.prefix, journal_.new_read_cursor(read_family::search)});
       }
     }
     return !drivers_.empty();
@@ -465,9 +452,8 @@ class query_walk {
         continue;
       std::vector<const std::vector<std::uint32_t>*> ptrs;
       for (auto& tok : t.tokens) {
-        auto term = capped(tok.term);
         std::size_t i = 0;
-        while (drivers_[i].term != term) ++i;
+        while (drivers_[i].term != tok.term) ++i;
         if (!decoded[i]) {
           decoded[i] = decode_positions(w.values[i]);
           if (!decoded[i]) return false;

@@ -368,9 +368,25 @@ TEST_CASE("a query with nothing to search for finds nothing, a cursor that is no
   f.project();
   CHECK(f.search("bob", "!!!").items.empty());
   CHECK(f.search("bob", "hello", 0).items.empty());
-  auto bad = f.try_search("bob", "hello", std::string("\x01\x02"));
-  REQUIRE(!bad.ok());
-  CHECK(bad.err().code == storage::errc::invalid);
+  auto key = [](std::uint64_t ts, std::string room, std::uint64_t seq) {
+    std::string k;
+    for (int i = 7; i >= 0; --i) k += static_cast<char>(ts >> (8 * i));
+    k += room;
+    k += '\0';
+    for (int i = 7; i >= 0; --i) k += static_cast<char>(seq >> (8 * i));
+    return k;
+  };
+  // The cursor is the sort key a client sends back: what is not one is refused, not walked.
+  auto newest = f.try_search("bob", "hello", key(~std::uint64_t{0} >> 1, "zzz", 9));
+  REQUIRE(newest.ok());
+  CHECK(newest->items.size() == 1);
+  for (auto bad : {std::string("\x01\x02"), key(1, "", 1), key(1, "no space", 1),
+                   key(1, std::string("a\xff"), 1), key(~std::uint64_t{0}, "lobby", 1),
+                   key(1, "lobby", 1).substr(0, 21)}) {
+    auto r = f.try_search("bob", "hello", bad);
+    REQUIRE(!r.ok());
+    CHECK(r.err().code == storage::errc::invalid);
+  }
 }
 
 TEST_CASE("a query out of work returns the newest hits it found, and the next pages the rest") {

@@ -1,13 +1,11 @@
 #include "read/search_index.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
 #include <unordered_map>
 
-#include "core/json.hpp"
 #include "read/room_list.hpp"
 #include "storage/journal.hpp"
 

@@ -610,8 +610,10 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
 
   std::string start;  // the first doc suffix a hit may have
   if (before) {
+    // A cursor is whatever a client sent back: one that no page of search gave out is a
+    // client's bug or forgery, not a failure of the node (which would log it): it finds nothing.
     auto b = parse_sort_key(*before);
-    if (!b) return storage::error{storage::errc::invalid, "search: not a cursor"};
+    if (!b) return out;
     start = doc_suffix(*b) + '\0';
   }
 

@@ -213,12 +213,11 @@ struct posting {
 
 /// One query's walk over the index. Each shard walks its hits newest first by leapfrog: the
 /// driving terms' postings are sought in turn at the shard's candidate, which moves to whatever
-/// a term has next, until all of them sit on it. A heap across shards always gives the next
-/// step to the shard whose candidate is newest, and every step is one seek, so a shard whose
-/// postings are all older than the hits already found is never walked further, and the walk can
-/// stop at any moment with the hits so far being exactly the newest ones (a complete prefix of
-/// the answer). The cursors (one per driving term) are shared by all shards: each step
-/// re-seeks. Used by one thread for one query.
+/// a term has next, until all of them sit on it. A heap across shards gives the next turn to
+/// the shard whose candidate is newest, so a shard whose postings are all older than the hits
+/// already found is never walked further, and the walk can stop after any step with the hits
+/// so far being exactly the newest ones (a complete prefix of the answer). The cursors (one per
+/// driving term) are shared by all shards. Used by one thread for one query.
 class query_walk {
  public:
   query_walk(storage::journal& j, const room_list& access, std::size_t max_steps,
@@ -293,7 +292,7 @@ class query_walk {
         // seeking, while a shard needed once takes one step. The heap still decides which
         // candidate is the newest before any goes out.
         bool live = true;
-        for (std::size_t n = 0; n < w.turn && live && !w.candidate; ++n) {
+        for (std::size_t n = 0; n < w.turn && live && !w.candidate && steps_ < max_steps_; ++n) {
           auto r = advance(w);
           if (!r.ok()) return r.err();
           live = *r;
@@ -334,8 +333,8 @@ class query_walk {
     w.candidate = false;
   }
 
-  /// One step of a shard's walk (one seek, or listing its prefix terms); false when the shard
-  /// has no more hits.
+  /// One step of a shard's walk (one driver moved, or its prefix terms listed); false when the
+  /// shard has no more hits.
   storage::result<bool> advance(shard_walk& w) {
     if (!w.listed) {
       auto terms = list_prefix_terms(w.sp);

@@ -621,7 +621,10 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
     auto s = shard_of(room->str(), journal_.shards());
     if (std::find(shards.begin(), shards.end(), s) != shards.end()) walk.push_back(s);
   } else {
+    // A shard listed twice would give its hits twice.
     walk = shards;
+    std::sort(walk.begin(), walk.end());
+    walk.erase(std::unique(walk.begin(), walk.end()), walk.end());
   }
 
   query_walk qw(journal_, access_, cfg_.max_steps, user, q, room);

@@ -102,10 +102,12 @@ class fixture {
 
   read::page search(const std::string& user, std::string_view q, std::size_t limit = 20,
                     std::optional<std::string> before = std::nullopt,
-                    std::optional<std::string> room = std::nullopt) {
+                    std::optional<std::string> room = std::nullopt,
+                    std::optional<std::vector<shard_t>> shards = std::nullopt) {
     std::optional<room_id> r;
     if (room) r = room_id{*room};
-    auto p = index_->search(user_id{user}, read::parse_query(q), r, all_shards_, before, limit);
+    auto p = index_->search(user_id{user}, read::parse_query(q), r, shards ? *shards : all_shards_,
+                            before, limit);
     REQUIRE(p.ok());
     return std::move(p).value();
   }
@@ -114,10 +116,11 @@ class fixture {
   const std::map<std::string, std::vector<event>>& log() const { return log_; }
 
   /// The (room, seq) of each hit, in order.
-  std::vector<std::pair<std::string, seq_t>> hits(const std::string& user, std::string_view q,
-                                                  std::optional<std::string> room = std::nullopt) {
+  std::vector<std::pair<std::string, seq_t>> hits(
+      const std::string& user, std::string_view q, std::optional<std::string> room = std::nullopt,
+      std::optional<std::vector<shard_t>> shards = std::nullopt) {
     std::vector<std::pair<std::string, seq_t>> out;
-    for (auto& i : search(user, q, 100, std::nullopt, room).items) {
+    for (auto& i : search(user, q, 100, std::nullopt, room, shards).items) {
       auto e = decode_event(i.json.substr(0, i.json.rfind(",\"highlight\"")) + "}");
       REQUIRE(e);
       out.emplace_back(e->room.str(), e->seq);
@@ -283,6 +286,21 @@ TEST_CASE("a room filter returns that room's hits only") {
   CHECK(f.hits("bob", "standup", std::string("a")) == hit_list{{"a", in_a}});
   CHECK(f.hits("bob", "standup").size() == 2);
   CHECK(f.hits("bob", "standup", std::string("nowhere")).empty());
+}
+
+TEST_CASE("only the shards given are searched, each once") {
+  fixture f;
+  f.create("a", "ann", false);
+  f.create("b", "ann", false);
+  auto in_a = f.send("a", "ann", "standup notes");
+  auto in_b = f.send("b", "ann", "standup notes");
+  f.project();
+  auto sa = shard_of("a", 8), sb = shard_of("b", 8);
+  REQUIRE(sa != sb);
+  CHECK(f.hits("bob", "standup", std::nullopt, std::vector<shard_t>{sa, sa}) ==
+        hit_list{{"a", in_a}});
+  CHECK(f.hits("bob", "standup", std::nullopt, std::vector<shard_t>{sb}) == hit_list{{"b", in_b}});
+  CHECK(f.hits("bob", "standup", std::string("a"), std::vector<shard_t>{sb}).empty());
 }
 
 TEST_CASE("an edit replaces what is found, a delete removes it") {
@@ -547,7 +565,7 @@ TEST_CASE("paged results equal a brute-force scan of the messages, through edits
         CHECK(std::equal(got.begin(), got.end(), expected.begin()));
       }
     }
-    CHECK(found > 100);  // the queries do find things
+    CHECK(found > 100);                      // the queries do find things
     if (max_steps < 20'000) CHECK(cut > 0);  // and the small bound does cut some short
   }
 }

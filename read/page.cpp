@@ -5,17 +5,42 @@
 
 namespace kaiwa::read {
 
+std::optional<std::string> continue_key(const page& p) {
+  if (!p.more) return std::nullopt;
+  if (p.next) return p.next;
+  if (p.items.empty()) return std::nullopt;
+  return p.items.back().sort_key;
+}
+
 page merge(std::vector<page> parts, std::size_t limit) {
   page out;
+  std::optional<std::string> horizon;  // the highest continue key of the parts with more
+  bool blind = false;                  // a part has more and nothing to continue from
   for (auto& p : parts) {
-    out.more = out.more || p.more;
+    if (p.more) {
+      out.more = true;
+      if (auto k = continue_key(p); !k)
+        blind = true;
+      else if (!horizon || *k > *horizon)
+        horizon = std::move(k);
+    }
     std::move(p.items.begin(), p.items.end(), std::back_inserter(out.items));
   }
   std::sort(out.items.begin(), out.items.end(),
             [](const item& a, const item& b) { return a.sort_key > b.sort_key; });
+  if (blind) {
+    out.items.clear();
+  } else if (horizon) {
+    auto below = std::find_if(out.items.begin(), out.items.end(),
+                              [&](const item& it) { return it.sort_key < *horizon; });
+    out.items.erase(below, out.items.end());
+  }
   if (out.items.size() > limit) {
     out.items.resize(limit);
     out.more = true;
+    out.next.reset();
+  } else if (horizon) {
+    out.next = std::move(horizon);
   }
   return out;
 }
@@ -71,11 +96,16 @@ std::optional<std::string> decode_cursor(std::string_view cursor) {
   return out;
 }
 
-// Wire form: one byte `more` (0 or 1), a be32 item count, then per item the sort key and the
-// JSON, each a be32 length and its bytes.
+// Wire form: a flags byte (1: more, 2: a `next` key follows), the `next` key if flagged, a be32
+// item count, then per item the sort key and the JSON; every string is a be32 length and its
+// bytes.
 std::string encode_page(const page& p) {
   std::string out;
-  out += static_cast<char>(p.more ? 1 : 0);
+  out += static_cast<char>((p.more ? 1 : 0) | (p.next ? 2 : 0));
+  if (p.next) {
+    put_u32(out, static_cast<std::uint32_t>(p.next->size()));
+    out += *p.next;
+  }
   put_u32(out, static_cast<std::uint32_t>(p.items.size()));
   for (auto& it : p.items) {
     put_u32(out, static_cast<std::uint32_t>(it.sort_key.size()));
@@ -87,12 +117,16 @@ std::string encode_page(const page& p) {
 }
 
 std::optional<page> decode_page(std::string_view in) {
-  if (in.size() < 5 || static_cast<unsigned char>(in[0]) > 1) return std::nullopt;
+  if (in.empty() || static_cast<unsigned char>(in[0]) > 3) return std::nullopt;
   page p;
-  p.more = in[0] == 1;
+  p.more = (in[0] & 1) != 0;
+  bool has_next = (in[0] & 2) != 0;
+  in.remove_prefix(1);
+  if (has_next && !take_string(in, p.next.emplace())) return std::nullopt;
+  if (in.size() < 4) return std::nullopt;
   std::uint32_t n = 0;
-  for (int i = 1; i < 5; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
-  in.remove_prefix(5);
+  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  in.remove_prefix(4);
   // Each item takes at least 8 bytes: a count beyond that is a lie, refused before reserving.
   if (n > in.size() / 8) return std::nullopt;
   p.items.reserve(n);

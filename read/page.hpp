@@ -23,10 +23,19 @@ struct item {
 struct page {
   std::vector<item> items;  // sorted by sort_key, descending
   bool more = false;        // the node holds more items past the last one
+  /// With `more`: every item not returned sorts below this key. Unset: below the last item. A
+  /// query that stopped at its work bound sets it, since its items may be few or none.
+  std::optional<std::string> next;
 };
 
-/// Merges pages of several nodes into the first `limit` items; `more` if any page had more
-/// or items were cut.
+/// The key the page after `p` asks below (its `before`): nullopt when there is no more, or a
+/// page with more has no item and no `next` (nothing to continue from).
+std::optional<std::string> continue_key(const page& p);
+
+/// Merges pages of several nodes into the first `limit` items. A page that has more holds back
+/// every item of the others that sorts below its continue key (that node may hold unseen items
+/// above them): what is returned is exactly the newest items of all nodes, and the next page
+/// continues below the merged `next` without a gap or a repeat.
 page merge(std::vector<page> parts, std::size_t limit);
 
 /// The opaque `before`/`next` cursor clients see: the sort key in lowercase hex.

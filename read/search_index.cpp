@@ -121,6 +121,21 @@ std::string sort_key(const doc_ref& d) {
   return k;
 }
 
+/// Where a walk that stopped at `frontier` continues: below every doc newer than it. Docs in
+/// the frontier's millisecond may have been decided already, so the key is the millisecond
+/// after it, bare (be64(ts + 1): every doc of that ts or older sorts below it), or the last hit's
+/// key if that is lower (a hit in the frontier's millisecond). Nullopt when the frontier says no
+/// time (the walk stopped before any step).
+std::optional<std::string> resume_key(std::string_view frontier, const page& found) {
+  if (frontier.size() < 8) return std::nullopt;
+  auto ts = ~get_be64(frontier);
+  if (ts >= static_cast<std::uint64_t>(std::numeric_limits<millis_t>::max())) return std::nullopt;
+  std::string k;
+  put_be64(k, ts + 1);
+  if (!found.items.empty() && found.items.back().sort_key < k) return found.items.back().sort_key;
+  return k;
+}
+
 std::optional<doc_ref> parse_sort_key(std::string_view k) {
   if (k.size() < 8 + 1 + 1 + 8 || k[k.size() - 9] != '\0') return std::nullopt;
   doc_ref d;
@@ -253,6 +268,7 @@ class query_walk {
   struct outcome {
     std::vector<std::string> hits;  // doc suffixes, newest first
     bool stopped = false;           // the budget ran out before the walk was done
+    std::string frontier;           // when stopped: no hit was missed before it
   };
 
   /// The first `want` hits in `shards` whose doc suffix is at least `start`.
@@ -276,6 +292,7 @@ class query_walk {
     while (!heap.empty() && out.hits.size() < want) {
       if (steps_ >= max_steps_) {
         out.stopped = true;
+        out.frontier = walks[heap.front()].cand;
         break;
       }
       std::pop_heap(heap.begin(), heap.end(), later);
@@ -608,7 +625,12 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
   if (limit == 0 || q.terms.empty()) return out;
 
   std::string start;  // the first doc suffix a hit may have
-  if (before) {
+  if (before && before->size() == 8) {
+    // A bare time (resume_key): every doc older than that millisecond.
+    auto ts = get_be64(*before);
+    if (ts == 0) return out;
+    put_be64(start, ~(ts - 1));
+  } else if (before) {
     // A cursor is whatever a client sent back: one that no page of search gave out is a
     // client's bug or forgery, not a failure of the node (which would log it): it finds nothing.
     auto b = parse_sort_key(*before);
@@ -644,6 +666,7 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
     auto item = hit_json(std::move(**json), q);
     if (item) out.items.push_back({sort_key(*d), std::move(*item)});
   }
+  if (walked->stopped) out.next = resume_key(walked->frontier, out);
   return out;
 }
 

@@ -5,8 +5,8 @@
 using namespace kaiwa::read;
 
 TEST_CASE("merge keeps the largest sort keys, newest first, and says when there is more") {
-  page a{{{"\x03", "a3"}, {"\x01", "a1"}}, false};
-  page b{{{"\x04", "b4"}, {"\x02", "b2"}}, false};
+  page a{{{"\x03", "a3"}, {"\x01", "a1"}}, false, {}};
+  page b{{{"\x04", "b4"}, {"\x02", "b2"}}, false, {}};
   auto m = merge({a, b}, 3);
   REQUIRE(m.items.size() == 3);
   CHECK(m.items[0].json == "b4");
@@ -14,7 +14,30 @@ TEST_CASE("merge keeps the largest sort keys, newest first, and says when there 
   CHECK(m.items[2].json == "b2");
   CHECK(m.more);
   CHECK_FALSE(merge({a, b}, 4).more);
-  CHECK(merge({a, page{{}, true}}, 10).more);
+  CHECK(merge({a, page{{{"\x09", "c9"}}, true, {}}}, 10).more);
+}
+
+TEST_CASE("a node that stopped early holds back the others' items below where it stopped") {
+  // Node a stopped at its work bound having decided everything above "\x05"; node b is done.
+  page a{{{"\x07", "a7"}}, true, std::string("\x05")};
+  page b{{{"\x08", "b8"}, {"\x06", "b6"}, {"\x04", "b4"}, {"\x02", "b2"}}, false, {}};
+  auto m = merge({a, b}, 10);
+  REQUIRE(m.items.size() == 3);
+  CHECK(m.items[2].json == "b6");
+  CHECK(m.more);
+  CHECK(continue_key(m) == std::string("\x05"));
+  // With no items at all it still says where to continue.
+  auto empty = merge({page{{}, true, std::string("\x05")}, b}, 10);
+  CHECK(empty.items.size() == 2);
+  CHECK(continue_key(empty) == std::string("\x05"));
+  // A limit that cuts above the horizon continues below the last item.
+  auto cut = merge({a, b}, 1);
+  REQUIRE(cut.items.size() == 1);
+  CHECK(continue_key(cut) == std::string("\x08"));
+  // A part with more and nothing to continue from: nothing of the others can be trusted.
+  auto blind = merge({page{{}, true, {}}, b}, 10);
+  CHECK(blind.items.empty());
+  CHECK(blind.more);
 }
 
 TEST_CASE("cursors are hex of the sort key and refuse anything else") {
@@ -30,11 +53,12 @@ TEST_CASE("cursors are hex of the sort key and refuse anything else") {
 }
 
 TEST_CASE("a page survives the wire, and a damaged or lying one is refused") {
-  page p{{{"k1", "{\"a\":1}"}, {std::string("\0k", 2), "[]"}}, true};
+  page p{{{"k1", "{\"a\":1}"}, {std::string("\0k", 2), "[]"}}, true, std::string("n\0", 2)};
   auto bytes = encode_page(p);
   auto back = decode_page(bytes);
   REQUIRE(back);
   CHECK(back->more);
+  CHECK(back->next == std::string("n\0", 2));
   REQUIRE(back->items.size() == 2);
   CHECK(back->items[1].sort_key == std::string("\0k", 2));
   CHECK(back->items[0].json == "{\"a\":1}");

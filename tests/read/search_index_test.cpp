@@ -527,7 +527,7 @@ TEST_CASE("paged results equal a brute-force scan of the messages, through edits
     }
     f.project();
 
-    std::size_t found = 0, cut = 0;
+    std::size_t found = 0;
     for (auto& qs : queries) {
       auto q = read::parse_query(qs);
       std::vector<std::pair<std::string, std::pair<millis_t, seq_t>>> expected_keys;
@@ -551,21 +551,23 @@ TEST_CASE("paged results equal a brute-force scan of the messages, through edits
           REQUIRE(e);
           got.emplace_back(e->room.str(), e->seq);
         }
-        if (!p.more || p.items.empty()) break;
-        before = p.items.back().sort_key;
+        before = continue_key(p);
+        if (!before) break;
       }
       INFO("query " << qs << ", max_steps " << max_steps);
       found += got.size();
-      if (got.size() < expected.size()) ++cut;
-      if (max_steps == 20'000) {
+      // A bound too small for the query cuts each page short, and the page says where to go
+      // on: paging still finds everything, in order, once. Except a single CJK character (a
+      // prefix of many terms): 40 steps don't list its terms in every shard, and its pages stop
+      // where they began; cut short, but never out of order or with gaps.
+      bool prefix_query = qs == "会" || qs == "議";
+      if (max_steps == 20'000 || !prefix_query) {
         CHECK(got == expected);
       } else {
-        // A bound too small for the query cuts it short, but never out of order or with gaps.
         REQUIRE(got.size() <= expected.size());
         CHECK(std::equal(got.begin(), got.end(), expected.begin()));
       }
     }
-    CHECK(found > 100);                      // the queries do find things
-    if (max_steps < 20'000) CHECK(cut > 0);  // and the small bound does cut some short
+    CHECK(found > 100);  // the queries do find things
   }
 }

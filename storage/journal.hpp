@@ -34,6 +34,9 @@ struct journal_config {
   /// Virtual shards (keys start with the room's shard). Fixed when the data dir is created; a
   /// dir opened with another count is refused. Default: 1024
   std::uint32_t shards = default_shards;
+  /// RocksDB's block cache, shared by the log and the read models: most of the node's memory
+  /// for data, and fixed whatever the data's size. Default: 256 MiB
+  std::size_t block_cache_bytes = std::size_t{256} << 20;
 };
 
 /// The writes one room (or one request) commits atomically.

@@ -256,7 +256,9 @@ struct projector::impl {
     std::array<seq_t, max_projections> applied{};
     std::array<bool, max_projections> known{};
     std::array<std::uint64_t, max_projections> count{};  // events applied per projection
-    seq_t noted = 0;
+    seq_t noted = 0;                                     // the entry's `noted` when taken
+    seq_t reached = 0;                                   // the highest seq read from the log
+    bool at_end = false;                                 // the log had nothing past `reached`
   };
 
   /// Applies the next chunk of `t`'s room into `batch`. Thread only.
@@ -302,7 +304,8 @@ struct projector::impl {
     for (std::size_t p = 0; p < projections.size(); ++p)
       if (t.applied[p] != before[p])
         batch.put(projections[p]->family(), offset_key(room, journal.shards()), be64(t.applied[p]));
-    t.noted = std::max(t.noted, from);
+    t.reached = from;
+    t.at_end = events->size() < cfg.chunk;
     return {};
   }
 
@@ -343,7 +346,10 @@ struct projector::impl {
         e.in_flight = false;
         if (failed.ok()) {
           update(e, [&](entry& x) {
-            x.noted = std::max(x.noted, t.noted);
+            // The log ended before what was noted (the room's shard moved away and was
+            // dropped): nothing more to apply, unless a note came in meanwhile.
+            if (t.at_end && x.noted == t.noted) x.noted = t.reached;
+            x.noted = std::max(x.noted, t.reached);
             for (std::size_t p = 0; p < projections.size(); ++p) {
               x.applied[p] = t.applied[p];
               x.known[p] = true;
@@ -524,10 +530,14 @@ void projector::stop() {
 void projector::catch_up_shard(shard_t shard) {
   {
     std::lock_guard lock(impl_->mtx);
+    // The shard's offsets came with its data: what the map knew of its rooms is stale.
+    auto shards = impl_->journal.shards();
+    for (auto& [room, e] : impl_->dirty_map)
+      if (shard_of(room, shards) == shard && !e.in_flight)
+        impl_->update(e, [](impl::entry& x) { x.known = {}; });
     impl::walk w;
     w.shard = shard;
-    for (std::size_t p = 0; p < impl_->projections.size(); ++p)
-      w.mask[p] = impl_->phase[p].state != projection_state::rebuilding;
+    for (std::size_t p = 0; p < impl_->projections.size(); ++p) w.mask[p] = true;
     impl_->walks.push_back(w);
   }
   impl_->cv.notify_one();

@@ -308,3 +308,23 @@ TEST_CASE("notices go out after their batch committed, never from a rebuild or o
   std::lock_guard lock(mtx);
   CHECK(got.size() == 1);
 }
+
+TEST_CASE("a shard moved in is caught up: its rooms' events are applied from its offsets") {
+  test::temp_dir from_dir, to_dir, staging;
+  auto from = open_journal(from_dir);
+  auto to = open_journal(to_dir);
+  log_projection proj(*to);
+  read::projector p(*to, {&proj}, fast_retry(), nullptr);
+  p.start();
+  REQUIRE(p.wait_idle(10s));
+  append(*from, "moved", 1, 30);  // on the other node, never projected there
+  auto shard = shard_of("moved", from->shards());
+  auto files = from->export_shard(shard, staging.str() + "/out");
+  REQUIRE(files.ok());
+  REQUIRE(to->ingest_shard(shard, files->paths).ok());
+  p.catch_up_shard(shard);
+  REQUIRE(p.wait_idle(10s));
+  CHECK(proj.stored("moved", 30));
+  CHECK(proj.applied() == 30);
+  CHECK(proj.duplicates() == 0);
+}

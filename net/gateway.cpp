@@ -215,7 +215,8 @@ class listener {
 }  // namespace
 
 struct gateway::impl {
-  impl(gateway_config cfg, rooms& r, http_handler pub, http_handler adm) : st(std::move(cfg), r) {
+  impl(gateway_config cfg, rooms& r, read::read_side& rs, http_handler pub, http_handler adm)
+      : st(std::move(cfg), r, rs) {
     auto n =
         st.cfg.io_threads ? st.cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t i = 0; i < n; ++i) lanes.push_back(std::make_unique<detail::io_lane>());
@@ -239,9 +240,17 @@ struct gateway::impl {
   std::vector<std::thread> threads;
 };
 
-gateway::gateway(gateway_config cfg, rooms& r, http_handler public_http, http_handler admin_http)
-    : impl_(std::make_unique<impl>(std::move(cfg), r, std::move(public_http),
+gateway::gateway(gateway_config cfg, rooms& r, read::read_side& rs, http_handler public_http,
+                 http_handler admin_http)
+    : impl_(std::make_unique<impl>(std::move(cfg), r, rs, std::move(public_http),
                                    std::move(admin_http))) {}
+
+void gateway::push_to_user(const user_id& user, std::string_view json) {
+  auto links = impl_->st.sessions_by_user.of(user.str());
+  if (links.empty()) return;
+  auto f = text_frame(json);  // encoded once for all of them
+  for (auto& link : links) link->post([link, f] { link->push(f); });
+}
 
 gateway::~gateway() { stop(); }
 

@@ -23,6 +23,10 @@ namespace kaiwa {
 class rooms;
 }
 
+namespace kaiwa::read {
+class read_side;
+}
+
 namespace kaiwa::net {
 
 /// A plain HTTP response, produced by the application for paths the gateway doesn't own.
@@ -132,7 +136,9 @@ struct gateway_stats {
 
 class gateway {
  public:
-  gateway(gateway_config cfg, rooms& rooms, http_handler public_http, http_handler admin_http);
+  /// `read` answers `rooms`, `directory` and `search`; it must outlive the gateway.
+  gateway(gateway_config cfg, rooms& rooms, read::read_side& read, http_handler public_http,
+          http_handler admin_http);
   ~gateway();
 
   gateway(const gateway&) = delete;
@@ -158,6 +164,10 @@ class gateway {
   bool wait_sessions_closed(std::chrono::milliseconds limit);
   /// Stops the I/O threads. Idempotent.
   void stop();
+
+  /// Pushes the frame `json` to every live session of `user` on this node (an `invited`
+  /// notice). Any thread.
+  void push_to_user(const user_id& user, std::string_view json);
 
   gateway_stats stats() const;
   /// Appends requests by op and closes by reason in Prometheus text.

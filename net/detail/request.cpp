@@ -272,6 +272,56 @@ void parse_room_command(std::string_view op, field_reader& f, command& c) {
   }
 }
 
+/// `limit`, 1 to `max` (default `dflt`).
+std::uint32_t read_limit(field_reader& f, std::uint64_t dflt, std::uint64_t max) {
+  auto limit = f.opt_uint("limit").value_or(dflt);
+  if (limit < 1 || limit > max)
+    f.fail(errc::bad_request, "'limit' must be 1 to " + std::to_string(max));
+  return static_cast<std::uint32_t>(limit);
+}
+
+/// `before`: the `next` of an earlier page, decoded to its sort key.
+std::optional<std::string> read_before(field_reader& f) {
+  auto b = f.opt_string("before");
+  if (!b) return std::nullopt;
+  auto key = read::decode_cursor(*b);
+  if (!key || key->empty())
+    f.fail(errc::bad_request, "'before' must be the 'next' of an earlier page");
+  return key;
+}
+
+void parse_query(std::string_view op, field_reader& f, request& r) {
+  auto& q = r.query;
+  if (op == "rooms") {
+    r.op = session_op::rooms;
+    q.kind = read::query_kind::rooms;
+    q.limit = read_limit(f, 50, 200);
+  } else if (op == "directory") {
+    r.op = session_op::directory;
+    q.kind = read::query_kind::directory;
+    auto prefix = f.opt_string("q").value_or(std::string_view{});
+    if (!prefix.empty() && !valid_name(prefix))
+      f.fail(errc::bad_request,
+             "'q' must be a room name prefix: up to 128 chars of [A-Za-z0-9_.:@-]");
+    q.q = prefix;
+    q.limit = read_limit(f, 50, 200);
+  } else {
+    r.op = session_op::search;
+    q.kind = read::query_kind::search;
+    auto text = f.req_string("q");
+    if (!f.error() && text.empty()) f.fail(errc::bad_request, "'q' must not be empty");
+    if (text.size() > max_query_bytes) f.fail(errc::bad_request, "'q' is over 256 bytes");
+    q.q = text;
+    if (auto room = f.opt_string("room")) {
+      if (!valid_name(*room))
+        f.fail(errc::bad_request, "'room' must be 1 to 128 chars of [A-Za-z0-9_.:@-]");
+      q.room = room_id{std::string(*room)};
+    }
+    q.limit = read_limit(f, 20, 100);
+  }
+  q.before = read_before(f);
+}
+
 }  // namespace
 
 parse_result parse_request(std::string_view json, bool padded) {
@@ -316,10 +366,8 @@ parse_result parse_request(std::string_view json, bool padded) {
       f.fail(errc::bad_request, "hello needs 'token' (or 'user' in dev mode)");
   } else if (op == "ping") {
     r.op = session_op::ping;
-  } else if (op == "rooms") {
-    r.op = session_op::rooms;
-  } else if (op == "search") {
-    r.op = session_op::search;
+  } else if (op == "rooms" || op == "directory" || op == "search") {
+    parse_query(op, f, r);
   } else if (!f.error()) {
     r.op = session_op::room;
     parse_room_command(op, f, r.cmd);

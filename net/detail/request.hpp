@@ -9,18 +9,21 @@
 
 #include "actors/command.hpp"
 #include "core/errc.hpp"
+#include "read/read_side.hpp"
 
 namespace kaiwa::net::detail {
 
-/// Ops the session answers itself; everything else becomes a room command.
-enum class session_op { hello, ping, rooms, search, room };
+/// Ops the session answers itself (the read queries through the read side); everything else
+/// becomes a room command.
+enum class session_op { hello, ping, rooms, search, directory, room };
 
 struct request {
   session_op op = session_op::room;
-  std::string id;        // raw JSON of the request's id, empty when none
-  std::string token;     // hello
-  std::string dev_user;  // hello in dev mode
-  command cmd;           // session_op::room; link and user are filled in by the session
+  std::string id;             // raw JSON of the request's id, empty when none
+  std::string token;          // hello
+  std::string dev_user;       // hello in dev mode
+  command cmd;                // session_op::room; link and user are filled in by the session
+  read::query_request query;  // rooms, directory, search; the user is filled in by the session
 };
 
 struct request_error {
@@ -39,5 +42,7 @@ parse_result parse_request(std::string_view json, bool padded);
 
 /// Largest accepted message text in bytes.
 inline constexpr std::size_t max_text_bytes = 16384;
+/// Largest search query (`q` of `search`) in bytes.
+inline constexpr std::size_t max_query_bytes = 256;
 
 }  // namespace kaiwa::net::detail

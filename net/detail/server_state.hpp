@@ -9,9 +9,12 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "actors/client_link.hpp"
 #include "core/frame.hpp"
 #include "net/detail/connection_counts.hpp"
 #include "net/gateway.hpp"
@@ -19,9 +22,9 @@
 namespace kaiwa::net::detail {
 
 /// Names for lane_traffic::requests_by_op; the last one counts unknown ops.
-inline constexpr std::array<const char*, 17> request_ops = {
-    "hello",   "ping",   "rooms",  "search", "join",   "leave", "send",     "edit",   "delete",
-    "history", "create", "invite", "kick",   "typing", "read",  "presence", "unknown"};
+inline constexpr std::array<const char*, 18> request_ops = {
+    "hello",  "ping",    "rooms",  "search", "directory", "join",   "leave", "send",     "edit",
+    "delete", "history", "create", "invite", "kick",      "typing", "read",  "presence", "unknown"};
 
 /// Names for server_state::closes_by_reason.
 inline constexpr std::array<const char*, 11> close_reasons = {
@@ -68,12 +71,41 @@ struct source_network {
   unsigned prefix = 0;
 };
 
+/// The live sessions of each user on this node, for pushes addressed to a user (`invited`).
+/// Sessions add themselves at hello and remove themselves at teardown, so an entry holds at
+/// most max_connections_per_user links. One lock: pushes to users are rare (invitations).
+class user_sessions {
+ public:
+  void add(const std::string& user, const std::shared_ptr<client_link>& link) {
+    std::lock_guard lock(mtx_);
+    by_user_[user].push_back(link);
+  }
+  void remove(const std::string& user, const client_link* link) {
+    std::lock_guard lock(mtx_);
+    auto it = by_user_.find(user);
+    if (it == by_user_.end()) return;
+    std::erase_if(it->second, [&](auto& l) { return l.get() == link; });
+    if (it->second.empty()) by_user_.erase(it);
+  }
+  std::vector<std::shared_ptr<client_link>> of(const std::string& user) const {
+    std::lock_guard lock(mtx_);
+    auto it = by_user_.find(user);
+    return it == by_user_.end() ? std::vector<std::shared_ptr<client_link>>{} : it->second;
+  }
+
+ private:
+  mutable std::mutex mtx_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<client_link>>> by_user_;
+};
+
 struct server_state {
-  server_state(gateway_config c, rooms& r)
-      : cfg(std::move(c)), rooms(r), keys(std::make_shared<const token_keys>(cfg.keys)) {}
+  server_state(gateway_config c, rooms& r, read::read_side& rs)
+      : cfg(std::move(c)), rooms(r), read(rs), keys(std::make_shared<const token_keys>(cfg.keys)) {}
 
   const gateway_config cfg;
   kaiwa::rooms& rooms;
+  read::read_side& read;
+  user_sessions sessions_by_user;
   std::atomic<bool> accepting{true};
   std::atomic<std::uint64_t> next_conn_id{1};
 

@@ -12,6 +12,7 @@
 #include "core/replies.hpp"
 #include "core/token.hpp"
 #include "net/detail/request.hpp"
+#include "read/read_side.hpp"
 
 namespace kaiwa::net::detail {
 
@@ -310,10 +311,32 @@ std::size_t op_index(const request& r) {
       return 2;
     case session_op::search:
       return 3;
+    case session_op::directory:
+      return 4;
     case session_op::room:  // join .. presence; the admin-only ops never come from a client
-      return std::min<std::size_t>(4 + static_cast<std::size_t>(r.cmd.op), request_ops.size() - 1);
+      return std::min<std::size_t>(5 + static_cast<std::size_t>(r.cmd.op), request_ops.size() - 1);
   }
   return request_ops.size() - 1;
+}
+
+/// The reply to a read query (docs/protocol.md): rooms, directory or results, or the error.
+frame_ptr query_frame(std::string_view id, read::query_kind kind, const read::query_reply& r) {
+  if (r.error) return error_frame(id, r.error->code, r.error->message);
+  const char* op = kind == read::query_kind::rooms       ? "rooms"
+                   : kind == read::query_kind::directory ? "directory"
+                                                         : "results";
+  std::size_t bytes = 64;
+  for (auto& it : r.result.items) bytes += it.json.size() + 1;
+  frame_builder b(frame_builder::opcode::text, bytes);
+  auto& w = begin_reply(b, op, id);
+  w.key(kind == read::query_kind::search ? "hits" : "rooms").begin_array();
+  for (auto& it : r.result.items) w.raw(it.json);
+  w.end_array().field("more", r.result.more);
+  if (r.result.more && !r.result.items.empty())
+    w.field("next", read::encode_cursor(r.result.items.back().sort_key));
+  if (r.partial) w.field("partial", true);
+  w.end_object();
+  return b.finish();
 }
 
 std::size_t reason_index(close_code code) {
@@ -372,9 +395,21 @@ void ws_session::handle(request& r) {
       return respond(b.finish());
     }
     case session_op::rooms:
-    case session_op::search:
-      return respond(error_frame(r.id, errc::unavailable, "this node has no read models yet"));
-    default:
+    case session_op::directory:
+    case session_op::search: {
+      // Answered on a query thread; the reply comes back to this lane like a room's. Counted as
+      // pending, so a client can't queue more queries than requests.
+      r.query.user = user_;
+      pending_ += 1;
+      auto kind = r.query.kind;
+      st_.read.query(std::move(r.query),
+                     [self = shared_from_this(), id = std::move(r.id), kind](read::query_reply q) {
+                       self->send(query_frame(id, kind, q));
+                     });
+      return;
+    }
+    case session_op::hello:
+    case session_op::room:
       break;
   }
   auto& c = r.cmd;
@@ -426,6 +461,7 @@ void ws_session::handle_hello(request& r) {
   user_slot_ = std::move(*slot);
   user_ = std::move(*user);
   state_ = state::ready;
+  st_.sessions_by_user.add(user_.str(), shared_from_this());
   parser_.raise_max_message_bytes(st_.cfg.max_message_bytes);
   deadline_.cancel();
   frame_builder b;
@@ -596,6 +632,7 @@ void ws_session::teardown() {
   socket_.close(ignored);
   address_slot_.release();
   user_slot_.release();
+  if (!user_.empty()) st_.sessions_by_user.remove(user_.str(), this);
   for (auto& room : joined_) {
     command c;
     c.op = room_op::disconnect;

@@ -212,4 +212,28 @@ void rooms::cluster_admin(cluster_request r, std::function<void(int, std::string
                  std::make_shared<detail::admin_query>(std::move(r), std::move(done)));
 }
 
+std::vector<shard_t> rooms::owned_shards() const {
+  auto& env = impl_->env;
+  std::vector<shard_t> out;
+  for (std::uint32_t s = 0; s < env.shards; ++s)
+    if (env.status(static_cast<shard_t>(s)) == detail::shard_status::owned)
+      out.push_back(static_cast<shard_t>(s));
+  return out;
+}
+
+void rooms::ask_members(std::string request, std::chrono::milliseconds timeout,
+                        std::function<void(std::vector<std::string>, bool)> done) {
+  impl::usage use(*impl_);
+  if (!use.ok || !impl_->cluster) return done({}, !use.ok);
+  caf::anon_send(impl_->cluster, detail::ask_atom::value,
+                 std::make_shared<detail::members_query>(
+                     detail::members_query{std::move(request), timeout, std::move(done)}));
+}
+
+void rooms::broadcast_notice(const user_id& user, std::string json) {
+  impl::usage use(*impl_);
+  if (!use.ok || !impl_->cluster) return;
+  caf::anon_send(impl_->cluster, detail::notice_atom::value, user.str(), std::move(json));
+}
+
 }  // namespace kaiwa

@@ -72,6 +72,16 @@ struct cluster_config {
   /// (a drain), with the grace the drain asked for. Default: set by the node (closes its
   /// sessions with 4010 after the grace)
   std::function<void(std::chrono::milliseconds)> drained;
+  /// Answers another member's read query (its bytes) by calling `reply` once, from any thread,
+  /// with this node's page (empty: none). Called on the cluster actor. Default: set by the node
+  /// (the read side)
+  std::function<void(std::string request, std::function<void(std::string)> reply)> answer_query;
+  /// A notice another member's read side raised for `user`'s sessions (the whole frame).
+  /// Called on the cluster actor. Default: set by the node (pushes it to the user's sessions)
+  std::function<void(const user_id& user, const std::string& json)> on_notice;
+  /// A shard's records were ingested here (a move in). Called on the cluster actor. Default:
+  /// set by the node (the read side catches the shard's rooms up)
+  std::function<void(shard_t)> ingested;
 };
 
 /// An admin question about the cluster, answered as JSON by rooms::cluster_admin.
@@ -153,6 +163,18 @@ class rooms {
   std::uint16_t cluster_port() const;
   /// Answers `r` with an HTTP status and a JSON body, from any thread, once.
   void cluster_admin(cluster_request r, std::function<void(int, std::string)> done);
+
+  /// The shards this node serves now (every shard when not clustered). Any thread.
+  std::vector<shard_t> owned_shards() const;
+  /// Clustered: sends `request` (a read query's bytes) to every other member and calls `done`
+  /// once, on the cluster actor, with the answers that came within `timeout` and whether a
+  /// member that owns shards gave none (down, silent, or no page). Not clustered, or stopped:
+  /// `done` at once, with nothing (partial when stopped). Any thread.
+  void ask_members(std::string request, std::chrono::milliseconds timeout,
+                   std::function<void(std::vector<std::string>, bool)> done);
+  /// Clustered: hands a notice for `user` (the whole frame) to every other member that is up.
+  /// Any thread.
+  void broadcast_notice(const user_id& user, std::string json);
 
  private:
   struct impl;

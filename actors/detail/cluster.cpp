@@ -51,6 +51,14 @@ using load_atom = caf::atom_constant<caf::atom("load")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using redial_atom = caf::atom_constant<caf::atom("redial")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
+using rquery_atom = caf::atom_constant<caf::atom("rquery")>;
+using ranswer_atom = caf::atom_constant<caf::atom("ranswer")>;
+using rqtimeout_atom = caf::atom_constant<caf::atom("rqtimeout")>;
+using rnotice_atom = caf::atom_constant<caf::atom("rnotice")>;
+
+// A notice from another member is pushed to clients as it came: a bound on its size, and it
+// must look like a push frame.
+constexpr std::size_t max_notice_bytes = 4096;
 
 constexpr auto move_timeout = std::chrono::seconds(120);
 // Moves the coordinator runs at once (each of a different shard): a drain or a join moves
@@ -217,6 +225,29 @@ class cluster_actor : public caf::event_based_actor {
           return rp;
         },
         [this](admin_atom, std::shared_ptr<admin_query>& q) { on_admin(std::move(q)); },
+        [this](ask_atom, std::shared_ptr<members_query>& q) { ask_members(std::move(q)); },
+        [this](rquery_atom, std::uint64_t qid, const std::string& request) {
+          answer_query(qid, request);
+        },
+        [this](ranswer_atom, std::uint64_t qid, const std::string& node, std::string& page) {
+          on_answer(qid, node, std::move(page));
+        },
+        [this](rqtimeout_atom, std::uint64_t qid) {
+          auto it = gathers_.find(qid);
+          if (it == gathers_.end()) return;
+          it->second.partial = true;
+          finish_gather(it);
+        },
+        [this](notice_atom, std::string& user, std::string& json) {
+          for (auto& [_, p] : peers_)
+            if (p.actor) send(p.actor, rnotice_atom::value, user, json);
+        },
+        [this](rnotice_atom, const std::string& user, const std::string& json) {
+          if (!valid_name(user) || json.size() > max_notice_bytes ||
+              !json.starts_with(R"({"op":")"))
+            return log(log_level::error, "cluster_bad_notice", {});
+          if (cfg_.on_notice) cfg_.on_notice(user_id{user}, json);
+        },
     };
   }
 
@@ -766,6 +797,7 @@ class cluster_actor : public caf::event_based_actor {
           if (err.empty()) {
             adoptions_[s] = std::move(subs);
             env_.shards_taken_over += 1;
+            if (cfg_.ingested) cfg_.ingested(s);
           }
           rp.deliver(std::move(err));
         });
@@ -804,6 +836,69 @@ class cluster_actor : public caf::event_based_actor {
             std::make_shared<std::function<std::string()>>(std::move(job)))
         .then([done](std::string& err) mutable { done(std::move(err)); },
               [done](caf::error& e) mutable { done("disk job failed: " + to_string(e)); });
+  }
+
+  // -- read queries across members (docs/read-side.md) --------------------------------------
+
+  /// A query asked of the other members, waiting for their pages.
+  struct gather {
+    std::shared_ptr<members_query> q;
+    std::set<std::string> waiting;  // members asked and not answered
+    std::vector<std::string> pages;
+    bool partial = false;
+  };
+
+  void ask_members(std::shared_ptr<members_query> q) {
+    auto qid = next_query_++;
+    gather g;
+    for (auto& m : map_.members) {
+      if (m.id == self_ || map_.count(m.id) == 0) continue;  // a member with no shards has nothing
+      auto a = actor_of(m.id);
+      if (!a) {
+        g.partial = true;  // its shards can't answer
+        continue;
+      }
+      send(a, rquery_atom::value, qid, q->request);
+      g.waiting.insert(m.id);
+    }
+    auto timeout = q->timeout;
+    g.q = std::move(q);
+    auto it = gathers_.emplace(qid, std::move(g)).first;
+    if (it->second.waiting.empty()) return finish_gather(it);
+    delayed_send(this, timeout, rqtimeout_atom::value, qid);
+  }
+
+  /// Another member's query: the read side answers it on its own threads; the page goes
+  /// straight back to the asking member's cluster actor.
+  void answer_query(std::uint64_t qid, const std::string& request) {
+    auto origin = caf::actor_cast<caf::actor>(current_sender());
+    if (!origin) return;
+    if (!cfg_.answer_query) {
+      send(origin, ranswer_atom::value, qid, self_, std::string());
+      return;
+    }
+    cfg_.answer_query(request, [origin, qid, self = self_](std::string page) {
+      caf::anon_send(origin, ranswer_atom::value, qid, self, std::move(page));
+    });
+  }
+
+  void on_answer(std::uint64_t qid, const std::string& node, std::string page) {
+    auto it = gathers_.find(qid);
+    if (it == gathers_.end()) return;  // too late: the reply went out partial
+    auto& g = it->second;
+    if (g.waiting.erase(node) == 0) return;  // not asked, or answered already
+    if (page.empty())
+      g.partial = true;  // it couldn't answer (its projection is rebuilding, say)
+    else
+      g.pages.push_back(std::move(page));
+    if (g.waiting.empty()) finish_gather(it);
+  }
+
+  void finish_gather(std::map<std::uint64_t, gather>::iterator it) {
+    auto g = std::move(it->second);
+    gathers_.erase(it);
+    if (!g.waiting.empty()) g.partial = true;
+    g.q->done(std::move(g.pages), g.partial);
   }
 
   // -- coordinator ----------------------------------------------------------------------------
@@ -1163,6 +1258,9 @@ class cluster_actor : public caf::event_based_actor {
   std::chrono::steady_clock::time_point batch_started_;
   std::uint64_t moves_done_ = 0;
   std::uint64_t moves_failed_ = 0;
+
+  std::map<std::uint64_t, gather> gathers_;  // read queries waiting, each for at most its timeout
+  std::uint64_t next_query_ = 0;
 };
 
 }  // namespace

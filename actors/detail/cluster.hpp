@@ -16,6 +16,16 @@ namespace kaiwa::detail {
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
 
+using ask_atom = caf::atom_constant<caf::atom("ask")>;
+using notice_atom = caf::atom_constant<caf::atom("notice")>;
+
+/// A read query for every other member (rooms::ask_members).
+struct members_query {
+  std::string request;
+  std::chrono::milliseconds timeout;
+  std::function<void(std::vector<std::string>, bool)> done;
+};
+
 struct admin_query {
   admin_query(cluster_request r, std::function<void(int, std::string)> d)
       : request(std::move(r)), done(std::move(d)) {}
@@ -30,3 +40,4 @@ caf::actor spawn_cluster(caf::actor_system& sys, room_env& env, std::vector<caf:
 }  // namespace kaiwa::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<kaiwa::detail::admin_query>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<kaiwa::detail::members_query>)

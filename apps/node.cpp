@@ -75,17 +75,39 @@ std::optional<std::string> node::start() {
     // Its shards are gone: now its clients go too, to reconnect to the other members.
     cc->drained = [this](std::chrono::milliseconds grace) { drain(grace); };
   }
+  read::read_side_hooks hooks;
+  hooks.owned_shards = [this] { return rooms_->owned_shards(); };
+  hooks.push_local = [this](const read::notice& n) { gateway_->push_to_user(n.user, n.json); };
+  if (auto& cc = cfg_.rooms.cluster) {
+    hooks.ask_members = [this](std::string request, std::chrono::milliseconds timeout,
+                               std::function<void(std::vector<std::string>, bool)> done) {
+      rooms_->ask_members(std::move(request), timeout, std::move(done));
+    };
+    hooks.broadcast = [this](const read::notice& n) { rooms_->broadcast_notice(n.user, n.json); };
+    cc->answer_query = [this](std::string request, std::function<void(std::string)> reply) {
+      read_->answer_member(request, std::move(reply));
+    };
+    cc->on_notice = [this](const user_id& user, const std::string& json) {
+      gateway_->push_to_user(user, json);
+    };
+    cc->ingested = [this](shard_t s) { read_->shard_ingested(s); };
+  }
+  // Everything is made before anything starts: the hooks above reach across (the cluster actor
+  // calls the read side, the read side the gateway), and the projector must be registered with
+  // the journal before the first commit.
   rooms_ = std::make_unique<rooms>(cfg_.rooms, *journal_);
-  if (auto err = rooms_->start()) return err;
+  read_ = std::make_unique<read::read_side>(*journal_, cfg_.read, std::move(hooks));
   gateway_ = std::make_unique<net::gateway>(
-      cfg_.gateway, *rooms_,
+      cfg_.gateway, *rooms_, *read_,
       [this](const net::http_request& r, net::http_respond respond) {
         return public_http(r, std::move(respond));
       },
       [this](const net::http_request& r, net::http_respond respond) {
         return admin_http(r, std::move(respond));
       });
+  if (auto err = rooms_->start()) return err;
   if (auto err = gateway_->start()) return err;
+  read_->start();
   trimmer_ = std::thread([this] { trim_memory(); });
   // Rooms recover lazily on activation, so the node is ready as soon as it listens.
   ready_ = true;
@@ -110,8 +132,11 @@ void node::stop() {
   // then may the journal close its database.
   rooms_->stop();
   gateway_->stop();
+  // Its query threads and projector read the journal; nothing calls into it any more.
+  read_->stop();
   journal_->stop();
   gateway_.reset();
+  read_.reset();
   rooms_.reset();
   journal_.reset();
 }
@@ -409,6 +434,16 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     w.end_array().end_object();
     return answer(respond, json_reply(200, std::move(body)));
   }
+  if (path == "/admin/v1/projections") {
+    if (r.method != "GET") return answer(respond, json_error(405, "use GET"));
+    return answer(respond, projections_json());
+  }
+  if (std::string_view p(path);
+      p.starts_with("/admin/v1/projections/") && p.ends_with("/rebuild")) {
+    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
+    // The projector's thread drops the family and rebuilds; this only asks it to.
+    return answer(respond, rebuild(p.substr(22, p.size() - 22 - 8)));
+  }
   if (path == "/admin/v1/checkpoint") {
     if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
     // RocksDB flushes and links files: slow enough to keep off the I/O lane.
@@ -455,6 +490,40 @@ net::http_reply node::checkpoint() {
       .field("bytes", info->bytes)
       .end_object();
   return json_reply(200, std::move(body));
+}
+
+net::http_reply node::projections_json() const {
+  std::string body;
+  json_writer w(body);
+  w.begin_object().field("enabled", read_->projections_enabled());
+  w.key("projections").begin_array();
+  for (auto& p : read_->stats())
+    w.begin_object()
+        .field("name", p.name)
+        .field("state", read::to_string(p.state))
+        .key("progress")
+        .raw(fmt::format("{:.4f}", p.progress))
+        .field("rooms_done", p.rooms_done)
+        .field("rooms_total", p.rooms_total)
+        .field("pending", p.pending)
+        .key("lag_seconds")
+        .raw(fmt::format("{:.3f}", p.lag_seconds))
+        .field("applied", p.applied)
+        .end_object();
+  w.end_array().end_object();
+  return json_reply(200, std::move(body));
+}
+
+net::http_reply node::rebuild(std::string_view name) {
+  if (!read_->projections_enabled())
+    return json_error(409, "the read models are off on this node (--projections=off)");
+  auto known = false;
+  for (auto& p : read_->stats()) known = known || p.name == name;
+  if (!known) return json_error(404, "no projection '" + std::string(name) + "'");
+  if (auto err = read_->rebuild(name)) return json_error(409, *err);
+  std::string body;
+  json_writer(body).begin_object().field("rebuilding", name).end_object();
+  return json_reply(202, std::move(body));
 }
 
 std::string node::status_json() const {
@@ -551,6 +620,7 @@ std::string node::metrics_text() const {
   metric("kaiwa_journal_write_sets_total", "counter", "Room write sets committed.", j.write_sets);
   gateway_->render_metrics(out);
   journal_->render_metrics(out);
+  read_->render_metrics(out);
   out +=
       "# HELP kaiwa_errors_total Error replies sent to clients, by code.\n# TYPE "
       "kaiwa_errors_total counter\n";

@@ -1,6 +1,6 @@
 #pragma once
-// A kaiwa node: the journal, the room layer and the gateway, wired together and started and
-// stopped in order. Owned by `kaiwa start`.
+// A kaiwa node: the journal, the room layer, the read side and the gateway, wired together and
+// started and stopped in order. Owned by `kaiwa start`.
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -16,6 +16,7 @@
 
 #include "actors/rooms.hpp"
 #include "net/gateway.hpp"
+#include "read/read_side.hpp"
 #include "storage/journal.hpp"
 
 namespace kaiwa::app {
@@ -24,6 +25,7 @@ struct node_config {
   storage::journal_config journal;
   rooms_config rooms;
   net::gateway_config gateway;
+  read::read_side_config read;
   /// How long shutdown waits for clients to take their 4010 close. Default: 2 s
   std::chrono::milliseconds close_grace{2000};
   /// Bearer token the admin API requires; required when it listens beyond loopback.
@@ -65,6 +67,8 @@ class node {
   /// Asks the cluster; its answer becomes the response (`ok_status` when it succeeded).
   bool cluster_call(cluster_request q, const net::http_respond& respond, int ok_status);
   net::http_reply checkpoint();
+  net::http_reply projections_json() const;
+  net::http_reply rebuild(std::string_view name);
   std::string status_json() const;
   std::string metrics_text() const;
   /// Runs on trimmer_ until stop(): hands freed heap back to the OS after churn (see node.cpp).
@@ -74,6 +78,7 @@ class node {
   std::chrono::steady_clock::time_point started_;
   std::unique_ptr<storage::journal> journal_;
   std::unique_ptr<rooms> rooms_;
+  std::unique_ptr<read::read_side> read_;
   std::unique_ptr<net::gateway> gateway_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};

@@ -305,6 +305,72 @@ int move_command(const admin_target& t, unsigned shard, const std::string& node,
   return 0;
 }
 
+int projections_command(const admin_target& t, bool json) {
+  auto body = call(t, "GET", "/admin/v1/projections", 200);
+  if (!body || json) return show(body, true);
+  simdjson::dom::parser p;
+  auto parsed = parse_reply(p, *body);
+  if (!parsed) return 1;
+  if (!bool((*parsed)["enabled"])) {
+    fmt::print("the read models are off on this node (--projections=off)\n");
+    return 0;
+  }
+  fmt::print("{:<10} {:<12} {:>9} {:>15} {:>10} {:>9} {:>14}\n", "PROJECTION", "STATE", "PROGRESS",
+             "ROOMS", "PENDING", "LAG S", "APPLIED");
+  for (auto e : (*parsed)["projections"].get_array())
+    fmt::print(
+        "{:<10} {:<12} {:>8.1f}% {:>15} {:>10} {:>9.3f} {:>14}\n", std::string_view(e["name"]),
+        std::string_view(e["state"]), double(e["progress"]) * 100,
+        fmt::format("{}/{}", std::uint64_t(e["rooms_done"]), std::uint64_t(e["rooms_total"])),
+        std::uint64_t(e["pending"]), double(e["lag_seconds"]), std::uint64_t(e["applied"]));
+  return 0;
+}
+
+int rebuild_command(const admin_target& t, const std::string& name) {
+  std::string error;
+  auto res = admin_call(t, "POST", "/admin/v1/projections/" + name + "/rebuild", error,
+                        std::chrono::seconds(60));
+  if (!res) {
+    fmt::print(stderr, "kaiwa: {}\n", error);
+    return 1;
+  }
+  if (res->status != 202) {
+    simdjson::dom::parser p;
+    std::string_view message;
+    auto doc = p.parse(res->body);
+    if (doc.error() || doc["error"].get(message)) message = res->body;
+    fmt::print(stderr, "kaiwa: {}\n", message);
+    return res->status == 404 || res->status == 409 ? 2 : 1;
+  }
+  // Polled: the admin API has no push. Twice a second is plenty for a progress line.
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto body = call(t, "GET", "/admin/v1/projections", 200);
+    if (!body) return 1;
+    simdjson::dom::parser p;
+    auto parsed = parse_reply(p, *body);
+    if (!parsed) return 1;
+    bool found = false;
+    for (auto e : (*parsed)["projections"].get_array()) {
+      if (std::string_view(e["name"]) != name) continue;
+      found = true;
+      auto state = std::string_view(e["state"]);
+      std::uint64_t done = e["rooms_done"], total = e["rooms_total"];
+      if (state == "live") {
+        fmt::print("{}: rebuilt, {} rooms\n", name, total);
+        return 0;
+      }
+      fmt::print("{}: {} {:.1f}% ({}/{} rooms, {} events applied)\n", name, state,
+                 double(e["progress"]) * 100, done, total, std::uint64_t(e["applied"]));
+      std::fflush(stdout);
+    }
+    if (!found) {
+      fmt::print(stderr, "kaiwa: the node no longer lists projection {}\n", name);
+      return 1;
+    }
+  }
+}
+
 int backup_command(const admin_target& t, const std::string& dir, bool json) {
   if (!empty_or_missing(dir)) {
     fmt::print(stderr, "kaiwa: {} is not empty; back up into a new directory\n", dir);

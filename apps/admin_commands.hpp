@@ -20,6 +20,12 @@ int cluster_command(const admin_target& t, bool json);
 /// The shard map: owners as ranges, the epoch.
 int shards_command(const admin_target& t, bool json);
 int move_command(const admin_target& t, unsigned shard, const std::string& node, bool json);
+/// The read models: state, progress, pending events, lag, events applied.
+int projections_command(const admin_target& t, bool json);
+/// Asks for a rebuild of `name` and prints a progress line every half second until it is live
+/// again. 0: rebuilt; 1: the admin API failed (unreachable, an error, the node went away);
+/// 2: the node refused (no such projection, one rebuilding already, read models off).
+int rebuild_command(const admin_target& t, const std::string& name);
 /// Asks the node for a checkpoint and copies it into `dir` (missing or empty), with progress.
 int backup_command(const admin_target& t, const std::string& dir, bool json);
 /// Copies a backup into `data_dir`, which must be missing or empty. The node is not involved.

@@ -275,6 +275,29 @@ int main(int argc, char** argv) {
       ->add_option("--room-creations-per-minute", cfg.rooms.room_creations_per_minute,
                    "Rooms one user may create per minute (0: no limit)")
       ->capture_default_str();
+  std::string projections = "on";
+  double gather_timeout_s = 2;
+  start
+      ->add_option("--projections", projections,
+                   "on: keep the read models (rooms, directory, search); off: none (their queries "
+                   "answer unavailable), to measure the write path without them")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  start
+      ->add_option("--query-threads", cfg.read.query_threads,
+                   "Threads that answer rooms, directory and search queries")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  start
+      ->add_option("--query-queue", cfg.read.query_queue,
+                   "Queries waiting for a query thread beyond which more get rate_limited")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  start
+      ->add_option("--gather-timeout", gather_timeout_s,
+                   "Seconds a query waits for other members' pages before it answers partial")
+      ->check(CLI::Range(0.05, 60.0))
+      ->capture_default_str();
   start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -417,6 +440,8 @@ int main(int argc, char** argv) {
     cfg.gateway.ping_interval = ms(ping_interval_s);
     cfg.gateway.ping_timeout = ms(ping_timeout_s);
     cfg.gateway.tls_handshake_timeout = ms(tls_handshake_s);
+    cfg.read.projections = projections == "on";
+    cfg.read.gather_timeout = ms(gather_timeout_s);
     std::exit(run_node(cfg));
   });
 
@@ -539,6 +564,20 @@ int main(int argc, char** argv) {
   move_cmd->callback([&] {
     std::exit(app::move_command(admin_target_or_throw(), move_shard, move_to, admin_json));
   });
+
+  auto* projections_cmd = app.add_subcommand(
+      "projections", "Show the read models: state, progress, pending events, lag, events applied");
+  admin_opts(projections_cmd, true);
+  projections_cmd->callback(
+      [&] { std::exit(app::projections_command(admin_target_or_throw(), admin_json)); });
+
+  std::string rebuild_name;
+  auto* rebuild_cmd = app.add_subcommand(
+      "rebuild", "Drop a read model and rebuild it from the log, printing progress until done");
+  admin_opts(rebuild_cmd, false);
+  rebuild_cmd->add_option("projection", rebuild_name, "rooms or search")->required();
+  rebuild_cmd->callback(
+      [&] { std::exit(app::rebuild_command(admin_target_or_throw(), rebuild_name)); });
 
   std::string backup_dir;
   auto* backup_cmd =

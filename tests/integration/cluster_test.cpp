@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "core/shard.hpp"
@@ -644,4 +646,88 @@ TEST_CASE("silent connections to the cluster port are closed past the handshake 
   CHECK(closed_by_peer(next));
   ::close(next);
   for (int fd : many) ::close(fd);
+}
+
+namespace {
+
+/// Asks `request` until `pred` holds for the reply (read models apply events a little after
+/// their ack, and a moved shard's rooms are caught up on their new node).
+message read_until(ws_client& c, const std::string& request, std::int64_t id,
+                   const std::function<bool(const message&)>& pred) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (true) {
+    auto m = c.request(request, id);
+    if (pred(m)) return m;
+    if (std::chrono::steady_clock::now() > deadline)
+      FAIL("never: " << request << " -> " << m.json());
+    std::this_thread::sleep_for(20ms);  // polling interval of the query
+  }
+}
+
+bool partial(const message& m) { return m.has("partial"); }
+
+}  // namespace
+
+TEST_CASE("rooms and search gather from three nodes; one node down makes the reply partial") {
+  cluster c(3);
+  c.wait_settled(3);
+  ws_client alice(c.node(0).port()), bob(c.node(1).port());
+  alice.hello("alice");
+  bob.hello("bob");
+  std::vector<std::string> rooms;
+  for (std::size_t i = 0; i < 3; ++i) {
+    rooms.push_back(c.room_on(cluster::id(i), "span-"));
+    CHECK(send_until_acked(alice, 10 + static_cast<int>(i), rooms.back(),
+                           "spanning 会議 " + rooms.back())
+              .str("op") == "ack");
+  }
+  // An invitation to a room on the third node reaches bob's session on the second.
+  auto club = c.room_on("n3", "club-");
+  CHECK(alice.request(R"({"op":"create","id":20,"room":")" + club + R"(","private":true})", 20)
+            .str("op") == "created");
+  CHECK(alice.request(R"({"op":"invite","id":21,"room":")" + club + R"(","user":"bob"})", 21)
+            .str("op") == "ack");
+  auto push = bob.next_where([](const message& m) { return m.str("op") == "invited"; });
+  CHECK(push.str("room") == club);
+  CHECK(push.str("by") == "alice");
+
+  auto all_hits = [](const message& m) { return m.array("hits").size() == 3 && !partial(m); };
+  read_until(alice, R"({"op":"search","id":30,"q":"会議"})", 30, all_hits);
+  read_until(alice, R"({"op":"rooms","id":31})", 31,
+             [](const message& m) { return m.array("rooms").size() == 4 && !partial(m); });
+  read_until(bob, R"({"op":"rooms","id":32})", 32,
+             [](const message& m) { return m.array("rooms").size() == 1 && !partial(m); });
+  // Paging across nodes: one hit a page, every room once.
+  std::set<std::string> paged;
+  std::string before;
+  for (int k = 0; k < 3; ++k) {
+    auto m = alice.request(R"({"op":"search","id":33,"q":"spanning","limit":1)" +
+                               (before.empty() ? "" : R"(,"before":")" + before + "\"") + "}",
+                           33);
+    REQUIRE(m.array("hits").size() == 1);
+    paged.emplace(std::string_view(m.array("hits").at(0)["room"]));
+    CHECK(m.root()["more"].get_bool().value() == (k < 2));
+    before = m.str("next");
+  }
+  CHECK(paged.size() == 3);
+
+  // A shard moved to another node brings its read data: nothing missing, nothing twice.
+  auto shard = shard_of(rooms[0], test_shards);
+  auto moved =
+      run_kaiwa({"move", std::to_string(shard), "n2", "--admin", addr(c.node(0).admin_port())});
+  INFO(moved.output);
+  REQUIRE(moved.status == 0);
+  read_until(alice, R"({"op":"search","id":34,"q":"会議"})", 34, all_hits);
+
+  // The third node dies: what it owns is missing, and the replies say so.
+  c.node(2).stop(SIGKILL);
+  c.wait_member("n3", "down", 0);
+  auto s = alice.request(R"({"op":"search","id":40,"q":"会議"})", 40);
+  CHECK(s.str("op") == "results");
+  CHECK(partial(s));
+  CHECK(s.array("hits").size() == 2);
+  auto r = alice.request(R"({"op":"rooms","id":41})", 41);
+  CHECK(r.str("op") == "rooms");
+  CHECK(partial(r));
+  CHECK(r.array("rooms").size() == 2);
 }

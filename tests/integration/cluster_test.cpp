@@ -719,6 +719,18 @@ TEST_CASE("rooms and search gather from three nodes; one node down makes the rep
   REQUIRE(moved.status == 0);
   read_until(alice, R"({"op":"search","id":34,"q":"会議"})", 34, all_hits);
 
+  // The third node stops answering (stopped, its connections open): after the gather timeout
+  // (2 s, within the failure timeout) the reply comes without its part.
+  c.node(2).signal(SIGSTOP);
+  auto started = std::chrono::steady_clock::now();
+  auto slow = alice.request(R"({"op":"search","id":35,"q":"会議"})", 35);
+  auto waited = std::chrono::steady_clock::now() - started;
+  c.node(2).signal(SIGCONT);
+  CHECK(partial(slow));
+  CHECK(slow.array("hits").size() == 2);
+  CHECK(waited >= 1900ms);
+  CHECK(waited < 4s);
+
   // The third node dies: what it owns is missing, and the replies say so.
   c.node(2).stop(SIGKILL);
   c.wait_member("n3", "down", 0);

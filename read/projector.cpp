@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
@@ -89,7 +91,14 @@ struct projector::impl {
       auto after = pending_of(e, p);
       phase[p].pending += after;
       phase[p].pending -= before[p];
-      if (before[p] == 0 && after > 0) e.since[p] = now;
+      if (before[p] == 0 && after > 0) {
+        e.since[p] = now;
+        unapplied_since[p].insert(now);
+      } else if (before[p] > 0 && after == 0) {
+        // Every entry with pending events has its note here (all changes go through update).
+        auto it = unapplied_since[p].find(e.since[p]);
+        if (it != unapplied_since[p].end()) unapplied_since[p].erase(it);
+      }
     }
   }
 
@@ -404,6 +413,7 @@ struct projector::impl {
       std::lock_guard lock(mtx);
       auto& ph = phase[p];
       ph.drop_pending = false;
+      ph.rooms_total = ph.rooms_done = 0;  // what was counted before the drop is void
       // Every offset of the family is gone: the map's known offsets are now 0.
       for (auto& [room, e] : dirty_map)
         update(e, [&](entry& x) {
@@ -486,6 +496,9 @@ struct projector::impl {
   std::deque<std::string> queue;  // dirty rooms not in flight, oldest note first
   std::deque<walk> walks;
   std::array<phase_state, max_projections> phase;
+  // Per projection, when each room with unapplied events was first noted: the oldest is the
+  // lag, read in O(1) by scrapes and queries without walking the dirty map.
+  std::array<std::multiset<clock::time_point>, max_projections> unapplied_since;
   bool rebuild_asked = false;
   bool stopping = false;
   bool stopped_for_good = false;
@@ -577,13 +590,6 @@ std::vector<projection_stats> projector::stats() const {
   std::vector<projection_stats> out;
   auto now = clock::now();
   std::lock_guard lock(impl_->mtx);
-  // The oldest unapplied note per projection: a walk over the dirty rooms, which under normal
-  // load are few (a scrape every few seconds; during a rebuild, every room).
-  std::array<std::optional<clock::time_point>, max_projections> oldest{};
-  for (auto& [room, e] : impl_->dirty_map)
-    for (std::size_t p = 0; p < impl_->projections.size(); ++p)
-      if (impl_->pending_of(e, p) > 0 && (!oldest[p] || e.since[p] < *oldest[p]))
-        oldest[p] = e.since[p];
   for (std::size_t p = 0; p < impl_->projections.size(); ++p) {
     auto& ph = impl_->phase[p];
     projection_stats s;
@@ -597,7 +603,9 @@ std::vector<projection_stats> projector::stats() const {
                      : static_cast<double>(s.rooms_done) / static_cast<double>(s.rooms_total);
     if (s.state == projection_state::live) s.progress = 1;
     s.pending = ph.pending;
-    s.lag_seconds = oldest[p] ? std::chrono::duration<double>(now - *oldest[p]).count() : 0.0;
+    auto& since = impl_->unapplied_since[p];
+    s.lag_seconds =
+        since.empty() ? 0.0 : std::chrono::duration<double>(now - *since.begin()).count();
     s.applied = ph.applied.load(std::memory_order_relaxed);
     out.push_back(std::move(s));
   }

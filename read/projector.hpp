@@ -73,7 +73,7 @@ struct projection_stats {
   /// Events noted and not yet applied. A room noted since its last apply counts at least one
   /// until the thread has read its offset (then exactly).
   std::uint64_t pending = 0;
-  /// Age of the oldest note not yet applied; 0 when nothing is pending.
+  /// Age of the oldest note not yet applied; 0 when nothing is pending. O(1): queries ask it.
   double lag_seconds = 0;
   /// Events applied since the node started.
   std::uint64_t applied = 0;

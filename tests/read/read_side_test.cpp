@@ -1,0 +1,197 @@
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "core/event.hpp"
+#include "core/json.hpp"
+#include "read/read_side.hpp"
+#include "storage/journal.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace kaiwa;
+using namespace kaiwa::read;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<storage::journal> open_journal(const test::temp_dir& dir) {
+  auto j = storage::journal::open({dir.str(), true});
+  REQUIRE(j.ok());
+  return std::move(j).value();
+}
+
+/// A public room created by alice with one message.
+void make_room(storage::journal& j, const std::string& room) {
+  storage::write_set ws;
+  event c;
+  c.room = room_id{room};
+  c.seq = 1;
+  c.ts = now_millis();
+  c.type = event_type::created;
+  c.from = user_id{"alice"};
+  event m = c;
+  m.seq = 2;
+  m.type = event_type::message;
+  m.text = "hello " + room;
+  for (auto* e : {&c, &m}) {
+    std::string out;
+    json_writer w(out);
+    encode_event(w, *e);
+    ws.put_event(e->room, e->seq, out);
+  }
+  std::promise<storage::status> done;
+  auto fut = done.get_future();
+  j.commit(std::move(ws), [&](const storage::status& st) { done.set_value(st); });
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  REQUIRE(fut.get().ok());
+}
+
+query_reply ask(read_side& rs, query_request r) {
+  std::promise<query_reply> got;
+  auto fut = got.get_future();
+  rs.query(std::move(r), [&](query_reply q) { got.set_value(std::move(q)); });
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  return fut.get();
+}
+
+query_request directory() {
+  query_request r;
+  r.kind = query_kind::directory;
+  r.user = user_id{"bob"};
+  r.limit = 10;
+  return r;
+}
+
+/// Asks until the local directory lists `n` rooms (the projector applies after the commit).
+query_reply until_rooms(read_side& rs, std::size_t n) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (true) {
+    auto r = ask(rs, directory());
+    if (!r.error && r.result.items.size() >= n) return r;
+    if (std::chrono::steady_clock::now() > deadline) FAIL("the directory never had " << n);
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a query merges this node's page with the members' pages; junk or silence is partial") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  make_room(*j, "local");
+  bool junk = false;
+  read_side_hooks hooks;
+  hooks.ask_members = [&](std::string request, std::chrono::milliseconds timeout,
+                          std::function<void(std::vector<std::string>, bool)> done) {
+    CHECK(decode_query(request).has_value());
+    CHECK(timeout == 2s);
+    page remote;
+    remote.items.push_back({std::string(8, '\xff') + "remote", R"({"room":"remote"})"});
+    remote.more = true;
+    std::vector<std::string> pages{encode_page(remote)};
+    if (junk) pages.push_back("junk");
+    done(std::move(pages), false);
+  };
+  read_side rs(*j, {}, hooks);
+  rs.start();
+  auto r = until_rooms(rs, 2);
+  REQUIRE(r.result.items.size() == 2);
+  CHECK(r.result.items[0].json == R"({"room":"remote"})");  // the newest first, whoever has it
+  CHECK(r.result.items[1].json.find("\"local\"") != std::string::npos);
+  CHECK(r.result.more);
+  CHECK_FALSE(r.partial);
+  junk = true;
+  CHECK(ask(rs, directory()).partial);
+}
+
+TEST_CASE("a member's query gets this node's page; bytes that are no query get nothing") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  make_room(*j, "here");
+  read_side rs(*j, {}, {});
+  rs.start();
+  until_rooms(rs, 1);
+  auto answer = [&](std::string bytes) {
+    std::promise<std::string> got;
+    auto fut = got.get_future();
+    rs.answer_member(bytes, [&](std::string page) { got.set_value(std::move(page)); });
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    return fut.get();
+  };
+  auto p = decode_page(answer(encode_query(directory())));
+  REQUIRE(p);
+  CHECK(p->items.size() == 1);
+  CHECK(answer("not a query").empty());
+}
+
+TEST_CASE("queries past a full queue answer rate_limited, and nothing is lost or answered twice") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  make_room(*j, "r");
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool held = false, release = false;
+  read_side_hooks hooks;
+  hooks.ask_members = [&](std::string, std::chrono::milliseconds,
+                          std::function<void(std::vector<std::string>, bool)> done) {
+    std::unique_lock lock(mtx);
+    held = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    done({}, false);
+  };
+  read_side_config cfg;
+  cfg.query_threads = 1;
+  cfg.query_queue = 1;
+  read_side rs(*j, cfg, hooks);
+  rs.start();
+  std::promise<query_reply> first, second;
+  rs.query(directory(), [&](query_reply q) { first.set_value(std::move(q)); });
+  {
+    std::unique_lock lock(mtx);
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return held; }));  // the one thread is busy
+  }
+  rs.query(directory(), [&](query_reply q) { second.set_value(std::move(q)); });  // queued
+  auto refused = ask(rs, directory());
+  REQUIRE(refused.error);
+  CHECK(refused.error->code == errc::rate_limited);
+  {
+    std::lock_guard lock(mtx);
+    release = true;
+  }
+  cv.notify_all();
+  auto f1 = first.get_future(), f2 = second.get_future();
+  REQUIRE(f1.wait_for(10s) == std::future_status::ready);
+  REQUIRE(f2.wait_for(10s) == std::future_status::ready);
+}
+
+TEST_CASE("with projections off, or while one is rebuilt, queries answer unavailable") {
+  test::temp_dir dir;
+  auto j = open_journal(dir);
+  {
+    read_side_config off;
+    off.projections = false;
+    read_side rs(*j, off, {});
+    rs.start();
+    auto r = ask(rs, directory());
+    REQUIRE(r.error);
+    CHECK(r.error->code == errc::unavailable);
+    CHECK(rs.stats().empty());
+    CHECK(rs.rebuild("rooms").has_value());
+  }
+  make_room(*j, "r");
+  read_side rs(*j, {}, {});
+  rs.start();
+  until_rooms(rs, 1);
+  REQUIRE_FALSE(rs.rebuild("rooms").has_value());
+  // Until it is live again: unavailable, saying why (or the rebuilt answer, if it was quick).
+  auto r = ask(rs, directory());
+  if (r.error) {
+    CHECK(r.error->code == errc::unavailable);
+    CHECK(r.error->message.find("rebuilding") != std::string::npos);
+  }
+  until_rooms(rs, 1);
+}

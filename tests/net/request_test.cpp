@@ -108,3 +108,42 @@ TEST_CASE("a UTF-8 byte order mark before the request is ignored") {
   CHECK(ok("\xEF\xBB\xBF{\"op\":\"ping\",\"id\":15}").id == "15");
   CHECK(bad("\xEF\xBB\xBF{\"op\":\"nosuch\",\"id\":16}").id == "16");
 }
+
+TEST_CASE("rooms, directory and search parse into read queries with their defaults and limits") {
+  auto rooms = ok(R"({"op":"rooms","id":1})");
+  CHECK(rooms.op == session_op::rooms);
+  CHECK(rooms.query.kind == read::query_kind::rooms);
+  CHECK(rooms.query.limit == 50);
+  CHECK_FALSE(rooms.query.before);
+  auto page = ok(R"({"op":"rooms","limit":200,"before":"00ff0a"})");
+  CHECK(page.query.limit == 200);
+  CHECK(page.query.before == std::string("\x00\xff\x0a", 3));
+  auto dir = ok(R"({"op":"directory","q":"gen","limit":1})");
+  CHECK(dir.op == session_op::directory);
+  CHECK(dir.query.q == "gen");
+  CHECK(ok(R"({"op":"directory"})").query.q.empty());
+  auto s = ok(R"({"op":"search","q":"会議","room":"office"})");
+  CHECK(s.op == session_op::search);
+  CHECK(s.query.kind == read::query_kind::search);
+  CHECK(s.query.q == "会議");
+  CHECK(s.query.room->str() == "office");
+  CHECK(s.query.limit == 20);
+  CHECK(ok(R"({"op":"search","q":")" + std::string(256, 'x') + "\"}").query.q.size() == 256);
+
+  CHECK(bad(R"({"op":"rooms","limit":201})").message == "'limit' must be 1 to 200");
+  CHECK(bad(R"({"op":"rooms","limit":0})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"rooms","before":"abc"})").message ==
+        "'before' must be the 'next' of an earlier page");
+  CHECK(bad(R"({"op":"rooms","before":""})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"rooms","before":7})").message == "'before' must be a string");
+  CHECK(bad(R"({"op":"directory","q":"no spaces"})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"directory","q":")" + std::string(129, 'a') + "\"}").code ==
+        errc::bad_request);
+  CHECK(bad(R"({"op":"search"})").message == "'q' is required");
+  CHECK(bad(R"({"op":"search","q":""})").message == "'q' must not be empty");
+  CHECK(bad(R"({"op":"search","q":")" + std::string(257, 'x') + "\"}").message ==
+        "'q' is over 256 bytes");
+  CHECK(bad(R"({"op":"search","q":"x","limit":101})").message == "'limit' must be 1 to 100");
+  CHECK(bad(R"({"op":"search","q":"x","room":""})").code == errc::bad_request);
+  CHECK(bad(R"({"id":4,"op":"search","q":1})").id == "4");
+}

@@ -18,8 +18,9 @@ namespace kaiwa {
 /// The op of a server message ("event", "ack", ...), found once when its frame is built so that
 /// per-recipient metrics cost one add. `control` is close and pong frames.
 inline constexpr std::string_view frame_ops[] = {
-    "event", "ack",      "error",  "joined",  "left", "history",  "created", "welcome", "pong",
-    "ok",    "presence", "typing", "receipt", "room", "snapshot", "control", "other"};
+    "event",    "ack",   "error",     "joined",   "left",    "history", "created",
+    "welcome",  "pong",  "ok",        "presence", "typing",  "receipt", "room",
+    "snapshot", "rooms", "directory", "results",  "invited", "control", "other"};
 inline constexpr std::size_t frame_op_count = std::size(frame_ops);
 
 class frame {

@@ -72,6 +72,11 @@ struct projector::impl {
     std::array<clock::time_point, max_projections> since{};  // first unapplied note
     bool queued = false;
     bool in_flight = false;  // the thread is applying it; it re-queues it after
+    // The first note that came while in flight, and when: what is left after the apply was
+    // noted then (not when the room first became dirty), so a room that stays busy doesn't
+    // look ever more behind.
+    bool noted_later = false;
+    clock::time_point later_note{};
   };
 
   /// Events noted and not applied for `p` (at least one when the offset is not known yet).
@@ -102,6 +107,14 @@ struct projector::impl {
     }
   }
 
+  /// Moves the time `e`'s unapplied events of `p` were first noted to `at`.
+  void renote(entry& e, std::size_t p, clock::time_point at) {
+    auto it = unapplied_since[p].find(e.since[p]);
+    if (it != unapplied_since[p].end()) unapplied_since[p].erase(it);
+    e.since[p] = at;
+    unapplied_since[p].insert(at);
+  }
+
   bool dirty(const entry& e) const {
     for (std::size_t p = 0; p < projections.size(); ++p)
       if (pending_of(e, p) > 0 || e.target[p] != 0) return true;
@@ -122,6 +135,10 @@ struct projector::impl {
         auto& e = dirty_map[room];
         if (seq <= e.noted) continue;
         update(e, [&](entry& x) { x.noted = seq; });
+        if (e.in_flight && !e.noted_later) {
+          e.noted_later = true;
+          e.later_note = clock::now();
+        }
         enqueue(room, e);
       }
     }
@@ -336,6 +353,7 @@ struct projector::impl {
         auto& e = dirty_map[t.room];
         e.queued = false;
         e.in_flight = true;
+        e.noted_later = false;
         t.applied = e.applied;
         t.known = e.known;
         t.noted = e.noted;
@@ -369,6 +387,10 @@ struct projector::impl {
               }
             }
           });
+          // Applied all that was noted when taken: what is left came with later notes.
+          for (std::size_t p = 0; p < projections.size(); ++p)
+            if (e.noted_later && e.applied[p] >= t.noted && pending_of(e, p) > 0)
+              renote(e, p, e.later_note);
         }
         if (dirty(e))
           enqueue(t.room, e);
@@ -376,21 +398,27 @@ struct projector::impl {
           dirty_map.erase(t.room);
       }
       if (failed.ok()) settle_phases();
+      delivering = failed.ok() && !out.empty() && sink;
     }
-    idle_cv.notify_all();
     if (!failed.ok()) {
+      idle_cv.notify_all();
       log(log_level::error, "projector_apply_failed",
           {{"rooms", std::uint64_t{rooms.size()}}, {"error", failed.err().message}});
       return false;
     }
-    // After the commit and outside the lock: the sink posts to sessions and the cluster.
-    if (!out.empty() && sink) sink(std::move(out));
+    if (delivering) {
+      // After the commit and outside the lock: the sink posts to sessions and the cluster.
+      sink(std::move(out));
+      std::lock_guard lock(mtx);
+      delivering = false;
+    }
+    idle_cv.notify_all();
     return true;
   }
 
   /// Nothing pending and every projection live. Under mtx.
   bool idle() const {
-    if (!queue.empty() || !walks.empty() || rebuild_asked) return false;
+    if (!queue.empty() || !walks.empty() || rebuild_asked || delivering) return false;
     for (std::size_t p = 0; p < projections.size(); ++p)
       if (phase[p].state != projection_state::live || phase[p].pending > 0) return false;
     return true;
@@ -500,6 +528,7 @@ struct projector::impl {
   // lag, read in O(1) by scrapes and queries without walking the dirty map.
   std::array<std::multiset<clock::time_point>, max_projections> unapplied_since;
   bool rebuild_asked = false;
+  bool delivering = false;  // the thread is handing a batch's notices to the sink
   bool stopping = false;
   bool stopped_for_good = false;
   std::thread thread;

@@ -148,6 +148,16 @@ TEST_CASE("queries past a full queue answer rate_limited, and nothing is lost or
   cfg.query_queue = 1;
   read_side rs(*j, cfg, hooks);
   rs.start();
+  {
+    // Live first (each query goes through the hook once the projections answer).
+    std::lock_guard lock(mtx);
+    release = true;
+  }
+  until_rooms(rs, 1);
+  {
+    std::lock_guard lock(mtx);
+    release = false;
+  }
   std::promise<query_reply> first, second;
   rs.query(directory(), [&](query_reply q) { first.set_value(std::move(q)); });
   {

@@ -357,11 +357,13 @@ int rebuild_command(const admin_target& t, const std::string& name) {
       auto state = std::string_view(e["state"]);
       std::uint64_t done = e["rooms_done"], total = e["rooms_total"];
       if (state == "live") {
-        fmt::print("{}: rebuilt, {} rooms\n", name, total);
+        fmt::print("{}: rebuilt, {} rooms, {} events\n", name, total,
+                   std::uint64_t(e["events_total"]));
         return 0;
       }
-      fmt::print("{}: {} {:.1f}% ({}/{} rooms, {} events applied)\n", name, state,
-                 double(e["progress"]) * 100, done, total, std::uint64_t(e["applied"]));
+      fmt::print("{}: {} {:.1f}% ({}/{} rooms, {}/{} events)\n", name, state,
+                 double(e["progress"]) * 100, done, total, std::uint64_t(e["events_done"]),
+                 std::uint64_t(e["events_total"]));
       std::fflush(stdout);
     }
     if (!found) {

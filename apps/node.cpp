@@ -505,6 +505,8 @@ net::http_reply node::projections_json() const {
         .raw(fmt::format("{:.4f}", p.progress))
         .field("rooms_done", p.rooms_done)
         .field("rooms_total", p.rooms_total)
+        .field("events_done", p.events_done)
+        .field("events_total", p.events_total)
         .field("pending", p.pending)
         .key("lag_seconds")
         .raw(fmt::format("{:.3f}", p.lag_seconds))

@@ -158,6 +158,8 @@ struct projector::impl {
     projection_state state = projection_state::catching_up;
     std::uint64_t rooms_total = 0;
     std::uint64_t rooms_done = 0;
+    std::uint64_t events_total = 0;  // of the counted rooms, from their offset to their target
+    std::uint64_t events_done = 0;
     std::uint64_t estimate = 0;  // rooms on disk when a rebuild began
     bool walking = false;        // its counted walk is not finished
     bool drop_pending = false;   // a rebuild waits for the thread to drop the family
@@ -236,9 +238,10 @@ struct projector::impl {
             }
             if (!w.counted || x.target[p] != 0) continue;
             phase[p].rooms_total += 1;
-            if (x.applied[p] < f.last)
+            if (x.applied[p] < f.last) {
               x.target[p] = f.last;
-            else
+              phase[p].events_total += f.last - x.applied[p];
+            } else
               phase[p].rooms_done += 1;  // applied live before the walk came to it
           }
         });
@@ -378,6 +381,9 @@ struct projector::impl {
             if (t.at_end && x.noted == t.noted) x.noted = t.reached;
             x.noted = std::max(x.noted, t.reached);
             for (std::size_t p = 0; p < projections.size(); ++p) {
+              if (auto target = x.target[p]; target != 0)
+                phase[p].events_done +=
+                    std::min(t.applied[p], target) - std::min(x.applied[p], target);
               x.applied[p] = t.applied[p];
               x.known[p] = true;
               phase[p].applied.fetch_add(t.count[p], std::memory_order_relaxed);
@@ -441,7 +447,8 @@ struct projector::impl {
       std::lock_guard lock(mtx);
       auto& ph = phase[p];
       ph.drop_pending = false;
-      ph.rooms_total = ph.rooms_done = 0;  // what was counted before the drop is void
+      // What was counted before the drop is void.
+      ph.rooms_total = ph.rooms_done = ph.events_total = ph.events_done = 0;
       // Every offset of the family is gone: the map's known offsets are now 0.
       for (auto& [room, e] : dirty_map)
         update(e, [&](entry& x) {
@@ -550,9 +557,11 @@ void projector::start() {
   std::lock_guard lock(impl_->mtx);
   if (impl_->thread.joinable() || impl_->stopped_for_good) return;
   impl::walk w;
+  auto estimate = impl_->journal.disk().rooms;
   for (std::size_t p = 0; p < impl_->projections.size(); ++p) {
     w.mask[p] = true;
     impl_->phase[p].walking = true;
+    impl_->phase[p].estimate = estimate;
   }
   w.counted = true;
   impl_->walks.push_back(w);
@@ -599,7 +608,7 @@ std::optional<std::string> projector::rebuild(std::string_view name) {
     ph.state = projection_state::rebuilding;
     ph.drop_pending = true;
     ph.walking = true;
-    ph.rooms_total = ph.rooms_done = 0;
+    ph.rooms_total = ph.rooms_done = ph.events_total = ph.events_done = 0;
     ph.estimate = estimate;
     impl_->rebuild_asked = true;
   }
@@ -626,11 +635,20 @@ std::vector<projection_stats> projector::stats() const {
     s.state = ph.state;
     s.rooms_done = ph.rooms_done;
     s.rooms_total = ph.rooms_total;
-    if (ph.walking) s.rooms_total = std::max(s.rooms_total, ph.estimate);
-    s.progress = s.state == projection_state::live || s.rooms_total == 0
-                     ? (ph.walking ? 0.0 : 1.0)
-                     : static_cast<double>(s.rooms_done) / static_cast<double>(s.rooms_total);
-    if (s.state == projection_state::live) s.progress = 1;
+    s.events_done = ph.events_done;
+    s.events_total = ph.events_total;
+    if (s.state == projection_state::live) {
+      s.progress = 1;
+    } else {
+      // Events done of the rooms walked so far, scaled by how much of the walk is done
+      // (against RocksDB's estimate of the rooms while it runs).
+      s.progress = s.events_total  ? static_cast<double>(s.events_done) / s.events_total
+                   : s.rooms_total ? static_cast<double>(s.rooms_done) / s.rooms_total
+                                   : 0.0;
+      if (ph.walking)
+        s.progress *= ph.estimate > s.rooms_total ? static_cast<double>(s.rooms_total) / ph.estimate
+                                                  : (ph.estimate ? 1.0 : 0.0);
+    }
     s.pending = ph.pending;
     auto& since = impl_->unapplied_since[p];
     s.lag_seconds =

@@ -66,10 +66,15 @@ std::string_view to_string(projection_state s) noexcept;
 struct projection_stats {
   std::string name;
   projection_state state = projection_state::catching_up;
-  /// While catching up or rebuilding: rooms done / rooms to do (1 when live).
+  /// While catching up or rebuilding, 0 to 1: events applied of those to apply in the rooms
+  /// walked so far, times the share of the rooms walked (1 when live).
   double progress = 1;
+  /// Of the catch-up (at start) or the rebuild: rooms walked and rooms done, and the events
+  /// they had to apply and have applied.
   std::uint64_t rooms_done = 0;
   std::uint64_t rooms_total = 0;
+  std::uint64_t events_done = 0;
+  std::uint64_t events_total = 0;
   /// Events noted and not yet applied. A room noted since its last apply counts at least one
   /// until the thread has read its offset (then exactly).
   std::uint64_t pending = 0;

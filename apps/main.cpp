@@ -294,6 +294,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   start
+      ->add_option("--search-max-steps", cfg.read.search_max_steps,
+                   "Work one search may do (index seeks, access and text checks) before it "
+                   "answers with what it found and more=true")
+      ->check(CLI::Range(std::size_t{100}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  start
       ->add_option("--gather-timeout", gather_timeout_s,
                    "Seconds a query waits for other members' pages before it answers partial")
       ->check(CLI::Range(0.05, 60.0))

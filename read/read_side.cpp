@@ -20,7 +20,11 @@ namespace kaiwa::read {
 
 struct read_side::impl {
   impl(storage::journal& j, read_side_config c, read_side_hooks h)
-      : journal(j), cfg(std::move(c)), hooks(std::move(h)), rooms(j), search(j, rooms) {
+      : journal(j),
+        cfg(std::move(c)),
+        hooks(std::move(h)),
+        rooms(j),
+        search(j, rooms, search_config{cfg.search_max_steps}) {
     if (cfg.projections)
       projector = std::make_unique<read::projector>(
           j, std::vector<projection*>{&rooms, &search}, cfg.projector,

@@ -47,6 +47,9 @@ struct read_side_config {
   /// Queries waiting for a query thread beyond which more are refused: a client's with
   /// `rate_limited`, a member's unanswered (it counts this node as missing). Default: 256
   std::size_t query_queue = 256;
+  /// Work one search may do (index seeks, access checks, text checks; read/search_index.hpp);
+  /// past it the reply has the hits found so far and `more`. Default: 20000
+  std::size_t search_max_steps = 20'000;
   projector_config projector;
 };
 

@@ -397,8 +397,8 @@ void ws_session::handle(request& r) {
     case session_op::rooms:
     case session_op::directory:
     case session_op::search: {
-      // Answered on a query thread; the reply comes back to this lane like a room's. Counted as
-      // pending, so a client can't queue more queries than requests.
+      // Answered on a query thread (they read RocksDB); the reply comes back to this lane like
+      // a room's, and counts as pending like a room's request (--max-pending-requests).
       r.query.user = user_;
       pending_ += 1;
       auto kind = r.query.kind;

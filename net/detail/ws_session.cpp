@@ -331,9 +331,9 @@ frame_ptr query_frame(std::string_view id, read::query_kind kind, const read::qu
   auto& w = begin_reply(b, op, id);
   w.key(kind == read::query_kind::search ? "hits" : "rooms").begin_array();
   for (auto& it : r.result.items) w.raw(it.json);
-  w.end_array().field("more", r.result.more);
-  if (r.result.more && !r.result.items.empty())
-    w.field("next", read::encode_cursor(r.result.items.back().sort_key));
+  auto next = read::continue_key(r.result);
+  w.end_array().field("more", next.has_value());
+  if (next) w.field("next", read::encode_cursor(*next));
   if (r.partial) w.field("partial", true);
   w.end_object();
   return b.finish();

@@ -83,7 +83,7 @@ TEST_CASE("a query merges this node's page with the members' pages; junk or sile
   test::temp_dir dir;
   auto j = open_journal(dir);
   make_room(*j, "local");
-  std::atomic<bool> junk = false, asked_well = true;
+  std::atomic<bool> junk = false, remote_more = false, asked_well = true;
   read_side_hooks hooks;
   // On a query thread: it only records (Catch2 asserts on the test's thread).
   hooks.ask_members = [&](std::string request, std::chrono::milliseconds timeout,
@@ -91,7 +91,7 @@ TEST_CASE("a query merges this node's page with the members' pages; junk or sile
     if (!decode_query(request) || timeout != 2s) asked_well = false;
     page remote;
     remote.items.push_back({std::string(8, '\xff') + "remote", R"({"room":"remote"})"});
-    remote.more = true;
+    remote.more = remote_more;
     std::vector<std::string> pages{encode_page(remote)};
     if (junk) pages.push_back("junk");
     done(std::move(pages), false);
@@ -102,8 +102,14 @@ TEST_CASE("a query merges this node's page with the members' pages; junk or sile
   REQUIRE(r.result.items.size() == 2);
   CHECK(r.result.items[0].json == R"({"room":"remote"})");  // the newest first, whoever has it
   CHECK(r.result.items[1].json.find("\"local\"") != std::string::npos);
-  CHECK(r.result.more);
+  CHECK_FALSE(r.result.more);
   CHECK_FALSE(r.partial);
+  // A member with more past its page: ours below it waits for the next page (read/page.hpp).
+  remote_more = true;
+  auto held = ask(rs, directory());
+  REQUIRE(held.result.items.size() == 1);
+  CHECK(held.result.items[0].json == R"({"room":"remote"})");
+  CHECK(held.result.more);
   junk = true;
   CHECK(ask(rs, directory()).partial);
   CHECK(asked_well);

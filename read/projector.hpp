@@ -45,15 +45,21 @@ namespace kaiwa::read {
 struct projector_config {
   /// Events read from the log per room per step. Default: 256
   std::size_t chunk = 256;
-  /// A batch of several rooms is written once it holds this many operations... Default: 4096
-  std::size_t batch_ops = 4096;
-  /// ...or this many bytes. Default: 4 MiB
-  std::size_t batch_bytes = 4 << 20;
+  /// A batch of several rooms is written once it holds this many operations... Default: 512
+  /// (A RocksDB write of the projector shares the write group with the journal's commits:
+  /// bigger batches made the acks wait, 4,096 ops and 4 MiB cost a quarter of the throughput
+  /// at saturation; docs/read-side.md.)
+  std::size_t batch_ops = 512;
+  /// ...or this many bytes. Default: 512 KiB
+  std::size_t batch_bytes = 512 << 10;
   /// Rooms read per page when walking the rooms on disk (catch-up, rebuild). Default: 1024
   std::size_t walk_page = 1024;
   /// Wait after a failure before trying again; doubles up to `max_retry`. Default: 200 ms, 10 s
   std::chrono::milliseconds retry{200};
   std::chrono::milliseconds max_retry{10'000};
+  /// The projector thread's nice value (Linux: per thread), so that the write path gets the
+  /// CPU first. Default: 10
+  int nice = 10;
   /// Notices of events older than this when applied are dropped (a catch-up after a long
   /// downtime doesn't replay old invitations). Default: 60 s
   std::chrono::milliseconds notice_max_age{60'000};

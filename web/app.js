@@ -1,11 +1,20 @@
 // The browser client's UI. The protocol (requests, reconnects, resume) is in kaiwa.js; this file
-// keeps what the user sees: rooms with unread counts, a room's messages, typing, receipts,
-// presence, search.
+// keeps what the user sees: the room list (the read side's `rooms`, paged, with unread counts,
+// previews and invitations), a room's messages, typing, receipts, presence, search with
+// highlighted hits, and the public room directory.
+//
+// User text only ever reaches the page as text nodes (textContent), never as HTML.
 
 import { KaiwaClient } from "/kaiwa.js";
 
 const $ = (id) => document.getElementById(id);
-const PAGE = 50;
+const PAGE = 50; // history events per page
+const ROOM_PAGE = 50; // rooms per page of the room list
+const DIRECTORY_PAGE = 30;
+const SEARCH_PAGE = 20;
+const AROUND = 25; // events loaded on each side of a search hit
+const FLASH_MS = 5000; // how long a message opened from a search hit stays marked
+const EXCERPT = 120; // UTF-16 code units of a long hit's text shown around its first match
 
 const ui = {
   client: null,
@@ -15,6 +24,12 @@ const ui = {
   typingSentAt: 0,
   editing: false, // an edit box is open: redraws wait for it
   presenceTimer: null,
+  roomsRender: 0, // a pending animation frame that redraws the room list
+  // The paged lists. `gen` tells a reply to a superseded request (a new query, a sign-out) from
+  // the current one; `next` is the server's opaque cursor for the following page.
+  roomPages: { next: null, more: false, loading: false, gen: 0 },
+  directory: { next: null, more: false, loading: false, gen: 0 },
+  search: { q: "", next: null, more: false, loading: false, gen: 0 },
 };
 
 function roomState(name) {
@@ -28,7 +43,15 @@ function roomState(name) {
       head: 0, // highest seq known
       read: 0, // this user's read marker
       unread: 0,
+      counted: 0, // `unread` covers the messages up to this seq (the server's count, then ours)
       topic: "",
+      private: false,
+      last: null, // the newest message event, for the list's preview
+      ts: 0, // last activity (ms): the list is sorted by it, newest first
+      invitedBy: null, // set by an `invited` push until the room is opened
+      loaded: false, // history was loaded: events are kept in `messages` from then on
+      gap: null, // {after, before}: events between were not loaded (a room opened at a hit)
+      flash: null, // {seq, until}: the message opened from a search hit, marked for a moment
       receipts: new Map(), // user -> seq
       typing: new Map(), // user -> expiry ms
     });
@@ -37,6 +60,8 @@ function roomState(name) {
 
 // -- storage: the rooms this user joined in this browser ----------------------------------------
 
+// Only a fallback: while `rooms` answers unavailable (its projection is rebuilding), the list is
+// the rooms this browser knew.
 const storageKey = () => `kaiwa.rooms.${ui.me}`;
 const savedRooms = () => JSON.parse(localStorage.getItem(storageKey()) || "[]");
 function saveRooms() {
@@ -58,6 +83,7 @@ function signIn(user, token) {
   client.addEventListener("receipt", (e) => onReceipt(e.detail));
   client.addEventListener("left", (e) => onLeft(e.detail));
   client.addEventListener("presence", (e) => showOnline(e.detail));
+  client.addEventListener("invited", (e) => onInvited(e.detail));
   client.addEventListener("resume-failed", (e) => notice(e.detail.room, `could not resume: ${e.detail.message}`));
   client.addEventListener("gap", (e) => fillGap(e.detail));
   client.connect();
@@ -69,6 +95,8 @@ function signOut(reason = "") {
   ui.client = null;
   ui.rooms.clear();
   ui.current = null;
+  for (const list of [ui.roomPages, ui.directory, ui.search])
+    Object.assign(list, { next: null, more: false, loading: false, gen: list.gen + 1 });
   sessionStorage.removeItem("kaiwa.signin");
   $("chat-view").hidden = true;
   $("signin-view").hidden = false;
@@ -76,6 +104,10 @@ function signOut(reason = "") {
   $("menu").hidden = true;
   $("whoami").textContent = "";
   $("signin-error").textContent = reason;
+  $("room-list").replaceChildren();
+  $("search-results").replaceChildren();
+  showNote($("search-note"), "");
+  closeDirectory();
 }
 
 async function onWelcome({ user, node }) {
@@ -86,23 +118,15 @@ async function onWelcome({ user, node }) {
   $("chat-view").hidden = false;
   $("signout").hidden = false;
   $("menu").hidden = false;
-  if (!first) return refreshCurrent(); // a reconnect: the client resumed every room itself
-  $("chat-view").classList.add("show-rooms"); // on a phone: the room list until one is picked
-  let names = savedRooms();
-  try {
-    // The read side's room list, when the node has it.
-    const reply = await ui.client.request("rooms");
-    for (const r of reply.rooms) {
-      const st = roomState(r.room);
-      st.head = r.head;
-      st.read = r.read;
-      st.unread = r.unread;
-    }
-    names = [...new Set([...reply.rooms.map((r) => r.room), ...names])];
-  } catch {
-    // unavailable until the read side lands: the rooms joined in this browser
+  if (!first) {
+    // A reconnect: the client resumed every room itself (their events count as unread); the
+    // first page again brings what a resume can't: invitations sent while we were away.
+    loadRooms(false);
+    return refreshCurrent();
   }
-  for (const name of names) await openRoom(name, false);
+  $("chat-view").classList.add("show-rooms"); // on a phone: the room list until one is picked
+  if (!(await loadRooms(false))) for (const name of savedRooms()) roomState(name);
+  for (const st of ui.rooms.values()) subscribe(st).catch(() => {});
   const last = localStorage.getItem(`${storageKey()}.current`);
   if (last && ui.rooms.has(last)) await openRoom(last, true);
   renderRooms();
@@ -121,32 +145,157 @@ function showState({ state, retryInMs }) {
           : "offline";
 }
 
-// -- rooms -------------------------------------------------------------------------------------
+/**
+ * A note under a list: `text`, and a Retry button when `retry` is given; "" hides it. For
+ * `unavailable` (a projection rebuilding, a node out of reach) the server's message says why.
+ */
+function showNote(el, text, retry = null) {
+  const nodes = [document.createTextNode(text)];
+  if (retry) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "retry";
+    b.textContent = "Retry";
+    b.onclick = retry;
+    nodes.push(" ", b);
+  }
+  el.replaceChildren(...nodes);
+  el.hidden = !text;
+}
 
-/** Joins `name` (loading its recent history) and, when `show`, makes it the current room. */
-async function openRoom(name, show) {
-  const st = roomState(name);
-  if (!ui.client.joined.has(name)) {
-    try {
-      const reply = await ui.client.join(name);
-      st.head = Math.max(st.head, reply.head);
-      if (st.oldest === null) await loadOlder(st);
-    } catch (e) {
-      // A room this user may not join leaves the list; one that is only out of reach now (the
-      // connection dropped, its node is moving it) stays, and the reconnect resumes it.
-      if (["forbidden", "not_found", "bad_request"].includes(e.code)) {
-        ui.rooms.delete(name);
-        saveRooms();
-        renderRooms();
-      }
-      if (show) $("room-error").textContent = `${name}: ${e.message}`;
-      return;
+function unavailableText(what, err) {
+  if (err.code === "unavailable") return `${what} is not available for a moment (${err.message}).`;
+  if (err.code === "disconnected") return `${what}: not connected.`;
+  return `${what}: ${err.message}`;
+}
+
+// -- the room list ---------------------------------------------------------------------------------
+
+/**
+ * Loads a page of the read side's room list: the first (`more` false; again after a reconnect)
+ * or the one after the last loaded. Rooms already shown keep what this client knows newer than
+ * the page (see mergeRoom). Resolves false when the list is not available.
+ */
+async function loadRooms(more) {
+  const pages = ui.roomPages;
+  if (more && (!pages.more || pages.loading)) return true;
+  const gen = pages.gen;
+  pages.loading = true;
+  const fields = { limit: ROOM_PAGE };
+  if (more) fields.before = pages.next;
+  try {
+    const reply = await ui.client.request("rooms", fields);
+    if (gen !== pages.gen) return true;
+    const added = reply.rooms.filter((r) => !ui.rooms.has(r.room));
+    for (const r of reply.rooms) mergeRoom(r);
+    // A refresh of the first page leaves the paging where the reader got to.
+    if (more || !pages.next) {
+      pages.next = reply.next ?? null;
+      pages.more = !!reply.more && !!reply.next;
     }
+    // A partial page's note stays until the first page is loaded again.
+    if (reply.partial)
+      showNote($("rooms-note"), "Some servers did not answer: the list may be missing rooms.", () => loadRooms(false));
+    else if (!more) showNote($("rooms-note"), "");
+    for (const r of added) subscribe(roomState(r.room)).catch(() => {});
+    return true;
+  } catch (err) {
+    if (gen !== pages.gen) return true;
+    showNote($("rooms-note"), `${unavailableText("The room list", err)} Showing the rooms this browser knows.`, () =>
+      retryRooms(),
+    );
+    return false;
+  } finally {
+    if (gen === pages.gen) pages.loading = false;
+    scheduleRenderRooms();
+  }
+}
+
+async function retryRooms() {
+  if (await loadRooms(false)) for (const st of ui.rooms.values()) subscribe(st).catch(() => {});
+}
+
+/** One item of a `rooms` page into the room's state; what came live since wins. */
+function mergeRoom(r) {
+  const st = roomState(r.room);
+  st.read = Math.max(st.read, r.read ?? 0);
+  // The server's count covers up to its head; ours is newer when live events got past it.
+  if ((r.head ?? 0) >= st.counted) {
+    st.unread = r.unread ?? 0;
+    st.counted = r.head ?? 0;
+  }
+  st.head = Math.max(st.head, r.head ?? 0);
+  if (r.topic !== undefined) st.topic = r.topic ?? "";
+  st.private = !!r.private;
+  if (r.last && (!st.last || r.last.seq >= st.last.seq)) st.last = r.last;
+  st.ts = Math.max(st.ts, r.ts ?? 0);
+}
+
+/**
+ * Subscribes to the room's live events (no history: that is loaded when the room is opened), so
+ * its unread count and preview stay current. A room this user may not join leaves the list.
+ */
+async function subscribe(st) {
+  if (ui.client.joined.has(st.name)) return true;
+  try {
+    const reply = await ui.client.join(st.name);
+    st.head = Math.max(st.head, reply.head);
+    return true;
+  } catch (e) {
+    if (["forbidden", "not_found"].includes(e.code)) {
+      ui.rooms.delete(st.name);
+      saveRooms();
+      scheduleRenderRooms();
+    }
+    throw e;
+  }
+}
+
+/** An invitation: the room goes to the top of the list at once, marked, and is subscribed. */
+function onInvited({ room, by, topic, seq }) {
+  const st = roomState(room);
+  st.invitedBy = by ?? "someone";
+  if (typeof topic === "string") st.topic = topic;
+  st.head = Math.max(st.head, seq ?? 0);
+  st.ts = Math.max(st.ts, Date.now());
+  $("announce-rooms").textContent = `${st.invitedBy} invited you to ${room}`;
+  saveRooms();
+  renderRooms();
+  subscribe(st).catch(() => {});
+}
+
+/**
+ * Joins `name` and loads its recent history (or the history around `at`, a search hit's seq) and,
+ * when `show`, makes it the current room.
+ */
+async function openRoom(name, show, at = null) {
+  const st = roomState(name);
+  try {
+    await subscribe(st);
+    if (at !== null && !st.messages.has(at)) await loadAround(st, at);
+    else if (!st.loaded) {
+      // Live events go to `messages` from now on; the page fetched is the one before them.
+      st.loaded = true;
+      await loadOlder(st);
+    }
+  } catch (e) {
+    // A room this user may not join leaves the list (subscribe drops forbidden and not_found; a
+    // bad name is bad_request); one that is only out of reach now (the connection dropped, its
+    // node is moving it) stays, and the reconnect resumes it.
+    if (e.code === "bad_request" && !ui.client.joined.has(name)) {
+      ui.rooms.delete(name);
+      renderRooms();
+    }
+    if (show) $("room-error").textContent = `${name}: ${e.message}`;
+    return;
   }
   saveRooms();
   if (show) {
     ui.current = name;
+    st.invitedBy = null;
+    if (at !== null) flash(st, at);
     saveRooms();
+    closeDirectory();
     $("chat-view").classList.remove("show-rooms");
     $("menu").setAttribute("aria-expanded", "false");
     refreshCurrent();
@@ -162,9 +311,21 @@ async function refreshCurrent() {
   $("composer").hidden = false;
   $("invite").hidden = false; // the room says whether this user may invite
   $("room-error").textContent = "";
-  renderMessages(true);
+  renderMessages(!st.flash);
+  if (st.flash) $("messages").querySelector(`[data-seq="${st.flash.seq}"]`)?.scrollIntoView({ block: "center" });
   markRead(st);
   pollPresence();
+}
+
+/** Marks the message `seq` for a moment (it was opened from a search hit). */
+function flash(st, seq) {
+  const until = Date.now() + FLASH_MS;
+  st.flash = { seq, until };
+  setTimeout(() => {
+    if (st.flash?.until !== until) return;
+    st.flash = null;
+    if (st.name === ui.current) $("messages").querySelector(".message.hit")?.classList.remove("hit");
+  }, FLASH_MS);
 }
 
 /** Pages the history before the oldest loaded event. */
@@ -182,9 +343,51 @@ async function loadOlder(st) {
   else st.more = false;
 }
 
+/**
+ * Loads the events around `seq` (a search hit), replacing what was loaded: older ones page in
+ * by scrolling up as usual, and the ones between this window and the newest are a gap that pages
+ * in by scrolling down (loadNewer).
+ */
+async function loadAround(st, seq) {
+  st.loaded = true;
+  const [older, newer] = await Promise.all([
+    ui.client.request("history", { room: st.name, before: seq + 1, limit: AROUND }),
+    ui.client.request("history", { room: st.name, after: seq, limit: AROUND }),
+  ]);
+  const last = newer.events.length ? newer.events[newer.events.length - 1].seq : seq;
+  // Live events that came while loading are newer than the window: kept when the window reaches
+  // the newest event, else they fall in the gap and page in with it.
+  const kept = newer.more ? [] : [...st.messages.values()].filter((m) => m.seq > last);
+  st.messages = new Map(kept.map((m) => [m.seq, m]));
+  for (const e of [...older.events, ...newer.events]) apply(st, e);
+  st.oldest = older.events.length ? older.events[0].seq : seq;
+  st.more = older.more;
+  st.gap = newer.more ? { after: last, before: st.head + 1 } : null;
+}
+
+/** Pages in the next events of the gap after a search hit's window. */
+async function loadNewer(st) {
+  if (!st.gap || st.loadingNewer) return;
+  st.loadingNewer = true;
+  try {
+    const { after, before } = st.gap;
+    const reply = await ui.client.request("history", { room: st.name, after, before, limit: PAGE });
+    for (const e of reply.events) apply(st, e);
+    const reached = reply.events.length ? reply.events[reply.events.length - 1].seq : before - 1;
+    st.gap = reply.more && reached < before - 1 ? { after: reached, before } : null;
+  } finally {
+    st.loadingNewer = false;
+  }
+  if (st.name === ui.current) {
+    renderMessages(false, "top");
+    markRead(st);
+  }
+}
+
 /** Pages in the events a resume could not backfill (more than 1,000 were missed). */
 async function fillGap({ room, after, before }) {
   const st = roomState(room);
+  if (!st.loaded) return; // not shown yet: opening it loads the newest page
   while (after < before - 1) {
     const reply = await ui.client.request("history", { room, after, before, limit: 200 });
     for (const e of reply.events) apply(st, e);
@@ -194,37 +397,284 @@ async function fillGap({ room, after, before }) {
   if (room === ui.current) renderMessages(false);
 }
 
+/** Redraws the room list at the next frame: a busy stream of events redraws it once. */
+function scheduleRenderRooms() {
+  if (!ui.roomsRender) ui.roomsRender = requestAnimationFrame(renderRooms);
+}
+
+/** Most recently active first; rooms whose activity is unknown after, by name. */
+function sortedRooms() {
+  return [...ui.rooms.values()].sort((a, b) => b.ts - a.ts || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function preview(last) {
+  if (!last) return "";
+  const who = last.from === ui.me ? "you" : last.from;
+  return `${who}: ${last.deleted ? "message deleted" : last.text ?? ""}`;
+}
+
+function span(className, text) {
+  const s = document.createElement("span");
+  s.className = className;
+  s.textContent = text;
+  return s;
+}
+
 function renderRooms() {
+  cancelAnimationFrame(ui.roomsRender);
+  ui.roomsRender = 0;
   const list = $("room-list");
   list.replaceChildren(
-    ...[...ui.rooms.values()].map((st) => {
+    ...sortedRooms().map((st) => {
       const li = document.createElement("li");
       const b = document.createElement("button");
       b.type = "button";
       b.dataset.room = st.name;
+      b.className = st.invitedBy ? "room-item invited" : "room-item";
       b.setAttribute("aria-current", String(st.name === ui.current));
-      const label = document.createElement("span");
-      label.textContent = st.name;
-      b.append(label);
-      if (st.unread > 0 && st.name !== ui.current) {
-        const badge = document.createElement("span");
-        badge.className = "badge";
-        badge.textContent = st.unread;
-        badge.setAttribute("aria-label", `${st.unread} unread`);
-        b.append(badge);
+      const line = span("room-line", "");
+      line.append(span("room-name", st.name));
+      if (st.private) {
+        const lock = span("lock", "🔒");
+        lock.title = "private room";
+        lock.setAttribute("aria-label", "private");
+        line.append(lock);
       }
+      if (st.invitedBy) line.append(span("tag", `invited by ${st.invitedBy}`));
+      if (st.ts) {
+        const when = document.createElement("time");
+        when.className = "room-time";
+        when.dateTime = new Date(st.ts).toISOString();
+        when.textContent = shortTime(st.ts);
+        line.append(when);
+      }
+      if (st.unread > 0 && st.name !== ui.current) {
+        const badge = span("badge", String(st.unread));
+        badge.setAttribute("aria-label", `${st.unread} unread`);
+        line.append(badge);
+      }
+      b.append(line);
+      const text = preview(st.last);
+      if (text) b.append(span("preview", text));
       b.onclick = () => openRoom(st.name, true);
       li.append(b);
       return li;
     }),
   );
+  $("rooms-more").hidden = !ui.roomPages.more;
+}
+
+// -- the public room directory -----------------------------------------------------------------
+
+function openDirectory() {
+  $("room").hidden = true;
+  $("directory").hidden = false;
+  $("chat-view").classList.remove("show-rooms");
+  $("menu").setAttribute("aria-expanded", "false");
+  $("directory-q").focus();
+  loadDirectory(false);
+}
+
+function closeDirectory() {
+  if ($("directory").hidden) return;
+  $("directory").hidden = true;
+  $("room").hidden = false;
+  // A reply still on its way is not drawn.
+  Object.assign(ui.directory, { loading: false, gen: ui.directory.gen + 1 });
+}
+
+/** The first page for the filter typed (`more` false) or the next one. */
+async function loadDirectory(more) {
+  const dir = ui.directory;
+  if (more && (!dir.more || dir.loading)) return;
+  const gen = ++dir.gen;
+  dir.loading = true;
+  const q = $("directory-q").value.trim();
+  const fields = { limit: DIRECTORY_PAGE };
+  if (q) fields.q = q;
+  if (more) fields.before = dir.next;
+  const list = $("directory-list");
+  try {
+    const reply = await ui.client.request("directory", fields);
+    if (gen !== dir.gen) return;
+    if (!more) list.replaceChildren();
+    list.append(...reply.rooms.map(directoryItem));
+    dir.next = reply.next ?? null;
+    dir.more = !!reply.more && !!reply.next;
+    const empty = !list.children.length;
+    showNote(
+      $("directory-note"),
+      reply.partial
+        ? "Some servers did not answer: rooms may be missing."
+        : empty
+          ? q
+            ? `No public room starts with “${q}”.`
+            : "No public rooms yet."
+          : "",
+      reply.partial ? () => loadDirectory(false) : null,
+    );
+  } catch (err) {
+    if (gen !== dir.gen) return;
+    dir.more = false;
+    showNote($("directory-note"), unavailableText("The room directory", err), () => loadDirectory(false));
+  } finally {
+    if (gen === dir.gen) {
+      dir.loading = false;
+      $("directory-more").hidden = !dir.more;
+    }
+  }
+}
+
+function directoryItem(r) {
+  const li = document.createElement("li");
+  li.dataset.room = r.room;
+  const about = span("about", "");
+  about.append(span("room-name", r.room));
+  if (r.topic) about.append(span("topic", r.topic));
+  const facts = [];
+  if (r.ts) facts.push(`active ${shortTime(r.ts)}`);
+  if (r.head) facts.push(`${r.head} events`);
+  if (facts.length) about.append(span("facts", facts.join(" · ")));
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = ui.rooms.has(r.room) ? "Open" : "Join";
+  b.setAttribute("aria-label", `${b.textContent} ${r.room}`);
+  b.onclick = () => openRoom(r.room, true);
+  li.append(about, b);
+  return li;
+}
+
+// -- search --------------------------------------------------------------------------------------
+
+/** The first page for the query typed (`more` false) or the next one. */
+async function runSearch(more) {
+  const s = ui.search;
+  if (more && (!s.more || s.loading)) return;
+  if (!more) {
+    s.q = $("search-q").value.trim();
+    s.next = null;
+    s.more = false;
+  }
+  if (!s.q) return;
+  const gen = ++s.gen;
+  s.loading = true;
+  const fields = { q: s.q, limit: SEARCH_PAGE };
+  if (more) fields.before = s.next;
+  const out = $("search-results");
+  if (!more) {
+    out.replaceChildren();
+    showNote($("search-note"), "Searching…");
+  }
+  try {
+    const reply = await ui.client.request("search", fields);
+    if (gen !== s.gen) return;
+    out.append(...reply.hits.map(hitItem));
+    s.next = reply.next ?? null;
+    s.more = !!reply.more && !!reply.next;
+    const notes = [];
+    if (!out.children.length) notes.push("No messages found.");
+    if (reply.partial) notes.push("Some servers did not answer: results may be missing.");
+    showNote($("search-note"), notes.join(" "), reply.partial ? () => runSearch(false) : null);
+  } catch (err) {
+    if (gen !== s.gen) return;
+    s.more = false;
+    showNote($("search-note"), unavailableText("Search", err), () => runSearch(false));
+  } finally {
+    if (gen === s.gen) {
+      s.loading = false;
+      $("search-more").hidden = !s.more;
+    }
+  }
+}
+
+/** Validated highlight ranges: in order, within the text, not overlapping. */
+function cleanRanges(ranges, length) {
+  if (!Array.isArray(ranges)) return [];
+  const out = [];
+  const valid = ranges
+    .filter((r) => Array.isArray(r) && Number.isInteger(r[0]) && Number.isInteger(r[1]))
+    .map(([b, e]) => [Math.max(0, b), Math.min(length, e)])
+    .filter(([b, e]) => b < e)
+    .sort((x, y) => x[0] - y[0]);
+  for (const [b, e] of valid) {
+    const from = Math.max(b, out.length ? out[out.length - 1][1] : 0);
+    if (from < e) out.push([from, e]);
+  }
+  return out;
+}
+
+/** Moves an index off the second half of a surrogate pair, so a cut never splits a character. */
+function charBoundary(text, i) {
+  const c = text.charCodeAt(i);
+  return c >= 0xdc00 && c <= 0xdfff ? i - 1 : i;
+}
+
+/**
+ * The hit's text as nodes: text nodes, and <mark> around each highlighted range (UTF-16 code
+ * units, as JavaScript strings count). A long text is cut to an excerpt around the first match.
+ */
+function highlighted(text, ranges) {
+  let spans = cleanRanges(ranges, text.length);
+  let start = 0;
+  let end = text.length;
+  if (text.length > EXCERPT) {
+    start = charBoundary(text, Math.max(0, (spans.length ? spans[0][0] : 0) - 30));
+    end = Math.min(text.length, start + EXCERPT);
+    end = end < text.length ? charBoundary(text, end) : end;
+    spans = spans.map(([b, e]) => [Math.max(b, start), Math.min(e, end)]).filter(([b, e]) => b < e);
+  }
+  const nodes = [];
+  if (start > 0) nodes.push(document.createTextNode("…"));
+  let at = start;
+  for (const [b, e] of spans) {
+    if (b > at) nodes.push(document.createTextNode(text.slice(at, b)));
+    const mark = document.createElement("mark");
+    mark.textContent = text.slice(b, e);
+    nodes.push(mark);
+    at = e;
+  }
+  if (at < end) nodes.push(document.createTextNode(text.slice(at, end)));
+  if (end < text.length) nodes.push(document.createTextNode("…"));
+  return nodes;
+}
+
+function hitItem(h) {
+  const li = document.createElement("li");
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "hit";
+  b.dataset.room = h.room;
+  b.dataset.seq = h.seq;
+  const meta = span("meta", "");
+  meta.append(span("hit-room", h.room), span("from", h.from));
+  const when = document.createElement("time");
+  when.dateTime = new Date(h.ts).toISOString();
+  when.textContent = shortTime(h.ts);
+  meta.append(when);
+  const text = span("text", "");
+  text.append(...highlighted(String(h.text ?? ""), h.highlight));
+  b.append(meta, text);
+  b.onclick = () => openRoom(h.room, true, h.seq);
+  li.append(b);
+  return li;
 }
 
 // -- events --------------------------------------------------------------------------------------
 
-/** Applies one event of the room's log to its view state. */
+/**
+ * Applies one event of the room's log to its view state: what the room list shows always, the
+ * messages once the room's history was loaded (a room only listed keeps no messages).
+ */
 function apply(st, e) {
   st.head = Math.max(st.head, e.seq);
+  st.ts = Math.max(st.ts, e.ts ?? 0);
+  if (e.type === "message" && (!st.last || e.seq >= st.last.seq))
+    st.last = { seq: e.seq, ts: e.ts, from: e.from, text: e.text || "", deleted: !!e.deleted };
+  else if (e.type === "edit" && st.last?.seq === e.ref && !e.deleted) st.last = { ...st.last, text: e.text };
+  else if (e.type === "delete" && st.last?.seq === e.ref) st.last = { ...st.last, deleted: true };
+  if (e.type === "created") st.private = !!e.private;
+  if (e.type === "created" || e.type === "topic") st.topic = e.topic || "";
+  if (!st.loaded) return;
   switch (e.type) {
     case "message":
       // From history or a backfill, a message comes as it is now: edited, or deleted (no text).
@@ -237,7 +687,7 @@ function apply(st, e) {
         edited: !!e.edited,
       });
       if (e.cid) st.pending.delete(e.cid);
-      return true;
+      return;
     case "edit": {
       const m = st.messages.get(e.ref);
       if (m && !e.deleted) {
@@ -245,45 +695,50 @@ function apply(st, e) {
         m.text = e.text;
         m.edited = true;
       }
-      return false;
+      return;
     }
     case "delete": {
       const m = st.messages.get(e.ref);
       if (m) m.deleted = true;
-      return false;
+      return;
     }
     case "created":
-      st.topic = e.topic || "";
       st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} created the room` });
-      return false;
+      return;
     case "topic":
-      st.topic = e.topic;
       st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} set the topic: ${e.topic}` });
-      return false;
+      return;
     case "member_added":
       st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} added ${e.user}` });
-      return false;
+      return;
     case "member_removed":
       st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} removed ${e.user}` });
-      return false;
+      return;
     default:
-      return false;
+      return;
   }
 }
 
 function onEvent(e) {
   if (!ui.rooms.has(e.room)) return;
   const st = roomState(e.room);
-  const isNewMessage = apply(st, e) && e.from !== ui.me;
+  // The server counts no deleted message as unread: a counted one deleted, when we know it.
+  if (e.type === "delete" && e.ref > st.read && e.ref <= st.counted && st.unread > 0) {
+    const m = st.messages.get(e.ref) ?? (st.last?.seq === e.ref ? st.last : null);
+    if (m && m.from !== ui.me && !m.deleted) st.unread -= 1;
+  }
+  apply(st, e);
+  const isNewMessage = e.type === "message" && e.from !== ui.me;
   if (e.room === ui.current && document.visibilityState === "visible") {
     if (!(e.type === "message" && appendMessage(st, e))) renderMessages(false);
     markRead(st);
     // The list is rebuilt at times, not only appended to: screen readers hear new messages here.
     if (isNewMessage) $("announce").textContent = `${e.from}: ${e.text}`;
-  } else if (isNewMessage && e.seq > st.read) {
+  } else if (isNewMessage && e.seq > st.read && e.seq > st.counted) {
     st.unread += 1;
-    renderRooms();
+    st.counted = e.seq;
   }
+  scheduleRenderRooms();
 }
 
 function onTyping({ room, user }) {
@@ -307,14 +762,21 @@ function notice(room, text) {
   if (room === ui.current) $("room-error").textContent = text;
 }
 
-/** Marks what is shown as read: at once, then at most once a second while messages stream in. */
+/**
+ * Marks what is shown as read: at once, then at most once a second while messages stream in. A
+ * room opened at a search hit is read up to the end of what is loaded; its unread count stays
+ * until the newer events are paged in.
+ */
 function markRead(st) {
-  if (st.unread) {
-    st.unread = 0;
-    renderRooms();
+  if (!st.gap) {
+    st.counted = Math.max(st.counted, st.head);
+    if (st.unread) {
+      st.unread = 0;
+      scheduleRenderRooms();
+    }
   }
   if (st.readTimer) return;
-  const latest = Math.max(0, ...st.messages.keys());
+  const latest = st.gap ? st.gap.after : st.head;
   if (latest <= st.read) return;
   st.read = latest;
   ui.client.request("read", { room: st.name, seq: latest }).catch(() => {});
@@ -347,6 +809,14 @@ function time(ts) {
   return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+/** The time today, else the date: for the room list, the directory and search hits. */
+function shortTime(ts) {
+  const d = new Date(ts);
+  return d.toDateString() === new Date().toDateString()
+    ? time(ts)
+    : d.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" });
+}
+
 function messageItem(st, m) {
   const li = document.createElement("li");
   li.dataset.seq = m.seq;
@@ -356,6 +826,7 @@ function messageItem(st, m) {
     return li;
   }
   li.className = `message${m.from === ui.me ? " mine" : ""}`;
+  if (st.flash?.seq === m.seq && Date.now() < st.flash.until) li.classList.add("hit");
   const meta = document.createElement("div");
   meta.className = "meta";
   const from = document.createElement("span");
@@ -431,15 +902,32 @@ function appendMessage(st, e) {
   return true;
 }
 
-/** Redraws the current room; keeps the reader's place unless they were at the bottom. */
-function renderMessages(toBottom) {
+/**
+ * Redraws the current room; keeps the reader's place unless they were at the bottom: the same
+ * distance from the bottom (older messages came in above), or from the top with `keep` "top"
+ * (newer ones came in below).
+ */
+function renderMessages(toBottom, keep = "bottom") {
   if (!ui.current) return;
   const st = roomState(ui.current);
   const list = $("messages");
   if (ui.editing) return; // redrawn when the edit ends
-  const atBottom = toBottom || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  const atBottom = toBottom || (keep === "bottom" && list.scrollHeight - list.scrollTop - list.clientHeight < 40);
   const fromBottom = list.scrollHeight - list.scrollTop;
+  const fromTop = list.scrollTop;
   const items = [...st.messages.values()].sort((a, b) => a.seq - b.seq).map((m) => messageItem(st, m));
+  if (st.gap) {
+    // The events between a search hit's window and the newest: a button pages them in.
+    const li = document.createElement("li");
+    li.className = "gap";
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Show newer messages";
+    b.onclick = () => loadNewer(st);
+    li.append(b);
+    const at = items.findIndex((item) => Number(item.dataset.seq) > st.gap.after);
+    items.splice(at < 0 ? items.length : at, 0, li);
+  }
   for (const [cid, text] of st.pending) {
     const li = messageItem(st, { seq: 0, ts: Date.now(), from: ui.me, text });
     li.classList.add("pending");
@@ -456,7 +944,7 @@ function renderMessages(toBottom) {
     items.push(li);
   }
   list.replaceChildren(...items);
-  list.scrollTop = atBottom ? list.scrollHeight : list.scrollHeight - fromBottom;
+  list.scrollTop = atBottom ? list.scrollHeight : keep === "top" ? fromTop : list.scrollHeight - fromBottom;
   renderTyping();
 }
 
@@ -525,22 +1013,30 @@ $("invite").onsubmit = async (e) => {
   }
 };
 
-$("search").onsubmit = async (e) => {
+$("search").onsubmit = (e) => {
   e.preventDefault();
-  const out = $("search-results");
-  try {
-    const reply = await ui.client.request("search", { q: $("search-q").value, limit: 20 });
-    out.replaceChildren(
-      ...reply.hits.map((h) => {
-        const li = document.createElement("li");
-        li.textContent = `${h.room} · ${h.from}: ${h.text}`;
-        return li;
-      }),
-    );
-    if (!reply.hits.length) out.textContent = "no messages found";
-  } catch (err) {
-    out.textContent = err.code === "unavailable" ? "search is not available on this server yet" : err.message;
-  }
+  runSearch(false);
+};
+$("search-more").onclick = () => runSearch(true);
+
+$("rooms-more").onclick = () => loadRooms(true);
+// The next page of rooms comes in when the end of the list scrolls into view.
+new IntersectionObserver((seen) => {
+  if (seen.some((s) => s.isIntersecting) && ui.client) loadRooms(true);
+}).observe($("rooms-more"));
+
+$("browse").onclick = () => openDirectory();
+$("directory-close").onclick = () => closeDirectory();
+$("directory-more").onclick = () => loadDirectory(true);
+$("directory-filter").onsubmit = (e) => {
+  e.preventDefault();
+  loadDirectory(false);
+};
+// Filters as the name is typed, once typing pauses.
+let directoryTimer = null;
+$("directory-q").oninput = () => {
+  clearTimeout(directoryTimer);
+  directoryTimer = setTimeout(() => loadDirectory(false), 250);
 };
 
 // Enter sends; Shift+Enter is a new line; Enter that confirms an IME composition (Japanese,
@@ -586,11 +1082,14 @@ function sendComposed() {
     });
 }
 
-// Scrolling to the top pages older history in.
+// Scrolling to the top pages older history in; to the bottom of a room opened at a search hit,
+// newer history.
 $("messages").addEventListener("scroll", async () => {
   const list = $("messages");
-  if (list.scrollTop > 30 || !ui.current) return;
+  if (!ui.current) return;
   const st = roomState(ui.current);
+  if (st.gap && list.scrollHeight - list.scrollTop - list.clientHeight < 30) return loadNewer(st);
+  if (list.scrollTop > 30) return;
   if (!st.more || st.loading) return;
   st.loading = true;
   try {

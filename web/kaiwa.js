@@ -9,9 +9,10 @@
 //   retried cid only once.
 //
 // Events (EventTarget): "state" {state, retryInMs}, "welcome" {user, node}, "event" (a room
-// event), "typing", "receipt", "presence" (a small room's new list), "left", "signedout"
-// {reason}, "gap" {room, after, before} (events after..before were not backfilled: page them
-// with history), "resume-failed" {room, code}.
+// event), "typing", "receipt", "presence" (a small room's new list), "invited" {room, by, seq,
+// topic} (this user was added to a room), "left", "signedout" {reason}, "gap" {room, after,
+// before} (events after..before were not backfilled: page them with history), "resume-failed"
+// {room, code}. Every push is dispatched under its op, so a new push needs no change here.
 
 const MAX_BACKOFF_MS = 10_000;
 

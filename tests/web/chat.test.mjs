@@ -4,60 +4,21 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import {
+  binary, joinRoom, launchBrowser, say, shot, signIn as signInAt, startNode, stopNode, texts, writeAs,
+} from "./support.mjs";
 
-const binary = process.env.KAIWA_BINARY ?? "../../build/release/apps/kaiwa";
-const output = process.env.KAIWA_WEB_OUTPUT ?? "output";
 const dataDir = mkdtempSync(join(tmpdir(), "kaiwa-web-"));
-mkdirSync(output, { recursive: true });
-
-/** Starts a node; resolves with {proc, port} once it prints its ports. */
-function startNode(port = 0, { dir = dataDir, secret } = {}) {
-  return new Promise((resolve, reject) => {
-    // A secret travels in the environment, never on the command line.
-    const env = secret ? { ...process.env, KAIWA_SECRET: secret } : process.env;
-    const proc = spawn(binary, [
-      "start", "--listen", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0", "--data-dir", dir,
-    ], { env });
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
-    const onData = (d) => {
-      out += d;
-      const m = out.match(/listening public=[^:]+:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]) });
-      }
-    };
-    proc.stdout.on("data", onData);
-    proc.stderr.on("data", onData);
-    proc.on("exit", (code) => reject(new Error(`node exited ${code}: ${out}`)));
-  });
-}
-
-function stopNode(node) {
-  return new Promise((resolve) => {
-    node.proc.removeAllListeners("exit");
-    node.proc.on("exit", resolve);
-    node.proc.kill("SIGTERM");
-  });
-}
-
 let node, browser, url;
 
 before(async () => {
-  node = await startNode();
+  node = await startNode(dataDir);
   url = `http://127.0.0.1:${node.port}/`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    // Chromium's own network chatter is refused on this machine's closed network.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -66,30 +27,7 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function signIn(name, viewport = { width: 1100, height: 760 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(url);
-  await page.locator("#signin-user").fill(name);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.locator("#status[data-state=online]").waitFor();
-  return page;
-}
-
-async function joinRoom(page, room) {
-  await page.getByRole("textbox", { name: "Join a room" }).fill(room);
-  await page.getByRole("button", { name: "Join", exact: true }).click();
-  await page.locator("#room-title", { hasText: room }).waitFor();
-}
-
-async function say(page, text) {
-  await page.getByRole("textbox", { name: "Message", exact: true }).fill(text);
-  await page.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
-}
-
-const texts = (page) => page.locator("#messages .message:not(.notice):not(.pending) .text").allTextContents();
-const shot = (page, name) => page.screenshot({ path: join(output, `${name}.png`), fullPage: true });
+const signIn = (name, viewport) => signInAt(browser, url, name, viewport);
 
 test("the node serves the client itself, with content types and revalidation", async () => {
   const res = await fetch(url);
@@ -180,16 +118,7 @@ test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit,
 
   await t.test("scrolling up pages older history in", async () => {
     // 120 messages written straight over the protocol, then the room opened in bob's page.
-    await alice.evaluate(async () => {
-      const ws = new WebSocket(`ws://${location.host}/ws`);
-      await new Promise((r) => (ws.onopen = r));
-      let acks = 0;
-      const done = new Promise((r) => (ws.onmessage = (m) => JSON.parse(m.data).op === "ack" && ++acks === 120 && r()));
-      ws.send(JSON.stringify({ op: "hello", user: "carol" }));
-      for (let i = 1; i <= 120; i++) ws.send(JSON.stringify({ op: "send", id: i, room: "long", text: `old ${i}` }));
-      await done;
-      ws.close();
-    });
+    await writeAs(alice, "carol", Array.from({ length: 120 }, (_, i) => ({ room: "long", text: `old ${i + 1}` })));
     await joinRoom(bob, "long");
     await bob.locator(".message .text", { hasText: "old 120" }).waitFor();
     assert.equal(await bob.locator(".message .text", { hasText: /^old 1$/ }).count(), 0);
@@ -214,7 +143,7 @@ test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit,
     await shot(alice, "2-reconnecting");
     // Written while the node is down: held, then sent once it is back.
     await say(alice, "sent while you were away");
-    node = await startNode(new URL(url).port);
+    node = await startNode(dataDir, new URL(url).port);
     await alice.locator("#status[data-state=online]").waitFor({ timeout: 30_000 });
     await bob.locator("#status[data-state=online]").waitFor({ timeout: 30_000 });
     await bob.locator(".message .text", { hasText: "sent while you were away" }).waitFor();
@@ -240,7 +169,7 @@ test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit,
 
 test("a node with a secret takes tokens, and says why it refuses a bad one", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kaiwa-web-secret-"));
-  const secure = await startNode(0, { dir, secret: "s3cret" });
+  const secure = await startNode(dir, 0, { secret: "s3cret" });
   try {
     const token = execFileSync(binary, ["token", "--user", "erin"], {
       env: { ...process.env, KAIWA_SECRET: "s3cret" },

@@ -1,0 +1,132 @@
+// What the browser tests share: a real node, Debian's chromium driven by playwright-core, a
+// signed-in page per user, and writes straight over the protocol. Screenshots go to
+// $KAIWA_WEB_OUTPUT (default: ./output).
+
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+export const binary = process.env.KAIWA_BINARY ?? "../../build/release/apps/kaiwa";
+export const output = process.env.KAIWA_WEB_OUTPUT ?? "output";
+mkdirSync(output, { recursive: true });
+
+/** Starts a node; resolves with {proc, port} once it prints its ports. */
+export function startNode(dir, port = 0, { secret } = {}) {
+  return new Promise((resolve, reject) => {
+    // A secret travels in the environment, never on the command line.
+    const env = secret ? { ...process.env, KAIWA_SECRET: secret } : process.env;
+    const proc = spawn(binary, [
+      "start", "--listen", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0", "--data-dir", dir,
+    ], { env });
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
+    const onData = (d) => {
+      out += d;
+      const m = out.match(/listening public=[^:]+:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, port: Number(m[1]) });
+      }
+    };
+    proc.stdout.on("data", onData);
+    proc.stderr.on("data", onData);
+    proc.on("exit", (code) => reject(new Error(`node exited ${code}: ${out}`)));
+  });
+}
+
+export function stopNode(node) {
+  return new Promise((resolve) => {
+    node.proc.removeAllListeners("exit");
+    node.proc.on("exit", resolve);
+    node.proc.kill("SIGTERM");
+  });
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    // Chromium's own network chatter is refused on this machine's closed network.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** A new browser context (a user of their own) at `url`, signed in as `name`. */
+export async function signIn(browser, url, name, viewport = { width: 1100, height: 760 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  await page.goto(url);
+  await page.locator("#signin-user").fill(name);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#status[data-state=online]").waitFor();
+  return page;
+}
+
+export async function joinRoom(page, room) {
+  await page.getByRole("textbox", { name: "Join a room" }).fill(room);
+  await page.getByRole("button", { name: "Join", exact: true }).click();
+  await page.locator("#room-title", { hasText: room }).waitFor();
+}
+
+export async function say(page, text) {
+  await page.getByRole("textbox", { name: "Message", exact: true }).fill(text);
+  await page.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
+}
+
+/**
+ * `user` sends each {room, text} of `messages` over a WebSocket of its own (opened from `page`,
+ * which only lends its origin); resolves with their seqs once every one is acked.
+ */
+export function writeAs(page, user, messages) {
+  return page.evaluate(
+    async ({ user, messages }) => {
+      const ws = new WebSocket(`ws://${location.host}/ws`);
+      await new Promise((r) => (ws.onopen = r));
+      const seqs = [];
+      let acked = 0;
+      const done = new Promise((resolve, reject) => {
+        ws.onmessage = (m) => {
+          const msg = JSON.parse(m.data);
+          if (msg.op === "error") reject(new Error(msg.message));
+          if (msg.op !== "ack") return;
+          seqs[msg.id - 1] = msg.seq;
+          if (++acked === messages.length) resolve();
+        };
+      });
+      ws.send(JSON.stringify({ op: "hello", id: "hello", user }));
+      messages.forEach(({ room, text }, i) => ws.send(JSON.stringify({ op: "send", id: i + 1, room, text })));
+      await done;
+      ws.close();
+      return seqs;
+    },
+    { user, messages },
+  );
+}
+
+/** One request of `user` over a WebSocket of its own (opened from `page`); resolves with the reply. */
+export function requestAs(page, user, request) {
+  return page.evaluate(
+    async ({ user, request }) => {
+      const ws = new WebSocket(`ws://${location.host}/ws`);
+      await new Promise((r) => (ws.onopen = r));
+      const reply = new Promise((resolve) => {
+        ws.onmessage = (m) => {
+          const msg = JSON.parse(m.data);
+          if (msg.id === "r") resolve(msg);
+        };
+      });
+      ws.send(JSON.stringify({ op: "hello", id: "hello", user }));
+      ws.send(JSON.stringify({ ...request, id: "r" }));
+      const msg = await reply;
+      ws.close();
+      return msg;
+    },
+    { user, request },
+  );
+}
+
+export const texts = (page) =>
+  page.locator("#messages .message:not(.notice):not(.pending) .text").allTextContents();
+export const shot = (page, name) => page.screenshot({ path: join(output, `${name}.png`), fullPage: true });

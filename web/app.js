@@ -43,6 +43,7 @@ function roomState(name) {
       head: 0, // highest seq known
       read: 0, // this user's read marker
       unread: 0,
+      capped: false, // the server stopped counting: `unread` is a lower bound
       counted: 0, // `unread` covers the messages up to this seq (the server's count, then ours)
       topic: "",
       private: false,
@@ -222,6 +223,7 @@ function mergeRoom(r) {
   // The server's count covers up to its head; ours is newer when live events got past it.
   if ((r.head ?? 0) >= st.counted) {
     st.unread = r.unread ?? 0;
+    st.capped = !!r.unread_capped;
     st.counted = r.head ?? 0;
   }
   st.head = Math.max(st.head, r.head ?? 0);
@@ -251,7 +253,11 @@ async function subscribe(st) {
   }
 }
 
-/** An invitation: the room goes to the top of the list at once, marked, and is subscribed. */
+/**
+ * An invitation: the room goes to the top of the list at once, marked, and is subscribed. The
+ * push is sent once the room list has the room, so the first page, loaded again, brings what the
+ * push doesn't say (private, the last message, the unread count).
+ */
 function onInvited({ room, by, topic, seq }) {
   const st = roomState(room);
   st.invitedBy = by ?? "someone";
@@ -262,6 +268,7 @@ function onInvited({ room, by, topic, seq }) {
   saveRooms();
   renderRooms();
   subscribe(st).catch(() => {});
+  loadRooms(false);
 }
 
 /**
@@ -449,8 +456,9 @@ function renderRooms() {
         line.append(when);
       }
       if (st.unread > 0 && st.name !== ui.current) {
-        const badge = span("badge", String(st.unread));
-        badge.setAttribute("aria-label", `${st.unread} unread`);
+        const count = `${st.unread}${st.capped ? "+" : ""}`;
+        const badge = span("badge", count);
+        badge.setAttribute("aria-label", `${count} unread`);
         line.append(badge);
       }
       b.append(line);
@@ -770,6 +778,7 @@ function notice(room, text) {
 function markRead(st) {
   if (!st.gap) {
     st.counted = Math.max(st.counted, st.head);
+    st.capped = false;
     if (st.unread) {
       st.unread = 0;
       scheduleRenderRooms();

@@ -51,6 +51,7 @@ function roomState(name) {
       ts: 0, // last activity (ms): the list is sorted by it, newest first
       invitedBy: null, // set by an `invited` push until the room is opened
       loaded: false, // history was loaded: events are kept in `messages` from then on
+      subscribing: null, // the join on its way
       gap: null, // {after, before}: events between were not loaded (a room opened at a hit)
       flash: null, // {seq, until}: the message opened from a search hit, marked for a moment
       receipts: new Map(), // user -> seq
@@ -189,6 +190,8 @@ async function loadRooms(more) {
     if (gen !== pages.gen) return true;
     const added = reply.rooms.filter((r) => !ui.rooms.has(r.room));
     for (const r of reply.rooms) mergeRoom(r);
+    // The room shown is being read: the count the page brought for it goes at once.
+    if (ui.current && document.visibilityState === "visible") markRead(roomState(ui.current));
     // A refresh of the first page leaves the paging where the reader got to.
     if (more || !pages.next) {
       pages.next = reply.next ?? null;
@@ -237,20 +240,26 @@ function mergeRoom(r) {
  * Subscribes to the room's live events (no history: that is loaded when the room is opened), so
  * its unread count and preview stay current. A room this user may not join leaves the list.
  */
-async function subscribe(st) {
-  if (ui.client.joined.has(st.name)) return true;
-  try {
-    const reply = await ui.client.join(st.name);
-    st.head = Math.max(st.head, reply.head);
-    return true;
-  } catch (e) {
-    if (["forbidden", "not_found"].includes(e.code)) {
-      ui.rooms.delete(st.name);
-      saveRooms();
-      scheduleRenderRooms();
-    }
-    throw e;
-  }
+function subscribe(st) {
+  if (ui.client.joined.has(st.name)) return Promise.resolve();
+  // One join per room at a time: the list and an open of the room may both ask.
+  st.subscribing ??= ui.client
+    .join(st.name)
+    .then((reply) => {
+      st.head = Math.max(st.head, reply.head);
+    })
+    .catch((e) => {
+      if (["forbidden", "not_found"].includes(e.code)) {
+        ui.rooms.delete(st.name);
+        saveRooms();
+        scheduleRenderRooms();
+      }
+      throw e;
+    })
+    .finally(() => {
+      st.subscribing = null;
+    });
+  return st.subscribing;
 }
 
 /**
@@ -279,13 +288,17 @@ async function openRoom(name, show, at = null) {
   const st = roomState(name);
   try {
     await subscribe(st);
-    if (at !== null && !st.messages.has(at)) await loadAround(st, at);
-    else if (!st.loaded) {
-      // Live events go to `messages` from now on; the page fetched is the one before them.
+    if (at !== null) {
+      if (!st.messages.has(at)) await loadAround(st, at);
+    } else if (!st.loaded || st.gap) {
+      // The newest page (a room left at a search hit comes back to its newest messages). Live
+      // events go to `messages` from now on; the page fetched is the one before them.
+      forget(st);
       st.loaded = true;
       await loadOlder(st);
     }
   } catch (e) {
+    forget(st); // half loaded: the next open starts over
     // A room this user may not join leaves the list (subscribe drops forbidden and not_found; a
     // bad name is bad_request); one that is only out of reach now (the connection dropped, its
     // node is moving it) stays, and the reconnect resumes it.
@@ -333,6 +346,11 @@ function flash(st, seq) {
     st.flash = null;
     if (st.name === ui.current) $("messages").querySelector(".message.hit")?.classList.remove("hit");
   }, FLASH_MS);
+}
+
+/** Drops the room's loaded history (the list's part stays). */
+function forget(st) {
+  Object.assign(st, { loaded: false, messages: new Map(), oldest: null, more: true, gap: null });
 }
 
 /** Pages the history before the oldest loaded event. */

@@ -445,6 +445,29 @@ function span(className, text) {
   return s;
 }
 
+/** A padlock drawn in SVG (fonts may have no emoji), named "private" for screen readers. */
+function lockIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "lock");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "private");
+  const title = document.createElementNS(ns, "title");
+  title.textContent = "private room";
+  const shackle = document.createElementNS(ns, "path");
+  shackle.setAttribute("d", "M5 7V5a3 3 0 0 1 6 0v2");
+  shackle.setAttribute("fill", "none");
+  shackle.setAttribute("stroke", "currentColor");
+  shackle.setAttribute("stroke-width", "1.6");
+  const body = document.createElementNS(ns, "rect");
+  Object.entries({ x: 3, y: 7, width: 10, height: 7, rx: 1.5, fill: "currentColor" }).forEach(([k, v]) =>
+    body.setAttribute(k, v),
+  );
+  svg.append(title, shackle, body);
+  return svg;
+}
+
 function renderRooms() {
   cancelAnimationFrame(ui.roomsRender);
   ui.roomsRender = 0;
@@ -459,12 +482,7 @@ function renderRooms() {
       b.setAttribute("aria-current", String(st.name === ui.current));
       const line = span("room-line", "");
       line.append(span("room-name", st.name));
-      if (st.private) {
-        const lock = span("lock", "🔒");
-        lock.title = "private room";
-        lock.setAttribute("aria-label", "private");
-        line.append(lock);
-      }
+      if (st.private) line.append(lockIcon());
       if (st.invitedBy) line.append(span("tag", `invited by ${st.invitedBy}`));
       if (st.ts) {
         const when = document.createElement("time");
@@ -692,12 +710,13 @@ function hitItem(h) {
  * messages once the room's history was loaded (a room only listed keeps no messages).
  */
 function apply(st, e) {
-  st.head = Math.max(st.head, e.seq);
-  st.ts = Math.max(st.ts, e.ts ?? 0);
-  if (e.type === "message" && (!st.last || e.seq >= st.last.seq))
+  // History pages may stop short of the newest message: `last` moves only for one at the head.
+  if (e.type === "message" && e.seq >= st.head && (!st.last || e.seq >= st.last.seq))
     st.last = { seq: e.seq, ts: e.ts, from: e.from, text: e.text || "", deleted: !!e.deleted };
   else if (e.type === "edit" && st.last?.seq === e.ref && !e.deleted) st.last = { ...st.last, text: e.text };
   else if (e.type === "delete" && st.last?.seq === e.ref) st.last = { ...st.last, deleted: true };
+  st.head = Math.max(st.head, e.seq);
+  st.ts = Math.max(st.ts, e.ts ?? 0);
   if (e.type === "created") st.private = !!e.private;
   if (e.type === "created" || e.type === "topic") st.topic = e.topic || "";
   if (!st.loaded) return;

@@ -175,6 +175,34 @@ test("the read side in the browser: room list, invitations, search, directory", 
   });
 });
 
+test("with the read side off, the client says so, offers a retry, and lists the rooms it knows", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kaiwa-web-off-"));
+  const off = await startNode(dir, 0, { args: ["--projections", "off"] });
+  try {
+    const erin = await signInAt(browser, `http://127.0.0.1:${off.port}/`, "erin");
+    await erin.locator("#rooms-note", { hasText: "The room list is not available" }).getByRole("button", { name: "Retry" }).waitFor();
+    await joinRoom(erin, "porch");
+    await listed(erin, "porch").waitFor();
+    await erin.getByRole("searchbox", { name: "Search messages" }).fill("会議");
+    await erin.getByRole("button", { name: "Search", exact: true }).click();
+    await erin.locator("#search-note", { hasText: "Search is not available" }).getByRole("button", { name: "Retry" }).waitFor();
+    await erin.getByRole("button", { name: "Browse public rooms" }).click();
+    await erin.locator("#directory-note", { hasText: "The room directory is not available" }).getByRole("button", { name: "Retry" }).waitFor();
+    await shot(erin, "10-read-side-off");
+    // A retry asks again (and is told the same): the note stays, the page keeps working.
+    await erin.locator("#search-note").getByRole("button", { name: "Retry" }).click();
+    await erin.locator("#search-note", { hasText: "Search is not available" }).waitFor();
+    await erin.getByRole("button", { name: "Close" }).click();
+    await erin.locator("#room-title", { hasText: "porch" }).waitFor();
+    // The list is the rooms this browser joined: a reload keeps porch.
+    await erin.reload();
+    await listed(erin, "porch").waitFor();
+  } finally {
+    await stopNode(off);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** The element is inside the visible part of the message list. */
 async function assertInView(page, locator) {
   const box = await locator.boundingBox();

@@ -11,13 +11,13 @@ export const binary = process.env.KAIWA_BINARY ?? "../../build/release/apps/kaiw
 export const output = process.env.KAIWA_WEB_OUTPUT ?? "output";
 mkdirSync(output, { recursive: true });
 
-/** Starts a node; resolves with {proc, port} once it prints its ports. */
-export function startNode(dir, port = 0, { secret } = {}) {
+/** Starts a node (`args`: more flags); resolves with {proc, port} once it prints its ports. */
+export function startNode(dir, port = 0, { secret, args = [] } = {}) {
   return new Promise((resolve, reject) => {
     // A secret travels in the environment, never on the command line.
     const env = secret ? { ...process.env, KAIWA_SECRET: secret } : process.env;
     const proc = spawn(binary, [
-      "start", "--listen", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0", "--data-dir", dir,
+      "start", "--listen", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0", "--data-dir", dir, ...args,
     ], { env });
     let out = "";
     const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);

@@ -12,6 +12,8 @@ const PAGE = 50; // history events per page
 const ROOM_PAGE = 50; // rooms per page of the room list
 const DIRECTORY_PAGE = 30;
 const SEARCH_PAGE = 20;
+const ROOMS_RETRY_MS = 5000; // the room list asks again this long after `unavailable`,
+const ROOMS_RETRIES = 12; // this many times in a row
 const AROUND = 25; // events loaded on each side of a search hit
 const FLASH_MS = 5000; // how long a message opened from a search hit stays marked
 const EXCERPT = 120; // UTF-16 code units of a long hit's text shown around its first match
@@ -27,7 +29,7 @@ const ui = {
   roomsRender: 0, // a pending animation frame that redraws the room list
   // The paged lists. `gen` tells a reply to a superseded request (a new query, a sign-out) from
   // the current one; `next` is the server's opaque cursor for the following page.
-  roomPages: { next: null, more: false, loading: false, gen: 0 },
+  roomPages: { next: null, more: false, loading: false, gen: 0, retries: 0, retryTimer: null },
   directory: { next: null, more: false, loading: false, gen: 0 },
   search: { q: "", next: null, more: false, loading: false, gen: 0 },
 };
@@ -99,6 +101,7 @@ function signOut(reason = "") {
   ui.current = null;
   for (const list of [ui.roomPages, ui.directory, ui.search])
     Object.assign(list, { next: null, more: false, loading: false, gen: list.gen + 1 });
+  clearTimeout(ui.roomPages.retryTimer);
   sessionStorage.removeItem("kaiwa.signin");
   $("chat-view").hidden = true;
   $("signin-view").hidden = false;
@@ -188,6 +191,7 @@ async function loadRooms(more) {
   try {
     const reply = await ui.client.request("rooms", fields);
     if (gen !== pages.gen) return true;
+    pages.retries = 0;
     const added = reply.rooms.filter((r) => !ui.rooms.has(r.room));
     for (const r of reply.rooms) mergeRoom(r);
     // The room shown is being read: the count the page brought for it goes at once.
@@ -208,6 +212,13 @@ async function loadRooms(more) {
     showNote($("rooms-note"), `${unavailableText("The room list", err)} Showing the rooms this browser knows.`, () =>
       retryRooms(),
     );
+    // A projection catching up after a restart answers `unavailable` for a moment: the list asks
+    // again by itself every 5 s for a minute (a rebuild that takes longer has the Retry button).
+    if (err.code === "unavailable" && pages.retries < ROOMS_RETRIES) {
+      pages.retries += 1;
+      clearTimeout(pages.retryTimer);
+      pages.retryTimer = setTimeout(retryRooms, ROOMS_RETRY_MS);
+    }
     return false;
   } finally {
     if (gen === pages.gen) pages.loading = false;

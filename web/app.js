@@ -169,7 +169,7 @@ function showNote(el, text, retry = null) {
 }
 
 function unavailableText(what, err) {
-  if (err.code === "unavailable") return `${what} is not available for a moment (${err.message}).`;
+  if (err.code === "unavailable") return `${what} is not available right now: ${err.message.replace(/\.$/, "")}.`;
   if (err.code === "disconnected") return `${what}: not connected.`;
   return `${what}: ${err.message}`;
 }
@@ -494,7 +494,6 @@ function renderRooms() {
       const line = span("room-line", "");
       line.append(span("room-name", st.name));
       if (st.private) line.append(lockIcon());
-      if (st.invitedBy) line.append(span("tag", `invited by ${st.invitedBy}`));
       if (st.ts) {
         const when = document.createElement("time");
         when.className = "room-time";
@@ -509,8 +508,11 @@ function renderRooms() {
         line.append(badge);
       }
       b.append(line);
-      const text = preview(st.last);
-      if (text) b.append(span("preview", text));
+      // Under the name: the invitation (until the room is opened), then the last message.
+      const sub = span("preview", "");
+      if (st.invitedBy) sub.append(span("tag", `invited by ${st.invitedBy}`), " ");
+      sub.append(preview(st.last));
+      if (sub.textContent) b.append(sub);
       b.onclick = () => openRoom(st.name, true);
       li.append(b);
       return li;

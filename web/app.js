@@ -31,7 +31,7 @@ const ui = {
   // the current one; `next` is the server's opaque cursor for the following page.
   roomPages: { next: null, more: false, loading: false, gen: 0, retries: 0, retryTimer: null },
   directory: { next: null, more: false, loading: false, gen: 0 },
-  search: { q: "", next: null, more: false, loading: false, gen: 0 },
+  search: { q: "", room: null, next: null, more: false, loading: false, gen: 0 },
 };
 
 function roomState(name) {
@@ -112,6 +112,7 @@ function signOut(reason = "") {
   $("room-list").replaceChildren();
   $("search-results").replaceChildren();
   showNote($("search-note"), "");
+  $("search-here").closest("label").hidden = true;
   closeDirectory();
 }
 
@@ -338,6 +339,8 @@ async function refreshCurrent() {
   if (!ui.current) return;
   const st = roomState(ui.current);
   $("room-title").textContent = st.name;
+  $("search-here-room").textContent = st.name;
+  $("search-here").closest("label").hidden = false;
   $("room-topic").textContent = st.topic;
   $("composer").hidden = false;
   $("invite").hidden = false; // the room says whether this user may invite
@@ -609,6 +612,7 @@ async function runSearch(more) {
   if (more && (!s.more || s.loading)) return;
   if (!more) {
     s.q = $("search-q").value.trim();
+    s.room = ui.current && $("search-here").checked ? ui.current : null;
     s.next = null;
     s.more = false;
   }
@@ -616,6 +620,7 @@ async function runSearch(more) {
   const gen = ++s.gen;
   s.loading = true;
   const fields = { q: s.q, limit: SEARCH_PAGE };
+  if (s.room) fields.room = s.room;
   if (more) fields.before = s.next;
   const out = $("search-results");
   if (!more) {

@@ -138,6 +138,18 @@ test("the read side in the browser: room list, invitations, search, directory", 
     await bob.getByRole("button", { name: "Show newer messages" }).click();
     await bob.locator("#messages .message .text", { hasText: /^filler 40$/ }).waitFor();
     assert.equal(await bob.locator("#messages .gap").count(), 0);
+    // Only in the room shown: tea has no such message, kitchen has.
+    await listed(bob, "tea").click();
+    await bob.locator("#room-title", { hasText: "tea" }).waitFor();
+    await bob.getByLabel("only in tea").check();
+    await bob.getByRole("button", { name: "Search", exact: true }).click();
+    await bob.locator("#search-note", { hasText: "No messages found." }).waitFor();
+    assert.equal(await bob.locator("#search-results .hit").count(), 0);
+    await listed(bob, "kitchen").click();
+    await bob.getByLabel("only in kitchen").check();
+    await bob.getByRole("button", { name: "Search", exact: true }).click();
+    await bob.locator('#search-results .hit[data-room="kitchen"]').waitFor();
+    await bob.getByLabel("only in kitchen").uncheck();
   });
 
   await t.test("the directory lists public rooms, finds them by prefix, and joins one", async () => {

@@ -193,8 +193,9 @@ test("the read side in the browser: room list, invitations, search, directory", 
 
 test("with the read side off, the client says so, offers a retry, and lists the rooms it knows", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kaiwa-web-off-"));
-  const off = await startNode(dir, 0, { args: ["--projections", "off"] });
+  let off;
   try {
+    off = await startNode(dir, 0, { args: ["--projections", "off"] });
     const erin = await signInAt(browser, `http://127.0.0.1:${off.port}/`, "erin");
     await erin.locator("#rooms-note", { hasText: "The room list is not available" }).getByRole("button", { name: "Retry" }).waitFor();
     await joinRoom(erin, "porch");
@@ -214,7 +215,7 @@ test("with the read side off, the client says so, offers a retry, and lists the 
     await erin.reload();
     await listed(erin, "porch").waitFor();
   } finally {
-    await stopNode(off);
+    if (off) await stopNode(off);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -10,18 +10,12 @@
 #include "core/json.hpp"
 #include "read/projector.hpp"
 #include "storage/journal.hpp"
-#include "tests/support/temp_dir.hpp"
+#include "tests/read/log_fixture.hpp"
 
 using namespace kaiwa;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::unique_ptr<storage::journal> open_journal(const test::temp_dir& dir) {
-  auto j = storage::journal::open({dir.str(), true});
-  REQUIRE(j.ok());
-  return std::move(j).value();
-}
 
 std::string be64(std::uint64_t v) {
   std::string s;
@@ -39,10 +33,7 @@ std::string event_json(const std::string& room, seq_t seq, event_type type = eve
   e.from = user_id{"alice"};
   if (type == event_type::message) e.text = "m" + std::to_string(seq);
   if (type == event_type::member_added) e.user = user_id{"bob"};
-  std::string out;
-  json_writer w(out);
-  encode_event(w, e);
-  return out;
+  return test::encode(e);
 }
 
 /// Appends events `from`..`to` to `room` in one group commit and waits for it.
@@ -50,11 +41,7 @@ void append(storage::journal& j, const std::string& room, seq_t from, seq_t to,
             event_type type = event_type::message, millis_t ts = now_millis()) {
   storage::write_set ws;
   for (auto s = from; s <= to; ++s) ws.put_event(room_id{room}, s, event_json(room, s, type, ts));
-  std::promise<storage::status> done;
-  auto fut = done.get_future();
-  j.commit(std::move(ws), [&](const storage::status& st) { done.set_value(st); });
-  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-  REQUIRE(fut.get().ok());
+  test::commit(j, std::move(ws));
 }
 
 /// A projection that stores one key per event and checks, through the batch, that it never
@@ -157,7 +144,7 @@ read::projection_stats stats_of(const read::projector& p) { return p.stats().at(
 
 TEST_CASE("the projector applies every event of every room once, in seq order, live and at start") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   append(*j, "before", 1, 40);  // on disk before the projector exists: caught up at start
   log_projection proj(*j);
   read::projector p(*j, {&proj}, fast_retry(), nullptr);
@@ -182,7 +169,7 @@ TEST_CASE(
     "after a restart the projector resumes from its offsets: nothing twice, nothing skipped") {
   test::temp_dir dir;
   {
-    auto j = open_journal(dir);
+    auto j = test::open_journal(dir);
     log_projection proj(*j);
     read::projector p(*j, {&proj}, fast_retry(), nullptr);
     p.start();
@@ -195,7 +182,7 @@ TEST_CASE(
     append(*j, "new", 1, 3);
     j->stop();
   }
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   log_projection proj(*j);
   read::projector p(*j, {&proj}, fast_retry(), nullptr);
   CHECK(p.state("log") == read::projection_state::catching_up);
@@ -211,7 +198,7 @@ TEST_CASE(
 
 TEST_CASE("a rebuild drops the projection and applies the whole log again, with progress") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   log_projection proj(*j);
   read::projector p(*j, {&proj}, fast_retry(), nullptr);
   p.start();
@@ -241,7 +228,7 @@ TEST_CASE("a rebuild drops the projection and applies the whole log again, with 
 
 TEST_CASE("lag: pending events and the age of the oldest unapplied note show while held back") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   log_projection proj(*j);
   read::projector p(*j, {&proj}, fast_retry(), nullptr);
   p.start();
@@ -268,7 +255,7 @@ TEST_CASE("lag: pending events and the age of the oldest unapplied note show whi
 
 TEST_CASE("a failing apply is retried after a back-off, and nothing is applied twice") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   log_projection proj(*j);
   read::projector p(*j, {&proj}, fast_retry(), nullptr);
   p.start();
@@ -283,7 +270,7 @@ TEST_CASE("a failing apply is retried after a back-off, and nothing is applied t
 
 TEST_CASE("notices go out after their batch committed, never from a rebuild or old events") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   log_projection proj(*j);
   std::mutex mtx;
   std::vector<std::string> got;
@@ -315,8 +302,8 @@ TEST_CASE("notices go out after their batch committed, never from a rebuild or o
 
 TEST_CASE("a shard moved in is caught up: its rooms' events are applied from its offsets") {
   test::temp_dir from_dir, to_dir, staging;
-  auto from = open_journal(from_dir);
-  auto to = open_journal(to_dir);
+  auto from = test::open_journal(from_dir);
+  auto to = test::open_journal(to_dir);
   log_projection proj(*to);
   read::projector p(*to, {&proj}, fast_retry(), nullptr);
   p.start();

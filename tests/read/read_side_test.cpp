@@ -10,19 +10,13 @@
 #include "core/json.hpp"
 #include "read/read_side.hpp"
 #include "storage/journal.hpp"
-#include "tests/support/temp_dir.hpp"
+#include "tests/read/log_fixture.hpp"
 
 using namespace kaiwa;
 using namespace kaiwa::read;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::unique_ptr<storage::journal> open_journal(const test::temp_dir& dir) {
-  auto j = storage::journal::open({dir.str(), true});
-  REQUIRE(j.ok());
-  return std::move(j).value();
-}
 
 /// A public room created by alice with one message.
 void make_room(storage::journal& j, const std::string& room) {
@@ -37,17 +31,8 @@ void make_room(storage::journal& j, const std::string& room) {
   m.seq = 2;
   m.type = event_type::message;
   m.text = "hello " + room;
-  for (auto* e : {&c, &m}) {
-    std::string out;
-    json_writer w(out);
-    encode_event(w, *e);
-    ws.put_event(e->room, e->seq, out);
-  }
-  std::promise<storage::status> done;
-  auto fut = done.get_future();
-  j.commit(std::move(ws), [&](const storage::status& st) { done.set_value(st); });
-  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-  REQUIRE(fut.get().ok());
+  for (auto* e : {&c, &m}) ws.put_event(e->room, e->seq, test::encode(*e));
+  test::commit(j, std::move(ws));
 }
 
 query_reply ask(read_side& rs, query_request r) {
@@ -81,7 +66,7 @@ query_reply until_rooms(read_side& rs, std::size_t n) {
 
 TEST_CASE("a query merges this node's page with the members' pages; junk or silence is partial") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   make_room(*j, "local");
   std::atomic<bool> junk = false, remote_more = false, asked_well = true;
   read_side_hooks hooks;
@@ -117,7 +102,7 @@ TEST_CASE("a query merges this node's page with the members' pages; junk or sile
 
 TEST_CASE("a member's query gets this node's page; bytes that are no query get nothing") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   make_room(*j, "here");
   read_side rs(*j, {}, {});
   rs.start();
@@ -137,7 +122,7 @@ TEST_CASE("a member's query gets this node's page; bytes that are no query get n
 
 TEST_CASE("queries past a full queue answer rate_limited, and nothing is lost or answered twice") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   make_room(*j, "r");
   std::mutex mtx;
   std::condition_variable cv;
@@ -188,7 +173,7 @@ TEST_CASE("queries past a full queue answer rate_limited, and nothing is lost or
 
 TEST_CASE("with projections off, or while one is rebuilt, queries answer unavailable") {
   test::temp_dir dir;
-  auto j = open_journal(dir);
+  auto j = test::open_journal(dir);
   {
     read_side_config off;
     off.projections = false;

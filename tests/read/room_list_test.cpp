@@ -8,126 +8,42 @@
 #include "core/json.hpp"
 #include "read/room_list.hpp"
 #include "storage/journal.hpp"
-#include "tests/support/temp_dir.hpp"
+#include "tests/read/log_fixture.hpp"
 
 using namespace kaiwa;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string encode(const event& e) {
-  std::string out;
-  json_writer w(out);
-  encode_event(w, e);
-  return out;
-}
-
-// A node's log and its rooms projection without actors: events are appended to a real journal
-// as room actors append them (an edit or delete rewrites the stored message, a delete redacts
-// its edits), and `project` feeds the projection like the projector does, from the journal, in
-// seq order, so a message applied late arrives in its current form.
-class fixture {
+// The rooms projection fed from a node's log.
+class fixture : public test::event_log {
  public:
-  explicit fixture(std::uint32_t shards = 8) {
-    storage::journal_config cfg;
-    cfg.dir = dir_.str();
-    cfg.sync = false;
-    cfg.shards = shards;
-    auto j = storage::journal::open(cfg);
-    REQUIRE(j.ok());
-    journal_ = std::move(j).value();
-    list_ = std::make_unique<read::room_list>(*journal_);
-    for (std::uint32_t s = 0; s < shards; ++s) all_shards_.push_back(static_cast<shard_t>(s));
+  explicit fixture(std::uint32_t shards = 8)
+      : test::event_log(shards), list_(std::make_unique<read::room_list>(journal())) {
+    clock = now_millis();
   }
 
   read::room_list& list() { return *list_; }
-  storage::journal& journal() { return *journal_; }
 
-  /// The ts the next event gets; each event moves it on by `step` ms.
-  millis_t clock = now_millis();
-  millis_t step = 1;
-
-  seq_t create(const std::string& room, const std::string& owner, bool is_private,
-               std::vector<std::string> members = {}, const std::string& topic = "") {
-    auto e = next(room, event_type::created, owner);
-    e.is_private = is_private;
-    e.topic = topic;
-    if (is_private) {
-      members.push_back(owner);
-      std::sort(members.begin(), members.end());
-      e.members = std::move(members);
-    }
-    return append(std::move(e));
-  }
-  seq_t send(const std::string& room, const std::string& from, const std::string& text) {
-    auto e = next(room, event_type::message, from);
-    e.text = text;
-    return append(std::move(e));
-  }
-  seq_t edit(const std::string& room, const std::string& from, seq_t ref, const std::string& text) {
-    auto e = next(room, event_type::edit, from);
-    e.ref = ref;
-    e.text = text;
-    return append(std::move(e));
-  }
-  seq_t del(const std::string& room, const std::string& from, seq_t ref) {
-    auto e = next(room, event_type::del, from);
-    e.ref = ref;
-    return append(std::move(e));
-  }
-  seq_t invite(const std::string& room, const std::string& owner, const std::string& user) {
-    auto e = next(room, event_type::member_added, owner);
-    e.user = user_id{user};
-    return append(std::move(e));
-  }
-  seq_t kick(const std::string& room, const std::string& owner, const std::string& user) {
-    auto e = next(room, event_type::member_removed, owner);
-    e.user = user_id{user};
-    return append(std::move(e));
-  }
-  seq_t set_topic(const std::string& room, const std::string& from, const std::string& topic) {
-    auto e = next(room, event_type::topic, from);
-    e.topic = topic;
-    return append(std::move(e));
-  }
-  void mark(const std::string& user, const std::string& room, seq_t seq) {
-    storage::write_set ws;
-    ws.put_marker(user_id{user}, room_id{room}, seq);
-    commit(std::move(ws));
-  }
-
-  /// Applies every event not applied yet, a room's events in one batch per 256.
+  /// Applies every event not applied yet, timing the applies and counting the batches' operations.
   void project() {
-    for (auto& [room, applied] : applied_) {
-      for (;;) {
-        auto events = journal_->events_after(room_id{room}, applied, 256);
-        REQUIRE(events.ok());
-        if (events->empty()) break;
-        auto batch = journal_->new_read_batch();
-        for (auto& json : *events) {
-          auto e = decode_event(json);
-          REQUIRE(e);
-          auto started = std::chrono::steady_clock::now();
-          auto st = list_->apply(*e, batch, notices);
-          in_apply += std::chrono::steady_clock::now() - started;
-          REQUIRE(st.ok());
-          applied = e->seq;
-        }
-        batch_ops += batch.count();
-        REQUIRE(journal_->write_reads(std::move(batch)).ok());
-      }
-    }
+    batch_ops += event_log::project([&](const event& e, storage::read_batch& batch) {
+      auto started = std::chrono::steady_clock::now();
+      auto st = list_->apply(e, batch, notices);
+      in_apply += std::chrono::steady_clock::now() - started;
+      REQUIRE(st.ok());
+    });
   }
 
   read::page rooms(const std::string& user, std::size_t limit = 50,
                    std::optional<std::string> before = std::nullopt) {
-    auto p = list_->rooms(user_id{user}, all_shards_, before, limit);
+    auto p = list_->rooms(user_id{user}, all_shards(), before, limit);
     REQUIRE(p.ok());
     return std::move(p).value();
   }
   read::page directory(std::string_view prefix, std::size_t limit = 50,
                        std::optional<std::string> before = std::nullopt) {
-    auto p = list_->directory(prefix, all_shards_, before, limit);
+    auto p = list_->directory(prefix, all_shards(), before, limit);
     REQUIRE(p.ok());
     return std::move(p).value();
   }
@@ -143,51 +59,7 @@ class fixture {
   std::size_t batch_ops = 0;
 
  private:
-  event next(const std::string& room, event_type type, const std::string& from) {
-    event e;
-    e.room = room_id{room};
-    e.seq = log_[room].size() + 1;
-    e.ts = clock;
-    clock += step;
-    e.type = type;
-    e.from = user_id{from};
-    applied_.try_emplace(room, 0);
-    return e;
-  }
-
-  seq_t append(event e) {
-    auto& log = log_[e.room.str()];
-    storage::write_set ws;
-    if (e.type == event_type::edit || e.type == event_type::del) {
-      auto& m = log.at(e.ref - 1);
-      if (e.type == event_type::del)
-        for (auto s : m.edits) {
-          log.at(s - 1) = redacted(log.at(s - 1));
-          ws.put_event(e.room, s, encode(log.at(s - 1)));
-        }
-      m = rewritten(m, e);
-      ws.put_event(e.room, m.seq, encode(m));
-    }
-    ws.put_event(e.room, e.seq, encode(e));
-    log.push_back(e);
-    commit(std::move(ws));
-    return e.seq;
-  }
-
-  void commit(storage::write_set ws) {
-    std::promise<storage::status> done;
-    auto fut = done.get_future();
-    journal_->commit(std::move(ws), [&](const storage::status& s) { done.set_value(s); });
-    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-    REQUIRE(fut.get().ok());
-  }
-
-  test::temp_dir dir_;
-  std::unique_ptr<storage::journal> journal_;
   std::unique_ptr<read::room_list> list_;
-  std::vector<shard_t> all_shards_;
-  std::map<std::string, std::vector<event>> log_;  // the stored records, index seq - 1
-  std::map<std::string, seq_t> applied_;           // the projection's offsets
 };
 
 std::vector<std::string> names(const read::page& p) {

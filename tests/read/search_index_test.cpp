@@ -10,94 +10,27 @@
 #include "read/room_list.hpp"
 #include "read/search_index.hpp"
 #include "storage/journal.hpp"
-#include "tests/support/temp_dir.hpp"
+#include "tests/read/log_fixture.hpp"
 
 using namespace kaiwa;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string encode(const event& e) {
-  std::string out;
-  json_writer w(out);
-  encode_event(w, e);
-  return out;
-}
-
-// A node's log with its rooms and search projections, without actors: events are appended to
-// a real journal as room actors append them (an edit or delete rewrites the stored message, a
-// delete redacts its edits), and `project` feeds both projections as the projector does: from
-// the journal, in seq order, so a message applied late arrives in its current form.
-class fixture {
+// The rooms and search projections fed from a node's log.
+class fixture : public test::event_log {
  public:
-  explicit fixture(std::uint32_t shards = 8, read::search_config search = {}) {
-    storage::journal_config cfg;
-    cfg.dir = dir_.str();
-    cfg.sync = false;
-    cfg.shards = shards;
-    auto j = storage::journal::open(cfg);
-    REQUIRE(j.ok());
-    journal_ = std::move(j).value();
-    list_ = std::make_unique<read::room_list>(*journal_);
-    index_ = std::make_unique<read::search_index>(*journal_, *list_, search);
-    for (std::uint32_t s = 0; s < shards; ++s) all_shards_.push_back(static_cast<shard_t>(s));
-  }
+  explicit fixture(std::uint32_t shards = 8, read::search_config search = {})
+      : test::event_log(shards),
+        list_(std::make_unique<read::room_list>(journal())),
+        index_(std::make_unique<read::search_index>(journal(), *list_, search)) {}
 
-  /// The ts the next event gets; each event moves it on by `step` ms.
-  millis_t clock = 1'700'000'000'000;
-  millis_t step = 1;
-
-  seq_t create(const std::string& room, const std::string& owner, bool is_private,
-               std::vector<std::string> members = {}) {
-    auto e = next(room, event_type::created, owner);
-    e.is_private = is_private;
-    if (is_private) {
-      members.push_back(owner);
-      std::sort(members.begin(), members.end());
-      e.members = std::move(members);
-    }
-    return append(std::move(e));
-  }
-  seq_t send(const std::string& room, const std::string& from, const std::string& text) {
-    auto e = next(room, event_type::message, from);
-    e.text = text;
-    return append(std::move(e));
-  }
-  seq_t edit(const std::string& room, const std::string& from, seq_t ref, const std::string& text) {
-    auto e = next(room, event_type::edit, from);
-    e.ref = ref;
-    e.text = text;
-    return append(std::move(e));
-  }
-  seq_t del(const std::string& room, const std::string& from, seq_t ref) {
-    auto e = next(room, event_type::del, from);
-    e.ref = ref;
-    return append(std::move(e));
-  }
-  seq_t kick(const std::string& room, const std::string& owner, const std::string& user) {
-    auto e = next(room, event_type::member_removed, owner);
-    e.user = user_id{user};
-    return append(std::move(e));
-  }
-
-  /// Applies every event not applied yet, a room's events in one batch per 256.
+  /// Applies every event not applied yet to both projections.
   void project() {
-    for (auto& [room, applied] : applied_) {
-      for (;;) {
-        auto events = journal_->events_after(room_id{room}, applied, 256);
-        REQUIRE(events.ok());
-        if (events->empty()) break;
-        auto batch = journal_->new_read_batch();
-        for (auto& json : *events) {
-          auto e = decode_event(json);
-          REQUIRE(e);
-          REQUIRE(list_->apply(*e, batch, notices_).ok());
-          REQUIRE(index_->apply(*e, batch, notices_).ok());
-          applied = e->seq;
-        }
-        REQUIRE(journal_->write_reads(std::move(batch)).ok());
-      }
-    }
+    event_log::project([&](const event& e, storage::read_batch& batch) {
+      REQUIRE(list_->apply(e, batch, notices_).ok());
+      REQUIRE(index_->apply(e, batch, notices_).ok());
+    });
   }
 
   read::page search(const std::string& user, std::string_view q, std::size_t limit = 20,
@@ -106,14 +39,11 @@ class fixture {
                     std::optional<std::vector<shard_t>> shards = std::nullopt) {
     std::optional<room_id> r;
     if (room) r = room_id{*room};
-    auto p = index_->search(user_id{user}, read::parse_query(q), r, shards ? *shards : all_shards_,
+    auto p = index_->search(user_id{user}, read::parse_query(q), r, shards ? *shards : all_shards(),
                             before, limit);
     REQUIRE(p.ok());
     return std::move(p).value();
   }
-
-  /// Every room's events as stored now (messages edited or redacted in place), index seq - 1.
-  const std::map<std::string, std::vector<event>>& log() const { return log_; }
 
   /// The (room, seq) of each hit, in order.
   std::vector<std::pair<std::string, seq_t>> hits(
@@ -129,49 +59,9 @@ class fixture {
   }
 
  private:
-  event next(const std::string& room, event_type type, const std::string& from) {
-    event e;
-    e.room = room_id{room};
-    e.seq = log_[room].size() + 1;
-    e.ts = clock;
-    clock += step;
-    e.type = type;
-    e.from = user_id{from};
-    applied_.try_emplace(room, 0);
-    return e;
-  }
-
-  seq_t append(event e) {
-    auto& log = log_[e.room.str()];
-    storage::write_set ws;
-    if (e.type == event_type::edit || e.type == event_type::del) {
-      auto& m = log.at(e.ref - 1);
-      if (e.type == event_type::del)
-        for (auto s : m.edits) {
-          log.at(s - 1) = redacted(log.at(s - 1));
-          ws.put_event(e.room, s, encode(log.at(s - 1)));
-        }
-      m = rewritten(m, e);
-      ws.put_event(e.room, m.seq, encode(m));
-    }
-    ws.put_event(e.room, e.seq, encode(e));
-    log.push_back(e);
-    std::promise<storage::status> done;
-    auto fut = done.get_future();
-    journal_->commit(std::move(ws), [&](const storage::status& s) { done.set_value(s); });
-    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-    REQUIRE(fut.get().ok());
-    return e.seq;
-  }
-
-  test::temp_dir dir_;
-  std::unique_ptr<storage::journal> journal_;
   std::unique_ptr<read::room_list> list_;
   std::unique_ptr<read::search_index> index_;
-  std::vector<shard_t> all_shards_;
   std::vector<read::notice> notices_;
-  std::map<std::string, std::vector<event>> log_;  // the stored records, index seq - 1
-  std::map<std::string, seq_t> applied_;           // the projections' offsets
 };
 
 using hit_list = std::vector<std::pair<std::string, seq_t>>;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/bytes.hpp"
+
 namespace kaiwa::read {
 
 std::optional<std::string> continue_key(const page& p) {
@@ -55,15 +57,10 @@ int hex_value(char c) {
   return -1;
 }
 
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
 /// Reads a length-prefixed string; false when the bytes end first.
 bool take_string(std::string_view& in, std::string& out) {
   if (in.size() < 4) return false;
-  std::uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  auto n = read_be32(in);
   in.remove_prefix(4);
   if (n > in.size()) return false;  // checked before anything is allocated for it
   out.assign(in.substr(0, n));
@@ -103,14 +100,14 @@ std::string encode_page(const page& p) {
   std::string out;
   out += static_cast<char>((p.more ? 1 : 0) | (p.next ? 2 : 0));
   if (p.next) {
-    put_u32(out, static_cast<std::uint32_t>(p.next->size()));
+    append_be32(out, static_cast<std::uint32_t>(p.next->size()));
     out += *p.next;
   }
-  put_u32(out, static_cast<std::uint32_t>(p.items.size()));
+  append_be32(out, static_cast<std::uint32_t>(p.items.size()));
   for (auto& it : p.items) {
-    put_u32(out, static_cast<std::uint32_t>(it.sort_key.size()));
+    append_be32(out, static_cast<std::uint32_t>(it.sort_key.size()));
     out += it.sort_key;
-    put_u32(out, static_cast<std::uint32_t>(it.json.size()));
+    append_be32(out, static_cast<std::uint32_t>(it.json.size()));
     out += it.json;
   }
   return out;
@@ -124,8 +121,7 @@ std::optional<page> decode_page(std::string_view in) {
   in.remove_prefix(1);
   if (has_next && !take_string(in, p.next.emplace())) return std::nullopt;
   if (in.size() < 4) return std::nullopt;
-  std::uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  auto n = read_be32(in);
   in.remove_prefix(4);
   // Each item takes at least 8 bytes: a count beyond that is a lie, refused before reserving.
   if (n > in.size() / 8) return std::nullopt;

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "core/bytes.hpp"
 #include "core/log.hpp"
 #include "storage/journal.hpp"
 
@@ -37,12 +38,6 @@ using clock = std::chrono::steady_clock;
 
 // Projections a projector feeds: fixed-size arrays in each dirty entry keep it one allocation.
 constexpr std::size_t max_projections = 4;
-
-std::string be64(std::uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 7; i >= 0; --i) s[static_cast<std::size_t>(7 - i)] = static_cast<char>(v >> (8 * i));
-  return s;
-}
 
 /// The projector's offset key of `room`: `shard 0x00 room` (storage/read_store.hpp).
 std::string offset_key(const room_id& room, std::uint32_t shards) {
@@ -178,9 +173,7 @@ struct projector::impl {
     auto& s = **v;
     if (s.size() != 8)
       return storage::error{storage::errc::corruption, "a projector offset is not 8 bytes"};
-    seq_t out = 0;
-    for (unsigned char c : s) out = out << 8 | c;
-    return out;
+    return seq_t{read_be64(s)};
   }
 
   /// One page of a walk; false when it failed (the walk stays to be retried). Thread only.

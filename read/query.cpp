@@ -1,5 +1,7 @@
 #include "read/query.hpp"
 
+#include "core/bytes.hpp"
+
 namespace kaiwa::read {
 
 // -- the query's bytes between members ---------------------------------------------------------
@@ -16,20 +18,15 @@ constexpr std::uint32_t none = 0xffffffffu;
 constexpr std::uint32_t max_part = 4096;
 constexpr std::uint32_t max_limit = 200;
 
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
 void put_part(std::string& out, const std::optional<std::string_view>& s) {
-  if (!s) return put_u32(out, none);
-  put_u32(out, static_cast<std::uint32_t>(s->size()));
+  if (!s) return append_be32(out, none);
+  append_be32(out, static_cast<std::uint32_t>(s->size()));
   out += *s;
 }
 
 bool take_u32(std::string_view& in, std::uint32_t& v) {
   if (in.size() < 4) return false;
-  v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  v = read_be32(in);
   in.remove_prefix(4);
   return true;
 }
@@ -56,7 +53,7 @@ std::string encode_query(const query_request& r) {
   put_part(out, std::string_view(r.q));
   put_part(out, r.room ? std::optional<std::string_view>(r.room->str()) : std::nullopt);
   put_part(out, r.before ? std::optional<std::string_view>(*r.before) : std::nullopt);
-  put_u32(out, r.limit);
+  append_be32(out, r.limit);
   return out;
 }
 

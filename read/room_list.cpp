@@ -5,6 +5,7 @@
 #include <memory>
 #include <queue>
 
+#include "core/bytes.hpp"
 #include "core/json.hpp"
 #include "storage/journal.hpp"
 
@@ -26,20 +27,6 @@ constexpr char tag_live = 0x04;
 constexpr char tag_directory = 0x05;
 
 constexpr auto rooms_family = storage::read_family::rooms;
-
-void append_be64(std::string& out, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-std::uint64_t read_be64(std::string_view s) {
-  std::uint64_t v = 0;
-  for (char c : s.substr(0, 8)) v = (v << 8) | static_cast<unsigned char>(c);
-  return v;
-}
-
-void append_be32(std::string& out, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
 
 // Timestamps are room-assigned (never negative in practice); a negative one sorts as 0 rather
 // than wrapping to the top of every list.
@@ -161,8 +148,7 @@ std::string encode_info(const room_info& r) {
 
 bool take_string(std::string_view& in, std::string& out) {
   if (in.size() < 4) return false;
-  std::uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  auto n = read_be32(in);
   in.remove_prefix(4);
   if (n > in.size()) return false;  // checked before anything is copied
   out.assign(in.substr(0, n));

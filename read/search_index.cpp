@@ -6,6 +6,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "core/bytes.hpp"
 #include "read/room_list.hpp"
 #include "storage/journal.hpp"
 
@@ -43,16 +44,6 @@ constexpr std::size_t max_limit = 100;
 /// Positions one posting may list (read/text.hpp tokenizes at most 4,096 tokens).
 constexpr std::size_t max_positions = 4096;
 
-void put_be64(std::string& out, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) out += static_cast<char>(v >> (8 * i));
-}
-
-std::uint64_t get_be64(std::string_view s) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
-  return v;
-}
-
 void put_varint(std::string& out, std::uint64_t v) {
   while (v >= 0x80) {
     out += static_cast<char>(v | 0x80);
@@ -84,7 +75,7 @@ std::uint64_t ts_bits(millis_t ts) { return static_cast<std::uint64_t>(std::max<
 std::string doc_suffix(const doc_ref& d) {
   std::string s;
   s.reserve(8 + d.room.size() + 1 + 9);
-  put_be64(s, ~ts_bits(d.ts));
+  append_be64(s, ~ts_bits(d.ts));
   for (char c : d.room) s += static_cast<char>(~static_cast<unsigned char>(c));
   s += '\xff';
   int n = 1;
@@ -98,7 +89,7 @@ std::string doc_suffix(const doc_ref& d) {
 std::optional<doc_ref> parse_suffix(std::string_view s) {
   if (s.size() < 8 + 1 + 1 + 1) return std::nullopt;
   doc_ref d;
-  d.ts = static_cast<millis_t>(~get_be64(s));
+  d.ts = static_cast<millis_t>(~read_be64(s));
   s.remove_prefix(8);
   auto end = s.find('\xff');
   if (end == 0 || end == std::string_view::npos) return std::nullopt;
@@ -114,10 +105,10 @@ std::optional<doc_ref> parse_suffix(std::string_view s) {
 /// The page sort key (read/page.hpp): be64(ts) room NUL be64(seq).
 std::string sort_key(const doc_ref& d) {
   std::string k;
-  put_be64(k, ts_bits(d.ts));
+  append_be64(k, ts_bits(d.ts));
   k += d.room;
   k += '\0';
-  put_be64(k, d.seq);
+  append_be64(k, d.seq);
   return k;
 }
 
@@ -128,10 +119,10 @@ std::string sort_key(const doc_ref& d) {
 /// time (the walk stopped before any step).
 std::optional<std::string> resume_key(std::string_view frontier, const page& found) {
   if (frontier.size() < 8) return std::nullopt;
-  auto ts = ~get_be64(frontier);
+  auto ts = ~read_be64(frontier);
   if (ts >= static_cast<std::uint64_t>(std::numeric_limits<millis_t>::max())) return std::nullopt;
   std::string k;
-  put_be64(k, ts + 1);
+  append_be64(k, ts + 1);
   if (!found.items.empty() && found.items.back().sort_key < k) return found.items.back().sort_key;
   return k;
 }
@@ -139,12 +130,12 @@ std::optional<std::string> resume_key(std::string_view frontier, const page& fou
 std::optional<doc_ref> parse_sort_key(std::string_view k) {
   if (k.size() < 8 + 1 + 1 + 8 || k[k.size() - 9] != '\0') return std::nullopt;
   doc_ref d;
-  auto ts = get_be64(k);
+  auto ts = read_be64(k);
   if (ts > static_cast<std::uint64_t>(std::numeric_limits<millis_t>::max())) return std::nullopt;
   d.ts = static_cast<millis_t>(ts);
   d.room = std::string(k.substr(8, k.size() - 17));
   if (!valid_name(d.room)) return std::nullopt;
-  d.seq = get_be64(k.substr(k.size() - 8));
+  d.seq = read_be64(k.substr(k.size() - 8));
   return d;
 }
 
@@ -161,7 +152,7 @@ std::string doc_key(std::string_view sp, std::string_view room, seq_t seq) {
   k += tag_doc;
   k += room;
   k += '\0';
-  put_be64(k, seq);
+  append_be64(k, seq);
   return k;
 }
 
@@ -627,9 +618,9 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
   std::string start;  // the first doc suffix a hit may have
   if (before && before->size() == 8) {
     // A bare time (resume_key): every doc older than that millisecond.
-    auto ts = get_be64(*before);
+    auto ts = read_be64(*before);
     if (ts == 0) return out;
-    put_be64(start, ~(ts - 1));
+    append_be64(start, ~(ts - 1));
   } else if (before) {
     // A cursor is whatever a client sent back: one that no page of search gave out is a
     // client's bug or forgery, not a failure of the node (which would log it): it finds nothing.

@@ -1,5 +1,6 @@
 #include "storage/journal.hpp"
 
+#include "core/bytes.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "storage/detail/read_access.hpp"
@@ -51,42 +52,21 @@ family family_of(read_family f) {
   return static_cast<family>(log_family_count + static_cast<std::uint8_t>(f));
 }
 
-void append_be64(std::string& out, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-std::uint64_t read_be64(std::string_view s) {
-  std::uint64_t v = 0;
-  for (char c : s.substr(0, 8)) v = (v << 8) | static_cast<unsigned char>(c);
-  return v;
-}
-
 // Every key starts with its room's shard (2 bytes, big-endian), so a shard is one contiguous
 // range in each column family: [be16 shard, be16 shard+1). Room and user names never contain
 // NUL, so NUL separates the parts after it, and a room's events are the contiguous range
 // [shard room NUL, shard room NUL 0xff..).
 constexpr std::size_t shard_bytes = 2;
 
-void append_be16(std::string& out, std::uint32_t v) {
-  out += static_cast<char>((v >> 8) & 0xff);
-  out += static_cast<char>(v & 0xff);
-}
-
 std::string shard_key(std::uint32_t shard) {
   std::string k;
-  append_be16(k, shard);
+  append_be16(k, static_cast<std::uint16_t>(shard));
   return k;
 }
 
 /// The end of `shard`'s range: the next shard's first key (past the last shard: 0xffff 0xff).
 std::string shard_end_key(std::uint32_t shard) {
   return shard + 1 < max_shards ? shard_key(shard + 1) : std::string("\xff\xff\xff", 3);
-}
-
-std::string be64(std::uint64_t v) {
-  std::string s;
-  append_be64(s, v);
-  return s;
 }
 
 // Keys are built with a placeholder for the shard, which `stamp` fills in once the shard count

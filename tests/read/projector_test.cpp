@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/bytes.hpp"
 #include "core/event.hpp"
 #include "core/json.hpp"
 #include "read/projector.hpp"
@@ -16,12 +17,6 @@ using namespace kaiwa;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string be64(std::uint64_t v) {
-  std::string s;
-  for (int i = 7; i >= 0; --i) s += static_cast<char>(v >> (8 * i));
-  return s;
-}
 
 std::string event_json(const std::string& room, seq_t seq, event_type type = event_type::message,
                        millis_t ts = now_millis()) {

@@ -1,6 +1,7 @@
 #include "read/room_list.hpp"
 
 #include <algorithm>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <queue>
@@ -32,44 +33,38 @@ constexpr auto rooms_family = storage::read_family::rooms;
 // than wrapping to the top of every list.
 std::uint64_t ts_bits(millis_t ts) { return ts < 0 ? 0 : static_cast<std::uint64_t>(ts); }
 
-std::string head_key(shard_t shard, char tag) {
+/// `shard tag` then `parts`, each but the last followed by NUL: a trailing "" part leaves the
+/// key ending in NUL, the prefix of every key whose next part follows.
+std::string head_key(shard_t shard, char tag, std::initializer_list<std::string_view> parts = {}) {
   auto k = storage::shard_prefix(shard);
   k += tag;
+  bool first = true;
+  for (auto part : parts) {
+    if (!first) k += '\0';
+    first = false;
+    k += part;
+  }
   return k;
 }
 
 std::string info_key(shard_t shard, std::string_view room) {
-  auto k = head_key(shard, tag_info);
-  k += room;
-  return k;
+  return head_key(shard, tag_info, {room});
 }
 
 std::string member_key(shard_t shard, std::string_view room, std::string_view user) {
-  auto k = head_key(shard, tag_member);
-  k += room;
-  k += '\0';
-  k += user;
-  return k;
+  return head_key(shard, tag_member, {room, user});
 }
 
 std::string user_rooms_prefix(shard_t shard, std::string_view user) {
-  auto k = head_key(shard, tag_user_room);
-  k += user;
-  k += '\0';
-  return k;
+  return head_key(shard, tag_user_room, {user, ""});
 }
 
 std::string user_room_key(shard_t shard, std::string_view user, std::string_view room) {
-  auto k = user_rooms_prefix(shard, user);
-  k += room;
-  return k;
+  return head_key(shard, tag_user_room, {user, room});
 }
 
 std::string live_prefix(shard_t shard, std::string_view room) {
-  auto k = head_key(shard, tag_live);
-  k += room;
-  k += '\0';
-  return k;
+  return head_key(shard, tag_live, {room, ""});
 }
 
 std::string live_key(shard_t shard, std::string_view room, seq_t seq) {

@@ -2,43 +2,29 @@
 // against a real node. Two browser contexts are two users chatting; the node restarts in the
 // middle. Screenshots go to $KAIWA_WEB_OUTPUT (default: ./output).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  binary, joinRoom, launchBrowser, say, shot, signIn as signInAt, startNode, stopNode, texts, writeAs,
+  binary, joinRoom, nodeAndBrowser, say, shot, startNode, stopNode, texts, writeAs,
 } from "./support.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "kaiwa-web-"));
-let node, browser, url;
-
-before(async () => {
-  node = await startNode(dataDir);
-  url = `http://127.0.0.1:${node.port}/`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  if (node) await stopNode(node);
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-const signIn = (name, viewport) => signInAt(browser, url, name, viewport);
+const suite = nodeAndBrowser("kaiwa-web-");
+const { signIn } = suite;
 
 test("the node serves the client itself, with content types and revalidation", async () => {
-  const res = await fetch(url);
+  const res = await fetch(suite.url);
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type"), /^text\/html/);
   assert.equal(res.headers.get("cache-control"), "no-cache");
-  const js = await fetch(`${url}app.js`);
+  const js = await fetch(`${suite.url}app.js`);
   assert.match(js.headers.get("content-type"), /^text\/javascript/);
-  const again = await fetch(`${url}app.js`, { headers: { "if-none-match": js.headers.get("etag") } });
+  const again = await fetch(`${suite.url}app.js`, { headers: { "if-none-match": js.headers.get("etag") } });
   assert.equal(again.status, 304);
-  assert.equal((await fetch(`${url}nope.js`)).status, 404);
+  assert.equal((await fetch(`${suite.url}nope.js`)).status, 404);
 });
 
 test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit, delete, rooms, history, a node restart", async (t) => {
@@ -138,12 +124,12 @@ test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit,
     await alice.locator("#room-list button[data-room=tea]").click();
     await alice.locator("#room-title", { hasText: "tea" }).waitFor();
     const before = await texts(bob);
-    await stopNode(node);
+    await stopNode(suite.node);
     await alice.locator("#status[data-state=connecting]").waitFor();
     await shot(alice, "2-reconnecting");
     // Written while the node is down: held, then sent once it is back.
     await say(alice, "sent while you were away");
-    node = await startNode(dataDir, new URL(url).port);
+    suite.node = await startNode(suite.dataDir, new URL(suite.url).port);
     await alice.locator("#status[data-state=online]").waitFor({ timeout: 30_000 });
     await bob.locator("#status[data-state=online]").waitFor({ timeout: 30_000 });
     await bob.locator(".message .text", { hasText: "sent while you were away" }).waitFor();
@@ -174,7 +160,7 @@ test("a node with a secret takes tokens, and says why it refuses a bad one", asy
     const token = execFileSync(binary, ["token", "--user", "erin"], {
       env: { ...process.env, KAIWA_SECRET: "s3cret" },
     }).toString().trim();
-    const page = await (await browser.newContext()).newPage();
+    const page = await (await suite.browser.newContext()).newPage();
     await page.goto(`http://127.0.0.1:${secure.port}/`);
     await page.locator("#signin-token").fill("v1.bad.token");
     await page.getByRole("button", { name: "Sign in" }).click();

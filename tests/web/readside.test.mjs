@@ -3,31 +3,17 @@
 // paging), an `invited` push, search with highlighted hits that open their room at the message,
 // and the public room directory. Screenshots go to $KAIWA_WEB_OUTPUT (default: ./output).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  joinRoom, launchBrowser, requestAs, shot, signIn as signInAt, startNode, stopNode, writeAs,
+  joinRoom, nodeAndBrowser, requestAs, shot, signIn as signInAt, startNode, stopNode, writeAs,
 } from "./support.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "kaiwa-web-read-"));
-let node, browser, url;
-
-before(async () => {
-  node = await startNode(dataDir);
-  url = `http://127.0.0.1:${node.port}/`;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  if (node) await stopNode(node);
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-const signIn = (name, viewport) => signInAt(browser, url, name, viewport);
+const suite = nodeAndBrowser("kaiwa-web-read-");
+const { signIn } = suite;
 const listed = (page, room) => page.locator(`#room-list button[data-room="${room}"]`);
 
 /**
@@ -196,7 +182,7 @@ test("with the read side off, the client says so, offers a retry, and lists the 
   let off;
   try {
     off = await startNode(dir, 0, { args: ["--projections", "off"] });
-    const erin = await signInAt(browser, `http://127.0.0.1:${off.port}/`, "erin");
+    const erin = await signInAt(suite.browser, `http://127.0.0.1:${off.port}/`, "erin");
     await erin.locator("#rooms-note", { hasText: "The room list is not available" }).getByRole("button", { name: "Retry" }).waitFor();
     await joinRoom(erin, "porch");
     await listed(erin, "porch").waitFor();

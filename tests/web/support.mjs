@@ -3,8 +3,10 @@
 // $KAIWA_WEB_OUTPUT (default: ./output).
 
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const binary = process.env.KAIWA_BINARY ?? "../../build/release/apps/kaiwa";
@@ -62,6 +64,28 @@ export async function signIn(browser, url, name, viewport = { width: 1100, heigh
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.locator("#status[data-state=online]").waitFor();
   return page;
+}
+
+/**
+ * Registers a test file's hooks: before its tests, a node on a fresh data dir (named from
+ * `prefix`) and a browser; after them, both closed and the dir removed. Returns the live state,
+ * {dataDir, node, url, browser}, filled in by the hooks, and `signIn(name, viewport)` at that
+ * node; a test that restarts the node puts the new one in `node`.
+ */
+export function nodeAndBrowser(prefix) {
+  const s = { dataDir: mkdtempSync(join(tmpdir(), prefix)) };
+  s.signIn = (name, viewport) => signIn(s.browser, s.url, name, viewport);
+  before(async () => {
+    s.node = await startNode(s.dataDir);
+    s.url = `http://127.0.0.1:${s.node.port}/`;
+    s.browser = await launchBrowser();
+  });
+  after(async () => {
+    await s.browser?.close();
+    if (s.node) await stopNode(s.node);
+    rmSync(s.dataDir, { recursive: true, force: true });
+  });
+  return s;
 }
 
 export async function joinRoom(page, room) {

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  binary, joinRoom, nodeAndBrowser, say, shot, startNode, stopNode, texts, writeAs,
+  binary, createPrivateRoom, invite, joinRoom, nodeAndBrowser, say, shot, startNode, stopNode, texts,
+  writeAs,
 } from "./support.mjs";
 
 const suite = nodeAndBrowser("kaiwa-web-");
@@ -82,14 +83,8 @@ test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit,
   });
 
   await t.test("a private room, an invite, and an unread count", async () => {
-    await alice.getByText("Create a room").click();
-    await alice.locator("#create-room").fill("plans");
-    await alice.getByLabel("Private").check();
-    await alice.locator("#create-topic").fill("secret plans");
-    await alice.getByRole("button", { name: "Create" }).click();
-    await alice.locator("#room-title", { hasText: "plans" }).waitFor();
-    await alice.getByRole("textbox", { name: "Invite a user" }).fill("bob");
-    await alice.getByRole("button", { name: "Invite" }).click();
+    await createPrivateRoom(alice, "plans", "secret plans");
+    await invite(alice, "bob");
     await alice.locator(".message.notice", { hasText: "alice added bob" }).waitFor();
     await joinRoom(bob, "plans");
     await bob.locator("#room-topic", { hasText: "secret plans" }).waitFor();

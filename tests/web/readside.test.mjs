@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  joinRoom, nodeAndBrowser, requestAs, shot, signIn as signInAt, startNode, stopNode, writeAs,
+  createPrivateRoom, invite, joinRoom, nodeAndBrowser, requestAs, shot, signIn as signInAt, startNode,
+  stopNode, writeAs,
 } from "./support.mjs";
 
 const suite = nodeAndBrowser("kaiwa-web-read-");
@@ -82,14 +83,8 @@ test("the read side in the browser: room list, invitations, search, directory", 
   });
 
   await t.test("an invitation puts the room in the list at once, marked, private", async () => {
-    await alice.getByText("Create a room").click();
-    await alice.locator("#create-room").fill("plans");
-    await alice.getByLabel("Private").check();
-    await alice.locator("#create-topic").fill("secret plans");
-    await alice.getByRole("button", { name: "Create" }).click();
-    await alice.locator("#room-title", { hasText: "plans" }).waitFor();
-    await alice.getByRole("textbox", { name: "Invite a user" }).fill("bob");
-    await alice.getByRole("button", { name: "Invite" }).click();
+    await createPrivateRoom(alice, "plans", "secret plans");
+    await invite(alice, "bob");
     const plans = listed(bob, "plans");
     await plans.locator(".tag", { hasText: "invited by alice" }).waitFor();
     await plans.locator(".lock").waitFor();

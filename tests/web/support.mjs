@@ -94,6 +94,22 @@ export async function joinRoom(page, room) {
   await page.locator("#room-title", { hasText: room }).waitFor();
 }
 
+/** Creates the private room `room` with `topic` from the sidebar's form and waits until it is shown. */
+export async function createPrivateRoom(page, room, topic) {
+  await page.getByText("Create a room").click();
+  await page.locator("#create-room").fill(room);
+  await page.getByLabel("Private").check();
+  await page.locator("#create-topic").fill(topic);
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.locator("#room-title", { hasText: room }).waitFor();
+}
+
+/** Invites `user` into the room shown. */
+export async function invite(page, user) {
+  await page.getByRole("textbox", { name: "Invite a user" }).fill(user);
+  await page.getByRole("button", { name: "Invite" }).click();
+}
+
 export async function say(page, text) {
   await page.getByRole("textbox", { name: "Message", exact: true }).fill(text);
   await page.getByRole("textbox", { name: "Message", exact: true }).press("Enter");

@@ -28,6 +28,8 @@ constexpr char tag_live = 0x04;
 constexpr char tag_directory = 0x05;
 
 constexpr auto rooms_family = storage::read_family::rooms;
+/// Events of a private room's log past the projection that may_read examines (see there).
+constexpr std::size_t membership_tail_limit = 256;
 
 // Timestamps are room-assigned (never negative in practice); a negative one sorts as 0 rather
 // than wrapping to the top of every list.
@@ -510,7 +512,23 @@ storage::result<bool> room_list::may_read(const user_id& user, const room_id& ro
   if (!info->is_private) return true;
   auto m = journal_.read_get(rooms_family, member_key(shard, room.str(), user.str()));
   if (!m) return m.err();
-  return m->has_value();
+  bool member = m->has_value();
+  // The projection may be behind the log: a kick acked before this query may not be applied yet
+  // (under load for seconds), and search must not show the kicked user the room meanwhile. The
+  // log's events after the info's head (read after it: the member key is at least as new) hold
+  // every membership change the projection lacks; the last one for `user` decides. A tail longer
+  // than one read is not examined: the room is refused until the projection catches up.
+  auto tail = journal_.events_after(room, info->head, membership_tail_limit + 1);
+  if (!tail) return tail.err();
+  if (tail->size() > membership_tail_limit) return false;
+  for (auto& json : *tail) {
+    auto e = decode_event(json);
+    if (!e) return false;
+    if (e->user != user) continue;
+    if (e->type == event_type::member_removed) member = false;
+    if (e->type == event_type::member_added) member = true;
+  }
+  return member;
 }
 
 }  // namespace kaiwa::read

@@ -60,7 +60,8 @@ class room_list final : public projection {
                                   const std::optional<std::string>& before,
                                   std::size_t limit) const;
   /// Whether `user` may read `room` now: a public room, or a private one they are a member of.
-  /// False for a room the projection doesn't know.
+  /// False for a room the projection doesn't know. For a private room, membership changes in
+  /// the log the projection has not applied yet count (a kick hides the room at once).
   storage::result<bool> may_read(const user_id& user, const room_id& room) const;
 
  private:

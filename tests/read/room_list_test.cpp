@@ -321,6 +321,32 @@ TEST_CASE("may_read: public rooms to all, private rooms to members now, unknown 
   CHECK_FALSE(f.may_read("alice", "nowhere"));
 }
 
+TEST_CASE("may_read follows membership changes the projection has not applied yet") {
+  fixture f;
+  f.create("priv", "alice", true, {"bob"});
+  f.project();
+  REQUIRE(f.may_read("bob", "priv"));
+
+  // A kick in the log but not yet applied (the projector lags): bob may no longer read.
+  f.kick("priv", "alice", "bob");
+  CHECK_FALSE(f.may_read("bob", "priv"));
+  // Messages after it don't help, and other members are not affected.
+  f.send("priv", "alice", "after the kick");
+  CHECK_FALSE(f.may_read("bob", "priv"));
+  CHECK(f.may_read("alice", "priv"));
+  // Invited again, not yet applied either: the log says bob is a member again.
+  f.invite("priv", "alice", "bob");
+  CHECK(f.may_read("bob", "priv"));
+  f.project();
+  CHECK(f.may_read("bob", "priv"));
+
+  // A tail longer than may_read examines refuses the room until the projection catches up.
+  for (int i = 0; i < 300; ++i) f.send("priv", "alice", "busy");
+  CHECK_FALSE(f.may_read("bob", "priv"));
+  f.project();
+  CHECK(f.may_read("bob", "priv"));
+}
+
 TEST_CASE("the directory lists public rooms by prefix, most recently active first, in pages") {
   fixture f;
   f.step = 2'000;  // beyond the directory's granularity, so each event reorders it

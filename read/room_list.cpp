@@ -218,6 +218,27 @@ storage::status replace_last(const storage::journal& journal, room_info& info, c
   return {};
 }
 
+/// Whether `user` is a member of private `room` now, given `member` as the projection has it at
+/// `head`. The projection may be behind the log (by seconds under load), and a kick acked before
+/// a query must hide the room at once: the log's events after `head` (read after the projection's
+/// state, which is therefore at least as new) hold every membership change the projection lacks,
+/// and the last one for `user` decides. A tail longer than one read is not examined: the room is
+/// refused until the projection catches up, and so it is when an event there doesn't decode.
+storage::result<bool> member_now(const storage::journal& journal, const room_id& room,
+                                 const user_id& user, seq_t head, bool member) {
+  auto tail = journal.events_after(room, head, membership_tail_limit + 1);
+  if (!tail) return tail.err();
+  if (tail->size() > membership_tail_limit) return false;
+  for (auto& json : *tail) {
+    auto e = decode_event(json);
+    if (!e) return false;
+    if (e->user != user) continue;
+    if (e->type == event_type::member_removed) member = false;
+    if (e->type == event_type::member_added) member = true;
+  }
+  return member;
+}
+
 }  // namespace
 
 // -- projection ---------------------------------------------------------------------------------
@@ -365,7 +386,12 @@ storage::result<page> room_list::rooms(const user_id& user, const std::vector<sh
       if (!v) continue;  // a marker in a room this projection hasn't seen (yet)
       auto info = decode_info(*v);
       if (!info) return corrupt("the info", room);
-      if (info->is_private && !find(c, member_key(shard, room, user.str()))) continue;
+      if (info->is_private) {
+        auto member = member_now(journal_, room_id{room}, user, info->head,
+                                 find(c, member_key(shard, room, user.str())).has_value());
+        if (!member) return member.err();
+        if (!*member) continue;
+      }
       auto key = sort_key(info->ts, room);
       if (before && key >= *before) continue;
       found.push_back({std::move(key), room, read});
@@ -512,23 +538,7 @@ storage::result<bool> room_list::may_read(const user_id& user, const room_id& ro
   if (!info->is_private) return true;
   auto m = journal_.read_get(rooms_family, member_key(shard, room.str(), user.str()));
   if (!m) return m.err();
-  bool member = m->has_value();
-  // The projection may be behind the log: a kick acked before this query may not be applied yet
-  // (under load for seconds), and search must not show the kicked user the room meanwhile. The
-  // log's events after the info's head (read after it: the member key is at least as new) hold
-  // every membership change the projection lacks; the last one for `user` decides. A tail longer
-  // than one read is not examined: the room is refused until the projection catches up.
-  auto tail = journal_.events_after(room, info->head, membership_tail_limit + 1);
-  if (!tail) return tail.err();
-  if (tail->size() > membership_tail_limit) return false;
-  for (auto& json : *tail) {
-    auto e = decode_event(json);
-    if (!e) return false;
-    if (e->user != user) continue;
-    if (e->type == event_type::member_removed) member = false;
-    if (e->type == event_type::member_added) member = true;
-  }
-  return member;
+  return member_now(journal_, room, user, info->head, m->has_value());
 }
 
 }  // namespace kaiwa::read

@@ -321,7 +321,7 @@ TEST_CASE("may_read: public rooms to all, private rooms to members now, unknown 
   CHECK_FALSE(f.may_read("alice", "nowhere"));
 }
 
-TEST_CASE("may_read follows membership changes the projection has not applied yet") {
+TEST_CASE("may_read and rooms follow membership changes the projection has not applied yet") {
   fixture f;
   f.create("priv", "alice", true, {"bob"});
   f.project();
@@ -330,6 +330,7 @@ TEST_CASE("may_read follows membership changes the projection has not applied ye
   // A kick in the log but not yet applied (the projector lags): bob may no longer read.
   f.kick("priv", "alice", "bob");
   CHECK_FALSE(f.may_read("bob", "priv"));
+  CHECK(f.rooms("bob").items.empty());
   // Messages after it don't help, and other members are not affected.
   f.send("priv", "alice", "after the kick");
   CHECK_FALSE(f.may_read("bob", "priv"));
@@ -337,6 +338,7 @@ TEST_CASE("may_read follows membership changes the projection has not applied ye
   // Invited again, not yet applied either: the log says bob is a member again.
   f.invite("priv", "alice", "bob");
   CHECK(f.may_read("bob", "priv"));
+  CHECK(names(f.rooms("bob")) == std::vector<std::string>{"priv"});
   f.project();
   CHECK(f.may_read("bob", "priv"));
 

@@ -240,6 +240,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   start
+      ->add_option("--max-pending-queries", cfg.gateway.max_pending_queries,
+                   "Read queries (rooms, directory, search) per connection at once; more get "
+                   "rate_limited")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  start
       ->add_option("--max-rooms-per-connection", cfg.gateway.max_rooms_per_connection,
                    "Rooms one connection may be subscribed to")
       ->check(CLI::PositiveNumber)

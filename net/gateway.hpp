@@ -96,6 +96,10 @@ struct gateway_config {
   /// Requests of one connection sent to rooms and not yet answered; at the limit its requests
   /// are not read until answers come. Default: 64
   std::uint32_t max_pending_requests = 64;
+  /// Read queries (rooms, directory, search) of one connection waiting or running at once; one
+  /// more is answered rate_limited. The node's query queue is shared by every connection: this
+  /// keeps a few connections from filling it and stalling everyone's searches. Default: 4
+  std::uint32_t max_pending_queries = 4;
   /// Rooms one connection may be subscribed to; a join beyond gets bad_request. Default: 1000
   std::uint32_t max_rooms_per_connection = 1000;
   /// Connections (HTTP and WebSocket) from one source address at once, an IPv6 address counted

@@ -322,6 +322,13 @@ std::size_t op_index(const request& r) {
 /// The reply to a read query (docs/protocol.md): rooms, directory or results, or the error.
 frame_ptr query_frame(std::string_view id, read::query_kind kind, const read::query_reply& r) {
   if (r.error) return error_frame(id, r.error->code, r.error->message);
+  auto next = read::continue_key(r.result);
+  if (r.result.more && !next)
+    // A query that stopped at its work bound before it decided anything (a single CJK
+    // character over many shards): an empty page would read as "nothing found".
+    return error_frame(id, errc::timeout,
+                       "the query stopped at its work bound before it could answer "
+                       "(--search-max-steps): add characters or a room filter");
   const char* op = kind == read::query_kind::rooms       ? "rooms"
                    : kind == read::query_kind::directory ? "directory"
                                                          : "results";
@@ -331,7 +338,6 @@ frame_ptr query_frame(std::string_view id, read::query_kind kind, const read::qu
   auto& w = begin_reply(b, op, id);
   w.key(kind == read::query_kind::search ? "hits" : "rooms").begin_array();
   for (auto& it : r.result.items) w.raw(it.json);
-  auto next = read::continue_key(r.result);
   w.end_array().field("more", next.has_value());
   if (next) w.field("next", read::encode_cursor(*next));
   if (r.partial) w.field("partial", true);
@@ -398,13 +404,25 @@ void ws_session::handle(request& r) {
     case session_op::directory:
     case session_op::search: {
       // Answered on a query thread (they read RocksDB); the reply comes back to this lane like
-      // a room's, and counts as pending like a room's request (--max-pending-requests).
+      // a room's, and counts as pending like a room's request (--max-pending-requests), and as
+      // one of the connection's queries (--max-pending-queries).
+      if (queries_ >= st_.cfg.max_pending_queries)
+        return respond(error_frame(r.id, errc::rate_limited,
+                                   "this connection has " +
+                                       std::to_string(st_.cfg.max_pending_queries) +
+                                       " queries unanswered (--max-pending-queries): wait for "
+                                       "their replies"));
       r.query.user = user_;
       pending_ += 1;
+      queries_ += 1;
       auto kind = r.query.kind;
+      auto self = std::static_pointer_cast<ws_session>(shared_from_this());
       st_.read.query(std::move(r.query),
-                     [self = shared_from_this(), id = std::move(r.id), kind](read::query_reply q) {
-                       self->send(query_frame(id, kind, q));
+                     [self = std::move(self), id = std::move(r.id), kind](read::query_reply q) {
+                       self->post([self, f = query_frame(id, kind, q)] {
+                         self->queries_ -= 1;
+                         self->reply(f);
+                       });
                      });
       return;
     }

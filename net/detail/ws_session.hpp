@@ -108,6 +108,7 @@ class ws_session final : public client_link {
   bool processing_ = false;     // inside process_frames (replies it makes must not re-enter)
   bool read_paused_ = false;    // input waits: the queue or the pending requests are too big
   std::uint32_t pending_ = 0;   // requests sent to rooms and not yet answered
+  std::uint32_t queries_ = 0;   // read queries handed to the read side and not yet answered
   int consecutive_errors_ = 0;  // bad requests in a row, for close 4000
 
   // Liveness: any frame from the client counts.

@@ -13,7 +13,9 @@
 #include <thread>
 
 #include "tests/support/node_process.hpp"
+#include "tests/support/raw_ws.hpp"
 #include "tests/support/ws_client.hpp"
+#include "tests/support/ws_frames.hpp"
 
 using namespace kaiwa::test;
 using namespace std::chrono_literals;
@@ -341,4 +343,49 @@ TEST_CASE("with --projections=off the write path runs alone and read queries ans
   CHECK(http_get(node.admin_port(), "/admin/v1/projections").second.find(R"("enabled":false)") !=
         std::string::npos);
   CHECK(http_post(node.admin_port(), "/admin/v1/projections/rooms/rebuild").first == 409);
+}
+
+TEST_CASE("one connection's read queries beyond --max-pending-queries get rate_limited", "[read]") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data", {"--max-pending-queries", "2"});
+  raw_ws c(node.port());
+  c.hello("alice");
+  // Ten searches in one write: the session takes them up in one go, before any answer can come
+  // back to its lane, so exactly two are handed to the read side.
+  std::string burst;
+  for (int i = 1; i <= 10; ++i)
+    burst += client_frame(1, R"({"op":"search","id":)" + std::to_string(i) + R"(,"q":"tokyo"})");
+  REQUIRE(c.send_raw(burst));
+  int limited = 0, answered = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto t = c.next_text();
+    REQUIRE(t);
+    if (t->find("\"rate_limited\"") != std::string::npos) {
+      CHECK(t->find("--max-pending-queries") != std::string::npos);
+      ++limited;
+    } else {
+      ++answered;
+    }
+  }
+  CHECK(limited == 8);
+  CHECK(answered == 2);
+}
+
+TEST_CASE("a search that decides nothing within its work bound answers timeout, not nothing",
+          "[read]") {
+  temp_dir dir;
+  // 100 steps (the least allowed) visit a tenth of the node's 1,024 shards.
+  node_process node(dir.str() + "/data", {"--search-max-steps", "100"});
+  ws_client c(node.port());
+  c.hello("alice");
+  REQUIRE(c.request(send_json(1, "general", "会議は明日"), 1).str("op") == "ack");
+  wait_live(node);
+  auto m = c.request(R"({"op":"search","id":2,"q":"会"})", 2);
+  CHECK(m.str("op") == "error");
+  CHECK(m.str("code") == "timeout");
+  CHECK(m.str("message").find("--search-max-steps") != std::string::npos);
+  // With the room filter one shard is walked, and 100 steps are plenty.
+  auto hit = until(c, R"({"op":"search","id":3,"q":"会議","room":"general"})", 3,
+                   [](const message& r) { return r.str("op") == "results"; });
+  CHECK(hit.array("hits").size() == 1);
 }

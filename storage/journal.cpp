@@ -14,6 +14,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
 #include <atomic>
@@ -386,10 +387,15 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   opts.IncreaseParallelism(2);
   opts.max_background_jobs = 2;
 
-  // One block cache for every family, of a fixed size: the node's memory does not grow with
-  // its data (a search index of 10 million messages is gigabytes; what is hot stays cached).
+  // The node's memory for data is fixed, whatever the data's size (a search index of 10 million
+  // messages is gigabytes): one block cache for every family, holding the SST files' index and
+  // filter blocks too (RocksDB otherwise keeps those of every open file outside it, which grows
+  // with the data), and one budget for every family's memtables.
+  opts.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(cfg.memtable_bytes);
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(cfg.block_cache_bytes);
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions cf_opts(opts);
   cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));

@@ -37,6 +37,8 @@ struct journal_config {
   /// RocksDB's block cache, shared by the log and the read models: most of the node's memory
   /// for data, and fixed whatever the data's size. Default: 256 MiB
   std::size_t block_cache_bytes = std::size_t{256} << 20;
+  /// Memtables of every family together; past it the largest is flushed. Default: 256 MiB
+  std::size_t memtable_bytes = std::size_t{256} << 20;
 };
 
 /// The writes one room (or one request) commits atomically.

@@ -161,6 +161,18 @@ std::string room_state::snapshot() const {
   return out;
 }
 
+std::string room_state::meta() const {
+  std::string out;
+  json_writer(out)
+      .begin_object()
+      .field("head", head_)
+      .field("ts", last_ts_)
+      .field("private", private_)
+      .field("owner", owner_.str())
+      .end_object();
+  return out;
+}
+
 std::optional<room_state> room_state::from_snapshot(room_id room, std::string_view json) {
   simdjson::dom::parser parser;
   simdjson::dom::object o;

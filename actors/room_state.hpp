@@ -60,6 +60,9 @@ class room_state {
   // -- snapshots ----------------------------------------------------------------------------
 
   std::string snapshot() const;
+  /// The room's metadata record (head, last ts, private, owner), which the journal keeps beside
+  /// the log: written when the room is created and with each snapshot.
+  std::string meta() const;
   static std::optional<room_state> from_snapshot(room_id room, std::string_view json);
 
  private:

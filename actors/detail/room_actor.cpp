@@ -284,17 +284,7 @@ class room_actor : public caf::event_based_actor {
         staged_records_.erase(it);
   }
 
-  void put_meta() {
-    std::string meta;
-    json_writer(meta)
-        .begin_object()
-        .field("head", state_.head())
-        .field("ts", state_.last_ts())
-        .field("private", state_.is_private())
-        .field("owner", state_.owner().str())
-        .end_object();
-    open_.writes.put_meta(room_, meta);
-  }
+  void put_meta() { open_.writes.put_meta(room_, state_.meta()); }
 
   void on_send(command& c) {
     if (!c.cid.empty()) {

@@ -752,6 +752,62 @@ int main(int argc, char** argv) {
     std::exit(bench::run_chat(run, chat_cfg));
   });
 
+  bench::search_config search_cfg;
+  std::string groonga_target;
+  auto* search_cmd = bench_cmd->add_subcommand(
+      "search", "Index a generated Japanese + English chat corpus and time queries (vs Groonga)");
+  common(search_cmd);
+  search_cmd->add_option("--messages", search_cfg.corpus.messages, "Messages in the corpus")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  search_cmd->add_option("--rooms", search_cfg.corpus.rooms, "Rooms they are spread over")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  search_cmd->add_option("--users", search_cfg.corpus.users, "Users who write them")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  search_cmd->add_option("--seed", search_cfg.corpus.seed, "The corpus's seed")
+      ->capture_default_str();
+  search_cmd
+      ->add_option("--load", search_cfg.load,
+                   "ws: send the corpus to the node; offline: write it into the stopped node's "
+                   "--data-dir and exit; none: it is loaded already; groonga: print Groonga's "
+                   "load command for it and exit")
+      ->check(CLI::IsMember({"ws", "offline", "none", "groonga"}))
+      ->capture_default_str();
+  search_cmd->add_option("--data-dir", search_cfg.data_dir, "The node's data dir (--load offline)");
+  search_cmd->add_option("--connections", search_cfg.connections, "Loading connections (ws)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  search_cmd->add_option("--window", search_cfg.window, "Sends in flight per connection (ws)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  search_cmd->add_option("--rounds", search_cfg.rounds, "Measured passes over the query set")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  search_cmd->add_option("--limit", search_cfg.limit, "Hits per query")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  search_cmd
+      ->add_option("--index-timeout", search_cfg.index_timeout_s,
+                   "Seconds to wait for the search projection to catch up")
+      ->capture_default_str();
+  search_cmd->add_option("--groonga", groonga_target,
+                         "A Groonga server (ADDR:PORT, `groonga -s --protocol gqtp`) loaded with "
+                         "the same corpus, asked the same queries");
+  search_cmd->callback([&] {
+    if (search_cfg.load == "offline" && search_cfg.data_dir.empty())
+      throw CLI::ValidationError("--data-dir", "--load offline writes into --data-dir");
+    if (search_cfg.load != "offline" && search_cfg.load != "groonga") resolve();
+    if (!groonga_target.empty()) {
+      net::endpoint ep;
+      if (!parse_endpoint(groonga_target, ep) || !is_loopback(ep.host))
+        throw CLI::ValidationError("--groonga", "expected a loopback ADDR:PORT");
+      search_cfg.groonga = bench::endpoint{ep.host == "localhost" ? "127.0.0.1" : ep.host, ep.port};
+    }
+    std::exit(bench::run_search(run, search_cfg));
+  });
+
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -76,31 +76,38 @@ bool seq_checker::observe(std::int64_t seq, std::string& problem) {
   return true;
 }
 
-std::optional<server_status> fetch_status(const endpoint& admin) {
+std::optional<std::string> http_get(const endpoint& server, const std::string& target) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   try {
     asio::io_context ioc;
     beast::tcp_stream stream(ioc);
     stream.expires_after(std::chrono::seconds(5));
-    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address(admin.host), admin.port));
-    http::request<http::empty_body> req{http::verb::get, "/admin/v1/status", 11};
-    req.set(http::field::host, admin.host);
+    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address(server.host), server.port));
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, server.host);
     http::write(stream, req);
     beast::flat_buffer buf;
     http::response<http::string_body> res;
     http::read(stream, buf, res);
-    simdjson::dom::parser p;
-    simdjson::dom::element doc;
-    if (p.parse(res.body()).get(doc)) return std::nullopt;
-    server_status s;
-    if (doc["rss_bytes"].get(s.rss_bytes) || doc["open_fds"].get(s.open_fds) ||
-        doc["fd_limit"].get(s.fd_limit) || doc["connections"].get(s.connections))
-      return std::nullopt;
-    return s;
+    if (res.result() != http::status::ok) return std::nullopt;
+    return std::move(res.body());
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+std::optional<server_status> fetch_status(const endpoint& admin) {
+  auto body = http_get(admin, "/admin/v1/status");
+  if (!body) return std::nullopt;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  if (p.parse(*body).get(doc)) return std::nullopt;
+  server_status s;
+  if (doc["rss_bytes"].get(s.rss_bytes) || doc["open_fds"].get(s.open_fds) ||
+      doc["fd_limit"].get(s.fd_limit) || doc["connections"].get(s.connections))
+    return std::nullopt;
+  return s;
 }
 
 static double cpu_seconds() {

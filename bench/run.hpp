@@ -61,6 +61,9 @@ class seq_checker {
   std::int64_t last_ = -1;
 };
 
+/// A one-shot HTTP/1.1 GET on loopback (5 s at most); the body of a 200 answer, else nullopt.
+std::optional<std::string> http_get(const endpoint& server, const std::string& target);
+
 /// Server figures from its admin API.
 struct server_status {
   std::uint64_t rss_bytes = 0;

@@ -5,10 +5,12 @@
 // 0 when the run was clean, 1 when it found a violation or could not run.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/connection.hpp"
+#include "bench/corpus.hpp"
 
 namespace kaiwa::bench {
 
@@ -61,10 +63,28 @@ struct chat_config {
   double sends_per_user_s = 0.2;
 };
 
+struct search_config {
+  corpus_config corpus;
+  /// How the corpus gets in: "ws" (sends to the running node), "offline" (written into the
+  /// stopped node's `data_dir` through the journal, then exit), "none" (already loaded: wait
+  /// for the index and query), "groonga" (print Groonga's load command for it, then exit).
+  std::string load = "ws";
+  std::string data_dir;             // offline
+  std::size_t connections = 8;      // ws: loading connections (rooms are split among them)
+  std::size_t window = 32;          // ws: sends in flight per connection
+  std::size_t rounds = 10;          // measured passes over the query set, after one warm-up pass
+  std::size_t limit = 20;           // hits per query
+  double index_timeout_s = 3600;    // waiting for the search projection to catch up
+  std::optional<endpoint> groonga;  // a Groonga GQTP server to ask the same queries
+};
+
 int run_pubsub(const run_options& o, const pubsub_config& c, const std::string& name);
 int run_conns(const run_options& o, const conns_config& c);
 int run_history(const run_options& o, const history_config& c);
 int run_resume(const run_options& o, const resume_config& c);
 int run_chat(const run_options& o, const chat_config& c);
+int run_search(const run_options& o, const search_config& c);
+/// The offline path of run_search (load = "offline").
+int run_offline_load(const corpus_config& c, const std::string& data_dir, bool json);
 
 }  // namespace kaiwa::bench

@@ -72,6 +72,8 @@ int run_offline_load(const corpus_config& c, const std::string& data_dir, bool j
   storage::journal_config jc;
   jc.dir = data_dir;
   jc.sync = false;  // a bulk load is redone from scratch if it fails; the journal's stop() flushes
+  // Commits here are big on purpose (tens of MB); the journal's slow-write log is for the node.
+  jc.slow_write = std::chrono::seconds(60);
   auto opened = storage::journal::open(jc);
   if (!opened) {
     fmt::print(stderr, "bench: can't open {} (is a node running on it?): {}\n", data_dir,

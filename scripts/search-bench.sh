@@ -16,7 +16,8 @@
 #
 # Environment: ROOMS (10000), USERS (5000), SEED (1), LOAD (offline|ws), GROONGA (1; 0 skips
 # it), NODE_FLAGS (extra `kaiwa start` flags), WORK (a directory to keep everything in; default a
-# new one under /tmp, removed at the end), KAIWA (the binary).
+# new one under /tmp, removed at the end; a Groonga db already in it is reused, so a big corpus is
+# loaded into Groonga once), KAIWA (the binary). The kaiwa data dir must not exist yet.
 # Needs: groonga (apt-get install groonga-bin) unless GROONGA=0, ldb (apt-get install
 # rocksdb-tools) for the per-family split.
 set -euo pipefail
@@ -59,8 +60,10 @@ family_sizes() {
 
 # -- Groonga ------------------------------------------------------------------------------------
 groonga_flags=()
-if [[ $groonga == 1 ]]; then
-  db="$work/groonga/db"
+db="$work/groonga/db"
+if [[ $groonga == 1 && -e $db ]]; then
+  say "groonga: reusing the db in $work/groonga (loaded by an earlier run with WORK=$work)"
+elif [[ $groonga == 1 ]]; then
   mkdir -p "$work/groonga"
   groonga -n "$db" >/dev/null <<'EOF'
 table_create Rooms TABLE_HASH_KEY ShortText
@@ -83,10 +86,11 @@ EOF
   t2=$(now)
   loaded=$(grep -o '\],[0-9]*\]$' "$work/groonga/load.out" | tail -1 | tr -dc 0-9)
   rm -f "$work/groonga/load.grn" "$work/groonga/load.out"
-  gbytes=$(du -cb "$db"* | tail -1 | cut -f1)
+  gbytes=$(du -c --block-size=1 "$db"* | tail -1 | cut -f1)
   echo "groonga: loaded ${loaded:-?} records in $(minus "$t1" "$t0") s, indexed in $(minus "$t2" "$t1") s; db $gbytes bytes"
-  du -b "$db"* | sort -n | tail -5 | sed 's/^/groonga file: /'
-
+  du --block-size=1 "$db"* | sort -n | tail -5 | sed 's/^/groonga file: /'
+fi
+if [[ $groonga == 1 ]]; then
   gport=$(free_port)
   # GQTP, not HTTP: Groonga's HTTP server closes the connection after each reply.
   groonga -s --protocol gqtp --bind-address 127.0.0.1 --port "$gport" "$db" >"$work/groonga/server.log" 2>&1 &
@@ -103,7 +107,7 @@ data="$work/data"
 if [[ $load == offline ]]; then
   "$kaiwa" bench search --load offline --data-dir "$data" "${corpus[@]}"
   family_sizes "$data" | sed 's/^/kaiwa before indexing: /'
-  echo "kaiwa before indexing: du $(du -sb "$data" | cut -f1)"
+  echo "kaiwa before indexing: du $(du -s --block-size=1 "$data" | cut -f1)"
 fi
 "$kaiwa" start --data-dir "$data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 ${NODE_FLAGS:-} >"$work/node.log" 2>&1 &
 node_pid=$!
@@ -121,5 +125,5 @@ kill -TERM "$node_pid"
 wait "$node_pid" || true
 node_pid=
 family_sizes "$data" | sed 's/^/kaiwa after indexing: /'
-echo "kaiwa after indexing: du $(du -sb "$data" | cut -f1)"
+echo "kaiwa after indexing: du $(du -s --block-size=1 "$data" | cut -f1)"
 exit $status

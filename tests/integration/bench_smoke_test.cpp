@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include "tests/support/node_process.hpp"
 #include "tests/support/tls.hpp"
 
@@ -66,4 +68,49 @@ TEST_CASE("bench refuses targets beyond loopback") {
   auto r = run_kaiwa({"bench", "rooms", "--target", "10.1.2.3:8080"});
   CHECK(r.status != 0);
   CHECK(r.output.find("loopback") != std::string::npos);
+}
+
+namespace {
+
+/// A figure of a `--json` report; -1 when absent.
+double figure(const std::string& report, const std::string& name) {
+  auto key = "\"" + name + "\":";
+  auto at = report.find(key);
+  return at == std::string::npos ? -1 : std::strtod(report.c_str() + at + key.size(), nullptr);
+}
+
+}  // namespace
+
+TEST_CASE("bench search loads a corpus through send and finds it") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  auto r = bench(node, {"search", "--messages", "2000", "--rooms", "50", "--users", "20",
+                        "--rounds", "2", "--index-timeout", "60"});
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find(R"({"scenario":"search")") != std::string::npos);
+  CHECK(figure(r.output, "load acked msgs/s") > 0);
+  CHECK(figure(r.output, "queries with hits") > 0);
+  CHECK(r.output.find(R"("kaiwa search":{"count":)") != std::string::npos);
+}
+
+TEST_CASE("bench search's offline load is indexed by the node's catch-up and found") {
+  temp_dir dir;
+  auto data = dir.str() + "/data";
+  std::vector<std::string> corpus = {"--messages", "2000", "--rooms", "50", "--users", "20"};
+  auto args = corpus;
+  args.insert(args.begin(), {"bench", "search", "--load", "offline", "--data-dir", data, "--json"});
+  auto loaded = run_kaiwa(args);
+  INFO(loaded.output);
+  REQUIRE(loaded.status == 0);
+  CHECK(figure(loaded.output, "events") == 2050);  // a `created` event per room
+
+  node_process node(data);
+  args = corpus;
+  args.insert(args.begin(), {"search", "--load", "none", "--rounds", "2", "--index-timeout", "60"});
+  auto r = bench(node, args);
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(figure(r.output, "events applied") >= 2000);
+  CHECK(figure(r.output, "queries with hits") > 0);
 }

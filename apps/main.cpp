@@ -782,8 +782,10 @@ int main(int argc, char** argv) {
   search_cmd->add_option("--window", search_cfg.window, "Sends in flight per connection (ws)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  search_cmd->add_option("--rounds", search_cfg.rounds, "Measured passes over the query set")
-      ->check(CLI::Range(1, 10000))
+  search_cmd
+      ->add_option("--rounds", search_cfg.rounds,
+                   "Measured passes over the query set (0: no queries, e.g. to time the load)")
+      ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   search_cmd->add_option("--limit", search_cfg.limit, "Hits per query")
       ->check(CLI::Range(1, 100))

@@ -72,7 +72,7 @@ struct search_config {
   std::string data_dir;             // offline
   std::size_t connections = 8;      // ws: loading connections (rooms are split among them)
   std::size_t window = 32;          // ws: sends in flight per connection
-  std::size_t rounds = 10;          // measured passes over the query set, after one warm-up pass
+  std::size_t rounds = 10;          // measured passes over the query set after a warm-up; 0: none
   std::size_t limit = 20;           // hits per query
   double index_timeout_s = 3600;    // waiting for the search projection to catch up
   std::optional<endpoint> groonga;  // a Groonga GQTP server to ask the same queries

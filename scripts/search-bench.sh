@@ -17,7 +17,8 @@
 # Environment: ROOMS (10000), USERS (5000), SEED (1), LOAD (offline|ws), GROONGA (1; 0 skips
 # it), NODE_FLAGS (extra `kaiwa start` flags), WORK (a directory to keep everything in; default a
 # new one under /tmp, removed at the end; a Groonga db already in it is reused, so a big corpus is
-# loaded into Groonga once), KAIWA (the binary). The kaiwa data dir must not exist yet.
+# loaded into Groonga once; GROONGA_ONLY=1 stops after loading it), KAIWA (the binary). The kaiwa
+# data dir must not exist yet.
 # Needs: groonga (apt-get install groonga-bin) unless GROONGA=0, ldb (apt-get install
 # rocksdb-tools) for the per-family split.
 set -euo pipefail
@@ -89,6 +90,9 @@ EOF
   gbytes=$(du -c --block-size=1 "$db"* | tail -1 | cut -f1)
   echo "groonga: loaded ${loaded:-?} records in $(minus "$t1" "$t0") s, indexed in $(minus "$t2" "$t1") s; db $gbytes bytes"
   du --block-size=1 "$db"* | sort -n | tail -5 | sed 's/^/groonga file: /'
+fi
+if [[ -n ${GROONGA_ONLY:-} ]]; then
+  exit 0
 fi
 if [[ $groonga == 1 ]]; then
   gport=$(free_port)

@@ -779,6 +779,11 @@ int main(int argc, char** argv) {
   search_cmd->add_option("--connections", search_cfg.connections, "Loading connections (ws)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  search_cmd
+      ->add_option("--rate", search_cfg.rate,
+                   "Offered msgs/s in all (ws; 0: as fast as acked, at most 9,000/s per "
+                   "connection, under the node's default rate limit)")
+      ->capture_default_str();
   search_cmd->add_option("--window", search_cfg.window, "Sends in flight per connection (ws)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

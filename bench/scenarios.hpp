@@ -69,9 +69,10 @@ struct search_config {
   /// stopped node's `data_dir` through the journal, then exit), "none" (already loaded: wait
   /// for the index and query), "groonga" (print Groonga's load command for it, then exit).
   std::string load = "ws";
-  std::string data_dir;             // offline
-  std::size_t connections = 8;      // ws: loading connections (rooms are split among them)
-  std::size_t window = 32;          // ws: sends in flight per connection
+  std::string data_dir;          // offline
+  std::size_t connections = 16;  // ws: loading connections (rooms are split among them)
+  std::size_t window = 32;       // ws: sends in flight per connection
+  double rate = 0;  // ws: offered msgs/s in all; 0: as fast as acked, <= 9,000/s per connection
   std::size_t rounds = 10;          // measured passes over the query set after a warm-up; 0: none
   std::size_t limit = 20;           // hits per query
   double index_timeout_s = 3600;    // waiting for the search projection to catch up

@@ -170,6 +170,7 @@ class search_bench : public connection_events {
     std::vector<std::string> sends;  // ready-made requests; the id is the index
     std::vector<std::int64_t> sent_ns;
     std::size_t next = 0, acked = 0, in_flight = 0;
+    bool paced = false;  // a timer will call fill() again
   };
 
   bool load_ws(report& rep) {
@@ -191,7 +192,12 @@ class search_bench : public connection_events {
       l.sends.push_back(std::move(req));
     }
     for (auto& l : loaders_) l.sent_ns.resize(l.sends.size());
-    auto started = now_ns();
+    // Each connection stays under the node's default per-connection rate limit (10,000
+    // requests/s, PROTOCOL.md): a loader over it would be refused and then closed.
+    per_connection_rate_ = std::min(
+        max_rate_per_connection,
+        c_.rate > 0 ? c_.rate / static_cast<double>(loaders_.size()) : max_rate_per_connection);
+    auto started = load_started_ns_ = now_ns();
     for (std::size_t i = 0; i < loaders_.size(); ++i)
       conns_.push_back(r_.connect(i, fmt::format("loader-{}", i), *this));
     bool done = r_.wait([&] { return acked_ == c_.corpus.messages || failed_; },
@@ -210,7 +216,21 @@ class search_bench : public connection_events {
 
   void fill(connection& c) {
     auto& l = loaders_[c.index()];
-    while (l.in_flight < c_.window && l.next < l.sends.size()) send(c, l.next++);
+    auto allowed = static_cast<std::size_t>(static_cast<double>(now_ns() - load_started_ns_) / 1e9 *
+                                            per_connection_rate_) +
+                   c_.window;
+    while (l.in_flight < c_.window && l.next < l.sends.size() && l.next < allowed)
+      send(c, l.next++);
+    // Ahead of its rate with nothing in flight (no ack will call fill): wait a millisecond.
+    if (l.in_flight == 0 && l.next < l.sends.size() && !l.paced) {
+      l.paced = true;
+      auto timer = std::make_shared<asio::steady_timer>(r_.ioc(c.index() % r_.threads()),
+                                                        std::chrono::milliseconds(1));
+      timer->async_wait([this, &c, &l, timer](boost::system::error_code ec) {
+        l.paced = false;
+        if (!ec) fill(c);
+      });
+    }
   }
 
   void send(connection& c, std::size_t i) {
@@ -413,7 +433,7 @@ class search_bench : public connection_events {
     std::map<std::string, histogram> kaiwa_groups, groonga_groups;
     histogram kaiwa_all, groonga_all;
     std::uint64_t with_hits = 0, without_hits = 0, differ = 0;
-    if (!o.quiet)
+    if (!o.quiet && c_.rounds > 0)
       fmt::print(
           stderr, "bench: {:>6} | kaiwa {:>5} {:>8} {:>8} | groonga {:>5} {:>9} {:>8} {:>8} | {}\n",
           "room", "hits", "p50 ms", "p99 ms", "hits", "matches", "p50 ms", "p99 ms", "query");
@@ -429,7 +449,7 @@ class search_bench : public connection_events {
         groonga_all.merge(g.latency_us);
         differ += k.hits != g.hits;
       }
-      if (!o.quiet)
+      if (!o.quiet && c_.rounds > 0)
         fmt::print(stderr,
                    "bench: {:>6} |       {:>5} {:>8.2f} {:>8.2f} |         {:>5} {:>9} {:>8.2f} "
                    "{:>8.2f} | {}\n",
@@ -437,16 +457,19 @@ class search_bench : public connection_events {
                    k.latency_us.quantile(0.99) / 1000.0, g.hits, g.total,
                    g.latency_us.quantile(0.5) / 1000.0, g.latency_us.quantile(0.99) / 1000.0, q.q);
     }
-    rep.figure("queries with hits", static_cast<double>(with_hits))
-        .figure("queries without hits", static_cast<double>(without_hits));
-    if (c_.groonga)
+    if (c_.rounds > 0)
+      rep.figure("queries with hits", static_cast<double>(with_hits))
+          .figure("queries without hits", static_cast<double>(without_hits));
+    if (c_.groonga && c_.rounds > 0)
       rep.figure("hit counts differing from groonga", static_cast<double>(differ))
           .figure("groonga errors", static_cast<double>(groonga_errors_));
     rep.figure("bench cpu %", cpu);
     if (st.acked) rep.latency("load ack", st.ack_us);
-    rep.latency("kaiwa search", kaiwa_all);
-    for (auto& [name, h] : kaiwa_groups) rep.latency("kaiwa search " + name, h);
-    if (c_.groonga) {
+    if (c_.rounds > 0) {
+      rep.latency("kaiwa search", kaiwa_all);
+      for (auto& [name, h] : kaiwa_groups) rep.latency("kaiwa search " + name, h);
+    }
+    if (c_.groonga && c_.rounds > 0) {
       rep.latency("groonga search", groonga_all);
       for (auto& [name, h] : groonga_groups) rep.latency("groonga search " + name, h);
     }
@@ -463,6 +486,9 @@ class search_bench : public connection_events {
   std::shared_ptr<connection> searcher_;
   std::atomic<std::uint64_t> acked_{0}, retries_{0}, answered_{0};
   std::uint64_t total_queries_ = 0;
+  static constexpr double max_rate_per_connection = 9'000;
+  double per_connection_rate_ = max_rate_per_connection;  // sends/s, set before loading
+  std::int64_t load_started_ns_ = 0;
   std::int64_t sent_ns_ = 0;  // the searcher's query in flight (its thread only)
   // Until then the warm-up pass asks again when the projection answers `unavailable` (still
   // catching up or rebuilding).

@@ -431,7 +431,7 @@ class search_bench : public connection_events {
   int summarize(report& rep, stats& st, double cpu) {
     auto& o = r_.opts();
     std::map<std::string, histogram> kaiwa_groups, groonga_groups;
-    histogram kaiwa_all, groonga_all;
+    histogram kaiwa_all, groonga_all, kaiwa_by_filter[2], groonga_by_filter[2];
     std::uint64_t with_hits = 0, without_hits = 0, differ = 0;
     if (!o.quiet && c_.rounds > 0)
       fmt::print(
@@ -443,10 +443,12 @@ class search_bench : public connection_events {
       auto& g = groonga_[i];
       kaiwa_groups[group_name(q)].merge(k.latency_us);
       kaiwa_all.merge(k.latency_us);
+      kaiwa_by_filter[q.in_room].merge(k.latency_us);
       (k.hits ? with_hits : without_hits) += 1;
       if (c_.groonga) {
         groonga_groups[group_name(q)].merge(g.latency_us);
         groonga_all.merge(g.latency_us);
+        groonga_by_filter[q.in_room].merge(g.latency_us);
         differ += k.hits != g.hits;
       }
       if (!o.quiet && c_.rounds > 0)
@@ -466,11 +468,15 @@ class search_bench : public connection_events {
     rep.figure("bench cpu %", cpu);
     if (st.acked) rep.latency("load ack", st.ack_us);
     if (c_.rounds > 0) {
-      rep.latency("kaiwa search", kaiwa_all);
+      rep.latency("kaiwa search", kaiwa_all)
+          .latency("kaiwa search, no room", kaiwa_by_filter[0])
+          .latency("kaiwa search, room", kaiwa_by_filter[1]);
       for (auto& [name, h] : kaiwa_groups) rep.latency("kaiwa search " + name, h);
     }
     if (c_.groonga && c_.rounds > 0) {
-      rep.latency("groonga search", groonga_all);
+      rep.latency("groonga search", groonga_all)
+          .latency("groonga search, no room", groonga_by_filter[0])
+          .latency("groonga search, room", groonga_by_filter[1]);
       for (auto& [name, h] : groonga_groups) rep.latency("groonga search " + name, h);
     }
     rep.errors(st.errors).print(o.json);

@@ -337,10 +337,14 @@ class search_bench : public connection_events {
     total_queries_ = queries_.size() * (1 + c_.rounds);
     patience_until_ns_ = now_ns() + 30'000'000'000;
     r_.post(idx % r_.threads(), [this] { ask(); });
-    return r_.wait([&] { return answered_ == total_queries_ || failed_; },
-                   std::chrono::duration<double>(600 + 5.0 * total_queries_),
-                   per_second("queries", answered_)) &&
-           !failed_;
+    bool done = r_.wait([&] { return answered_ == total_queries_ || failed_; },
+                        std::chrono::duration<double>(600 + 5.0 * total_queries_),
+                        per_second("queries", answered_)) &&
+                !failed_;
+    // Idle from now on (Groonga's turn can take minutes): closed before the node's pings,
+    // which it doesn't answer, end it with an error.
+    r_.post(idx % r_.threads(), [c = searcher_] { c->close(); });
+    return done;
   }
 
   void ask() {

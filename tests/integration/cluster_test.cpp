@@ -721,7 +721,7 @@ TEST_CASE("rooms and search gather from three nodes; one node down makes the rep
 
   // The third node stops answering (stopped, its connections open): after the gather timeout
   // (2 s, within the failure timeout) the reply comes without its part.
-  c.node(2).signal(SIGSTOP);
+  c.node(2).pause();
   auto started = std::chrono::steady_clock::now();
   auto slow = alice.request(R"({"op":"search","id":35,"q":"会議"})", 35);
   auto waited = std::chrono::steady_clock::now() - started;

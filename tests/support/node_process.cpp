@@ -14,8 +14,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -117,6 +120,29 @@ bool node_process::wait_output(const std::string& text, std::chrono::millisecond
 
 void node_process::signal(int sig) {
   if (pid_ > 0) kill(pid_, sig);
+}
+
+void node_process::pause() {
+  signal(SIGSTOP);
+  // Every thread's /proc/PID/task/TID/stat reads "tid (comm) T ..." once it has stopped.
+  auto stopped = [&] {
+    std::error_code ec;
+    for (auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      auto paren = line.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'T')
+        return false;
+    }
+    return !ec;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!stopped()) {
+    if (std::chrono::steady_clock::now() > deadline) FAIL("node " << pid_ << " did not stop");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling the threads' state
+  }
 }
 
 int node_process::stop(int sig) {

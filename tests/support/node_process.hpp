@@ -37,6 +37,9 @@ class node_process {
   bool wait_output(const std::string& text, std::chrono::milliseconds limit);
   /// Sends `sig` (SIGHUP: reload) without waiting for anything.
   void signal(int sig);
+  /// Sends SIGSTOP and waits (bounded) until the kernel reports the node stopped: on a loaded
+  /// machine a stop signal can take effect after a request sent right after it was answered.
+  void pause();
 
  private:
   int pid_ = -1;

@@ -133,7 +133,9 @@ TEST_CASE("queries past a full queue answer rate_limited, and nothing is lost or
     std::unique_lock lock(mtx);
     held = true;
     cv.notify_all();
-    cv.wait(lock, [&] { return release; });
+    // Bounded: a failed check must end the test, not leave the query thread waiting here for
+    // ever while the read side's destructor joins it.
+    cv.wait_for(lock, 20s, [&] { return release; });
     done({}, false);
   };
   read_side_config cfg;
@@ -148,8 +150,10 @@ TEST_CASE("queries past a full queue answer rate_limited, and nothing is lost or
   }
   until_rooms(rs, 1);
   {
+    // The queries above went through the hook too: `held` must say the next one is there.
     std::lock_guard lock(mtx);
     release = false;
+    held = false;
   }
   std::promise<query_reply> first, second;
   rs.query(directory(), [&](query_reply q) { first.set_value(std::move(q)); });

@@ -181,6 +181,18 @@ int main(int argc, char** argv) {
                    "Virtual shards; fixed when the data dir is created")
       ->check(CLI::Range(1u, max_shards))
       ->capture_default_str();
+  std::size_t block_cache_mib = cfg.journal.block_cache_bytes >> 20;
+  start
+      ->add_option("--block-cache-mib", block_cache_mib,
+                   "RocksDB's block cache, for the log and the read models, in MiB")
+      ->check(CLI::Range(std::size_t{8}, std::size_t{1} << 20))
+      ->capture_default_str();
+  std::size_t memtable_mib = cfg.journal.memtable_bytes >> 20;
+  start
+      ->add_option("--memtable-mib", memtable_mib,
+                   "Memtables of every column family together, in MiB")
+      ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 20))
+      ->capture_default_str();
   double failure_timeout_s = 5;
   start
       ->add_option("--failure-timeout", failure_timeout_s,
@@ -437,6 +449,8 @@ int main(int argc, char** argv) {
     for (std::string n; std::getline(exempt, n, ',');)
       if (!n.empty()) cfg.gateway.address_limit_exempt.push_back(n);
     cfg.journal.sync = durability == "sync";
+    cfg.journal.block_cache_bytes = block_cache_mib << 20;
+    cfg.journal.memtable_bytes = memtable_mib << 20;
     cfg.journal.slow_write = cfg.rooms.slow_activation = std::chrono::milliseconds(slow_ms);
     log_level level{};
     log_format format{};

@@ -411,6 +411,10 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   auto unfiltered = table;
   unfiltered.filter_policy.reset();
   search_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(unfiltered));
+  // Postings of one term in one shard (`shard 0x01 term NUL ...`, up to the first NUL) arrive
+  // together, newest first: the insert hint starts each where that term's last one went.
+  search_opts.memtable_insert_with_hint_prefix_extractor =
+      std::make_shared<room_prefix_transform>();
 
   auto events_opts = cf_opts;
   events_opts.memtable_insert_with_hint_prefix_extractor =

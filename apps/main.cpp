@@ -19,6 +19,7 @@
 #include "core/log.hpp"
 #include "core/process.hpp"
 #include "core/token.hpp"
+#include "core/units.hpp"
 
 namespace {
 
@@ -31,21 +32,14 @@ bool parse_endpoint(const std::string& s, net::endpoint& ep) {
   return true;
 }
 
-std::chrono::seconds parse_ttl(const std::string& s) {
-  if (s.empty()) throw CLI::ValidationError("--ttl", "empty");
-  char unit = s.back();
-  auto n =
-      std::stoll(std::isdigit(static_cast<unsigned char>(unit)) ? s : s.substr(0, s.size() - 1));
-  switch (unit) {
-    case 'd':
-      return std::chrono::hours(24 * n);
-    case 'h':
-      return std::chrono::hours(n);
-    case 'm':
-      return std::chrono::minutes(n);
-    default:
-      return std::chrono::seconds(n);
-  }
+std::chrono::milliseconds parse_ttl(const std::string& s) {
+  auto ttl = parse_duration(s);
+  if (!ttl)
+    throw CLI::ValidationError("--ttl", "'" + s +
+                                            "' is not a duration: a number and s, m, h, d or w "
+                                            "(e.g. 90s, 1.5h, 2w)");
+  if (ttl->count() <= 0) throw CLI::ValidationError("--ttl", "must be more than 0");
+  return *ttl;
 }
 
 /// Options that once took a secret on the command line, where every local user can read it
@@ -475,7 +469,8 @@ int main(int argc, char** argv) {
   std::string user, ttl = "24h", token_secret_file, kid;
   auto* token = app.add_subcommand("token", "Print a client token for a user");
   token->add_option("--user", user, "User name")->required();
-  token->add_option("--ttl", ttl, "Lifetime: N, Ns, Nm, Nh or Nd")->capture_default_str();
+  token->add_option("--ttl", ttl, "Lifetime: a number and s, m, h, d or w (90s, 1.5h, 2w)")
+      ->capture_default_str();
   token->add_option("--secret-file", token_secret_file,
                     "The node's key file (KID=SECRET lines), or set KAIWA_SECRET");
   token->add_option("--kid", kid, "Sign with this key of the file (default: the first)");

@@ -21,6 +21,7 @@
 #include "core/log.hpp"
 #include "core/replies.hpp"
 #include "core/token.hpp"
+#include "core/units.hpp"
 
 namespace kaiwa::app {
 
@@ -379,15 +380,11 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
   if (path == "/admin/v1/drain") {
     if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
     auto grace_s = query_param(r.target, "grace");
-    double grace = 0;
-    try {
-      grace = grace_s.empty() ? 0.0 : std::stod(grace_s);
-    } catch (...) {
-      grace = -1;
-    }
-    if (grace < 0 || grace > 3600)
-      return answer(respond, json_error(400, "'grace' must be 0 to 3600 seconds"));
-    auto grace_ms = std::chrono::milliseconds(static_cast<std::int64_t>(grace * 1000));
+    auto grace =
+        grace_s.empty() ? std::optional(std::chrono::milliseconds(0)) : parse_duration(grace_s);
+    if (!grace || *grace > std::chrono::hours(1))
+      return answer(respond, json_error(400, "'grace' must be a duration of 0 to 1h (e.g. 30s)"));
+    auto grace_ms = *grace;
     if (cfg_.rooms.cluster) {
       // The node's shards move to the other members first; the coordinator then tells the
       // node, which drains its sessions (cfg.drained).

@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "core/replies.hpp"
 #include "core/token.hpp"
+#include "core/units.hpp"
 
 using namespace kaiwa;
 
@@ -246,4 +247,28 @@ TEST_CASE("only loopback spellings count as loopback; wildcards and names do not
   for (auto host : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) CHECK(kaiwa::is_loopback(host));
   for (auto host : {"0.0.0.0", "", "::", "10.0.0.1", "node1.example", "128.0.0.1", "localhost.x"})
     CHECK(!kaiwa::is_loopback(host));
+}
+
+TEST_CASE("durations: numbers with a unit, strictly") {
+  using std::chrono::milliseconds;
+  CHECK(parse_duration("90") == milliseconds(90'000));
+  CHECK(parse_duration("90s") == milliseconds(90'000));
+  CHECK(parse_duration("250ms") == milliseconds(250));
+  CHECK(parse_duration("1.5h") == milliseconds(5'400'000));
+  CHECK(parse_duration("2w") == milliseconds(14LL * 86'400'000));
+  CHECK(parse_duration("24h") == milliseconds(86'400'000));
+  CHECK(parse_duration("0") == milliseconds(0));
+  CHECK(parse_duration("0.25s") == milliseconds(250));
+  for (auto bad : {"", "abc", "24x", "-5h", "+5h", "5 h", "5h ", "1e3", ".5s", "5.s", "h", "5hh",
+                   "1.2.3s", "99999999999999999999s", "101w00", "10000w", "nan", "inf"})
+    CHECK_FALSE(parse_duration(bad));
+}
+
+TEST_CASE("sizes: bytes or binary units, strictly") {
+  CHECK(parse_size("512") == 512u);
+  CHECK(parse_size("64KiB") == 65'536u);
+  CHECK(parse_size("1.5MiB") == 1'572'864u);
+  CHECK(parse_size("8GiB") == 8ull << 30);
+  for (auto bad : {"", "1MB", "1 MiB", "-1", "1k", "5000000000GiB", "0x10", "MiB"})
+    CHECK_FALSE(parse_size(bad));
 }

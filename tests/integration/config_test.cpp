@@ -89,3 +89,22 @@ TEST_CASE("secrets on the command line are refused, saying how to pass them") {
   CHECK(bad_file.status != 0);
   CHECK(bad_file.output.find("line 1: expected KID=SECRET") != std::string::npos);
 }
+
+TEST_CASE(
+    "token lifetimes are durations, parsed strictly: a bad one is a usage error, not a crash") {
+  temp_dir dir;
+  auto keys = dir.file("keys", "k1=0123456789abcdef0123456789abcdef\n");
+  for (auto bad : {"abc", "24x", "-5h", "0", "1e3"}) {
+    auto r = run_kaiwa({"token", "--user", "a", "--secret-file", keys, "--ttl", bad});
+    INFO(bad << ": " << r.output);
+    CHECK(r.status != 0);
+    CHECK(r.status < 128);  // no uncaught exception (abort is 134)
+    CHECK(r.output.find("--ttl") != std::string::npos);
+  }
+  for (auto good : {"90s", "1.5h", "2w", "24h"}) {
+    auto r = run_kaiwa({"token", "--user", "a", "--secret-file", keys, "--ttl", good});
+    INFO(good << ": " << r.output);
+    CHECK(r.status == 0);
+    CHECK(r.output.starts_with("v1."));
+  }
+}

@@ -824,6 +824,19 @@ int main(int argc, char** argv) {
     std::exit(bench::run_search(run, search_cfg));
   });
 
-  CLI11_PARSE(app, argc, argv);
+  // Exit codes (docs/operations.md): 0 success, 1 the operation failed, 2 a usage error.
+  // Commands return 0 or 1 themselves (std::exit); what reaches here is usage, or a failure
+  // nothing caught, which must not end as an abort.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // the message and the hint to --help
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kaiwa: {}\n", e.what());
+    return 1;
+  }
   return 0;
 }

@@ -97,8 +97,7 @@ TEST_CASE(
   for (auto bad : {"abc", "24x", "-5h", "0", "1e3"}) {
     auto r = run_kaiwa({"token", "--user", "a", "--secret-file", keys, "--ttl", bad});
     INFO(bad << ": " << r.output);
-    CHECK(r.status != 0);
-    CHECK(r.status < 128);  // no uncaught exception (abort is 134)
+    CHECK(r.status == 2);  // a usage error, not an uncaught exception (abort is 134)
     CHECK(r.output.find("--ttl") != std::string::npos);
   }
   for (auto good : {"90s", "1.5h", "2w", "24h"}) {
@@ -107,4 +106,14 @@ TEST_CASE(
     CHECK(r.status == 0);
     CHECK(r.output.starts_with("v1."));
   }
+}
+
+TEST_CASE("exit codes: 0 success, 1 the operation failed, 2 a usage error") {
+  CHECK(run_kaiwa({"--help"}).status == 0);
+  CHECK(run_kaiwa({"nosuch"}).status == 2);
+  CHECK(run_kaiwa({"start", "--bogus"}).status == 2);
+  CHECK(run_kaiwa({"token"}).status == 2);  // --user is required
+  CHECK(run_kaiwa({"token", "--user", "a", "--ttl", "abc"}).status == 2);
+  // Nothing listens on port 1: the operation fails.
+  CHECK(run_kaiwa({"status", "--admin", "http://127.0.0.1:1"}).status == 1);
 }

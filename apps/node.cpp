@@ -351,6 +351,25 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
   if (!cfg_.admin_token.empty() && !secrets_equal(r.authorization, "Bearer " + cfg_.admin_token))
     return answer(respond,
                   json_error(401, "this admin API needs 'Authorization: Bearer <admin token>'"));
+  if (path == "/" && r.method == "GET")
+    // The start-up banner prints this listener's URL: what a newcomer opens first.
+    return answer(respond, text(200, R"(kaiwa admin API (docs/operations.md, "Admin API")
+GET  /admin/v1/status                     the node: connections, rooms, journal, cluster
+GET  /admin/v1/rooms/{room}               one room: head, owner, members, subscribers
+POST /admin/v1/snapshot/{room}            write the room's snapshot now
+GET  /admin/v1/hot-rooms                  the busiest rooms of the last second
+POST /admin/v1/checkpoint                 a consistent copy of the data dir (backup)
+POST /admin/v1/drain?grace=30s[&node=N]   move shards away, close sessions with 4010
+GET  /admin/v1/cluster                    members, coordinator, moves
+GET  /admin/v1/shards                     the shard map
+POST /admin/v1/move?shard=S&to=N          move one shard
+GET  /admin/v1/projections                read models: state, lag, progress
+POST /admin/v1/projections/{name}/rebuild rebuild a read model from the log
+GET  /metrics                             Prometheus metrics
+GET  /healthz, /readyz                    liveness, readiness
+POST requests need the header Kaiwa-Admin: 1; with an admin token, every request needs
+Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top, ...).
+)"));
   if (path == "/admin/v1/status" && r.method == "GET")
     return answer(respond, json_reply(200, status_json()));
   if (path == "/metrics" && r.method == "GET")

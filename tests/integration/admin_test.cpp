@@ -227,3 +227,12 @@ TEST_CASE("hot rooms lists the rooms appending the most events in the last secon
   }
   CHECK(hot.find(R"("room":"busy","events_per_s":)") != std::string::npos);
 }
+
+TEST_CASE("the admin listener's root lists its endpoints (the banner prints that URL)") {
+  temp_dir dir;
+  node_process node(dir.str());
+  auto [status, body] = http_get(node.admin_port(), "/");
+  CHECK(status == 200);
+  for (auto endpoint : {"/admin/v1/status", "/admin/v1/projections", "/metrics", "Kaiwa-Admin"})
+    CHECK(body.find(endpoint) != std::string::npos);
+}

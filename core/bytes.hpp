@@ -42,4 +42,16 @@ inline std::uint64_t read_be64(std::string_view s) {
   return v;
 }
 
+/// Reads a be32 length and that many bytes into `out`, moving `in` past them; false when the
+/// bytes end first (the length is checked before anything is allocated for it).
+inline bool take_string(std::string_view& in, std::string& out) {
+  if (in.size() < 4) return false;
+  auto n = read_be32(in);
+  in.remove_prefix(4);
+  if (n > in.size()) return false;
+  out.assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
 }  // namespace kaiwa

@@ -57,17 +57,6 @@ int hex_value(char c) {
   return -1;
 }
 
-/// Reads a length-prefixed string; false when the bytes end first.
-bool take_string(std::string_view& in, std::string& out) {
-  if (in.size() < 4) return false;
-  auto n = read_be32(in);
-  in.remove_prefix(4);
-  if (n > in.size()) return false;  // checked before anything is allocated for it
-  out.assign(in.substr(0, n));
-  in.remove_prefix(n);
-  return true;
-}
-
 }  // namespace
 
 std::string encode_cursor(std::string_view sort_key) {

@@ -143,16 +143,6 @@ std::string encode_info(const room_info& r) {
   return out;
 }
 
-bool take_string(std::string_view& in, std::string& out) {
-  if (in.size() < 4) return false;
-  auto n = read_be32(in);
-  in.remove_prefix(4);
-  if (n > in.size()) return false;  // checked before anything is copied
-  out.assign(in.substr(0, n));
-  in.remove_prefix(n);
-  return true;
-}
-
 std::optional<room_info> decode_info(std::string_view in) {
   if (in.size() < info_fixed || in[0] != info_version) return std::nullopt;
   room_info r;

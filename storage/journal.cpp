@@ -59,11 +59,7 @@ family family_of(read_family f) {
 // [shard room NUL, shard room NUL 0xff..).
 constexpr std::size_t shard_bytes = 2;
 
-std::string shard_key(std::uint32_t shard) {
-  std::string k;
-  append_be16(k, static_cast<std::uint16_t>(shard));
-  return k;
-}
+std::string shard_key(std::uint32_t shard) { return shard_prefix(static_cast<shard_t>(shard)); }
 
 /// The end of `shard`'s range: the next shard's first key (past the last shard: 0xffff 0xff).
 std::string shard_end_key(std::uint32_t shard) {

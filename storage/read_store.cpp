@@ -42,7 +42,6 @@ class rocks_cursor final : public read_cursor {
   void seek(std::string_view key) override { it_->Seek(key); }
   void seek_for_prev(std::string_view key) override { it_->SeekForPrev(key); }
   void next() override { it_->Next(); }
-  void prev() override { it_->Prev(); }
   bool valid() const override { return it_->Valid(); }
   std::string_view key() const override { return it_->key().ToStringView(); }
   std::string_view value() const override { return it_->value().ToStringView(); }

@@ -62,7 +62,6 @@ class read_cursor {
   virtual void seek(std::string_view key) = 0;           // first key >= key
   virtual void seek_for_prev(std::string_view key) = 0;  // last key <= key
   virtual void next() = 0;
-  virtual void prev() = 0;
   virtual bool valid() const = 0;
   virtual std::string_view key() const = 0;    // valid only while valid() and until it moves
   virtual std::string_view value() const = 0;  // valid only while valid() and until it moves

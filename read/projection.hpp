@@ -32,9 +32,11 @@ class projection {
   virtual storage::read_family family() const = 0;
   /// Applies `e`, the next event of its room after the offset. `e` is the stored record: a
   /// message that was later edited or deleted arrives in its current form (its edit and delete
-  /// events follow it). Reads go through `batch` (they see its writes). An error leaves the
-  /// batch to be dropped and the events applied again later.
-  virtual storage::status apply(const event& e, storage::read_batch& batch,
+  /// events follow it). `stored` is its JSON as the log holds it (what clients receive): a
+  /// projection that keeps the event keeps these bytes, not a re-encoding. Reads go through
+  /// `batch` (they see its writes). An error leaves the batch to be dropped and the events
+  /// applied again later.
+  virtual storage::status apply(const event& e, std::string_view stored, storage::read_batch& batch,
                                 std::vector<notice>& notices) = 0;
 };
 

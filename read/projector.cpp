@@ -319,7 +319,7 @@ struct projector::impl {
       for (std::size_t p = 0; p < projections.size(); ++p) {
         if (e->seq <= t.applied[p]) continue;
         fresh.clear();
-        if (auto st = projections[p]->apply(*e, batch, fresh); !st.ok()) return st;
+        if (auto st = projections[p]->apply(*e, json, batch, fresh); !st.ok()) return st;
         t.applied[p] = e->seq;
         t.count[p] += 1;
         if (quiet[p] || now - e->ts > cfg.notice_max_age.count()) continue;

@@ -235,16 +235,16 @@ storage::result<bool> member_now(const storage::journal& journal, const room_id&
 
 room_list::room_list(storage::journal& journal) : journal_(journal) {}
 
-storage::status room_list::apply(const event& e, storage::read_batch& batch,
-                                 std::vector<notice>& notices) {
+storage::status room_list::apply(const event& e, std::string_view stored,
+                                 storage::read_batch& batch, std::vector<notice>& notices) {
   const auto& room = e.room.str();
   auto shard = shard_of(room, journal_.shards());
   auto ikey = info_key(shard, room);
-  auto stored = batch.get(rooms_family, ikey);
-  if (!stored) return stored.err();
+  auto held = batch.get(rooms_family, ikey);
+  if (!held) return held.err();
   room_info info;
-  if (*stored) {
-    auto decoded = decode_info(**stored);
+  if (*held) {
+    auto decoded = decode_info(**held);
     if (!decoded) return corrupt("the info", room);
     info = std::move(*decoded);
   }
@@ -301,7 +301,7 @@ storage::status room_list::apply(const event& e, storage::read_batch& batch,
       // room's last (its delete event follows and finds nothing to remove).
       if (e.deleted) break;
       batch.put(rooms_family, live_key(shard, room, e.seq), e.from.str());
-      info.last = encode(e);
+      info.last.assign(stored);
       info.last_seq = e.seq;
       break;
     }

@@ -46,7 +46,7 @@ class room_list final : public projection {
 
   std::string_view name() const override { return "rooms"; }
   storage::read_family family() const override { return storage::read_family::rooms; }
-  storage::status apply(const event& e, storage::read_batch& batch,
+  storage::status apply(const event& e, std::string_view stored, storage::read_batch& batch,
                         std::vector<notice>& notices) override;
 
   // Queries read only `shards` (those this node owns), return items newest first with a sort

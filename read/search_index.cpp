@@ -579,7 +579,7 @@ storage::result<std::optional<millis_t>> remove_postings(storage::read_batch& ba
 
 }  // namespace
 
-storage::status search_index::apply(const event& e, storage::read_batch& batch,
+storage::status search_index::apply(const event& e, std::string_view, storage::read_batch& batch,
                                     std::vector<notice>&) {
   if (!valid_name(e.room.str())) return {};
   auto sp = storage::shard_prefix(shard_of(e.room.str(), journal_.shards()));

@@ -36,7 +36,7 @@ class search_index final : public projection {
 
   std::string_view name() const override { return "search"; }
   storage::read_family family() const override { return storage::read_family::search; }
-  storage::status apply(const event& e, storage::read_batch& batch,
+  storage::status apply(const event& e, std::string_view stored, storage::read_batch& batch,
                         std::vector<notice>& notices) override;
 
   /// Messages matching `q` that `user` may read, in `room` only when given, from `shards` (those

@@ -117,7 +117,8 @@ class event_log {
     test::commit(*journal_, std::move(ws));
   }
 
-  /// Passes every event not projected yet to `apply(const event&, storage::read_batch&)`, a
+  /// Passes every event not projected yet to `apply(const event&, std::string_view stored,
+  /// storage::read_batch&)`, a
   /// room's events in one batch per 256, and writes the batches; returns their operations
   /// (puts, deletes).
   template <class Apply>
@@ -132,7 +133,7 @@ class event_log {
         for (auto& json : *events) {
           auto e = decode_event(json);
           REQUIRE(e);
-          apply(*e, batch);
+          apply(*e, json, batch);
           applied = e->seq;
         }
         ops += batch.count();

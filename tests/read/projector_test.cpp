@@ -47,7 +47,7 @@ class log_projection final : public read::projection {
 
   std::string_view name() const override { return "log"; }
   storage::read_family family() const override { return storage::read_family::search; }
-  storage::status apply(const event& e, storage::read_batch& batch,
+  storage::status apply(const event& e, std::string_view, storage::read_batch& batch,
                         std::vector<read::notice>& notices) override {
     {
       std::unique_lock lock(mtx_);

@@ -27,9 +27,9 @@ class fixture : public test::event_log {
 
   /// Applies every event not applied yet to both projections.
   void project() {
-    event_log::project([&](const event& e, storage::read_batch& batch) {
-      REQUIRE(list_->apply(e, batch, notices_).ok());
-      REQUIRE(index_->apply(e, batch, notices_).ok());
+    event_log::project([&](const event& e, std::string_view stored, storage::read_batch& batch) {
+      REQUIRE(list_->apply(e, stored, batch, notices_).ok());
+      REQUIRE(index_->apply(e, stored, batch, notices_).ok());
     });
   }
 

@@ -479,7 +479,7 @@ bool node::cluster_call(cluster_request q, const net::http_respond& respond, int
 void node::drain(std::chrono::milliseconds grace) {
   if (draining_.exchange(true)) return;
   ready_ = false;
-  gateway_->stop_accepting();
+  gateway_->refuse_sessions();
   boost::asio::post(admin_work_, [this, grace] {
     // The grace period lets load balancers see /readyz fail before clients are moved; a stop
     // cuts it short.

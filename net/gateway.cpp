@@ -291,8 +291,10 @@ void gateway::set_token_keys(token_keys keys) {
 std::uint16_t gateway::public_port() const { return impl_->public_listener->port(); }
 std::uint16_t gateway::admin_port() const { return impl_->admin_listener->port(); }
 
+void gateway::refuse_sessions() { impl_->st.accepting = false; }
+
 void gateway::stop_accepting() {
-  impl_->st.accepting = false;
+  refuse_sessions();
   impl_->public_listener->close();
 }
 

@@ -8,6 +8,9 @@
 //
 // Lifecycle: construct, start() (binds; fails with a message), stop_accepting(), then
 // close_sessions() (each session gets close 4010) and wait_sessions_closed(), then stop().
+// A drain calls refuse_sessions() instead of stop_accepting(): the public listener keeps
+// answering /healthz and /readyz (a load balancer's liveness check must not see a dead node)
+// while new WebSocket upgrades get 503 with Retry-After.
 
 #include <chrono>
 #include <cstdint>
@@ -161,6 +164,9 @@ class gateway {
   std::uint16_t public_port() const;
   std::uint16_t admin_port() const;
 
+  /// New WebSocket upgrades get 503 with `Retry-After`; plain HTTP is still served.
+  void refuse_sessions();
+  /// refuse_sessions(), and the public listener closes.
   void stop_accepting();
   /// Sends close 4010 to every session.
   void close_sessions();

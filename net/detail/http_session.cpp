@@ -149,6 +149,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
     }
     if (!st_.accepting) {
       http::response<http::string_body> res{http::status::service_unavailable, req.version()};
+      // A draining node's clients reconnect elsewhere (or here after a restart): a few seconds
+      // spreads them out without keeping anyone waiting long.
+      res.set(http::field::retry_after, "5");
       res.body() = "node is draining\n";
       res.keep_alive(false);
       res.prepare_payload();

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/support/node_process.hpp"
+#include "tests/support/raw_ws.hpp"
 #include "tests/support/ws_client.hpp"
 
 using namespace kaiwa::test;
@@ -50,7 +51,14 @@ TEST_CASE(
   CHECK(http_get(node.admin_port(), "/admin/v1/status").second.find(R"("draining":true)") !=
         std::string::npos);
   CHECK(c.close_code() == 4010);
-  CHECK_THROWS(ws_client(node.port()));  // the upgrade is refused with 503
+  // The public listener keeps answering: a liveness check sees a live node, a readiness check
+  // a node to take out of rotation, and a new client is told when to try again.
+  CHECK(http_get(node.port(), "/healthz").first == 200);
+  CHECK(http_get(node.port(), "/readyz").first == 503);
+  raw_ws late(node.port(), false);
+  CHECK_FALSE(late.try_upgrade());
+  CHECK(late.handshake_reply().starts_with("HTTP/1.1 503"));
+  CHECK(late.handshake_reply().find("Retry-After: 5") != std::string::npos);
 }
 
 TEST_CASE("with an admin token the admin API refuses requests without it") {

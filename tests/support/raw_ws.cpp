@@ -47,6 +47,7 @@ bool raw_ws::try_upgrade() {
   std::size_t end;
   while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
     if (!fill(buf_.size() + 1, deadline)) return false;
+  handshake_reply_ = buf_.substr(0, end);
   if (!buf_.starts_with("HTTP/1.1 101") || buf_.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") > end)
     return false;
   buf_.erase(0, end + 4);

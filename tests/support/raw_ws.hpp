@@ -33,6 +33,8 @@ class raw_ws {
   void upgrade();
   /// The handshake, reporting instead of failing the test (for a connection that may be refused).
   bool try_upgrade();
+  /// The status line and headers the server answered the handshake with (to check a refusal).
+  const std::string& handshake_reply() const { return handshake_reply_; }
   /// Writes all of `bytes`; false when the server has closed the connection.
   bool send_raw(std::string_view bytes);
   /// Sends a text frame, and `{"op":"hello",...}` expecting welcome (fails the test otherwise).
@@ -55,6 +57,7 @@ class raw_ws {
 
   int fd_ = -1;
   std::string buf_;  // read and not yet parsed
+  std::string handshake_reply_;
   bool eof_ = false;
 };
 

@@ -612,7 +612,7 @@ std::string node::metrics_text() const {
   metric("kaiwa_room_creations_refused_total", "counter",
          "Room creations answered rate_limited (--room-creations-per-minute).",
          r.creations_refused);
-  metric("kaiwa_rooms_on_disk", "gauge", "Rooms stored (RocksDB's estimate).",
+  metric("kaiwa_rooms_on_disk", "gauge", "Rooms stored on this node (its shards' rooms).",
          journal_->disk().rooms);
   metric("kaiwa_journal_bytes", "gauge", "Database size: SST files plus memtables.",
          journal_->disk().bytes);

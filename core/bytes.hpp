@@ -27,6 +27,14 @@ inline std::string be64(std::uint64_t v) {
   return s;
 }
 
+/// The number in the first 2 bytes of `s`; as `read_be32`, never past the end of `s`.
+inline std::uint16_t read_be16(std::string_view s) {
+  std::uint16_t v = 0;
+  for (char c : s.substr(0, 2))
+    v = static_cast<std::uint16_t>((v << 8) | static_cast<unsigned char>(c));
+  return v;
+}
+
 /// The number in the first 4 bytes of `s`. Callers check that `s` holds them; a shorter `s`
 /// is read as far as it goes, never past its end.
 inline std::uint32_t read_be32(std::string_view s) {

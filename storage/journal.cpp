@@ -193,6 +193,14 @@ struct journal::impl {
   std::function<void(const std::vector<journal::appended>&)> on_appended;  // set before start
   void report_appended(const std::deque<pending>& batch);
 
+  // Rooms stored, per shard: RocksDB's estimate of the meta family's keys counts the rooms of a
+  // shard moved away (range tombstones) and double-counts ingested ones until compaction, so
+  // the journal counts them itself: a scan of the meta family at open and of a shard when it is
+  // ingested or dropped, plus one for every room's first event (seq 1) committed.
+  std::unique_ptr<std::atomic<std::uint32_t>[]> rooms_in_shard;
+  status recount_rooms(std::optional<shard_t> only);
+  void note_created_rooms(const std::deque<pending>& batch);
+
   void run_writer();
   // The last write failed (logged once per episode). RocksDB refuses all writes after some
   // failures (a new WAL it could not create: out of descriptors, say) until it is reopened.
@@ -251,6 +259,35 @@ void journal::impl::report_appended(const std::deque<pending>& batch) {
   if (!out.empty()) on_appended(out);
 }
 
+status journal::impl::recount_rooms(std::optional<shard_t> only) {
+  std::string begin = only ? shard_key(*only) : std::string(),
+              end = only ? shard_end_key(*only) : std::string();
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a one-off walk: keep the cache for what queries and rooms read
+  if (only) ro.iterate_upper_bound = &upper;
+  std::vector<std::uint32_t> counts(only ? 1 : shards, 0);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf(meta)));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    auto shard = read_be16(std::string_view(it->key().data(), it->key().size()));
+    if (!only && shard < shards) ++counts[shard];
+    if (only) ++counts[0];
+  }
+  if (!it->status().ok()) return to_error(it->status());
+  if (only)
+    rooms_in_shard[*only] = counts[0];
+  else
+    for (std::uint32_t i = 0; i < shards; ++i) rooms_in_shard[i] = counts[i];
+  return {};
+}
+
+void journal::impl::note_created_rooms(const std::deque<pending>& batch) {
+  for (auto& p : batch)
+    for (auto& op : p.ws.ops_)
+      if (op.family == events && read_be64(std::string_view(op.key).substr(op.key.size() - 8)) == 1)
+        if (auto shard = read_be16(op.key); shard < shards) rooms_in_shard[shard] += 1;
+}
+
 void journal::impl::run_writer() {
   std::deque<pending> batch;
   rocksdb::WriteBatch wb;
@@ -281,6 +318,7 @@ void journal::impl::run_writer() {
     commits += 1;
     write_sets += batch.size();
     count_rooms(batch);
+    if (s.ok()) note_created_rooms(batch);
     if (s.ok() && on_appended) report_appended(batch);
     status st = s.ok() ? status{} : status{to_error(s)};
     // Each completion is destroyed as soon as it has run, before the next one runs: what it
@@ -435,6 +473,11 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   if (auto err = p->check_format(cfg.shards)) {
     p->close();
     return *err;
+  }
+  p->rooms_in_shard = std::make_unique<std::atomic<std::uint32_t>[]>(p->shards);
+  if (auto st = p->recount_rooms(std::nullopt); !st.ok()) {
+    p->close();
+    return st.err();
   }
   p->write_opts.sync = cfg.sync;
   p->slow_write = cfg.slow_write;
@@ -667,7 +710,7 @@ status journal::ingest_shard(shard_t shard, const std::vector<std::string>& path
     auto s = impl_->db->IngestExternalFile(impl_->cfs[f - std::begin(family_names)], {path}, io);
     if (!s.ok()) return to_error(s);
   }
-  return {};
+  return impl_->recount_rooms(shard);
 }
 
 status journal::drop_shard(shard_t shard) {
@@ -678,6 +721,7 @@ status journal::drop_shard(shard_t shard) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   if (auto s = impl_->db->Write(wo, &wb); !s.ok()) return to_error(s);
+  impl_->rooms_in_shard[shard] = 0;
   return {};
 }
 
@@ -741,7 +785,7 @@ std::vector<journal::room_rate> journal::hot_rooms(std::size_t limit) const {
 journal::disk_stats journal::disk() const {
   disk_stats d;
   std::uint64_t v = 0;
-  if (impl_->db->GetIntProperty(impl_->cf(meta), "rocksdb.estimate-num-keys", &v)) d.rooms = v;
+  for (std::uint32_t i = 0; i < impl_->shards; ++i) d.rooms += impl_->rooms_in_shard[i];
   for (std::size_t f = 0; f < impl_->cfs.size(); ++f) {
     std::uint64_t cf_bytes = 0;
     if (impl_->db->GetIntProperty(impl_->cfs[f], "rocksdb.total-sst-files-size", &v)) cf_bytes += v;

@@ -148,7 +148,8 @@ class journal {
   /// False while writes fail (since the last write failed, until one succeeds): the node is
   /// then not ready.
   bool writable() const noexcept;
-  /// Rooms on disk and the database's size (SST files plus memtables), from RocksDB's estimates.
+  /// Rooms stored (counted exactly: the rooms of the shards this node holds) and the database's
+  /// size (SST files plus memtables, RocksDB's estimates).
   struct disk_stats {
     std::uint64_t rooms = 0;
     std::uint64_t bytes = 0;

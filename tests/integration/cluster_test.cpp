@@ -341,6 +341,9 @@ TEST_CASE("kaiwa move hands one shard over; its room keeps its log and its subsc
   CHECK(metric(1, "kaiwa_cluster_remote_commands_sent_total") >= 1);  // sub's join
   CHECK(metric(0, "kaiwa_cluster_remote_commands_sent_total") >= 1);  // pub's sends after
   CHECK(metric(0, "kaiwa_cluster_members_up") == 2);
+  // The only room moved with its shard, and the room counts say so on both sides.
+  CHECK(metric(0, "kaiwa_rooms_on_disk") == 0);
+  CHECK(metric(1, "kaiwa_rooms_on_disk") == 1);
 
   auto bad = run_kaiwa({"move", "99999", "n2", "--admin", addr(c.node(0).admin_port())});
   CHECK(bad.status != 0);

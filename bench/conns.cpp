@@ -12,6 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <functional>
 #include <sstream>
 
 #include "bench/run.hpp"
@@ -61,12 +65,19 @@ class conns_worker : public connection_events {
     for (auto i = first_; i < last_; ++i)
       conns.push_back(r_.connect(i, fmt::format("c{}", i), *this));
     auto n = last_ - first_;
+    // The parent prints the progress lines; a worker tells it its counts once a second.
     r_.wait([&] { return joined_ + failed_ >= n; }, std::chrono::seconds(300),
-            [] { return std::string(); });
+            [&] {
+              write_all(to_parent, fmt::format("P {} {}\n", joined_.load(), failed_.load()));
+              return std::string();
+            });
     write_all(to_parent, fmt::format("J {} {}\n", joined_.load(), failed_.load()));
     if (read_line(from_parent, std::chrono::seconds(600)) != "G") return 1;
     r_.wait([&] { return received_ >= joined_; }, std::chrono::duration<double>(o.duration_s + 60),
-            [] { return std::string(); });
+            [&] {
+              write_all(to_parent, fmt::format("Q {}\n", received_.load()));
+              return std::string();
+            });
     auto st = r_.finish();
     std::string report =
         fmt::format("R {} {} {}\n", received_.load(), st.violations, st.delivery_us.serialize());
@@ -131,7 +142,32 @@ class broadcaster : public connection_events {
 struct worker_proc {
   pid_t pid = -1;
   int from_child = -1, to_child = -1;
+  std::string unread;  // bytes from the child not yet ending in a newline
+  bool ended = false;  // the child closed its end, or sent "END"
+  std::size_t joined = 0, failed = 0, received = 0;  // its latest counts
+  bool reported_join = false;                        // it sent "J"
 };
+
+/// Reads what the worker has written so far, without blocking, and hands each whole line to
+/// `on_line`.
+void read_lines(worker_proc& w, const std::function<void(const std::string&)>& on_line) {
+  char buf[4096];
+  for (;;) {
+    pollfd p{w.from_child, POLLIN, 0};
+    if (w.ended || poll(&p, 1, 0) <= 0) return;
+    auto n = read(w.from_child, buf, sizeof buf);
+    if (n <= 0) {
+      w.ended = true;
+      return;
+    }
+    w.unread.append(buf, static_cast<std::size_t>(n));
+    for (std::size_t nl; (nl = w.unread.find('\n')) != std::string::npos;) {
+      auto line = w.unread.substr(0, nl);
+      w.unread.erase(0, nl + 1);
+      on_line(line);
+    }
+  }
+}
 
 }  // namespace
 
@@ -169,20 +205,46 @@ int run_conns(const run_options& o, const conns_config& c) {
     }
     close(up[1]);
     close(down[0]);
-    workers[k] = {pid, up[0], down[1]};
+    workers[k].pid = pid;
+    workers[k].from_child = up[0];
+    workers[k].to_child = down[1];
   }
 
+  runner r(o);  // after the forks: a runner starts threads
   auto started = clock_type::now();
-  std::size_t joined = 0, failed = 0;
-  bool all = true;
-  for (auto& w : workers) {
-    std::istringstream line(read_line(w.from_child, std::chrono::seconds(330)));
-    std::string tag;
-    std::size_t j = 0, f = 0;
-    if (!(line >> tag >> j >> f) || tag != "J") all = false;
-    joined += j;
-    failed += f;
-  }
+  auto sum = [&](std::size_t worker_proc::*count) {
+    std::size_t n = 0;
+    for (auto& w : workers) n += w.*count;
+    return n;
+  };
+  // "P joined failed" once a second while connecting, then "J joined failed".
+  auto join_lines = [&](worker_proc& w) {
+    read_lines(w, [&](const std::string& text) {
+      std::istringstream line(text);
+      std::string tag;
+      std::size_t j = 0, f = 0;
+      if (!(line >> tag >> j >> f) || (tag != "P" && tag != "J")) return;
+      w.joined = j;
+      w.failed = f;
+      w.reported_join = w.reported_join || tag == "J";
+    });
+  };
+  r.wait(
+      [&] {
+        bool all_in = true;
+        for (auto& w : workers) {
+          join_lines(w);
+          all_in = all_in && (w.reported_join || w.ended);
+        }
+        return all_in;
+      },
+      std::chrono::seconds(330),
+      [&] {
+        return fmt::format("connecting: {} of {} joined, {} failed", sum(&worker_proc::joined),
+                           c.connections, sum(&worker_proc::failed));
+      });
+  bool all = std::all_of(workers.begin(), workers.end(), [](auto& w) { return w.reported_join; });
+  std::size_t joined = sum(&worker_proc::joined), failed = sum(&worker_proc::failed);
   auto connect_s = std::chrono::duration<double>(clock_type::now() - started).count();
   auto held = fetch_status(o.admin);
   if (!all || failed > 0 || joined < c.connections) {
@@ -194,24 +256,25 @@ int run_conns(const run_options& o, const conns_config& c) {
   }
   for (auto& w : workers) write_all(w.to_child, "G\n");
 
-  runner r(o);
   r.wait([] { return false; }, std::chrono::duration<double>(o.duration_s),
          [&] { return fmt::format("holding {} connections in {} processes", joined, procs); });
   broadcaster b((c.connections + c.per_room - 1) / c.per_room);
   auto conn = r.connect(c.connections, "broadcaster", b);
 
+  // "Q received" once a second while the broadcast arrives, then the report: "R received
+  // violations histogram", "E code count" lines and "END".
   stats total;
-  std::size_t received = 0;
-  for (auto& w : workers) {
-    for (;;) {
-      auto line = read_line(w.from_child, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::duration<double>(o.duration_s + 90)));
-      if (line.empty() || line == "END") break;
-      if (line.starts_with("R ")) {
+  auto report_lines = [&](worker_proc& w) {
+    read_lines(w, [&](const std::string& line) {
+      if (line == "END") {
+        w.ended = true;
+      } else if (line.starts_with("Q ")) {
+        w.received = std::strtoull(line.c_str() + 2, nullptr, 10);
+      } else if (line.starts_with("R ")) {
         std::istringstream in(line.substr(2));
         std::size_t got = 0, violations = 0;
         in >> got >> violations;
-        received += got;
+        w.received = got;
         total.violations += violations;
         std::string rest;
         std::getline(in, rest);
@@ -219,9 +282,26 @@ int run_conns(const run_options& o, const conns_config& c) {
         total.delivery_us.merge_serialized(rest);
       } else if (line.starts_with("E ")) {
         auto sp = line.rfind(' ');
-        total.errors[line.substr(2, sp - 2)] += std::stoull(line.substr(sp + 1));
+        total.errors[line.substr(2, sp - 2)] += std::strtoull(line.c_str() + sp + 1, nullptr, 10);
       }
-    }
+    });
+  };
+  r.wait(
+      [&] {
+        bool all_ended = true;
+        for (auto& w : workers) {
+          report_lines(w);
+          all_ended = all_ended && w.ended;
+        }
+        return all_ended;
+      },
+      std::chrono::duration<double>(o.duration_s + 90),
+      [&] {
+        return fmt::format("broadcast reached {} of {}", sum(&worker_proc::received), joined);
+      });
+  std::size_t received = sum(&worker_proc::received);
+  for (auto& w : workers) {
+    if (!w.ended) kill(w.pid, SIGKILL);  // a worker that never reported: don't wait forever
     int status = 0;
     waitpid(w.pid, &status, 0);
     close(w.from_child);

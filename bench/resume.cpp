@@ -1,7 +1,8 @@
 // resume: clients subscribed to rooms while a publisher writes; all of them disconnect at once,
 // stay away, and reconnect at once (a reconnect storm), each joining with `since` = the last
 // seq it saw. Checks that every client continues with no gap and no duplicate (paging history
-// when the join reports gap_until) and measures how long the storm takes to catch up.
+// when the join reports gap_until) and measures how long the storm takes to catch up; then stays
+// live for --duration after the storm, still checking every event.
 
 #include <fmt/format.h>
 
@@ -51,6 +52,12 @@ class resume : public connection_events {
     }
     bool done = r_.wait([&] { return caught_.load() == c_.clients; }, std::chrono::seconds(60),
                         [&] { return fmt::format("caught up {}/{}", caught_.load(), c_.clients); });
+    // Then live until `duration` after the storm, every event still checked.
+    auto live_until = storm_at_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);
+    if (done)
+      r_.wait(
+          [&] { return now_ns() >= live_until; }, std::chrono::duration<double>(o.duration_s + 1),
+          [&] { return fmt::format("live after the storm, {} events checked", checked_.load()); });
     stop_ = true;
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
@@ -62,6 +69,7 @@ class resume : public connection_events {
     rep.figure("reconnected", st.reconnects)
         .figure("caught up", caught_.load())
         .figure("events replayed", replayed_.load())
+        .figure("events checked", checked_.load())
         .figure("gaps paged with history", paged_.load())
         .figure("order violations", st.violations)
         .figure("bench cpu %", cpu)
@@ -130,6 +138,7 @@ class resume : public connection_events {
     }
     if (!json.starts_with(R"({"op":"event")")) return;
     auto seq = json_int(json, R"("seq":)");
+    checked_ += 1;
     if (!cl.checker.observe(seq, problem))
       r_.violation(t, fmt::format("{}: {}", c.user(), problem));
     if (storm_at_ns_ > 0 && !caught_up_[c.index()]) {
@@ -184,7 +193,7 @@ class resume : public connection_events {
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::size_t next_room_ = 0;
   std::atomic<std::size_t> joined_{0}, caught_{0}, paged_{0};
-  std::atomic<std::uint64_t> replayed_{0};
+  std::atomic<std::uint64_t> replayed_{0}, checked_{0};
   std::atomic<bool> stop_{false};
   std::atomic<std::int64_t> storm_at_ns_{0};
 };

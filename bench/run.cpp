@@ -118,7 +118,10 @@ static double cpu_seconds() {
 }
 
 runner::runner(const run_options& opts)
-    : opts_(opts), started_(clock_type::now()), cpu_at_start_(cpu_seconds()) {
+    : opts_(opts),
+      started_(clock_type::now()),
+      next_line_(started_ + std::chrono::seconds(1)),
+      cpu_at_start_(cpu_seconds()) {
   if (opts.tls) {
     // Loopback only, against the node's own certificate: encrypted, not authenticated.
     tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
@@ -170,15 +173,14 @@ void runner::error(std::size_t thread, std::string_view code) {
 bool runner::wait(const std::function<bool()>& done, std::chrono::duration<double> limit,
                   const std::function<std::string()>& line) {
   auto start = clock_type::now();
-  auto next_line = start + std::chrono::seconds(1);
   while (!done()) {
     auto now = clock_type::now();
     if (now - start >= limit) return false;
-    if (now >= next_line) {
-      if (!opts_.quiet)
+    if (now >= next_line_) {
+      if (auto text = opts_.quiet ? std::string() : line(); !text.empty())
         fmt::print(stderr, "bench: {:6.1f}s {}\n",
-                   std::chrono::duration<double>(now - started_).count(), line());
-      next_line += std::chrono::seconds(1);
+                   std::chrono::duration<double>(now - started_).count(), text);
+      while (next_line_ <= now) next_line_ += std::chrono::seconds(1);
     }
     // Polls the workers' atomic counters; the 10 ms only paces this report loop.
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -94,7 +94,8 @@ class runner {
   void violation(std::size_t thread, const std::string& what);
   void error(std::size_t thread, std::string_view code);
 
-  /// Waits until `done()` or `limit`, printing `line()` every second. True if done.
+  /// Waits until `done()` or `limit`, printing `line()` once a second (on one schedule for the
+  /// whole run, so that short phases still report; an empty line is not printed). True if done.
   bool wait(const std::function<bool()>& done, std::chrono::duration<double> limit,
             const std::function<std::string()>& line);
 
@@ -114,6 +115,7 @@ class runner {
   std::vector<stats> stats_;
   std::atomic<std::uint64_t> printed_violations_{0};
   clock_type::time_point started_;
+  clock_type::time_point next_line_;  // when wait() prints its next progress line
   double cpu_at_start_ = 0;
 };
 

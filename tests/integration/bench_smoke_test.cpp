@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <sstream>
 
 #include "tests/support/node_process.hpp"
 #include "tests/support/tls.hpp"
@@ -48,6 +49,41 @@ TEST_CASE("every bench scenario runs clean against a real node") {
     CHECK(r.status == 0);
     CHECK(r.output.find(std::string(R"({"scenario":")") + s.name) != std::string::npos);
     CHECK(r.output.find("VIOLATION") == std::string::npos);
+  }
+}
+
+TEST_CASE("bench prints one progress line a second, in order, for its whole duration") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"resume", "--clients", "20", "--rooms", "4", "--rate", "200", "--away", "0.2"},
+           {"conns", "--connections", "100", "--per-room", "10", "--procs", "2"}}) {
+    INFO(args[0]);
+    args.insert(args.begin(), "bench");
+    for (std::string flag : {"--target", "--admin"}) {
+      args.push_back(flag);
+      args.push_back("127.0.0.1:" +
+                     std::to_string(flag == "--target" ? node.port() : node.admin_port()));
+    }
+    for (std::string a : {"--duration", "3", "--warmup", "0.5"}) args.push_back(a);
+    auto r = run_kaiwa(args);
+    INFO(r.output);
+    CHECK(r.status == 0);
+    // "bench:    2.0s <what is going on>"
+    std::vector<double> times;
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);) {
+      char* end = nullptr;
+      if (!line.starts_with("bench: ")) continue;
+      auto t = std::strtod(line.c_str() + 7, &end);
+      if (end == line.c_str() + 7 || *end != 's') continue;  // not a progress line
+      CHECK(std::string_view(end + 1).find_first_not_of(' ') != std::string_view::npos);
+      if (!times.empty()) CHECK(t >= times.back() + 0.9);
+      times.push_back(t);
+    }
+    REQUIRE_FALSE(times.empty());
+    CHECK(times.back() >= 3.0);  // it ran its duration, and said so every second
+    CHECK(times.size() + 1 >= static_cast<std::size_t>(times.back()));
   }
 }
 

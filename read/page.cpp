@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "core/bytes.hpp"
+#include "core/shard.hpp"
 
 namespace kaiwa::read {
 
@@ -14,8 +15,23 @@ std::optional<std::string> continue_key(const page& p) {
   return p.items.back().sort_key;
 }
 
+void cover(page& p, std::uint16_t s) {
+  if (p.shards.size() <= s / 8u) p.shards.resize(s / 8u + 1, '\0');
+  p.shards[s / 8u] = static_cast<char>(p.shards[s / 8u] | (1 << (s % 8u)));
+}
+
+bool covers_all(const page& p, std::uint32_t count) {
+  for (std::uint32_t s = 0; s < count; ++s)
+    if (s / 8u >= p.shards.size() || (p.shards[s / 8u] & (1 << (s % 8u))) == 0) return false;
+  return true;
+}
+
 page merge(std::vector<page> parts, std::size_t limit) {
   page out;
+  for (auto& p : parts) {
+    if (out.shards.size() < p.shards.size()) out.shards.resize(p.shards.size(), '\0');
+    for (std::size_t i = 0; i < p.shards.size(); ++i) out.shards[i] |= p.shards[i];
+  }
   std::optional<std::string> horizon;  // the highest continue key of the parts with more
   bool blind = false;                  // a part has more and nothing to continue from
   for (auto& p : parts) {
@@ -83,8 +99,8 @@ std::optional<std::string> decode_cursor(std::string_view cursor) {
 }
 
 // Wire form: a flags byte (1: more, 2: a `next` key follows), the `next` key if flagged, a be32
-// item count, then per item the sort key and the JSON; every string is a be32 length and its
-// bytes.
+// item count, then per item the sort key and the JSON, then the shard bitmap; every string is a
+// be32 length and its bytes.
 std::string encode_page(const page& p) {
   std::string out;
   out += static_cast<char>((p.more ? 1 : 0) | (p.next ? 2 : 0));
@@ -99,6 +115,8 @@ std::string encode_page(const page& p) {
     append_be32(out, static_cast<std::uint32_t>(it.json.size()));
     out += it.json;
   }
+  append_be32(out, static_cast<std::uint32_t>(p.shards.size()));
+  out += p.shards;
   return out;
 }
 
@@ -120,6 +138,8 @@ std::optional<page> decode_page(std::string_view in) {
     if (!take_string(in, it.sort_key) || !take_string(in, it.json)) return std::nullopt;
     p.items.push_back(std::move(it));
   }
+  // A bitmap of at most max_shards bits (core/shard.hpp).
+  if (!take_string(in, p.shards) || p.shards.size() > max_shards / 8) return std::nullopt;
   if (!in.empty()) return std::nullopt;
   return p;
 }

@@ -8,6 +8,7 @@
 // for hits the seq), so merged pages never repeat or skip an item.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,7 +27,16 @@ struct page {
   /// With `more`: every item not returned sorts below this key. Unset: below the last item. A
   /// query that stopped at its work bound sets it, since its items may be few or none.
   std::optional<std::string> next;
+  /// The shards the page was read from, as a bitmap (shard s: bit s % 8 of byte s / 8). A
+  /// merged page covers what its parts did; a reply that doesn't cover every shard is partial
+  /// (a shard between owners during a handover, say, is read by neither).
+  std::string shards;
 };
+
+/// Marks shard `s` as read for `p`.
+void cover(page& p, std::uint16_t s);
+/// Whether `p` was read from every one of shards 0 .. count - 1.
+bool covers_all(const page& p, std::uint32_t count);
 
 /// The key the page after `p` asks below (its `before`): nullopt when there is no more, or a
 /// page with more has no item and no `next` (nothing to continue from).

@@ -70,15 +70,20 @@ struct read_side::impl {
     if (!refused && r.kind == query_kind::search) refused = unavailable("search");
     if (refused) return page{};
     auto shards = owned();
-    switch (r.kind) {
-      case query_kind::rooms:
-        return rooms.rooms(r.user, shards, r.before, r.limit);
-      case query_kind::directory:
-        return rooms.directory(r.q, shards, r.before, r.limit);
-      case query_kind::search:
-        return search.search(r.user, parse_query(r.q), r.room, shards, r.before, r.limit);
-    }
-    return page{};
+    auto p = [&]() -> storage::result<page> {
+      switch (r.kind) {
+        case query_kind::rooms:
+          return rooms.rooms(r.user, shards, r.before, r.limit);
+        case query_kind::directory:
+          return rooms.directory(r.q, shards, r.before, r.limit);
+        case query_kind::search:
+          return search.search(r.user, parse_query(r.q), r.room, shards, r.before, r.limit);
+      }
+      return page{};
+    }();
+    if (p)
+      for (auto s : shards) cover(*p, s);
+    return p;
   }
 
   // -- the query threads --------------------------------------------------------------------
@@ -118,7 +123,7 @@ struct read_side::impl {
     }
     if (!hooks.ask_members) return done({std::nullopt, std::move(*mine), false});
     hooks.ask_members(encode_query(r), cfg.gather_timeout,
-                      [mine = std::move(*mine), limit = r.limit, done](
+                      [mine = std::move(*mine), limit = r.limit, shards = journal.shards(), done](
                           std::vector<std::string> pages, bool partial) mutable {
                         std::vector<page> parts;
                         parts.reserve(pages.size() + 1);
@@ -131,7 +136,11 @@ struct read_side::impl {
                           }
                           parts.push_back(std::move(*p));
                         }
-                        done({std::nullopt, merge(std::move(parts), limit), partial});
+                        auto merged = merge(std::move(parts), limit);
+                        // Members that answered may still leave a shard unread: one between
+                        // owners during a handover, or one whose owner is not a member yet.
+                        partial = partial || !covers_all(merged, shards);
+                        done({std::nullopt, std::move(merged), partial});
                       });
   }
 

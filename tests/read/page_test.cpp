@@ -65,6 +65,24 @@ TEST_CASE("a page survives the wire, and a damaged or lying one is refused") {
   for (std::size_t cut = 0; cut < bytes.size(); ++cut)
     CHECK_FALSE(decode_page(std::string_view(bytes).substr(0, cut)));
   CHECK_FALSE(decode_page(bytes + "x"));
+  // The shards a page was read from travel with it, and merge as a union.
+  page a, b;
+  cover(a, 0);
+  cover(a, 2);
+  cover(b, 1);
+  cover(b, 9);
+  auto a_back = decode_page(encode_page(a));
+  REQUIRE(a_back);
+  CHECK(a_back->shards == a.shards);
+  CHECK_FALSE(covers_all(a, 3));
+  auto ab = merge({a, b}, 10);
+  CHECK(covers_all(ab, 3));
+  CHECK_FALSE(covers_all(ab, 4));
+  CHECK(covers_all(ab, 0));
+  // A bitmap longer than any shard count could need is a lie.
+  page huge;
+  huge.shards.assign(65536 / 8 + 1, '\xff');
+  CHECK_FALSE(decode_page(encode_page(huge)));
   std::string lying("\x00\xff\xff\xff\xff", 5);
   CHECK_FALSE(decode_page(lying));
   std::string long_item = std::string("\x00\x00\x00\x00\x01", 5) + "\x7f\xff\xff\xff";

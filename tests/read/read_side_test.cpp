@@ -100,6 +100,40 @@ TEST_CASE("a query merges this node's page with the members' pages; junk or sile
   CHECK(asked_well);
 }
 
+TEST_CASE("a reply is partial when the pages leave a shard unread, though every member answered") {
+  test::temp_dir dir;
+  auto j = test::open_journal(dir);
+  make_room(*j, "local");
+  auto shards = j->shards();
+  std::atomic<std::uint32_t> missing = 7;  // a shard between owners; `shards`: none
+  read_side_hooks hooks;
+  hooks.owned_shards = [&] {
+    std::vector<shard_t> mine;
+    for (std::uint32_t s = 0; s < shards / 2; ++s) mine.push_back(static_cast<shard_t>(s));
+    return mine;
+  };
+  hooks.ask_members = [&](std::string, std::chrono::milliseconds,
+                          std::function<void(std::vector<std::string>, bool)> done) {
+    page remote;  // the other member holds the upper half, except `missing`
+    for (std::uint32_t s = shards / 2; s < shards; ++s)
+      if (s != missing + shards / 2) cover(remote, static_cast<shard_t>(s));
+    done({encode_page(remote)}, false);
+  };
+  read_side rs(*j, {}, hooks);
+  rs.start();
+  auto until_live = [&] {
+    for (auto deadline = std::chrono::steady_clock::now() + 10s;;) {
+      auto r = ask(rs, directory());
+      if (!r.error) return r;
+      if (std::chrono::steady_clock::now() > deadline) FAIL("the read side never went live");
+      std::this_thread::yield();
+    }
+  };
+  CHECK(until_live().partial);
+  missing = shards;  // the upper half whole
+  CHECK_FALSE(until_live().partial);
+}
+
 TEST_CASE("a member's query gets this node's page; bytes that are no query get nothing") {
   test::temp_dir dir;
   auto j = test::open_journal(dir);

@@ -11,6 +11,7 @@ packages=(
   libicu-dev  # search text analysis: NFKC + case folding, scripts (read/text.cpp)
   python3 python3-websockets
   chromium fonts-ipafont-gothic  # browser tests of the web client (and Japanese glyphs in them)
+  fonts-noto-color-emoji  # emoji in the browser tests, in colour (chromium has no font of its own)
 )
 
 missing=()

@@ -5,16 +5,31 @@
 // - the connection comes back by itself after a drop (node restart, 4009, 4010), with
 //   exponential backoff and jitter, and every joined room resumes with `since` = the last seq
 //   seen, so no event is missed and none is delivered twice;
-// - sends carry a `cid` and are sent again after a reconnect until acked: the node appends a
-//   retried cid only once.
+// - a room that can't be resumed (`unavailable`: in a cluster, its node is down or moving it)
+//   is tried again by itself, with backoff and jitter, until it is back; so is a room whose
+//   sends get `unavailable`;
+// - sends carry a `cid` and wait in an outbox until acked: sent again after a reconnect, a
+//   resume or a retry, in the order written (the node appends a retried cid only once).
 //
 // Events (EventTarget): "state" {state, retryInMs}, "welcome" {user, node}, "event" (a room
 // event), "typing", "receipt", "presence" (a small room's new list), "invited" {room, by, seq,
 // topic} (this user was added to a room), "left", "signedout" {reason}, "gap" {room, after,
-// before} (events after..before were not backfilled: page them with history), "resume-failed"
-// {room, code}. Every push is dispatched under its op, so a new push needs no change here.
+// before} (events after..before were not backfilled: page them with history), "room" {room,
+// state: "resuming" | "retrying" | "live", retryInMs, attempt, message} (a joined room's link
+// after a reconnect or an `unavailable`), "resume-failed" {room, code, message} (for good:
+// forbidden, not_found, ...). Every push is dispatched under its op, so a new push needs no
+// change here.
 
 const MAX_BACKOFF_MS = 10_000;
+// Errors after which the same request may succeed a moment later: the room is moving or its
+// node is down, its node did not answer, or too many commands were queued.
+const RETRYABLE = new Set(["unavailable", "timeout", "rate_limited"]);
+
+/** Attempt n (0, 1, ...) waits between half and all of 0.5 s * 2^n, at most 10 s. */
+function backoff(attempt) {
+  const ceiling = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempt, 20));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
 
 export class KaiwaClient extends EventTarget {
   /** @param {{url: string, user?: string, token?: string}} options */
@@ -29,7 +44,11 @@ export class KaiwaClient extends EventTarget {
     this.nextId = 1;
     this.waiting = new Map(); // request id -> {resolve, reject}
     this.joined = new Map(); // room -> last seq seen (0: none yet)
-    this.unacked = new Map(); // cid -> {room, text}: sends not yet acked
+    // cid -> {room, text, resolve, reject, inFlight}: sends not yet acked, in the order written.
+    this.outbox = new Map();
+    // room -> {attempt, timer}: rooms that answered a retryable error. While `timer` is set,
+    // the room's join and sends wait for it; a success deletes the entry.
+    this.retrying = new Map();
     this.attempt = 0;
     this.timer = null;
     this.stopped = false;
@@ -50,6 +69,8 @@ export class KaiwaClient extends EventTarget {
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
+    for (const r of this.retrying.values()) clearTimeout(r.timer);
+    this.retrying.clear();
     this.ws?.close(1000);
     this.setState("offline");
   }
@@ -84,11 +105,27 @@ export class KaiwaClient extends EventTarget {
     return this.request("leave", { room });
   }
 
-  /** Sends a message; retried with the same cid across reconnects until acked. */
+  /**
+   * Sends a message: `acked` resolves with the ack, or rejects with an error that retrying the
+   * same request would not cure (forbidden, too_large, ...). Until then it is in the outbox and
+   * goes again, with the same cid, after a reconnect, its room's resume or a retry.
+   */
   send(room, text) {
     const cid = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
-    this.unacked.set(cid, { room, text });
-    return { cid, acked: this.trySend(cid) };
+    const acked = new Promise((resolve, reject) => {
+      this.outbox.set(cid, { room, text, resolve, reject, inFlight: false });
+    });
+    if (this.state === "online" && !this.retrying.get(room)?.timer) this.transmit(cid);
+    return { cid, acked };
+  }
+
+  /** Tries a room waiting for its retry at once (a "retry now" button). */
+  retryNow(room) {
+    const r = this.retrying.get(room);
+    if (!r?.timer) return;
+    clearTimeout(r.timer);
+    r.timer = null;
+    this.resumeRoom(room);
   }
 
   /** Pushes are sent only while online: they are not worth retrying. */
@@ -107,35 +144,80 @@ export class KaiwaClient extends EventTarget {
     this.dispatchEvent(new CustomEvent("state", { detail: { state, retryInMs } }));
   }
 
-  async trySend(cid) {
-    for (;;) {
-      const s = this.unacked.get(cid);
-      if (!s) return null;
-      try {
-        const ack = await this.request("send", { room: s.room, text: s.text, cid });
-        this.unacked.delete(cid);
-        return ack;
-      } catch (e) {
-        // Not sent, or its node went away: the same cid goes again once we are back.
-        if (e.code === "disconnected" || e.code === "unavailable" || e.code === "timeout") {
-          await new Promise((r) => this.afterReconnect(r, e.code === "disconnected" ? 0 : 300));
-          continue;
-        }
-        this.unacked.delete(cid);
-        throw e;
-      }
-    }
+  transmit(cid) {
+    const s = this.outbox.get(cid);
+    if (!s || s.inFlight) return;
+    s.inFlight = true;
+    this.request("send", { room: s.room, text: s.text, cid }).then(
+      (ack) => {
+        this.outbox.delete(cid);
+        this.succeeded(s.room);
+        s.resolve(ack);
+      },
+      (e) => {
+        s.inFlight = false;
+        // Disconnected: it goes again once the connection is back (resume).
+        if (e.code === "disconnected") return;
+        if (RETRYABLE.has(e.code)) return this.retryLater(s.room, e);
+        this.outbox.delete(cid);
+        s.reject(e);
+      },
+    );
   }
 
-  afterReconnect(resolve, delayMs) {
-    const go = () => setTimeout(resolve, delayMs);
-    if (this.state === "online") return go();
-    const once = (e) => {
-      if (e.detail.state !== "online") return;
-      this.removeEventListener("state", once);
-      go();
-    };
-    this.addEventListener("state", once);
+  /** Sends what the outbox holds for `room`, in the order written. */
+  flush(room) {
+    for (const [cid, s] of this.outbox) if (s.room === room) this.transmit(cid);
+  }
+
+  /** A request for `room` worked: its backoff starts over. */
+  succeeded(room) {
+    const r = this.retrying.get(room);
+    if (r && !r.timer) this.retrying.delete(room);
+  }
+
+  /** `room` answered a retryable error: its join (when joined) and its sends go again later. */
+  retryLater(room, error) {
+    if (this.state !== "online") return; // the reconnect resumes it
+    const r = this.retrying.get(room) ?? { attempt: 0, timer: null };
+    if (r.timer) return; // already waiting
+    this.retrying.set(room, r);
+    const delay = backoff(r.attempt++);
+    r.timer = setTimeout(() => {
+      r.timer = null;
+      this.resumeRoom(room);
+    }, delay);
+    if (this.joined.has(room))
+      this.dispatchEvent(
+        new CustomEvent("room", {
+          detail: { room, state: "retrying", retryInMs: delay, attempt: r.attempt, message: error.message },
+        }),
+      );
+  }
+
+  /**
+   * Subscribes a joined room again with `since` (after a reconnect or a retry), then sends what
+   * the outbox holds for it; a room only sent to just sends.
+   */
+  async resumeRoom(room) {
+    if (this.state !== "online") return;
+    if (!this.joined.has(room)) return this.flush(room);
+    const attempt = this.retrying.get(room)?.attempt ?? 0;
+    this.dispatchEvent(new CustomEvent("room", { detail: { room, state: "resuming", attempt } }));
+    try {
+      await this.join(room);
+    } catch (e) {
+      if (e.code === "disconnected") return; // the reconnect resumes it
+      if (RETRYABLE.has(e.code)) return this.retryLater(room, e);
+      // For good (kicked from a private room, ...): its sends get their own error.
+      this.joined.delete(room);
+      this.retrying.delete(room);
+      this.dispatchEvent(new CustomEvent("resume-failed", { detail: { room, ...e } }));
+      return this.flush(room);
+    }
+    this.succeeded(room);
+    this.dispatchEvent(new CustomEvent("room", { detail: { room, state: "live" } }));
+    this.flush(room);
   }
 
   onMessage(msg) {
@@ -172,23 +254,29 @@ export class KaiwaClient extends EventTarget {
     this.dispatchEvent(new CustomEvent(msg.op, { detail: msg }));
   }
 
-  /** After (re)connecting: every joined room resumes with since; unacked sends go again. */
+  /**
+   * After (re)connecting: every joined room resumes with since, then sends its outbox; rooms only
+   * sent to send theirs. (Room backoffs start over: onClose dropped them.)
+   */
   resume() {
-    for (const room of this.joined.keys())
-      this.join(room).catch((e) => this.dispatchEvent(new CustomEvent("resume-failed", { detail: { room, ...e } })));
+    const rooms = new Set(this.joined.keys());
+    for (const s of this.outbox.values()) rooms.add(s.room);
+    for (const room of rooms) this.resumeRoom(room);
   }
 
   onClose(ws, code, reason) {
     if (ws !== this.ws) return;
     for (const w of this.waiting.values()) w.reject({ code: "disconnected", message: reason || `closed ${code}` });
     this.waiting.clear();
+    // Rooms waiting for a retry wait for the reconnect instead (resume).
+    for (const r of this.retrying.values()) clearTimeout(r.timer);
+    this.retrying.clear();
     if (this.stopped) return this.setState("offline");
     if (code === 4001) {
       this.dispatchEvent(new CustomEvent("signedout", { detail: { reason: reason || "unauthorized" } }));
       return this.setState("offline");
     }
-    const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.attempt++);
-    const delay = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
+    const delay = backoff(this.attempt++);
     this.setState("connecting", delay);
     this.timer = setTimeout(() => this.connect(), delay);
   }

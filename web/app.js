@@ -17,6 +17,7 @@ const ROOMS_RETRIES = 12; // this many times in a row
 const AROUND = 25; // events loaded on each side of a search hit
 const FLASH_MS = 5000; // how long a message opened from a search hit stays marked
 const EXCERPT = 120; // UTF-16 code units of a long hit's text shown around its first match
+const GROUP_MS = 5 * 60_000; // a message this soon after its author's previous one joins its group
 
 const ui = {
   client: null,
@@ -39,7 +40,10 @@ function roomState(name) {
     ui.rooms.set(name, {
       name,
       messages: new Map(), // seq -> {seq, ts, from, text, deleted, edited} or a notice
-      pending: new Map(), // cid -> text: sent, not yet acked
+      pending: new Map(), // cid -> {text, ts, failed}: written, not yet acked or echoed
+      owner: null, // the creator (the `created` event's author); null: not known yet
+      link: null, // {state, retryInMs, attempt, message}: not live (see onRoomLink); null: live
+      error: "", // the last error about this room, shown while it is the room shown
       oldest: null, // lowest seq loaded
       more: true, // older history left
       head: 0, // highest seq known
@@ -88,7 +92,11 @@ function signIn(user, token) {
   client.addEventListener("left", (e) => onLeft(e.detail));
   client.addEventListener("presence", (e) => showOnline(e.detail));
   client.addEventListener("invited", (e) => onInvited(e.detail));
-  client.addEventListener("resume-failed", (e) => notice(e.detail.room, `could not resume: ${e.detail.message}`));
+  client.addEventListener("room", (e) => onRoomLink(e.detail));
+  client.addEventListener("resume-failed", (e) => {
+    onRoomLink({ room: e.detail.room, state: "live" });
+    notice(e.detail.room, `could not resume: ${e.detail.message}`);
+  });
   client.addEventListener("gap", (e) => fillGap(e.detail));
   client.connect();
   sessionStorage.setItem("kaiwa.signin", JSON.stringify({ user, token }));
@@ -139,6 +147,12 @@ async function onWelcome({ user, node }) {
 }
 
 function showState({ state, retryInMs }) {
+  // Every joined room waits for the connection; once it is back, each resumes (onRoomLink).
+  if (state !== "online" && ui.client) {
+    for (const st of ui.rooms.values()) if (ui.client.joined.has(st.name)) st.link = { state: "offline" };
+    renderLink();
+    scheduleRenderRooms();
+  }
   const el = $("status");
   el.dataset.state = state;
   el.textContent =
@@ -309,6 +323,7 @@ async function openRoom(name, show, at = null) {
       st.loaded = true;
       await loadOlder(st);
     }
+    await loadOwner(st);
   } catch (e) {
     forget(st); // half loaded: the next open starts over
     // A room this user may not join leaves the list (subscribe drops forbidden and not_found; a
@@ -318,11 +333,16 @@ async function openRoom(name, show, at = null) {
       ui.rooms.delete(name);
       renderRooms();
     }
-    if (show) $("room-error").textContent = `${name}: ${e.message}`;
+    if (show) notice(ui.current, `${name}: ${e.message}`);
     return;
   }
   saveRooms();
   if (show) {
+    // Errors and a half-typed invitation belong to the room they were about.
+    if (ui.current !== name) {
+      if (ui.current) roomState(ui.current).error = "";
+      $("member-user").value = "";
+    }
     ui.current = name;
     st.invitedBy = null;
     if (at !== null) flash(st, at);
@@ -343,12 +363,80 @@ async function refreshCurrent() {
   $("search-here").closest("label").hidden = false;
   $("room-topic").textContent = st.topic;
   $("composer").hidden = false;
-  $("invite").hidden = false; // the room says whether this user may invite
-  $("room-error").textContent = "";
+  renderOwnerControls(st);
+  $("room-error").textContent = st.error ?? "";
+  renderLink();
   renderMessages(!st.flash);
   if (st.flash) $("messages").querySelector(`[data-seq="${st.flash.seq}"]`)?.scrollIntoView({ block: "center" });
   markRead(st);
   pollPresence();
+}
+
+/** Only the owner may invite and remove members (the room would refuse anyone else). */
+function renderOwnerControls(st) {
+  $("members").hidden = st.owner !== ui.me;
+}
+
+/**
+ * Learns who owns the room: the author of its first event, `created`, which the newest page
+ * rarely holds. A room just created by our join may not have it stored yet: then its push says.
+ */
+async function loadOwner(st) {
+  if (st.owner !== null) return;
+  try {
+    const reply = await ui.client.request("history", { room: st.name, after: 0, limit: 1 });
+    const first = reply.events[0];
+    if (first?.type === "created") st.owner ??= first.from;
+  } catch {
+    // Unknown for now (a reconnect, the room moving): asked again when the room is next opened.
+  }
+}
+
+/**
+ * A joined room's link changed (kaiwa.js: resuming, retrying after `unavailable`, live again);
+ * "offline" comes from the connection's state. The room shown says so under its header.
+ */
+function onRoomLink({ room, state, retryInMs, attempt, message }) {
+  const st = ui.rooms.get(room);
+  if (!st) return;
+  // A room back after `unavailable`: its node is back, and so may be the list's missing part.
+  if (state === "live" && st.link?.attempt && !$("rooms-note").hidden && !ui.roomPages.loading) loadRooms(false);
+  st.link = state === "live" ? null : { state, retryInMs, attempt, message };
+  if (room === ui.current) {
+    renderLink();
+    // Pending messages say whether they wait for the room.
+    if (st.pending.size) renderMessages(false);
+  }
+  scheduleRenderRooms();
+}
+
+function renderLink() {
+  const el = $("room-link");
+  const st = ui.current ? roomState(ui.current) : null;
+  const link = st?.link;
+  if (!link) {
+    el.hidden = true;
+    el.dataset.state = "live";
+    el.replaceChildren();
+    return;
+  }
+  el.hidden = false;
+  el.dataset.state = link.state;
+  el.dataset.attempt = link.attempt ?? 0;
+  if (link.state === "offline")
+    return el.replaceChildren("Not connected: this room resumes when the connection is back.");
+  if (link.state === "resuming") return el.replaceChildren("Reconnecting to this room…");
+  const now = document.createElement("button");
+  now.type = "button";
+  now.className = "retry";
+  now.textContent = "Retry now";
+  now.onclick = () => ui.client.retryNow(st.name);
+  const why = (link.message ?? "").replace(/[.:]?\s*retry$/, "");
+  el.replaceChildren(
+    `Reconnecting to this room: ${why || "not available"}. Next try in ${(link.retryInMs / 1000).toFixed(1)} s.`,
+    " ",
+    now,
+  );
 }
 
 /** Marks the message `seq` for a moment (it was opened from a search hit). */
@@ -735,8 +823,13 @@ function apply(st, e) {
   else if (e.type === "delete" && st.last?.seq === e.ref) st.last = { ...st.last, deleted: true };
   st.head = Math.max(st.head, e.seq);
   st.ts = Math.max(st.ts, e.ts ?? 0);
-  if (e.type === "created") st.private = !!e.private;
+  if (e.type === "created") {
+    st.private = !!e.private;
+    st.owner = e.from;
+  }
   if (e.type === "created" || e.type === "topic") st.topic = e.topic || "";
+  // Our own message, echoed or from history: its pending copy is done.
+  if (e.type === "message" && e.cid && e.from === ui.me) st.pending.delete(e.cid);
   if (!st.loaded) return;
   switch (e.type) {
     case "message":
@@ -749,7 +842,6 @@ function apply(st, e) {
         deleted: !!e.deleted,
         edited: !!e.edited,
       });
-      if (e.cid) st.pending.delete(e.cid);
       return;
     case "edit": {
       const m = st.messages.get(e.ref);
@@ -766,16 +858,16 @@ function apply(st, e) {
       return;
     }
     case "created":
-      st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} created the room` });
+      st.messages.set(e.seq, { seq: e.seq, ts: e.ts, notice: `${e.from} created the room` });
       return;
     case "topic":
-      st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} set the topic: ${e.topic}` });
+      st.messages.set(e.seq, { seq: e.seq, ts: e.ts, notice: `${e.from} set the topic: ${e.topic}` });
       return;
     case "member_added":
-      st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} added ${e.user}` });
+      st.messages.set(e.seq, { seq: e.seq, ts: e.ts, notice: `${e.from} added ${e.user}` });
       return;
     case "member_removed":
-      st.messages.set(e.seq, { seq: e.seq, notice: `${e.from} removed ${e.user}` });
+      st.messages.set(e.seq, { seq: e.seq, ts: e.ts, notice: `${e.from} removed ${e.user}` });
       return;
     default:
       return;
@@ -791,6 +883,9 @@ function onEvent(e) {
     if (m && m.from !== ui.me && !m.deleted) st.unread -= 1;
   }
   apply(st, e);
+  if (e.type === "created" && e.room === ui.current) renderOwnerControls(st);
+  // Whoever was typing has sent it.
+  if (e.type === "message" && st.typing.delete(e.from) && e.room === ui.current) renderTyping();
   const isNewMessage = e.type === "message" && e.from !== ui.me;
   if (e.room === ui.current && document.visibilityState === "visible") {
     if (!(e.type === "message" && appendMessage(st, e))) renderMessages(false);
@@ -821,7 +916,10 @@ function onLeft({ room, reason }) {
   notice(room, reason === "kicked" ? "you were removed from this room" : "you left this room");
 }
 
+/** An error about `room`: shown while it is the room shown, gone once another is opened. */
 function notice(room, text) {
+  const st = room ? ui.rooms.get(room) : null;
+  if (st) st.error = text;
   if (room === ui.current) $("room-error").textContent = text;
 }
 
@@ -881,46 +979,112 @@ function shortTime(ts) {
     : d.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" });
 }
 
-function messageItem(st, m) {
+const sameDay = (a, b) => new Date(a).toDateString() === new Date(b).toDateString();
+
+/** `m` continues `prev`'s group: the same author, the same day, within GROUP_MS. */
+const continues = (prev, m) =>
+  !!prev && !prev.notice && !m.notice && prev.from === m.from && sameDay(prev.ts, m.ts) && m.ts - prev.ts < GROUP_MS;
+
+/** "Today", "Yesterday", else the date: the separator above each day's first message. */
+function dayItem(ts) {
   const li = document.createElement("li");
-  li.dataset.seq = m.seq;
+  li.className = "day";
+  li.setAttribute("role", "separator");
+  const yesterday = new Date();
+  yesterday.setDate(yesterday.getDate() - 1);
+  li.textContent = sameDay(ts, Date.now())
+    ? "Today"
+    : sameDay(ts, yesterday.getTime())
+      ? "Yesterday"
+      : new Date(ts).toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  return li;
+}
+
+function button(text, label, onclick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  if (label) b.setAttribute("aria-label", label);
+  b.onclick = onclick;
+  return b;
+}
+
+/**
+ * One message, after `prev` (the item above it, or null): the first of a group shows its author
+ * and time, the ones that continue it only their text (the time in its tooltip). `m.pending`
+ * ({failed}) marks a message written here and not yet acked.
+ */
+function messageItem(st, m, prev) {
+  const li = document.createElement("li");
   if (m.notice) {
+    li.dataset.seq = m.seq;
     li.className = "message notice";
     li.textContent = m.notice;
     return li;
   }
-  li.className = `message${m.from === ui.me ? " mine" : ""}`;
+  const mine = m.from === ui.me;
+  const grouped = continues(prev, m);
+  li.className = `message${mine ? " mine" : ""}${grouped ? " grouped" : ""}`;
   if (st.flash?.seq === m.seq && Date.now() < st.flash.until) li.classList.add("hit");
   const meta = document.createElement("div");
   meta.className = "meta";
-  const from = document.createElement("span");
-  from.className = "from";
-  from.textContent = m.from;
-  const when = document.createElement("time");
-  when.dateTime = new Date(m.ts).toISOString();
-  when.textContent = time(m.ts) + (m.edited ? " (edited)" : "");
-  meta.append(from, when);
+  if (!grouped) {
+    const from = document.createElement("span");
+    from.className = "from";
+    from.textContent = m.from;
+    const when = document.createElement("time");
+    when.dateTime = new Date(m.ts).toISOString();
+    when.textContent = time(m.ts) + (m.edited ? " (edited)" : "");
+    meta.append(from, when);
+  }
   const text = document.createElement("div");
   text.className = m.deleted ? "text deleted" : "text";
   text.textContent = m.deleted ? "message deleted" : m.text;
   li.append(meta, text);
-  if (m.from === ui.me && !m.deleted) {
-    const actions = document.createElement("span");
-    actions.className = "actions";
-    const edit = document.createElement("button");
-    edit.type = "button";
-    edit.textContent = "edit";
-    edit.setAttribute("aria-label", `edit message ${m.seq}`);
-    edit.onclick = () => startEdit(st, m, text);
-    const del = document.createElement("button");
-    del.type = "button";
-    del.textContent = "delete";
-    del.setAttribute("aria-label", `delete message ${m.seq}`);
-    del.onclick = () =>
-      ui.client.request("delete", { room: st.name, ref: m.seq }).catch((e) => notice(st.name, e.message));
-    actions.append(edit, del);
-    meta.append(actions);
+  if (grouped) {
+    text.title = time(m.ts);
+    if (m.edited) li.append(span("edited", "(edited)"));
   }
+  if (m.pending) {
+    li.classList.add("pending");
+    li.dataset.cid = m.cid;
+    const state = document.createElement("div");
+    state.className = "send-state";
+    if (m.pending.failed) {
+      li.classList.add("failed");
+      state.append(
+        `not sent: ${m.pending.failed}`,
+        " ",
+        button("Retry", null, () => {
+          st.pending.delete(m.cid);
+          sendPending(st, m.text);
+          renderMessages(true);
+        }),
+        " ",
+        button("Discard", null, () => {
+          st.pending.delete(m.cid);
+          renderMessages(false);
+        }),
+      );
+    } else {
+      state.textContent = st.link || ui.client?.state !== "online" ? "waiting to send…" : "sending…";
+    }
+    li.append(state);
+  } else {
+    li.dataset.seq = m.seq;
+    if (mine && !m.deleted) {
+      const actions = document.createElement("span");
+      actions.className = "actions";
+      const del = () =>
+        ui.client.request("delete", { room: st.name, ref: m.seq }).catch((e) => notice(st.name, e.message));
+      actions.append(
+        button("edit", `edit message ${m.seq}`, () => startEdit(st, m, text)),
+        button("delete", `delete message ${m.seq}`, del),
+      );
+      meta.append(actions);
+    }
+  }
+  if (!meta.childNodes.length) meta.remove();
   return li;
 }
 
@@ -949,21 +1113,33 @@ function startEdit(st, m, textEl) {
 }
 
 /**
- * The common case of a live room: a new message after everything shown goes in as one item
- * (before the pending ones), instead of a redraw. False when it can't (an edit box is open, or
- * the message is not the newest), and the caller redraws.
+ * The common case of a live room: a new message after everything shown goes in as one item (and
+ * the day's separator when it starts a day), instead of a redraw. False when it can't (an edit
+ * box is open, pending messages or a gap are shown, or the message is not the newest), and the
+ * caller redraws.
  */
 function appendMessage(st, e) {
   const list = $("messages");
-  const shown = list.querySelectorAll(".message[data-seq]:not(.pending)");
+  if (ui.editing || st.gap || list.querySelector(".pending")) return false;
+  const shown = list.querySelectorAll(".message[data-seq]");
   const last = shown.length ? Number(shown[shown.length - 1].dataset.seq) : 0;
-  if (ui.editing || e.seq <= last) return false;
+  if (e.seq <= last) return false;
+  const prev = st.messages.get(last) ?? null;
+  const m = st.messages.get(e.seq);
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.querySelector(".seen")?.remove(); // about the previous newest message
-  if (e.cid) list.querySelector(`.pending[data-cid="${CSS.escape(e.cid)}"]`)?.remove();
-  list.insertBefore(messageItem(st, st.messages.get(e.seq)), list.querySelector(".pending"));
+  if (!prev || !sameDay(prev.ts, m.ts)) list.append(dayItem(m.ts));
+  list.append(messageItem(st, m, prev));
   if (atBottom) list.scrollTop = list.scrollHeight;
   return true;
+}
+
+/** The events between a search hit's window and the newest: a button pages them in. */
+function gapItem(st) {
+  const li = document.createElement("li");
+  li.className = "gap";
+  li.append(button("Show newer messages", null, () => loadNewer(st)));
+  return li;
 }
 
 /**
@@ -979,28 +1155,27 @@ function renderMessages(toBottom, keep = "bottom") {
   const atBottom = toBottom || (keep === "bottom" && list.scrollHeight - list.scrollTop - list.clientHeight < 40);
   const fromBottom = list.scrollHeight - list.scrollTop;
   const fromTop = list.scrollTop;
-  const items = [...st.messages.values()].sort((a, b) => a.seq - b.seq).map((m) => messageItem(st, m));
-  if (st.gap) {
-    // The events between a search hit's window and the newest: a button pages them in.
-    const li = document.createElement("li");
-    li.className = "gap";
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = "Show newer messages";
-    b.onclick = () => loadNewer(st);
-    li.append(b);
-    const at = items.findIndex((item) => Number(item.dataset.seq) > st.gap.after);
-    items.splice(at < 0 ? items.length : at, 0, li);
+  // The log in seq order, then what was written here and not acked yet, in the order written.
+  const shown = [...st.messages.values()].sort((a, b) => a.seq - b.seq);
+  for (const [cid, p] of st.pending)
+    shown.push({ seq: Infinity, cid, ts: p.ts, from: ui.me, text: p.text, pending: p });
+  const items = [];
+  let prev = null;
+  for (const m of shown) {
+    if (st.gap && prev && prev.seq <= st.gap.after && m.seq > st.gap.after) {
+      items.push(gapItem(st));
+      prev = null;
+    }
+    if (!prev || !sameDay(prev.ts, m.ts)) items.push(dayItem(m.ts));
+    items.push(messageItem(st, m, prev));
+    prev = m;
   }
-  for (const [cid, text] of st.pending) {
-    const li = messageItem(st, { seq: 0, ts: Date.now(), from: ui.me, text });
-    li.classList.add("pending");
-    li.dataset.cid = cid;
-    items.push(li);
-  }
-  // Receipts: who has read up to the newest message.
-  const newest = Math.max(0, ...st.messages.keys());
-  const seenBy = [...st.receipts].filter(([u, seq]) => u !== ui.me && seq >= newest).map(([u]) => u);
+  if (st.gap && !items.some((li) => li.className === "gap")) items.push(gapItem(st));
+  // Receipts: who has read up to the newest message, besides its author (and this user).
+  const newest = shown.filter((m) => !m.pending).pop();
+  const seenBy = newest
+    ? [...st.receipts].filter(([u, seq]) => u !== ui.me && u !== newest.from && seq >= newest.seq).map(([u]) => u)
+    : [];
   if (seenBy.length) {
     const li = document.createElement("li");
     li.className = "seen";
@@ -1062,18 +1237,23 @@ $("create").onsubmit = async (e) => {
     e.target.closest("details").open = false;
     await openRoom(room, true);
   } catch (err) {
-    $("room-error").textContent = `${room}: ${err.message}`;
+    notice(ui.current, `${room}: ${err.message}`);
   }
 };
 
-$("invite").onsubmit = async (e) => {
+// The owner's controls: invite or remove the user named. The outcome is about the room the form
+// was sent from, even when another is shown by the time the reply comes.
+$("members").onsubmit = async (e) => {
   e.preventDefault();
-  const user = $("invite-user").value.trim();
+  const room = ui.current;
+  const op = e.submitter?.value === "kick" ? "kick" : "invite";
+  const user = $("member-user").value.trim();
   try {
-    await ui.client.request("invite", { room: ui.current, user });
-    $("invite-user").value = "";
+    await ui.client.request(op, { room, user });
+    if (room === ui.current) $("member-user").value = "";
+    notice(room, "");
   } catch (err) {
-    $("room-error").textContent = err.message;
+    notice(room, `${op === "kick" ? "remove" : "invite"} ${user}: ${err.message}`);
   }
 };
 
@@ -1130,20 +1310,35 @@ function sendComposed() {
   const text = $("compose").value.trim();
   if (!text || !ui.current) return;
   $("compose").value = "";
-  const st = roomState(ui.current);
-  const { cid, acked } = ui.client.send(st.name, text);
-  st.pending.set(cid, text);
+  // The others stop showing "typing" when this message arrives: the next key says it again.
+  ui.typingSentAt = 0;
+  sendPending(roomState(ui.current), text);
   renderMessages(true);
-  acked
-    .then(() => {
-      st.pending.delete(cid);
+}
+
+/**
+ * Sends `text` to the room; it shows as pending until the node has it: its echo (matched by cid)
+ * or its ack turns it into the message at its seq, whichever comes first (while its room is
+ * resuming, the ack can come long before the echo). An error that a retry would not cure turns
+ * it into a failed message with Retry and Discard; it never just disappears.
+ */
+function sendPending(st, text) {
+  const { cid, acked } = ui.client.send(st.name, text);
+  st.pending.set(cid, { text, ts: Date.now(), failed: null });
+  acked.then(
+    (ack) => {
+      if (!st.pending.delete(cid)) return; // the echo came first
+      if (st.loaded && !st.messages.has(ack.seq))
+        apply(st, { op: "event", room: st.name, seq: ack.seq, ts: ack.ts, type: "message", from: ui.me, text, cid });
       if (st.name === ui.current) renderMessages(false);
-    })
-    .catch((err) => {
-      st.pending.delete(cid);
-      notice(st.name, `not sent: ${err.message}`);
-      renderMessages(false);
-    });
+    },
+    (err) => {
+      const p = st.pending.get(cid);
+      if (!p) return;
+      p.failed = err.message;
+      if (st.name === ui.current) renderMessages(false);
+    },
+  );
 }
 
 // Scrolling to the top pages older history in; to the bottom of a room opened at a search hit,

@@ -72,7 +72,7 @@ test("two users chat: messages, Japanese, IME, typing, receipts, presence, edit,
     const edit = alice.getByLabel("edit the message");
     await edit.fill("fixed message");
     await edit.press("Enter");
-    await bob.locator(".message", { hasText: "fixed message" }).locator("time", { hasText: "edited" }).waitFor();
+    await bob.locator(".message", { hasText: "fixed message" }).getByText("(edited)").waitFor();
     const fixed = alice.locator(".message.mine", { hasText: "fixed message" });
     await fixed.hover();
     await fixed.getByRole("button", { name: /^delete/ }).click();

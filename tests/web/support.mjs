@@ -13,7 +13,10 @@ export const binary = process.env.KAIWA_BINARY ?? "../../build/release/apps/kaiw
 export const output = process.env.KAIWA_WEB_OUTPUT ?? "output";
 mkdirSync(output, { recursive: true });
 
-/** Starts a node (`args`: more flags); resolves with {proc, port} once it prints its ports. */
+/**
+ * Starts a node (`args`: more flags); resolves with {proc, port, adminPort, clusterPort} once it
+ * prints its ports (clusterPort 0: no --cluster).
+ */
 export function startNode(dir, port = 0, { secret, args = [] } = {}) {
   return new Promise((resolve, reject) => {
     // A secret travels in the environment, never on the command line.
@@ -25,10 +28,10 @@ export function startNode(dir, port = 0, { secret, args = [] } = {}) {
     const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
     const onData = (d) => {
       out += d;
-      const m = out.match(/listening public=[^:]+:(\d+)/);
+      const m = out.match(/listening public=[^:]+:(\d+) admin=[^:]+:(\d+)(?: cluster=[^:]+:(\d+))?\n/);
       if (m) {
         clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]) });
+        resolve({ proc, port: Number(m[1]), adminPort: Number(m[2]), clusterPort: Number(m[3] ?? 0) });
       }
     };
     proc.stdout.on("data", onData);
@@ -37,12 +40,24 @@ export function startNode(dir, port = 0, { secret, args = [] } = {}) {
   });
 }
 
-export function stopNode(node) {
+/** Stops a node: SIGTERM (a clean stop) unless told otherwise (SIGKILL: a crash). */
+export function stopNode(node, signal = "SIGTERM") {
   return new Promise((resolve) => {
     node.proc.removeAllListeners("exit");
     node.proc.on("exit", resolve);
-    node.proc.kill("SIGTERM");
+    node.proc.kill(signal);
   });
+}
+
+/** Polls `check` (async, truthy when done) every 50 ms until it holds; fails after `timeoutMs`. */
+export async function until(what, check, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await check();
+    if (got) return got;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50)); // the polling interval, not a synchronization
+  }
 }
 
 export function launchBrowser() {
@@ -57,7 +72,11 @@ export function launchBrowser() {
 /** A new browser context (a user of their own) at `url`, signed in as `name`. */
 export async function signIn(browser, url, name, viewport = { width: 1100, height: 760 }) {
   const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
+  return signInPage(await context.newPage(), url, name);
+}
+
+/** `page` (of a context set up by the caller) at `url`, signed in as `name`. */
+export async function signInPage(page, url, name) {
   page.setDefaultTimeout(15_000);
   await page.goto(url);
   await page.locator("#signin-user").fill(name);
@@ -106,8 +125,8 @@ export async function createPrivateRoom(page, room, topic) {
 
 /** Invites `user` into the room shown. */
 export async function invite(page, user) {
-  await page.getByRole("textbox", { name: "Invite a user" }).fill(user);
-  await page.getByRole("button", { name: "Invite" }).click();
+  await page.getByRole("textbox", { name: "A user to invite or remove" }).fill(user);
+  await page.getByRole("button", { name: "Invite", exact: true }).click();
 }
 
 export async function say(page, text) {

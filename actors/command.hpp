@@ -31,6 +31,7 @@ enum class room_op : std::uint8_t {
   info,        // admin: the room's state, for /admin/v1/rooms/{room}
   snapshot,    // admin: write a snapshot now
   adopt,       // cluster: subscribers handed over with the room's shard (never crosses nodes)
+  set_topic,   // the owner changes the topic. Ops cross nodes by number: new ones go last.
 };
 
 struct room_subscriber {
@@ -47,7 +48,7 @@ struct command {
 
   std::string text;                      // send, edit
   std::string cid;                       // send
-  std::string topic;                     // create
+  std::string topic;                     // create, set_topic
   std::vector<std::string> members;      // create
   bool is_private = false;               // create
   user_id target;                        // invite, kick

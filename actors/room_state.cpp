@@ -108,6 +108,15 @@ room_state::decision room_state::decide(const command& c, millis_t now,
       return out;
     }
 
+    case room_op::set_topic: {
+      if (auto r = check_read(c.user)) return *r;
+      if (owner_ != c.user) return rejection{errc::forbidden, "only the room's owner may do that"};
+      auto e = next_event(event_type::topic, c.user, now);
+      e.topic = c.topic;
+      out.push_back(std::move(e));
+      return out;
+    }
+
     default:
       return rejection{errc::internal, "not a command that appends"};
   }

@@ -170,6 +170,7 @@ class room_actor : public caf::event_based_actor {
       case room_op::create:
       case room_op::invite:
       case room_op::kick:
+      case room_op::set_topic:
         append(c);
         return;
     }

@@ -39,7 +39,10 @@ std::optional<command> decode_command(std::string_view bytes) {
   wire_reader r(bytes);
   command c;
   auto op = r.u64();
-  if (op > static_cast<std::uint64_t>(room_op::snapshot)) return std::nullopt;
+  // Every op crosses nodes but adopt, which is local only.
+  if (op > static_cast<std::uint64_t>(room_op::set_topic) ||
+      op == static_cast<std::uint64_t>(room_op::adopt))
+    return std::nullopt;
   c.op = static_cast<room_op>(op);
   c.room = room_id{r.str()};
   c.user = user_id{r.str()};

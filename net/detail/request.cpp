@@ -253,6 +253,12 @@ void parse_room_command(std::string_view op, field_reader& f, command& c) {
       c.topic = *t;
     }
     c.members = f.members();
+  } else if (op == "topic") {
+    c.op = room_op::set_topic;
+    room();
+    auto t = f.req_string("topic");
+    if (t.size() > max_topic_bytes) f.fail(errc::too_large, "'topic' is over 1024 bytes");
+    c.topic = t;
   } else if (op == "invite" || op == "kick") {
     c.op = op == "invite" ? room_op::invite : room_op::kick;
     room();

@@ -94,6 +94,22 @@ TEST_CASE("private rooms: only members read and send; the owner invites and kick
   CHECK(rejected(s, kick) == errc::not_found);
 }
 
+TEST_CASE("the owner sets the topic; nobody else may, and a missing room has none to set") {
+  room_state s(room_id{"r"});
+  auto topic = cmd(room_op::set_topic, "alice");
+  topic.topic = "tea at five";
+  CHECK(rejected(s, topic) == errc::not_found);
+  run(s, cmd(room_op::create, "alice"));
+  auto set = run(s, topic);
+  REQUIRE(set.size() == 1);
+  CHECK(set[0].type == event_type::topic);
+  CHECK(set[0].topic == "tea at five");
+  CHECK(s.topic() == "tea at five");
+  topic.user = user_id{"bob"};
+  CHECK(rejected(s, topic) == errc::forbidden);
+  CHECK(s.topic() == "tea at five");
+}
+
 TEST_CASE("edit is for the author; delete for the author or the owner") {
   room_state s(room_id{"r"});
   auto send = cmd(room_op::send, "bob");

@@ -45,7 +45,9 @@ TEST_CASE("a command crosses nodes whole, and damaged bytes are refused") {
   CHECK(!detail::decode_command(bytes.substr(0, bytes.size() - 1)));
   CHECK(!detail::decode_command(bytes + "x"));
   CHECK(!detail::decode_command(""));
-  // The local-only op never comes from another node.
+  // The op added last crosses too; the local-only op never comes from another node.
+  c.op = room_op::set_topic;
+  CHECK(detail::decode_command(detail::encode_command(c))->op == room_op::set_topic);
   c.op = room_op::adopt;
   CHECK(!detail::decode_command(detail::encode_command(c)));
 }

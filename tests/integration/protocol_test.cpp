@@ -353,6 +353,26 @@ TEST_CASE("private rooms: members only; the owner invites and kicks; kicked subs
   CHECK(carol->request(send_req(7, "secret", "hi"), 7).str("code") == "forbidden");
 }
 
+TEST_CASE("the owner sets a room's topic: subscribers get the topic event; others are refused") {
+  running_node n;
+  auto alice = n.client("alice");
+  auto bob = n.client("bob");
+  CHECK(alice->request(R"({"op":"join","id":1,"room":"porch"})", 1).str("op") == "joined");
+  CHECK(bob->request(R"({"op":"join","id":1,"room":"porch"})", 1).str("op") == "joined");
+  CHECK(bob->request(R"({"op":"topic","id":2,"room":"porch","topic":"mine"})", 2).str("code") ==
+        "forbidden");
+  auto ack = alice->request(R"({"op":"topic","id":2,"room":"porch","topic":"tea at five"})", 2);
+  CHECK(ack.str("op") == "ack");
+  // (bob may get the room's `created` first: alice's join created it.)
+  auto e =
+      bob->next_where([](const message& m) { return is_event(m) && m.str("type") == "topic"; });
+  CHECK(e.str("topic") == "tea at five");
+  CHECK(e.str("from") == "alice");
+  CHECK(e.num("seq") == ack.num("seq"));
+  CHECK(alice->request(R"({"op":"topic","id":3,"room":"nowhere","topic":"x"})", 3).str("code") ==
+        "not_found");
+}
+
 TEST_CASE("typing reaches the other subscribers only and is not persisted") {
   running_node n;
   auto alice = n.client("alice");

@@ -44,6 +44,10 @@ TEST_CASE("every room op parses its fields") {
   CHECK(c.is_private);
   CHECK(c.members == std::vector<std::string>{"a", "b"});
   CHECK(ok(R"({"op":"kick","room":"r","user":"bob"})").cmd.target.str() == "bob");
+  auto t = ok(R"({"op":"topic","room":"r","topic":"tea at five"})").cmd;
+  CHECK(t.op == room_op::set_topic);
+  CHECK(t.topic == "tea at five");
+  CHECK(ok(R"({"op":"topic","room":"r","topic":""})").cmd.topic.empty());  // clears it
   CHECK(ok(R"({"op":"delete","room":"r","ref":3})").cmd.op == room_op::del);
   CHECK(ok(R"({"op":"read","room":"r","seq":3})").cmd.seq == 3);
   CHECK(ok(R"({"op":"hello","user":"alice"})").dev_user == "alice");
@@ -65,6 +69,10 @@ TEST_CASE("malformed requests are rejected with bad_request or too_large") {
   CHECK(bad(R"({"op":"ping","id":")" + std::string(65, 'x') + "\"}").code == errc::bad_request);
   std::string big = R"({"op":"send","room":"r","text":")" + std::string(16385, 'x') + "\"}";
   CHECK(bad(big).code == errc::too_large);
+  CHECK(bad(R"({"op":"topic","room":"r"})").code == errc::bad_request);
+  CHECK(bad(R"({"op":"topic","room":"r","topic":1})").code == errc::bad_request);
+  std::string long_topic = R"({"op":"topic","room":"r","topic":")" + std::string(1025, 'x') + "\"}";
+  CHECK(bad(long_topic).code == errc::too_large);
 }
 
 TEST_CASE("deep nesting and invalid UTF-8 are refused") {

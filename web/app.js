@@ -342,6 +342,7 @@ async function openRoom(name, show, at = null) {
     if (ui.current !== name) {
       if (ui.current) roomState(ui.current).error = "";
       $("member-user").value = "";
+      $("topic-text").value = "";
     }
     ui.current = name;
     st.invitedBy = null;
@@ -361,9 +362,8 @@ async function refreshCurrent() {
   $("room-title").textContent = st.name;
   $("search-here-room").textContent = st.name;
   $("search-here").closest("label").hidden = false;
-  $("room-topic").textContent = st.topic;
   $("composer").hidden = false;
-  renderOwnerControls(st);
+  renderHeader(st);
   $("room-error").textContent = st.error ?? "";
   renderLink();
   renderMessages(!st.flash);
@@ -372,9 +372,10 @@ async function refreshCurrent() {
   pollPresence();
 }
 
-/** Only the owner may invite and remove members (the room would refuse anyone else). */
-function renderOwnerControls(st) {
-  $("members").hidden = st.owner !== ui.me;
+/** The topic, and the owner's controls: only the owner sees them (the room refuses anyone else). */
+function renderHeader(st) {
+  $("room-topic").textContent = st.topic;
+  $("owner").hidden = st.owner !== ui.me;
 }
 
 /**
@@ -883,7 +884,7 @@ function onEvent(e) {
     if (m && m.from !== ui.me && !m.deleted) st.unread -= 1;
   }
   apply(st, e);
-  if (e.type === "created" && e.room === ui.current) renderOwnerControls(st);
+  if ((e.type === "created" || e.type === "topic") && e.room === ui.current) renderHeader(st);
   // Whoever was typing has sent it.
   if (e.type === "message" && st.typing.delete(e.from) && e.room === ui.current) renderTyping();
   const isNewMessage = e.type === "message" && e.from !== ui.me;
@@ -1254,6 +1255,18 @@ $("members").onsubmit = async (e) => {
     notice(room, "");
   } catch (err) {
     notice(room, `${op === "kick" ? "remove" : "invite"} ${user}: ${err.message}`);
+  }
+};
+
+$("topic-form").onsubmit = async (e) => {
+  e.preventDefault();
+  const room = ui.current;
+  try {
+    await ui.client.request("topic", { room, topic: $("topic-text").value.trim() });
+    if (room === ui.current) $("topic-text").value = "";
+    notice(room, "");
+  } catch (err) {
+    notice(room, `topic: ${err.message}`);
   }
 };
 

@@ -111,22 +111,27 @@ test("reading a conversation", async (t) => {
   });
 
   await t.test("only the owner has the member controls, and they work", async () => {
-    await alice.locator("#members").waitFor();
-    assert.equal(await bob.locator("#members").isVisible(), false);
+    await alice.locator("#owner").waitFor();
+    assert.equal(await bob.locator("#owner").isVisible(), false);
     await invite(alice, "dave");
     await bob.locator(".message.notice", { hasText: "alice added dave" }).waitFor();
     await alice.getByRole("textbox", { name: "A user to invite or remove" }).fill("dave");
     await alice.getByRole("button", { name: "Remove", exact: true }).click();
     await bob.locator(".message.notice", { hasText: "alice removed dave" }).waitFor();
+    await alice.getByRole("textbox", { name: "A new topic" }).fill("tea at five 🍵");
+    await alice.getByRole("button", { name: "Set topic" }).click();
+    await bob.locator("#room-topic", { hasText: "tea at five 🍵" }).waitFor();
+    await bob.locator(".message.notice", { hasText: "alice set the topic: tea at five" }).waitFor();
+    await alice.locator("#room-topic", { hasText: "tea at five 🍵" }).waitFor();
     await shot(alice, "14-owner-controls");
     // A room whose `created` is beyond the newest page: its owner is still known.
     await writeAs(bob, "bob", Array.from({ length: 60 }, (_, i) => ({ room: "bobs-den", text: `note ${i + 1}` })));
     await joinRoom(bob, "bobs-den");
     await bob.locator(".message .text", { hasText: "note 60" }).waitFor();
-    await bob.locator("#members").waitFor();
+    await bob.locator("#owner").waitFor();
     await joinRoom(alice, "bobs-den");
     await alice.locator(".message .text", { hasText: "note 60" }).waitFor();
-    assert.equal(await alice.locator("#members").isVisible(), false);
+    assert.equal(await alice.locator("#owner").isVisible(), false);
     await shot(alice, "15-not-owner");
   });
 

@@ -1043,6 +1043,8 @@ function messageItem(st, m, prev) {
   text.textContent = m.deleted ? "message deleted" : m.text;
   li.append(meta, text);
   if (grouped) {
+    // Screen readers still hear who wrote it and when.
+    text.before(span("visually-hidden", `${m.from}, ${time(m.ts)}: `));
     text.title = time(m.ts);
     if (m.edited) li.append(span("edited", "(edited)"));
   }

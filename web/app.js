@@ -267,7 +267,8 @@ function mergeRoom(r) {
  * its unread count and preview stay current. A room this user may not join leaves the list.
  */
 function subscribe(st) {
-  if (ui.client.joined.has(st.name)) return Promise.resolve();
+  // Subscribed already (a room whose first join is being retried, null, is not).
+  if (ui.client.joined.get(st.name) != null) return Promise.resolve();
   // One join per room at a time: the list and an open of the room may both ask.
   st.subscribing ??= ui.client
     .join(st.name)

@@ -43,7 +43,8 @@ export class KaiwaClient extends EventTarget {
     this.ws = null;
     this.nextId = 1;
     this.waiting = new Map(); // request id -> {resolve, reject}
-    this.joined = new Map(); // room -> last seq seen (0: none yet)
+    // room -> last seq seen (0: none yet; null: its first join failed and is being retried).
+    this.joined = new Map();
     // cid -> {room, text, resolve, reject, inFlight}: sends not yet acked, in the order written.
     this.outbox = new Map();
     // room -> {attempt, timer}: rooms that answered a retryable error. While `timer` is set,
@@ -87,12 +88,24 @@ export class KaiwaClient extends EventTarget {
 
   /**
    * Subscribes to `room` (live events from now on: page older ones with `history`); after a
-   * reconnect it resumes with `since` = the last event seen, backfilling what was missed.
+   * reconnect it resumes with `since` = the last event seen, backfilling what was missed. A join
+   * that fails for now (`unavailable`, ...) rejects, and is made again until it works.
    */
   async join(room) {
-    const since = this.joined.get(room);
-    const reply = await this.request("join", since === undefined ? { room } : { room, since });
-    if (!this.joined.has(room)) this.joined.set(room, reply.head);
+    const since = this.joined.get(room) ?? undefined; // null: a first join not made yet
+    let reply;
+    try {
+      reply = await this.request("join", since === undefined ? { room } : { room, since });
+    } catch (e) {
+      // A first join that finds the room away (its node down or moving it, or the connection
+      // down) is made again later, like a resume; the caller still hears why it failed now.
+      if (!this.joined.has(room) && (RETRYABLE.has(e.code) || e.code === "disconnected")) {
+        this.joined.set(room, null);
+        this.retryLater(room, e);
+      }
+      throw e;
+    }
+    if (this.joined.get(room) == null) this.joined.set(room, reply.head);
     // Away for more than 1,000 events: the node backfilled from gap_until on; the caller pages
     // the rest in with history.
     if (reply.gap_until)

@@ -1,7 +1,8 @@
 // A room whose node dies, in a two-node cluster: the browser stays connected to the node that
 // lives, the room answers `unavailable` until its node is back, and the client keeps trying
 // (backoff with jitter) until the room resumes; a message written meanwhile is shown pending all
-// along, then as the message. Screenshots go to $KAIWA_WEB_OUTPUT (default: ./output).
+// along, then as the message; a join made while the room is away is made again once it is back.
+// Screenshots go to $KAIWA_WEB_OUTPUT (default: ./output).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -86,15 +87,25 @@ test("a room whose node crashed is retried until the node is back; a message wri
   });
   assert.equal(await pending.count(), 1, "the pending message stays while its room is away");
   await shot(alice, "11-room-reconnecting");
+  // carol opens the room while it is away: that fails, and her client joins it once it is back.
+  const carol = await signIn(browser, `http://127.0.0.1:${nodes.n1.port}/`, "carol");
+  await carol.getByRole("textbox", { name: "Join a room" }).fill(room);
+  await carol.getByRole("button", { name: "Join", exact: true }).click();
+  await carol.locator("#room-error", { hasText: room }).waitFor();
 
   nodes.n2 = await startMember("n2");
   // Back within the backoff's cap (10 s) once n1 sees n2 up again.
   await alice.locator("#room-link").waitFor({ state: "hidden", timeout: 40_000 });
   await alice.locator(".message:not(.pending) .text", { hasText: "written while its node is down" }).waitFor();
   assert.equal(await alice.locator(".message.pending").count(), 0);
-  // Subscribed again: someone else's message arrives live.
+  // carol's first join, retried, went through: the room's presence has her.
+  await alice.locator("#online", { hasText: "carol" }).waitFor({ timeout: 30_000 });
+  // Subscribed again: someone else's message arrives live, and counts in carol's list.
   await writeAs(alice, "bob", [{ room, text: "welcome back" }]);
   await alice.locator(".message .text", { hasText: "welcome back" }).waitFor();
+  await carol.locator(`#room-list button[data-room="${room}"] .badge`).waitFor();
+  await carol.locator(`#room-list button[data-room="${room}"]`).click();
+  await carol.locator(".message .text", { hasText: "welcome back" }).waitFor();
   assert.deepEqual(await texts(alice), ["before the crash", "written while its node is down", "welcome back"]);
   assert.equal(await alice.locator("#room-error").textContent(), "");
   await shot(alice, "12-room-resumed");

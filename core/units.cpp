@@ -1,5 +1,7 @@
 #include "core/units.hpp"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <utility>
 
@@ -80,6 +82,29 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   for (auto& [name, bytes] : units)
     if (text == name) return apply(*n, bytes, 1ull << 62);
   return std::nullopt;
+}
+
+std::string format_size(std::uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  constexpr std::array<std::string_view, 4> units{"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes) / 1024;
+  std::size_t u = 0;
+  // 1023.96 KiB would print as "1024.0 KiB": move up a unit before rounding reaches 1024.
+  while (v >= 1023.95 && u + 1 < units.size()) {
+    v /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  auto ms = std::max<std::int64_t>(d.count(), 0);
+  if (ms < 1000) return fmt::format("{} ms", ms);
+  auto s = ms / 1000;
+  if (s < 60) return fmt::format("{} s", s);
+  if (s < 3600) return fmt::format("{} m {} s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{} h {} m", s / 3600, s % 3600 / 60);
+  return fmt::format("{} d {} h", s / 86400, s % 86400 / 3600);
 }
 
 }  // namespace kaiwa

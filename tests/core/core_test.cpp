@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/address.hpp"
+#include "core/admin_error.hpp"
 #include "core/event.hpp"
 #include "core/frame.hpp"
 #include "core/ids.hpp"
@@ -271,4 +272,50 @@ TEST_CASE("sizes: bytes or binary units, strictly") {
   CHECK(parse_size("8GiB") == 8ull << 30);
   for (auto bad : {"", "1MB", "1 MiB", "-1", "1k", "5000000000GiB", "0x10", "MiB"})
     CHECK_FALSE(parse_size(bad));
+}
+
+TEST_CASE("sizes read for people: bytes, then binary units with one decimal") {
+  CHECK(format_size(0) == "0 B");
+  CHECK(format_size(1023) == "1023 B");
+  CHECK(format_size(1024) == "1.0 KiB");
+  CHECK(format_size(1536) == "1.5 KiB");
+  CHECK(format_size(47'395'635) == "45.2 MiB");
+  CHECK(format_size((1ull << 20) - 1) == "1.0 MiB");  // not "1024.0 KiB"
+  CHECK(format_size(3ull << 30) == "3.0 GiB");
+  CHECK(format_size(5000ull << 40) == "5000.0 TiB");  // no unit past TiB
+}
+
+TEST_CASE("durations read for people: the two largest units") {
+  using std::chrono::milliseconds;
+  CHECK(format_duration(milliseconds(-5)) == "0 ms");
+  CHECK(format_duration(milliseconds(250)) == "250 ms");
+  CHECK(format_duration(milliseconds(3'999)) == "3 s");
+  CHECK(format_duration(milliseconds(252'000)) == "4 m 12 s");
+  CHECK(format_duration(milliseconds(11'100'000)) == "3 h 5 m");
+  CHECK(format_duration(milliseconds(183'600'000)) == "2 d 3 h");
+}
+
+TEST_CASE("the admin API's error shape: code, message and hint, read back as written") {
+  auto body = admin_error_json(admin_errc::not_found, "no such \"room\"", "GET / lists them");
+  CHECK(body ==
+        R"({"error":{"code":"not_found","message":"no such \"room\"","hint":"GET / lists them"}})");
+  auto e = parse_admin_error(body);
+  REQUIRE(e);
+  CHECK(e->code == admin_errc::not_found);
+  CHECK(e->message == "no such \"room\"");
+  CHECK(e->hint == "GET / lists them");
+  CHECK(admin_error_json(admin_errc::conflict, "busy") ==
+        R"({"error":{"code":"conflict","message":"busy"}})");
+  CHECK(parse_admin_error(admin_error_json(admin_errc::conflict, "busy"))->hint.empty());
+  for (auto c : {admin_errc::bad_request, admin_errc::unauthorized, admin_errc::forbidden,
+                 admin_errc::not_found, admin_errc::method_not_allowed, admin_errc::conflict,
+                 admin_errc::internal, admin_errc::unavailable, admin_errc::timeout})
+    CHECK(admin_errc_from(to_string(c)) == c);
+  CHECK(http_status(admin_errc::method_not_allowed) == 405);
+  CHECK(http_status(admin_errc::timeout) == 504);
+  for (auto bad : {"", "not found", R"({"error":"old shape"})",
+                   R"({"error":{"code":"nope",)"
+                   R"("message":"m"}})",
+                   R"({"error":{"code":"not_found"}})"})
+    CHECK_FALSE(parse_admin_error(bad));
 }

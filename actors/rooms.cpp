@@ -11,6 +11,7 @@
 #include "actors/detail/messages.hpp"
 #include "actors/detail/tls.hpp"
 #include "core/address.hpp"
+#include "core/admin_error.hpp"
 #include "core/log.hpp"
 #include "core/replies.hpp"
 #include "storage/journal.hpp"
@@ -207,7 +208,9 @@ std::uint16_t rooms::cluster_port() const { return impl_->cluster_port; }
 void rooms::cluster_admin(cluster_request r, std::function<void(int, std::string)> done) {
   impl::usage use(*impl_);
   if (!use.ok || !impl_->cluster)
-    return done(404, R"({"error":"this node is not a cluster member"})");
+    return done(http_status(admin_errc::not_found),
+                admin_error_json(admin_errc::not_found, "this node is not a cluster member",
+                                 "a node joins a cluster when started with --cluster ADDR:PORT"));
   caf::anon_send(impl_->cluster, detail::admin_atom::value,
                  std::make_shared<detail::admin_query>(std::move(r), std::move(done)));
 }

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <simdjson.h>
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "apps/secrets.hpp"
 #include "apps/web_assets.hpp"
+#include "core/admin_error.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/replies.hpp"
@@ -205,10 +207,15 @@ net::http_reply json_reply(int status, std::string body) {
   return {status, "application/json", std::move(body) + "\n", "no-store", ""};
 }
 
-net::http_reply json_error(int status, std::string_view message) {
-  std::string body;
-  json_writer(body).begin_object().field("error", message).end_object();
-  return json_reply(status, std::move(body));
+/// Every admin failure goes out through here, in the one shape (core/admin_error.hpp).
+net::http_reply json_error(admin_errc code, std::string_view message, std::string_view hint = {}) {
+  return json_reply(http_status(code), admin_error_json(code, message, hint));
+}
+
+net::http_reply wrong_method(std::string_view method, const std::string& path) {
+  return json_error(admin_errc::method_not_allowed,
+                    fmt::format("{} takes {}, not other methods", path, method),
+                    "GET / lists the admin endpoints and their methods");
 }
 
 /// The value of `key` in the target's query string ("/path?a=1&b=2"), empty when absent.
@@ -290,11 +297,46 @@ bool answer(const net::http_respond& respond, net::http_reply reply) {
   return true;
 }
 
+/// A room's reply to an admin command as the admin API's answer: the reply's fields without the
+/// protocol's `op` and `id` (plus `node`, the node answering, when the room didn't say: a node
+/// outside a cluster), or a protocol error in the admin error shape.
+net::http_reply admin_room_reply(std::string_view payload, const std::string& node_id) {
+  simdjson::dom::parser p;
+  simdjson::dom::object reply;
+  std::string_view op;
+  if (p.parse(payload.data(), payload.size()).get(reply) || reply["op"].get(op))
+    return json_error(admin_errc::internal, "the room's reply is not a JSON object");
+  if (op == "error") {
+    std::string_view code, message;
+    if (reply["code"].get(code)) code = "internal";
+    if (reply["message"].get(message)) message = "the room failed";
+    auto c = code == "not_found"     ? admin_errc::not_found
+             : code == "unavailable" ? admin_errc::unavailable
+             : code == "timeout"     ? admin_errc::timeout
+             : code == "bad_request" ? admin_errc::bad_request
+                                     : admin_errc::internal;
+    return json_error(c, message);
+  }
+  std::string body;
+  json_writer w(body);
+  w.begin_object();
+  bool has_node = false;
+  for (auto [key, value] : reply) {
+    if (key == "op" || key == "id") continue;
+    has_node = has_node || key == "node";
+    w.key(key).raw(simdjson::minify(value));
+  }
+  if (!has_node) w.field("node", node_id);
+  w.end_object();
+  return json_reply(200, std::move(body));
+}
+
 /// The admin API's stand-in for a client connection: a room's reply to an admin command
 /// becomes the HTTP response. Rooms may call it from any thread; it answers once.
 class admin_link : public client_link {
  public:
-  explicit admin_link(net::http_respond respond) : respond_(std::move(respond)) {}
+  admin_link(net::http_respond respond, std::string node_id)
+      : respond_(std::move(respond)), node_id_(std::move(node_id)) {}
 
   void post(std::function<void()> fn) override { fn(); }
   const void* lane() const noexcept override { return this; }
@@ -304,19 +346,13 @@ class admin_link : public client_link {
   void reply(const frame_ptr& f) override {
     std::lock_guard lock(mtx_);
     if (!respond_) return;
-    auto payload = std::string(f->payload());
-    int status = 200;
-    if (payload.starts_with(R"({"op":"error")")) {
-      status = payload.find(R"("code":"not_found")") != std::string::npos     ? 404
-               : payload.find(R"("code":"unavailable")") != std::string::npos ? 503
-                                                                              : 500;
-    }
-    std::exchange(respond_, nullptr)(json_reply(status, std::move(payload)));
+    std::exchange(respond_, nullptr)(admin_room_reply(f->payload(), node_id_));
   }
 
  private:
   std::mutex mtx_;
   net::http_respond respond_;
+  const std::string node_id_;
 };
 
 }  // namespace
@@ -347,11 +383,19 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
   auto path = path_of(r.target);
   if (path == "/healthz" || path == "/readyz") return public_http(r, respond);
   if (auto refusal = browser_request_refusal(r, cfg_.admin_hosts))
-    return answer(respond, json_error(403, *refusal));
+    return answer(respond, json_error(admin_errc::forbidden, *refusal));
   if (!cfg_.admin_token.empty() && !secrets_equal(r.authorization, "Bearer " + cfg_.admin_token))
     return answer(respond,
-                  json_error(401, "this admin API needs 'Authorization: Bearer <admin token>'"));
-  if (path == "/" && r.method == "GET")
+                  json_error(admin_errc::unauthorized,
+                             r.authorization.empty() ? "this node's admin API needs an admin token"
+                                                     : "the admin token is not this node's",
+                             "kaiwa: --admin-token-file FILE or KAIWA_ADMIN_TOKEN; HTTP: "
+                             "'Authorization: Bearer <admin token>'"));
+  // A known path asked with another method is a 405 that names the right one; only paths
+  // no endpoint has are 404.
+  for (auto get_only : {"/", "/admin/v1/status", "/metrics", "/admin/v1/hot-rooms"})
+    if (path == get_only && r.method != "GET") return answer(respond, wrong_method("GET", path));
+  if (path == "/")
     // The start-up banner prints this listener's URL: what a newcomer opens first.
     return answer(respond, text(200, R"(kaiwa admin API (docs/operations.md, "Admin API")
 GET  /admin/v1/status                     the node: connections, rooms, journal, cluster
@@ -370,19 +414,18 @@ GET  /healthz, /readyz                    liveness, readiness
 POST requests need the header Kaiwa-Admin: 1; with an admin token, every request needs
 Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top, ...).
 )"));
-  if (path == "/admin/v1/status" && r.method == "GET")
-    return answer(respond, json_reply(200, status_json()));
-  if (path == "/metrics" && r.method == "GET")
+  if (path == "/admin/v1/status") return answer(respond, json_reply(200, status_json()));
+  if (path == "/metrics")
     return answer(respond, {200, "text/plain; version=0.0.4", metrics_text(), "no-store", ""});
   if (path == "/admin/v1/cluster" || path == "/admin/v1/shards") {
-    if (r.method != "GET") return answer(respond, json_error(405, "use GET"));
+    if (r.method != "GET") return answer(respond, wrong_method("GET", path));
     cluster_request q;
     q.what = path == "/admin/v1/cluster" ? cluster_request::kind::members
                                          : cluster_request::kind::shards;
     return cluster_call(std::move(q), respond, 200);
   }
   if (path == "/admin/v1/move") {
-    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
+    if (r.method != "POST") return answer(respond, wrong_method("POST", path));
     cluster_request q;
     q.what = cluster_request::kind::move;
     q.node = query_param(r.target, "to");
@@ -390,19 +433,22 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
     char* end = nullptr;
     auto n = std::strtoul(shard.c_str(), &end, 10);
     if (shard.empty() || *end || n >= journal_->shards())
-      return answer(respond, json_error(400, "'shard' must be 0 to " +
-                                                 std::to_string(journal_->shards() - 1)));
-    if (!valid_name(q.node)) return answer(respond, json_error(400, "'to' must name a member"));
+      return answer(respond,
+                    json_error(admin_errc::bad_request,
+                               "'shard' must be 0 to " + std::to_string(journal_->shards() - 1)));
+    if (!valid_name(q.node))
+      return answer(respond, json_error(admin_errc::bad_request, "'to' must name a member"));
     q.shard = static_cast<shard_t>(n);
     return cluster_call(std::move(q), respond, 200);
   }
   if (path == "/admin/v1/drain") {
-    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
+    if (r.method != "POST") return answer(respond, wrong_method("POST", path));
     auto grace_s = query_param(r.target, "grace");
     auto grace =
         grace_s.empty() ? std::optional(std::chrono::milliseconds(0)) : parse_duration(grace_s);
     if (!grace || *grace > std::chrono::hours(1))
-      return answer(respond, json_error(400, "'grace' must be a duration of 0 to 1h (e.g. 30s)"));
+      return answer(respond, json_error(admin_errc::bad_request,
+                                        "'grace' must be a duration of 0 to 1h (e.g. 30s)"));
     auto grace_ms = *grace;
     if (cfg_.rooms.cluster) {
       // The node's shards move to the other members first; the coordinator then tells the
@@ -411,7 +457,8 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
       q.what = cluster_request::kind::drain;
       q.node = query_param(r.target, "node");
       if (q.node.empty()) q.node = cfg_.gateway.node_id;
-      if (!valid_name(q.node)) return answer(respond, json_error(400, "'node' must name a member"));
+      if (!valid_name(q.node))
+        return answer(respond, json_error(admin_errc::bad_request, "'node' must name a member"));
       q.grace = grace_ms;
       auto node = q.node;
       rooms_->cluster_admin(std::move(q), [respond, node, grace_ms](int status, std::string body) {
@@ -421,7 +468,9 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
       return true;
     }
     if (!query_param(r.target, "node").empty())
-      return answer(respond, json_error(400, "this node is not a cluster member"));
+      return answer(respond,
+                    json_error(admin_errc::bad_request, "this node is not a cluster member",
+                               "drain it without naming a node"));
     drain(grace_ms);
     return answer(respond, drain_accepted(cfg_.gateway.node_id, false, grace_ms));
   }
@@ -430,18 +479,21 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
     std::string_view p(path);
     if (!p.starts_with(prefix)) continue;
     auto room = std::string(p.substr(std::string_view(prefix).size()));
-    if (r.method != method) return answer(respond, json_error(405, std::string("use ") + method));
-    if (!valid_name(room)) return answer(respond, json_error(400, "not a room name"));
+    if (r.method != method) return answer(respond, wrong_method(method, path));
+    if (!valid_name(room))
+      return answer(respond,
+                    json_error(admin_errc::bad_request, "'" + room + "' is not a room name",
+                               "a room name is 1 to 128 chars of [A-Za-z0-9_.:@-]"));
     command c;
     c.op = op;
     c.room = room_id{room};
     c.user = user_id{"admin"};
     c.id = R"("admin")";  // a request id, so that a room on another node is answered for
-    c.link = std::make_shared<admin_link>(respond);
+    c.link = std::make_shared<admin_link>(respond, cfg_.gateway.node_id);
     rooms_->dispatch(std::move(c));
     return true;
   }
-  if (path == "/admin/v1/hot-rooms" && r.method == "GET") {
+  if (path == "/admin/v1/hot-rooms") {
     std::string body;
     json_writer w(body);
     w.begin_object().key("rooms").begin_array();
@@ -451,22 +503,23 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
     return answer(respond, json_reply(200, std::move(body)));
   }
   if (path == "/admin/v1/projections") {
-    if (r.method != "GET") return answer(respond, json_error(405, "use GET"));
+    if (r.method != "GET") return answer(respond, wrong_method("GET", path));
     return answer(respond, projections_json());
   }
   if (std::string_view p(path);
       p.starts_with("/admin/v1/projections/") && p.ends_with("/rebuild")) {
-    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
+    if (r.method != "POST") return answer(respond, wrong_method("POST", path));
     // The projector's thread drops the family and rebuilds; this only asks it to.
     return answer(respond, rebuild(p.substr(22, p.size() - 22 - 8)));
   }
   if (path == "/admin/v1/checkpoint") {
-    if (r.method != "POST") return answer(respond, json_error(405, "use POST"));
+    if (r.method != "POST") return answer(respond, wrong_method("POST", path));
     // RocksDB flushes and links files: slow enough to keep off the I/O lane.
     boost::asio::post(admin_work_, [this, respond] { respond(checkpoint()); });
     return true;
   }
-  return false;
+  return answer(respond, json_error(admin_errc::not_found, "no admin endpoint " + path,
+                                    "GET / lists the admin endpoints"));
 }
 
 bool node::cluster_call(cluster_request q, const net::http_respond& respond, int ok_status) {
@@ -497,7 +550,7 @@ net::http_reply node::checkpoint() {
   if (!dir.empty() && dir.back() == '/') dir.pop_back();
   dir += ".checkpoint-" + std::to_string(now);
   auto info = journal_->checkpoint(dir);
-  if (!info) return json_error(500, "checkpoint failed: " + info.err().message);
+  if (!info) return json_error(admin_errc::internal, "checkpoint failed: " + info.err().message);
   std::string body;
   json_writer(body)
       .begin_object()
@@ -534,11 +587,17 @@ net::http_reply node::projections_json() const {
 
 net::http_reply node::rebuild(std::string_view name) {
   if (!read_->projections_enabled())
-    return json_error(409, "the read models are off on this node (--projections=off)");
+    return json_error(admin_errc::conflict,
+                      "the read models are off on this node (--projections=off)");
   auto known = false;
   for (auto& p : read_->stats()) known = known || p.name == name;
-  if (!known) return json_error(404, "no projection '" + std::string(name) + "'");
-  if (auto err = read_->rebuild(name)) return json_error(409, *err);
+  if (!known) {
+    std::string names;
+    for (auto& p : read_->stats()) names += (names.empty() ? "" : ", ") + p.name;
+    return json_error(admin_errc::not_found, "no projection '" + std::string(name) + "'",
+                      "the projections are " + names);
+  };
+  if (auto err = read_->rebuild(name)) return json_error(admin_errc::conflict, *err);
   std::string body;
   json_writer(body).begin_object().field("rebuilding", name).end_object();
   return json_reply(202, std::move(body));

@@ -25,6 +25,7 @@
 #include "actors/detail/wire.hpp"
 #include "actors/shard_map.hpp"
 #include "core/address.hpp"
+#include "core/admin_error.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
@@ -1119,12 +1120,13 @@ class cluster_actor : public caf::event_based_actor {
       case kind::drain: {
         auto coord = actor_of(map_.coordinator);
         if (!coord)
-          return q->done(503, error_json("the coordinator " + map_.coordinator + " is down"));
+          return fail(*q, admin_errc::unavailable,
+                      "the coordinator " + map_.coordinator + " is down");
         auto answer = [q](std::string& err) {
           if (err.empty()) return q->done(200, R"({"ok":true})");
-          q->done(409, error_json(err));
+          fail(*q, admin_errc::conflict, err);
         };
-        auto failed = [q](caf::error& e) { q->done(504, error_json(to_string(e))); };
+        auto failed = [q](caf::error& e) { fail(*q, admin_errc::timeout, to_string(e)); };
         if (r.what == kind::move)
           request(coord, move_timeout, move_atom::value, r.shard, r.node).then(answer, failed);
         else
@@ -1136,10 +1138,8 @@ class cluster_actor : public caf::event_based_actor {
     }
   }
 
-  static std::string error_json(std::string_view msg) {
-    std::string out;
-    json_writer(out).begin_object().field("error", msg).end_object();
-    return out;
+  static void fail(admin_query& q, admin_errc code, std::string_view message) {
+    q.done(http_status(code), admin_error_json(code, message));
   }
 
   void members_json(std::shared_ptr<admin_query> q) {

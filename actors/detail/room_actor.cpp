@@ -406,6 +406,7 @@ class room_actor : public caf::event_based_actor {
     frame_builder b;
     auto& w = begin_reply(b, "room", c.id)
                   .field("room", room_.str())
+                  .field("shard", std::uint64_t{env_.shard(room_)})
                   .field("head", committed_)
                   .field("owner", state_.owner().str())
                   .field("private", state_.is_private())
@@ -413,6 +414,8 @@ class room_actor : public caf::event_based_actor {
                   .field("active", c.was_active)
                   .field("subscriptions", std::uint64_t{subs_.size()})
                   .field("last_activity_ms", last_activity_);
+    // Outside a cluster the admin API adds the node that answered: it is the room's.
+    if (env_.cfg.cluster) w.field("node", env_.cfg.cluster->node_id);
     w.key("members").begin_array();
     for (auto& m : state_.members()) w.value(m);
     w.end_array().key("subscribers").begin_array();

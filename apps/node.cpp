@@ -60,8 +60,20 @@ node::~node() { stop(); }
 std::optional<std::string> node::start() {
   started_ = std::chrono::steady_clock::now();
   auto j = storage::journal::open(cfg_.journal);
+  auto pid_file = std::filesystem::path(cfg_.journal.dir) / "kaiwa.pid";
+  if (!j && j.err().code == storage::errc::in_use) {
+    // The node holding RocksDB's lock wrote its pid once it had it (below).
+    std::ifstream in(pid_file);
+    long pid = 0;
+    auto who = in >> pid && pid > 0 ? "another kaiwa (pid " + std::to_string(pid) + ")"
+                                    : std::string("another process");
+    return "the data directory '" + cfg_.journal.dir + "' is in use by " + who +
+           "; stop it first, or give this node its own --data-dir";
+  }
   if (!j) return "can't open the data directory '" + cfg_.journal.dir + "': " + j.err().message;
   journal_ = std::move(j).value();
+  // Only for that message: RocksDB's lock, not this file, keeps a second node out.
+  std::ofstream(pid_file, std::ios::trunc) << getpid() << "\n";
   if (auto& cc = cfg_.rooms.cluster) {
     cc->staging_dir = cfg_.journal.dir + "/cluster-moves";
     cc->load = [this] {
@@ -142,6 +154,8 @@ void node::stop() {
   read_.reset();
   rooms_.reset();
   journal_.reset();
+  std::error_code ignored;
+  std::filesystem::remove(std::filesystem::path(cfg_.journal.dir) / "kaiwa.pid", ignored);
 }
 
 // Room actors, sessions and their buffers are freed on many threads, into glibc's per-thread

@@ -126,10 +126,16 @@ class room_prefix_transform : public rocksdb::SliceTransform {
 }  // namespace
 
 error to_error(const rocksdb::Status& s) {
+  auto text = s.ToString();
+  // RocksDB says it only in words: "While lock file: DIR/LOCK: Resource temporarily
+  // unavailable" (another process), "lock hold by current process" (this one).
+  auto locked = s.IsIOError() && (text.find("While lock file") != std::string::npos ||
+                                  text.find("lock hold by current process") != std::string::npos);
   auto code = s.IsCorruption()        ? errc::corruption
               : s.IsInvalidArgument() ? errc::invalid
+              : locked                ? errc::in_use
                                       : errc::io_error;
-  return {code, s.ToString()};
+  return {code, std::move(text)};
 }
 
 // -- write_set ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ namespace kaiwa::storage {
 
 enum class errc {
   io_error,    // the disk or the file system failed
+  in_use,      // another process has the data directory open (RocksDB's LOCK file is held)
   corruption,  // the data on disk is not what kaiwa wrote
   invalid,     // the caller asked for something impossible (bad path, bad argument)
   stopped,     // the journal is stopped

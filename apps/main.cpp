@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -32,14 +34,135 @@ bool parse_endpoint(const std::string& s, net::endpoint& ep) {
   return true;
 }
 
-std::chrono::milliseconds parse_ttl(const std::string& s) {
-  auto ttl = parse_duration(s);
-  if (!ttl)
-    throw CLI::ValidationError("--ttl", "'" + s +
-                                            "' is not a duration: a number and s, m, h, d or w "
-                                            "(e.g. 90s, 1.5h, 2w)");
-  if (ttl->count() <= 0) throw CLI::ValidationError("--ttl", "must be more than 0");
-  return *ttl;
+using std::chrono::milliseconds;
+constexpr milliseconds one_ms{1};
+constexpr milliseconds one_hour = std::chrono::hours(1);
+constexpr milliseconds one_day = std::chrono::hours(24);
+constexpr milliseconds a_century = std::chrono::hours(24 * 36525);  // parse_duration's bound
+
+/// The text a duration option shows as its default and print-config writes: parse_duration
+/// reads it back.
+std::string duration_text(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + "s"
+                               : std::to_string(d.count()) + "ms";
+}
+
+/// A duration option (flag, config key, KAIWA_ variable alike), parsed by parse_duration:
+/// anything else, or a value outside [min, max], is a usage error naming the option and the
+/// value. `set` receives it.
+CLI::Option* add_duration(CLI::App* app, const std::string& name, const std::string& desc,
+                          std::chrono::milliseconds initial, std::chrono::milliseconds min,
+                          std::chrono::milliseconds max,
+                          std::function<void(std::chrono::milliseconds)> set) {
+  set(initial);
+  return app
+      ->add_option_function<std::string>(
+          name,
+          [name, min, max, set](const std::string& text) {
+            auto d = parse_duration(text);
+            if (!d)
+              throw CLI::ValidationError(
+                  name, "'" + text +
+                            "' is not a duration: a number and ms, s, m, h, d or w (250ms, 90s, "
+                            "1.5h, 2w; a bare number is seconds)");
+            if (*d < min || *d > max)
+              throw CLI::ValidationError(name, "'" + text +
+                                                   "' is out of range: " + format_duration(min) +
+                                                   " to " + format_duration(max));
+            set(*d);
+          },
+          desc)
+      ->type_name("DURATION")
+      ->default_str(duration_text(initial));
+}
+
+CLI::Option* add_duration(CLI::App* app, const std::string& name, const std::string& desc,
+                          std::chrono::milliseconds& into, std::chrono::milliseconds min,
+                          std::chrono::milliseconds max) {
+  return add_duration(app, name, desc, into, min, max,
+                      [&into](std::chrono::milliseconds d) { into = d; });
+}
+
+/// A duration option kept as seconds in a double (the bench's options).
+CLI::Option* add_duration(CLI::App* app, const std::string& name, const std::string& desc,
+                          double& seconds, std::chrono::milliseconds min,
+                          std::chrono::milliseconds max) {
+  return add_duration(
+      app, name, desc, std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000)), min,
+      max, [&seconds](std::chrono::milliseconds d) { seconds = d.count() / 1000.0; });
+}
+
+/// A size option, parsed by parse_size (B, KiB, MiB, GiB; a bare number is bytes), within
+/// [min, max]; like add_duration.
+template <class T>
+CLI::Option* add_size(CLI::App* app, const std::string& name, const std::string& desc, T& into,
+                      std::uint64_t min, std::uint64_t max) {
+  return app
+      ->add_option_function<std::string>(
+          name,
+          [name, min, max, &into](const std::string& text) {
+            auto n = parse_size(text);
+            if (!n)
+              throw CLI::ValidationError(name, "'" + text +
+                                                   "' is not a size: a number and B, KiB, MiB "
+                                                   "or GiB (512KiB, 8MiB; a bare number is bytes)");
+            if (*n < min || *n > max)
+              throw CLI::ValidationError(name, "'" + text + "' is out of range: " +
+                                                   format_size(min) + " to " + format_size(max));
+            into = static_cast<T>(*n);
+          },
+          desc)
+      ->type_name("SIZE")
+      ->default_str(std::to_string(into));
+}
+
+/// The line (from "kaiwa") saying what CLI11's bare messages leave out, or empty: for "A subcommand
+/// is required", which command wants one, what was given and the valid ones; for a config key
+/// nothing reads ("INI was not able to parse start.bogus"), the key, the file and its line.
+std::string explain_parse_error(CLI::App& app, const CLI::ParseError& e,
+                                const std::string& config_file) {
+  std::string_view what = e.what();
+  constexpr std::string_view extras = "INI was not able to parse ";
+  if (what.starts_with(extras)) {
+    auto item = std::string(what.substr(extras.size()));
+    auto dot = item.rfind('.');
+    auto key = dot == std::string::npos ? item : item.substr(dot + 1);
+    auto section = dot == std::string::npos ? std::string() : item.substr(0, dot);
+    std::ifstream in(config_file);
+    std::string line, where = config_file;
+    auto trimmed = [](std::string_view t) {
+      auto first = t.find_first_not_of(" \t");
+      return first == std::string_view::npos ? std::string_view() : t.substr(first);
+    };
+    for (int n = 1; std::getline(in, line); ++n) {
+      auto text = trimmed(line);  // `key = value`, spaces anywhere around the key
+      if (text.starts_with(key) && trimmed(text.substr(key.size())).starts_with('=')) {
+        where += ", line " + std::to_string(n);
+        break;
+      }
+    }
+    return "kaiwa: unknown key '" + key + "'" + (section.empty() ? "" : " in [" + section + "]") +
+           " of " + where + "; the keys are the flags' names (kaiwa start --help)";
+  }
+  if (what != "A subcommand is required") return {};
+  // The deepest command given, which needs one of its subcommands.
+  CLI::App* cur = &app;
+  for (bool deeper = true; deeper;) {
+    deeper = false;
+    for (auto* sub : cur->get_subcommands())
+      if (sub->parsed()) {
+        cur = sub;
+        deeper = true;
+        break;
+      }
+  }
+  std::string names;
+  for (auto* sub : cur->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+  auto noun = cur->get_name() == "bench" ? "scenario" : "command";
+  auto command = cur == &app ? std::string("kaiwa") : "kaiwa " + cur->get_name();
+  auto given = cur->remaining();
+  if (given.empty()) return command + " needs a " + noun + ": one of " + names;
+  return command + ": unknown " + noun + " '" + given.front() + "'; one of " + names;
 }
 
 /// Options that once took a secret on the command line, where every local user can read it
@@ -52,6 +175,7 @@ void add_refused_secret_option(CLI::App* app, const std::string& name) {
 const std::string secret_instead =
     "set KAIWA_SECRET, or --secret-file PATH (config key secret-file) naming a file of "
     "KID=SECRET lines";
+const std::string name_rule = "1 to 128 chars of [A-Za-z0-9_.:@-]";
 const std::string admin_token_instead =
     "set KAIWA_ADMIN_TOKEN, or --admin-token-file PATH (config key admin-token-file)";
 
@@ -141,13 +265,11 @@ int main(int argc, char** argv) {
   app::node_config cfg;
   std::string listen = "127.0.0.1:8080", admin = "127.0.0.1:8081", durability = "sync";
   std::string cluster, join, admin_hosts, address_limit_exempt = "127.0.0.0/8,::1/128";
-  std::int64_t idle_s = 60;
-  double hello_s = 10, handshake_s = 30, ping_interval_s = 20, ping_timeout_s = 10;
-  double tls_handshake_s = 10;
   auto* start = app.add_subcommand("start", "Run a kaiwa node");
   // The file's keys are the flags' names under a [start] section (TOML); --config is the
   // app's option, reached from `kaiwa start --config FILE` through fallthrough.
-  app.set_config("--config", "", "Read options from this file ([start] section, the flags' names)");
+  auto* config_opt = app.set_config(
+      "--config", "", "Read options from this file ([start] section, the flags' names)");
   start->fallthrough();
   start->add_option("--listen", listen, "Public listener ADDR:PORT (WebSocket /ws)")
       ->capture_default_str();
@@ -187,12 +309,9 @@ int main(int argc, char** argv) {
                    "Memtables of every column family together, in MiB")
       ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 20))
       ->capture_default_str();
-  double failure_timeout_s = 5;
-  start
-      ->add_option("--failure-timeout", failure_timeout_s,
-                   "Seconds of silence after which a cluster member counts as dead")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  milliseconds failure_timeout{5000};
+  add_duration(start, "--failure-timeout", "Silence after which a cluster member counts as dead",
+               failure_timeout, milliseconds(100), one_hour);
   start->add_option("--admin-hosts", admin_hosts,
                     "NAME[,...]: host names the admin API answers to besides IP addresses and "
                     "localhost (others are refused: DNS rebinding)");
@@ -210,11 +329,8 @@ int main(int argc, char** argv) {
                     "(wss://, https://); re-read on SIGHUP");
   start->add_option("--tls-key", cfg.gateway.tls_key,
                     "PEM private key of --tls-cert; re-read on SIGHUP");
-  start
-      ->add_option("--tls-handshake-timeout", tls_handshake_s,
-                   "Seconds a TLS client has to finish its handshake")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  add_duration(start, "--tls-handshake-timeout", "Time a TLS client has to finish its handshake",
+               cfg.gateway.tls_handshake_timeout, one_ms, one_hour);
   start
       ->add_option("--hsts-max-age", cfg.gateway.hsts_max_age,
                    "Strict-Transport-Security max-age (s) on HTTPS responses; 0: none")
@@ -226,20 +342,14 @@ int main(int argc, char** argv) {
       ->add_option("--actor-threads", cfg.rooms.threads,
                    "Actor scheduler threads (0: one per core)")
       ->capture_default_str();
-  start
-      ->add_option("--max-outbound-bytes", cfg.gateway.max_outbound_bytes,
-                   "Bytes queued to a client before it is closed as a slow consumer")
-      ->capture_default_str();
-  start
-      ->add_option("--max-queued-bytes", cfg.gateway.max_queued_bytes,
-                   "Bytes queued to a client, replies included, before it is closed (4009)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  start
-      ->add_option("--max-message-bytes", cfg.gateway.max_message_bytes,
-                   "Largest client message; bigger ones get too_large")
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 10))
-      ->capture_default_str();
+  add_size(start, "--max-outbound-bytes",
+           "Live-event bytes queued to a client before it is closed as a slow consumer",
+           cfg.gateway.max_outbound_bytes, 1, std::uint64_t{1} << 40);
+  add_size(start, "--max-queued-bytes",
+           "Bytes queued to a client, replies included, before it is closed (4009)",
+           cfg.gateway.max_queued_bytes, 1, std::uint64_t{1} << 40);
+  add_size(start, "--max-message-bytes", "Largest client message; bigger ones get too_large",
+           cfg.gateway.max_message_bytes, 1024, 64 << 10);
   start
       ->add_option("--max-pending-requests", cfg.gateway.max_pending_requests,
                    "Unanswered requests per connection before its input pauses")
@@ -276,9 +386,8 @@ int main(int argc, char** argv) {
   start->add_option("--snapshot-every", cfg.rooms.snapshot_every, "Snapshot a room every N events")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  start->add_option("--idle-timeout", idle_s, "Seconds before an idle room is passivated")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  add_duration(start, "--idle-timeout", "Time before an idle room is passivated",
+               cfg.rooms.idle_timeout, one_ms, one_day);
   start
       ->add_option("--room-backlog", cfg.rooms.room_backlog,
                    "Commands queued to one room beyond which more get unavailable (0: no bound)")
@@ -288,7 +397,6 @@ int main(int argc, char** argv) {
                    "Rooms one user may create per minute (0: no limit)")
       ->capture_default_str();
   std::string projections = "on";
-  double gather_timeout_s = 2;
   start
       ->add_option("--projections", projections,
                    "on: keep the read models (rooms, directory, search); off: none (their queries "
@@ -311,29 +419,19 @@ int main(int argc, char** argv) {
                    "answers with what it found and more=true")
       ->check(CLI::Range(std::size_t{100}, std::size_t{10'000'000}))
       ->capture_default_str();
-  start
-      ->add_option("--gather-timeout", gather_timeout_s,
-                   "Seconds a query waits for other members' pages before it answers partial")
-      ->check(CLI::Range(0.05, 60.0))
-      ->capture_default_str();
-  start->add_option("--hello-timeout", hello_s, "Seconds a new connection has to send hello")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  start
-      ->add_option("--handshake-timeout", handshake_s,
-                   "Seconds a client has to send its HTTP request (the WebSocket handshake)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  start
-      ->add_option("--ping-interval", ping_interval_s,
-                   "Seconds of silence after which a connection gets a WebSocket ping")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  start
-      ->add_option("--ping-timeout", ping_timeout_s,
-                   "Seconds a pinged connection has to send something before it is closed")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  add_duration(start, "--gather-timeout",
+               "Time a query waits for other members' pages before it answers partial",
+               cfg.read.gather_timeout, milliseconds(50), milliseconds(60'000));
+  add_duration(start, "--hello-timeout", "Time a new connection has to send hello",
+               cfg.gateway.hello_timeout, one_ms, one_hour);
+  add_duration(start, "--handshake-timeout",
+               "Time a client has to send its HTTP request (the WebSocket handshake)",
+               cfg.gateway.handshake_timeout, one_ms, one_hour);
+  add_duration(start, "--ping-interval", "Silence after which a connection gets a WebSocket ping",
+               cfg.gateway.ping_interval, one_ms, one_hour);
+  add_duration(start, "--ping-timeout",
+               "Time a pinged connection has to send something before it is closed",
+               cfg.gateway.ping_timeout, one_ms, one_hour);
   std::string log_level_name = "info", log_format_name = "text";
   std::int64_t slow_ms = 100;
   start->add_option("--log-level", log_level_name, "debug, info, warn or error")
@@ -398,8 +496,7 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("--tls-cert", "TLS needs both --tls-cert and --tls-key");
     if (auto w = app::permissions_warning(cfg.gateway.tls_key); !w.empty())
       fmt::print(stderr, "kaiwa: {}\n", w);
-    if (!valid_name(cfg.gateway.node_id))
-      throw CLI::ValidationError("--node-id", "1 to 128 chars of [A-Za-z0-9_.:@-]");
+    if (!valid_name(cfg.gateway.node_id)) throw CLI::ValidationError("--node-id", name_rule);
     if (!join.empty() && cluster.empty())
       throw CLI::ValidationError("--join", "a member needs its own --cluster ADDR:PORT");
     if (tls.enabled() && cluster.empty())
@@ -420,8 +517,7 @@ int main(int argc, char** argv) {
         if (!parse_endpoint(m, j)) throw CLI::ValidationError("--join", "expected HOST:PORT[,...]");
         cc.join.push_back(m);
       }
-      cc.failure_timeout =
-          std::chrono::milliseconds(static_cast<std::int64_t>(failure_timeout_s * 1000));
+      cc.failure_timeout = failure_timeout;
       cfg.rooms.cluster = std::move(cc);
     }
     if (cfg.gateway.keys.empty() && !is_loopback(cfg.gateway.listen.host))
@@ -451,41 +547,30 @@ int main(int argc, char** argv) {
     parse_log_level(log_level_name, level);
     parse_log_format(log_format_name, format);
     configure_logging(level, format);
-    cfg.rooms.idle_timeout = std::chrono::seconds(idle_s);
-    auto ms = [](double s) {
-      return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
-    };
-    cfg.gateway.hello_timeout = ms(hello_s);
-    cfg.gateway.handshake_timeout = ms(handshake_s);
-    cfg.gateway.ping_interval = ms(ping_interval_s);
-    cfg.gateway.ping_timeout = ms(ping_timeout_s);
-    cfg.gateway.tls_handshake_timeout = ms(tls_handshake_s);
     cfg.read.projections = projections == "on";
-    cfg.read.gather_timeout = ms(gather_timeout_s);
     std::exit(run_node(cfg));
   });
 
   // -- kaiwa token --------------------------------------------------------------------------
-  std::string user, ttl = "24h", token_secret_file, kid;
+  std::string user, token_secret_file, kid;
+  milliseconds ttl = std::chrono::hours(24);
   auto* token = app.add_subcommand("token", "Print a client token for a user");
   token->add_option("--user", user, "User name")->required();
-  token->add_option("--ttl", ttl, "Lifetime: a number and s, m, h, d or w (90s, 1.5h, 2w)")
-      ->capture_default_str();
+  add_duration(token, "--ttl", "Lifetime", ttl, one_ms, a_century);
   token->add_option("--secret-file", token_secret_file,
                     "The node's key file (KID=SECRET lines), or set KAIWA_SECRET");
   token->add_option("--kid", kid, "Sign with this key of the file (default: the first)");
   add_refused_secret_option(token, "--secret");
   token->callback([&] {
     refuse_secret_options(token);
-    if (!valid_name(user))
-      throw CLI::ValidationError("--user", "1 to 128 chars of [A-Za-z0-9_.:@-]");
+    if (!valid_name(user)) throw CLI::ValidationError("--user", name_rule);
     auto keys = token_keys_or_throw(token_secret_file);
     if (keys.empty()) throw CLI::ValidationError("--secret-file", "no key: " + secret_instead);
     auto key = keys.begin();
     if (!kid.empty())
       key = std::find_if(keys.begin(), keys.end(), [&](auto& k) { return k.kid == kid; });
     if (key == keys.end()) throw CLI::ValidationError("--kid", "no key '" + kid + "' in the file");
-    auto exp = std::chrono::system_clock::now() + parse_ttl(ttl);
+    auto exp = std::chrono::system_clock::now() + ttl;
     auto exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
     fmt::print("{}\n", issue_token(*key, user_id{user}, exp_s));
   });
@@ -539,8 +624,11 @@ int main(int argc, char** argv) {
   auto* room_cmd = app.add_subcommand("room", "Show a room's state");
   admin_opts(room_cmd, true);
   room_cmd->add_option("room", room_arg, "Room name")->required();
-  room_cmd->callback(
-      [&] { std::exit(app::room_command(admin_target_or_throw(), room_arg, admin_json)); });
+  room_cmd->callback([&] {
+    if (!valid_name(room_arg))
+      throw CLI::ValidationError("room", "'" + room_arg + "' is not a room name: " + name_rule);
+    std::exit(app::room_command(admin_target_or_throw(), room_arg, admin_json));
+  });
 
   int top_iterations = 0;
   auto* top_cmd = app.add_subcommand("top", "A live view of a node, refreshed every second");
@@ -550,7 +638,7 @@ int main(int argc, char** argv) {
   top_cmd->callback(
       [&] { std::exit(app::top_command(admin_target_or_throw(), top_iterations, admin_json)); });
 
-  double drain_grace = 5;
+  milliseconds drain_grace{5000};
   std::string drain_node;
   auto* drain_cmd = app.add_subcommand(
       "drain",
@@ -559,9 +647,11 @@ int main(int argc, char** argv) {
   admin_opts(drain_cmd, true);
   drain_cmd->add_option("node", drain_node,
                         "The cluster member to drain (default: the node asked)");
-  drain_cmd->add_option("--grace", drain_grace, "Seconds before sessions are closed")
-      ->capture_default_str();
+  add_duration(drain_cmd, "--grace", "Time before sessions are closed", drain_grace,
+               milliseconds(0), one_hour);
   drain_cmd->callback([&] {
+    if (!drain_node.empty() && !valid_name(drain_node))
+      throw CLI::ValidationError("node", "'" + drain_node + "' is not a node id: " + name_rule);
     std::exit(app::drain_command(admin_target_or_throw(), drain_node, drain_grace, admin_json));
   });
 
@@ -583,6 +673,8 @@ int main(int argc, char** argv) {
   move_cmd->add_option("shard", move_shard, "Shard number")->required();
   move_cmd->add_option("node", move_to, "The member to move it to")->required();
   move_cmd->callback([&] {
+    if (!valid_name(move_to))
+      throw CLI::ValidationError("node", "'" + move_to + "' is not a node id: " + name_rule);
     std::exit(app::move_command(admin_target_or_throw(), move_shard, move_to, admin_json));
   });
 
@@ -597,8 +689,11 @@ int main(int argc, char** argv) {
       "rebuild", "Drop a read model and rebuild it from the log, printing progress until done");
   admin_opts(rebuild_cmd, false);
   rebuild_cmd->add_option("projection", rebuild_name, "rooms or search")->required();
-  rebuild_cmd->callback(
-      [&] { std::exit(app::rebuild_command(admin_target_or_throw(), rebuild_name)); });
+  rebuild_cmd->callback([&] {
+    if (!valid_name(rebuild_name))
+      throw CLI::ValidationError("projection", "'" + rebuild_name + "' is not a projection name");
+    std::exit(app::rebuild_command(admin_target_or_throw(), rebuild_name));
+  });
 
   std::string backup_dir;
   auto* backup_cmd =
@@ -631,8 +726,8 @@ int main(int argc, char** argv) {
     s->add_option("--admin", admin_target, "The node's admin ADDR:PORT (status, memory)")
         ->capture_default_str();
     s->add_option("--threads", run.threads, "Client worker threads")->capture_default_str();
-    s->add_option("--duration", run.duration_s, "Measured seconds")->capture_default_str();
-    s->add_option("--warmup", run.warmup_s, "Seconds before measuring")->capture_default_str();
+    add_duration(s, "--duration", "Measured time", run.duration_s, one_ms, one_day);
+    add_duration(s, "--warmup", "Time before measuring", run.warmup_s, milliseconds(0), one_day);
     s->add_flag("--json", run.json, "Print the summary as JSON");
     s->add_flag("--quiet", run.quiet, "No progress lines");
     s->add_flag("--tls", run.tls, "Connect with wss:// (the certificate is not verified)");
@@ -737,8 +832,8 @@ int main(int argc, char** argv) {
   resume_cmd->add_option("--rooms", resume_cfg.rooms, "Rooms")->capture_default_str();
   resume_cmd->add_option("--rate", resume_cfg.rate, "Msgs/s published meanwhile")
       ->capture_default_str();
-  resume_cmd->add_option("--away", resume_cfg.away_s, "Seconds the clients stay away")
-      ->capture_default_str();
+  add_duration(resume_cmd, "--away", "Time the clients stay away", resume_cfg.away_s,
+               milliseconds(0), one_hour);
   resume_cmd->callback([&] {
     resolve();
     std::exit(bench::run_resume(run, resume_cfg));
@@ -804,10 +899,8 @@ int main(int argc, char** argv) {
   search_cmd->add_option("--limit", search_cfg.limit, "Hits per query")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
-  search_cmd
-      ->add_option("--index-timeout", search_cfg.index_timeout_s,
-                   "Seconds to wait for the search projection to catch up")
-      ->capture_default_str();
+  add_duration(search_cmd, "--index-timeout", "Time to wait for the search projection to catch up",
+               search_cfg.index_timeout_s, one_ms, one_day);
   search_cmd->add_option("--groonga", groonga_target,
                          "A Groonga server (ADDR:PORT, `groonga -s --protocol gqtp`) loaded with "
                          "the same corpus, asked the same queries");
@@ -832,6 +925,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {  // --help
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    auto results = config_opt->results();
+    if (auto better = explain_parse_error(app, e, results.empty() ? "" : results.front());
+        !better.empty()) {
+      fmt::print(stderr, "{}\n", better);
+      return 2;
+    }
     app.exit(e);  // the message and the hint to --help
     return 2;
   } catch (const std::exception& e) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "tests/support/node_process.hpp"
 
@@ -37,9 +39,12 @@ TEST_CASE("a node started from a config file uses it") {
 
 TEST_CASE("unknown keys and bad values fail start-up with the key named") {
   temp_dir dir;
-  auto unknown = run_kaiwa({"start", "--config", dir.file("a.toml", "[start]\nlisten-port = 1\n")});
-  CHECK(unknown.status != 0);
-  CHECK(unknown.output.find("listen-port") != std::string::npos);
+  auto file = dir.file("a.toml", "[start]\nnode-id = \"x\"\n  listen-port = 1\n");
+  auto unknown = run_kaiwa({"start", "--config", file});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.output.find("kaiwa: unknown key 'listen-port' in [start] of " + file +
+                            ", line 3") != std::string::npos);
+  CHECK(unknown.output.find("INI was not able") == std::string::npos);
   auto bad =
       run_kaiwa({"start", "--config", dir.file("b.toml", "[start]\nrate-limit = \"lots\"\n")});
   CHECK(bad.status != 0);
@@ -120,6 +125,44 @@ TEST_CASE(
     CHECK(r.status == 0);
     CHECK(r.output.starts_with("v1."));
   }
+}
+
+TEST_CASE("durations and sizes are parsed strictly in flags and the config file alike") {
+  temp_dir dir;
+  struct bad {
+    std::vector<std::string> args;
+    std::string said;
+  };
+  for (auto& b : std::vector<bad>{
+           {{"start", "--idle-timeout", "5x"}, "--idle-timeout: '5x' is not a duration"},
+           {{"start", "--hello-timeout", "-1s"}, "--hello-timeout: '-1s' is not a duration"},
+           {{"start", "--ping-interval", "0"}, "--ping-interval: '0' is out of range"},
+           {{"start", "--gather-timeout", "2m"}, "--gather-timeout: '2m' is out of range"},
+           {{"start", "--failure-timeout", "1e3"}, "--failure-timeout: '1e3' is not a duration"},
+           {{"start", "--max-message-bytes", "1MiB"}, "--max-message-bytes: '1MiB' is out of "},
+           {{"start", "--max-queued-bytes", "8MB"}, "--max-queued-bytes: '8MB' is not a size"},
+           {{"start", "--config", dir.file("d.toml", "[start]\nping-timeout = \"soon\"\n")},
+            "--ping-timeout: 'soon' is not a duration"},
+           {{"drain", "--grace", "abc"}, "--grace: 'abc' is not a duration"},
+           {{"bench", "fanout", "--duration", "10x"}, "--duration: '10x' is not a duration"},
+       }) {
+    auto r = run_kaiwa(b.args);
+    INFO(r.output);
+    CHECK(r.status == 2);
+    CHECK(r.output.find(b.said) != std::string::npos);
+  }
+  // Units, and bare numbers as before (seconds, bytes), are taken and printed back.
+  auto r = run_kaiwa({"start", "--idle-timeout", "1.5m", "--ping-interval", "250ms",
+                      "--hello-timeout", "3", "--max-queued-bytes", "32MiB", "--print-config"});
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("idle-timeout=\"1.5m\"") != std::string::npos);
+  CHECK(r.output.find("ping-interval=\"250ms\"") != std::string::npos);
+  CHECK(r.output.find("hello-timeout=3") != std::string::npos);
+  CHECK(r.output.find("handshake-timeout=\"30s\"") != std::string::npos);  // a default
+  auto again =
+      run_kaiwa({"start", "--config", dir.file("printed.toml", r.output), "--print-config"});
+  CHECK(again.status == 0);
 }
 
 TEST_CASE("exit codes: 0 success, 1 the operation failed, 2 a usage error") {

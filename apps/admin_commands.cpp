@@ -1,14 +1,21 @@
 #include "apps/admin_commands.hpp"
 
-#include "core/json.hpp"
-
 #include <fmt/format.h>
+#include <signal.h>
 #include <simdjson.h>
+#include <unistd.h>
 
+#include <csignal>
+#include <ctime>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <thread>
+
+#include "core/admin_error.hpp"
+#include "core/json.hpp"
+#include "core/units.hpp"
 
 namespace kaiwa::app {
 
@@ -16,31 +23,69 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Calls the admin API and checks the status; prints the error and returns nullopt on failure.
+/// Lets a command word an error reply itself (e.g. "room 'x' not found on node H:P"); nullopt
+/// keeps the node's message and hint.
+using describe_fn = std::function<std::optional<std::string>(const admin_error&)>;
+
+/// One line for a reply that is not the one expected: what went wrong (the node's message, or
+/// the command's wording of it) and what to do (the node's hint).
+std::string describe_failure(const admin_target& t, const std::string& method,
+                             const std::string& target, const admin_response& res,
+                             const describe_fn& describe) {
+  auto e = parse_admin_error(res.body);
+  if (!e) {
+    // Not the admin API's shape: an older node, or something else listening there.
+    auto body = res.body.substr(0, std::min(res.body.find('\n'), std::size_t{200}));
+    return fmt::format("{} {} answered HTTP {} by {} (is this a kaiwa admin listener?): {}", method,
+                       target, res.status, t.address(), body);
+  }
+  if (describe)
+    if (auto text = describe(*e)) return *text;
+  if (e->code == admin_errc::unauthorized)
+    return fmt::format(
+        "{} (node {}): pass --admin-token-file FILE (a file holding the token) or set "
+        "KAIWA_ADMIN_TOKEN",
+        e->message, t.address());
+  return fmt::format("{} (node {}){}", e->message, t.address(),
+                     e->hint.empty() ? "" : "; " + e->hint);
+}
+
+/// Calls the admin API; the body when it answers `expect`, else an error line in `error`.
+std::optional<std::string> fetch(const admin_target& t, const std::string& method,
+                                 const std::string& target, int expect, std::string& error,
+                                 std::chrono::seconds timeout = std::chrono::seconds(60),
+                                 const describe_fn& describe = {}) {
+  auto res = admin_call(t, method, target, error, timeout);
+  if (!res) return std::nullopt;
+  if (res->status == expect) return std::move(res->body);
+  error = describe_failure(t, method, target, *res, describe);
+  return std::nullopt;
+}
+
+/// fetch() that prints the error.
 std::optional<std::string> call(const admin_target& t, const std::string& method,
                                 const std::string& target, int expect,
-                                std::chrono::seconds timeout = std::chrono::seconds(60)) {
+                                std::chrono::seconds timeout = std::chrono::seconds(60),
+                                const describe_fn& describe = {}) {
   std::string error;
-  auto res = admin_call(t, method, target, error, timeout);
-  if (!res) {
-    fmt::print(stderr, "kaiwa: {}\n", error);
-    return std::nullopt;
-  }
-  if (res->status != expect) {
-    simdjson::dom::parser p;
-    std::string_view message;
-    auto doc = p.parse(res->body);
-    if (doc.error() || doc["error"].get(message)) message = res->body;
-    fmt::print(stderr, "kaiwa: the node answered {} to {} {}: {}\n", res->status, method, target,
-               message);
-    return std::nullopt;
-  }
-  return res->body;
+  auto body = fetch(t, method, target, expect, error, timeout, describe);
+  if (!body) fmt::print(stderr, "kaiwa: {}\n", error);
+  return body;
 }
 
 bool empty_or_missing(const std::string& dir) {
   std::error_code ec;
   return !fs::exists(dir, ec) || (fs::is_directory(dir, ec) && fs::is_empty(dir, ec));
+}
+
+/// Creates `dir` (and its parents) unless it exists; false, after naming it and the OS's
+/// reason, when that fails.
+bool make_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!ec) return true;
+  fmt::print(stderr, "kaiwa: can't create {}: {}\n", dir.string(), ec.message());
+  return false;
 }
 
 struct copied {
@@ -63,18 +108,19 @@ std::optional<copied> copy_dir(const fs::path& from, const fs::path& to, const c
     fmt::print(stderr, "kaiwa: can't read {}: {}\n", from.string(), ec.message());
     return std::nullopt;
   }
-  fs::create_directories(to, ec);
+  if (!make_dir(to)) return std::nullopt;
   std::uint64_t done = 0;
   for (std::size_t i = 0; i < files.size(); ++i) {
-    fs::copy_file(files[i].path(), to / files[i].path().filename(), ec);
+    auto dest = to / files[i].path().filename();
+    fs::copy_file(files[i].path(), dest, ec);
     if (ec) {
-      fmt::print(stderr, "kaiwa: can't copy {}: {}\n", files[i].path().string(), ec.message());
+      fmt::print(stderr, "kaiwa: can't write {}: {}\n", dest.string(), ec.message());
       return std::nullopt;
     }
     done += files[i].file_size();
     if (!quiet)
-      fmt::print("{}: {}/{} files, {:.1f}/{:.1f} MiB\n", what, i + 1, files.size(),
-                 done / 1048576.0, total / 1048576.0);
+      fmt::print("{}: {}/{} files, {} of {}\n", what, i + 1, files.size(), format_size(done),
+                 format_size(total));
   }
   return copied{files.size(), done};
 }
@@ -103,8 +149,29 @@ std::optional<simdjson::dom::element> parse_reply(simdjson::dom::parser& p,
   return std::nullopt;
 }
 
-/// Prints an admin reply: as it came with --json, else as a table of its fields (arrays joined
-/// by commas; the protocol's "op" and "id" left out).
+/// A field's value for a table: sizes (`*_bytes`) and durations (`*_s`) in human units, a
+/// time in epoch milliseconds (`last_activity_ms`) as how long ago, arrays joined by commas.
+std::string table_value(std::string_view key, simdjson::dom::element value) {
+  std::uint64_t n = 0;
+  if (!value.get(n)) {
+    if (key.ends_with("_bytes")) return format_size(n);
+    if (key.ends_with("_s")) return format_duration(std::chrono::seconds(n));
+    if (key == "last_activity_ms") {
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch());
+      return format_duration(now - std::chrono::milliseconds(n)) + " ago";
+    }
+  }
+  if (value.is_string()) return std::string(std::string_view(value));
+  if (!value.is_array()) return simdjson::minify(value);
+  std::string text;
+  for (auto v : value.get_array())
+    text += (text.empty() ? "" : ", ") +
+            (v.is_string() ? std::string(std::string_view(v)) : simdjson::minify(v));
+  return text;
+}
+
+/// Prints an admin reply: as it came with --json, else as a table of its fields.
 int show(const std::optional<std::string>& body, bool json) {
   if (!body) return 1;
   if (json) {
@@ -114,20 +181,12 @@ int show(const std::optional<std::string>& body, bool json) {
   simdjson::dom::parser p;
   auto parsed = parse_reply(p, *body);
   if (!parsed) return 1;
-  for (auto [key, value] : parsed->get_object()) {
-    if (key == "op" || key == "id") continue;
-    std::string text;
-    if (value.is_string()) {
-      text = std::string(std::string_view(value));
-    } else if (value.is_array()) {
-      for (auto v : value.get_array())
-        text += (text.empty() ? "" : ", ") +
-                (v.is_string() ? std::string(std::string_view(v)) : simdjson::minify(v));
-    } else {
-      text = simdjson::minify(value);
-    }
-    fmt::print("{:<17} {}\n", key, text);
+  simdjson::dom::object fields;
+  if (parsed->get(fields)) {
+    fmt::print(stderr, "kaiwa: the node's reply is not a JSON object\n");
+    return 1;
   }
+  for (auto [key, value] : fields) fmt::print("{:<17} {}\n", key, table_value(key, value));
   return 0;
 }
 
@@ -138,85 +197,210 @@ int status_command(const admin_target& t, bool json) {
 }
 
 int room_command(const admin_target& t, const std::string& room, bool json) {
-  return show(call(t, "GET", "/admin/v1/rooms/" + room, 200), json);
+  auto body =
+      call(t, "GET", "/admin/v1/rooms/" + room, 200, std::chrono::seconds(60),
+           [&](const admin_error& e) -> std::optional<std::string> {
+             if (e.code != admin_errc::not_found) return std::nullopt;
+             return fmt::format("room '{}' not found on node {} (no such room)", room, t.address());
+           });
+  if (!body || json) return show(body, json);
+  // The table says first where the room lives: its shard, and the node serving it.
+  simdjson::dom::parser p;
+  auto parsed = parse_reply(p, *body);
+  if (!parsed) return 1;
+  std::uint64_t shard = 0;
+  std::string_view node;
+  if (!(*parsed)["shard"].get(shard) && !(*parsed)["node"].get(node))
+    fmt::print("room '{}' is in shard {}, served by node {}\n", room, shard, node);
+  return show(body, false);
 }
 
+namespace {
+
+/// SIGINT or SIGTERM arrived while `kaiwa top` runs: it restores the terminal and exits.
+volatile std::sig_atomic_t top_interrupted = 0;
+
+/// Sleeps `d`, waking early when interrupted; false if interrupted.
+bool sleep_unless_interrupted(std::chrono::milliseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (!top_interrupted && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return !top_interrupted;
+}
+
+/// The full-screen mode of `kaiwa top` on a terminal, like top(1): the alternate screen, the
+/// cursor hidden, each frame drawn over the last from the top-left corner. Restored by the
+/// destructor, which runs on every exit of top_command, Ctrl-C included (the handler only sets
+/// a flag the loop watches).
+class full_screen {
+ public:
+  explicit full_screen(bool on) : on_(on) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { top_interrupted = 1; };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+    if (on_) write("\x1b[?1049h\x1b[?25l");
+  }
+  ~full_screen() {
+    if (on_) write("\x1b[?25h\x1b[?1049l");
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  full_screen(const full_screen&) = delete;
+  full_screen& operator=(const full_screen&) = delete;
+
+  /// Shows `lines`: over the last frame on a terminal, else after it with a blank line between.
+  void frame(const std::vector<std::string>& lines) {
+    std::string out = on_ ? "\x1b[H" : (first_ ? "" : "\n");
+    for (auto& l : lines) out += l + (on_ ? "\x1b[K\n" : "\n");
+    if (on_) out += "\x1b[J";  // the rest of the screen: what a longer last frame left
+    write(out);
+    first_ = false;
+  }
+
+ private:
+  static void write(std::string_view s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  }
+  bool on_;
+  bool first_ = true;
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+using metrics = std::map<std::string, double, std::less<>>;
+
+/// The samples of a Prometheus text page (comments and unparsable lines skipped).
+metrics parse_metrics(const std::string& body) {
+  metrics m;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto sp = line.rfind(' ');
+    if (line.empty() || line[0] == '#' || sp == std::string::npos) continue;
+    char* end = nullptr;
+    double v = std::strtod(line.c_str() + sp + 1, &end);
+    if (end != line.c_str() + sp + 1) m[line.substr(0, sp)] = v;
+  }
+  return m;
+}
+
+}  // namespace
+
 int top_command(const admin_target& t, int iterations, bool json) {
-  auto sample = [&]() -> std::optional<std::map<std::string, double>> {
-    auto body = call(t, "GET", "/metrics", 200);
-    if (!body) return std::nullopt;
-    std::map<std::string, double> m;
-    std::istringstream in(*body);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      auto sp = line.rfind(' ');
-      m[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
-    }
-    return m;
+  using clock = std::chrono::steady_clock;
+  // A refresh must not hang on a node that stopped answering: it retries instead.
+  constexpr std::chrono::seconds call_timeout{3};
+  constexpr std::chrono::seconds period{1};
+  top_interrupted = 0;
+  full_screen screen(!json && isatty(STDOUT_FILENO));
+  std::optional<metrics> prev;
+  clock::time_point prev_at;
+  auto header = [&] {
+    auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    return fmt::format("kaiwa top  node {}  {:02}:{:02}:{:02} UTC  every {} s  (Ctrl-C quits)",
+                       t.address(), tm.tm_hour, tm.tm_min, tm.tm_sec, period.count());
   };
-  auto prev = sample();
-  if (!prev) return 1;
-  auto prev_at = std::chrono::steady_clock::now();
-  if (!json)
-    fmt::print("{:>8} {:>12} {:>12} {:>12} {:>10} {:>12} {:>10}\n", "conns", "frames in/s",
-               "frames out/s", "events/s", "rooms", "commits/s", "rss MiB");
-  for (int i = 0; iterations == 0 || i < iterations; ++i) {
-    std::this_thread::sleep_for(std::chrono::seconds(1));  // the refresh period
-    auto cur = sample();
-    if (!cur) return 1;
-    auto now = std::chrono::steady_clock::now();
+  // A refresh is a frame shown: figures, or that the node is unreachable. The first sample
+  // (and the first after an outage) is not one: rates need two.
+  bool last_ok = false, first = true;
+  for (int shown = 0; iterations == 0 || shown < iterations;) {
+    if (!std::exchange(first, false) && !sleep_unless_interrupted(period)) break;
+    std::string error;
+    auto body = fetch(t, "GET", "/metrics", 200, error, call_timeout);
+    auto now = clock::now();
+    last_ok = body.has_value();
+    if (!body) {
+      ++shown;
+      // The node went away (restarting, a network blip): say so and keep trying.
+      prev.reset();
+      if (json)
+        fmt::print(stderr, "kaiwa: node unreachable, retrying: {}\n", error);
+      else
+        screen.frame({header(), "", "node unreachable, retrying\u2026", "last error: " + error});
+      std::fflush(stderr);
+      continue;
+    }
+    auto cur = parse_metrics(*body);
+    if (!prev) {
+      prev = std::move(cur);
+      prev_at = now;
+      continue;
+    }
+    ++shown;
     double dt = std::chrono::duration<double>(now - prev_at).count();
-    auto rate = [&](const char* k) { return ((*cur)[k] - (*prev)[k]) / dt; };
+    auto value = [&](const char* k) {
+      auto it = cur.find(k);
+      return it == cur.end() ? 0.0 : it->second;
+    };
+    auto rate = [&](const char* k) {
+      auto before = prev->find(k);
+      return before == prev->end() ? 0.0 : std::max(0.0, (value(k) - before->second) / dt);
+    };
     std::vector<std::pair<std::string, std::uint64_t>> hottest;
-    if (auto hot = call(t, "GET", "/admin/v1/hot-rooms", 200)) {
+    std::string hot_error;
+    if (auto hot = fetch(t, "GET", "/admin/v1/hot-rooms", 200, hot_error, call_timeout)) {
       simdjson::dom::parser p;
       simdjson::dom::array rooms;
       if (!p.parse(*hot)["rooms"].get(rooms))
-        for (auto r : rooms)
-          hottest.emplace_back(std::string_view(r["room"]), std::uint64_t(r["events_per_s"]));
+        for (auto r : rooms) {
+          std::string_view room;
+          std::uint64_t n = 0;
+          if (!r["room"].get(room) && !r["events_per_s"].get(n)) hottest.emplace_back(room, n);
+        }
     }
+    auto u = [](double v) { return static_cast<std::uint64_t>(v); };
     if (json) {
       std::string out;
       json_writer w(out);
       w.begin_object()
-          .field("connections", static_cast<std::uint64_t>((*cur)["kaiwa_connections"]))
-          .field("frames_in_per_s", static_cast<std::uint64_t>(rate("kaiwa_frames_in_total")))
-          .field("frames_out_per_s", static_cast<std::uint64_t>(rate("kaiwa_frames_out_total")))
-          .field("events_per_s", static_cast<std::uint64_t>(rate("kaiwa_events_appended_total")))
-          .field("rooms_active", static_cast<std::uint64_t>((*cur)["kaiwa_rooms_active"]))
-          .field("commits_per_s", static_cast<std::uint64_t>(rate("kaiwa_journal_commits_total")))
-          .field("rss_bytes", static_cast<std::uint64_t>((*cur)["process_resident_memory_bytes"]));
+          .field("connections", u(value("kaiwa_connections")))
+          .field("frames_in_per_s", u(rate("kaiwa_frames_in_total")))
+          .field("frames_out_per_s", u(rate("kaiwa_frames_out_total")))
+          .field("events_per_s", u(rate("kaiwa_events_appended_total")))
+          .field("rooms_active", u(value("kaiwa_rooms_active")))
+          .field("commits_per_s", u(rate("kaiwa_journal_commits_total")))
+          .field("rss_bytes", u(value("process_resident_memory_bytes")));
       w.key("hottest").begin_array();
       for (auto& [room, n] : hottest)
         w.begin_object().field("room", room).field("events_per_s", n).end_object();
       w.end_array().end_object();
       fmt::print("{}\n", out);
+      std::fflush(stdout);
     } else {
-      fmt::print("{:>8.0f} {:>12.0f} {:>12.0f} {:>12.0f} {:>10.0f} {:>12.0f} {:>10.1f}\n",
-                 (*cur)["kaiwa_connections"], rate("kaiwa_frames_in_total"),
-                 rate("kaiwa_frames_out_total"), rate("kaiwa_events_appended_total"),
-                 (*cur)["kaiwa_rooms_active"], rate("kaiwa_journal_commits_total"),
-                 (*cur)["process_resident_memory_bytes"] / 1048576.0);
-      std::string line;
-      for (auto& [room, n] : hottest) {
-        if (line.size() > 100) break;
-        line += fmt::format(" {} {}/s", room, n);
-      }
-      if (!line.empty()) fmt::print("  hottest:{}\n", line);
+      std::vector<std::string> lines{
+          header(),
+          "",
+          fmt::format("{:>11} {:>12} {:>13} {:>9} {:>13} {:>10} {:>11}", "CONNECTIONS",
+                      "FRAMES IN/S", "FRAMES OUT/S", "EVENTS/S", "ROOMS ACTIVE", "COMMITS/S",
+                      "RSS"),
+          fmt::format("{:>11} {:>12} {:>13} {:>9} {:>13} {:>10} {:>11}",
+                      u(value("kaiwa_connections")), u(rate("kaiwa_frames_in_total")),
+                      u(rate("kaiwa_frames_out_total")), u(rate("kaiwa_events_appended_total")),
+                      u(value("kaiwa_rooms_active")), u(rate("kaiwa_journal_commits_total")),
+                      format_size(u(value("process_resident_memory_bytes")))),
+          "",
+          fmt::format("{:<40} {:>9}", "HOTTEST ROOMS (last second)", "EVENTS/S")};
+      for (auto& [room, n] : hottest) lines.push_back(fmt::format("{:<40} {:>9}", room, n));
+      if (hottest.empty()) lines.push_back(hot_error.empty() ? "(none)" : hot_error);
+      screen.frame(lines);
     }
-    std::fflush(stdout);
     prev = std::move(cur);
     prev_at = now;
   }
-  return 0;
+  return last_ok || top_interrupted ? 0 : 1;
 }
 
 // Moving every shard of a node takes a while: as long as the cluster needs, within an hour.
 constexpr std::chrono::seconds cluster_change_timeout{3600};
 
-int drain_command(const admin_target& t, const std::string& node, double grace_s, bool json) {
-  auto target = fmt::format("/admin/v1/drain?grace={}", grace_s);
+int drain_command(const admin_target& t, const std::string& node, std::chrono::milliseconds grace,
+                  bool json) {
+  auto target = fmt::format("/admin/v1/drain?grace={}ms", grace.count());
   if (!node.empty()) target += "&node=" + node;
   auto body = call(t, "POST", target, 202, cluster_change_timeout);
   if (!body) return 1;
@@ -229,7 +413,8 @@ int drain_command(const admin_target& t, const std::string& node, double grace_s
   if (!reply) return 1;
   if (bool((*reply)["shards_moved"]))
     fmt::print("{}: its shards moved to the other members; ", std::string_view((*reply)["node"]));
-  fmt::print("new connections are refused; sessions close with 4010 in {} s\n", grace_s);
+  fmt::print("new connections are refused; sessions close with 4010 in {}\n",
+             format_duration(grace));
   return 0;
 }
 
@@ -295,11 +480,36 @@ int shards_command(const admin_target& t, bool json) {
 }
 
 int move_command(const admin_target& t, unsigned shard, const std::string& node, bool json) {
+  // A shard already on `node` is no move: said, and a success (the shard is where it was
+  // asked to be), so that scripts can ask for a placement without checking it first.
+  auto map = call(t, "GET", "/admin/v1/shards", 200);
+  if (!map) return 1;
+  simdjson::dom::parser p;
+  auto parsed = parse_reply(p, *map);
+  if (!parsed) return 1;
+  simdjson::dom::array owners;
+  if (!(*parsed)["owners"].get(owners))
+    for (auto s : owners) {
+      std::uint64_t n = 0;
+      std::string_view owner, state;
+      if (s["shard"].get(n) || n != shard || s["owner"].get(owner)) continue;
+      if (owner == node && s["state"].get(state)) {
+        if (json)
+          fmt::print(R"({{"shard":{},"node":"{}","moved":false}})"
+                     "\n",
+                     shard, node);
+        else
+          fmt::print("shard {} is already on {}: nothing to move\n", shard, node);
+        return 0;
+      }
+    }
   auto body = call(t, "POST", fmt::format("/admin/v1/move?shard={}&to={}", shard, node), 200,
                    cluster_change_timeout);
   if (!body) return 1;
   if (json)
-    fmt::print("{}", *body);
+    fmt::print(R"({{"shard":{},"node":"{}","moved":true}})"
+               "\n",
+               shard, node);
   else
     fmt::print("shard {} moved to {}\n", shard, node);
   return 0;
@@ -328,18 +538,14 @@ int projections_command(const admin_target& t, bool json) {
 
 int rebuild_command(const admin_target& t, const std::string& name) {
   std::string error;
-  auto res = admin_call(t, "POST", "/admin/v1/projections/" + name + "/rebuild", error,
-                        std::chrono::seconds(60));
+  auto target = "/admin/v1/projections/" + name + "/rebuild";
+  auto res = admin_call(t, "POST", target, error, std::chrono::seconds(60));
   if (!res) {
     fmt::print(stderr, "kaiwa: {}\n", error);
     return 1;
   }
   if (res->status != 202) {
-    simdjson::dom::parser p;
-    std::string_view message;
-    auto doc = p.parse(res->body);
-    if (doc.error() || doc["error"].get(message)) message = res->body;
-    fmt::print(stderr, "kaiwa: {}\n", message);
+    fmt::print(stderr, "kaiwa: {}\n", describe_failure(t, "POST", target, *res, {}));
     return res->status == 404 || res->status == 409 ? 2 : 1;
   }
   // Polled: the admin API has no push. Twice a second is plenty for a progress line.
@@ -378,6 +584,9 @@ int backup_command(const admin_target& t, const std::string& dir, bool json) {
     fmt::print(stderr, "kaiwa: {} is not empty; back up into a new directory\n", dir);
     return 1;
   }
+  // Made before the node is asked for a checkpoint: a destination that can't be written is
+  // found out without the node doing any work.
+  if (!make_dir(dir)) return 1;
   auto body = call(t, "POST", "/admin/v1/checkpoint", 200);
   if (!body) return 1;
   simdjson::dom::parser p;

@@ -2,6 +2,7 @@
 // The admin CLI commands (`kaiwa status|drain|backup|restore`). Each returns the process's exit
 // code and prints one clear line on failure.
 
+#include <chrono>
 #include <string>
 
 #include "apps/admin_client.hpp"
@@ -11,14 +12,19 @@ namespace kaiwa::app {
 int status_command(const admin_target& t, bool json);
 /// A room's state: head, owner, members, subscribers, whether it was active.
 int room_command(const admin_target& t, const std::string& room, bool json);
-/// A live view refreshed every second from /metrics; `iterations` 0 means until interrupted.
+/// A live view refreshed every second from /metrics: full-screen on a terminal (restored on
+/// exit and Ctrl-C), successive plain snapshots otherwise; while the node can't be reached it
+/// says so and retries. `iterations` refreshes (0: until interrupted); 1 if the last one found
+/// the node unreachable.
 int top_command(const admin_target& t, int iterations, bool json);
 /// Drains `node` (empty: the node asked); in a cluster its shards move away first.
-int drain_command(const admin_target& t, const std::string& node, double grace_s, bool json);
+int drain_command(const admin_target& t, const std::string& node, std::chrono::milliseconds grace,
+                  bool json);
 /// The members, their state, shard counts and load.
 int cluster_command(const admin_target& t, bool json);
 /// The shard map: owners as ranges, the epoch.
 int shards_command(const admin_target& t, bool json);
+/// Moves `shard` to `node`; a shard already there is said so and is a success (0).
 int move_command(const admin_target& t, unsigned shard, const std::string& node, bool json);
 /// The read models: state, progress, pending events, lag, events applied.
 int projections_command(const admin_target& t, bool json);

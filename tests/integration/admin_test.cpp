@@ -28,15 +28,112 @@ TEST_CASE("kaiwa status shows the node as a table and as JSON") {
   CHECK(table.status == 0);
   CHECK(table.output.find("node              n-7") != std::string::npos);
   CHECK(table.output.find("fd_limit") != std::string::npos);
+  CHECK(table.output.find(" MiB\n") != std::string::npos);  // rss_bytes, for people
+  CHECK(table.output.find("uptime_s          ") != std::string::npos);
   auto json = run_kaiwa({"status", "--admin", admin_url(node), "--json"});
   CHECK(json.status == 0);
   CHECK(json.output.find(R"("node":"n-7")") != std::string::npos);
+  CHECK(json.output.find(R"("rss_bytes":)") != std::string::npos);
+  CHECK(json.output.find(" MiB") == std::string::npos);  // JSON keeps the raw numbers
 }
 
 TEST_CASE("the admin CLI says plainly when the node can't be reached") {
   auto r = run_kaiwa({"status", "--admin", "http://127.0.0.1:1"});
-  CHECK(r.status != 0);
-  CHECK(r.output.find("can't reach the node's admin API") != std::string::npos);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("can't reach the node's admin API at 127.0.0.1:1: Connection refused") !=
+        std::string::npos);
+  // Something that is not a kaiwa admin listener: an HTTP error, not "can't reach".
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  auto public_port = "http://127.0.0.1:" + std::to_string(node.port());
+  auto wrong = run_kaiwa({"status", "--admin", public_port});
+  CHECK(wrong.status == 1);
+  CHECK(wrong.output.find("answered HTTP 404") != std::string::npos);
+  CHECK(wrong.output.find("can't reach") == std::string::npos);
+}
+
+TEST_CASE("every admin failure has one JSON shape and a proper status, unknown paths included") {
+  temp_dir dir;
+  auto token_file = dir.file("admin-token", "t0p\n");
+  node_process node(dir.str() + "/data", {"--admin-token-file", token_file});
+  auto port = node.admin_port();
+  auto auth = std::pair<std::string, std::string>{"Authorization", "Bearer t0p"};
+  auto shape = [](int status, const std::string& body, int want, const std::string& code) {
+    INFO(body);
+    CHECK(status == want);
+    CHECK(body.starts_with(R"({"error":{"code":")" + code + R"(","message":")"));
+    CHECK(body.find(R"("op")") == std::string::npos);
+  };
+  auto [s1, b1] = http_call(port, "GET", "/admin/v1/nosuch", {auth});
+  shape(s1, b1, 404, "not_found");
+  CHECK(b1.find(R"("hint":"GET / lists the admin endpoints")") != std::string::npos);
+  auto [s2, b2] = http_call(port, "DELETE", "/admin/v1/status", {auth, {"Kaiwa-Admin", "1"}});
+  shape(s2, b2, 405, "method_not_allowed");
+  auto [s3, b3] = http_call(port, "GET", "/admin/v1/move", {auth});
+  shape(s3, b3, 405, "method_not_allowed");
+  auto [s4, b4] = http_call(port, "GET", "/admin/v1/rooms/nowhere", {auth});
+  shape(s4, b4, 404, "not_found");
+  auto [s5, b5] = http_call(port, "GET", "/admin/v1/rooms/bad!name", {auth});
+  shape(s5, b5, 400, "bad_request");
+  auto [s6, b6] = http_call(port, "GET", "/admin/v1/status", {});
+  shape(s6, b6, 401, "unauthorized");
+  auto [s7, b7] = http_call(port, "GET", "/admin/v1/status", {auth, {"Origin", "null"}});
+  shape(s7, b7, 403, "forbidden");
+  auto [s8, b8] = http_call(port, "GET", "/admin/v1/cluster", {auth});
+  shape(s8, b8, 404, "not_found");  // not a cluster member
+  auto [s9, b9] =
+      http_call(port, "POST", "/admin/v1/drain?grace=forever", {auth, {"Kaiwa-Admin", "1"}});
+  shape(s9, b9, 400, "bad_request");
+  auto [s10, b10] = http_call(port, "POST", "/admin/v1/projections/nope/rebuild",
+                              {auth, {"Kaiwa-Admin", "1"}});
+  shape(s10, b10, 404, "not_found");
+  CHECK(b10.find("the projections are rooms, search") != std::string::npos);
+}
+
+TEST_CASE("admin CLI errors say what went wrong and what to do, by kind, with exit codes") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  auto admin = admin_url(node);
+  auto addr = "127.0.0.1:" + std::to_string(node.admin_port());
+
+  auto missing = run_kaiwa({"room", "x", "--admin", admin});
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("kaiwa: room 'x' not found on node " + addr) != std::string::npos);
+  // Bad input is a usage error, said as such, not "can't reach the node".
+  auto bad_name = run_kaiwa({"room", "bad name!", "--admin", admin});
+  CHECK(bad_name.status == 2);
+  CHECK(bad_name.output.find("'bad name!' is not a room name") != std::string::npos);
+  CHECK(bad_name.output.find("can't reach") == std::string::npos);
+  auto no_cluster = run_kaiwa({"shards", "--admin", admin});
+  CHECK(no_cluster.status == 1);
+  CHECK(no_cluster.output.find("this node is not a cluster member (node " + addr + "); ") !=
+        std::string::npos);
+  CHECK(no_cluster.output.find("--cluster") != std::string::npos);
+
+  // A backup the destination refuses names the destination and the OS's reason.
+  auto file = dir.file("a-file", "x");
+  auto backup = run_kaiwa({"backup", file + "/sub", "--admin", admin});
+  CHECK(backup.status == 1);
+  CHECK(backup.output.find("can't create " + file + "/sub: Not a directory") !=
+        std::string::npos);
+
+  // A second node on the same data dir: who has it, not RocksDB's lock error.
+  auto second = run_kaiwa({"start", "--data-dir", dir.str() + "/data", "--listen", "127.0.0.1:0",
+                           "--admin", "127.0.0.1:0"});
+  CHECK(second.status == 1);
+  CHECK(second.output.find("is in use by another kaiwa (pid " + std::to_string(node.pid()) +
+                           ")") != std::string::npos);
+  CHECK(second.output.find("LOCK") == std::string::npos);
+}
+
+TEST_CASE("bench and other commands name an unknown subcommand and list the valid ones") {
+  auto r = run_kaiwa({"bench", "nosuch"});
+  CHECK(r.status == 2);
+  CHECK(r.output.find("kaiwa bench: unknown scenario 'nosuch'; one of fanout, rooms, conns") !=
+        std::string::npos);
+  auto none = run_kaiwa({"cert"});
+  CHECK(none.status == 2);
+  CHECK(none.output.find("kaiwa cert needs a command: one of ca, node") != std::string::npos);
 }
 
 TEST_CASE(
@@ -66,8 +163,15 @@ TEST_CASE("with an admin token the admin API refuses requests without it") {
   auto token_file = dir.file("admin-token", "t0p\n");
   node_process node(dir.str() + "/data", {"--admin-token-file", token_file});
   auto denied = run_kaiwa({"status", "--admin", admin_url(node)});
-  CHECK(denied.status != 0);
-  CHECK(denied.output.find("401") != std::string::npos);
+  CHECK(denied.status == 1);
+  CHECK(denied.output.find("needs an admin token") != std::string::npos);
+  CHECK(denied.output.find("--admin-token-file") != std::string::npos);
+  CHECK(denied.output.find("KAIWA_ADMIN_TOKEN") != std::string::npos);
+  auto wrong = run_kaiwa({"status", "--admin", admin_url(node), "--admin-token-file",
+                          dir.file("wrong-token", "t0q\n")});
+  CHECK(wrong.status == 1);
+  CHECK(wrong.output.find("the admin token is not this node's") != std::string::npos);
+  CHECK(wrong.output.find("KAIWA_ADMIN_TOKEN") != std::string::npos);
   CHECK(
       run_kaiwa({"status", "--admin", admin_url(node), "--admin-token-file", token_file}).status ==
       0);
@@ -174,8 +278,16 @@ TEST_CASE("kaiwa room shows head, owner, members and live subscribers; snapshot 
   CHECK(r.output.find("owner             alice") != std::string::npos);
   CHECK(r.output.find("members           alice, bob") != std::string::npos);
   CHECK(r.output.find("subscribers       alice") != std::string::npos);
+  CHECK(r.output.find("room 'ops' is in shard ") != std::string::npos);
+  CHECK(r.output.find(", served by node kaiwa-1") != std::string::npos);
+  CHECK(r.output.find(" ago\n") != std::string::npos);  // last_activity_ms, for people
   auto json = run_kaiwa({"room", "ops", "--admin", admin_url(node), "--json"});
+  // The room's fields, not the protocol's.
+  CHECK(json.output.starts_with(R"({"room":"ops","shard":)"));
   CHECK(json.output.find(R"("head":1)") != std::string::npos);
+  CHECK(json.output.find(R"("node":"kaiwa-1")") != std::string::npos);
+  CHECK(json.output.find(R"("op")") == std::string::npos);
+  CHECK(json.output.find(R"("id")") == std::string::npos);
   ws_client writer(node.port());  // one more event, then a snapshot on demand
   writer.hello("alice");
   writer.request(R"({"op":"send","id":3,"room":"ops","text":"x"})", 3);
@@ -185,20 +297,43 @@ TEST_CASE("kaiwa room shows head, owner, members and live subscribers; snapshot 
   CHECK(http_post(node.admin_port(), "/admin/v1/snapshot/nowhere").first == 404);
   CHECK(http_get(node.admin_port(), "/admin/v1/snapshot/ops").first == 405);
   auto missing = run_kaiwa({"room", "nowhere", "--admin", admin_url(node)});
-  CHECK(missing.status != 0);
-  CHECK(missing.output.find("404") != std::string::npos);
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("room 'nowhere' not found") != std::string::npos);
 }
 
-TEST_CASE("kaiwa top prints a line of live figures per refresh") {
+TEST_CASE("kaiwa top, not on a terminal, prints plain snapshots: no escape codes, human units") {
   temp_dir dir;
   node_process node(dir.str() + "/data");
   auto r = run_kaiwa({"top", "--admin", admin_url(node), "--iterations", "2"});
+  INFO(r.output);
   CHECK(r.status == 0);
-  CHECK(r.output.find("frames in/s") != std::string::npos);
-  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 3);
+  auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = r.output.find(what); at != std::string::npos; at = r.output.find(what, at + 1))
+      ++n;
+    return n;
+  };
+  CHECK(count("kaiwa top  node 127.0.0.1:") == 2);
+  CHECK(count("FRAMES IN/S") == 2);
+  CHECK(count(" MiB\n") == 2);  // the RSS
+  CHECK(r.output.find('\x1b') == std::string::npos);
   auto json = run_kaiwa({"top", "--admin", admin_url(node), "--iterations", "1", "--json"});
   CHECK(json.status == 0);
   CHECK(json.output.find(R"({"connections":0,"frames_in_per_s":)") == 0);
+  CHECK(json.output.find(R"("rss_bytes":)") != std::string::npos);  // raw numbers in JSON
+}
+
+TEST_CASE("kaiwa top keeps retrying a node that can't be reached, saying so with the error") {
+  auto r = run_kaiwa({"top", "--admin", "http://127.0.0.1:1", "--iterations", "2"});
+  INFO(r.output);
+  CHECK(r.status == 1);  // the last refresh found no node
+  std::size_t n = 0;
+  for (auto at = r.output.find("node unreachable, retrying"); at != std::string::npos;
+       at = r.output.find("node unreachable, retrying", at + 1))
+    ++n;
+  CHECK(n == 2);
+  CHECK(r.output.find("last error: can't reach the node's admin API at 127.0.0.1:1") !=
+        std::string::npos);
 }
 
 TEST_CASE("each connection's open and close is logged, as JSON when asked, with the close reason") {

@@ -314,6 +314,16 @@ TEST_CASE("kaiwa move hands one shard over; its room keeps its log and its subsc
   REQUIRE(moved.status == 0);
   CHECK(c.owner_of(room, 0) == "n2");
   CHECK(c.owner_of(room, 1) == "n2");
+  // Moving it where it is: said so, and a success.
+  auto again =
+      run_kaiwa({"move", std::to_string(shard), "n2", "--admin", addr(c.node(0).admin_port())});
+  CHECK(again.status == 0);
+  CHECK(again.output.find("shard " + std::to_string(shard) + " is already on n2") !=
+        std::string::npos);
+  // Asked of any member, `kaiwa room` names the room's shard and the node serving it.
+  auto where = run_kaiwa({"room", room, "--admin", addr(c.node(0).admin_port())});
+  CHECK(where.output.find("room '" + room + "' is in shard " + std::to_string(shard) +
+                          ", served by node n2") != std::string::npos);
 
   // The log moved whole, the subscription went along: seqs continue with no gap.
   auto ack = pub.request(send_json(50, room, "after"), 50);

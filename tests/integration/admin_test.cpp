@@ -84,8 +84,8 @@ TEST_CASE("every admin failure has one JSON shape and a proper status, unknown p
   auto [s9, b9] =
       http_call(port, "POST", "/admin/v1/drain?grace=forever", {auth, {"Kaiwa-Admin", "1"}});
   shape(s9, b9, 400, "bad_request");
-  auto [s10, b10] = http_call(port, "POST", "/admin/v1/projections/nope/rebuild",
-                              {auth, {"Kaiwa-Admin", "1"}});
+  auto [s10, b10] =
+      http_call(port, "POST", "/admin/v1/projections/nope/rebuild", {auth, {"Kaiwa-Admin", "1"}});
   shape(s10, b10, 404, "not_found");
   CHECK(b10.find("the projections are rooms, search") != std::string::npos);
 }
@@ -114,15 +114,14 @@ TEST_CASE("admin CLI errors say what went wrong and what to do, by kind, with ex
   auto file = dir.file("a-file", "x");
   auto backup = run_kaiwa({"backup", file + "/sub", "--admin", admin});
   CHECK(backup.status == 1);
-  CHECK(backup.output.find("can't create " + file + "/sub: Not a directory") !=
-        std::string::npos);
+  CHECK(backup.output.find("can't create " + file + "/sub: Not a directory") != std::string::npos);
 
   // A second node on the same data dir: who has it, not RocksDB's lock error.
   auto second = run_kaiwa({"start", "--data-dir", dir.str() + "/data", "--listen", "127.0.0.1:0",
                            "--admin", "127.0.0.1:0"});
   CHECK(second.status == 1);
-  CHECK(second.output.find("is in use by another kaiwa (pid " + std::to_string(node.pid()) +
-                           ")") != std::string::npos);
+  CHECK(second.output.find("is in use by another kaiwa (pid " + std::to_string(node.pid()) + ")") !=
+        std::string::npos);
   CHECK(second.output.find("LOCK") == std::string::npos);
 }
 
@@ -321,6 +320,32 @@ TEST_CASE("kaiwa top, not on a terminal, prints plain snapshots: no escape codes
   CHECK(json.status == 0);
   CHECK(json.output.find(R"({"connections":0,"frames_in_per_s":)") == 0);
   CHECK(json.output.find(R"("rss_bytes":)") != std::string::npos);  // raw numbers in JSON
+}
+
+TEST_CASE(
+    "kaiwa top on a terminal redraws in place on the alternate screen and restores it on "
+    "Ctrl-C") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data");
+  // A frame drawn, then Ctrl-C.
+  auto r = run_kaiwa_on_terminal({"top", "--admin", admin_url(node)}, "HOTTEST ROOMS", 20s);
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.starts_with("\x1b[?1049h"));  // the alternate screen
+  auto home = r.output.find("\x1b[H");         // each frame from the top-left corner
+  REQUIRE(home != std::string::npos);
+  CHECK(r.output.find("FRAMES IN/S", home) != std::string::npos);
+  CHECK(r.output.find("\x1b[J") != std::string::npos);  // what was below cleared
+  auto restored = r.output.rfind("\x1b[?1049l");
+  REQUIRE(restored != std::string::npos);
+  CHECK(restored > r.output.rfind("\x1b[H"));  // after the last frame
+  CHECK(r.output.find("\x1b[?25h", r.output.rfind("\x1b[H")) != std::string::npos);  // cursor
+
+  // An unreachable node: the screen says so and keeps trying until Ctrl-C.
+  auto gone = run_kaiwa_on_terminal({"top", "--admin", "http://127.0.0.1:1"}, "last error", 20s);
+  CHECK(gone.status == 0);
+  CHECK(gone.output.find("node unreachable, retrying") != std::string::npos);
+  CHECK(gone.output.find("\x1b[?1049l") != std::string::npos);
 }
 
 TEST_CASE("kaiwa top keeps retrying a node that can't be reached, saying so with the error") {

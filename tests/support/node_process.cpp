@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -173,6 +174,46 @@ command_result run_kaiwa(const std::vector<std::string>& args) {
   int status = pclose(p);
   check_no_sanitizer_report(out);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::move(out)};
+}
+
+command_result run_kaiwa_on_terminal(const std::vector<std::string>& args,
+                                     const std::string& wait_for, std::chrono::milliseconds limit) {
+  std::vector<std::string> all = {KAIWA_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int terminal = -1;
+  winsize size{40, 120, 0, 0};
+  pid_t pid = forkpty(&terminal, nullptr, nullptr, &size);
+  if (pid < 0) throw std::runtime_error("forkpty failed");
+  if (pid == 0) {
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  std::string out;
+  bool interrupted = false;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (!interrupted &&
+        (out.find(wait_for) != std::string::npos || std::chrono::steady_clock::now() > deadline)) {
+      ::kill(pid, SIGINT);
+      interrupted = true;
+      deadline = std::chrono::steady_clock::now() + limit;
+    } else if (interrupted && std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);  // ignored Ctrl-C: the test fails on the status below
+    }
+    pollfd p{terminal, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    auto n = ::read(terminal, buf, sizeof buf);
+    if (n <= 0) break;  // EIO: the program exited and its side of the terminal closed
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(terminal);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), std::move(out)};
 }
 
 std::pair<int, std::string> http_call(

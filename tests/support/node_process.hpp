@@ -63,6 +63,12 @@ struct command_result {
 /// Runs the kaiwa binary with `args` to completion.
 command_result run_kaiwa(const std::vector<std::string>& args);
 
+/// Runs the kaiwa binary on a pseudo-terminal (so that it sees a terminal on stdout), presses
+/// Ctrl-C (SIGINT) once its output contains `wait_for` or after `limit`, and waits (bounded by
+/// `limit` again) for it to exit; the output is everything it wrote to the terminal.
+command_result run_kaiwa_on_terminal(const std::vector<std::string>& args,
+                                     const std::string& wait_for, std::chrono::milliseconds limit);
+
 /// A plain TCP connection to 127.0.0.1:port that sends nothing (the test's end of it, to close);
 /// -1 on failure.
 int tcp_connect(std::uint16_t port);

@@ -145,7 +145,7 @@ failure make_dir(const std::string& dir) {
 
 failure read_file(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return fmt::format("can't read {}", path);
+  if (!in) return fmt::format("can't read {}: {}", path, std::strerror(errno));
   std::ostringstream buf;
   buf << in.rdbuf();
   out = std::move(buf).str();

@@ -66,9 +66,11 @@ CLI::Option* add_duration(CLI::App* app, const std::string& name, const std::str
                             "' is not a duration: a number and ms, s, m, h, d or w (250ms, 90s, "
                             "1.5h, 2w; a bare number is seconds)");
             if (*d < min || *d > max)
-              throw CLI::ValidationError(name, "'" + text +
-                                                   "' is out of range: " + format_duration(min) +
-                                                   " to " + format_duration(max));
+              throw CLI::ValidationError(
+                  name,
+                  "'" + text + "' is out of range: " +
+                      (max == a_century ? "at least " + format_duration(min)
+                                        : format_duration(min) + " to " + format_duration(max)));
             set(*d);
           },
           desc)

@@ -525,14 +525,17 @@ int projections_command(const admin_target& t, bool json) {
     fmt::print("the read models are off on this node (--projections=off)\n");
     return 0;
   }
-  fmt::print("{:<10} {:<12} {:>9} {:>15} {:>10} {:>9} {:>14}\n", "PROJECTION", "STATE", "PROGRESS",
-             "ROOMS", "PENDING", "LAG S", "APPLIED");
-  for (auto e : (*parsed)["projections"].get_array())
+  fmt::print("{:<10} {:<12} {:>9} {:>15} {:>10} {:>10} {:>14}\n", "PROJECTION", "STATE", "PROGRESS",
+             "ROOMS", "PENDING", "LAG", "APPLIED");
+  for (auto e : (*parsed)["projections"].get_array()) {
+    auto lag =
+        std::chrono::milliseconds(static_cast<std::int64_t>(double(e["lag_seconds"]) * 1000));
     fmt::print(
-        "{:<10} {:<12} {:>8.1f}% {:>15} {:>10} {:>9.3f} {:>14}\n", std::string_view(e["name"]),
+        "{:<10} {:<12} {:>8.1f}% {:>15} {:>10} {:>10} {:>14}\n", std::string_view(e["name"]),
         std::string_view(e["state"]), double(e["progress"]) * 100,
         fmt::format("{}/{}", std::uint64_t(e["rooms_done"]), std::uint64_t(e["rooms_total"])),
-        std::uint64_t(e["pending"]), double(e["lag_seconds"]), std::uint64_t(e["applied"]));
+        std::uint64_t(e["pending"]), format_duration(lag), std::uint64_t(e["applied"]));
+  }
   return 0;
 }
 

@@ -1,5 +1,5 @@
 // Durations and sizes as a command line or a config file gives them (core/units.hpp): any
-// bytes parse or are refused, and what parses is within the documented bounds.
+// bytes parse or are refused, what parses is within the documented bounds and reads for people.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -10,9 +10,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view in(reinterpret_cast<const char*>(data), size);
   if (auto d = kaiwa::parse_duration(in)) {
     if (d->count() < 0 || d->count() > 100LL * 366 * 86'400'000) std::abort();
+    if (kaiwa::format_duration(*d).empty()) std::abort();
   }
   if (auto s = kaiwa::parse_size(in)) {
     if (*s > (std::uint64_t{1} << 62)) std::abort();
+    if (kaiwa::format_size(*s).empty()) std::abort();
   }
   return 0;
 }

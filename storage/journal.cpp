@@ -184,6 +184,14 @@ struct journal::impl {
   bool stopping = false;      // guarded by mtx
   std::thread writer;
 
+  // A projector's batch handed to the writer (write_reads), whose caller waits for `result`.
+  struct read_write {
+    rocksdb::WriteBatch* batch;
+    std::optional<status> result;
+  };
+  read_write* reads = nullptr;  // guarded by mtx: at most one waits at a time
+  std::condition_variable reads_cv;
+
   fixed_histogram<10> batch_sizes{{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}};
   fixed_histogram<10> write_seconds{
       {0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1}};
@@ -208,6 +216,7 @@ struct journal::impl {
   void note_created_rooms(const std::deque<pending>& batch);
 
   void run_writer();
+  void commit_group(std::deque<pending>& batch, rocksdb::WriteBatch& wb);
   // The last write failed (logged once per episode). RocksDB refuses all writes after some
   // failures (a new WAL it could not create: out of descriptors, say) until it is reopened.
   std::atomic<bool> failing{false};
@@ -298,41 +307,66 @@ void journal::impl::run_writer() {
   std::deque<pending> batch;
   rocksdb::WriteBatch wb;
   for (;;) {
+    read_write* r = nullptr;
     {
       std::unique_lock lock(mtx);
-      cv.wait(lock, [&] { return stopping || !queue.empty(); });
-      if (queue.empty()) return;  // stopping and drained
+      cv.wait(lock, [&] { return stopping || !queue.empty() || reads; });
+      if (queue.empty() && !reads) return;  // stopping and drained
       batch.swap(queue);
+      r = reads;
     }
-    wb.Clear();
-    for (auto& p : batch)
-      for (auto& op : p.ws.ops_) wb.Put(cfs[op.family], op.key, op.value);
-    auto started = std::chrono::steady_clock::now();
-    auto s = db->Write(write_opts, &wb);
-    if (!s.ok() && !failing.exchange(true))
-      log(log_level::error, "journal_write_failed", {{"error", s.ToString()}});
-    if (s.ok() && failing.exchange(false)) log(log_level::info, "journal_write_recovered");
-    auto took = std::chrono::steady_clock::now() - started;
-    write_seconds.observe(std::chrono::duration<double>(took).count());
-    batch_sizes.observe(static_cast<double>(batch.size()));
-    if (took > slow_write)
-      log(log_level::warn, "slow_journal_write",
-          {{"ms", std::chrono::duration<double, std::milli>(took).count()},
-           {"write_sets", batch.size()},
-           {"bytes", wb.GetDataSize()},
-           {"sync", write_opts.sync}});
-    commits += 1;
-    write_sets += batch.size();
-    count_rooms(batch);
-    if (s.ok()) note_created_rooms(batch);
-    if (s.ok() && on_appended) report_appended(batch);
-    status st = s.ok() ? status{} : status{to_error(s)};
-    // Each completion is destroyed as soon as it has run, before the next one runs: what it
-    // captured (a room actor's reference) is gone by the time a later completion reports, which
-    // is what lets a commit serve as a barrier for earlier ones (rooms::stop).
-    for (auto& p : batch) std::exchange(p.done, nullptr)(st);
-    batch.clear();
+    if (!batch.empty()) commit_group(batch, wb);
+    if (!r) continue;
+    // The read models' batch is written here, after the group's completions, rather than by
+    // the projector thread itself: RocksDB serializes all writes of the DB, and a projector
+    // thread (at nice 10) preempted while leading its write held up the next group commit
+    // behind it (priority inversion; docs/benchmarks.md). One read batch per group commit: the
+    // acks go first, and the projector still gets one write per round however busy the log is.
+    rocksdb::WriteOptions wo;
+    // No WAL: a projection's data and offsets share one column family, and a family's memtable
+    // is flushed whole, so after a crash each projection restarts from an offset that matches
+    // its data and applies the rest again from the log. In the WAL its writes (dozens of
+    // postings per message) would be synced by every group commit of the log.
+    wo.disableWAL = true;
+    auto s = db->Write(wo, r->batch);
+    {
+      std::lock_guard lock(mtx);
+      r->result = s.ok() ? status{} : status{to_error(s)};
+      reads = nullptr;
+    }
+    reads_cv.notify_all();
   }
+}
+
+void journal::impl::commit_group(std::deque<pending>& batch, rocksdb::WriteBatch& wb) {
+  wb.Clear();
+  for (auto& p : batch)
+    for (auto& op : p.ws.ops_) wb.Put(cfs[op.family], op.key, op.value);
+  auto started = std::chrono::steady_clock::now();
+  auto s = db->Write(write_opts, &wb);
+  if (!s.ok() && !failing.exchange(true))
+    log(log_level::error, "journal_write_failed", {{"error", s.ToString()}});
+  if (s.ok() && failing.exchange(false)) log(log_level::info, "journal_write_recovered");
+  auto took = std::chrono::steady_clock::now() - started;
+  write_seconds.observe(std::chrono::duration<double>(took).count());
+  batch_sizes.observe(static_cast<double>(batch.size()));
+  if (took > slow_write)
+    log(log_level::warn, "slow_journal_write",
+        {{"ms", std::chrono::duration<double, std::milli>(took).count()},
+         {"write_sets", batch.size()},
+         {"bytes", wb.GetDataSize()},
+         {"sync", write_opts.sync}});
+  commits += 1;
+  write_sets += batch.size();
+  count_rooms(batch);
+  if (s.ok()) note_created_rooms(batch);
+  if (s.ok() && on_appended) report_appended(batch);
+  status st = s.ok() ? status{} : status{to_error(s)};
+  // Each completion is destroyed as soon as it has run, before the next one runs: what it
+  // captured (a room actor's reference) is gone by the time a later completion reports, which
+  // is what lets a commit serve as a barrier for earlier ones (rooms::stop).
+  for (auto& p : batch) std::exchange(p.done, nullptr)(st);
+  batch.clear();
 }
 
 void journal::impl::close() {
@@ -342,6 +376,7 @@ void journal::impl::close() {
     stopping = true;
   }
   cv.notify_one();
+  reads_cv.notify_all();
   if (writer.joinable()) writer.join();
   for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
   cfs.clear();
@@ -625,15 +660,15 @@ read_batch journal::new_read_batch() const {
 }
 
 status journal::write_reads(read_batch b) {
-  // No WAL: a projection's data and offsets share one column family, and a family's memtable
-  // is flushed whole, so after a crash each projection restarts from an offset that matches its
-  // data and applies the rest again from the log. In the WAL its writes (a dozen postings per
-  // message) would be synced by every group commit of the log, on the ack's path.
-  rocksdb::WriteOptions wo;
-  wo.disableWAL = true;
-  auto s = impl_->db->Write(wo, read_access::write_batch(b));
-  if (!s.ok()) return to_error(s);
-  return {};
+  impl::read_write r{read_access::write_batch(b), std::nullopt};
+  std::unique_lock lock(impl_->mtx);
+  impl_->reads_cv.wait(lock, [&] { return impl_->stopping || !impl_->reads; });
+  if (impl_->stopping) return error{errc::stopped, "journal is stopped"};
+  impl_->reads = &r;
+  impl_->cv.notify_one();
+  // The writer drains what was handed to it before it ends, so this wait always ends.
+  impl_->reads_cv.wait(lock, [&] { return r.result.has_value(); });
+  return *r.result;
 }
 
 result<std::optional<std::string>> journal::read_get(read_family f, std::string_view key) const {

@@ -126,7 +126,9 @@ class journal {
   /// A batch for one projection step (reads through it see its writes).
   read_batch new_read_batch() const;
   /// Writes `b` atomically and without the WAL: what a crash loses (since the family's last
-  /// flush) is applied again from the projection's offsets, which the same family holds.
+  /// flush) is applied again from the projection's offsets, which the same family holds. The
+  /// writer thread writes it between group commits (at most one per commit round); this blocks
+  /// until it is written. errc::stopped once the journal stops.
   status write_reads(read_batch b);
   result<std::optional<std::string>> read_get(read_family f, std::string_view key) const;
   /// A walk over committed data of `f`, on a snapshot taken now.

@@ -57,9 +57,9 @@ struct projector_config {
   /// Wait after a failure before trying again; doubles up to `max_retry`. Default: 200 ms, 10 s
   std::chrono::milliseconds retry{200};
   std::chrono::milliseconds max_retry{10'000};
-  /// The projector thread's nice value (Linux: per thread), so that the write path gets the
-  /// CPU first. Default: 10
-  int nice = 10;
+  /// The projector thread runs under SCHED_IDLE (Linux, per thread), so that the write path
+  /// gets the CPU first: any of the node's threads that wakes preempts it. Default: true
+  bool idle_priority = true;
   /// Notices of events older than this when applied are dropped (a catch-up after a long
   /// downtime doesn't replay old invitations). Default: 60 s
   std::chrono::milliseconds notice_max_age{60'000};

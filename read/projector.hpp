@@ -46,7 +46,7 @@ struct projector_config {
   /// Events read from the log per room per step. Default: 256
   std::size_t chunk = 256;
   /// A batch of several rooms is written once it holds this many operations... Default: 512
-  /// (A RocksDB write of the projector shares the write group with the journal's commits:
+  /// (The journal's writer writes a batch between two group commits, journal::write_reads:
   /// bigger batches made the acks wait, 4,096 ops and 4 MiB cost a quarter of the throughput
   /// at saturation; docs/read-side.md.)
   std::size_t batch_ops = 512;

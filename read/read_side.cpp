@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "core/log.hpp"
@@ -170,6 +171,10 @@ read_side::read_side(storage::journal& journal, read_side_config cfg, read_side_
 read_side::~read_side() { stop(); }
 
 void read_side::start() {
+  // Before the projector: a search index in another layout is dropped, and its catch-up then
+  // rebuilds it.
+  if (auto s = impl_->search.check_format(); !s.ok())
+    throw std::runtime_error("search index: " + s.err().message);
   if (impl_->projector) impl_->projector->start();
   for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->cfg.query_threads); ++i)
     impl_->threads.emplace_back([i = impl_.get()] { i->work(); });

@@ -2,26 +2,33 @@
 
 #include <algorithm>
 #include <limits>
-#include <map>
 #include <memory>
 #include <unordered_map>
 
 #include "core/bytes.hpp"
+#include "core/log.hpp"
 #include "read/room_list.hpp"
 #include "storage/journal.hpp"
 
 // Layout of the "read.search" family (docs/read-side.md, "Search index"); `sp` is the room's
 // storage::shard_prefix:
-//   sp 0x01 term NUL D      -> the term's positions in the message: varints, first absolute,
-//                              then deltas (ascending)
+//   sp 0x01 term NUL D      -> (empty): the message holds the term
 //   sp 0x02 room NUL be64(seq) -> varint(ts) text: what was indexed, to remove it on edit/delete
-//                              (the log's record of the message is rewritten in place)
+//                              (the log's record of the message is rewritten in place), and to
+//                              check phrases and prefix tokens on a candidate
+//   0xFF 0xFF 0xFF "format" -> the layout's version (format_version), outside every shard's
+//                              range: a drop of the family or of a shard leaves it
 // D, the "doc suffix", sorts newest first in ascending byte order, exactly the reverse of the
-// page sort key be64(ts) room NUL be64(seq): be64(~ts), the room's bytes inverted then 0xFF (a
-// valid room name has no 0x00 byte, so no inverted byte is 0xFF and a longer name sorts first),
-// then the seq as one byte 8-n and its n significant bytes inverted (a larger seq first, 4 bytes
-// instead of 8 for seqs below 2^24). A forward walk of one term's keys in a shard is therefore
-// that shard's postings newest first, in the order of the reply.
+// page sort key be64(ts) room NUL be64(seq): be48(~ts) (the ts's low 48 bits, a millisecond
+// count good until the year 10889), the room's bytes inverted then 0xFF (a valid room name has
+// no 0x00 byte, so no inverted byte is 0xFF and a longer name sorts first), then the seq as one
+// byte 8-n and its n significant bytes inverted (a larger seq first, 4 bytes instead of 8 for
+// seqs below 2^24). A forward walk of one term's keys in a shard is therefore that shard's
+// postings newest first, in the order of the reply.
+//
+// Postings carry no positions (they were a third of the index's size): the positions of a
+// phrase's tokens are checked on the candidate's 0x02 text, one read per candidate that holds
+// every token.
 
 namespace kaiwa::read {
 
@@ -32,6 +39,15 @@ using storage::read_family;
 constexpr char tag_posting = 0x01;
 constexpr char tag_doc = 0x02;
 
+/// The layout written; an index with another (or none, the layout before versions) is dropped
+/// and rebuilt at start (search_index::check_format).
+constexpr std::string_view format_version = "2";
+const std::string format_key = std::string("\xff\xff\xff", 3) + "format";
+
+/// The ts field of D: 48 bits.
+constexpr std::size_t ts_bytes = 6;
+constexpr std::uint64_t ts_max = (std::uint64_t{1} << 48) - 1;
+
 /// A single-character CJK query token matches every term starting with it; in a shard it walks
 /// the postings of at most this many such terms (the first in byte order).
 constexpr std::size_t max_prefix_terms = 128;
@@ -41,8 +57,6 @@ constexpr std::size_t max_nexts = 8;
 constexpr std::size_t max_turn = 16;
 /// Hits one page may hold, whatever the caller asks.
 constexpr std::size_t max_limit = 100;
-/// Positions one posting may list (read/text.hpp tokenizes at most 4,096 tokens).
-constexpr std::size_t max_positions = 4096;
 
 void put_varint(std::string& out, std::uint64_t v) {
   while (v >= 0x80) {
@@ -70,12 +84,26 @@ struct doc_ref {
   seq_t seq = 0;
 };
 
-std::uint64_t ts_bits(millis_t ts) { return static_cast<std::uint64_t>(std::max<millis_t>(ts, 0)); }
+/// A message's ts as the index keeps it: clamped to 0 .. 2^48-1 (so a hit's sort key is made
+/// from the clamped ts too, and pages stay consistent with the walk).
+std::uint64_t ts_bits(millis_t ts) {
+  return std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max<millis_t>(ts, 0)), ts_max);
+}
+
+void append_be48(std::string& out, std::uint64_t v) {
+  for (int i = 5; i >= 0; --i) out += static_cast<char>(v >> (8 * i));
+}
+
+std::uint64_t read_be48(std::string_view s) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < ts_bytes; ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+  return v;
+}
 
 std::string doc_suffix(const doc_ref& d) {
   std::string s;
-  s.reserve(8 + d.room.size() + 1 + 9);
-  append_be64(s, ~ts_bits(d.ts));
+  s.reserve(ts_bytes + d.room.size() + 1 + 9);
+  append_be48(s, ~ts_bits(d.ts) & ts_max);
   for (char c : d.room) s += static_cast<char>(~static_cast<unsigned char>(c));
   s += '\xff';
   int n = 1;
@@ -87,10 +115,10 @@ std::string doc_suffix(const doc_ref& d) {
 }
 
 std::optional<doc_ref> parse_suffix(std::string_view s) {
-  if (s.size() < 8 + 1 + 1 + 1) return std::nullopt;
+  if (s.size() < ts_bytes + 1 + 1 + 1) return std::nullopt;
   doc_ref d;
-  d.ts = static_cast<millis_t>(~read_be64(s));
-  s.remove_prefix(8);
+  d.ts = static_cast<millis_t>(~read_be48(s) & ts_max);
+  s.remove_prefix(ts_bytes);
   auto end = s.find('\xff');
   if (end == 0 || end == std::string_view::npos) return std::nullopt;
   for (char c : s.substr(0, end)) d.room += static_cast<char>(~static_cast<unsigned char>(c));
@@ -118,9 +146,9 @@ std::string sort_key(const doc_ref& d) {
 /// key if that is lower (a hit in the frontier's millisecond). Nullopt when the frontier says no
 /// time (the walk stopped before any step).
 std::optional<std::string> resume_key(std::string_view frontier, const page& found) {
-  if (frontier.size() < 8) return std::nullopt;
-  auto ts = ~read_be64(frontier);
-  if (ts >= static_cast<std::uint64_t>(std::numeric_limits<millis_t>::max())) return std::nullopt;
+  if (frontier.size() < ts_bytes) return std::nullopt;
+  auto ts = ~read_be48(frontier) & ts_max;
+  if (ts >= ts_max) return std::nullopt;
   std::string k;
   append_be64(k, ts + 1);
   if (!found.items.empty() && found.items.back().sort_key < k) return found.items.back().sort_key;
@@ -156,25 +184,14 @@ std::string doc_key(std::string_view sp, std::string_view room, seq_t seq) {
   return k;
 }
 
-/// The distinct terms of `text` (never empty, no NUL, at most max_term_bytes: read/text.hpp)
-/// with their positions, ascending.
-std::map<std::string, std::vector<std::uint32_t>> terms_of(std::string_view text) {
-  std::map<std::string, std::vector<std::uint32_t>> terms;
-  for (auto& t : tokenize(text)) terms[std::move(t.term)].push_back(t.pos);
+/// The distinct terms of `text` (never empty, no NUL, at most max_term_bytes: read/text.hpp),
+/// in byte order.
+std::vector<std::string> terms_of(std::string_view text) {
+  std::vector<std::string> terms;
+  for (auto& t : tokenize(text)) terms.push_back(std::move(t.term));
+  std::sort(terms.begin(), terms.end());
+  terms.erase(std::unique(terms.begin(), terms.end()), terms.end());
   return terms;
-}
-
-std::optional<std::vector<std::uint32_t>> decode_positions(std::string_view v) {
-  std::vector<std::uint32_t> out;
-  std::uint64_t pos = 0;
-  while (!v.empty()) {
-    std::uint64_t delta = 0;
-    if (!get_varint(v, delta) || delta > max_positions || out.size() == max_positions)
-      return std::nullopt;
-    pos += delta;
-    out.push_back(static_cast<std::uint32_t>(pos));
-  }
-  return out;
 }
 
 /// Whether `t`'s tokens all occur at their relative positions, given each token's positions.
@@ -193,8 +210,8 @@ bool term_at_positions(const query_term& t,
   return false;
 }
 
-/// Whether `t` matches the tokens of a stored text (for terms with prefix tokens, whose
-/// positions the postings of the driving terms don't carry).
+/// Whether `t` matches the tokens of a stored text: its tokens occur at their relative
+/// positions, a prefix token being any term that starts with it.
 bool term_in_text(const query_term& t, const std::vector<token>& toks) {
   std::vector<std::vector<std::uint32_t>> pos(t.tokens.size());
   for (auto& tok : toks) {
@@ -212,10 +229,12 @@ bool term_in_text(const query_term& t, const std::vector<token>& toks) {
   return term_at_positions(t, ptrs);
 }
 
-struct posting {
-  std::string doc;  // the doc suffix D
-  std::string value;
-};
+/// Whether a term is checked on a candidate's stored text rather than by its postings alone:
+/// a phrase (its tokens' positions) or one with a prefix token (whose terms don't drive).
+bool needs_text(const query_term& t) {
+  return t.tokens.size() > 1 || std::any_of(t.tokens.begin(), t.tokens.end(),
+                                            [](const query_token& k) { return k.prefix; });
+}
 
 /// One query's walk over the index. Each shard walks its hits newest first by leapfrog: the
 /// driving terms' postings are sought in turn at the shard's candidate, which moves to whatever
@@ -238,13 +257,11 @@ class query_walk {
         // Keys end a term with NUL, and an empty prefix token would match every term: not
         // what parse_query makes, refused whoever made it.
         if (tok.term.empty() || tok.term.find('\0') != std::string::npos) return false;
-        if (tok.prefix)
-          has_prefix_ = true;
-        else
-          only_prefix = false;
+        if (!tok.prefix) only_prefix = false;
       }
-    // Every exact token drives (its postings carry its positions); a prefix token is checked
-    // against the stored text of a candidate, and drives only when the query has nothing else.
+    checks_text_ = std::any_of(q_.terms.begin(), q_.terms.end(), needs_text);
+    // Every exact token drives; a prefix token is checked against the stored text of a
+    // candidate, and drives only when the query has nothing else.
     for (auto& t : q_.terms) {
       for (auto& tok : t.tokens) {
         if (tok.prefix != only_prefix) continue;
@@ -271,7 +288,6 @@ class query_walk {
       shard_walk w;
       w.sp = storage::shard_prefix(s);
       w.cand = start;
-      w.values.resize(drivers_.size());
       walks.push_back(std::move(w));
     }
     auto later = [&](std::size_t a, std::size_t b) { return walks[a].cand > walks[b].cand; };
@@ -325,13 +341,12 @@ class query_walk {
 
   struct shard_walk {
     std::string sp;
-    std::string cand;                 // no hit of the shard sorts before it
-    std::size_t agree = 0;            // drivers found at `cand` in a row
-    std::size_t next = 0;             // the driver to seek next
-    bool candidate = false;           // every driver is at `cand` and their positions fit
-    bool listed = false;              // prefix_terms is filled in
-    std::size_t turn = 1;             // steps of its next turn
-    std::vector<std::string> values;  // each driver's posting at `cand`
+    std::string cand;        // no hit of the shard sorts before it
+    std::size_t agree = 0;   // drivers found at `cand` in a row
+    std::size_t next = 0;    // the driver to seek next
+    bool candidate = false;  // every driver is at `cand`, in the room asked for
+    bool listed = false;     // prefix_terms is filled in
+    std::size_t turn = 1;    // steps of its next turn
     std::vector<std::vector<std::string>> prefix_terms;  // per prefix driver, in this shard
   };
 
@@ -354,13 +369,12 @@ class query_walk {
     auto r = seek(drivers_[w.next], w.sp, w.cand, w.prefix_terms[w.next]);
     if (!r.ok()) return r.err();
     if (!*r) return false;
-    if ((*r)->doc == w.cand) {
+    if (**r == w.cand) {
       ++w.agree;
     } else {
-      w.cand = std::move((*r)->doc);
+      w.cand = std::move(**r);
       w.agree = 1;
     }
-    w.values[w.next] = std::move((*r)->value);
     w.next = (w.next + 1) % drivers_.size();
     if (w.agree == drivers_.size()) {
       if (fits(w))
@@ -400,23 +414,23 @@ class query_walk {
     return out;
   }
 
-  /// The first posting of `d` in the shard at or after `from`.
-  storage::result<std::optional<posting>> seek(driver& d, std::string_view sp,
-                                               std::string_view from,
-                                               const std::vector<std::string>& prefix_terms) {
+  /// The doc suffix of the first posting of `d` in the shard at or after `from`.
+  storage::result<std::optional<std::string>> seek(driver& d, std::string_view sp,
+                                                   std::string_view from,
+                                                   const std::vector<std::string>& prefix_terms) {
     if (!d.prefix) return seek_term(*d.cursor, term_prefix(sp, d.term), from);
-    std::optional<posting> best;
+    std::optional<std::string> best;
     for (auto& t : prefix_terms) {
       auto r = seek_term(*d.cursor, term_prefix(sp, t), from);
       if (!r.ok()) return r.err();
-      if (*r && (!best || (*r)->doc < best->doc)) best = std::move(*r);
+      if (*r && (!best || **r < *best)) best = std::move(*r);
     }
     return best;
   }
 
-  storage::result<std::optional<posting>> seek_term(storage::read_cursor& cur,
-                                                    const std::string& prefix,
-                                                    std::string_view from) {
+  storage::result<std::optional<std::string>> seek_term(storage::read_cursor& cur,
+                                                        const std::string& prefix,
+                                                        std::string_view from) {
     auto target = prefix + std::string(from);
     // A cursor already on this term before the target steps forward (a next costs a fraction
     // of a seek, and a shard's leapfrog mostly moves a few postings at a time).
@@ -437,47 +451,28 @@ class query_walk {
     }
     if (!cur.valid()) {
       if (auto s = cur.state(); !s.ok()) return s.err();
-      return std::optional<posting>{};
+      return std::optional<std::string>{};
     }
     auto key = cur.key();
-    if (!key.starts_with(prefix)) return std::optional<posting>{};
-    return std::optional<posting>{
-        posting{std::string(key.substr(prefix.size())), std::string(cur.value())}};
+    if (!key.starts_with(prefix)) return std::optional<std::string>{};
+    return std::optional<std::string>{std::string(key.substr(prefix.size()))};
   }
 
-  /// The checks on a doc every driver is at that cost no read: the room asked for, and the
-  /// positions of the exact tokens of each term.
-  bool fits(const shard_walk& w) {
+  /// The check on a doc every driver is at that costs no read: the room asked for.
+  bool fits(const shard_walk& w) const {
+    if (!room_) return true;
     auto d = parse_suffix(w.cand);
-    if (!d || (room_ && room_->str() != d->room)) return false;
-    std::vector<std::optional<std::vector<std::uint32_t>>> decoded(drivers_.size());
-    for (auto& t : q_.terms) {
-      if (t.tokens.size() < 2 || std::any_of(t.tokens.begin(), t.tokens.end(),
-                                             [](const query_token& k) { return k.prefix; }))
-        continue;
-      std::vector<const std::vector<std::uint32_t>*> ptrs;
-      for (auto& tok : t.tokens) {
-        std::size_t i = 0;
-        while (drivers_[i].term != tok.term) ++i;
-        if (!decoded[i]) {
-          decoded[i] = decode_positions(w.values[i]);
-          if (!decoded[i]) return false;
-        }
-        ptrs.push_back(&*decoded[i]);
-      }
-      if (!term_at_positions(t, ptrs)) return false;
-    }
-    return true;
+    return d && room_->str() == d->room;
   }
 
-  /// The checks that read: the user may read the room now, and the terms with prefix tokens
-  /// occur in the stored text.
+  /// The checks that read: the user may read the room now, and the phrases and terms with
+  /// prefix tokens occur in the stored text.
   storage::result<bool> accept(const shard_walk& w) {
     auto d = parse_suffix(w.cand);
     if (!d) return false;
     auto readable = may_read(d->room);
     if (!readable.ok() || !*readable) return readable;
-    if (!has_prefix_) return true;
+    if (!checks_text_) return true;
     ++steps_;
     auto stored = journal_.read_get(read_family::search, doc_key(w.sp, d->room, d->seq));
     if (!stored.ok()) return stored.err();
@@ -487,10 +482,7 @@ class query_walk {
     if (!get_varint(v, ts)) return false;
     auto toks = tokenize(v);
     for (auto& t : q_.terms)
-      if (std::any_of(t.tokens.begin(), t.tokens.end(),
-                      [](const query_token& k) { return k.prefix; }) &&
-          !term_in_text(t, toks))
-        return false;
+      if (needs_text(t) && !term_in_text(t, toks)) return false;
     return true;
   }
 
@@ -510,7 +502,7 @@ class query_walk {
   const query& q_;
   const std::optional<room_id>& room_;
   std::vector<driver> drivers_;
-  bool has_prefix_ = false;
+  bool checks_text_ = false;                        // some term is checked on the stored text
   std::unordered_map<std::string, bool> readable_;  // may_read, once per room per query
   std::size_t steps_ = 0;
 };
@@ -537,20 +529,38 @@ std::optional<std::string> hit_json(std::string json, const query& q) {
 search_index::search_index(storage::journal& journal, const room_list& access, search_config cfg)
     : journal_(journal), access_(access), cfg_(cfg) {}
 
+storage::status search_index::check_format() {
+  auto stored = journal_.read_get(read_family::search, format_key);
+  if (!stored.ok()) return stored.err();
+  if (*stored && **stored == format_version) return {};
+  bool empty = true;
+  if (!*stored) {
+    auto cur = journal_.new_read_cursor(read_family::search);
+    cur->seek({});
+    if (auto s = cur->state(); !s.ok()) return s;
+    empty = !cur->valid() || cur->key() == format_key;
+  }
+  if (!empty || *stored) {
+    // The offsets go with the data, so the projector's catch-up at start applies every room
+    // from its first event: a rebuild.
+    log(log_level::warn, "search_index_format_changed",
+        {{"found", *stored ? **stored : std::string("1")},
+         {"expected", std::string(format_version)},
+         {"action", "dropped; rebuilt by the catch-up"}});
+    if (auto s = journal_.drop_reads(read_family::search); !s.ok()) return s;
+  }
+  auto batch = journal_.new_read_batch();
+  batch.put(read_family::search, format_key, format_version);
+  return journal_.write_reads(std::move(batch));
+}
+
 namespace {
 
 void add_postings(storage::read_batch& batch, std::string_view sp, const doc_ref& d,
                   std::string_view text) {
   auto suffix = doc_suffix(d);
-  for (auto& [term, positions] : terms_of(text)) {
-    std::string value;
-    std::uint32_t last = 0;
-    for (auto p : positions) {
-      put_varint(value, p - last);
-      last = p;
-    }
-    batch.put(read_family::search, term_prefix(sp, term) + suffix, value);
-  }
+  for (auto& term : terms_of(text))
+    batch.put(read_family::search, term_prefix(sp, term) + suffix, {});
   std::string doc;
   put_varint(doc, ts_bits(d.ts));
   doc += text;
@@ -571,8 +581,7 @@ storage::result<std::optional<millis_t>> remove_postings(storage::read_batch& ba
   if (!get_varint(v, ts))
     return storage::error{storage::errc::corruption, "search: bad doc record of " + room};
   auto suffix = doc_suffix({static_cast<millis_t>(ts), room, seq});
-  for (auto& entry : terms_of(v))
-    batch.del(read_family::search, term_prefix(sp, entry.first) + suffix);
+  for (auto& term : terms_of(v)) batch.del(read_family::search, term_prefix(sp, term) + suffix);
   batch.del(read_family::search, key);
   return std::optional<millis_t>{static_cast<millis_t>(ts)};
 }
@@ -620,7 +629,7 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
     // A bare time (resume_key): every doc older than that millisecond.
     auto ts = read_be64(*before);
     if (ts == 0) return out;
-    append_be64(start, ~(ts - 1));
+    append_be48(start, ~std::min(ts - 1, ts_max) & ts_max);
   } else if (before) {
     // A cursor is whatever a client sent back: one that no page of search gave out is a
     // client's bug or forgery, not a failure of the node (which would log it): it finds nothing.

@@ -34,6 +34,11 @@ class search_index final : public projection {
   /// `access` answers who may read a room; it must outlive this index.
   search_index(storage::journal& journal, const room_list& access, search_config cfg = {});
 
+  /// Makes the family hold this build's layout: an index written in another layout (an older
+  /// release's) is dropped with its offsets, logged, so that the projector rebuilds it when it
+  /// starts. Call before the projector starts.
+  storage::status check_format();
+
   std::string_view name() const override { return "search"; }
   storage::read_family family() const override { return storage::read_family::search; }
   storage::status apply(const event& e, std::string_view stored, storage::read_batch& batch,

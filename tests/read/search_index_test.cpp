@@ -33,6 +33,8 @@ class fixture : public test::event_log {
     });
   }
 
+  read::search_index& index() { return *index_; }
+
   read::page search(const std::string& user, std::string_view q, std::size_t limit = 20,
                     std::optional<std::string> before = std::nullopt,
                     std::optional<std::string> room = std::nullopt,
@@ -101,6 +103,28 @@ TEST_CASE("every term of a query must occur, a quoted phrase in order") {
   CHECK(f.hits("bob", "lock file") == hit_list{{"lobby", both}, {"lobby", phrase}});
   CHECK(f.hits("bob", "\"lock file\"") == hit_list{{"lobby", phrase}});
   CHECK(f.hits("bob", "\"file lock\"").empty());
+}
+
+TEST_CASE("a phrase follows its message's edits: the words made adjacent, then apart") {
+  fixture f;
+  f.create("lobby", "ann", false);
+  auto m = f.send("lobby", "ann", "the file has a lock");
+  f.project();
+  CHECK(f.hits("bob", "\"lock file\"").empty());
+  CHECK(f.hits("bob", "lock file") == hit_list{{"lobby", m}});
+  f.edit("lobby", "ann", m, "the lock file");
+  f.project();
+  CHECK(f.hits("bob", "\"lock file\"") == hit_list{{"lobby", m}});
+  CHECK(f.hits("bob", "has").empty());
+  f.edit("lobby", "ann", m, "file: a lock");
+  f.project();
+  CHECK(f.hits("bob", "\"lock file\"").empty());
+  CHECK(f.hits("bob", "lock file") == hit_list{{"lobby", m}});
+  CHECK(f.hits("bob", "東京都").empty());
+  f.edit("lobby", "ann", m, "京都と東京、東京都");
+  f.project();
+  CHECK(f.hits("bob", "東京都") == hit_list{{"lobby", m}});
+  CHECK(f.hits("bob", "lock").empty());
 }
 
 TEST_CASE("a CJK query matches contiguous text, not its bigrams scattered") {
@@ -459,5 +483,44 @@ TEST_CASE("paged results equal a brute-force scan of the messages, through edits
       }
     }
     CHECK(found > 100);  // the queries do find things
+  }
+}
+
+TEST_CASE("an index in another layout, or one older than format versions, is dropped at start") {
+  fixture f;
+  REQUIRE(f.index().check_format().ok());  // an empty family: only the version is written
+  f.create("lobby", "ann", false);
+  auto m = f.send("lobby", "ann", "hello there");
+  f.project();
+  REQUIRE(f.hits("bob", "hello") == hit_list{{"lobby", m}});
+  const std::string format_key = std::string("\xff\xff\xff", 3) + "format";
+  auto sp = storage::shard_prefix(shard_of("lobby", f.journal().shards()));
+  // The projector's offset of the room (this fixture keeps its own).
+  const std::string offset_key = sp + '\0' + "lobby";
+  auto b0 = f.journal().new_read_batch();
+  b0.put(storage::read_family::search, offset_key, std::string(8, '\0'));
+  REQUIRE(f.journal().write_reads(std::move(b0)).ok());
+  auto offset = [&] { return f.journal().read_get(storage::read_family::search, offset_key); };
+
+  SECTION("the same layout is kept") {
+    REQUIRE(f.index().check_format().ok());
+    CHECK(f.hits("bob", "hello") == hit_list{{"lobby", m}});
+    CHECK(offset().value());
+  }
+  SECTION("no version (the layout before versions) or another one: data and offsets go") {
+    auto b = f.journal().new_read_batch();
+    if (GENERATE(false, true))
+      b.del(storage::read_family::search, format_key);
+    else
+      b.put(storage::read_family::search, format_key, "1");
+    REQUIRE(f.journal().write_reads(std::move(b)).ok());
+    REQUIRE(f.index().check_format().ok());
+    CHECK(f.hits("bob", "hello").empty());
+    CHECK(!offset().value());  // so the projector's catch-up applies the room from seq 1
+    auto v = f.journal().read_get(storage::read_family::search, format_key);
+    REQUIRE(v.ok());
+    REQUIRE(v.value());
+    CHECK(*v.value() == "2");
+    REQUIRE(f.index().check_format().ok());  // and it is kept from now on
   }
 }

@@ -13,9 +13,10 @@
 // Layout of the "read.search" family (docs/read-side.md, "Search index"); `sp` is the room's
 // storage::shard_prefix:
 //   sp 0x01 term NUL D      -> (empty): the message holds the term
-//   sp 0x02 room NUL be64(seq) -> varint(ts) text: what was indexed, to remove it on edit/delete
-//                              (the log's record of the message is rewritten in place), and to
-//                              check phrases and prefix tokens on a candidate
+//   sp 0x02 room NUL be64(seq) -> the text that was indexed, to remove it on edit/delete (the
+//                              log's record of the message is rewritten in place, and keeps
+//                              only its ts), and to check phrases and prefix tokens on a
+//                              candidate
 //   0xFF 0xFF 0xFF "format" -> the layout's version (format_version), outside every shard's
 //                              range: a drop of the family or of a shard leaves it
 // D, the "doc suffix", sorts newest first in ascending byte order, exactly the reverse of the
@@ -57,25 +58,6 @@ constexpr std::size_t max_nexts = 8;
 constexpr std::size_t max_turn = 16;
 /// Hits one page may hold, whatever the caller asks.
 constexpr std::size_t max_limit = 100;
-
-void put_varint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out += static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  out += static_cast<char>(v);
-}
-
-bool get_varint(std::string_view& in, std::uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
-    auto b = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
-    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
 
 /// A message as the index addresses it.
 struct doc_ref {
@@ -477,10 +459,7 @@ class query_walk {
     auto stored = journal_.read_get(read_family::search, doc_key(w.sp, d->room, d->seq));
     if (!stored.ok()) return stored.err();
     if (!*stored) return false;
-    std::string_view v = **stored;
-    std::uint64_t ts = 0;
-    if (!get_varint(v, ts)) return false;
-    auto toks = tokenize(v);
+    auto toks = tokenize(**stored);
     for (auto& t : q_.terms)
       if (needs_text(t) && !term_in_text(t, toks)) return false;
     return true;
@@ -561,29 +540,32 @@ void add_postings(storage::read_batch& batch, std::string_view sp, const doc_ref
   auto suffix = doc_suffix(d);
   for (auto& term : terms_of(text))
     batch.put(read_family::search, term_prefix(sp, term) + suffix, {});
-  std::string doc;
-  put_varint(doc, ts_bits(d.ts));
-  doc += text;
-  batch.put(read_family::search, doc_key(sp, d.room, d.seq), doc);
+  batch.put(read_family::search, doc_key(sp, d.room, d.seq), text);
 }
 
 /// Removes the postings of `room`'s message `seq` (and its doc record); its ts, nullopt when it
-/// isn't indexed (deleted, or not a message).
-storage::result<std::optional<millis_t>> remove_postings(storage::read_batch& batch,
+/// isn't indexed (deleted, or not a message). The ts is the log's: a message's record keeps it
+/// through edits and deletes.
+storage::result<std::optional<millis_t>> remove_postings(const storage::journal& journal,
+                                                         storage::read_batch& batch,
                                                          std::string_view sp,
                                                          const std::string& room, seq_t seq) {
   auto key = doc_key(sp, room, seq);
   auto stored = batch.get(read_family::search, key);
   if (!stored.ok()) return stored.err();
   if (!*stored) return std::optional<millis_t>{};
-  std::string_view v = **stored;
-  std::uint64_t ts = 0;
-  if (!get_varint(v, ts))
-    return storage::error{storage::errc::corruption, "search: bad doc record of " + room};
-  auto suffix = doc_suffix({static_cast<millis_t>(ts), room, seq});
-  for (auto& term : terms_of(v)) batch.del(read_family::search, term_prefix(sp, term) + suffix);
+  auto json = journal.event(room_id{room}, seq);
+  if (!json.ok()) return json.err();
+  auto m = *json ? decode_event(**json) : std::nullopt;
+  if (!m || m->type != event_type::message)
+    return storage::error{storage::errc::corruption, "search: indexed message " +
+                                                         std::to_string(seq) + " of " + room +
+                                                         " is not a message in the log"};
+  auto suffix = doc_suffix({m->ts, room, seq});
+  for (auto& term : terms_of(**stored))
+    batch.del(read_family::search, term_prefix(sp, term) + suffix);
   batch.del(read_family::search, key);
-  return std::optional<millis_t>{static_cast<millis_t>(ts)};
+  return std::optional<millis_t>{m->ts};
 }
 
 }  // namespace
@@ -600,13 +582,13 @@ storage::status search_index::apply(const event& e, std::string_view, storage::r
     case event_type::edit: {
       // The edit's text replaces what was indexed, under the message's seq and ts. A redacted
       // edit (its message was deleted since) removes it; the delete that follows finds nothing.
-      auto ts = remove_postings(batch, sp, e.room.str(), e.ref);
+      auto ts = remove_postings(journal_, batch, sp, e.room.str(), e.ref);
       if (!ts.ok()) return ts.err();
       if (*ts && !e.deleted) add_postings(batch, sp, {**ts, e.room.str(), e.ref}, e.text);
       return {};
     }
     case event_type::del: {
-      auto ts = remove_postings(batch, sp, e.room.str(), e.ref);
+      auto ts = remove_postings(journal_, batch, sp, e.room.str(), e.ref);
       if (!ts.ok()) return ts.err();
       return {};
     }

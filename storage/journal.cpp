@@ -187,6 +187,7 @@ struct journal::impl {
   // A projector's batch handed to the writer (write_reads), whose caller waits for `result`.
   struct read_write {
     rocksdb::WriteBatch* batch;
+    bool durable = false;  // through the WAL, synced (journal::write_reads)
     std::optional<status> result;
   };
   read_write* reads = nullptr;  // guarded by mtx: at most one waits at a time
@@ -327,7 +328,9 @@ void journal::impl::run_writer() {
     // is flushed whole, so after a crash each projection restarts from an offset that matches
     // its data and applies the rest again from the log. In the WAL its writes (dozens of
     // postings per message) would be synced by every group commit of the log.
-    wo.disableWAL = true;
+    // A durable batch (a deleted room's erasure) goes through the WAL, synced.
+    wo.disableWAL = !r->durable;
+    wo.sync = r->durable;
     auto s = db->Write(wo, r->batch);
     {
       std::lock_guard lock(mtx);
@@ -667,12 +670,85 @@ result<std::vector<journal::room_head>> journal::room_heads(const std::optional<
   return out;
 }
 
+result<std::optional<std::string>> journal::room_meta(const room_id& room) const {
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(family::meta),
+                          impl_->keyed(room_key(room), room), &v);
+  if (s.IsNotFound()) return std::optional<std::string>{};
+  if (!s.ok()) return to_error(s);
+  return std::optional<std::string>{std::move(v)};
+}
+
+namespace {
+// Settings keys of rooms being deleted: the prefix, then the room's name.
+constexpr std::string_view deleting_prefix = "kaiwa.deleting.";
+}  // namespace
+
+status journal::mark_deleting(const room_id& room) {
+  return put_setting(std::string(deleting_prefix) + room.str(), "");
+}
+
+status journal::unmark_deleting(const room_id& room) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = impl_->db->Delete(wo, impl_->settings, std::string(deleting_prefix) + room.str());
+  if (!s.ok()) return to_error(s);
+  return {};
+}
+
+result<std::vector<room_id>> journal::rooms_being_deleted() const {
+  std::vector<room_id> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->settings));
+  for (it->Seek(deleting_prefix); it->Valid() && it->key().starts_with(deleting_prefix); it->Next())
+    out.emplace_back(std::string(it->key().ToStringView().substr(deleting_prefix.size())));
+  if (!it->status().ok()) return to_error(it->status());
+  return out;
+}
+
+status journal::delete_room_log(const room_id& room) {
+  auto shard = shard_of(room.str(), impl_->shards);
+  auto key = impl_->keyed(room_key(room), room);
+  // `shard room NUL ...` are the room's events and dedupe keys; names have no byte below '-',
+  // so [`shard room`, `shard room \x01`) holds them and no other room's keys. The range starts
+  // at `shard room`, no NUL, on purpose: outside the events family's insert-hint prefix domain
+  // (room_prefix_transform). RocksDB 7.8 keeps one hint per prefix for the memtable and its
+  // range-tombstone table alike, and a range tombstone inserted with a point key's hint
+  // corrupts the skiplist (an assertion in InlineSkipList::FindSpliceForLevel).
+  auto begin = key, end = key + '\x01';
+  rocksdb::WriteBatch wb;
+  for (auto f : {family::events, family::dedupe})
+    if (auto s = wb.DeleteRange(impl_->cf(f), begin, end); !s.ok()) return to_error(s);
+  for (auto f : {family::snapshots, family::meta})
+    if (auto s = wb.Delete(impl_->cf(f), key); !s.ok()) return to_error(s);
+  // Markers are `shard user NUL room`: the shard's markers are walked for this room's.
+  auto shard_begin = shard_key(shard), shard_end = shard_end_key(shard);
+  rocksdb::Slice upper(shard_end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(family::markers)));
+  auto suffix = '\0' + room.str();
+  for (it->Seek(shard_begin); it->Valid(); it->Next())
+    if (it->key().ToStringView().ends_with(suffix))
+      if (auto s = wb.Delete(impl_->cf(family::markers), it->key()); !s.ok()) return to_error(s);
+  if (!it->status().ok()) return to_error(it->status());
+  std::string v;
+  auto had = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(family::meta), key, &v);
+  if (!had.ok() && !had.IsNotFound()) return to_error(had);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (auto s = impl_->db->Write(wo, &wb); !s.ok()) return to_error(s);
+  // Every room has a meta record from its first event on (rooms_in_shard counts them).
+  if (had.ok() && impl_->rooms_in_shard[shard] > 0) impl_->rooms_in_shard[shard] -= 1;
+  return {};
+}
+
 read_batch journal::new_read_batch() const {
   return read_access::make_batch(impl_->db.get(), &impl_->cfs[log_family_count]);
 }
 
-status journal::write_reads(read_batch b) {
-  impl::read_write r{read_access::write_batch(b), std::nullopt};
+status journal::write_reads(read_batch b, bool durable) {
+  impl::read_write r{read_access::write_batch(b), durable, std::nullopt};
   std::unique_lock lock(impl_->mtx);
   impl_->reads_cv.wait(lock, [&] { return impl_->stopping || !impl_->reads; });
   if (impl_->stopping) return error{errc::stopped, "journal is stopped"};

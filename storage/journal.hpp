@@ -121,6 +121,25 @@ class journal {
   result<std::vector<room_head>> room_heads(const std::optional<room_id>& after, std::size_t limit,
                                             std::optional<shard_t> shard = std::nullopt) const;
 
+  /// The room's metadata record (room_state::meta), nullopt when it has none.
+  result<std::optional<std::string>> room_meta(const room_id& room) const;
+
+  // -- deleting a room --------------------------------------------------------------------
+  // A deletion is: mark_deleting, delete_room_log, the read side's forget_room, unmark_deleting.
+  // The mark (a synced write in the default family) is what makes it crash-safe: the node finds
+  // the rooms still marked at start (`rooms_being_deleted`) and does the rest again, and every
+  // step is idempotent.
+
+  status mark_deleting(const room_id& room);
+  status unmark_deleting(const room_id& room);
+  /// Rooms marked and not unmarked, by name.
+  result<std::vector<room_id>> rooms_being_deleted() const;
+  /// Deletes every record of `room` in the log's families, in one synced write: its events,
+  /// snapshot, meta, dedupe keys and every user's read marker in it. Other rooms (those of its
+  /// shard too) are untouched. The caller makes sure nothing of the room is being committed (the
+  /// room's actor waits for its commit in flight). The read models are not touched.
+  status delete_room_log(const room_id& room);
+
   // -- read models (storage/read_store.hpp) -----------------------------------------------
 
   /// A batch for one projection step (reads through it see its writes).
@@ -128,8 +147,10 @@ class journal {
   /// Writes `b` atomically and without the WAL: what a crash loses (since the family's last
   /// flush) is applied again from the projection's offsets, which the same family holds. The
   /// writer thread writes it between group commits (at most one per commit round); this blocks
-  /// until it is written. errc::stopped once the journal stops.
-  status write_reads(read_batch b);
+  /// until it is written. errc::stopped once the journal stops. `durable`: through the WAL,
+  /// synced, for what nothing would redo after a crash (the erasure of a deleted room's records,
+  /// whose deletion mark is cleared next).
+  status write_reads(read_batch b, bool durable = false);
   result<std::optional<std::string>> read_get(read_family f, std::string_view key) const;
   /// A walk over committed data of `f`, on a snapshot taken now.
   std::unique_ptr<read_cursor> new_read_cursor(read_family f) const;

@@ -478,3 +478,61 @@ TEST_CASE("a user's read markers are listed per shard") {
   CHECK((*m)[0].first.str() == "r1");
   CHECK((*m)[0].second == 4);
 }
+
+TEST_CASE("deleting a room's log removes every record of it and nothing of the rooms beside it") {
+  test::temp_dir dir;
+  storage::journal_config cfg;
+  cfg.dir = dir.str();
+  cfg.shards = 1;  // every room in the same shard, "a" a prefix of "ab"
+  auto opened = storage::journal::open(cfg);
+  REQUIRE(opened.ok());
+  auto j = std::move(opened).value();
+  room_id a{"a"}, ab{"ab"}, b{"b"};
+  user_id u{"u"}, v{"v"};
+  auto records_of = [&](const room_id& r, int events) {
+    storage::write_set ws;
+    for (int i = 1; i <= events; ++i) ws.put_event(r, i, ev(i));
+    ws.put_snapshot(r, "snap");
+    ws.put_meta(r, "meta");
+    ws.put_dedupe(r, u, "c1", 1);
+    ws.put_marker(u, r, 1);
+    ws.put_marker(v, r, 2);
+    REQUIRE(commit_and_wait(*j, std::move(ws)).ok());
+    return events + 5;  // events, snapshot, meta, dedupe, two markers
+  };
+  records_of(a, 50);
+  auto kept = records_of(ab, 3) + records_of(b, 4);
+  CHECK(j->disk().rooms == 3);
+
+  REQUIRE(j->mark_deleting(a).ok());
+  REQUIRE(j->delete_room_log(a).ok());
+  CHECK(*j->count_shard(0) == static_cast<std::uint64_t>(kept));
+  CHECK(j->events_after(a, 0, 100)->empty());
+  CHECK(*j->last_seq(a) == 0);
+  CHECK_FALSE(j->snapshot(a)->has_value());
+  CHECK_FALSE(j->room_meta(a)->has_value());
+  CHECK_FALSE(j->dedupe(a, u, "c1")->has_value());
+  CHECK(*j->marker(u, a) == 0);
+  CHECK(*j->marker(v, a) == 0);
+  CHECK(j->disk().rooms == 2);
+  for (auto& [r, n] : {std::pair{ab, 3}, std::pair{b, 4}}) {
+    CHECK(j->events_after(r, 0, 100)->size() == static_cast<std::size_t>(n));
+    CHECK(j->snapshot(r)->has_value());
+    CHECK(j->dedupe(r, u, "c1")->has_value());
+    CHECK(*j->marker(v, r) == 2);
+  }
+  // Idempotent (a deletion done again at start), and the name takes a new log from seq 1.
+  REQUIRE(j->delete_room_log(a).ok());
+  CHECK(*j->count_shard(0) == static_cast<std::uint64_t>(kept));
+  storage::write_set again;
+  again.put_event(a, 1, "new");
+  REQUIRE(commit_and_wait(*j, std::move(again)).ok());
+  CHECK(*j->events_after(a, 0, 100) == std::vector<std::string>{"new"});
+
+  // The deletion mark survives a reopen until it is cleared.
+  j.reset();
+  j = std::move(storage::journal::open(cfg)).value();
+  CHECK(*j->rooms_being_deleted() == std::vector<room_id>{a});
+  REQUIRE(j->unmark_deleting(a).ok());
+  CHECK(j->rooms_being_deleted()->empty());
+}

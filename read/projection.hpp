@@ -38,6 +38,12 @@ class projection {
   /// applied again later.
   virtual storage::status apply(const event& e, std::string_view stored, storage::read_batch& batch,
                                 std::vector<notice>& notices) = 0;
+  /// Deletes `room`'s records (not its offset: the projector's) into `batch`, stopping once
+  /// the batch holds about `max_ops` operations; true when nothing of the room is left after
+  /// it. Reads see committed data only, so the caller writes the batch and calls again until
+  /// true. For a deleted room, whose log is gone already.
+  virtual storage::result<bool> erase_room(const room_id& room, storage::read_batch& batch,
+                                           std::size_t max_ops) = 0;
 };
 
 }  // namespace kaiwa::read

@@ -49,6 +49,23 @@ std::string offset_key(const room_id& room, std::uint32_t shards) {
 
 }  // namespace
 
+storage::status erase_room(storage::journal& journal, const std::vector<projection*>& projections,
+                           const room_id& room, std::size_t batch_ops) {
+  for (auto* p : projections) {
+    for (bool done = false; !done;) {
+      auto batch = journal.new_read_batch();
+      auto r = p->erase_room(room, batch, std::max<std::size_t>(batch_ops, 1));
+      if (!r) return r.err();
+      done = *r;
+      // The offset goes with the last batch: until then a crash leaves the deletion mark, and
+      // the erasure is done again at start.
+      if (done) batch.del(p->family(), offset_key(room, journal.shards()));
+      if (auto st = journal.write_reads(std::move(batch), true); !st.ok()) return st;
+    }
+  }
+  return {};
+}
+
 struct projector::impl {
   impl(storage::journal& j, std::vector<projection*> ps, projector_config c, notice_sink n)
       : journal(j), projections(std::move(ps)), cfg(c), sink(std::move(n)) {
@@ -463,6 +480,49 @@ struct projector::impl {
     return true;
   }
 
+  /// Erases the rooms forget_room was asked for. Thread only.
+  void run_forgets() {
+    for (;;) {
+      std::pair<room_id, std::function<void(storage::status)>> f;
+      {
+        std::lock_guard lock(mtx);
+        if (forgets.empty()) return;
+        f = std::move(forgets.front());
+        forgets.pop_front();
+      }
+      auto& [room, done] = f;
+      auto st = erase_room(journal, projections, room, cfg.batch_ops);
+      auto last = st.ok() ? journal.last_seq(room) : storage::result<seq_t>(seq_t{0});
+      if (st.ok() && !last) st = last.err();
+      if (st.ok()) {
+        std::lock_guard lock(mtx);
+        auto it = dirty_map.find(room.str());
+        if (it != dirty_map.end() || *last > 0) {
+          auto& e = dirty_map[room.str()];
+          update(e, [&](entry& x) {
+            x.noted = *last;
+            x.applied = {};
+            x.known.fill(true);  // every offset of the room is gone: 0
+            for (std::size_t p = 0; p < projections.size(); ++p)
+              if (x.target[p] != 0) {  // a catch-up counted it: it has nothing left to do
+                x.target[p] = 0;
+                phase[p].rooms_done += 1;
+              }
+          });
+          if (dirty(e))
+            enqueue(room.str(), e);
+          else if (!e.in_flight)
+            dirty_map.erase(room.str());
+        }
+        settle_phases();
+      }
+      if (!st.ok())
+        log(log_level::error, "projector_forget_failed",
+            {{"room", room.str()}, {"error", st.err().message}});
+      done(st);
+    }
+  }
+
   void run() {
     // The write path comes first (the "projections never slow the ack"): this thread
     // runs under SCHED_IDLE, so any other thread of the node that wakes takes its CPU at once
@@ -485,11 +545,13 @@ struct projector::impl {
     while (true) {
       {
         std::unique_lock lock(mtx);
-        cv.wait(lock,
-                [&] { return stopping || !queue.empty() || !walks.empty() || rebuild_asked; });
+        cv.wait(lock, [&] {
+          return stopping || !queue.empty() || !walks.empty() || rebuild_asked || !forgets.empty();
+        });
         if (stopping) return;
         rebuild_asked = false;
       }
+      run_forgets();
       if (!start_rebuilds()) {
         {
           std::lock_guard lock(mtx);
@@ -538,6 +600,7 @@ struct projector::impl {
   std::unordered_map<std::string, entry> dirty_map;
   std::deque<std::string> queue;  // dirty rooms not in flight, oldest note first
   std::deque<walk> walks;
+  std::deque<std::pair<room_id, std::function<void(storage::status)>>> forgets;
   std::array<phase_state, max_projections> phase;
   // Per projection, when each room with unapplied events was first noted: the oldest is the
   // lag, read in O(1) by scrapes and queries without walking the dirty map.
@@ -584,6 +647,13 @@ void projector::stop() {
   }
   impl_->cv.notify_all();
   if (impl_->thread.joinable()) impl_->thread.join();
+  // Erasures it did not get to: their rooms keep the deletion mark (done again at start).
+  decltype(impl_->forgets) left;
+  {
+    std::lock_guard lock(impl_->mtx);
+    left.swap(impl_->forgets);
+  }
+  for (auto& [room, done] : left) done(storage::error{storage::errc::stopped, "stopped"});
 }
 
 void projector::catch_up_shard(shard_t shard) {
@@ -600,6 +670,18 @@ void projector::catch_up_shard(shard_t shard) {
     impl_->walks.push_back(w);
   }
   impl_->cv.notify_one();
+}
+
+void projector::forget_room(const room_id& room, std::function<void(storage::status)> done) {
+  {
+    std::lock_guard lock(impl_->mtx);
+    if (!impl_->stopping) {
+      impl_->forgets.emplace_back(room, std::move(done));
+      impl_->cv.notify_one();
+      return;
+    }
+  }
+  done(storage::error{storage::errc::stopped, "the projector is stopped"});
 }
 
 std::optional<std::string> projector::rebuild(std::string_view name) {

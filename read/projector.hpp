@@ -33,8 +33,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ids.hpp"
 #include "core/shard.hpp"
 #include "read/projection.hpp"
+#include "storage/result.hpp"
 
 namespace kaiwa::storage {
 class journal;
@@ -90,6 +92,12 @@ struct projection_stats {
   std::uint64_t applied = 0;
 };
 
+/// Erases `room`'s records and offsets from `projections`, in durable batches of about
+/// `batch_ops` operations: what forget_room runs on the projector's thread, and what the read
+/// side runs itself when no projector does (projections off).
+storage::status erase_room(storage::journal& journal, const std::vector<projection*>& projections,
+                           const room_id& room, std::size_t batch_ops);
+
 class projector {
  public:
   /// Gets the notices of one committed batch, on the projector's thread.
@@ -110,6 +118,11 @@ class projector {
 
   /// Marks the rooms of `shard` for catch-up (a shard ingested from another node).
   void catch_up_shard(shard_t shard);
+  /// Erases `room`'s records from every projection, offsets included (the room was deleted),
+  /// on the projector's thread after the batch in progress, in durable batches; then `done`
+  /// runs there (at once with an error when the projector is stopped). Events of the room the
+  /// log holds by then (it was created again) are applied again from the start.
+  void forget_room(const room_id& room, std::function<void(storage::status)> done);
   /// Drops projection `name` and rebuilds it from the log. An error message when there is no
   /// such projection or it is rebuilding already.
   std::optional<std::string> rebuild(std::string_view name);

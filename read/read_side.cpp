@@ -228,6 +228,20 @@ void read_side::deliver_remote(const notice& n) {
   if (impl_->hooks.push_local) impl_->hooks.push_local(n);
 }
 
+void read_side::forget_room(const room_id& room, std::function<void(bool ok)> done) {
+  if (impl_->projector)
+    return impl_->projector->forget_room(
+        room, [done = std::move(done)](storage::status st) { done(st.ok()); });
+  auto st = erase_room(impl_->journal, {&impl_->rooms, &impl_->search}, room,
+                       impl_->cfg.projector.batch_ops);
+  if (!st.ok())
+    log(log_level::error, "read_forget_failed",
+        {{"room", room.str()}, {"error", st.err().message}});
+  done(st.ok());
+}
+
+const room_list& read_side::room_list_model() const { return impl_->rooms; }
+
 void read_side::shard_ingested(shard_t shard) {
   if (impl_->projector) impl_->projector->catch_up_shard(shard);
 }

@@ -35,6 +35,8 @@ class journal;
 
 namespace kaiwa::read {
 
+class room_list;
+
 struct read_side_config {
   /// Run the projections. Off: no projector runs (the write path bears none of their cost) and
   /// `rooms`, `directory` and `search` answer `unavailable`. Default: true
@@ -107,6 +109,12 @@ class read_side {
   /// A notice another member's projection raised: pushed to this node's sessions.
   void deliver_remote(const notice& n);
 
+  /// Erases a deleted room's records from the read models (storage::journal, "deleting a
+  /// room"); `done` runs once, on the projector's thread (or at once when projections are off,
+  /// after erasing them here: nothing else writes them then).
+  void forget_room(const room_id& room, std::function<void(bool ok)> done);
+  /// The read.rooms projection, for the admin API's listings (read/room_list.hpp).
+  const room_list& room_list_model() const;
   /// A shard's data arrived from another node: its rooms are caught up.
   void shard_ingested(shard_t shard);
   /// See projector::rebuild; an error message when projections are off too.

@@ -235,6 +235,40 @@ storage::result<bool> member_now(const storage::journal& journal, const room_id&
 
 room_list::room_list(storage::journal& journal) : journal_(journal) {}
 
+storage::result<bool> room_list::erase_room(const room_id& room, storage::read_batch& batch,
+                                            std::size_t max_ops) {
+  const auto& name = room.str();
+  auto shard = shard_of(name, journal_.shards());
+  auto cursor = journal_.new_read_cursor(rooms_family);
+  auto full = [&] { return batch.count() >= max_ops; };
+  // The info first, with the directory key it names: both go in the same batch.
+  auto ikey = info_key(shard, name);
+  if (auto v = find(*cursor, ikey)) {
+    auto info = decode_info(*v);
+    if (!info) return corrupt("the info", name);
+    if (info->listed) batch.del(rooms_family, directory_key(shard, info->dir_ts, name));
+    batch.del(rooms_family, ikey);
+  }
+  if (!cursor->state().ok()) return cursor->state().err();
+  // Members and live messages are under the room's name; a user's entry for the room is found
+  // by walking the shard's user entries (a user stays listed after leaving a public room, so
+  // neither members nor authors name them all).
+  for (auto prefix : {head_key(shard, tag_member, {name, ""}), live_prefix(shard, name)})
+    for (cursor->seek(prefix); at_prefix(*cursor, prefix); cursor->next()) {
+      if (full()) return false;
+      batch.del(rooms_family, cursor->key());
+    }
+  auto users = head_key(shard, tag_user_room);
+  auto suffix = std::string(1, '\0') + name;
+  for (cursor->seek(users); at_prefix(*cursor, users); cursor->next()) {
+    if (!cursor->key().ends_with(suffix)) continue;
+    if (full()) return false;
+    batch.del(rooms_family, cursor->key());
+  }
+  if (!cursor->state().ok()) return cursor->state().err();
+  return true;
+}
+
 storage::status room_list::apply(const event& e, std::string_view stored,
                                  storage::read_batch& batch, std::vector<notice>& notices) {
   const auto& room = e.room.str();
@@ -529,6 +563,65 @@ storage::result<bool> room_list::may_read(const user_id& user, const room_id& ro
   auto m = journal_.read_get(rooms_family, member_key(shard, room.str(), user.str()));
   if (!m) return m.err();
   return member_now(journal_, room, user, info->head, m->has_value());
+}
+
+storage::result<std::vector<room_list::room_row>> room_list::list_rooms(
+    std::vector<shard_t> shards, const std::optional<std::pair<shard_t, std::string>>& after,
+    std::size_t limit) const {
+  std::vector<room_row> out;
+  std::sort(shards.begin(), shards.end());
+  auto cursor = journal_.new_read_cursor(rooms_family);
+  for (auto shard : shards) {
+    if (out.size() >= limit) break;
+    if (after && shard < after->first) continue;
+    auto prefix = head_key(shard, tag_info);
+    // The first info key after the cursor's room: `room NUL` sorts right after `room`.
+    auto from = after && shard == after->first ? info_key(shard, after->second) + '\0' : prefix;
+    for (cursor->seek(from); at_prefix(*cursor, prefix) && out.size() < limit; cursor->next()) {
+      auto name = std::string(cursor->key().substr(prefix.size()));
+      auto info = decode_info(cursor->value());
+      if (!info) return corrupt("the info", name);
+      out.push_back({shard, std::move(name), info->head, info->ts, info->is_private,
+                     std::move(info->owner), std::move(info->topic), 0});
+    }
+    if (!cursor->state().ok()) return cursor->state().err();
+  }
+  for (auto& r : out) {
+    auto members = head_key(r.shard, tag_member, {r.room, ""});
+    for (cursor->seek(members); at_prefix(*cursor, members) && r.members < members_count_limit;
+         cursor->next())
+      r.members += 1;
+    if (!cursor->state().ok()) return cursor->state().err();
+  }
+  return out;
+}
+
+storage::result<std::vector<room_list::user_row>> room_list::list_users(
+    const std::vector<shard_t>& shards, const std::optional<std::string>& after,
+    std::size_t limit) const {
+  // Each shard lists its users in name order; the page is the first `limit` of their union. A
+  // shard's walk stops at the first user past the `limit + 1` smallest seen so far (none of it
+  // can make the page), so a page costs about its own users' entries per shard, not the shard's.
+  std::map<std::string, std::uint64_t, std::less<>> seen;
+  auto cursor = journal_.new_read_cursor(rooms_family);
+  for (auto shard : shards) {
+    auto prefix = head_key(shard, tag_user_room);
+    // `user \x01` sorts after every `user NUL room` and before any longer name.
+    auto from = after ? prefix + *after + '\x01' : prefix;
+    for (cursor->seek(from); at_prefix(*cursor, prefix); cursor->next()) {
+      auto rest = cursor->key().substr(prefix.size());
+      auto user = rest.substr(0, rest.find('\0'));
+      if (seen.size() > limit && user > seen.rbegin()->first) break;
+      auto it = seen.find(user);
+      if (it == seen.end()) it = seen.emplace(std::string(user), 0).first;
+      it->second += 1;
+      if (seen.size() > limit + 1) seen.erase(std::prev(seen.end()));
+    }
+    if (!cursor->state().ok()) return cursor->state().err();
+  }
+  std::vector<user_row> out;
+  for (auto& [user, n] : seen) out.push_back({user, n});
+  return out;  // `limit + 1` when there are more: the caller pages with it
 }
 
 }  // namespace kaiwa::read

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/ids.hpp"
@@ -48,6 +49,8 @@ class room_list final : public projection {
   storage::read_family family() const override { return storage::read_family::rooms; }
   storage::status apply(const event& e, std::string_view stored, storage::read_batch& batch,
                         std::vector<notice>& notices) override;
+  storage::result<bool> erase_room(const room_id& room, storage::read_batch& batch,
+                                   std::size_t max_ops) override;
 
   // Queries read only `shards` (those this node owns), return items newest first with a sort
   // key below `before` when given (read/page.hpp), at most `limit`. Thread-safe.
@@ -63,6 +66,35 @@ class room_list final : public projection {
   /// False for a room the projection doesn't know. For a private room, membership changes in
   /// the log the projection has not applied yet count (a kick hides the room at once).
   storage::result<bool> may_read(const user_id& user, const room_id& room) const;
+
+  // -- the admin API's listings (docs/operations.md) -------------------------------------------
+
+  /// Members counted per room in `list_rooms`; a room with more shows this many.
+  static constexpr std::uint64_t members_count_limit = 100'000;
+  struct room_row {
+    shard_t shard = 0;
+    std::string room;
+    seq_t head = 0;
+    millis_t ts = 0;  // the last event's: the room's last activity
+    bool is_private = false;
+    std::string owner;
+    std::string topic;
+    std::uint64_t members = 0;
+  };
+  /// The rooms of `shards`, in shard then name order, after (`shard`, `room`) when given, at
+  /// most `limit`.
+  storage::result<std::vector<room_row>> list_rooms(
+      std::vector<shard_t> shards, const std::optional<std::pair<shard_t, std::string>>& after,
+      std::size_t limit) const;
+  struct user_row {
+    std::string user;
+    std::uint64_t rooms = 0;  // rooms of `shards` they were made a member of or posted in
+  };
+  /// The users of `shards` (their room list entries, merged across shards), by name, after
+  /// `after` when given, at most `limit`.
+  storage::result<std::vector<user_row>> list_users(const std::vector<shard_t>& shards,
+                                                    const std::optional<std::string>& after,
+                                                    std::size_t limit) const;
 
  private:
   storage::journal& journal_;

@@ -597,6 +597,23 @@ storage::status search_index::apply(const event& e, std::string_view, storage::r
   }
 }
 
+storage::result<bool> search_index::erase_room(const room_id& room, storage::read_batch& batch,
+                                               std::size_t max_ops) {
+  auto sp = storage::shard_prefix(shard_of(room.str(), journal_.shards()));
+  // Each doc record holds the text that was indexed: its terms name its postings.
+  auto prefix = doc_key(sp, room.str(), 0);
+  prefix.resize(prefix.size() - 8);
+  auto cursor = journal_.new_read_cursor(read_family::search);
+  for (cursor->seek(prefix); cursor->valid() && cursor->key().starts_with(prefix); cursor->next()) {
+    if (batch.count() >= max_ops) return false;
+    auto key = cursor->key();
+    auto removed = remove_postings(batch, sp, room.str(), read_be64(key.substr(key.size() - 8)));
+    if (!removed.ok()) return removed.err();
+  }
+  if (!cursor->state().ok()) return cursor->state().err();
+  return true;
+}
+
 storage::result<page> search_index::search(const user_id& user, const query& q,
                                            const std::optional<room_id>& room,
                                            const std::vector<shard_t>& shards,

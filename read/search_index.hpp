@@ -43,6 +43,8 @@ class search_index final : public projection {
   storage::read_family family() const override { return storage::read_family::search; }
   storage::status apply(const event& e, std::string_view stored, storage::read_batch& batch,
                         std::vector<notice>& notices) override;
+  storage::result<bool> erase_room(const room_id& room, storage::read_batch& batch,
+                                   std::size_t max_ops) override;
 
   /// Messages matching `q` that `user` may read, in `room` only when given, from `shards` (those
   /// this node owns), newest first, sort key below `before` when given, at most `limit`. Items

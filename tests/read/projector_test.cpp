@@ -74,6 +74,18 @@ class log_projection final : public read::projection {
     return {};
   }
 
+  storage::result<bool> erase_room(const room_id& room, storage::read_batch& batch,
+                                   std::size_t max_ops) override {
+    auto prefix = key(room, 0);
+    prefix.resize(prefix.size() - 8);
+    auto c = journal_.new_read_cursor(family());
+    for (c->seek(prefix); c->valid() && c->key().starts_with(prefix); c->next()) {
+      if (batch.count() >= max_ops) return false;
+      batch.del(family(), c->key());
+    }
+    return true;
+  }
+
   std::string key(const room_id& room, seq_t seq) const {
     auto k = storage::shard_prefix(shard_of(room.str(), journal_.shards()));
     k += '\x01';

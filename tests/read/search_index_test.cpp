@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/json.hpp"
+#include "read/projector.hpp"
 #include "read/room_list.hpp"
 #include "read/search_index.hpp"
 #include "storage/journal.hpp"
@@ -46,6 +47,13 @@ class fixture : public test::event_log {
     REQUIRE(p.ok());
     return std::move(p).value();
   }
+
+  /// Erases `room` from both projections, in batches of about `batch_ops`.
+  void erase(const std::string& room, std::size_t batch_ops) {
+    REQUIRE(
+        read::erase_room(journal(), {list_.get(), index_.get()}, room_id{room}, batch_ops).ok());
+  }
+  const read::room_list& list() const { return *list_; }
 
   /// The (room, seq) of each hit, in order.
   std::vector<std::pair<std::string, seq_t>> hits(
@@ -523,4 +531,38 @@ TEST_CASE("an index in another layout, or one older than format versions, is dro
     CHECK(*v.value() == "2");
     REQUIRE(f.index().check_format().ok());  // and it is kept from now on
   }
+}
+
+TEST_CASE(
+    "erasing a room leaves no key of it in either read model, and the rooms beside it whole") {
+  fixture f(1);  // one shard: the rooms share every key range
+  f.create("gone", "ann", false);
+  auto m = f.send("gone", "ann", "apples and pears");
+  f.edit("gone", "ann", m, "apples and plums");
+  f.invite("gone", "ann", "bob");
+  f.send("gone", "bob", "more apples");
+  f.mark("bob", "gone", 2);
+  f.create("kept", "ann", false);
+  auto k = f.send("kept", "ann", "apples too");
+  f.project();
+  REQUIRE(f.hits("ann", "apples").size() == 3);
+
+  f.erase("gone", 3);  // small batches: the erasure takes several
+  for (auto family : {storage::read_family::rooms, storage::read_family::search}) {
+    auto c = f.journal().new_read_cursor(family);
+    for (c->seek(""); c->valid(); c->next())
+      CHECK(std::string(c->key()).find("gone") == std::string::npos);
+    REQUIRE(c->state().ok());
+  }
+  CHECK(f.hits("ann", "apples") == hit_list{{"kept", k}});
+  auto rooms = f.list().list_rooms(f.all_shards(), std::nullopt, 10);
+  REQUIRE(rooms.ok());
+  REQUIRE(rooms->size() == 1);
+  CHECK(rooms->at(0).room == "kept");
+  CHECK(rooms->at(0).members == 1);
+  auto users = f.list().list_users(f.all_shards(), std::nullopt, 10);
+  REQUIRE(users.ok());
+  REQUIRE(users->size() == 1);  // bob was only in "gone"
+  CHECK(users->at(0).user == "ann");
+  CHECK(users->at(0).rooms == 1);
 }

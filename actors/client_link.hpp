@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "core/frame.hpp"
@@ -40,8 +41,9 @@ class client_link : public std::enable_shared_from_this<client_link> {
   /// Queues what the client asked for (a reply, a join's backfill). Lane thread only. Not
   /// subject to the slow-consumer bound: its size is bounded by the request.
   virtual void reply(const frame_ptr& f) = 0;
-  /// The room ended this link's subscription to `room` (the user was kicked). Lane thread only.
-  virtual void subscription_ended(const room_id& room) = 0;
+  /// The room ended this link's subscription to `room`: the user was kicked (`reason`
+  /// "kicked") or the room was deleted ("deleted"). Lane thread only.
+  virtual void subscription_ended(const room_id& room, std::string_view reason) = 0;
   /// The subscription to `room` is gone without an event saying so (the room's node died): the
   /// client must resubscribe with `since`. Lane thread only.
   virtual void subscription_lost(const room_id& room) = 0;

@@ -32,6 +32,9 @@ enum class room_op : std::uint8_t {
   snapshot,    // admin: write a snapshot now
   adopt,       // cluster: subscribers handed over with the room's shard (never crosses nodes)
   set_topic,   // the owner changes the topic. Ops cross nodes by number: new ones go last.
+  destroy,     // admin: delete the room, its log and its read models (rooms_config::delete_room)
+  archive,     // admin: make the room read-only
+  unarchive,   // admin: make it writable again
 };
 
 struct room_subscriber {

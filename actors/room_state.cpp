@@ -32,6 +32,17 @@ room_state::decision room_state::decide(const command& c, millis_t now,
     out.push_back(std::move(e));
   };
 
+  if (archived_) switch (c.op) {
+      case room_op::send:
+      case room_op::edit:
+      case room_op::del:
+      case room_op::invite:
+      case room_op::kick:
+      case room_op::set_topic:
+        return rejection{errc::archived, "the room is archived (read-only)"};
+      default:
+        break;
+    }
   switch (c.op) {
     case room_op::join:
       if (!exists_) {
@@ -160,6 +171,7 @@ std::string room_state::snapshot() const {
       .field("last_ts", last_ts_)
       .field("exists", exists_)
       .field("private", private_)
+      .field("archived", archived_)
       .field("owner", owner_.str())
       .field("topic", topic_);
   w.key("members").begin_array();
@@ -177,6 +189,7 @@ std::string room_state::meta() const {
       .field("head", head_)
       .field("ts", last_ts_)
       .field("private", private_)
+      .field("archived", archived_)
       .field("owner", owner_.str())
       .end_object();
   return out;
@@ -195,6 +208,8 @@ std::optional<room_state> room_state::from_snapshot(room_id room, std::string_vi
       o["private"].get(s.private_) || o["owner"].get(owner) || o["topic"].get(topic) ||
       o["members"].get(members) || o["deleted"].get(deleted))
     return std::nullopt;
+  // Snapshots written before archiving existed have no "archived": not archived.
+  if (auto a = o["archived"]; !a.error() && a.get(s.archived_)) return std::nullopt;
   s.head_ = head;
   s.last_ts_ = last_ts;
   s.owner_ = user_id{std::string(owner)};

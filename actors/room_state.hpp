@@ -40,6 +40,11 @@ class room_state {
   millis_t last_ts() const noexcept { return last_ts_; }
   bool exists() const noexcept { return exists_; }
   bool is_private() const noexcept { return private_; }
+  /// Read-only: history, join, read markers and search work; what would append is refused.
+  /// Not an event: it is kept in the snapshot (and the meta record), which archive and
+  /// unarchive write at once, so it survives restarts without changing the clients' log.
+  bool archived() const noexcept { return archived_; }
+  void set_archived(bool a) noexcept { archived_ = a; }
   const user_id& owner() const noexcept { return owner_; }
   const std::string& topic() const noexcept { return topic_; }
   bool is_member(const user_id& u) const { return members_.contains(u.str()); }
@@ -73,6 +78,7 @@ class room_state {
   millis_t last_ts_ = 0;
   bool exists_ = false;
   bool private_ = false;
+  bool archived_ = false;
   user_id owner_;
   std::string topic_;
   std::set<std::string> members_;

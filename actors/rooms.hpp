@@ -113,6 +113,11 @@ struct rooms_config {
   /// missing room); more are answered `rate_limited`. A token bucket of this size, refilled
   /// evenly over the minute, per user (at most 100,000 users tracked). 0: no limit. Default: 60
   std::uint32_t room_creations_per_minute = 60;
+  /// Deletes a room's data (storage::journal, "deleting a room": its log, then its read
+  /// models) and calls `done` once, from any thread, with whether all of it succeeded. Called
+  /// on the room's actor, which serves nothing else until `done`. Unset: deletion is refused.
+  /// Default: set by the node
+  std::function<void(const room_id& room, std::function<void(bool ok)> done)> delete_room;
   /// Set to run as a member of a cluster.
   std::optional<cluster_config> cluster;
 };

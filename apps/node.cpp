@@ -355,7 +355,7 @@ class admin_link : public client_link {
   void post(std::function<void()> fn) override { fn(); }
   const void* lane() const noexcept override { return this; }
   void push(const frame_ptr&) override {}
-  void subscription_ended(const room_id&) override {}
+  void subscription_ended(const room_id&, std::string_view) override {}
   void subscription_lost(const room_id&) override {}
   void reply(const frame_ptr& f) override {
     std::lock_guard lock(mtx_);

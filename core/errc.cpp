@@ -22,6 +22,8 @@ std::string_view to_string(errc e) noexcept {
       return "unavailable";
     case errc::timeout:
       return "timeout";
+    case errc::archived:
+      return "archived";
     case errc::internal:
       return "internal";
   }

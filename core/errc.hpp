@@ -16,6 +16,7 @@ enum class errc : std::uint8_t {
   rate_limited,
   unavailable,
   timeout,
+  archived,  // the room is archived (read-only): what would change it is refused
   internal,
 };
 

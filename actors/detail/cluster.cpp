@@ -117,8 +117,8 @@ class remote_link final : public client_link {
   void reply(const frame_ptr& f) override {
     caf::anon_send(origin_, rreply_atom::value, remote_id_, std::string(f->payload()));
   }
-  void subscription_ended(const room_id& room) override {
-    caf::anon_send(origin_, rended_atom::value, remote_id_, room.str());
+  void subscription_ended(const room_id& room, std::string_view reason) override {
+    caf::anon_send(origin_, rended_atom::value, remote_id_, room.str(), std::string(reason));
   }
   void subscription_lost(const room_id&) override {}
   void push_to_lane(std::shared_ptr<const link_group> group,
@@ -187,11 +187,13 @@ class cluster_actor : public caf::event_based_actor {
         [this](rpush_atom, const std::string& ids, std::vector<std::string>& payloads) {
           on_remote_push(ids, payloads);
         },
-        [this](rended_atom, std::uint64_t id, std::string& room) {
+        [this](rended_atom, std::uint64_t id, std::string& room, std::string& reason) {
           forget_remote_sub(id, room);
           auto link = local_link(id);
           if (!link) return;
-          link->post([link, r = room_id{room}] { link->subscription_ended(r); });
+          link->post([link, r = room_id{room}, reason = std::move(reason)] {
+            link->subscription_ended(r, reason);
+          });
           // The session won't say `disconnect` for this room when it closes: say it now, so the
           // owner drops its stand-in's interest in the room. From here, not from the owner's
           // room: it travels the session's own path, so it can't overtake a later re-join.

@@ -37,6 +37,7 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using presence_atom = caf::atom_constant<caf::atom("presence")>;
 using subs_atom = caf::atom_constant<caf::atom("subs")>;
+using deleted_atom = caf::atom_constant<caf::atom("deleted")>;
 
 /// Where a node stands with a shard. Written by the cluster actor, read by dispatch and the
 /// registries.

@@ -41,12 +41,15 @@ struct commit_batch {
   std::vector<reply> replies;
   std::vector<frame_ptr> events;
   std::vector<std::pair<frame_ptr, const client_link*>> receipts;  // frame, reader's link
-  std::vector<link_ptr> ended;  // subscriptions the batch ends (kicks), after its events
+  std::vector<frame_ptr> pushes;  // to every subscriber, not events (archived)
+  std::vector<link_ptr> ended;    // subscriptions the batch ends (kicks), after its events
   seq_t head = 0;
   std::uint64_t generation = 0;  // set when handed to the journal (room_actor::generation_)
   std::vector<seq_t> records;    // seqs of the records it stages that may be rewritten again
 
-  bool empty() const { return writes.empty() && replies.empty() && ended.empty(); }
+  bool empty() const {
+    return writes.empty() && replies.empty() && ended.empty() && pushes.empty();
+  }
 };
 
 frame_ptr encode(const event& e) {
@@ -82,6 +85,7 @@ class room_actor : public caf::event_based_actor {
             refuse_failed(c);
             return request_passivation();
           }
+          if (deleting_) return refuse_deleting(c);
           if (!recovered_ && !recover()) {
             refuse_failed(c);
             return fail();
@@ -94,6 +98,7 @@ class room_actor : public caf::event_based_actor {
             request_passivation();
         },
         [this](committed_atom, bool ok) { on_committed(ok); },
+        [this](deleted_atom, bool ok) { on_deleted(ok); },
         [this](tick_atom) { on_tick(); },
         [this](presence_atom) { push_presence(); },
         [this](stop_atom) {
@@ -151,6 +156,11 @@ class room_actor : public caf::event_based_actor {
         return on_info(c);
       case room_op::snapshot:
         return on_snapshot(c);
+      case room_op::destroy:
+        return on_destroy(c);
+      case room_op::archive:
+      case room_op::unarchive:
+        return on_archive(c);
       case room_op::adopt:
         for (auto& sub : c.adopted) subs_[sub.link.get()] = sub;
         lanes_dirty_ = true;
@@ -410,6 +420,7 @@ class room_actor : public caf::event_based_actor {
                   .field("head", committed_)
                   .field("owner", state_.owner().str())
                   .field("private", state_.is_private())
+                  .field("archived", state_.archived())
                   .field("topic", state_.topic())
                   .field("active", c.was_active)
                   .field("subscriptions", std::uint64_t{subs_.size()})
@@ -434,6 +445,87 @@ class room_actor : public caf::event_based_actor {
         .field("head", state_.head())
         .end_object();
     queue_reply(c, b.finish());
+  }
+
+  // -- archive and delete -------------------------------------------------------------------
+
+  /// Archived state is kept in the snapshot and the meta record, both written now, so that it
+  /// survives restarts; subscribers are told once it is durable.
+  void on_archive(command& c) {
+    if (!state_.exists()) return (void)reply_error(c, errc::not_found, "no such room");
+    bool archived = c.op == room_op::archive;
+    if (state_.archived() != archived) {
+      state_.set_archived(archived);
+      open_.writes.put_snapshot(room_, state_.snapshot());
+      put_meta();
+      open_.pushes.push_back(archived_frame({}));
+    }
+    queue_reply(c, archived_frame(c.id));
+  }
+
+  frame_ptr archived_frame(std::string_view id) const {
+    frame_builder b;
+    begin_reply(b, "archived", id)
+        .field("room", room_.str())
+        .field("archived", state_.archived())
+        .end_object();
+    return b.finish();
+  }
+
+  /// Tells the subscribers, ends their subscriptions, and starts the deletion once nothing of
+  /// the room is being committed. Until it ends, every command is refused (refuse_deleting).
+  void on_destroy(command& c) {
+    if (!state_.exists()) return (void)reply_error(c, errc::not_found, "no such room");
+    if (!env_.cfg.delete_room)
+      return (void)reply_error(c, errc::unavailable, "this node can't delete rooms");
+    frame_builder b;
+    b.json().begin_object().field("op", "deleted").field("room", room_.str()).end_object();
+    broadcast({b.finish()}, nullptr);
+    for (auto& [_, s] : subs_)
+      s.link->post([link = s.link, room = room_] { link->subscription_ended(room, "deleted"); });
+    subs_.clear();
+    lanes_.clear();
+    deleting_ = true;
+    deleter_ = c;
+    start_deletion();
+  }
+
+  void start_deletion() {
+    if (!deleting_ || deletion_started_ || in_flight_ || !open_.empty()) return;
+    deletion_started_ = true;
+    env_.cfg.delete_room(room_, [self = caf::actor{this}](bool ok) {
+      caf::anon_send(self, deleted_atom::value, ok);
+    });
+  }
+
+  /// The room's data is gone: this actor now holds what recovery from the empty log would give
+  /// (no room), so the name can be created again at once.
+  void on_deleted(bool ok) {
+    deleting_ = deletion_started_ = false;
+    auto c = std::move(deleter_);
+    if (!ok) {
+      reply_error(c, errc::internal, "the deletion failed: it is done again when the node starts");
+      fail();
+      return quit_if_done();
+    }
+    log(log_level::info, "room_deleted", {{"room", room_.str()}, {"head", state_.head()}});
+    state_ = room_state(room_);
+    committed_ = 0;
+    cids_.clear();
+    markers_.clear();
+    staged_records_.clear();
+    frame_builder b;
+    begin_reply(b, "deleted", c.id).field("room", room_.str()).end_object();
+    reply_now(c, b.finish());
+    if (stopping_) return quit_if_done();
+    request_passivation();
+  }
+
+  void refuse_deleting(const command& c) {
+    for (auto& s : c.adopted)
+      s.link->post([link = s.link, room = room_] { link->subscription_lost(room); });
+    if (c.op != room_op::disconnect && c.op != room_op::adopt)
+      c.link->send(error_frame(c.id, errc::unavailable, "the room is being deleted: retry"));
   }
 
   void on_presence(command& c) {
@@ -567,6 +659,7 @@ class room_actor : public caf::event_based_actor {
     deliver(flying_);
     flying_ = {};
     flush();
+    start_deletion();
     quit_if_done();
   }
 
@@ -576,9 +669,10 @@ class room_actor : public caf::event_based_actor {
     for (auto& r : b.replies) r.link->send(std::move(r.frame));
     broadcast(std::move(b.events), nullptr);
     for (auto& [f, reader] : b.receipts) broadcast({std::move(f)}, reader);
+    broadcast(std::move(b.pushes), nullptr);
     for (auto& link : b.ended) {
       unsubscribe(link.get());
-      link->post([link, room = room_] { link->subscription_ended(room); });
+      link->post([link, room = room_] { link->subscription_ended(room, "kicked"); });
     }
   }
 
@@ -590,7 +684,7 @@ class room_actor : public caf::event_based_actor {
   }
 
   void on_tick() {
-    bool idle = failed_ || (subs_.empty() && !in_flight_ && open_.empty() &&
+    bool idle = failed_ || (subs_.empty() && !in_flight_ && open_.empty() && !deleting_ &&
                             now_millis() - last_activity_ >= env_.cfg.idle_timeout.count());
     if (idle) request_passivation();
     schedule_tick();
@@ -625,7 +719,8 @@ class room_actor : public caf::event_based_actor {
   void request_passivation() { send(registry_, idle_atom::value, room_.str(), received_); }
 
   void quit_if_done() {
-    if (stopping_ && !in_flight_ && open_.empty()) {
+    // A deletion under way is waited for: its admin request is answered when it ends.
+    if (stopping_ && !in_flight_ && open_.empty() && !deleting_) {
       // A room stopped for a shard handover still has subscribers; they go with its data.
       if (!subs_.empty()) {
         std::vector<room_subscriber> subs;
@@ -659,6 +754,9 @@ class room_actor : public caf::event_based_actor {
   bool recovered_ = false;
   bool failed_ = false;  // see fail()
   bool stopping_ = false;
+  bool deleting_ = false;          // see on_destroy
+  bool deletion_started_ = false;  // delete_room called, its answer not in yet
+  command deleter_;                // the admin command that asked, answered by on_deleted
   seq_t committed_ = 0;
   std::uint64_t received_ = 0;  // commands received, for the passivation handshake
   millis_t last_activity_ = now_millis();

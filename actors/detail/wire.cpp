@@ -40,7 +40,7 @@ std::optional<command> decode_command(std::string_view bytes) {
   command c;
   auto op = r.u64();
   // Every op crosses nodes but adopt, which is local only.
-  if (op > static_cast<std::uint64_t>(room_op::set_topic) ||
+  if (op > static_cast<std::uint64_t>(room_op::unarchive) ||
       op == static_cast<std::uint64_t>(room_op::adopt))
     return std::nullopt;
   c.op = static_cast<room_op>(op);

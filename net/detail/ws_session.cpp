@@ -491,14 +491,14 @@ void ws_session::handle_hello(request& r) {
   respond(b.finish());
 }
 
-void ws_session::subscription_ended(const room_id& room) {
+void ws_session::subscription_ended(const room_id& room, std::string_view reason) {
   joined_.erase(room.str());
   frame_builder b;
   b.json()
       .begin_object()
       .field("op", "left")
       .field("room", room.str())
-      .field("reason", "kicked")
+      .field("reason", reason)
       .end_object();
   push(b.finish());
 }

@@ -47,7 +47,7 @@ class ws_session final : public client_link {
   const void* lane() const noexcept override { return &lane_; }
   void push(const frame_ptr& f) override;
   void reply(const frame_ptr& f) override;
-  void subscription_ended(const room_id& room) override;
+  void subscription_ended(const room_id& room, std::string_view reason) override;
   void subscription_lost(const room_id& room) override;
 
  private:

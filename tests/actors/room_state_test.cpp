@@ -176,3 +176,37 @@ TEST_CASE("a snapshot restores the same state") {
   CHECK(rejected(*r, del, msg) == errc::not_found);
   CHECK_FALSE(room_state::from_snapshot(room_id{"r"}, "{}"));
 }
+
+TEST_CASE("an archived room refuses what would append, allows reads and joins, across a snapshot") {
+  room_state s(room_id{"r"});
+  auto send = cmd(room_op::send, "alice");
+  send.text = "hi";
+  auto msg = run(s, send).back();
+  s.set_archived(true);
+  CHECK(rejected(s, send) == errc::archived);
+  auto edit = cmd(room_op::edit, "alice");
+  edit.ref = msg.seq;
+  edit.text = "changed";
+  CHECK(rejected(s, edit, msg) == errc::archived);
+  auto del = cmd(room_op::del, "alice");
+  del.ref = msg.seq;
+  CHECK(rejected(s, del, msg) == errc::archived);
+  auto invite = cmd(room_op::invite, "alice");
+  invite.target = user_id{"bob"};
+  CHECK(rejected(s, invite) == errc::archived);
+  CHECK(run(s, cmd(room_op::join, "bob")).empty());
+  CHECK_FALSE(s.check_read(user_id{"bob"}));
+
+  auto restored = room_state::from_snapshot(room_id{"r"}, s.snapshot());
+  REQUIRE(restored);
+  CHECK(restored->archived());
+  CHECK(rejected(*restored, send) == errc::archived);
+  restored->set_archived(false);
+  CHECK(run(*restored, send).size() == 1);
+  // A snapshot from before archiving existed (no "archived") restores as not archived.
+  auto old = R"({"head":2,"last_ts":1000,"exists":true,"private":false,"owner":"alice",)"
+             R"("topic":"","members":["alice"],"deleted":[]})";
+  auto from_old = room_state::from_snapshot(room_id{"r"}, old);
+  REQUIRE(from_old);
+  CHECK_FALSE(from_old->archived());
+}

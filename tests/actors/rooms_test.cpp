@@ -31,7 +31,7 @@ class recording_link : public client_link {
     cv_.notify_all();
   }
   void reply(const frame_ptr& f) override { push(f); }
-  void subscription_ended(const room_id& room) override {
+  void subscription_ended(const room_id& room, std::string_view) override {
     frames_.push_back("ended:" + room.str());
     cv_.notify_all();
   }
@@ -349,7 +349,7 @@ class counting_link : public client_link {
     replies.fetch_add(1);
     if (f->payload().find("\"unavailable\"") != std::string_view::npos) unavailable.fetch_add(1);
   }
-  void subscription_ended(const room_id&) override {}
+  void subscription_ended(const room_id&, std::string_view) override {}
   void subscription_lost(const room_id&) override {}
   std::atomic<std::uint64_t> pushes{0}, replies{0}, unavailable{0};
 };

@@ -192,6 +192,11 @@ int show(const std::optional<std::string>& body, bool json) {
 
 }  // namespace
 
+std::optional<std::string> admin_request(const admin_target& t, const std::string& method,
+                                         const std::string& target, int expect) {
+  return call(t, method, target, expect);
+}
+
 int status_command(const admin_target& t, bool json) {
   return show(call(t, "GET", "/admin/v1/status", 200), json);
 }

@@ -3,6 +3,7 @@
 // code and prints one clear line on failure.
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "apps/admin_client.hpp"
@@ -34,6 +35,10 @@ int projections_command(const admin_target& t, bool json);
 int rebuild_command(const admin_target& t, const std::string& name);
 /// Asks the node for a checkpoint and copies it into `dir` (missing or empty), with progress.
 int backup_command(const admin_target& t, const std::string& dir, bool json);
+/// One admin request for the other command files: the body when the node answers `expect`,
+/// else nullopt after printing one line (what went wrong, the node's hint).
+std::optional<std::string> admin_request(const admin_target& t, const std::string& method,
+                                         const std::string& target, int expect);
 /// Copies a backup into `data_dir`, which must be missing or empty. The node is not involved.
 int restore_command(const std::string& backup_dir, const std::string& data_dir, bool json);
 

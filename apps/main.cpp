@@ -15,6 +15,7 @@
 #include "apps/admin_commands.hpp"
 #include "apps/cert.hpp"
 #include "apps/node.hpp"
+#include "apps/room_commands.hpp"
 #include "apps/secrets.hpp"
 #include "bench/scenarios.hpp"
 #include "core/address.hpp"
@@ -255,6 +256,55 @@ int run_node(app::node_config cfg) {
   n.stop();
   fmt::print("kaiwa: stopped\n");
   return 0;
+}
+
+/// `kaiwa rooms`, `kaiwa users` and `kaiwa room delete|archive|unarchive ROOM`
+/// (apps/room_commands.hpp), with the admin options every admin command has.
+template <class AdminOpts, class Target>
+void add_room_management(CLI::App& app, CLI::App& room_cmd, AdminOpts admin_opts, Target target,
+                         bool& json) {
+  // Their storage outlives parsing: the callbacks run at the end of it.
+  static app::listing_options listing;
+  static std::string room;
+  static bool yes = false;
+  for (auto [name, help, users] :
+       {std::tuple{"rooms", "List the rooms this node holds (paged)", false},
+        std::tuple{"users", "List the users seen in this node's rooms (paged)", true}}) {
+    auto* cmd = app.add_subcommand(name, help);
+    admin_opts(cmd, true);
+    cmd->add_option("--limit", listing.limit, "Per page, 1 to 1000")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    cmd->add_option("--after", listing.after, "Start after this cursor (a page's 'next')");
+    cmd->add_flag("--all", listing.all, "Every page, not just the first");
+    cmd->callback([target, &json, users] {
+      listing.json = json;
+      std::exit(users ? app::users_command(target(), listing)
+                      : app::rooms_command(target(), listing));
+    });
+  }
+  auto* del = room_cmd.add_subcommand("delete", "Delete a room with its whole history");
+  admin_opts(del, true);
+  del->add_option("room", room, "Room name")->required();
+  del->add_flag("--yes", yes, "Don't ask (needed when stdin is not a terminal)");
+  auto valid_room = [] {
+    if (!valid_name(room))
+      throw CLI::ValidationError("room", "'" + room + "' is not a room name: " + name_rule);
+  };
+  del->callback([target, &json, valid_room] {
+    valid_room();
+    std::exit(app::room_delete_command(target(), room, yes, json));
+  });
+  for (auto archive : {true, false}) {
+    auto* cmd = room_cmd.add_subcommand(archive ? "archive" : "unarchive",
+                                        archive ? "Make a room read-only" : "Make it writable");
+    admin_opts(cmd, true);
+    cmd->add_option("room", room, "Room name")->required();
+    cmd->callback([target, &json, archive, valid_room] {
+      valid_room();
+      std::exit(app::room_archive_command(target(), room, archive, json));
+    });
+  }
 }
 
 }  // namespace
@@ -623,14 +673,17 @@ int main(int argc, char** argv) {
       [&] { std::exit(app::status_command(admin_target_or_throw(), admin_json)); });
 
   std::string room_arg;
-  auto* room_cmd = app.add_subcommand("room", "Show a room's state");
+  auto* room_cmd = app.add_subcommand(
+      "room", "Show a room's state (kaiwa room ROOM), or delete|archive|unarchive ROOM");
   admin_opts(room_cmd, true);
-  room_cmd->add_option("room", room_arg, "Room name")->required();
+  room_cmd->add_option("room", room_arg, "Room name");
   room_cmd->callback([&] {
+    if (room_arg.empty()) throw CLI::RequiredError("room");
     if (!valid_name(room_arg))
       throw CLI::ValidationError("room", "'" + room_arg + "' is not a room name: " + name_rule);
     std::exit(app::room_command(admin_target_or_throw(), room_arg, admin_json));
   });
+  add_room_management(app, *room_cmd, admin_opts, admin_target_or_throw, admin_json);
 
   int top_iterations = 0;
   auto* top_cmd = app.add_subcommand("top", "A live view of a node, refreshed every second");

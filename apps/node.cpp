@@ -1,6 +1,7 @@
 #include "apps/node.hpp"
 
 #include <arpa/inet.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <malloc.h>
 #include <sys/resource.h>
@@ -10,6 +11,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -24,6 +26,7 @@
 #include "core/replies.hpp"
 #include "core/token.hpp"
 #include "core/units.hpp"
+#include "read/room_list.hpp"
 
 namespace kaiwa::app {
 
@@ -74,6 +77,10 @@ std::optional<std::string> node::start() {
   journal_ = std::move(j).value();
   // Only for that message: RocksDB's lock, not this file, keeps a second node out.
   std::ofstream(pid_file, std::ios::trunc) << getpid() << "\n";
+  if (auto err = resume_deletions(false)) return err;
+  cfg_.rooms.delete_room = [this](const room_id& room, std::function<void(bool)> done) {
+    delete_room_data(room, std::move(done));
+  };
   if (auto& cc = cfg_.rooms.cluster) {
     cc->staging_dir = cfg_.journal.dir + "/cluster-moves";
     cc->load = [this] {
@@ -123,6 +130,7 @@ std::optional<std::string> node::start() {
   if (auto err = rooms_->start()) return err;
   if (auto err = gateway_->start()) return err;
   read_->start();
+  if (auto err = resume_deletions(true)) return err;
   trimmer_ = std::thread([this] { trim_memory(); });
   // Rooms recover lazily on activation, so the node is ready as soon as it listens.
   ready_ = true;
@@ -328,6 +336,7 @@ net::http_reply admin_room_reply(std::string_view payload, const std::string& no
              : code == "unavailable" ? admin_errc::unavailable
              : code == "timeout"     ? admin_errc::timeout
              : code == "bad_request" ? admin_errc::bad_request
+             : code == "archived"    ? admin_errc::conflict
                                      : admin_errc::internal;
     return json_error(c, message);
   }
@@ -413,7 +422,11 @@ bool node::admin_http(const net::http_request& r, const net::http_respond& respo
     // The start-up banner prints this listener's URL: what a newcomer opens first.
     return answer(respond, text(200, R"(kaiwa admin API (docs/operations.md, "Admin API")
 GET  /admin/v1/status                     the node: connections, rooms, journal, cluster
+GET  /admin/v1/rooms?limit=N&after=C      the rooms this node holds, paged
+GET  /admin/v1/users?limit=N&after=U      the users seen in them, paged
 GET  /admin/v1/rooms/{room}               one room: head, owner, members, subscribers
+DELETE /admin/v1/rooms/{room}             delete the room, its history and read models
+POST /admin/v1/rooms/{room}/archive       make the room read-only (and .../unarchive)
 POST /admin/v1/snapshot/{room}            write the room's snapshot now
 GET  /admin/v1/hot-rooms                  the busiest rooms of the last second
 POST /admin/v1/checkpoint                 a consistent copy of the data dir (backup)
@@ -488,18 +501,41 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
     drain(grace_ms);
     return answer(respond, drain_accepted(cfg_.gateway.node_id, false, grace_ms));
   }
-  for (auto [prefix, op, method] : {std::tuple{"/admin/v1/rooms/", room_op::info, "GET"},
-                                    std::tuple{"/admin/v1/snapshot/", room_op::snapshot, "POST"}}) {
+  if (path == "/admin/v1/rooms" || path == "/admin/v1/users") {
+    if (r.method != "GET") return answer(respond, wrong_method("GET", path));
+    return answer(respond, path == "/admin/v1/rooms" ? rooms_json(r) : users_json(r));
+  }
+  // A room's commands, run by its actor wherever it lives: /admin/v1/rooms/{room} (GET, DELETE),
+  // /admin/v1/rooms/{room}/archive and /unarchive (POST), /admin/v1/snapshot/{room} (POST).
+  for (std::string_view prefix : {"/admin/v1/rooms/", "/admin/v1/snapshot/"}) {
     std::string_view p(path);
     if (!p.starts_with(prefix)) continue;
-    auto room = std::string(p.substr(std::string_view(prefix).size()));
-    if (r.method != method) return answer(respond, wrong_method(method, path));
+    p.remove_prefix(prefix.size());
+    // Names have no '/': what follows the first one is the action.
+    auto slash = p.find('/');
+    auto room = std::string(p.substr(0, slash));
+    auto action = slash == std::string_view::npos ? std::string_view() : p.substr(slash);
+    bool rooms_path = prefix == "/admin/v1/rooms/";
+    std::optional<room_op> op;
+    std::string_view allowed = "POST";
+    if (!rooms_path && action.empty()) {
+      if (r.method == "POST") op = room_op::snapshot;
+    } else if (rooms_path && action.empty()) {
+      allowed = "GET or DELETE";
+      if (r.method == "GET") op = room_op::info;
+      if (r.method == "DELETE") op = room_op::destroy;
+    } else if (rooms_path && (action == "/archive" || action == "/unarchive")) {
+      if (r.method == "POST") op = action == "/archive" ? room_op::archive : room_op::unarchive;
+    } else {
+      break;  // no such endpoint
+    }
+    if (!op) return answer(respond, wrong_method(allowed, path));
     if (!valid_name(room))
       return answer(respond,
                     json_error(admin_errc::bad_request, "'" + room + "' is not a room name",
                                "a room name is 1 to 128 chars of [A-Za-z0-9_.:@-]"));
     command c;
-    c.op = op;
+    c.op = *op;
     c.room = room_id{room};
     c.user = user_id{"admin"};
     c.id = R"("admin")";  // a request id, so that a room on another node is answered for
@@ -617,6 +653,167 @@ net::http_reply node::rebuild(std::string_view name) {
   return json_reply(202, std::move(body));
 }
 
+// -- rooms and users -------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t default_list_limit = 100;
+constexpr std::size_t max_list_limit = 1000;
+
+/// `limit` of a listing: 1 to max_list_limit, default_list_limit when absent; nullopt when bad.
+std::optional<std::size_t> list_limit(const std::string& target) {
+  auto v = query_param(target, "limit");
+  if (v.empty()) return default_list_limit;
+  std::size_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc{} || end != v.data() + v.size() || n < 1 || n > max_list_limit)
+    return std::nullopt;
+  return n;
+}
+
+std::string iso_time(millis_t ms) {
+  using namespace std::chrono;
+  auto t = system_clock::time_point(milliseconds(ms));
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", fmt::gmtime(system_clock::to_time_t(t)),
+                     ms % 1000);
+}
+
+/// Why a listing can't be answered from the rooms projection now, nullopt when it can.
+std::optional<std::string> rooms_model_unavailable(const read::read_side& read) {
+  if (!read.projections_enabled())
+    return "listings come from the read models, which are off on this node (--projections)";
+  for (auto& p : read.stats())
+    if (p.name == "rooms" && p.state != read::projection_state::live)
+      return fmt::format("the rooms projection is {} ({:.0f}%): retry in a moment",
+                         read::to_string(p.state), p.progress * 100);
+  return std::nullopt;
+}
+
+}  // namespace
+
+net::http_reply node::rooms_json(const net::http_request& r) const {
+  auto limit = list_limit(r.target);
+  if (!limit) return json_error(admin_errc::bad_request, "'limit' must be a number from 1 to 1000");
+  // The cursor is `shard:room`, the last room of the previous page (rooms are listed in shard,
+  // then name, order). Opaque to callers; checked like any input.
+  std::optional<std::pair<shard_t, std::string>> after;
+  if (auto a = query_param(r.target, "after"); !a.empty()) {
+    auto colon = a.find(':');
+    unsigned shard = 0;
+    auto digits = std::string_view(a).substr(0, colon);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), shard);
+    auto room = colon == std::string::npos ? std::string() : a.substr(colon + 1);
+    if (colon == std::string::npos || ec != std::errc{} || end != digits.data() + digits.size() ||
+        !valid_name(room) || shard != shard_of(room, journal_->shards()))
+      return json_error(admin_errc::bad_request, "'after' is not a cursor of this listing",
+                        "pass the 'next' of the previous page as it came");
+    after.emplace(static_cast<shard_t>(shard), std::move(room));
+  }
+  if (auto why = rooms_model_unavailable(*read_)) return json_error(admin_errc::unavailable, *why);
+  auto rows = read_->room_list_model().list_rooms(rooms_->owned_shards(), after, *limit + 1);
+  if (!rows) return json_error(admin_errc::internal, "can't list the rooms: " + rows.err().message);
+  bool more = rows->size() > *limit;
+  if (more) rows->pop_back();
+  std::string body;
+  json_writer w(body);
+  w.begin_object().field("node", cfg_.gateway.node_id).key("rooms").begin_array();
+  for (auto& row : *rows) {
+    // Archived is the room's own state (its meta record), not the read model's.
+    bool archived = false;
+    if (auto m = journal_->room_meta(room_id{row.room}); m && *m) {
+      simdjson::dom::parser parser;
+      bool a = false;
+      if (!parser.parse(**m)["archived"].get(a)) archived = a;
+    }
+    w.begin_object()
+        .field("room", row.room)
+        .field("head", row.head)
+        .field("last_activity_ms", row.ts)
+        .field("last_activity", iso_time(row.ts))
+        .field("members", row.members)
+        .field("private", row.is_private)
+        .field("archived", archived)
+        .field("topic", row.topic)
+        .field("owner", row.owner)
+        .field("owner_node", cfg_.gateway.node_id)
+        .field("shard", std::uint64_t{row.shard})
+        .end_object();
+  }
+  w.end_array();
+  if (more)
+    w.field("next", fmt::format("{}:{}", rows->back().shard, rows->back().room));
+  else
+    w.key("next").raw("null");
+  w.end_object();
+  return json_reply(200, std::move(body));
+}
+
+net::http_reply node::users_json(const net::http_request& r) const {
+  auto limit = list_limit(r.target);
+  if (!limit) return json_error(admin_errc::bad_request, "'limit' must be a number from 1 to 1000");
+  std::optional<std::string> after;
+  if (auto a = query_param(r.target, "after"); !a.empty()) {
+    if (!valid_name(a))
+      return json_error(admin_errc::bad_request, "'after' is not a user name",
+                        "pass the 'next' of the previous page as it came");
+    after = std::move(a);
+  }
+  if (auto why = rooms_model_unavailable(*read_)) return json_error(admin_errc::unavailable, *why);
+  auto rows = read_->room_list_model().list_users(rooms_->owned_shards(), after, *limit);
+  if (!rows) return json_error(admin_errc::internal, "can't list the users: " + rows.err().message);
+  bool more = rows->size() > *limit;
+  if (more) rows->resize(*limit);
+  std::string body;
+  json_writer w(body);
+  w.begin_object().field("node", cfg_.gateway.node_id).key("users").begin_array();
+  for (auto& row : *rows)
+    w.begin_object().field("user", row.user).field("rooms", row.rooms).end_object();
+  w.end_array();
+  if (more)
+    w.field("next", rows->back().user);
+  else
+    w.key("next").raw("null");
+  w.end_object();
+  return json_reply(200, std::move(body));
+}
+
+void node::delete_room_data(const room_id& room, std::function<void(bool ok)> done) {
+  auto failed = [&](const storage::error& e) {
+    log(log_level::error, "room_delete_failed", {{"room", room.str()}, {"error", e.message}});
+    done(false);
+  };
+  if (auto st = journal_->mark_deleting(room); !st.ok()) return failed(st.err());
+  if (auto st = journal_->delete_room_log(room); !st.ok()) return failed(st.err());
+  read_->forget_room(room, [this, room, done = std::move(done)](bool ok) {
+    if (ok)
+      if (auto st = journal_->unmark_deleting(room); !st.ok()) {
+        log(log_level::error, "room_delete_failed",
+            {{"room", room.str()}, {"error", st.err().message}});
+        ok = false;
+      }
+    done(ok);
+  });
+}
+
+std::optional<std::string> node::resume_deletions(bool read_models) {
+  auto marked = journal_->rooms_being_deleted();
+  if (!marked) return "can't read the rooms being deleted: " + marked.err().message;
+  for (auto& room : *marked) {
+    if (!read_models) {
+      log(log_level::warn, "room_delete_resumed", {{"room", room.str()}});
+      if (auto st = journal_->delete_room_log(room); !st.ok())
+        return "can't finish deleting room " + room.str() + ": " + st.err().message;
+      continue;
+    }
+    // Its read models go on the projector's thread; the mark stays until they are gone.
+    read_->forget_room(room, [this, room](bool ok) {
+      if (ok && journal_->unmark_deleting(room).ok())
+        log(log_level::info, "room_deleted", {{"room", room.str()}, {"resumed", true}});
+    });
+  }
+  return std::nullopt;
+}
+
 std::string node::status_json() const {
   auto g = gateway_->stats();
   auto r = rooms_->stats();
@@ -715,9 +912,9 @@ std::string node::metrics_text() const {
   out +=
       "# HELP kaiwa_errors_total Error replies sent to clients, by code.\n# TYPE "
       "kaiwa_errors_total counter\n";
-  for (auto code :
-       {errc::bad_request, errc::unauthorized, errc::forbidden, errc::not_found, errc::room_exists,
-        errc::too_large, errc::rate_limited, errc::unavailable, errc::timeout, errc::internal})
+  for (auto code : {errc::bad_request, errc::unauthorized, errc::forbidden, errc::not_found,
+                    errc::room_exists, errc::too_large, errc::rate_limited, errc::unavailable,
+                    errc::timeout, errc::archived, errc::internal})
     out +=
         fmt::format("kaiwa_errors_total{{code=\"{}\"}} {}\n", to_string(code), errors_sent(code));
   return out;

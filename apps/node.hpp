@@ -70,6 +70,15 @@ class node {
   net::http_reply projections_json() const;
   net::http_reply rebuild(std::string_view name);
   std::string status_json() const;
+  // -- rooms and users (issue 12, point 9; docs/operations.md "Rooms and users") --
+  net::http_reply rooms_json(const net::http_request& r) const;
+  net::http_reply users_json(const net::http_request& r) const;
+  /// Deletes a room's data: marks it, deletes its log, has the read side erase its read
+  /// models, unmarks it; `done` once, from any thread. rooms_config::delete_room.
+  void delete_room_data(const room_id& room, std::function<void(bool ok)> done);
+  /// Finishes the deletions a crash interrupted (rooms still marked): their logs now, before
+  /// anything serves them; their read models once the read side runs (`read_models`).
+  std::optional<std::string> resume_deletions(bool read_models);
   std::string metrics_text() const;
   /// Runs on trimmer_ until stop(): hands freed heap back to the OS after churn (see node.cpp).
   void trim_memory();

@@ -162,9 +162,10 @@ int node_process::stop(int sig) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-command_result run_kaiwa(const std::vector<std::string>& args) {
+command_result run_kaiwa(const std::vector<std::string>& args, const std::string& stdin_from) {
   std::string cmd = KAIWA_BINARY;
   for (auto& a : args) cmd += " '" + a + "'";
+  if (!stdin_from.empty()) cmd += " <'" + stdin_from + "'";
   cmd += " 2>&1";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");

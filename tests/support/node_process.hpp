@@ -60,8 +60,9 @@ struct command_result {
   std::string output;  // stdout and stderr
 };
 
-/// Runs the kaiwa binary with `args` to completion.
-command_result run_kaiwa(const std::vector<std::string>& args);
+/// Runs the kaiwa binary with `args` to completion; its stdin is the test's, or the file
+/// `stdin_from` when given (e.g. /dev/null: not a terminal).
+command_result run_kaiwa(const std::vector<std::string>& args, const std::string& stdin_from = {});
 
 /// Runs the kaiwa binary on a pseudo-terminal (so that it sees a terminal on stdout), presses
 /// Ctrl-C (SIGINT) once its output contains `wait_for` or after `limit`, and waits (bounded by

@@ -756,3 +756,44 @@ TEST_CASE("rooms and search gather from three nodes; one node down makes the rep
   CHECK(partial(r));
   CHECK(r.array("rooms").size() == 2);
 }
+
+TEST_CASE(
+    "a room is listed, archived and deleted through any member; its remote subscribers are "
+    "told") {
+  cluster c(2);
+  c.wait_settled(2);
+  auto room = c.room_on("n2", "managed-");
+  ws_client sub(c.node(0).port()), pub(c.node(0).port());
+  sub.hello("sub");
+  pub.hello("pub");
+  REQUIRE(pub.request(send_json(1, room, "hello"), 1).str("op") == "ack");
+  REQUIRE(sub.request(R"({"op":"join","id":1,"room":")" + room + "\"}", 1).str("op") == "joined");
+
+  // Each node lists the shards it owns: the room is n2's.
+  auto listed_on = [&](std::size_t i) {
+    return http_get(c.node(i).admin_port(), "/admin/v1/rooms?limit=1000").second;
+  };
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (listed_on(1).find(room) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);  // the projector applies a little after the ack
+  CHECK(listed_on(1).find(R"("owner_node":"n2")") != std::string::npos);
+  CHECK(listed_on(0).find(room) == std::string::npos);
+
+  // Commands to it go to its owner, whichever member is asked.
+  CHECK(run_kaiwa({"room", "archive", room, "--admin", addr(c.node(0).admin_port())}).status == 0);
+  auto archived = sub.next_where([](const message& m) { return m.str("op") == "archived"; });
+  CHECK(archived.str("room") == room);
+  CHECK(pub.request(send_json(2, room, "refused"), 2).str("code") == "archived");
+
+  auto del = run_kaiwa({"room", "delete", room, "--yes", "--admin", addr(c.node(0).admin_port())});
+  INFO(del.output);
+  CHECK(del.status == 0);
+  CHECK(sub.next_where([](const message& m) { return m.str("op") == "deleted"; }).str("room") ==
+        room);
+  CHECK(sub.next_where([](const message& m) { return m.str("op") == "left"; }).str("reason") ==
+        "deleted");
+  auto h = pub.request(R"({"op":"history","id":3,"room":")" + room + "\"}", 3);
+  CHECK(h.str("code") == "not_found");
+  CHECK(pub.request(send_json(4, room, "new"), 4).num("seq") == 2);  // a new room, not archived
+}

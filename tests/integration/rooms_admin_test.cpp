@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/shard.hpp"
+#include "storage/journal.hpp"
 #include "tests/support/node_process.hpp"
 #include "tests/support/ws_client.hpp"
 
@@ -301,4 +302,52 @@ TEST_CASE(
   CHECK(run_kaiwa({"room", "unarchive", "attic", "--admin", admin_url(node)}).status == 0);
   CHECK(alice.request(send_msg(6, "attic", "writable again"), 6).str("op") == "ack");
   CHECK(run_kaiwa({"room", "archive", "nowhere", "--admin", admin_url(node)}).status == 1);
+}
+
+TEST_CASE("a deletion a crash interrupted is finished when the node starts again",
+          "[rooms-admin]") {
+  temp_dir dir;
+  auto data = dir.str() + "/data";
+  {
+    node_process node(data);
+    ws_client alice(node.port());
+    alice.hello("alice");
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(alice.request(send_msg(i + 1, "halfway", "walrus " + std::to_string(i)), i + 1)
+                  .str("op") == "ack");
+    REQUIRE(alice.request(send_msg(9, "other", "walrus elsewhere"), 9).str("op") == "ack");
+    eventually(
+        [&] {
+          return alice.request(R"({"op":"search","id":10,"q":"walrus"})", 10)
+                     .array("hits")
+                     .size() == 4;
+        },
+        "search finds all four");
+    // A clean stop, so that the read models are on disk too (a kill may lose their last writes,
+    // and the test would find them gone for the wrong reason).
+    CHECK(node.stop(SIGTERM) == 0);
+  }
+  // What a deletion killed right after its first step leaves: the mark, and all the room's data.
+  {
+    kaiwa::storage::journal_config cfg;
+    cfg.dir = data;
+    auto j = kaiwa::storage::journal::open(cfg);
+    REQUIRE(j.ok());
+    REQUIRE((*j)->mark_deleting(kaiwa::room_id{"halfway"}).ok());
+  }
+  node_process node(data);
+  CHECK(node.wait_output("room_delete_resumed", 10s));
+  ws_client alice(node.port());
+  alice.hello("alice");
+  // The log went before the node served anything; the read models follow.
+  CHECK(alice.request(R"({"op":"history","id":1,"room":"halfway"})", 1).str("code") == "not_found");
+  eventually(
+      [&] {
+        auto hits = alice.request(R"({"op":"search","id":2,"q":"walrus"})", 2).array("hits");
+        return hits.size() == 1 && std::string_view(hits.at(0)["room"]) == "other";
+      },
+      "only the other room's message is found");
+  eventually([&] { return !listed(node, "halfway") && listed(node, "other"); },
+             "the room is no longer listed");
+  CHECK(node.wait_output("room_deleted room=halfway resumed=true", 10s));  // the mark is cleared
 }

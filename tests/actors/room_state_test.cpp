@@ -194,6 +194,9 @@ TEST_CASE("an archived room refuses what would append, allows reads and joins, a
   auto invite = cmd(room_op::invite, "alice");
   invite.target = user_id{"bob"};
   CHECK(rejected(s, invite) == errc::archived);
+  auto topic = cmd(room_op::set_topic, "alice");
+  topic.topic = "new";
+  CHECK(rejected(s, topic) == errc::archived);
   CHECK(run(s, cmd(room_op::join, "bob")).empty());
   CHECK_FALSE(s.check_read(user_id{"bob"}));
 

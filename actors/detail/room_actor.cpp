@@ -323,6 +323,8 @@ class room_actor : public caf::event_based_actor {
     std::vector<frame_ptr> frames;
     frame_builder b;
     auto& w = begin_reply(b, "joined", c.id).field("room", room_.str()).field("head", committed_);
+    // Only when set: a client learns at join that the room is read-only (the push says changes).
+    if (state_.archived()) w.field("archived", true);
     std::vector<std::string> backfill;
     if (c.since && *c.since < committed_) {
       seq_t from = *c.since;

@@ -289,7 +289,9 @@ TEST_CASE(
     CHECK(refused.str("code") == "archived");
     CHECK(alice.request(R"({"op":"history","id":3,"room":"attic"})", 3).array("events").size() ==
           2);
-    CHECK(alice.request(R"({"op":"join","id":4,"room":"attic"})", 4).str("op") == "joined");
+    auto joined = alice.request(R"({"op":"join","id":4,"room":"attic"})", 4);
+    CHECK(joined.str("op") == "joined");
+    CHECK(joined.root()["archived"].get_bool().value());
     CHECK(http_get(node.admin_port(), "/admin/v1/rooms/attic").second.find(R"("archived":true)") !=
           std::string::npos);
     eventually([&] { return listed(node, "attic"); }, "attic listed");

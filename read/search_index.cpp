@@ -13,9 +13,10 @@
 // Layout of the "read.search" family (docs/read-side.md, "Search index"); `sp` is the room's
 // storage::shard_prefix:
 //   sp 0x01 term NUL D      -> (empty): the message holds the term
-//   sp 0x02 room NUL be64(seq) -> the text that was indexed, to remove it on edit/delete (the
-//                              log's record of the message is rewritten in place, and keeps
-//                              only its ts), and to check phrases and prefix tokens on a
+//   sp 0x02 room NUL be64(seq) -> be48(ts) and the text that was indexed: what removing it on
+//                              an edit or delete needs (the log's record of the message is
+//                              rewritten in place, and when the room is deleted it is gone
+//                              first), and the text to check phrases and prefix tokens on a
 //                              candidate
 //   0xFF 0xFF 0xFF "format" -> the layout's version (format_version), outside every shard's
 //                              range: a drop of the family or of a shard leaves it
@@ -42,7 +43,7 @@ constexpr char tag_doc = 0x02;
 
 /// The layout written; an index with another (or none, the layout before versions) is dropped
 /// and rebuilt at start (search_index::check_format).
-constexpr std::string_view format_version = "2";
+constexpr std::string_view format_version = "3";
 const std::string format_key = std::string("\xff\xff\xff", 3) + "format";
 
 /// The ts field of D: 48 bits.
@@ -155,6 +156,26 @@ std::string term_prefix(std::string_view sp, std::string_view term) {
   k += term;
   k += '\0';
   return k;
+}
+
+/// A 0x02 record's value: the message's ts (as D holds it) and the text indexed.
+std::string doc_value(millis_t ts, std::string_view text) {
+  std::string v;
+  v.reserve(ts_bytes + text.size());
+  append_be48(v, ts_bits(ts));
+  v += text;
+  return v;
+}
+
+struct doc_record {
+  millis_t ts = 0;
+  std::string_view text;
+};
+
+/// nullopt for a value too short to be one (a damaged record).
+std::optional<doc_record> parse_doc_value(std::string_view v) {
+  if (v.size() < ts_bytes) return std::nullopt;
+  return doc_record{static_cast<millis_t>(read_be48(v)), v.substr(ts_bytes)};
 }
 
 std::string doc_key(std::string_view sp, std::string_view room, seq_t seq) {
@@ -458,8 +479,9 @@ class query_walk {
     ++steps_;
     auto stored = journal_.read_get(read_family::search, doc_key(w.sp, d->room, d->seq));
     if (!stored.ok()) return stored.err();
-    if (!*stored) return false;
-    auto toks = tokenize(**stored);
+    auto doc = *stored ? parse_doc_value(**stored) : std::nullopt;
+    if (!doc) return false;
+    auto toks = tokenize(doc->text);
     for (auto& t : q_.terms)
       if (needs_text(t) && !term_in_text(t, toks)) return false;
     return true;
@@ -540,32 +562,28 @@ void add_postings(storage::read_batch& batch, std::string_view sp, const doc_ref
   auto suffix = doc_suffix(d);
   for (auto& term : terms_of(text))
     batch.put(read_family::search, term_prefix(sp, term) + suffix, {});
-  batch.put(read_family::search, doc_key(sp, d.room, d.seq), text);
+  batch.put(read_family::search, doc_key(sp, d.room, d.seq), doc_value(d.ts, text));
 }
 
 /// Removes the postings of `room`'s message `seq` (and its doc record); its ts, nullopt when it
-/// isn't indexed (deleted, or not a message). The ts is the log's: a message's record keeps it
-/// through edits and deletes.
-storage::result<std::optional<millis_t>> remove_postings(const storage::journal& journal,
-                                                         storage::read_batch& batch,
+/// isn't indexed (deleted, or not a message).
+storage::result<std::optional<millis_t>> remove_postings(storage::read_batch& batch,
                                                          std::string_view sp,
                                                          const std::string& room, seq_t seq) {
   auto key = doc_key(sp, room, seq);
   auto stored = batch.get(read_family::search, key);
   if (!stored.ok()) return stored.err();
   if (!*stored) return std::optional<millis_t>{};
-  auto json = journal.event(room_id{room}, seq);
-  if (!json.ok()) return json.err();
-  auto m = *json ? decode_event(**json) : std::nullopt;
-  if (!m || m->type != event_type::message)
-    return storage::error{storage::errc::corruption, "search: indexed message " +
-                                                         std::to_string(seq) + " of " + room +
-                                                         " is not a message in the log"};
-  auto suffix = doc_suffix({m->ts, room, seq});
-  for (auto& term : terms_of(**stored))
+  auto doc = parse_doc_value(**stored);
+  if (!doc)
+    return storage::error{
+        storage::errc::corruption,
+        "search: the record of message " + std::to_string(seq) + " of " + room + " is damaged"};
+  auto suffix = doc_suffix({doc->ts, room, seq});
+  for (auto& term : terms_of(doc->text))
     batch.del(read_family::search, term_prefix(sp, term) + suffix);
   batch.del(read_family::search, key);
-  return std::optional<millis_t>{m->ts};
+  return std::optional<millis_t>{doc->ts};
 }
 
 }  // namespace
@@ -582,13 +600,13 @@ storage::status search_index::apply(const event& e, std::string_view, storage::r
     case event_type::edit: {
       // The edit's text replaces what was indexed, under the message's seq and ts. A redacted
       // edit (its message was deleted since) removes it; the delete that follows finds nothing.
-      auto ts = remove_postings(journal_, batch, sp, e.room.str(), e.ref);
+      auto ts = remove_postings(batch, sp, e.room.str(), e.ref);
       if (!ts.ok()) return ts.err();
       if (*ts && !e.deleted) add_postings(batch, sp, {**ts, e.room.str(), e.ref}, e.text);
       return {};
     }
     case event_type::del: {
-      auto ts = remove_postings(journal_, batch, sp, e.room.str(), e.ref);
+      auto ts = remove_postings(batch, sp, e.room.str(), e.ref);
       if (!ts.ok()) return ts.err();
       return {};
     }

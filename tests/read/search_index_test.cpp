@@ -528,7 +528,7 @@ TEST_CASE("an index in another layout, or one older than format versions, is dro
     auto v = f.journal().read_get(storage::read_family::search, format_key);
     REQUIRE(v.ok());
     REQUIRE(v.value());
-    CHECK(*v.value() == "2");
+    CHECK(*v.value() == "3");
     REQUIRE(f.index().check_format().ok());  // and it is kept from now on
   }
 }

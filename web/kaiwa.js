@@ -9,7 +9,11 @@
 //   is tried again by itself, with backoff and jitter, until it is back; so is a room whose
 //   sends get `unavailable`;
 // - sends carry a `cid` and wait in an outbox until acked: sent again after a reconnect, a
-//   resume or a retry, in the order written (the node appends a retried cid only once).
+//   resume or a retry, in the order written (the node appends a retried cid only once);
+// - a room an operator deleted is dropped: its pending sends fail (code `deleted`) and it is
+//   neither resumed nor retried (a join or send would create a new room of that name), until
+//   the caller joins it again; a resume that finds the room's head below `since` (deleted and
+//   made again meanwhile) starts the room over.
 //
 // Events (EventTarget): "state" {state, retryInMs}, "welcome" {user, node}, "event" (a room
 // event), "typing", "receipt", "presence" (a small room's new list), "invited" {room, by, seq,
@@ -17,7 +21,10 @@
 // before} (events after..before were not backfilled: page them with history), "room" {room,
 // state: "resuming" | "retrying" | "live", retryInMs, attempt, message} (a joined room's link
 // after a reconnect or an `unavailable`), "resume-failed" {room, code, message} (for good:
-// forbidden, not_found, ...). Every push is dispatched under its op, so a new push needs no
+// forbidden, not_found, ...), "deleted" {room} (an operator deleted it: dropped here, see
+// above), "reset" {room, head} (a resume found a new room of that name: what was kept of the old
+// one is stale), "archived" {room, archived} (pushed on a change, and said by every join: an
+// archived room is read-only). Every push is dispatched under its op, so a new push needs no
 // change here.
 
 const MAX_BACKOFF_MS = 10_000;
@@ -50,6 +57,9 @@ export class KaiwaClient extends EventTarget {
     // room -> {attempt, timer}: rooms that answered a retryable error. While `timer` is set,
     // the room's join and sends wait for it; a success deletes the entry.
     this.retrying = new Map();
+    // Rooms an operator deleted since they were last joined: nothing here joins or sends to them
+    // by itself. Bounded by the rooms joined; join() takes a room out.
+    this.deleted = new Set();
     this.attempt = 0;
     this.timer = null;
     this.stopped = false;
@@ -92,6 +102,7 @@ export class KaiwaClient extends EventTarget {
    * that fails for now (`unavailable`, ...) rejects, and is made again until it works.
    */
   async join(room) {
+    this.deleted.delete(room);
     const since = this.joined.get(room) ?? undefined; // null: a first join not made yet
     let reply;
     try {
@@ -99,13 +110,23 @@ export class KaiwaClient extends EventTarget {
     } catch (e) {
       // A first join that finds the room away (its node down or moving it, or the connection
       // down) is made again later, like a resume; the caller still hears why it failed now.
-      if (!this.joined.has(room) && (RETRYABLE.has(e.code) || e.code === "disconnected")) {
+      // Not once the room was deleted meanwhile: that would make a new one.
+      const retry = RETRYABLE.has(e.code) || e.code === "disconnected";
+      if (!this.joined.has(room) && !this.deleted.has(room) && retry) {
         this.joined.set(room, null);
         this.retryLater(room, e);
       }
       throw e;
     }
+    // A head below what we saw: the room was deleted while we were away and this is a new one
+    // of the same name (docs/protocol.md, "Deleted rooms"). Sends written for the old one fail.
+    if (since != null && reply.head < since) {
+      this.joined.set(room, reply.head);
+      this.dropOutbox(room, "the room was deleted and made again: not sent");
+      this.dispatchEvent(new CustomEvent("reset", { detail: { room, head: reply.head } }));
+    }
     if (this.joined.get(room) == null) this.joined.set(room, reply.head);
+    this.dispatchEvent(new CustomEvent("archived", { detail: { room, archived: !!reply.archived } }));
     // Away for more than 1,000 events: the node backfilled from gap_until on; the caller pages
     // the rest in with history.
     if (reply.gap_until)
@@ -169,6 +190,7 @@ export class KaiwaClient extends EventTarget {
       },
       (e) => {
         s.inFlight = false;
+        if (this.outbox.get(cid) !== s) return; // dropped meanwhile (its room was deleted)
         // Disconnected: it goes again once the connection is back (resume).
         if (e.code === "disconnected") return;
         if (RETRYABLE.has(e.code)) return this.retryLater(s.room, e);
@@ -183,6 +205,17 @@ export class KaiwaClient extends EventTarget {
     for (const [cid, s] of this.outbox) if (s.room === room) this.transmit(cid);
   }
 
+  /** Fails every pending send to `room` with the code `deleted`, and forgets its retry. */
+  dropOutbox(room, message) {
+    for (const [cid, s] of this.outbox) {
+      if (s.room !== room) continue;
+      this.outbox.delete(cid);
+      s.reject({ code: "deleted", message });
+    }
+    clearTimeout(this.retrying.get(room)?.timer);
+    this.retrying.delete(room);
+  }
+
   /** A request for `room` worked: its backoff starts over. */
   succeeded(room) {
     const r = this.retrying.get(room);
@@ -191,7 +224,7 @@ export class KaiwaClient extends EventTarget {
 
   /** `room` answered a retryable error: its join (when joined) and its sends go again later. */
   retryLater(room, error) {
-    if (this.state !== "online") return; // the reconnect resumes it
+    if (this.state !== "online" || this.deleted.has(room)) return; // the reconnect resumes it
     const r = this.retrying.get(room) ?? { attempt: 0, timer: null };
     if (r.timer) return; // already waiting
     this.retrying.set(room, r);
@@ -213,7 +246,7 @@ export class KaiwaClient extends EventTarget {
    * the outbox holds for it; a room only sent to just sends.
    */
   async resumeRoom(room) {
-    if (this.state !== "online") return;
+    if (this.state !== "online" || this.deleted.has(room)) return;
     if (!this.joined.has(room)) return this.flush(room);
     const attempt = this.retrying.get(room)?.attempt ?? 0;
     this.dispatchEvent(new CustomEvent("room", { detail: { room, state: "resuming", attempt } }));
@@ -262,6 +295,12 @@ export class KaiwaClient extends EventTarget {
         if (msg.seq <= last) return; // already seen (a resume never repeats one, history may)
         this.joined.set(msg.room, msg.seq);
       }
+    }
+    // Before its `left`, so that nothing of the room is tried again.
+    if (msg.op === "deleted") {
+      this.deleted.add(msg.room);
+      this.joined.delete(msg.room);
+      this.dropOutbox(msg.room, "the room was deleted");
     }
     if (msg.op === "left") this.joined.delete(msg.room);
     this.dispatchEvent(new CustomEvent(msg.op, { detail: msg }));

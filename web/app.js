@@ -1,7 +1,7 @@
 // The browser client's UI. The protocol (requests, reconnects, resume) is in kaiwa.js; this file
 // keeps what the user sees: the room list (the read side's `rooms`, paged, with unread counts,
 // previews and invitations), a room's messages, typing, receipts, presence, search with
-// highlighted hits, and the public room directory.
+// highlighted hits, the public room directory, and rooms an operator archived or deleted.
 //
 // User text only ever reaches the page as text nodes (textContent), never as HTML.
 
@@ -53,6 +53,7 @@ function roomState(name) {
       counted: 0, // `unread` covers the messages up to this seq (the server's count, then ours)
       topic: "",
       private: false,
+      archived: false, // read-only (an operator archived it): nothing that writes is enabled
       last: null, // the newest message event, for the list's preview
       ts: 0, // last activity (ms): the list is sorted by it, newest first
       invitedBy: null, // set by an `invited` push until the room is opened
@@ -98,6 +99,9 @@ function signIn(user, token) {
     notice(e.detail.room, `could not resume: ${e.detail.message}`);
   });
   client.addEventListener("gap", (e) => fillGap(e.detail));
+  client.addEventListener("deleted", (e) => onDeleted(e.detail));
+  client.addEventListener("reset", (e) => onReset(e.detail));
+  client.addEventListener("archived", (e) => onArchived(e.detail));
   client.connect();
   sessionStorage.setItem("kaiwa.signin", JSON.stringify({ user, token }));
 }
@@ -207,8 +211,11 @@ async function loadRooms(more) {
     const reply = await ui.client.request("rooms", fields);
     if (gen !== pages.gen) return true;
     pages.retries = 0;
-    const added = reply.rooms.filter((r) => !ui.rooms.has(r.room));
-    for (const r of reply.rooms) mergeRoom(r);
+    // A page read before a deletion reached the read side may still list the room: subscribing
+    // to it would make a new one.
+    const rooms = reply.rooms.filter((r) => !ui.client.deleted.has(r.room));
+    const added = rooms.filter((r) => !ui.rooms.has(r.room));
+    for (const r of rooms) mergeRoom(r);
     // The room shown is being read: the count the page brought for it goes at once.
     if (ui.current && document.visibilityState === "visible") markRead(roomState(ui.current));
     // A refresh of the first page leaves the paging where the reader got to.
@@ -365,12 +372,41 @@ async function refreshCurrent() {
   $("search-here").closest("label").hidden = false;
   $("composer").hidden = false;
   renderHeader(st);
+  renderArchived();
   $("room-error").textContent = st.error ?? "";
   renderLink();
   renderMessages(!st.flash);
   if (st.flash) $("messages").querySelector(`[data-seq="${st.flash.seq}"]`)?.scrollIntoView({ block: "center" });
   markRead(st);
   pollPresence();
+}
+
+/**
+ * The room shown is gone (an operator deleted it): the view goes back to "pick a room" and says
+ * `text` until a room is opened.
+ */
+function closeRoom(text) {
+  ui.current = null;
+  localStorage.removeItem(`${storageKey()}.current`);
+  $("room-title").textContent = "Pick or join a room";
+  $("room-topic").textContent = "";
+  $("online").textContent = "";
+  $("typing").textContent = "";
+  $("owner").hidden = true;
+  $("composer").hidden = true;
+  $("search-here").closest("label").hidden = true;
+  $("messages").replaceChildren();
+  renderLink();
+  renderArchived();
+  $("room-error").textContent = text;
+}
+
+/** An archived room shown: the banner, and the composer and the owner's forms disabled. */
+function renderArchived() {
+  const archived = !!ui.current && roomState(ui.current).archived;
+  $("room-archived").hidden = !archived;
+  for (const form of [$("composer"), $("members"), $("topic-form")])
+    for (const el of form.elements) el.disabled = archived;
 }
 
 /** The topic, and the owner's controls: only the owner sees them (the room refuses anyone else). */
@@ -604,6 +640,7 @@ function renderRooms() {
       // Under the name: the invitation (until the room is opened), then the last message.
       const sub = span("preview", "");
       if (st.invitedBy) sub.append(span("tag", `invited by ${st.invitedBy}`), " ");
+      if (st.archived) sub.append(span("tag archived", "archived"), " ");
       sub.append(preview(st.last));
       if (sub.textContent) b.append(sub);
       b.onclick = () => openRoom(st.name, true);
@@ -915,7 +952,73 @@ function onReceipt({ room, user, seq }) {
 }
 
 function onLeft({ room, reason }) {
+  if (reason === "deleted") return; // said by the `deleted` push before it
   notice(room, reason === "kicked" ? "you were removed from this room" : "you left this room");
+}
+
+/**
+ * An operator deleted the room: it leaves the list (kaiwa.js neither resumes nor retries it), its
+ * view closes, and its messages not sent yet are named in the notice instead of vanishing.
+ */
+function onDeleted({ room }) {
+  const st = ui.rooms.get(room);
+  if (!st) return;
+  const unsent = [...st.pending.values()].map((p) => `“${p.text}”`);
+  st.pending.clear();
+  clearTimeout(st.readTimer);
+  ui.rooms.delete(room);
+  saveRooms();
+  const text = `room ${room} was deleted by an operator${unsent.length ? `; not sent: ${unsent.join(", ")}` : ""}`;
+  $("announce-rooms").textContent = text;
+  if (room === ui.current) closeRoom(text);
+  else showNote($("rooms-note"), text);
+  renderRooms();
+}
+
+/**
+ * A resume found a new room of that name (the old one was deleted while we were away): what was
+ * kept of the old one goes, and the room shown loads the new one's newest page.
+ */
+async function onReset({ room, head }) {
+  const st = ui.rooms.get(room);
+  if (!st) return;
+  forget(st);
+  Object.assign(st, {
+    head,
+    counted: head,
+    read: 0,
+    unread: 0,
+    capped: false,
+    owner: null,
+    topic: "",
+    private: false,
+    last: null,
+    receipts: new Map(),
+  });
+  scheduleRenderRooms();
+  if (room !== ui.current) return;
+  st.loaded = true;
+  try {
+    await loadOlder(st);
+    await loadOwner(st);
+  } catch {
+    forget(st); // opening it again loads it
+  }
+  if (room !== ui.current) return;
+  renderHeader(st);
+  renderMessages(true);
+}
+
+/** Archived or writable again (a push, or said by a join). */
+function onArchived({ room, archived }) {
+  const st = ui.rooms.get(room);
+  if (!st || st.archived === archived) return;
+  st.archived = archived;
+  if (room === ui.current) {
+    renderArchived();
+    renderMessages(false);
+  }
+  scheduleRenderRooms();
 }
 
 /** An error about `room`: shown while it is the room shown, gone once another is opened. */
@@ -1056,14 +1159,16 @@ function messageItem(st, m, prev) {
     state.className = "send-state";
     if (m.pending.failed) {
       li.classList.add("failed");
+      const retry = button("Retry", null, () => {
+        st.pending.delete(m.cid);
+        sendPending(st, m.text);
+        renderMessages(true);
+      });
+      retry.disabled = st.archived;
       state.append(
         `not sent: ${m.pending.failed}`,
         " ",
-        button("Retry", null, () => {
-          st.pending.delete(m.cid);
-          sendPending(st, m.text);
-          renderMessages(true);
-        }),
+        retry,
         " ",
         button("Discard", null, () => {
           st.pending.delete(m.cid);
@@ -1085,6 +1190,7 @@ function messageItem(st, m, prev) {
         button("edit", `edit message ${m.seq}`, () => startEdit(st, m, text)),
         button("delete", `delete message ${m.seq}`, del),
       );
+      for (const b of actions.children) b.disabled = st.archived;
       meta.append(actions);
     }
   }
@@ -1324,7 +1430,7 @@ $("composer").onsubmit = (e) => {
 
 function sendComposed() {
   const text = $("compose").value.trim();
-  if (!text || !ui.current) return;
+  if (!text || !ui.current || roomState(ui.current).archived) return;
   $("compose").value = "";
   // The others stop showing "typing" when this message arrives: the next key says it again.
   ui.typingSentAt = 0;

@@ -137,15 +137,25 @@ std::string explain_parse_error(CLI::App& app, const CLI::ParseError& e,
       auto first = t.find_first_not_of(" \t");
       return first == std::string_view::npos ? std::string_view() : t.substr(first);
     };
+    // CLI11 reports a section nothing reads as its markers "SECTION.++" (its start) or
+    // "SECTION.--" (its end), not as a key.
+    bool is_section = key == "++" || key == "--";
     for (int n = 1; std::getline(in, line); ++n) {
-      auto text = trimmed(line);  // `key = value`, spaces anywhere around the key
-      if (text.starts_with(key) && trimmed(text.substr(key.size())).starts_with('=')) {
+      auto text = trimmed(line);  // `key = value` or `[section]`, spaces anywhere around
+      bool found = is_section
+                       ? text.starts_with("[" + section + "]")
+                       : text.starts_with(key) && trimmed(text.substr(key.size())).starts_with('=');
+      if (found) {
         where += ", line " + std::to_string(n);
         break;
       }
     }
+    if (is_section)
+      return "kaiwa: unknown section [" + section + "] in " + where +
+             "; kaiwa start reads its keys (the flags' names) under [start]";
     return "kaiwa: unknown key '" + key + "'" + (section.empty() ? "" : " in [" + section + "]") +
-           " of " + where + "; the keys are the flags' names (kaiwa start --help)";
+           " of " + where + "; the keys are the flags' names (kaiwa start --help)" +
+           (section.empty() ? ", under [start]" : "");
   }
   if (what != "A subcommand is required") return {};
   // The deepest command given, which needs one of its subcommands.
@@ -178,6 +188,9 @@ void add_refused_secret_option(CLI::App* app, const std::string& name) {
 const std::string secret_instead =
     "set KAIWA_SECRET, or --secret-file PATH (config key secret-file) naming a file of "
     "KID=SECRET lines";
+/// The most threads a thread-count option may ask for (--io-threads, --actor-threads, bench's
+/// --threads): far above any core count, far below what the OS refuses.
+constexpr std::size_t max_threads = 1024;
 const std::string name_rule = "1 to 128 chars of [A-Za-z0-9_.:@-]";
 const std::string admin_token_instead =
     "set KAIWA_ADMIN_TOKEN, or --admin-token-file PATH (config key admin-token-file)";
@@ -388,11 +401,15 @@ int main(int argc, char** argv) {
                    "Strict-Transport-Security max-age (s) on HTTPS responses; 0: none")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  // Bounded: an unbounded count (or -1, which CLI11 wraps to SIZE_MAX) would have the node
+  // spawn threads until it is killed.
   start->add_option("--io-threads", cfg.gateway.io_threads, "I/O threads (0: one per core)")
+      ->check(CLI::Range(std::size_t{0}, max_threads))
       ->capture_default_str();
   start
       ->add_option("--actor-threads", cfg.rooms.threads,
                    "Actor scheduler threads (0: one per core)")
+      ->check(CLI::Range(std::size_t{0}, max_threads))
       ->capture_default_str();
   add_size(start, "--max-outbound-bytes",
            "Live-event bytes queued to a client before it is closed as a slow consumer",
@@ -780,7 +797,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     s->add_option("--admin", admin_target, "The node's admin ADDR:PORT (status, memory)")
         ->capture_default_str();
-    s->add_option("--threads", run.threads, "Client worker threads")->capture_default_str();
+    s->add_option("--threads", run.threads, "Client worker threads")
+        ->check(CLI::Range(std::size_t{1}, max_threads))
+        ->capture_default_str();
     add_duration(s, "--duration", "Measured time", run.duration_s, one_ms, one_day);
     add_duration(s, "--warmup", "Time before measuring", run.warmup_s, milliseconds(0), one_day);
     s->add_flag("--json", run.json, "Print the summary as JSON");

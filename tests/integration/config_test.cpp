@@ -45,10 +45,28 @@ TEST_CASE("unknown keys and bad values fail start-up with the key named") {
   CHECK(unknown.output.find("kaiwa: unknown key 'listen-port' in [start] of " + file +
                             ", line 3") != std::string::npos);
   CHECK(unknown.output.find("INI was not able") == std::string::npos);
+  auto section =
+      run_kaiwa({"start", "--config", dir.file("s.toml", "\n[strat]\nlisten = \"x\"\n")});
+  CHECK(section.status == 2);
+  CHECK(section.output.find("kaiwa: unknown section [strat] in " + dir.str() +
+                            "/s.toml, line 2; kaiwa start reads its keys (the flags' names) "
+                            "under [start]") != std::string::npos);
+  auto top = run_kaiwa({"start", "--config", dir.file("t.toml", "listen = \"x\"\n[start]\n")});
+  CHECK(top.status == 2);
+  CHECK(top.output.find("kaiwa: unknown key 'listen' of " + dir.str() +
+                        "/t.toml, line 1; the keys are the flags' names (kaiwa start --help), "
+                        "under [start]") != std::string::npos);
   auto bad =
       run_kaiwa({"start", "--config", dir.file("b.toml", "[start]\nrate-limit = \"lots\"\n")});
   CHECK(bad.status != 0);
   CHECK(bad.output.find("rate-limit") != std::string::npos);
+  // A thread count the OS can't give (-1 wraps to SIZE_MAX) is refused, not attempted.
+  for (auto count : {"-1", "1025", "4611686018427387904"})
+    for (auto option : {"--io-threads", "--actor-threads"}) {
+      auto threads = run_kaiwa({"start", option, count, "--print-config"});
+      CHECK(threads.status == 2);
+      CHECK(threads.output.find(option) != std::string::npos);
+    }
   auto flag = run_kaiwa({"start", "--durability", "sometimes"});
   CHECK(flag.status != 0);
   CHECK(flag.output.find("--durability") != std::string::npos);

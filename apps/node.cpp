@@ -461,8 +461,9 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
     auto n = std::strtoul(shard.c_str(), &end, 10);
     if (shard.empty() || *end || n >= journal_->shards())
       return answer(respond,
-                    json_error(admin_errc::bad_request,
-                               "'shard' must be 0 to " + std::to_string(journal_->shards() - 1)));
+                    json_error(admin_errc::bad_request, "'shard' must be 0 to " +
+                                                            std::to_string(journal_->shards() - 1) +
+                                                            ", not '" + shard + "'"));
     if (!valid_name(q.node))
       return answer(respond, json_error(admin_errc::bad_request, "'to' must name a member"));
     q.shard = static_cast<shard_t>(n);
@@ -475,7 +476,8 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
         grace_s.empty() ? std::optional(std::chrono::milliseconds(0)) : parse_duration(grace_s);
     if (!grace || *grace > std::chrono::hours(1))
       return answer(respond, json_error(admin_errc::bad_request,
-                                        "'grace' must be a duration of 0 to 1h (e.g. 30s)"));
+                                        "'grace' must be a duration of 0 to 1h (e.g. 30s), not '" +
+                                            grace_s + "'"));
     auto grace_ms = *grace;
     if (cfg_.rooms.cluster) {
       // The node's shards move to the other members first; the coordinator then tells the

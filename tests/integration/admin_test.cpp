@@ -84,6 +84,7 @@ TEST_CASE("every admin failure has one JSON shape and a proper status, unknown p
   auto [s9, b9] =
       http_call(port, "POST", "/admin/v1/drain?grace=forever", {auth, {"Kaiwa-Admin", "1"}});
   shape(s9, b9, 400, "bad_request");
+  CHECK(b9.find("not 'forever'") != std::string::npos);  // the value refused is named
   auto [s10, b10] =
       http_call(port, "POST", "/admin/v1/projections/nope/rebuild", {auth, {"Kaiwa-Admin", "1"}});
   shape(s10, b10, 404, "not_found");

@@ -235,9 +235,11 @@ net::http_reply json_error(admin_errc code, std::string_view message, std::strin
 }
 
 net::http_reply wrong_method(std::string_view method, const std::string& path) {
-  return json_error(admin_errc::method_not_allowed,
-                    fmt::format("{} takes {}, not other methods", path, method),
-                    "GET / lists the admin endpoints and their methods");
+  auto reply = json_error(admin_errc::method_not_allowed,
+                          fmt::format("{} takes {}, not other methods", path, method),
+                          "GET / lists the admin endpoints and their methods");
+  reply.allow = method;
+  return reply;
 }
 
 /// The value of `key` in the target's query string ("/path?a=1&b=2"), empty when absent.
@@ -382,8 +384,11 @@ class admin_link : public client_link {
 
 bool node::public_http(const net::http_request& r, const net::http_respond& respond) const {
   auto path = path_of(r.target);
-  if (r.method != "GET" && r.method != "HEAD")
-    return answer(respond, text(405, "method not allowed\n"));
+  if (r.method != "GET" && r.method != "HEAD") {
+    auto reply = text(405, "method not allowed\n");
+    reply.allow = "GET, HEAD";
+    return answer(respond, std::move(reply));
+  }
   if (path == "/healthz") return answer(respond, text(200, "ok\n"));
   if (path == "/readyz")
     return answer(respond, ready_ && rooms_->ready() && journal_->writable()

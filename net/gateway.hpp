@@ -39,6 +39,7 @@ struct http_reply {
   std::string body;
   std::string cache_control;  // empty: none
   std::string etag;           // empty: none
+  std::string allow;          // the methods a 405 names (RFC 9110 requires it there); empty: none
 };
 
 /// A request as the application sees it; a header that is absent is empty.

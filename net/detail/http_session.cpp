@@ -103,7 +103,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     };
     if (!handler_(request, respond))
       write(make_response(version, keep_alive,
-                          http_reply{404, "text/plain; charset=utf-8", "not found\n", "", ""}));
+                          http_reply{404, "text/plain; charset=utf-8", "not found\n", "", "", ""}));
   }
 
   http::response<http::string_body> make_response(unsigned version, bool keep_alive,
@@ -116,6 +116,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     res.set(http::field::content_type, reply.content_type);
     if (!reply.cache_control.empty()) res.set(http::field::cache_control, reply.cache_control);
     if (!reply.etag.empty()) res.set(http::field::etag, reply.etag);
+    if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
     // Browsers take it only over HTTPS, and remember to use nothing else for this host.
     if (stream_.is_tls() && st_.cfg.hsts_max_age > 0)
       res.set(http::field::strict_transport_security,

@@ -67,8 +67,13 @@ TEST_CASE("every admin failure has one JSON shape and a proper status, unknown p
   auto [s1, b1] = http_call(port, "GET", "/admin/v1/nosuch", {auth});
   shape(s1, b1, 404, "not_found");
   CHECK(b1.find(R"("hint":"GET / lists the admin endpoints")") != std::string::npos);
-  auto [s2, b2] = http_call(port, "DELETE", "/admin/v1/status", {auth, {"Kaiwa-Admin", "1"}});
+  std::vector<std::pair<std::string, std::string>> reply_headers;
+  auto [s2, b2] =
+      http_call(port, "DELETE", "/admin/v1/status", {auth, {"Kaiwa-Admin", "1"}}, &reply_headers);
   shape(s2, b2, 405, "method_not_allowed");
+  // A 405 names the methods the path takes (RFC 9110).
+  CHECK(std::find(reply_headers.begin(), reply_headers.end(),
+                  std::pair<std::string, std::string>{"Allow", "GET"}) != reply_headers.end());
   auto [s3, b3] = http_call(port, "GET", "/admin/v1/move", {auth});
   shape(s3, b3, 405, "method_not_allowed");
   auto [s4, b4] = http_call(port, "GET", "/admin/v1/rooms/nowhere", {auth});

@@ -219,7 +219,8 @@ command_result run_kaiwa_on_terminal(const std::vector<std::string>& args,
 
 std::pair<int, std::string> http_call(
     std::uint16_t port, const std::string& method, const std::string& target,
-    const std::vector<std::pair<std::string, std::string>>& headers) {
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::vector<std::pair<std::string, std::string>>* reply_headers) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   boost::asio::io_context ioc;
@@ -232,6 +233,9 @@ std::pair<int, std::string> http_call(
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(stream, buf, res);
+  if (reply_headers)
+    for (auto& field : res)
+      reply_headers->emplace_back(std::string(field.name_string()), std::string(field.value()));
   return {res.result_int(), res.body()};
 }
 

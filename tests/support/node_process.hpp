@@ -78,9 +78,11 @@ int tcp_connect(std::uint16_t port);
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);
 /// A POST as the admin CLI sends it (with the Kaiwa-Admin header).
 std::pair<int, std::string> http_post(std::uint16_t port, const std::string& target);
-/// Any request, with these headers (Host is 127.0.0.1 unless one is given).
+/// Any request, with these headers (Host is 127.0.0.1 unless one is given); the response's
+/// headers into `reply_headers` when given.
 std::pair<int, std::string> http_call(
     std::uint16_t port, const std::string& method, const std::string& target,
-    const std::vector<std::pair<std::string, std::string>>& headers);
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::vector<std::pair<std::string, std::string>>* reply_headers = nullptr);
 
 }  // namespace kaiwa::test

@@ -73,9 +73,13 @@ std::optional<std::string> call(const admin_target& t, const std::string& method
   return body;
 }
 
-bool empty_or_missing(const std::string& dir) {
+/// Why `dir` can't be a backup's or restore's destination ("is a file, not a directory", "is not
+/// empty"), or empty when it is missing or an empty directory.
+std::string unusable_destination(const std::string& dir) {
   std::error_code ec;
-  return !fs::exists(dir, ec) || (fs::is_directory(dir, ec) && fs::is_empty(dir, ec));
+  if (!fs::exists(dir, ec)) return {};
+  if (!fs::is_directory(dir, ec)) return "is a file, not a directory";
+  return fs::is_empty(dir, ec) ? std::string() : "is not empty";
 }
 
 /// Creates `dir` (and its parents) unless it exists; false, after naming it and the OS's
@@ -588,8 +592,8 @@ int rebuild_command(const admin_target& t, const std::string& name) {
 }
 
 int backup_command(const admin_target& t, const std::string& dir, bool json) {
-  if (!empty_or_missing(dir)) {
-    fmt::print(stderr, "kaiwa: {} is not empty; back up into a new directory\n", dir);
+  if (auto why = unusable_destination(dir); !why.empty()) {
+    fmt::print(stderr, "kaiwa: {} {}; back up into a new directory\n", dir, why);
     return 1;
   }
   // Made before the node is asked for a checkpoint: a destination that can't be written is
@@ -622,9 +626,9 @@ int restore_command(const std::string& backup_dir, const std::string& data_dir, 
     fmt::print(stderr, "kaiwa: {} is not a kaiwa backup (no CURRENT file)\n", backup_dir);
     return 1;
   }
-  if (!empty_or_missing(data_dir)) {
-    fmt::print(stderr, "kaiwa: {} is not empty; restore only into an empty data directory\n",
-               data_dir);
+  if (auto why = unusable_destination(data_dir); !why.empty()) {
+    fmt::print(stderr, "kaiwa: {} {}; restore only into a new or empty data directory\n", data_dir,
+               why);
     return 1;
   }
   auto done = copy_dir(backup_dir, data_dir, "restore", json);

@@ -121,6 +121,11 @@ TEST_CASE("admin CLI errors say what went wrong and what to do, by kind, with ex
   auto backup = run_kaiwa({"backup", file + "/sub", "--admin", admin});
   CHECK(backup.status == 1);
   CHECK(backup.output.find("can't create " + file + "/sub: Not a directory") != std::string::npos);
+  auto onto_file = run_kaiwa({"backup", file, "--admin", admin});
+  CHECK(onto_file.status == 1);
+  CHECK(onto_file.output.find("kaiwa: " + file +
+                              " is a file, not a directory; back up into a new "
+                              "directory") != std::string::npos);
 
   // A second node on the same data dir: who has it, not RocksDB's lock error.
   auto second = run_kaiwa({"start", "--data-dir", dir.str() + "/data", "--listen", "127.0.0.1:0",

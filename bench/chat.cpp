@@ -47,8 +47,9 @@ class chat : public connection_events {
     }
     for (std::size_t u = 0; u < c_.users; ++u)
       users_[u].conn = r_.connect(u, fmt::format("user{}", u), *this);
-    if (!r_.wait([&] { return joins_ == expected_joins_; }, std::chrono::seconds(120),
-                 [&] { return fmt::format("joined {}/{}", joins_.load(), expected_joins_); })) {
+    if (!r_.wait([&] { return joins_ == expected_joins_ || failed_; }, std::chrono::seconds(120),
+                 [&] { return fmt::format("joined {}/{}", joins_.load(), expected_joins_); }) ||
+        failed_) {
       return r_.give_up("users could not join");
     }
     measure_from_ns_ = now_ns() + static_cast<std::int64_t>(o.warmup_s * 1e9);
@@ -160,6 +161,10 @@ class chat : public connection_events {
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
     r_.error(c.index() % r_.threads(),
              code ? fmt::format("close {}", code) : std::string("disconnected"));
+    // One that never connected fails the run at once (a node that isn't there would otherwise
+    // be waited for 2 minutes), said once, not by each of the thousands of users.
+    if (!c.ready() && !failed_.exchange(true))
+      fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);
   }
 
  private:
@@ -235,6 +240,7 @@ class chat : public connection_events {
   std::vector<std::atomic<std::int64_t>> max_acked_, last_seen_;
   std::size_t expected_joins_ = 0;
   std::atomic<std::size_t> joins_{0};
+  std::atomic<bool> failed_{false};
   std::atomic<std::uint64_t> delivered_{0};
   std::int64_t measure_from_ns_ = 0, stop_at_ns_ = 0;
 };

@@ -180,10 +180,9 @@ class pubsub : public connection_events {
     closed_ += 1;
     auto t = c.index() % r_.threads();
     r_.error(t, code ? fmt::format("close {}", code) : std::string("disconnected"));
-    if (!c.ready()) {
+    // Said once, not by each of the thousands of subscribers.
+    if (!c.ready() && !failed_.exchange(true))
       fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);
-      failed_ = true;
-    }
   }
 
  private:

@@ -25,8 +25,9 @@ class resume : public connection_events {
     max_acked_ = std::vector<std::atomic<std::int64_t>>(c_.rooms);
     for (std::size_t i = 0; i < c_.clients; ++i)
       clients_[i].conn = r_.connect(i, fmt::format("r{}", i), *this);
-    if (!r_.wait([&] { return joined_ == c_.clients; }, std::chrono::seconds(120),
-                 [&] { return fmt::format("joined {}/{}", joined_.load(), c_.clients); }))
+    if (!r_.wait([&] { return joined_ == c_.clients || failed_; }, std::chrono::seconds(120),
+                 [&] { return fmt::format("joined {}/{}", joined_.load(), c_.clients); }) ||
+        failed_)
       return r_.give_up("clients could not join");
     publisher_ = r_.connect(c_.clients, "publisher", *this);
     r_.wait([] { return false; }, std::chrono::duration<double>(o.warmup_s),
@@ -156,6 +157,9 @@ class resume : public connection_events {
     if (c.index() < c_.clients && clients_[c.index()].away) return;  // we closed it
     r_.error(c.index() % r_.threads(),
              code ? fmt::format("close {}", code) : std::string("disconnected"));
+    // One that never connected fails the run at once (as in chat), said once.
+    if (!c.ready() && !failed_.exchange(true))
+      fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);
   }
 
  private:
@@ -193,6 +197,7 @@ class resume : public connection_events {
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::size_t next_room_ = 0;
   std::atomic<std::size_t> joined_{0}, caught_{0}, paged_{0};
+  std::atomic<bool> failed_{false};
   std::atomic<std::uint64_t> replayed_{0}, checked_{0};
   std::atomic<bool> stop_{false};
   std::atomic<std::int64_t> storm_at_ns_{0};

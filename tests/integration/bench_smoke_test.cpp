@@ -4,6 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <sstream>
 
@@ -98,6 +105,30 @@ TEST_CASE("bench speaks wss:// to a node with a certificate") {
   CHECK(r.output.find(R"("delivered events/s":0.000)") == std::string::npos);
   CHECK(r.output.find(R"({"scenario":"fanout")") != std::string::npos);
   CHECK(bench(node, {"fanout", "--subscribers", "2"}).status != 0);  // plain ws:// can't
+}
+
+TEST_CASE("bench fails at once, in one line, when nothing accepts connections at the target") {
+  // A port bound and not listening: connections to it are refused, and no one else takes it.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  auto target = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  for (auto scenario : {"chat", "resume", "rooms"}) {
+    auto started = std::chrono::steady_clock::now();
+    auto r =
+        run_kaiwa({"bench", scenario, "--target", target, "--admin", target, "--duration", "1"});
+    INFO(scenario << ": " << r.output);
+    CHECK(r.status == 1);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+    auto refusals = std::count(r.output.begin(), r.output.end(), '\n');
+    CHECK(refusals <= 3);
+    CHECK(r.output.find("could not connect") != std::string::npos);
+  }
+  ::close(fd);
 }
 
 TEST_CASE("bench refuses targets beyond loopback") {

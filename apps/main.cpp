@@ -1,12 +1,16 @@
 // The `kaiwa` binary: `kaiwa start` runs a node, `kaiwa token` issues a client token.
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -125,6 +129,13 @@ CLI::Option* add_size(CLI::App* app, const std::string& name, const std::string&
 std::string explain_parse_error(CLI::App& app, const CLI::ParseError& e,
                                 const std::string& config_file) {
   std::string_view what = e.what();
+  // CLI11 says "FILE was not readable (missing?)"; the OS knows why.
+  if (e.get_name() == "FileError" && !config_file.empty()) {
+    int fd = ::open(config_file.c_str(), O_RDONLY | O_CLOEXEC);
+    std::string why = fd < 0 ? std::strerror(errno) : "not readable";
+    if (fd >= 0) ::close(fd);
+    return "kaiwa: --config: can't read '" + config_file + "': " + why;
+  }
   constexpr std::string_view extras = "INI was not able to parse ";
   if (what.starts_with(extras)) {
     auto item = std::string(what.substr(extras.size()));

@@ -67,6 +67,10 @@ TEST_CASE("unknown keys and bad values fail start-up with the key named") {
       CHECK(threads.status == 2);
       CHECK(threads.output.find(option) != std::string::npos);
     }
+  auto missing = run_kaiwa({"start", "--config", dir.str() + "/nope.toml"});
+  CHECK(missing.status == 2);
+  CHECK(missing.output.find("kaiwa: --config: can't read '" + dir.str() +
+                            "/nope.toml': No such file or directory") != std::string::npos);
   auto flag = run_kaiwa({"start", "--durability", "sometimes"});
   CHECK(flag.status != 0);
   CHECK(flag.output.find("--durability") != std::string::npos);

@@ -1,9 +1,13 @@
 #include "apps/secrets.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 namespace kaiwa::app {
@@ -13,7 +17,10 @@ namespace {
 std::optional<std::string> read_secret_file(const std::string& file, std::string& error) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    error = "can't read '" + file + "'";
+    // The stream doesn't say why; open(2) does (no such file, permission denied).
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    error = "can't read '" + file + "': " + (fd < 0 ? std::strerror(errno) : "not readable");
+    if (fd >= 0) ::close(fd);
     return std::nullopt;
   }
   std::string text;

@@ -71,6 +71,10 @@ TEST_CASE("unknown keys and bad values fail start-up with the key named") {
   CHECK(missing.status == 2);
   CHECK(missing.output.find("kaiwa: --config: can't read '" + dir.str() +
                             "/nope.toml': No such file or directory") != std::string::npos);
+  auto token = run_kaiwa({"start", "--admin-token-file", dir.str() + "/none", "--print-config"});
+  CHECK(token.status == 2);
+  CHECK(token.output.find("can't read '" + dir.str() + "/none': No such file or directory") !=
+        std::string::npos);
   auto flag = run_kaiwa({"start", "--durability", "sometimes"});
   CHECK(flag.status != 0);
   CHECK(flag.output.find("--durability") != std::string::npos);

@@ -9,11 +9,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "apps/admin_commands.hpp"
@@ -121,6 +123,38 @@ CLI::Option* add_size(CLI::App* app, const std::string& name, const std::string&
           desc)
       ->type_name("SIZE")
       ->default_str(std::to_string(into));
+}
+
+/// A whole-number option's lower bound (CLI11's PositiveNumber names its bounds as doubles).
+CLI::Range at_least(std::int64_t min) {
+  return CLI::Range(min, std::numeric_limits<std::int64_t>::max());
+}
+
+/// CLI11 2.1 reads integers with strtoll in base 0 ("0x10" is 16, "010" is 8) and takes an
+/// overflow as the largest value. Every integer option of `app` and its subcommands is checked
+/// first as what the docs promise: plain decimal digits (no option takes a negative number)
+/// that fit in 64 bits, passed on without leading zeros; the option's own range checks and
+/// CLI11's conversion come after.
+void strict_integers(CLI::App& app) {
+  for (auto* opt : app.get_options()) {
+    // "UINT", or with its checks appended: "UINT:UINT in [1 - 65536]".
+    auto type = opt->get_type_name();
+    type = type.substr(0, type.find(':'));
+    if (type != "INT" && type != "UINT") continue;
+    opt->transform(CLI::Validator(
+        [](std::string& text) -> std::string {
+          std::uint64_t v = 0;
+          auto* end = text.data() + text.size();
+          auto r = std::from_chars(text.data(), end, v);
+          if (r.ec == std::errc::result_out_of_range) return "'" + text + "' is out of range";
+          if (r.ec != std::errc{} || r.ptr != end)
+            return "'" + text + "' is not a whole number (decimal digits)";
+          text = std::to_string(v);
+          return {};
+        },
+        "", "strict integer"));
+  }
+  for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) strict_integers(*sub);
 }
 
 /// The line (from "kaiwa") saying what CLI11's bare messages leave out, or empty: for "A subcommand
@@ -410,7 +444,7 @@ int main(int argc, char** argv) {
   start
       ->add_option("--hsts-max-age", cfg.gateway.hsts_max_age,
                    "Strict-Transport-Security max-age (s) on HTTPS responses; 0: none")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   // Bounded: an unbounded count (or -1, which CLI11 wraps to SIZE_MAX) would have the node
   // spawn threads until it is killed.
@@ -433,18 +467,18 @@ int main(int argc, char** argv) {
   start
       ->add_option("--max-pending-requests", cfg.gateway.max_pending_requests,
                    "Unanswered requests per connection before its input pauses")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   start
       ->add_option("--max-pending-queries", cfg.gateway.max_pending_queries,
                    "Read queries (rooms, directory, search) per connection at once; more get "
                    "rate_limited")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   start
       ->add_option("--max-rooms-per-connection", cfg.gateway.max_rooms_per_connection,
                    "Rooms one connection may be subscribed to")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   start
       ->add_option("--max-connections-per-address", cfg.gateway.max_connections_per_address,
@@ -464,7 +498,7 @@ int main(int argc, char** argv) {
                    "Requests/s per connection, pings and refused frames included (0: unlimited)")
       ->capture_default_str();
   start->add_option("--snapshot-every", cfg.rooms.snapshot_every, "Snapshot a room every N events")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   add_duration(start, "--idle-timeout", "Time before an idle room is passivated",
                cfg.rooms.idle_timeout, one_ms, one_day);
@@ -522,7 +556,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   start
       ->add_option("--slow-ms", slow_ms, "Log journal writes and room activations slower than this")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   bool print_config = false;
   start->add_flag("--print-config", print_config, "Print the effective configuration and exit");
@@ -885,7 +919,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   conns_cmd
       ->add_option("--procs", conns_cfg.procs, "Worker processes to spread the connections over")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   conns_cmd->callback([&] {
     resolve();
@@ -947,13 +981,13 @@ int main(int argc, char** argv) {
       "search", "Index a generated Japanese + English chat corpus and time queries (vs Groonga)");
   common(search_cmd);
   search_cmd->add_option("--messages", search_cfg.corpus.messages, "Messages in the corpus")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   search_cmd->add_option("--rooms", search_cfg.corpus.rooms, "Rooms they are spread over")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   search_cmd->add_option("--users", search_cfg.corpus.users, "Users who write them")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   search_cmd->add_option("--seed", search_cfg.corpus.seed, "The corpus's seed")
       ->capture_default_str();
@@ -1005,6 +1039,7 @@ int main(int argc, char** argv) {
   // Exit codes (docs/operations.md): 0 success, 1 the operation failed, 2 a usage error.
   // Commands return 0 or 1 themselves (std::exit); what reaches here is usage, or a failure
   // nothing caught, which must not end as an abort.
+  strict_integers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help

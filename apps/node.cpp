@@ -222,11 +222,11 @@ std::uint16_t node::cluster_port() const { return rooms_->cluster_port(); }
 namespace {
 
 net::http_reply text(int status, std::string body) {
-  return {status, "text/plain; charset=utf-8", std::move(body), "no-store", ""};
+  return {status, "text/plain; charset=utf-8", std::move(body), "no-store", "", ""};
 }
 
 net::http_reply json_reply(int status, std::string body) {
-  return {status, "application/json", std::move(body) + "\n", "no-store", ""};
+  return {status, "application/json", std::move(body) + "\n", "no-store", "", ""};
 }
 
 /// Every admin failure goes out through here, in the one shape (core/admin_error.hpp).
@@ -399,10 +399,10 @@ bool node::public_http(const net::http_request& r, const net::http_respond& resp
     // never serves a stale client, and an unchanged one costs a round trip, no bytes.
     if (r.if_none_match == asset->etag)
       return answer(respond, {304, std::string(asset->content_type), "", "no-cache",
-                              std::string(asset->etag)});
+                              std::string(asset->etag), ""});
     return answer(respond, {200, std::string(asset->content_type),
                             r.method == "HEAD" ? "" : std::string(asset->body), "no-cache",
-                            std::string(asset->etag)});
+                            std::string(asset->etag), ""});
   }
   return false;
 }
@@ -448,7 +448,7 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
 )"));
   if (path == "/admin/v1/status") return answer(respond, json_reply(200, status_json()));
   if (path == "/metrics")
-    return answer(respond, {200, "text/plain; version=0.0.4", metrics_text(), "no-store", ""});
+    return answer(respond, {200, "text/plain; version=0.0.4", metrics_text(), "no-store", "", ""});
   if (path == "/admin/v1/cluster" || path == "/admin/v1/shards") {
     if (r.method != "GET") return answer(respond, wrong_method("GET", path));
     cluster_request q;

@@ -171,12 +171,24 @@ TEST_CASE("durations and sizes are parsed strictly in flags and the config file 
             "--ping-timeout: 'soon' is not a duration"},
            {{"drain", "--grace", "abc"}, "--grace: 'abc' is not a duration"},
            {{"bench", "fanout", "--duration", "10x"}, "--duration: '10x' is not a duration"},
+           // Whole numbers: decimal digits only, within 64 bits (CLI11 alone took hex, octal
+           // and an overflow as the largest value).
+           {{"start", "--shards", "0x10"}, "--shards: '0x10' is not a whole number"},
+           {{"start", "--slow-ms", "99999999999999999999"}, "'99999999999999999999' is out of"},
+           {{"start", "--rate-limit", "-5"}, "--rate-limit: '-5' is not a whole number"},
+           {{"start", "--slow-ms", "0"}, "--slow-ms: Value 0 not in range 1 to"},
+           {{"start", "--config", dir.file("i.toml", "[start]\nrate-limit = \"lots\"\n")},
+            "--rate-limit: 'lots' is not a whole number"},
+           {{"bench", "rooms", "--rooms", "1e3"}, "--rooms: '1e3' is not a whole number"},
        }) {
     auto r = run_kaiwa(b.args);
     INFO(r.output);
     CHECK(r.status == 2);
     CHECK(r.output.find(b.said) != std::string::npos);
   }
+  // A leading zero is decimal, not octal.
+  auto octal = run_kaiwa({"start", "--snapshot-every", "010", "--print-config"});
+  CHECK(octal.output.find("snapshot-every=10\n") != std::string::npos);
   // Units, and bare numbers as before (seconds, bytes), are taken and printed back.
   auto r = run_kaiwa({"start", "--idle-timeout", "1.5m", "--ping-interval", "250ms",
                       "--hello-timeout", "3", "--max-queued-bytes", "32MiB", "--print-config"});

@@ -136,6 +136,8 @@ class chatter {
   }
   int acks() const { return acks_; }
   std::chrono::milliseconds worst() const { return worst_; }
+  /// After stop(): why the loop ended before it was stopped (empty if it didn't).
+  const std::string& ended_by() const { return ended_by_; }
 
  private:
   // No Catch2 assertions here (they are not thread-safe): a lost reply ends the loop, and the
@@ -148,7 +150,10 @@ class chatter {
       std::optional<message> m;
       while ((m = c_.recv(5s)) && m->num("id") != id) {
       }
-      if (!m || m->str("op") != "ack") return;
+      if (!m || m->str("op") != "ack") {
+        ended_by_ = m ? m->json() : "no reply in 5 s";
+        return;
+      }
       worst_ = std::max(worst_, std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::steady_clock::now() - t0));
       acks_ += 1;
@@ -161,6 +166,7 @@ class chatter {
   std::atomic<bool> stop_{false};
   std::atomic<int> acks_{0};
   std::chrono::milliseconds worst_{0};
+  std::string ended_by_;  // written by the thread, read after join
 };
 
 }  // namespace
@@ -490,7 +496,8 @@ TEST_CASE("a well-behaved client keeps chatting with bounded latency through eve
     CHECK(slow.wait_disconnected(5s));
   }
   polite.stop();
-  INFO("acks " << polite.acks() << ", worst latency " << polite.worst().count() << " ms");
+  INFO("acks " << polite.acks() << ", worst latency " << polite.worst().count()
+               << " ms, ended by: " << polite.ended_by());
   CHECK(polite.acks() >= 50);
   CHECK(polite.worst() < 1500ms);
 }
@@ -605,7 +612,8 @@ TEST_CASE("a reconnect storm and a send flood leave chat working and memory near
   CHECK(flooder.close_code(30s) == 4008);  // rate-limited 100 times in a row
 
   polite.stop();
-  INFO("acks " << polite.acks() << ", worst latency " << polite.worst().count() << " ms");
+  INFO("acks " << polite.acks() << ", worst latency " << polite.worst().count()
+               << " ms, ended by: " << polite.ended_by());
   CHECK(polite.acks() >= 5);  // it went on all along (one send per 20 ms at best)
   CHECK(polite.worst() < 1500ms);
   CHECK(node_answers(node.port()));

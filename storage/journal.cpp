@@ -475,6 +475,15 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Index and filter blocks in 4 KiB partitions under a small pinned top level: whole, a big
+  // file's are megabytes, each larger than a block cache shard (1/64 of it), and every lookup
+  // read them back from the files (a 10 M catch-up fell from 7,600 to 1,200 events/s; with
+  // partitions, or with a cache of 2 GiB, 15,000).
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_top_level_index_and_filter = true;
   rocksdb::ColumnFamilyOptions cf_opts(opts);
   cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf_opts.write_buffer_size = 64 << 20;

@@ -491,6 +491,17 @@ int shards_command(const admin_target& t, bool json) {
 int move_command(const admin_target& t, unsigned shard, const std::string& node, bool json) {
   // A shard already on `node` is no move: said, and a success (the shard is where it was
   // asked to be), so that scripts can ask for a placement without checking it first.
+  auto done = [&](bool moved) {
+    if (json)
+      fmt::print(R"({{"shard":{},"node":"{}","moved":{}}})"
+                 "\n",
+                 shard, node, moved);
+    else if (moved)
+      fmt::print("shard {} moved to {}\n", shard, node);
+    else
+      fmt::print("shard {} is already on {}: nothing to move\n", shard, node);
+    return 0;
+  };
   auto map = call(t, "GET", "/admin/v1/shards", 200);
   if (!map) return 1;
   simdjson::dom::parser p;
@@ -502,26 +513,12 @@ int move_command(const admin_target& t, unsigned shard, const std::string& node,
       std::uint64_t n = 0;
       std::string_view owner, state;
       if (s["shard"].get(n) || n != shard || s["owner"].get(owner)) continue;
-      if (owner == node && s["state"].get(state)) {
-        if (json)
-          fmt::print(R"({{"shard":{},"node":"{}","moved":false}})"
-                     "\n",
-                     shard, node);
-        else
-          fmt::print("shard {} is already on {}: nothing to move\n", shard, node);
-        return 0;
-      }
+      if (owner == node && s["state"].get(state)) return done(false);
     }
   auto body = call(t, "POST", fmt::format("/admin/v1/move?shard={}&to={}", shard, node), 200,
                    cluster_change_timeout);
   if (!body) return 1;
-  if (json)
-    fmt::print(R"({{"shard":{},"node":"{}","moved":true}})"
-               "\n",
-               shard, node);
-  else
-    fmt::print("shard {} moved to {}\n", shard, node);
-  return 0;
+  return done(true);
 }
 
 int projections_command(const admin_target& t, bool json) {

@@ -159,8 +159,7 @@ class chat : public connection_events {
   }
 
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
-    r_.error(c.index() % r_.threads(),
-             code ? fmt::format("close {}", code) : std::string("disconnected"));
+    r_.closed(c.index() % r_.threads(), code);
     // One that never connected fails the run at once (a node that isn't there would otherwise
     // be waited for 2 minutes), said once, not by each of the thousands of users.
     if (!c.ready() && !failed_.exchange(true))

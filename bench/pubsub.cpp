@@ -179,7 +179,7 @@ class pubsub : public connection_events {
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
     closed_ += 1;
     auto t = c.index() % r_.threads();
-    r_.error(t, code ? fmt::format("close {}", code) : std::string("disconnected"));
+    r_.closed(t, code);
     // Said once, not by each of the thousands of subscribers.
     if (!c.ready() && !failed_.exchange(true))
       fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);

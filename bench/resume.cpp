@@ -155,8 +155,7 @@ class resume : public connection_events {
 
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
     if (c.index() < c_.clients && clients_[c.index()].away) return;  // we closed it
-    r_.error(c.index() % r_.threads(),
-             code ? fmt::format("close {}", code) : std::string("disconnected"));
+    r_.closed(c.index() % r_.threads(), code);
     // One that never connected fails the run at once (as in chat), said once.
     if (!c.ready() && !failed_.exchange(true))
       fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);

@@ -170,6 +170,10 @@ void runner::error(std::size_t thread, std::string_view code) {
   stats_[thread].errors[std::string(code)] += 1;
 }
 
+void runner::closed(std::size_t thread, std::uint16_t code) {
+  error(thread, code ? fmt::format("close {}", code) : std::string("disconnected"));
+}
+
 bool runner::wait(const std::function<bool()>& done, std::chrono::duration<double> limit,
                   const std::function<std::string()>& line) {
   auto start = clock_type::now();

@@ -93,6 +93,8 @@ class runner {
   /// Records a violation from any worker thread; prints the first few.
   void violation(std::size_t thread, const std::string& what);
   void error(std::size_t thread, std::string_view code);
+  /// Records a connection the server ended: "close CODE", or "disconnected" without a code.
+  void closed(std::size_t thread, std::uint16_t code);
 
   /// Waits until `done()` or `limit`, printing `line()` once a second (on one schedule for the
   /// whole run, so that short phases still report; an empty line is not printed). True if done.

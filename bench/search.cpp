@@ -157,8 +157,7 @@ class search_bench : public connection_events {
   }
 
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
-    r_.error(c.index() % r_.threads(),
-             code ? fmt::format("close {}", code) : std::string("disconnected"));
+    r_.closed(c.index() % r_.threads(), code);
     fmt::print(stderr, "bench: {} closed: {}\n", c.user(), why);
     failed_ = true;
   }

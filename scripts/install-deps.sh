@@ -9,6 +9,7 @@ packages=(
   libcaf-dev librocksdb-dev libboost-dev libssl-dev
   libfmt-dev libsimdjson-dev libcli11-dev catch2
   libicu-dev  # search text analysis: NFKC + case folding, scripts (read/text.cpp)
+  etcd-server  # the cluster module's etcd client is tested against a real etcd (tests/cluster)
   python3 python3-websockets
   chromium fonts-ipafont-gothic  # browser tests of the web client (and Japanese glyphs in them)
   fonts-noto-color-emoji  # emoji in the browser tests, in colour (chromium has no font of its own)

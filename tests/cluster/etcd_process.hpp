@@ -1,0 +1,50 @@
+#pragma once
+// A real etcd (Debian's etcd-server) on loopback ports picked free, with its own data dir, for
+// the cluster module's tests. Stopped by its pid; restartable on the same dir and ports.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace kaiwa::test {
+
+/// A loopback TCP port free right now (bound and released).
+std::uint16_t free_port();
+
+class etcd_process {
+ public:
+  /// The etcd binary, or empty when none is installed (the tests that need one skip).
+  static std::string binary();
+
+  /// Starts etcd on `data_dir` and waits (bounded) until it serves clients.
+  explicit etcd_process(std::string data_dir);
+  ~etcd_process();
+  etcd_process(const etcd_process&) = delete;
+  etcd_process& operator=(const etcd_process&) = delete;
+
+  std::uint16_t client_port() const { return client_port_; }
+  bool running() const { return pid_ > 0; }
+
+  /// SIGTERM, then (after 10 s) SIGKILL; waits for the exit.
+  void stop();
+  /// Starts it again on the same data dir and ports; waits until it serves clients.
+  void start();
+
+ private:
+  std::string data_dir_;
+  std::uint16_t client_port_ = 0;
+  std::uint16_t peer_port_ = 0;
+  int pid_ = -1;
+  int out_fd_ = -1;
+  // Reads etcd's output all along (it logs a lot; a full pipe would block it).
+  std::thread reader_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::string output_;
+  bool closed_ = false;
+};
+
+}  // namespace kaiwa::test

@@ -495,8 +495,9 @@ struct watcher::state {
       if (last >= next) u.events.push_back(std::move(e));
     }
     if (u.events.empty()) return true;
-    next_revision.store(last + 1);
+    // After the callback: one that throws gets the same events again from the next stream.
     callback(u);
+    next_revision.store(last + 1);
     return true;
   }
 };

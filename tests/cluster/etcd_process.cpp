@@ -45,22 +45,45 @@ std::string etcd_process::binary() {
 
 etcd_process::etcd_process(std::string data_dir)
     : data_dir_(std::move(data_dir)), client_port_(free_port()), peer_port_(free_port()) {
+  initial_cluster_ = name_ + "=http://127.0.0.1:" + std::to_string(peer_port_);
   start();
+}
+
+etcd_process::etcd_process(std::string data_dir, std::string name, std::uint16_t client_port,
+                           std::uint16_t peer_port, std::string initial_cluster)
+    : data_dir_(std::move(data_dir)),
+      name_(std::move(name)),
+      initial_cluster_(std::move(initial_cluster)),
+      client_port_(client_port),
+      peer_port_(peer_port) {
+  spawn();
 }
 
 etcd_process::~etcd_process() { stop(); }
 
 void etcd_process::start() {
+  spawn();
+  wait_ready();
+}
+
+void etcd_process::spawn() {
   auto client = "http://127.0.0.1:" + std::to_string(client_port_);
   auto peer = "http://127.0.0.1:" + std::to_string(peer_port_);
-  std::vector<std::string> args = {binary(),   "--name",
-                                   "t",        "--data-dir",
-                                   data_dir_,  "--listen-client-urls",
-                                   client,     "--advertise-client-urls",
-                                   client,     "--listen-peer-urls",
-                                   peer,       "--initial-advertise-peer-urls",
-                                   peer,       "--initial-cluster",
-                                   "t=" + peer};
+  std::vector<std::string> args = {binary(),
+                                   "--name",
+                                   name_,
+                                   "--data-dir",
+                                   data_dir_,
+                                   "--listen-client-urls",
+                                   client,
+                                   "--advertise-client-urls",
+                                   client,
+                                   "--listen-peer-urls",
+                                   peer,
+                                   "--initial-advertise-peer-urls",
+                                   peer,
+                                   "--initial-cluster",
+                                   initial_cluster_};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -98,6 +121,9 @@ void etcd_process::start() {
       cv_.notify_all();
     }
   });
+}
+
+void etcd_process::wait_ready() {
   // etcd says so once it has a leader and serves clients (a one-member cluster elects itself).
   std::unique_lock lock(mtx_);
   bool ready = cv_.wait_for(lock, 30s, [&] {

@@ -19,8 +19,12 @@ class etcd_process {
   /// The etcd binary, or empty when none is installed (the tests that need one skip).
   static std::string binary();
 
-  /// Starts etcd on `data_dir` and waits (bounded) until it serves clients.
+  /// Starts a one-member etcd on `data_dir` and waits (bounded) until it serves clients.
   explicit etcd_process(std::string data_dir);
+  /// Starts member `name` of the cluster `initial_cluster` ("n1=http://127.0.0.1:P,...") on
+  /// these ports without waiting: a member serves only once a majority runs (wait_ready()).
+  etcd_process(std::string data_dir, std::string name, std::uint16_t client_port,
+               std::uint16_t peer_port, std::string initial_cluster);
   ~etcd_process();
   etcd_process(const etcd_process&) = delete;
   etcd_process& operator=(const etcd_process&) = delete;
@@ -32,9 +36,15 @@ class etcd_process {
   void stop();
   /// Starts it again on the same data dir and ports; waits until it serves clients.
   void start();
+  /// Waits (at most 30 s) until it serves clients; throws if it doesn't.
+  void wait_ready();
 
  private:
+  void spawn();
+
   std::string data_dir_;
+  std::string name_ = "t";
+  std::string initial_cluster_;
   std::uint16_t client_port_ = 0;
   std::uint16_t peer_port_ = 0;
   int pid_ = -1;

@@ -12,6 +12,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -393,6 +394,10 @@ status etcd_client::lease_revoke(std::int64_t id) {
 
 // -- watch ---------------------------------------------------------------------------------
 
+// A revision a watch could not resume after (revision + 1 would overflow): only a broken peer
+// sends it.
+constexpr auto max_revision = std::numeric_limits<std::int64_t>::max();
+
 struct watcher::state {
   std::vector<endpoint> endpoints;
   std::chrono::milliseconds timeout{};
@@ -480,6 +485,7 @@ struct watcher::state {
             created = true;
             // Watching from now on: now is the header's revision; a resumed stream continues
             // from the revision after it.
+            if (m->revision < 0 || m->revision == max_revision) return false;
             if (next_revision.load() == 0) next_revision.store(m->revision + 1);
           }
           if (m->canceled) {
@@ -502,13 +508,14 @@ struct watcher::state {
     }
   }
 
-  /// Hands the events on in revision order; false if they are out of order (a broken peer).
+  /// Hands the events on in revision order; false if they are out of order or at a revision
+  /// that can't be resumed after (a broken peer).
   bool deliver(std::vector<watch_event> events) {
     auto next = next_revision.load();
     std::int64_t last = 0;
     watch_update u;
     for (auto& e : events) {
-      if (e.kv.mod_revision < last) return false;
+      if (e.kv.mod_revision < last || e.kv.mod_revision == max_revision) return false;
       last = e.kv.mod_revision;
       if (last >= next) u.events.push_back(std::move(e));
     }

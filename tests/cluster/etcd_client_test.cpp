@@ -516,6 +516,9 @@ TEST_CASE("a watch fed garbage delivers nothing and stops promptly", "[etcd][fak
        {std::string("garbage"), chunked + chunk("{\"result\":{\"events\":[{\"kv\":7}]}}\n"),
         chunked + chunk(std::string(2000, 'x')),  // a message over the limit, no newline
         chunked + chunk("{\"result\":{\"created\":true}}\n") + "zz\r\n",
+        chunked + chunk(R"({"result":{"events":[{"kv":{"key":"aw==","mod_revision":)"
+                        R"("9223372036854775807"}}]}})"
+                        "\n"),
         chunked + chunk(R"({"result":{"events":[{"kv":{"key":"aw==","mod_revision":"5"}},)"
                         R"({"kv":{"key":"aw==","mod_revision":"4"}}]}})"
                         "\n")}) {

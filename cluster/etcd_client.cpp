@@ -275,8 +275,9 @@ struct etcd_client::impl {
       http::response_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       parser.body_limit(limits.max_response_bytes);
-      // The header first: a Content-Length over the limit fails there, before any body is read
-      // (a single async_read of header and body let such a body through in one test, Boost 1.74).
+      // The header alone first: Boost 1.74's parser, made eager by http::async_read, loses the
+      // body_limit error of a response's Content-Length and reads the whole body; reading the
+      // header alone refuses it before any body is read.
       if (auto ec = conn.read_header(buf, parser, deadline))
         return transport_error(ec, ep, "read from");
       if (auto ec = conn.read(buf, parser, deadline)) return transport_error(ec, ep, "read from");

@@ -455,6 +455,13 @@ TEST_CASE("garbage, oversized and truncated answers are errors, not crashes", "[
       {"a chunk of 2^60 bytes declared",
        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n{}\r\n",
        errc::protocol},
+      {"small chunks adding up to over the limit",
+       [] {
+         std::string r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+         for (int i = 0; i < 70; ++i) r += "400\r\n" + std::string(1024, ' ') + "\r\n";
+         return r + "2\r\n{}\r\n0\r\n\r\n";
+       }(),
+       errc::protocol},
       {"a chunk size beyond 64 bits",
        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n",
        errc::protocol},

@@ -164,7 +164,8 @@ class etcd_client {
   etcd_client& operator=(const etcd_client&) = delete;
 
   // -- keys: reads go to the next endpoint on any failure; a write whose request was sent
-  //    before the connection failed or timed out returns errc::unknown_outcome, not retried --
+  //    before the connection failed or timed out returns errc::unknown_outcome, and one whose
+  //    answer is unreadable errc::protocol: neither is repeated (it may have been applied) --
 
   result<range_response> get(const std::string& key);
   result<range_response> range(const std::string& prefix);
@@ -175,8 +176,8 @@ class etcd_client {
   /// Drops the history before `revision`: watches and reads from older revisions are refused.
   status compact(std::int64_t revision);
 
-  /// Puts if the key's mod revision is `expected` (0: only if absent). Fails over: a range
-  /// of the key, so the caller sees what is there.
+  /// Puts if the key's mod revision is `expected` (0: only if absent); if not, `succeeded` is
+  /// false and the one response is a read of the key, so the caller sees what is there.
   result<txn_response> put_if_mod_revision(const std::string& key, const std::string& value,
                                            std::int64_t expected, std::int64_t lease = 0);
   /// Deletes if the key's mod revision is `expected`; else a range of the key.
@@ -193,11 +194,12 @@ class etcd_client {
   status lease_revoke(std::int64_t id);
 
   /// Watches the keys under `prefix` (empty: all) from `start_revision` (0: from now on).
-  /// The callback must not block for long: the stream is not read meanwhile.
+  /// The callback must not block for long: the stream is not read meanwhile. The caller is not
+  /// told of reconnections, only of events and of compaction (which ends the watch).
   std::unique_ptr<watcher> watch(const std::string& prefix, std::int64_t start_revision,
                                  std::function<void(const watch_update&)> callback);
 
-  struct impl;
+  struct impl;  // the endpoints, limits and the one that answered last
 
  private:
   std::unique_ptr<impl> impl_;

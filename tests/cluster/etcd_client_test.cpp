@@ -544,3 +544,19 @@ TEST_CASE("a watch fed garbage delivers nothing and stops promptly", "[etcd][fak
     CHECK(seen.wait_events(0).empty());
   }
 }
+
+TEST_CASE("a watch with no reachable endpoint retries quietly and stops promptly", "[etcd][fake]") {
+  fake_server counter("");  // answers nothing: each try is counted, then closed
+  etcd_client client({at(free_port()), at(counter.port())}, call_timeout);
+  collector seen;
+  auto w = client.watch("k", 0, into(seen));
+  // It goes round the endpoints (backing off up to 1 s): the second one sees a few tries.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (counter.requests() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);  // polling the fake's counter
+  CHECK(counter.requests() >= 3);
+  auto start = std::chrono::steady_clock::now();
+  w.reset();  // in a backoff or a connect: either ends at once
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+  CHECK(seen.wait_events(0).empty());
+}

@@ -73,7 +73,9 @@ struct lease_session::state {
   }
 
   void end(const char* why) {
-    set_until(steady::time_point{});
+    // Past the deadline already, or now (etcd says it's gone): valid_until keeps the instant the
+    // node stopped holding the lease.
+    set_until(std::min(get_until(), steady::now()));
     log(log_level::error, "lease_lost", {{"lease", std::to_string(id)}, {"why", why}});
     if (lost) lost();
   }
@@ -108,7 +110,7 @@ void lease_session::close() {
   state_->cv.notify_all();
   if (state_->thread.joinable()) state_->thread.join();
   bool held = valid();
-  state_->set_until(steady::time_point{});
+  state_->set_until(std::min(state_->get_until(), steady::now()));
   if (held) (void)state_->client.lease_revoke(state_->id);
 }
 

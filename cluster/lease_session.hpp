@@ -39,8 +39,10 @@ class lease_session {
 
   /// Grants the lease and starts renewing it. `lost` runs once, on the session's thread, when
   /// the session ends other than by close(): etcd answered that the lease is gone, or
-  /// `valid_until()` passed without a renewal. Nothing is renewed after that; the node starts a
-  /// new session (a new lease) to come back. `client` must outlive the session.
+  /// `valid_until()` passed without a renewal. It may come up to one call's timeout after
+  /// valid_until (a renewal blocked on an unreachable etcd): whatever the node does under the
+  /// lease checks valid() itself. Nothing is renewed after that; the node starts a new session
+  /// (a new lease) to come back. `client` must outlive the session.
   static result<std::unique_ptr<lease_session>> open(etcd_client& client, lease_config cfg,
                                                      std::function<void()> lost);
   /// Ends the renewals (joins the thread) and revokes the lease, so its keys go now rather than
@@ -54,7 +56,7 @@ class lease_session {
 
   std::int64_t id() const noexcept;
   std::chrono::seconds granted_ttl() const noexcept;
-  /// Until when the lease surely holds (see above); time_point{} once lost.
+  /// Until when the lease surely holds (see above); once lost or closed, when that happened.
   steady::time_point valid_until() const noexcept;
   /// valid_until() is in the future: what the lease grants may be acted on now.
   bool valid() const noexcept { return steady::now() < valid_until(); }

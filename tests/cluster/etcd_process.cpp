@@ -49,6 +49,15 @@ etcd_process::etcd_process(std::string data_dir)
   start();
 }
 
+etcd_process::etcd_process(std::string data_dir, std::string also_on)
+    : data_dir_(std::move(data_dir)),
+      also_on_(std::move(also_on)),
+      client_port_(free_port()),
+      peer_port_(free_port()) {
+  initial_cluster_ = name_ + "=http://127.0.0.1:" + std::to_string(peer_port_);
+  start();
+}
+
 etcd_process::etcd_process(std::string data_dir, std::string name, std::uint16_t client_port,
                            std::uint16_t peer_port, std::string initial_cluster)
     : data_dir_(std::move(data_dir)),
@@ -69,13 +78,15 @@ void etcd_process::start() {
 void etcd_process::spawn() {
   auto client = "http://127.0.0.1:" + std::to_string(client_port_);
   auto peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  auto listen = client;
+  if (!also_on_.empty()) listen += ",http://" + also_on_ + ":" + std::to_string(client_port_);
   std::vector<std::string> args = {binary(),
                                    "--name",
                                    name_,
                                    "--data-dir",
                                    data_dir_,
                                    "--listen-client-urls",
-                                   client,
+                                   listen,
                                    "--advertise-client-urls",
                                    client,
                                    "--listen-peer-urls",

@@ -21,6 +21,8 @@ class etcd_process {
 
   /// Starts a one-member etcd on `data_dir` and waits (bounded) until it serves clients.
   explicit etcd_process(std::string data_dir);
+  /// The same, serving clients on `also_on` (another local address, e.g. a netns link's) too.
+  etcd_process(std::string data_dir, std::string also_on);
   /// Starts member `name` of the cluster `initial_cluster` ("n1=http://127.0.0.1:P,...") on
   /// these ports without waiting: a member serves only once a majority runs (wait_ready()).
   etcd_process(std::string data_dir, std::string name, std::uint16_t client_port,
@@ -45,6 +47,7 @@ class etcd_process {
   std::string data_dir_;
   std::string name_ = "t";
   std::string initial_cluster_;
+  std::string also_on_;  // a second client address, when not empty
   std::uint16_t client_port_ = 0;
   std::uint16_t peer_port_ = 0;
   int pid_ = -1;

@@ -1,0 +1,136 @@
+// The replication's pure state: leader-epoch histories and where a returning follower's log
+// parts from the leader's (KIP-101), and a leader's in-sync set and high watermark.
+
+#include <catch2/catch.hpp>
+
+#include "cluster/in_sync_tracker.hpp"
+#include "cluster/leader_epochs.hpp"
+
+using namespace kaiwa::cluster;
+using namespace std::chrono_literals;
+using clock_type = in_sync_tracker::clock;
+
+namespace {
+
+leader_epochs history(std::vector<leader_epochs::entry> e) {
+  auto h = leader_epochs::from(std::move(e));
+  REQUIRE(h);
+  return *h;
+}
+
+}  // namespace
+
+TEST_CASE("an epoch history records each epoch's first offset and refuses the past",
+          "[replication]") {
+  leader_epochs h;
+  CHECK(h.latest() == 0);
+  CHECK(h.record(1, 1));
+  CHECK(h.record(1, 2));  // same epoch: nothing new
+  CHECK(h.record(3, 10));
+  CHECK_FALSE(h.record(2, 11));  // an older leader's append
+  CHECK_FALSE(h.record(4, 10));  // a newer epoch can't start where the last did
+  CHECK_FALSE(h.record(3, 9));   // below the epoch's start
+  CHECK_FALSE(h.record(5, 0));
+  CHECK(h.latest() == 3);
+  CHECK(h.entries() == std::vector<leader_epochs::entry>{{1, 1}, {3, 10}});
+  CHECK(h.last_of(1, 20) == 9);
+  CHECK(h.last_of(3, 20) == 20);
+  CHECK_FALSE(h.last_of(2, 20));
+  h.truncate_to(9);
+  CHECK(h.entries() == std::vector<leader_epochs::entry>{{1, 1}});
+
+  CHECK_FALSE(leader_epochs::from({{1, 0}}));
+  CHECK_FALSE(leader_epochs::from({{2, 1}, {1, 5}}));
+  CHECK_FALSE(leader_epochs::from({{1, 5}, {2, 5}}));
+  CHECK(leader_epochs::from({}));
+}
+
+TEST_CASE("a returning follower keeps what it shares with the leader and drops the rest",
+          "[replication]") {
+  SECTION("just behind in the same epoch: keeps everything") {
+    auto f = history({{1, 1}});
+    CHECK(divergence(f, 50, f, 80) == 50);
+  }
+  SECTION("an old leader with writes no one else got: drops them") {
+    // It led epoch 1 up to 60; only 1..50 reached the new leader, which leads epoch 2 from 51.
+    auto old_leader = history({{1, 1}});
+    auto leader = history({{1, 1}, {2, 51}});
+    CHECK(divergence(old_leader, 60, leader, 90) == 50);
+  }
+  SECTION("an epoch the leader never had (KIP-279's case): back to the last common one") {
+    // The follower saw epochs 1 and 3; the leader 1 and 2 (epoch 3's leader lost its writes).
+    auto f = history({{1, 1}, {3, 50}});
+    auto leader = history({{1, 1}, {2, 40}});
+    CHECK(divergence(f, 80, leader, 100) == 39);
+  }
+  SECTION("a new replica has nothing to drop") {
+    CHECK(divergence({}, 0, history({{1, 1}}), 100) == 0);
+  }
+  SECTION("no common epoch: nothing shared if the leader's history is whole") {
+    CHECK(divergence(history({{2, 1}}), 10, history({{1, 1}, {3, 5}}), 30) == 0);
+  }
+  SECTION("no common epoch and the leader's history no longer reaches back: a snapshot") {
+    CHECK_FALSE(divergence(history({{2, 1}}), 10, history({{5, 1000}}), 2000));
+  }
+}
+
+TEST_CASE("the high watermark is what every in-sync replica holds", "[replication]") {
+  auto t0 = clock_type::now();
+  in_sync_tracker t("n1", {"n1", "n2", "n3"}, {"n1", "n2", "n3"}, 0, {}, t0);
+  CHECK(t.writable());
+  t.appended(10);
+  CHECK(t.high_watermark() == 0);
+  t.acked("n2", 10, t0);
+  CHECK(t.high_watermark() == 0);  // n3 too: an ack needs the whole isr, not any two
+  t.acked("n3", 7, t0);
+  CHECK(t.high_watermark() == 7);
+  t.acked("n3", 5, t0);  // late, out of order: never backwards
+  CHECK(t.end_of("n3") == 7);
+  t.acked("n3", 99, t0);  // more than the leader wrote: clamped
+  CHECK(t.end_of("n3") == 10);
+  CHECK(t.high_watermark() == 10);
+  t.acked("n9", 10, t0);  // not a replica: ignored
+  CHECK(t.end_of("n9") == 0);
+}
+
+TEST_CASE("a follower behind for longer than max_lag leaves the isr; caught up, it joins",
+          "[replication]") {
+  auto t0 = clock_type::now();
+  in_sync_config cfg{2, 1000ms};
+  in_sync_tracker t("n1", {"n1", "n2", "n3"}, {"n1", "n2", "n3"}, 0, cfg, t0);
+  t.appended(100);
+  t.acked("n2", 100, t0 + 100ms);
+  t.acked("n3", 40, t0 + 100ms);
+  CHECK(t.lagging(t0 + 900ms).empty());
+  CHECK(t.lagging(t0 + 1100ms) == std::vector<std::string>{"n3"});
+
+  // The leader writes the smaller isr; until it lands, acks still wait for n3.
+  t.proposing({"n1", "n2"});
+  CHECK(t.high_watermark() == 40);
+  t.set_isr({"n1", "n2"}, t0 + 1200ms);
+  CHECK(t.high_watermark() == 100);
+  CHECK(t.writable());  // 2 of min_insync 2
+
+  // n3 reaches the high watermark: it may join; while that is written, the high watermark
+  // waits for it, so it holds every acked event once in.
+  t.acked("n3", 100, t0 + 1300ms);
+  CHECK(t.caught_up() == std::vector<std::string>{"n3"});
+  t.proposing({"n1", "n2", "n3"});
+  t.appended(120);
+  t.acked("n2", 120, t0 + 1400ms);
+  CHECK(t.high_watermark() == 100);
+  t.set_isr({"n1", "n2", "n3"}, t0 + 1500ms);
+  CHECK(t.isr().size() == 3);
+  CHECK(t.lagging(t0 + 2400ms).empty());  // measured from its joining
+
+  // With n2 and n3 out the shard takes no writes: an ack must mean min_insync disks.
+  t.set_isr({"n1"}, t0 + 2500ms);
+  CHECK_FALSE(t.writable());
+  CHECK(t.high_watermark() == 120);
+  // A failed proposal leaves the isr as it was; the leader can't be dropped from it.
+  t.proposing({"n1", "n2"});
+  t.proposal_failed();
+  CHECK(t.isr() == std::vector<std::string>{"n1"});
+  t.set_isr({"n2", "n7"}, t0 + 2600ms);
+  CHECK(t.isr() == std::vector<std::string>{"n1", "n2"});
+}

@@ -4,6 +4,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "storage/detail/read_access.hpp"
+#include "storage/replica_payload.hpp"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
@@ -39,15 +40,23 @@ enum family : std::uint8_t {
   meta,
   markers,
   dedupe,
+  replog,  // the shards' replicated logs (journal.hpp, "a shard's replicated log")
   log_family_count,
   read_rooms = log_family_count,
   read_search,
   family_count
 };
-constexpr const char* family_names[] = {"events", "snapshots",  "meta",       "markers",
-                                        "dedupe", "read.rooms", "read.search"};
+constexpr const char* family_names[] = {"events", "snapshots", "meta",       "markers",
+                                        "dedupe", "replog",    "read.rooms", "read.search"};
 static_assert(std::size(family_names) == family_count);
 static_assert(family_count - log_family_count == read_family_count);
+// A replicated entry's record kinds are the log's families (a write_set's op family goes on the
+// wire as the kind).
+static_assert(events == std::uint8_t(record_kind::event) &&
+              snapshots == std::uint8_t(record_kind::snapshot) &&
+              meta == std::uint8_t(record_kind::meta) &&
+              markers == std::uint8_t(record_kind::marker) &&
+              dedupe == std::uint8_t(record_kind::dedupe));
 
 family family_of(read_family f) {
   return static_cast<family>(log_family_count + static_cast<std::uint8_t>(f));
@@ -560,8 +569,10 @@ journal::~journal() { stop(); }
 void journal::stop() { impl_->close(); }
 
 void journal::commit(write_set ws, completion done) {
+  // Ops of no room (a replicated log's entries) carry their shard already.
   for (auto& op : ws.ops_)
-    stamp(op.key, std::string_view(op.key).substr(op.room_at, op.room_len), impl_->shards);
+    if (op.room_len > 0)
+      stamp(op.key, std::string_view(op.key).substr(op.room_at, op.room_len), impl_->shards);
   {
     std::lock_guard lock(impl_->mtx);
     if (!impl_->stopping) {
@@ -796,6 +807,137 @@ status journal::drop_reads(read_family f) {
 
 void journal::on_appended(std::function<void(const std::vector<appended>&)> fn) {
   impl_->on_appended = std::move(fn);
+}
+
+// -- a shard's replicated log ------------------------------------------------------------------
+// `replog` keys: `shard` -> be64(applied offset); `shard be64(offset)` -> be64(epoch) payload
+// (storage/replica_payload.hpp).
+
+namespace {
+
+std::string replog_key(shard_t shard, std::uint64_t offset) {
+  auto k = shard_key(shard);
+  append_be64(k, offset);
+  return k;
+}
+
+}  // namespace
+
+std::string journal::replica_payload(write_set& ws) const {
+  std::string out;
+  for (auto& op : ws.ops_) {
+    if (op.room_len > 0)
+      stamp(op.key, std::string_view(op.key).substr(op.room_at, op.room_len), impl_->shards);
+    append_record(out, static_cast<record_kind>(op.family), op.key, op.value);
+  }
+  return out;
+}
+
+void journal::append_replica_entries(shard_t shard, std::vector<replica_entry> entries,
+                                     completion done) {
+  write_set ws;
+  for (auto& e : entries) {
+    auto value = be64(e.epoch);
+    value += e.payload;
+    ws.ops_.push_back({replog, replog_key(shard, e.offset), std::move(value), 0, 0});
+  }
+  commit(std::move(ws), std::move(done));
+}
+
+status journal::apply_replica_entries(shard_t shard, const std::vector<replica_entry>& entries,
+                                      completion done) {
+  if (shard >= impl_->shards)
+    return error{errc::invalid, "shard " + std::to_string(shard) + " is past the shard count"};
+  write_set ws;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto& e = entries[i];
+    auto bad = [&](std::string_view why) {
+      return error{errc::invalid, "replicated entry " + std::to_string(e.offset) + " of shard " +
+                                      std::to_string(shard) + ": " + std::string(why)};
+    };
+    if (i > 0 && e.offset != entries[i - 1].offset + 1) return bad("offsets not consecutive");
+    if (e.payload.size() > max_replica_payload) return bad("payload over the bound");
+    auto records = decode_replica_payload(e.payload, shard, impl_->shards);
+    if (!records) return bad("not records of the shard's rooms");
+    for (auto& r : *records)
+      ws.ops_.push_back({static_cast<std::uint8_t>(r.kind), std::move(r.key), std::move(r.value),
+                         r.room_at, r.room_len});
+  }
+  if (entries.empty()) return {};
+  ws.ops_.push_back({replog, shard_key(shard), be64(entries.back().offset), 0, 0});
+  commit(std::move(ws), std::move(done));
+  return {};
+}
+
+result<std::vector<journal::replica_entry>> journal::replica_entries(shard_t shard,
+                                                                     std::uint64_t after,
+                                                                     std::size_t max_entries,
+                                                                     std::size_t max_bytes) const {
+  std::vector<replica_entry> out;
+  auto end = shard_end_key(shard);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(replog)));
+  std::size_t bytes = 0;
+  for (it->Seek(replog_key(shard, after + 1)); it->Valid() && out.size() < max_entries;
+       it->Next()) {
+    auto k = it->key().ToStringView();
+    auto v = it->value().ToStringView();
+    if (k.size() != shard_bytes + 8 || v.size() < 8)
+      return error{errc::corruption,
+                   "a replicated log entry of shard " + std::to_string(shard) + " is damaged"};
+    if (!out.empty() && bytes + v.size() > max_bytes) break;
+    bytes += v.size();
+    out.push_back({read_be64(k.substr(shard_bytes)), read_be64(v), std::string(v.substr(8))});
+  }
+  if (!it->status().ok()) return to_error(it->status());
+  return out;
+}
+
+result<journal::replica_offsets> journal::replica_position(shard_t shard) const {
+  replica_offsets p;
+  std::string v;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(replog), shard_key(shard), &v);
+  if (!s.ok() && !s.IsNotFound()) return to_error(s);
+  if (s.ok()) {
+    if (v.size() != 8)
+      return error{errc::corruption,
+                   "shard " + std::to_string(shard) + "'s applied offset is damaged"};
+    p.applied = read_be64(v);
+  }
+  // The last entry: the shard's range ends at the next shard's first key.
+  auto end = shard_end_key(shard);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(replog)));
+  it->SeekForPrev(end);
+  if (it->Valid() && it->key().ToStringView() == end) it->Prev();
+  if (it->Valid()) {
+    auto k = it->key().ToStringView();
+    if (k.size() == shard_bytes + 8 && read_be16(k) == shard)
+      p.log_end = read_be64(k.substr(shard_bytes));
+  }
+  if (!it->status().ok()) return to_error(it->status());
+  return p;
+}
+
+status journal::truncate_replica_log(shard_t shard, std::uint64_t keep_through) {
+  auto at = replica_position(shard);
+  if (!at.ok()) return at.err();
+  if (keep_through < at->applied)
+    return error{errc::invalid, "truncating shard " + std::to_string(shard) + "'s log to " +
+                                    std::to_string(keep_through) + " would drop applied entry " +
+                                    std::to_string(at->applied)};
+  if (keep_through >= at->log_end) return {};
+  rocksdb::WriteBatch wb;
+  if (auto s = wb.DeleteRange(impl_->cf(replog), replog_key(shard, keep_through + 1),
+                              shard_end_key(shard));
+      !s.ok())
+    return to_error(s);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (auto s = impl_->db->Write(wo, &wb); !s.ok()) return to_error(s);
+  return {};
 }
 
 std::uint32_t journal::shards() const noexcept { return impl_->shards; }

@@ -190,6 +190,55 @@ class journal {
   /// Appends the journal's histograms (commit batch size, write latency) in Prometheus text.
   void render_metrics(std::string& out) const;
 
+  // -- a shard's replicated log (issue 13; docs/cluster.md "Replication and failover") ------
+  // Every replica of a shard, leader and followers alike, appends the shard's entries (offsets
+  // 1, 2, ..., one per write_set the leader took, with the epoch it led in) to its log with a
+  // WAL sync, and applies them to the log's families only once the leader says every in-sync
+  // replica has them (the high watermark). So what a replica applied was acked, and a returning
+  // replica truncates what it holds past where its log parts from the leader's by deleting
+  // entries, never undoing records. Entries live in the `replog` family, keyed by shard, so
+  // they move, export and drop with it; the read models are not replicated (each replica's
+  // projections follow its own applied records). Offsets and epochs are checked by the caller
+  // (cluster/leader_epochs, cluster/in_sync_tracker); payloads are checked here, since they
+  // come from the cluster port.
+
+  /// One entry of a shard's replicated log. `payload`: replica_payload's bytes.
+  struct replica_entry {
+    std::uint64_t offset = 0;
+    std::uint64_t epoch = 0;
+    std::string payload;
+  };
+  /// A payload's bound (what a write_set holds: one room's commit, or a request's records).
+  /// Default: 16 MiB
+  static constexpr std::size_t max_replica_payload = std::size_t{16} << 20;
+
+  /// The records of `ws` as a replicated entry's payload (its keys stamped with their shard).
+  /// Every record of a write_set is of one room, hence one shard.
+  std::string replica_payload(write_set& ws) const;
+  /// Appends `entries` to `shard`'s log, in one group commit (WAL-synced when the journal is);
+  /// `done` runs when they are durable. Entries already there are overwritten (a re-sent batch).
+  void append_replica_entries(shard_t shard, std::vector<replica_entry> entries, completion done);
+  /// Applies `entries` (in offset order, the next after `replica_position().applied`) to the
+  /// log's families, with the new applied offset, in one group commit. errc::invalid, and
+  /// nothing written, when a payload is not one replica_payload makes of records of `shard`'s
+  /// rooms (a record of another shard, a read model's or the log's own family, a key or length
+  /// that doesn't parse, a payload over max_replica_payload).
+  status apply_replica_entries(shard_t shard, const std::vector<replica_entry>& entries,
+                               completion done);
+  /// Up to `max_entries` entries of `shard` after `after`, ascending, stopping before the one
+  /// that would pass `max_bytes` (at least one entry when there is one).
+  result<std::vector<replica_entry>> replica_entries(shard_t shard, std::uint64_t after,
+                                                     std::size_t max_entries,
+                                                     std::size_t max_bytes) const;
+  struct replica_offsets {
+    std::uint64_t log_end = 0;  // the last entry's offset; 0 when the log is empty
+    std::uint64_t applied = 0;  // the last entry applied to the families
+  };
+  result<replica_offsets> replica_position(shard_t shard) const;
+  /// Deletes `shard`'s entries after `keep_through` (synced). errc::invalid when that would
+  /// delete an applied entry: records are never undone.
+  status truncate_replica_log(shard_t shard, std::uint64_t keep_through);
+
   // -- shard handover (cluster moves) -----------------------------------------------------
 
   std::uint32_t shards() const noexcept;

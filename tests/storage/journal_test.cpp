@@ -301,8 +301,8 @@ TEST_CASE("a data dir written before shards existed is rewritten with shard-pref
     opts.create_missing_column_families = true;
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
     descs.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-    for (auto name :
-         {"events", "snapshots", "meta", "markers", "dedupe", "read.rooms", "read.search"})
+    for (auto name : {"events", "snapshots", "meta", "markers", "dedupe", "replog", "read.rooms",
+                      "read.search"})
       descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     rocksdb::DB* raw = nullptr;
@@ -358,8 +358,8 @@ TEST_CASE("an event rewritten in place is served in its new form, and compaction
     plain.compression = rocksdb::kNoCompression;
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
     descs.emplace_back(rocksdb::kDefaultColumnFamilyName, plain);
-    for (auto name :
-         {"events", "snapshots", "meta", "markers", "dedupe", "read.rooms", "read.search"})
+    for (auto name : {"events", "snapshots", "meta", "markers", "dedupe", "replog", "read.rooms",
+                      "read.search"})
       descs.emplace_back(name, plain);
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     rocksdb::DB* raw = nullptr;
@@ -535,4 +535,100 @@ TEST_CASE("deleting a room's log removes every record of it and nothing of the r
   CHECK(*j->rooms_being_deleted() == std::vector<room_id>{a});
   REQUIRE(j->unmark_deleting(a).ok());
   CHECK(j->rooms_being_deleted()->empty());
+}
+
+TEST_CASE(
+    "a follower appends a leader's entries, applies them at the high watermark, and "
+    "truncates what it never applied",
+    "[replication]") {
+  test::temp_dir leader_dir, follower_dir;
+  auto leader = open_journal(leader_dir);
+  auto follower = open_journal(follower_dir);
+  room_id room{"lobby"};
+  auto shard = shard_of(room.str(), leader->shards());
+  std::vector<storage::journal::appended> seen;
+  follower->on_appended([&](const std::vector<storage::journal::appended>& a) {
+    seen.insert(seen.end(), a.begin(), a.end());
+  });
+
+  // The leader turns each room commit into an entry (offset, epoch, payload).
+  std::vector<storage::journal::replica_entry> entries;
+  for (int seq = 1; seq <= 3; ++seq) {
+    storage::write_set ws;
+    ws.put_event(room, seq, ev(seq));
+    ws.put_meta(room, "meta" + std::to_string(seq));
+    ws.put_dedupe(room, user_id{"alice"}, "c" + std::to_string(seq), seq);
+    ws.put_marker(user_id{"alice"}, room, seq);
+    entries.push_back({static_cast<std::uint64_t>(seq), 1, leader->replica_payload(ws)});
+  }
+
+  auto append = [&](std::vector<storage::journal::replica_entry> e) {
+    std::promise<storage::status> done;
+    auto fut = done.get_future();
+    follower->append_replica_entries(shard, std::move(e),
+                                     [&](const storage::status& s) { done.set_value(s); });
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    return fut.get();
+  };
+  auto apply = [&](const std::vector<storage::journal::replica_entry>& e) {
+    std::promise<storage::status> done;
+    auto fut = done.get_future();
+    auto st = follower->apply_replica_entries(shard, e,
+                                              [&](const storage::status& s) { done.set_value(s); });
+    if (!st.ok()) return st;
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    return fut.get();
+  };
+
+  REQUIRE(append(entries).ok());
+  auto at = follower->replica_position(shard);
+  REQUIRE(at.ok());
+  CHECK(at->log_end == 3);
+  CHECK(at->applied == 0);
+  CHECK_FALSE(*follower->event(room, 1));  // appended, not applied: not acked yet
+
+  auto read = follower->replica_entries(shard, 0, 2, 1 << 20);
+  REQUIRE(read.ok());
+  REQUIRE(read->size() == 2);
+  CHECK((*read)[1].offset == 2);
+  CHECK((*read)[1].epoch == 1);
+  CHECK((*read)[1].payload == entries[1].payload);
+  // A byte bound still gives one entry.
+  CHECK(follower->replica_entries(shard, 0, 10, 1)->size() == 1);
+
+  // The high watermark reaches 2: entries 1 and 2 become records, as on the leader.
+  REQUIRE(apply(*read).ok());
+  CHECK(*follower->event(room, 2) == ev(2));
+  CHECK(*follower->room_meta(room) == "meta2");
+  CHECK(*follower->dedupe(room, user_id{"alice"}, "c2") == 2u);
+  CHECK(*follower->marker(user_id{"alice"}, room) == 2u);
+  CHECK(follower->replica_position(shard)->applied == 2);
+  REQUIRE_FALSE(seen.empty());  // the projections follow applied records
+  CHECK(seen.back().room == "lobby");
+  CHECK(seen.back().seq == 2);
+
+  // A new leader's log parts after 2: entry 3 goes; 2 is applied and can't.
+  CHECK(follower->truncate_replica_log(shard, 1).err().code == storage::errc::invalid);
+  REQUIRE(follower->truncate_replica_log(shard, 2).ok());
+  CHECK(follower->replica_position(shard)->log_end == 2);
+  CHECK(follower->replica_entries(shard, 2, 10, 1 << 20)->empty());
+  CHECK_FALSE(*follower->event(room, 3));
+
+  // What a hostile leader sends is refused whole, nothing written.
+  auto forged = entries[2];
+  forged.offset = 3;
+  forged.payload[0] = 6;  // a read model's family
+  CHECK(apply({forged}).err().code == storage::errc::invalid);
+  auto gap = entries;
+  gap.erase(gap.begin() + 1);
+  CHECK(apply(gap).err().code == storage::errc::invalid);
+  CHECK(follower->replica_position(shard)->applied == 2);
+
+  // The log and its applied offset survive a restart.
+  follower.reset();
+  follower = open_journal(follower_dir);
+  at = follower->replica_position(shard);
+  CHECK(at->log_end == 2);
+  CHECK(at->applied == 2);
+  CHECK(follower->replica_position(static_cast<shard_t>(shard + 1))->log_end == 0);
 }

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cluster/follower_state.hpp"
 #include "cluster/in_sync_tracker.hpp"
 #include "cluster/leader_epochs.hpp"
 
@@ -133,4 +134,110 @@ TEST_CASE("a follower behind for longer than max_lag leaves the isr; caught up, 
   CHECK(t.isr() == std::vector<std::string>{"n1"});
   t.set_isr({"n2", "n7"}, t0 + 2600ms);
   CHECK(t.isr() == std::vector<std::string>{"n1", "n2"});
+}
+
+namespace {
+
+using kind = append_decision::kind;
+
+append_request req(epoch_t epoch, offset_t first, std::vector<epoch_t> entries, offset_t hw) {
+  return {epoch, first, std::move(entries), hw};
+}
+
+/// Decides `r` and does what the decision says, as the follower's loop would.
+append_decision step(follower_state& f, const append_request& r) {
+  auto d = f.decide(r);
+  if (d.what == kind::append) {
+    f.appended(r, d.skip, d.count);
+    if (d.apply_to) f.applied(d.apply_to);
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("a follower appends at its log end and applies up to the high watermark",
+          "[replication]") {
+  follower_state f(0, 0, {}, 0);
+  auto d = step(f, req(1, 1, {1, 1, 1}, 0));
+  CHECK(d.what == kind::append);
+  CHECK(d.count == 3);
+  CHECK(d.apply_to == 0);  // nothing acked yet
+  CHECK(f.log_end() == 3);
+  CHECK(f.followed() == 1);
+
+  // The next batch carries the high watermark: apply what every in-sync replica holds.
+  d = step(f, req(1, 4, {1, 1}, 4));
+  CHECK(d.count == 2);
+  CHECK(d.apply_to == 4);
+  CHECK(f.applied_offset() == 4);
+  // A high watermark past the follower's end applies only what it has.
+  d = step(f, req(1, 6, {}, 50));
+  CHECK(d.apply_to == 5);
+
+  // A resent batch: entries held are skipped, the rest appended once.
+  d = step(f, req(1, 4, {1, 1, 1}, 5));
+  CHECK(d.what == kind::append);
+  CHECK(d.skip == 2);
+  CHECK(d.count == 1);
+  CHECK(f.log_end() == 6);
+  d = f.decide(req(1, 2, {1, 1}, 5));  // all held
+  CHECK(d.count == 0);
+  CHECK(d.skip == 2);
+
+  // A batch past the end: the leader is told where the log ends, and resends from there.
+  d = f.decide(req(1, 9, {1}, 5));
+  CHECK(d.what == kind::behind);
+  CHECK(d.log_end == 6);
+}
+
+TEST_CASE("a deposed leader is refused and told the newer epoch", "[replication]") {
+  follower_state f(10, 10, *leader_epochs::from({{1, 1}, {3, 6}}), 3);
+  auto d = f.decide(req(2, 11, {2}, 11));
+  CHECK(d.what == kind::stale);
+  CHECK(d.epoch == 3);
+  CHECK(f.log_end() == 10);
+}
+
+TEST_CASE("a new leader is followed only after the log is reconciled with it", "[replication]") {
+  // Entries 9 and 10 were never applied (never acked): they may be missing at the new leader.
+  follower_state f(10, 8, *leader_epochs::from({{1, 1}}), 1);
+  auto d = f.decide(req(2, 10, {2}, 9));
+  CHECK(d.what == kind::reconcile);
+
+  // The new leader's history says its epoch 2 began at 10: the follower keeps 1..9.
+  auto leader = *leader_epochs::from({{1, 1}, {2, 10}});
+  auto keep = divergence(f.history(), f.log_end(), leader, 12);
+  REQUIRE(keep == 9);
+  f.reconciled(*keep, 2);
+  CHECK(f.log_end() == 9);
+  d = step(f, req(2, 10, {2, 2, 2}, 12));
+  CHECK(d.what == kind::append);
+  CHECK(d.count == 3);
+  CHECK(f.log_end() == 12);
+  CHECK(f.applied_offset() == 12);
+  CHECK(f.history().entries().back() == leader_epochs::entry{2, 10});
+
+  // Reconciling never drops applied entries, whatever it is told.
+  f.reconciled(3, 3);
+  CHECK(f.log_end() == 12);
+  CHECK(f.followed() == 3);
+
+  // Everything applied: a newer leader is followed at once (nothing unacked to drop).
+  follower_state g(5, 5, *leader_epochs::from({{1, 1}}), 1);
+  CHECK(g.decide(req(4, 6, {4}, 6)).what == kind::append);
+}
+
+TEST_CASE("a request that contradicts itself is refused", "[replication]") {
+  follower_state f(4, 4, *leader_epochs::from({{2, 1}}), 2);
+  CHECK(f.decide(req(2, 5, {3}, 5)).what == kind::invalid);     // newer than its leader
+  CHECK(f.decide(req(2, 5, {2, 1}, 5)).what == kind::invalid);  // epochs going back
+  CHECK(f.decide(req(2, 5, {0}, 5)).what == kind::invalid);
+  CHECK(f.decide(req(2, 0, {}, 5)).what == kind::invalid);
+  CHECK(f.decide(req(3, 5, {1}, 5)).what == kind::invalid);  // older than the log's last epoch
+  // A resend of held entries of an older epoch is fine: they are skipped, not appended.
+  auto d = f.decide(req(3, 1, {2, 2, 2, 2, 3}, 5));
+  CHECK(d.what == kind::append);
+  CHECK(d.skip == 4);
+  CHECK(d.count == 1);
 }

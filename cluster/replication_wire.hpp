@@ -1,0 +1,93 @@
+#pragma once
+// The byte form of replication's messages between nodes (docs/cluster.md "Replication and
+// failover"): a leader's append request, a follower's answer, and the epoch-history exchange a
+// follower reconciles with. They come from the cluster port, so a decoder reads lengths and counts
+// only against the bytes that are there (nothing is allocated by a declared size), bounds every
+// part, and refuses trailing bytes. Little-endian fixed-width integers, u32-length-prefixed
+// strings, like the rest of kaiwa's cluster wire (actors/detail/wire.hpp).
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/leader_epochs.hpp"
+#include "core/shard.hpp"
+
+namespace kaiwa::cluster {
+
+/// Entries one append may carry, and their bytes together: a batch is what a leader sends a
+/// follower in one go (more waits for the answer). Default: 1,024 entries, 32 MiB
+inline constexpr std::size_t max_append_entries = 1024;
+inline constexpr std::size_t max_append_bytes = std::size_t{32} << 20;
+/// An epoch history longer than this is refused: it has one entry per change of leader that
+/// the retained log still holds.
+inline constexpr std::size_t max_history_entries = 4096;
+
+struct wire_entry {
+  epoch_t epoch = 0;
+  std::string payload;  // storage/replica_payload.hpp's bytes
+
+  friend bool operator==(const wire_entry&, const wire_entry&) = default;
+};
+
+/// Leader -> follower: entries from offset `first`, and the high watermark.
+struct append_message {
+  shard_t shard = 0;
+  epoch_t epoch = 0;
+  offset_t first = 0;
+  offset_t high_watermark = 0;
+  std::vector<wire_entry> entries;
+
+  friend bool operator==(const append_message&, const append_message&) = default;
+};
+
+/// Follower -> leader: what it did with an append (follower_state's decision).
+struct append_answer {
+  enum class kind : std::uint8_t {
+    appended = 0,
+    stale = 1,
+    reconcile = 2,
+    behind = 3,
+    invalid = 4
+  };
+  shard_t shard = 0;
+  kind what = kind::appended;
+  epoch_t epoch = 0;     // stale: the follower's; else the leader's, echoed
+  offset_t log_end = 0;  // the follower's log end after the append (its ack), or where it ends
+
+  friend bool operator==(const append_answer&, const append_answer&) = default;
+};
+
+/// Follower -> leader: "send me your epoch history"; leader -> follower: the history, with the
+/// leader's epoch and log end.
+struct history_request {
+  shard_t shard = 0;
+  epoch_t epoch = 0;  // the epoch of the leader the follower wants to follow
+
+  friend bool operator==(const history_request&, const history_request&) = default;
+};
+struct history_message {
+  shard_t shard = 0;
+  epoch_t epoch = 0;
+  offset_t log_end = 0;
+  std::vector<leader_epochs::entry> history;
+
+  friend bool operator==(const history_message&, const history_message&) = default;
+};
+
+std::string encode(const append_message& m);
+std::string encode(const append_answer& m);
+std::string encode(const history_request& m);
+std::string encode(const history_message& m);
+
+/// Nullopt for bytes that are not exactly one such message within the bounds above (a history
+/// must also be one leader_epochs::from accepts).
+std::optional<append_message> decode_append(std::string_view bytes);
+std::optional<append_answer> decode_answer(std::string_view bytes);
+std::optional<history_request> decode_history_request(std::string_view bytes);
+std::optional<history_message> decode_history(std::string_view bytes);
+
+}  // namespace kaiwa::cluster

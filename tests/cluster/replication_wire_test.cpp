@@ -1,0 +1,51 @@
+// Replication's messages between nodes: each round-trips, and bytes that are not exactly one
+// message within the bounds are refused.
+
+#include <catch2/catch.hpp>
+
+#include "cluster/replication_wire.hpp"
+
+using namespace kaiwa::cluster;
+
+TEST_CASE("replication messages round-trip", "[replication][wire]") {
+  append_message a{7, 3, 41, 40, {{2, "p1"}, {3, std::string("\0\1\2", 3)}, {3, ""}}};
+  CHECK(decode_append(encode(a)) == a);
+  append_message empty{1, 1, 5, 4, {}};
+  CHECK(decode_append(encode(empty)) == empty);
+  append_answer ans{7, append_answer::kind::behind, 3, 40};
+  CHECK(decode_answer(encode(ans)) == ans);
+  history_request hr{7, 4};
+  CHECK(decode_history_request(encode(hr)) == hr);
+  history_message h{7, 4, 99, {{1, 1}, {3, 20}, {4, 90}}};
+  CHECK(decode_history(encode(h)) == h);
+}
+
+TEST_CASE("replication messages refuse what they can't be", "[replication][wire]") {
+  append_message a{7, 3, 41, 40, {{2, "payload"}}};
+  auto bytes = encode(a);
+  // Cut anywhere, or with a byte more, or read as another kind: refused.
+  for (std::size_t n = 0; n < bytes.size(); ++n) CHECK_FALSE(decode_append(bytes.substr(0, n)));
+  CHECK_FALSE(decode_append(bytes + "x"));
+  CHECK_FALSE(decode_answer(bytes));
+  CHECK_FALSE(decode_history(bytes));
+
+  // A count that the bytes can't hold is refused before anything is read for it.
+  auto huge = encode(append_message{7, 3, 41, 40, {}});
+  huge.replace(huge.size() - 4, 4, std::string("\xff\xff\xff\x7f", 4));
+  CHECK_FALSE(decode_append(huge));
+  auto many = encode(append_message{7, 3, 41, 40, {}});
+  many.replace(many.size() - 4, 4, std::string("\x01\x04\x00\x00", 4));  // 1,025 > the bound
+  CHECK_FALSE(decode_append(many));
+  // Offset 0, or offsets that would wrap.
+  CHECK_FALSE(decode_append(encode(append_message{7, 3, 0, 0, {}})));
+  CHECK_FALSE(decode_append(encode(append_message{7, 3, ~offset_t{0}, 0, {{1, "x"}}})));
+
+  append_answer bad_kind{7, append_answer::kind::invalid, 1, 1};
+  auto ab = encode(bad_kind);
+  ab[3] = 9;
+  CHECK_FALSE(decode_answer(ab));
+
+  // A history must be one a replica could hold.
+  CHECK_FALSE(decode_history(encode(history_message{7, 4, 99, {{3, 20}, {1, 1}}})));
+  CHECK_FALSE(decode_history(encode(history_message{7, 4, 99, {{1, 0}}})));
+}

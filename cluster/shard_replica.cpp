@@ -1,0 +1,338 @@
+#include "cluster/shard_replica.hpp"
+
+#include <algorithm>
+
+#include "cluster/replication_wire.hpp"
+#include "core/log.hpp"
+
+namespace kaiwa::cluster {
+
+namespace {
+
+/// Entries one append carries at most (and one apply): a follower far behind catches up in
+/// batches of this many, one in flight at a time.
+constexpr std::size_t batch_entries = 256;
+/// A batch unanswered this long is sent again: its connection broke, or it was dropped.
+constexpr auto resend_after = std::chrono::milliseconds(250);
+
+using answer_kind = append_answer::kind;
+
+}  // namespace
+
+shard_replica::shard_replica(shard_t shard, std::string self, replica_store& store, send_fn send,
+                             offset_t log_end, offset_t applied, leader_epochs history,
+                             epoch_t followed, in_sync_config cfg)
+    : shard_(shard),
+      self_(std::move(self)),
+      store_(store),
+      send_(std::move(send)),
+      cfg_(cfg),
+      log_end_(log_end),
+      appending_(log_end),
+      applied_(std::min(applied, log_end)),
+      history_(std::move(history)),
+      followed_(std::max(followed, history_.latest())) {}
+
+offset_t shard_replica::high_watermark() const {
+  if (!tracker_ || !tracker_->writable()) return applied_;
+  return std::max(applied_, std::min(tracker_->high_watermark(), log_end_));
+}
+
+// -- leader -----------------------------------------------------------------------------------
+
+void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
+  if (leading() && a.epoch == epoch_) return;
+  if (leading()) step_down(replicate_error::deposed);
+  now_ = now;
+  role_ = role::leader;
+  epoch_ = a.epoch;
+  followed_ = std::max(followed_, a.epoch);
+  leader_ = self_;
+  follower_.reset();
+  reconciling_ = false;
+  appending_ = log_end_;
+  tracker_ = std::make_unique<in_sync_tracker>(self_, a.replicas, a.isr, log_end_, cfg_, now);
+  peers_.clear();
+  for (auto& r : a.replicas)
+    if (r != self_) peers_[r] = {log_end_ + 1, false};
+  // Each follower answers the first (empty) append with where its log ends, or reconciles.
+  for (auto& [node, p] : peers_) send_to(node);
+  advance();
+}
+
+void shard_replica::replicate(std::string payload, acked_fn acked) {
+  if (!leading()) return acked(replicate_error::not_leader);
+  if (!tracker_->writable()) return acked(replicate_error::not_enough_in_sync);
+  auto offset = ++appending_;
+  history_.record(epoch_, offset);
+  waiting_.emplace_back(offset, std::move(acked));
+  auto epoch = epoch_;
+  store_.append({{offset, epoch, std::move(payload)}}, [this, offset, epoch](bool ok) {
+    if (!ok) return step_down(replicate_error::storage);
+    // Appends complete in the order they were made: the log is durable up to `offset`.
+    log_end_ = std::max(log_end_, offset);
+    if (!leading() || epoch_ != epoch) return;
+    tracker_->appended(log_end_);
+    for (auto& [node, p] : peers_) send_to(node);
+    advance();
+  });
+}
+
+void shard_replica::send_to(const std::string& node) {
+  auto& p = peers_.at(node);
+  if (p.in_flight) return;
+  append_message m{shard_, epoch_, p.next, high_watermark(), {}};
+  if (p.next <= log_end_) {
+    auto entries = store_.read(p.next - 1, batch_entries);
+    if (!entries) return;  // tried again at the next tick
+    for (auto& e : *entries) {
+      if (e.offset > log_end_) break;
+      m.entries.push_back({e.epoch, std::move(e.payload)});
+    }
+  }
+  p.in_flight = true;
+  p.sent = now_;
+  send_(node, encode(m));
+}
+
+void shard_replica::advance() {
+  if (applying_) return;
+  auto to = high_watermark();
+  if (to <= applied_) return;
+  auto entries = store_.read(
+      applied_, static_cast<std::size_t>(std::min<offset_t>(to - applied_, batch_entries)));
+  if (!entries || entries->empty()) return;
+  auto last = entries->back().offset;
+  applying_ = true;
+  store_.apply(std::move(*entries), [this, last](bool ok) {
+    applying_ = false;
+    if (!ok) return step_down(replicate_error::storage);
+    applied_ = std::max(applied_, last);
+    if (follower_) follower_->applied(applied_);
+    // Acked: every in-sync replica holds these, and they are applied here.
+    while (!waiting_.empty() && waiting_.front().first <= applied_) {
+      auto done = std::move(waiting_.front().second);
+      waiting_.pop_front();
+      done(std::nullopt);
+    }
+    advance();
+  });
+}
+
+void shard_replica::step_down(replicate_error why) {
+  if (leading())
+    log(log_level::warn, "shard_leader_stepped_down",
+        {{"shard", std::to_string(shard_)}, {"epoch", std::to_string(epoch_)}});
+  role_ = role::none;
+  tracker_.reset();
+  peers_.clear();
+  proposing_ = false;
+  appending_ = log_end_;
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (auto& [offset, done] : waiting) done(why);
+}
+
+std::optional<std::vector<std::string>> shard_replica::tick(clock::time_point now) {
+  now_ = now;
+  if (!leading()) return std::nullopt;
+  for (auto& [node, p] : peers_) {
+    if (p.in_flight && now - p.sent >= resend_after) p.in_flight = false;
+    send_to(node);
+  }
+  if (proposing_) return std::nullopt;
+  auto out = tracker_->lagging(now);
+  auto in = tracker_->caught_up();
+  if (out.empty() && in.empty()) return std::nullopt;
+  std::vector<std::string> next;
+  for (auto& n : tracker_->isr())
+    if (std::find(out.begin(), out.end(), n) == out.end()) next.push_back(n);
+  next.insert(next.end(), in.begin(), in.end());
+  tracker_->proposing(next);
+  proposing_ = true;
+  return next;
+}
+
+void shard_replica::isr_written(std::vector<std::string> isr, clock::time_point now) {
+  if (!leading()) return;
+  tracker_->set_isr(std::move(isr), now);
+  proposing_ = false;
+  advance();
+}
+
+void shard_replica::isr_failed() {
+  if (!leading()) return;
+  tracker_->proposal_failed();
+  proposing_ = false;
+}
+
+void shard_replica::on_answer(const std::string& from, std::string_view bytes,
+                              clock::time_point now) {
+  auto a = decode_answer(bytes);
+  if (!a || a->shard != shard_ || !leading()) return;
+  auto it = peers_.find(from);
+  if (it == peers_.end()) return;
+  if (a->what == answer_kind::stale && a->epoch > epoch_)
+    return step_down(replicate_error::deposed);
+  if (a->epoch != epoch_) return;  // an answer to an earlier epoch's append
+  auto& p = it->second;
+  p.in_flight = false;
+  switch (a->what) {
+    case answer_kind::appended:
+      tracker_->acked(from, a->log_end, now);
+      p.next = std::min(a->log_end, log_end_) + 1;
+      advance();
+      if (p.next <= log_end_) send_to(from);
+      break;
+    case answer_kind::behind:
+      p.next = std::min(a->log_end, log_end_) + 1;
+      send_to(from);
+      break;
+    case answer_kind::reconcile:  // it asks for the history, then says where its log ends
+      p.in_flight = true;
+      break;
+    case answer_kind::invalid:
+      log(log_level::warn, "replication_refused",
+          {{"shard", std::to_string(shard_)}, {"follower", from}});
+      break;
+    case answer_kind::stale:
+      break;
+  }
+}
+
+void shard_replica::on_history_request(const std::string& from, std::string_view bytes) {
+  auto r = decode_history_request(bytes);
+  if (!r || r->shard != shard_ || !leading() || !peers_.contains(from)) return;
+  send_(from, encode(history_message{shard_, epoch_, log_end_, history_.entries()}));
+}
+
+// -- follower ---------------------------------------------------------------------------------
+
+void shard_replica::follow(const shard_assignment& a) {
+  if (leading()) step_down(replicate_error::deposed);
+  if (role_ == role::follower && a.epoch == epoch_ && a.leader == leader_) return;
+  role_ = role::follower;
+  epoch_ = a.epoch;
+  leader_ = a.leader;
+  reconciling_ = false;
+  follower_ = std::make_unique<follower_state>(log_end_, applied_, history_, followed_);
+}
+
+void shard_replica::answer(const std::string& to, std::uint8_t kind, offset_t log_end) {
+  send_(to, encode(append_answer{shard_, static_cast<answer_kind>(kind), epoch_, log_end}));
+}
+
+void shard_replica::on_append(const std::string& from, std::string_view bytes) {
+  auto m = decode_append(bytes);
+  if (!m || m->shard != shard_) return;
+  if (leading()) {
+    // Another node leads a newer epoch: this one was deposed (the assignment's watch will say
+    // whom to follow). An older one's append is answered as stale.
+    if (m->epoch > epoch_) return step_down(replicate_error::deposed);
+    send_(from, encode(append_answer{shard_, answer_kind::stale, epoch_, log_end_}));
+    return;
+  }
+  if (role_ != role::follower || reconciling_) return;
+  if (m->epoch > epoch_) {  // a newer leader, before the assignment reached this node
+    epoch_ = m->epoch;
+    leader_ = from;
+  } else if (m->epoch == epoch_ && from != leader_) {
+    return;  // one epoch has one leader: not this sender
+  }
+  append_request req{m->epoch, m->first, {}, m->high_watermark};
+  for (auto& e : m->entries) req.entries.push_back(e.epoch);
+  auto d = follower_->decide(req);
+  using kind = append_decision::kind;
+  switch (d.what) {
+    case kind::stale:
+      send_(from, encode(append_answer{shard_, answer_kind::stale, d.epoch, log_end_}));
+      return;
+    case kind::behind:
+      return answer(from, static_cast<std::uint8_t>(answer_kind::behind), d.log_end);
+    case kind::invalid:
+      return answer(from, static_cast<std::uint8_t>(answer_kind::invalid), log_end_);
+    case kind::reconcile:
+      reconciling_ = true;
+      answer(from, static_cast<std::uint8_t>(answer_kind::reconcile), log_end_);
+      send_(from, encode(history_request{shard_, m->epoch}));
+      return;
+    case kind::append:
+      break;
+  }
+  auto finish = [this, from, req, d]() {
+    follower_->appended(req, d.skip, d.count);
+    log_end_ = follower_->log_end();
+    history_ = follower_->history();
+    followed_ = follower_->followed();
+    answer(from, static_cast<std::uint8_t>(answer_kind::appended), log_end_);
+    if (d.apply_to > applied_ && !applying_) {
+      auto to = std::min(d.apply_to, log_end_);
+      auto entries = store_.read(applied_, static_cast<std::size_t>(to - applied_));
+      if (!entries || entries->empty()) return;
+      auto last = entries->back().offset;
+      applying_ = true;
+      store_.apply(std::move(*entries), [this, last](bool ok) {
+        applying_ = false;
+        if (!ok) return;  // the node's storage failed: the next append's apply tries again
+        applied_ = std::max(applied_, last);
+        if (follower_) follower_->applied(applied_);
+      });
+    }
+  };
+  if (d.count == 0) return finish();
+  std::vector<log_entry> entries;
+  for (std::size_t i = 0; i < d.count; ++i) {
+    auto& e = m->entries[d.skip + i];
+    entries.push_back({m->first + d.skip + i, e.epoch, std::move(e.payload)});
+  }
+  store_.append(std::move(entries), [this, finish, epoch = epoch_](bool ok) {
+    if (!ok || role_ != role::follower || epoch_ != epoch) return;
+    finish();
+  });
+}
+
+void shard_replica::on_history(const std::string& from, std::string_view bytes) {
+  auto h = decode_history(bytes);
+  if (!h || h->shard != shard_ || role_ != role::follower || !reconciling_ || from != leader_)
+    return;
+  auto leader_history = leader_epochs::from(h->history);
+  auto keep = divergence(history_, log_end_, *leader_history, h->log_end);
+  if (!keep) {
+    // The leader's history no longer reaches back this far: a snapshot of the shard is needed
+    // (docs/cluster.md); until then this replica stays out of the isr.
+    log(log_level::error, "replica_needs_snapshot",
+        {{"shard", std::to_string(shard_)}, {"leader", from}});
+    return;
+  }
+  auto to = std::max(*keep, applied_);
+  if (to < log_end_ && !store_.truncate(to)) return;
+  follower_->reconciled(to, h->epoch);
+  log_end_ = follower_->log_end();
+  history_ = follower_->history();
+  followed_ = follower_->followed();
+  reconciling_ = false;
+  // The leader resends from the end of what is kept.
+  answer(from, static_cast<std::uint8_t>(answer_kind::behind), log_end_);
+}
+
+void shard_replica::on_message(const std::string& from, std::string_view bytes,
+                               clock::time_point now) {
+  now_ = now;
+  if (bytes.empty()) return;
+  // replication_wire messages start with their type: 1 append, 2 answer, 3 history request,
+  // 4 history.
+  switch (bytes.front()) {
+    case 1:
+      return on_append(from, bytes);
+    case 2:
+      return on_answer(from, bytes, now);
+    case 3:
+      return on_history_request(from, bytes);
+    case 4:
+      return on_history(from, bytes);
+    default:
+      return;
+  }
+}
+
+}  // namespace kaiwa::cluster

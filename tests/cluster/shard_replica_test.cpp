@@ -7,13 +7,18 @@
 
 #include <catch2/catch.hpp>
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
 
+#include "cluster/journal_store.hpp"
 #include "cluster/shard_replica.hpp"
+#include "storage/journal.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
 using namespace std::chrono_literals;
@@ -341,4 +346,84 @@ TEST_CASE("a deposed leader learns it from a follower and fails its pending writ
     auto& a = c.disk(n).applied;
     CHECK(std::find(a.begin(), a.end(), "stale") == a.end());
   }
+}
+
+TEST_CASE("replicas over real journals: the followers' records equal the leader's",
+          "[replication][journal]") {
+  // Completions from the journals' writer threads and messages all go through one queue that
+  // the test thread runs, as an actor's mailbox would.
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> mailbox;
+  auto post = [&](std::function<void()> fn) {
+    std::lock_guard lock(mtx);
+    mailbox.push_back(std::move(fn));
+    cv.notify_all();
+  };
+  kaiwa::room_id room{"lobby"};
+  std::vector<std::string> nodes{"n1", "n2", "n3"};
+  std::map<std::string, kaiwa::test::temp_dir> dirs;
+  std::map<std::string, std::unique_ptr<kaiwa::storage::journal>> journals;
+  std::map<std::string, std::unique_ptr<journal_store>> stores;
+  std::map<std::string, std::unique_ptr<shard_replica>> replicas;
+  for (auto& n : nodes) {
+    auto j = kaiwa::storage::journal::open({dirs[n].str(), true});
+    REQUIRE(j.ok());
+    journals[n] = std::move(*j);
+  }
+  auto shard = kaiwa::shard_of(room.str(), journals["n1"]->shards());
+  auto now = shard_replica::clock::now();
+  for (auto& n : nodes) {
+    stores[n] = std::make_unique<journal_store>(*journals[n], shard, post);
+    replicas[n] = std::make_unique<shard_replica>(
+        shard, n, *stores[n],
+        [&, n](const std::string& to, std::string bytes) {
+          post([&, n, to, bytes] { replicas.at(to)->on_message(n, bytes, now); });
+        },
+        0, 0, leader_epochs{}, 0, in_sync_config{});
+  }
+  shard_assignment a{1, "n1", nodes, nodes};
+  replicas["n1"]->lead(a, now);
+  replicas["n2"]->follow(a);
+  replicas["n3"]->follow(a);
+
+  int acked = 0;
+  for (kaiwa::seq_t seq = 1; seq <= 50; ++seq) {
+    kaiwa::storage::write_set ws;
+    ws.put_event(room, seq, "{\"seq\":" + std::to_string(seq) + "}");
+    ws.put_meta(room, "head " + std::to_string(seq));
+    replicas["n1"]->replicate(journals["n1"]->replica_payload(ws), [&](auto e) {
+      REQUIRE_FALSE(e);
+      ++acked;
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto settled = [&] {
+    return acked == 50 && replicas["n2"]->applied() == 50 && replicas["n3"]->applied() == 50;
+  };
+  while (!settled() && std::chrono::steady_clock::now() < deadline) {
+    std::function<void()> fn;
+    {
+      std::unique_lock lock(mtx);
+      if (!cv.wait_for(lock, 100ms, [&] { return !mailbox.empty(); })) {
+        lock.unlock();
+        replicas["n1"]->tick(now);  // the last high watermark out to the followers
+        continue;
+      }
+      fn = std::move(mailbox.front());
+      mailbox.pop_front();
+    }
+    fn();
+  }
+  REQUIRE(settled());
+  for (auto& n : nodes) {
+    INFO(n);
+    CHECK(**journals[n]->event(room, 50) == "{\"seq\":50}");
+    CHECK(**journals[n]->room_meta(room) == "head 50");
+    CHECK(journals[n]->last_seq(room).value() == 50);
+    CHECK(journals[n]->replica_position(shard)->applied == 50);
+  }
+  replicas.clear();
+  for (auto& [n, j] : journals) j->stop();
+  // Whatever the journals' writers still post after the replicas are gone is dropped unrun.
 }

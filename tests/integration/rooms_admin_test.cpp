@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <simdjson.h>
+#include <unistd.h>
 
 #include <functional>
 #include <map>
@@ -71,6 +72,93 @@ std::vector<std::string> all_rooms(const node_process& node, int limit, int* pag
 bool listed(const node_process& node, const std::string& room) {
   auto rooms = all_rooms(node, 1000);
   return std::find(rooms.begin(), rooms.end(), room) != rooms.end();
+}
+
+/// What a stopped node's read models still hold of `room`, key by key: the search index's doc
+/// records and postings (each posting names its room in its doc suffix), and the room list's
+/// info, members, live messages, user entries and directory key. Read offline, like a crash
+/// leaves it, so that nothing a query would hide (an unknown room, a gone event) hides it.
+struct read_leftovers {
+  std::set<std::uint64_t> doc_seqs;      // search 0x02 room NUL seq
+  std::set<std::uint64_t> posting_seqs;  // search 0x01 term NUL D naming the room
+  std::size_t postings = 0;
+  std::size_t info = 0, members = 0, live = 0, user_entries = 0, directory = 0;
+  std::set<std::string> users;  // of the 0x03 user NUL room entries
+};
+
+read_leftovers leftovers_of(const std::string& data, const std::string& room) {
+  using kaiwa::storage::read_family;
+  kaiwa::storage::journal_config cfg;
+  cfg.dir = data;
+  auto j = kaiwa::storage::journal::open(cfg);
+  REQUIRE(j.ok());
+  auto be = [](std::string_view s) {
+    std::uint64_t v = 0;
+    for (char c : s) v = (v << 8) | static_cast<unsigned char>(c);
+    return v;
+  };
+  read_leftovers out;
+  std::string named = room + '\0';
+  bool damaged = false;  // a key of neither layout
+  auto search = (*j)->new_read_cursor(read_family::search);
+  for (search->seek({}); search->valid(); search->next()) {
+    auto k = search->key();
+    if (k.size() < 3) continue;
+    auto rest = k.substr(3);
+    if (k[2] == 0x02 && rest.starts_with(named)) out.doc_seqs.insert(be(rest.substr(named.size())));
+    if (k[2] != 0x01) continue;
+    auto nul = rest.find('\0');
+    auto d = nul == std::string_view::npos ? std::string_view() : rest.substr(nul + 1);
+    // D: be48(~ts) ~room 0xff (8-n) ~seq[n]
+    auto end = d.size() > 6 ? d.find('\xff', 6) : std::string_view::npos;
+    if (end == std::string_view::npos || end + 2 > d.size()) {
+      damaged = true;
+      continue;
+    }
+    std::string name;
+    for (char c : d.substr(6, end - 6)) name += static_cast<char>(~static_cast<unsigned char>(c));
+    if (name != room) continue;
+    std::string seq;
+    for (char c : d.substr(end + 2)) seq += static_cast<char>(~static_cast<unsigned char>(c));
+    out.posting_seqs.insert(be(seq));
+    ++out.postings;
+  }
+  CHECK_FALSE(damaged);
+  REQUIRE(search->state().ok());
+  auto rooms = (*j)->new_read_cursor(read_family::rooms);
+  for (rooms->seek({}); rooms->valid(); rooms->next()) {
+    auto k = rooms->key();
+    if (k.size() < 3) continue;
+    auto rest = k.substr(3);
+    switch (k[2]) {
+      case 0x01:
+        out.info += rest == room;
+        break;
+      case 0x02:
+        out.members += rest.starts_with(named);
+        break;
+      case 0x04:
+        out.live += rest.starts_with(named);
+        break;
+      case 0x03:
+        if (rest.ends_with('\0' + room)) {
+          ++out.user_entries;
+          out.users.emplace(rest.substr(0, rest.find('\0')));
+        }
+        break;
+      case 0x05: {  // ~(be64 ts, room) 0xff
+        std::string sort;
+        for (char c : rest.substr(0, rest.size() - 1))
+          sort += static_cast<char>(~static_cast<unsigned char>(c));
+        out.directory += sort.size() > 8 && sort.substr(8) == room;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  REQUIRE(rooms->state().ok());
+  return out;
 }
 
 }  // namespace
@@ -357,4 +445,141 @@ TEST_CASE("a deletion a crash interrupted is finished when the node starts again
   eventually([&] { return !listed(node, "halfway") && listed(node, "other"); },
              "the room is no longer listed");
   CHECK(node.wait_output("room_deleted room=halfway resumed=true", 10s));  // the mark is cleared
+}
+
+TEST_CASE(
+    "a deletion killed while it erases the read models, then the name created again, and nothing "
+    "of "
+    "the old room shows or is left in them",
+    "[rooms-admin]") {
+  temp_dir dir;
+  auto data = dir.str() + "/data";
+  // Many postings (13 a message), so that the erasure takes many synced batches and the kill
+  // below most likely lands among them.
+  constexpr int messages = 1500;
+  auto words = [](int i) {
+    std::string t = "zebra m" + std::to_string(i);
+    for (int w = 0; w < 11; ++w) t += " w" + std::to_string(i * 11 + w);
+    return t;
+  };
+  {
+    node_process node(data);
+    ws_client alice(node.port()), bob(node.port()), carol(node.port());
+    alice.hello("alice");
+    bob.hello("bob");
+    carol.hello("carol");
+    for (int i = 0; i < messages; i += 100) {
+      for (int k = i; k < i + 100; ++k) alice.send(send_msg(k + 1, "doomed", words(k)));
+      for (int k = i; k < i + 100; ++k) REQUIRE(alice.next().str("op") == "ack");
+    }
+    REQUIRE(bob.request(send_msg(1, "doomed", "bob was here"), 1).str("op") == "ack");
+    REQUIRE(carol.request(R"({"op":"read","id":1,"room":"doomed","seq":5})", 1).str("op") == "ok");
+    REQUIRE(alice.request(send_msg(2000, "kept", "zebra kept"), 2000).str("op") == "ack");
+    eventually(
+        [&] {
+          auto m = carol.request(
+              R"({"op":"search","id":2,"q":"m)" + std::to_string(messages - 1) + "\"}", 2);
+          return m.str("op") == "results" && m.array("hits").size() == 1;
+        },
+        "the last message indexed", 60s);
+    // A clean stop: the read models are on disk, for the erasure to find (a kill may lose their
+    // last writes, which the projector would apply again).
+    CHECK(node.stop(SIGTERM) == 0);
+  }
+  {
+    node_process node(data);
+    ws_client alice(node.port());
+    alice.hello("alice");
+    eventually(
+        [&] {
+          auto m = alice.request(R"({"op":"search","id":1,"q":"m0"})", 1);
+          return m.str("op") == "results" && m.array("hits").size() == 1;
+        },
+        "the projections live again", 60s);
+    // The request is sent and its answer never read: the node dies before it.
+    int deleter = tcp_connect(node.admin_port());
+    REQUIRE(deleter >= 0);
+    std::string_view del =
+        "DELETE /admin/v1/rooms/doomed HTTP/1.1\r\nHost: 127.0.0.1\r\nKaiwa-Admin: 1\r\n"
+        "Content-Length: 0\r\n\r\n";
+    REQUIRE(::write(deleter, del.data(), del.size()) == static_cast<ssize_t>(del.size()));
+    // Killed as soon as the erasure has begun: the room info goes in its first batch, and the
+    // room leaves alice's list with it; the search index's records follow, in many batches.
+    eventually(
+        [&] {
+          auto m = alice.request(R"({"op":"rooms","id":3})", 3);
+          if (m.str("op") != "rooms") return false;
+          for (auto r : m.array("rooms"))
+            if (std::string_view(r["room"]) == "doomed") return false;
+          return true;
+        },
+        "the erasure begins", 30s);
+    CHECK(node.stop(SIGKILL) == 128 + SIGKILL);
+    ::close(deleter);
+  }
+  {
+    node_process node(data);
+    ws_client alice(node.port()), bob(node.port()), carol(node.port());
+    alice.hello("alice");
+    bob.hello("bob");
+    carol.hello("carol");
+    CHECK(alice.request(R"({"op":"history","id":1,"room":"doomed"})", 1).str("code") ==
+          "not_found");
+    eventually(
+        [&] {
+          auto m = carol.request(R"({"op":"search","id":2,"q":"zebra"})", 2);
+          if (m.str("op") != "results") return false;
+          auto hits = m.array("hits");
+          return hits.size() == 1 && std::string_view(hits.at(0)["room"]) == "kept";
+        },
+        "only the kept room's message is found", 60s);
+    eventually([&] { return !listed(node, "doomed"); }, "the room is no longer listed");
+
+    // The name again, a public room from seq 1 (created, then three messages).
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(carol.request(send_msg(10 + i, "doomed", "fresh " + std::to_string(i)), 10 + i)
+                  .num("seq") == i + 2);
+    eventually(
+        [&] {
+          auto m = carol.request(R"({"op":"search","id":20,"q":"fresh"})", 20);
+          return m.str("op") == "results" && m.array("hits").size() == 3;
+        },
+        "the new room indexed");
+    // Old words find nothing, though the new room's seqs are those of old messages.
+    for (auto q : {"zebra", "m1", "w12", "bob"}) {
+      auto m = carol.request(R"({"op":"search","id":21,"q":")" + std::string(q) + "\"}", 21);
+      REQUIRE(m.str("op") == "results");
+      for (auto h : m.array("hits")) CHECK(std::string_view(h["room"]) != "doomed");
+    }
+    // Only carol has the new room; her own messages are not unread, and no old marker remains.
+    for (auto* c : {&alice, &bob}) {
+      auto list = c->request(R"({"op":"rooms","id":30})", 30);
+      for (auto r : list.array("rooms")) CHECK(std::string_view(r["room"]) != "doomed");
+    }
+    auto mine = carol.request(R"({"op":"rooms","id":31})", 31);
+    bool found = false;
+    for (auto r : mine.array("rooms")) {
+      if (std::string_view(r["room"]) != "doomed") continue;
+      found = true;
+      CHECK(std::int64_t(r["head"]) == 4);
+      CHECK(std::int64_t(r["read"]) == 0);
+      CHECK(std::int64_t(r["unread"]) == 0);
+    }
+    CHECK(found);
+    auto dirs = carol.request(R"({"op":"directory","id":32,"q":"doomed"})", 32);
+    REQUIRE(dirs.array("rooms").size() == 1);
+    CHECK(std::int64_t(dirs.array("rooms").at(0)["head"]) == 4);
+    CHECK(node.stop(SIGTERM) == 0);
+  }
+  // What the read models hold of the name is the new room's, and nothing else.
+  auto left = leftovers_of(data, "doomed");
+  CHECK(left.doc_seqs == std::set<std::uint64_t>{2, 3, 4});
+  CHECK(left.posting_seqs == std::set<std::uint64_t>{2, 3, 4});
+  CHECK(left.postings == 6);  // "fresh" and a number each
+  CHECK(left.info == 1);
+  CHECK(left.members == 1);
+  CHECK(left.live == 3);
+  CHECK(left.users == std::set<std::string>{"carol"});
+  CHECK(left.user_entries == 1);
+  CHECK(left.directory == 1);
 }

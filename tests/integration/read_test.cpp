@@ -391,3 +391,105 @@ TEST_CASE("a search that decides nothing within its work bound answers timeout, 
                    [](const message& r) { return r.array("hits").size() == 1; });
   CHECK(hit.str("op") == "results");
 }
+
+TEST_CASE(
+    "SIGKILL under edits and deletes: an edited message is found by its last text only, a "
+    "deleted one not at all",
+    "[read]") {
+  temp_dir dir;
+  auto data = dir.str() + "/data";
+  constexpr int messages = 240;
+  std::map<int, std::int64_t> seq_of;  // message -> its seq in its room
+  auto room_of = [](int i) { return "e" + std::to_string(i % 4); };
+  {
+    node_process node(data);
+    ws_client c(node.port());
+    c.hello("writer");
+    for (int i = 0; i < messages; ++i) c.send(send_json(i, room_of(i), "orig" + std::to_string(i)));
+    for (int i = 0; i < messages; ++i) {
+      auto m = c.next();
+      REQUIRE(m.str("op") == "ack");
+      seq_of[static_cast<int>(m.num("id"))] = m.num("seq");
+    }
+    wait_live(node);
+    until(c, R"({"op":"search","id":1,"q":"orig)" + std::to_string(messages - 1) + "\"}", 1,
+          [](const message& m) { return m.array("hits").size() == 1; });
+    // On disk, so that the crash below meets an index whose records it must edit.
+    CHECK(node.stop(SIGTERM) == 0);
+  }
+  // Per message: 0 untouched, 1 edited once, 2 edited twice, 3 deleted, 4 edited then deleted.
+  auto plan = [](int i) { return i % 5; };
+  std::set<std::int64_t> acked;  // request ids
+  auto edit = [&](int id, int i, const std::string& text) {
+    return R"({"op":"edit","id":)" + std::to_string(id) + R"(,"room":")" + room_of(i) +
+           R"(","ref":)" + std::to_string(seq_of[i]) + R"(,"text":")" + text + "\"}";
+  };
+  auto del = [&](int id, int i) {
+    return R"({"op":"delete","id":)" + std::to_string(id) + R"(,"room":")" + room_of(i) +
+           R"(","ref":)" + std::to_string(seq_of[i]) + "}";
+  };
+  // Request ids: 1000 + i for the first change of message i, 2000 + i for the second.
+  int sent = 0;
+  {
+    node_process node(data);
+    ws_client c(node.port());
+    c.hello("writer");
+    for (int i = 0; i < messages; ++i) {
+      auto p = plan(i);
+      if (p == 0) continue;
+      if (p == 1 || p == 2 || p == 4) c.send(edit(1000 + i, i, "first" + std::to_string(i)));
+      if (p == 3) c.send(del(1000 + i, i));
+      if (p == 2) c.send(edit(2000 + i, i, "second" + std::to_string(i)));
+      if (p == 4) c.send(del(2000 + i, i));
+      sent += p == 2 || p == 4 ? 2 : 1;
+    }
+    for (int n = 0; n < sent / 2; ++n) {
+      auto m = c.next();
+      if (m.str("op") == "ack") acked.insert(m.num("id"));
+    }
+    CHECK(node.stop(SIGKILL) == 128 + SIGKILL);
+    while (auto m = c.recv(200ms))
+      if (m->str("op") == "ack") acked.insert(m->num("id"));
+  }
+  REQUIRE(acked.size() >= static_cast<std::size_t>(sent / 2));
+  node_process node(data);
+  ws_client c(node.port());
+  c.hello("writer");
+  wait_live(node);
+  auto hits = [&](const std::string& word) {
+    auto m = c.request(R"({"op":"search","id":1,"q":")" + word + "\"}", 1);
+    REQUIRE(m.str("op") == "results");
+    return m.array("hits").size();
+  };
+  for (int i = 0; i < messages; ++i) {
+    INFO("message " << i << ", plan " << plan(i));
+    auto id = std::to_string(i);
+    auto first = acked.count(1000 + i) > 0, second = acked.count(2000 + i) > 0;
+    auto orig = hits("orig" + id), one = hits("first" + id), two = hits("second" + id);
+    // Exactly one text of the message is found, unless it is deleted; changes are applied in
+    // order, so a second acked change means the first was made too.
+    switch (plan(i)) {
+      case 0:
+        CHECK(orig == 1);
+        break;
+      case 1:
+        CHECK(orig + one == 1);
+        if (first) CHECK(one == 1);
+        break;
+      case 2:
+        CHECK(orig + one + two == 1);
+        if (second) CHECK(two == 1);
+        if (first && !second) CHECK(orig == 0);
+        break;
+      case 3:
+        CHECK(one + two == 0);
+        if (first) CHECK(orig == 0);
+        break;
+      case 4:
+        CHECK(orig + one <= 1);
+        if (first) CHECK(orig == 0);
+        if (second) CHECK(orig + one == 0);
+        break;
+    }
+  }
+}

@@ -583,3 +583,84 @@ TEST_CASE(
   CHECK(left.user_entries == 1);
   CHECK(left.directory == 1);
 }
+
+TEST_CASE(
+    "a room deleted and the node killed right after, with read-model changes not yet flushed, "
+    "then the name created again shows nothing of the old room to anyone",
+    "[rooms-admin]") {
+  temp_dir dir;
+  auto data = dir.str() + "/data";
+  // Every projection has applied every event (its writes may still be only in memory).
+  auto applied = [](node_process& node) {
+    eventually(
+        [&] {
+          auto body = http_get(node.admin_port(), "/admin/v1/projections").second;
+          auto count = [&](std::string_view what) {
+            std::size_t n = 0;
+            for (auto at = body.find(what); at != std::string::npos; at = body.find(what, at + 1))
+              ++n;
+            return n;
+          };
+          return count(R"("state":"live")") == 2 && count(R"("pending":0,)") == 2;
+        },
+        "the projections applied everything");
+  };
+  {
+    node_process node(data);
+    ws_client alice(node.port());
+    alice.hello("alice");
+    REQUIRE(alice
+                .request(
+                    R"({"op":"create","id":1,"room":"doomed","private":true,"members":["bob"]})", 1)
+                .str("op") == "created");
+    REQUIRE(alice.request(send_msg(2, "doomed", "original words"), 2).num("seq") == 2);
+    applied(node);
+    // A clean stop writes the read models to their files.
+    CHECK(node.stop(SIGTERM) == 0);
+  }
+  {
+    node_process node(data);
+    ws_client alice(node.port());
+    alice.hello("alice");
+    // Changes the projections apply in memory only: an edit (postings and record replaced) and
+    // a kick (bob's membership and his entry for the room removed).
+    REQUIRE(
+        alice.request(R"({"op":"edit","id":1,"room":"doomed","ref":2,"text":"edited words"})", 1)
+            .str("op") == "ack");
+    REQUIRE(alice.request(R"({"op":"kick","id":2,"room":"doomed","user":"bob"})", 2).str("op") ==
+            "ack");
+    applied(node);
+    auto [status, body] =
+        http_call(node.admin_port(), "DELETE", "/admin/v1/rooms/doomed", {{"Kaiwa-Admin", "1"}});
+    REQUIRE(status == 200);
+    // Deleted (the mark cleared): nothing is done again at the next start.
+    CHECK(node.stop(SIGKILL) == 128 + SIGKILL);
+  }
+  node_process node(data);
+  ws_client alice(node.port()), bob(node.port());
+  alice.hello("alice");
+  bob.hello("bob");
+  // A new private room of alice's alone, its message at the seq the old one had.
+  REQUIRE(alice.request(R"({"op":"create","id":1,"room":"doomed","private":true})", 1).str("op") ==
+          "created");
+  REQUIRE(alice.request(send_msg(2, "doomed", "secret plans"), 2).num("seq") == 2);
+  applied(node);
+  auto found = [&](ws_client& c, const std::string& q) {
+    auto m = c.request(R"({"op":"search","id":3,"q":")" + q + "\"}", 3);
+    REQUIRE(m.str("op") == "results");
+    return m.array("hits").size();
+  };
+  CHECK(found(alice, "secret") == 1);
+  CHECK(found(alice, "original") == 0);
+  CHECK(found(alice, "edited") == 0);
+  CHECK(found(bob, "secret") == 0);
+  auto list = bob.request(R"({"op":"rooms","id":4})", 4);
+  REQUIRE(list.str("op") == "rooms");
+  for (auto r : list.array("rooms")) CHECK(std::string_view(r["room"]) != "doomed");
+  CHECK(node.stop(SIGTERM) == 0);
+  auto left = leftovers_of(data, "doomed");
+  CHECK(left.members == 1);  // alice
+  CHECK(left.users == std::set<std::string>{"alice"});
+  CHECK(left.doc_seqs == std::set<std::uint64_t>{2});
+  CHECK(left.posting_seqs == std::set<std::uint64_t>{2});
+}

@@ -51,6 +51,12 @@ std::string offset_key(const room_id& room, std::uint32_t shards) {
 
 storage::status erase_room(storage::journal& journal, const std::vector<projection*>& projections,
                            const room_id& room, std::size_t batch_ops) {
+  // The erasure deletes what the walks below see, through the WAL; the projector's own writes
+  // skip it. Unflushed, a crash would lose those writes and bring back what they had replaced
+  // or removed (an edited message's old postings, a kicked member), which the erasure never saw:
+  // left behind under a name that may be created again. Flushed first, what it sees is durable.
+  // (Nothing of the room is applied meanwhile: this runs between the projector's batches.)
+  if (auto st = journal.flush_reads(); !st.ok()) return st;
   for (auto* p : projections) {
     for (bool done = false; !done;) {
       auto batch = journal.new_read_batch();

@@ -92,9 +92,9 @@ struct projection_stats {
   std::uint64_t applied = 0;
 };
 
-/// Erases `room`'s records and offsets from `projections`, in durable batches of about
-/// `batch_ops` operations: what forget_room runs on the projector's thread, and what the read
-/// side runs itself when no projector does (projections off).
+/// Erases `room`'s records and offsets from `projections` (after flushing the read families), in
+/// durable batches of about `batch_ops` operations: what forget_room runs on the projector's
+/// thread, and what the read side runs itself when no projector does (projections off).
 storage::status erase_room(storage::journal& journal, const std::vector<projection*>& projections,
                            const room_id& room, std::size_t batch_ops);
 

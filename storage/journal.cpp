@@ -805,6 +805,16 @@ status journal::drop_reads(read_family f) {
   return {};
 }
 
+status journal::flush_reads() {
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  for (std::size_t f = 0; f < read_family_count; ++f)
+    cfs.push_back(impl_->cf(family_of(static_cast<read_family>(f))));
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  if (auto s = impl_->db->Flush(fo, cfs); !s.ok()) return to_error(s);
+  return {};
+}
+
 void journal::on_appended(std::function<void(const std::vector<appended>&)> fn) {
   impl_->on_appended = std::move(fn);
 }

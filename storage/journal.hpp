@@ -157,6 +157,10 @@ class journal {
   /// Deletes everything of `f` (every shard, offsets included) and compacts the range away, so
   /// walks don't step over the tombstones. Blocks for the compaction.
   status drop_reads(read_family f);
+  /// Writes every read family's memtable to its files (and waits): from then on what their
+  /// walks see is durable, so deletions computed from it and written `durable` stay right
+  /// after a crash (which would otherwise bring back the unflushed writes' older state).
+  status flush_reads();
 
   /// Called on the writer thread after each successful group commit with the rooms that got
   /// events and the highest seq written for each (edits rewrite older seqs; those don't lower

@@ -39,8 +39,14 @@ bool message::has(const char* key) const { return !root_[key].error(); }
 
 simdjson::dom::array message::array(const char* key) const {
   simdjson::dom::array a;
-  if (root_[key].get(a)) return {};
-  return a;
+  if (!root_[key].get(a)) return a;
+  // No such array (an error reply, e.g. `unavailable` right after a start): an empty one. A
+  // default dom::array is none: it points at no document, and size() or a loop over it crashed
+  // the test instead of letting its predicate be false.
+  static simdjson::dom::parser parser;
+  static const simdjson::dom::array empty =
+      parser.parse(simdjson::padded_string(std::string_view("[]"))).get_array().value();
+  return empty;
 }
 
 struct ws_client::impl {

@@ -286,6 +286,34 @@ TEST_CASE("a private room's messages are found by its members only, and not afte
   CHECK(f.hits("carl", "plan") == hit_list{{"lobby", l}});
 }
 
+TEST_CASE("a room filter naming a room the user may not read tells nothing of its messages") {
+  // Walked, its postings ran the query out of work: `more` and a `next` holding a message's
+  // time told a non-member that the private room holds the words, and when they were written.
+  read::search_config cfg;
+  cfg.max_steps = 25;
+  fixture f(8, cfg);
+  f.create("secret", "ann", true);
+  for (int i = 0; i < 60; ++i) f.send("secret", "ann", "launch code " + std::to_string(i));
+  f.project();
+  for (auto q : {"launch", "launch code", "nothing"}) {
+    INFO(q);
+    auto p = f.search("bob", q, 20, std::nullopt, std::string("secret"));
+    CHECK(p.items.empty());
+    CHECK_FALSE(p.more);
+    CHECK_FALSE(p.next);
+  }
+  // Its member still pages through all of it.
+  std::size_t found = 0;
+  std::optional<std::string> before;
+  for (int pages = 0; pages < 60; ++pages) {
+    auto p = f.search("ann", "launch", 100, before, std::string("secret"));
+    found += p.items.size();
+    if (!p.more) break;
+    before = p.next ? p.next : std::optional<std::string>(p.items.back().sort_key);
+  }
+  CHECK(found == 60);
+}
+
 TEST_CASE("a hit is the stored event with where the query matched") {
   fixture f;
   f.create("lobby", "ann", false);

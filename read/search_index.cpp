@@ -658,7 +658,14 @@ storage::result<page> search_index::search(const user_id& user, const query& q,
   std::vector<shard_t> walk;
   if (room) {
     auto s = shard_of(room->str(), journal_.shards());
-    if (std::find(shards.begin(), shards.end(), s) != shards.end()) walk.push_back(s);
+    if (std::find(shards.begin(), shards.end(), s) == shards.end()) return out;
+    // A room the user may not read finds nothing, without a walk: walked, its postings ran the
+    // query out of work, and `more` with a `next` (a message's time) told a non-member that
+    // the room holds the words, and when.
+    auto readable = access_.may_read(user, *room);
+    if (!readable.ok()) return readable.err();
+    if (!*readable) return out;
+    walk.push_back(s);
   } else {
     // A shard listed twice would give its hits twice.
     walk = shards;

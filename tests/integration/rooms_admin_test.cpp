@@ -74,6 +74,23 @@ bool listed(const node_process& node, const std::string& room) {
   return std::find(rooms.begin(), rooms.end(), room) != rooms.end();
 }
 
+/// Waits until every projection is live and has applied every event noted (its writes may
+/// still be only in memory).
+void wait_applied(const node_process& node) {
+  eventually(
+      [&] {
+        auto body = http_get(node.admin_port(), "/admin/v1/projections").second;
+        auto count = [&](std::string_view what) {
+          std::size_t n = 0;
+          for (auto at = body.find(what); at != std::string::npos; at = body.find(what, at + 1))
+            ++n;
+          return n;
+        };
+        return count(R"("state":"live")") == 2 && count(R"("pending":0,)") == 2;
+      },
+      "the projections applied everything");
+}
+
 /// What a stopped node's read models still hold of `room`, key by key: the search index's doc
 /// records and postings (each posting names its room in its doc suffix), and the room list's
 /// info, members, live messages, user entries and directory key. Read offline, like a crash
@@ -184,6 +201,7 @@ TEST_CASE("the admin API lists the node's rooms in pages, each exactly once, and
       "ack");
   made.insert("club");
   eventually([&] { return all_rooms(node, 1000).size() == made.size(); }, "24 rooms listed");
+  wait_applied(node);  // the invitation too, which the counts below include
 
   int pages = 0;
   auto paged = all_rooms(node, 5, &pages);
@@ -593,21 +611,6 @@ TEST_CASE(
     "[rooms-admin]") {
   temp_dir dir;
   auto data = dir.str() + "/data";
-  // Every projection has applied every event (its writes may still be only in memory).
-  auto applied = [](node_process& node) {
-    eventually(
-        [&] {
-          auto body = http_get(node.admin_port(), "/admin/v1/projections").second;
-          auto count = [&](std::string_view what) {
-            std::size_t n = 0;
-            for (auto at = body.find(what); at != std::string::npos; at = body.find(what, at + 1))
-              ++n;
-            return n;
-          };
-          return count(R"("state":"live")") == 2 && count(R"("pending":0,)") == 2;
-        },
-        "the projections applied everything");
-  };
   {
     node_process node(data);
     ws_client alice(node.port());
@@ -617,7 +620,7 @@ TEST_CASE(
                     R"({"op":"create","id":1,"room":"doomed","private":true,"members":["bob"]})", 1)
                 .str("op") == "created");
     REQUIRE(alice.request(send_msg(2, "doomed", "original words"), 2).num("seq") == 2);
-    applied(node);
+    wait_applied(node);
     // A clean stop writes the read models to their files.
     CHECK(node.stop(SIGTERM) == 0);
   }
@@ -632,7 +635,7 @@ TEST_CASE(
             .str("op") == "ack");
     REQUIRE(alice.request(R"({"op":"kick","id":2,"room":"doomed","user":"bob"})", 2).str("op") ==
             "ack");
-    applied(node);
+    wait_applied(node);
     auto [status, body] =
         http_call(node.admin_port(), "DELETE", "/admin/v1/rooms/doomed", {{"Kaiwa-Admin", "1"}});
     REQUIRE(status == 200);
@@ -647,7 +650,7 @@ TEST_CASE(
   REQUIRE(alice.request(R"({"op":"create","id":1,"room":"doomed","private":true})", 1).str("op") ==
           "created");
   REQUIRE(alice.request(send_msg(2, "doomed", "secret plans"), 2).num("seq") == 2);
-  applied(node);
+  wait_applied(node);
   auto found = [&](ws_client& c, const std::string& q) {
     auto m = c.request(R"({"op":"search","id":3,"q":")" + q + "\"}", 3);
     REQUIRE(m.str("op") == "results");

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "actors/detail/wire.hpp"
-#include "actors/shard_map.hpp"
+#include "cluster/shard_map.hpp"
 
 namespace {
 
@@ -39,11 +39,11 @@ void handover_round_trip(std::string_view in) {
 }
 
 void shard_map_round_trip(std::string_view in) {
-  auto m = kaiwa::shard_map::decode(in);
+  auto m = kaiwa::cluster::shard_map::decode(in);
   if (!m) return;
   check(m->shards() > 0 && m->shards() <= kaiwa::max_shards);
   auto once = m->encode();
-  auto again = kaiwa::shard_map::decode(once);
+  auto again = kaiwa::cluster::shard_map::decode(once);
   check(again && again->encode() == once && again->epoch() == m->epoch());
 }
 

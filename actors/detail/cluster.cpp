@@ -23,7 +23,7 @@
 
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/wire.hpp"
-#include "actors/shard_map.hpp"
+#include "cluster/shard_map.hpp"
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
 #include "core/ids.hpp"
@@ -35,6 +35,10 @@
 namespace kaiwa::detail {
 
 namespace {
+
+using cluster::plan_rebalance;
+using cluster::shard_map;
+using cluster::shard_move;
 
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using state_atom = caf::atom_constant<caf::atom("state")>;

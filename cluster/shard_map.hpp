@@ -13,7 +13,7 @@
 
 #include "core/shard.hpp"
 
-namespace kaiwa {
+namespace kaiwa::cluster {
 
 struct cluster_member {
   std::string id;
@@ -61,4 +61,4 @@ class shard_map {
 /// shards / nodes) and empty every other node, moving as few shards as possible. Deterministic.
 std::vector<shard_move> plan_rebalance(const shard_map& map, const std::vector<std::string>& nodes);
 
-}  // namespace kaiwa
+}  // namespace kaiwa::cluster

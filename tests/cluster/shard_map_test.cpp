@@ -2,10 +2,11 @@
 
 #include <map>
 
-#include "actors/shard_map.hpp"
+#include "cluster/shard_map.hpp"
 #include "core/shard.hpp"
 
 using namespace kaiwa;
+using namespace kaiwa::cluster;
 
 namespace {
 

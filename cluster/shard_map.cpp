@@ -1,10 +1,10 @@
-#include "actors/shard_map.hpp"
+#include "cluster/shard_map.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <map>
 
-namespace kaiwa {
+namespace kaiwa::cluster {
 
 shard_map::shard_map(std::uint32_t shards, const std::string& owner)
     : coordinator(owner), epoch_(1), owners_(shards, owner) {}
@@ -141,4 +141,4 @@ std::vector<shard_move> plan_rebalance(const shard_map& map,
   return moves;
 }
 
-}  // namespace kaiwa
+}  // namespace kaiwa::cluster

@@ -23,6 +23,7 @@
 
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/wire.hpp"
+#include "cluster/members.hpp"
 #include "cluster/shard_map.hpp"
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
@@ -155,7 +156,8 @@ class cluster_actor : public caf::event_based_actor {
         cfg_(*env.cfg.cluster),
         registries_(std::move(registries)),
         mm_(std::move(mm)),
-        self_(cfg_.node_id) {
+        self_(cfg_.node_id),
+        members_(self_) {
     set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
   }
 
@@ -246,8 +248,7 @@ class cluster_actor : public caf::event_based_actor {
           finish_gather(it);
         },
         [this](notice_atom, std::string& user, std::string& json) {
-          for (auto& [_, p] : peers_)
-            if (p.actor) send(p.actor, rnotice_atom::value, user, json);
+          members_.each_up([&](auto&, auto& peer) { send(peer, rnotice_atom::value, user, json); });
         },
         [this](rnotice_atom, const std::string& user, const std::string& json) {
           if (!valid_name(user) || json.size() > max_notice_bytes ||
@@ -260,12 +261,6 @@ class cluster_actor : public caf::event_based_actor {
 
  private:
   // -- membership -----------------------------------------------------------------------------
-
-  struct peer {
-    std::string address;
-    caf::actor actor;                                       // null while down
-    std::shared_ptr<char> lane = std::make_shared<char>();  // groups its sessions in rooms
-  };
 
   bool coordinating() const { return map_.coordinator == self_; }
 
@@ -294,8 +289,7 @@ class cluster_actor : public caf::event_based_actor {
 
   void dial(const std::string& address) {
     if (address == address_) return;
-    for (auto& [_, p] : peers_)
-      if (p.address == address && p.actor) return;  // already connected
+    if (members_.connected_to(address)) return;
     auto hp = parse_host_port(address);
     if (!hp || hp->port == 0)
       return log(log_level::error, "cluster_bad_address", {{"address", address}});
@@ -309,7 +303,7 @@ class cluster_actor : public caf::event_based_actor {
               request(handle, std::chrono::seconds(10), hello_atom::value, self_, address_)
                   .then(
                       [this, address, handle](std::string& id, std::string& map) {
-                        failing_.erase(address);
+                        members_.dial_succeeded(address);
                         peer_up(id, address, handle);
                         if (auto m = shard_map::decode(map); m && m->epoch() > map_.epoch())
                           apply(std::move(*m));
@@ -322,7 +316,7 @@ class cluster_actor : public caf::event_based_actor {
   /// Logs the first of a run of failed dials of `address` (a peer that refuses this node's
   /// certificate, or that is down, fails every redial) and dials it again later.
   void dial_failed(const std::string& address, const std::string& why) {
-    if (failing_.insert(address).second)
+    if (members_.dial_failed(address))
       log(log_level::warn, "cluster_dial_failed",
           {{"address", address},
            {"error", why},
@@ -332,20 +326,13 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   void redial_later(const std::string& address) {
-    // Only members (and the addresses we were told to join) are dialled again.
-    bool wanted = std::find(cfg_.join.begin(), cfg_.join.end(), address) != cfg_.join.end();
-    for (auto& m : map_.members) wanted = wanted || m.address == address;
-    if (wanted) delayed_send(this, cfg_.redial, redial_atom::value, address);
+    if (cluster::should_redial(address, cfg_.join, map_))
+      delayed_send(this, cfg_.redial, redial_atom::value, address);
   }
 
   void peer_up(const std::string& id, const std::string& address, caf::actor handle) {
-    if (id == self_ || !handle) return;
-    auto& p = peers_[id];
-    if (p.actor == handle) return;
-    p.address = address;
-    p.actor = handle;
+    if (!members_.up(id, address, handle, handle.address())) return;
     monitor(handle);
-    peer_of_[handle.address()] = id;
     log(log_level::info, "cluster_member_up", {{"node", id}, {"address", address}});
     count_members_up();
     if (!coordinating()) return;
@@ -374,13 +361,9 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   void on_down(const caf::down_msg& dm) {
-    auto it = peer_of_.find(dm.source);
-    if (it == peer_of_.end()) return;
-    auto id = it->second;
-    peer_of_.erase(it);
-    auto& p = peers_[id];
-    if (p.actor && p.actor.address() != dm.source) return;  // an old connection; a newer is up
-    p.actor = nullptr;
+    auto gone = members_.down(dm.source);
+    if (!gone) return;
+    auto& id = gone->id;
     count_members_up();
     log(log_level::warn, "cluster_member_down", {{"node", id}, {"reason", to_string(dm.reason)}});
     // Its sessions are gone: drop their subscriptions here.
@@ -430,7 +413,7 @@ class cluster_actor : public caf::event_based_actor {
       for (auto& [shard, mv] : moving_)
         if (mv.from == id || mv.to == id)
           log(log_level::warn, "cluster_move_peer_down", {{"shard", std::uint64_t{shard}}});
-    redial_later(p.address);
+    redial_later(gone->address);
   }
 
   // -- the map ------------------------------------------------------------------------------
@@ -477,7 +460,7 @@ class cluster_actor : public caf::event_based_actor {
       }
     }
     for (auto& mem : map_.members)
-      if (mem.id != self_ && !peers_[mem.id].actor) dial(mem.address);
+      if (mem.id != self_ && !members_.handle(mem.id)) dial(mem.address);
     std::uint64_t owned = 0;
     for (std::uint32_t i = 0; i < env_.shards; ++i)
       owned += env_.status(static_cast<shard_t>(i)) == shard_status::owned;
@@ -485,15 +468,10 @@ class cluster_actor : public caf::event_based_actor {
     env_.map_epoch = map_.epoch();
   }
 
-  void count_members_up() {
-    std::uint64_t up = 1;
-    for (auto& [_, p] : peers_) up += p.actor ? 1 : 0;
-    env_.members_up = up;
-  }
+  void count_members_up() { env_.members_up = members_.up_count(); }
 
   void broadcast() {
-    for (auto& [_, p] : peers_)
-      if (p.actor) send(p.actor, state_atom::value, map_text_);
+    members_.each_up([this](auto&, auto& peer) { send(peer, state_atom::value, map_text_); });
   }
 
   // -- routing ------------------------------------------------------------------------------
@@ -524,8 +502,8 @@ class cluster_actor : public caf::event_based_actor {
     const std::string* owner = map_.shards() ? &map_.owner(s) : nullptr;
     if (owner && *owner == self_) return to_registry(std::move(c));  // the map just changed
     env_.command_taken(env_.backlog_slot(c.room));
-    auto p = owner ? peers_.find(*owner) : peers_.end();
-    if (p == peers_.end() || !p->second.actor) {
+    auto to = owner ? members_.handle(*owner) : caf::actor{};
+    if (!to) {
       if (c.op != room_op::disconnect)
         c.link->send(error_frame(c.id, errc::unavailable,
                                  owner && !owner->empty()
@@ -545,7 +523,7 @@ class cluster_actor : public caf::event_based_actor {
       a.count += 1;
     }
     env_.remote_commands_sent.fetch_add(1, std::memory_order_relaxed);
-    send(p->second.actor, rcmd_atom::value, id, self_, encode_command(c));
+    send(to, rcmd_atom::value, id, self_, encode_command(c));
     prune_links();
   }
 
@@ -601,12 +579,12 @@ class cluster_actor : public caf::event_based_actor {
                                          caf::actor origin) {
     auto& slot = proxies_[{node, id}];
     if (!slot) {
-      if (!origin) origin = peers_[node].actor;
+      if (!origin) origin = members_.handle(node);
       if (!origin) {
         proxies_.erase({node, id});
         return nullptr;
       }
-      slot = std::make_shared<remote_link>(std::move(origin), node, id, peers_[node].lane.get());
+      slot = std::make_shared<remote_link>(std::move(origin), node, id, members_.lane(node));
     }
     return slot;
   }
@@ -642,12 +620,11 @@ class cluster_actor : public caf::event_based_actor {
 
   caf::typed_response_promise<std::string> handoff(shard_t s, const std::string& to) {
     auto rp = make_response_promise<std::string>();
-    auto p = peers_.find(to);
     if (s >= env_.shards || map_.owner(s) != self_ || env_.status(s) != shard_status::owned) {
       rp.deliver(std::string("this node does not own shard ") + std::to_string(s));
       return rp;
     }
-    if (p == peers_.end() || !p->second.actor) {
+    if (!members_.handle(to)) {
       rp.deliver("node " + to + " is not connected");
       return rp;
     }
@@ -708,15 +685,14 @@ class cluster_actor : public caf::event_based_actor {
           return {};
         },
         [=, this, blob = encode_handover(subs)](std::string err) mutable {
-          auto p = peers_.find(to);
-          if (err.empty() && (p == peers_.end() || !p->second.actor))
-            err = "node " + to + " went away";
+          auto dest = members_.handle(to);
+          if (err.empty() && !dest) err = "node " + to + " went away";
           if (!err.empty()) {
             restore(s);
             rp.deliver(std::move(err));
             return;
           }
-          request(p->second.actor, move_timeout, ingest_atom::value, s, std::move(files->first),
+          request(dest, move_timeout, ingest_atom::value, s, std::move(files->first),
                   std::move(files->second), std::move(blob))
               .then(
                   [=, this](std::string& err2) mutable {
@@ -924,8 +900,7 @@ class cluster_actor : public caf::event_based_actor {
 
   caf::actor actor_of(const std::string& node) {
     if (node == self_) return caf::actor{this};
-    auto p = peers_.find(node);
-    return p == peers_.end() ? caf::actor{} : p->second.actor;
+    return members_.handle(node);
   }
 
   bool is_member(const std::string& node) const {
@@ -1231,9 +1206,7 @@ class cluster_actor : public caf::event_based_actor {
   shard_map map_;
   std::string map_text_;  // map_ encoded once per change: persisted, broadcast, sent on hello
 
-  std::map<std::string, peer> peers_;  // by node id
-  std::set<std::string> failing_;      // addresses whose last dial failed (logged once a run)
-  std::unordered_map<caf::actor_addr, std::string> peer_of_;  // monitored handles
+  cluster::members<caf::actor, caf::actor_addr> members_;
 
   // Sessions of this node that rooms of other nodes know, by link id.
   std::unordered_map<std::uint64_t, std::weak_ptr<client_link>> links_;

@@ -14,7 +14,6 @@
 
 #include <caf/io/middleman.hpp>
 
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -23,6 +22,7 @@
 
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/wire.hpp"
+#include "cluster/controller.hpp"
 #include "cluster/members.hpp"
 #include "cluster/shard_map.hpp"
 #include "core/address.hpp"
@@ -37,9 +37,7 @@ namespace kaiwa::detail {
 
 namespace {
 
-using cluster::plan_rebalance;
 using cluster::shard_map;
-using cluster::shard_move;
 
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using state_atom = caf::atom_constant<caf::atom("state")>;
@@ -66,12 +64,6 @@ using rnotice_atom = caf::atom_constant<caf::atom("rnotice")>;
 // must look like a push frame.
 constexpr std::size_t max_notice_bytes = 4096;
 
-constexpr auto move_timeout = std::chrono::seconds(120);
-// Moves the coordinator runs at once (each of a different shard): a drain or a join moves
-// hundreds of shards, each a few milliseconds of stopping, exporting, ingesting and publishing.
-// Two halve a drain's time for 2-3 ms more pause per room; four pause each room ~10 ms more
-// (docs/benchmarks.md).
-constexpr std::size_t concurrent_moves = 2;
 const std::string map_setting = "cluster.map";
 
 /// Work that blocks on disk (shard export and ingest), run on a thread of its own so the
@@ -410,9 +402,8 @@ class cluster_actor : public caf::event_based_actor {
     if (id == map_.coordinator)
       for (auto& [_, h] : handoffs_) h.stale = true;  // its next map is the truth
     if (coordinating())
-      for (auto& [shard, mv] : moving_)
-        if (mv.from == id || mv.to == id)
-          log(log_level::warn, "cluster_move_peer_down", {{"shard", std::uint64_t{shard}}});
+      for (auto shard : controller_.moving_with(id))
+        log(log_level::warn, "cluster_move_peer_down", {{"shard", std::uint64_t{shard}}});
     redial_later(gone->address);
   }
 
@@ -692,7 +683,7 @@ class cluster_actor : public caf::event_based_actor {
             rp.deliver(std::move(err));
             return;
           }
-          request(dest, move_timeout, ingest_atom::value, s, std::move(files->first),
+          request(dest, cluster::move_timeout, ingest_atom::value, s, std::move(files->first),
                   std::move(files->second), std::move(blob))
               .then(
                   [=, this](std::string& err2) mutable {
@@ -886,75 +877,41 @@ class cluster_actor : public caf::event_based_actor {
 
   // -- coordinator ----------------------------------------------------------------------------
 
-  struct queued_move {
-    shard_move move;
-    std::optional<caf::typed_response_promise<std::string>> reply;  // an operator's `kaiwa move`
-  };
-
-  /// Who waits for a planned batch of moves to end: a drain (and the node it empties).
-  struct plan_waiter {
-    std::optional<caf::typed_response_promise<std::string>> reply;
-    std::string drained;
-    std::chrono::milliseconds grace{0};  // the drained node's sessions close after it
-  };
-
   caf::actor actor_of(const std::string& node) {
     if (node == self_) return caf::actor{this};
     return members_.handle(node);
   }
 
-  bool is_member(const std::string& node) const {
-    return std::any_of(map_.members.begin(), map_.members.end(),
-                       [&](auto& m) { return m.id == node; });
+  cluster::is_up up_fn() {
+    return [this](const std::string& node) { return bool(actor_of(node)); };
   }
 
-  /// The members shards are spread over: those up and not draining.
-  std::vector<std::string> balanced_nodes() {
-    std::vector<std::string> nodes;
-    for (auto& m : map_.members)
-      if (!m.draining && (m.id == self_ || actor_of(m.id))) nodes.push_back(m.id);
-    return nodes;
+  static cluster::move_reply reply_to(caf::typed_response_promise<std::string> rp) {
+    return [rp](std::string err) mutable { rp.deliver(std::move(err)); };
   }
 
   /// Plans moves that even out the shards over the members that are up and not draining.
   /// `reply` is answered, and a drain of `drained` finished (its sessions closed after
   /// `grace`), when every move has ended.
-  void rebalance(std::optional<caf::typed_response_promise<std::string>> reply,
-                 std::string drained = {}, std::chrono::milliseconds grace = {}) {
-    // Shards of members that are down stay with them (nothing to hand over without them).
-    auto plan = plan_rebalance(map_, balanced_nodes());
-    std::erase_if(plan, [&](auto& mv) { return !actor_of(mv.from); });
-    // Moves queued or under way are not planned twice.
-    std::erase_if(plan, [&](auto& mv) {
-      return moving_.contains(mv.shard) || std::any_of(queue_.begin(), queue_.end(), [&](auto& q) {
-               return q.move.shard == mv.shard;
-             });
-    });
-    if (reply || !drained.empty())
-      plan_waiters_.push_back({std::move(reply), std::move(drained), grace});
-    if (plan.empty() && moving_.empty() && queue_.empty()) return end_batch();
-    if (plan.empty()) return;  // the waiter is answered when the moves under way end
-    log(log_level::info, "cluster_rebalance", {{"moves", std::uint64_t{plan.size()}}});
-    batch_planned_ = true;
-    for (auto& mv : plan) queue_.push_back({std::move(mv), std::nullopt});
+  void rebalance(cluster::move_reply reply, std::string drained = {},
+                 std::chrono::milliseconds grace = {}) {
+    auto up = up_fn();
+    auto planned = controller_.plan(map_, cluster::balanced_nodes(map_, up), up, std::move(reply),
+                                    std::move(drained), grace);
+    if (planned == 0) {
+      if (controller_.idle()) end_batch();
+      return;  // else the waiter is answered when the moves under way end
+    }
+    log(log_level::info, "cluster_rebalance", {{"moves", std::uint64_t{planned}}});
     run_queue();
   }
 
   caf::typed_response_promise<std::string> enqueue_move(shard_t s, const std::string& to) {
     auto rp = make_response_promise<std::string>();
-    if (!coordinating()) {
+    if (!coordinating())
       rp.deliver("node " + self_ + " is not the coordinator");
-    } else if (s >= env_.shards) {
-      rp.deliver("no shard " + std::to_string(s) + " (there are " + std::to_string(env_.shards) +
-                 ")");
-    } else if (!is_member(to)) {
-      rp.deliver("no member " + to);
-    } else if (map_.owner(s) == to) {
-      rp.deliver(std::string());
-    } else {
-      queue_.push_back({{s, map_.owner(s), to}, rp});
+    else if (controller_.enqueue(map_, env_.shards, s, to, reply_to(rp)))
       run_queue();
-    }
     return rp;
   }
 
@@ -965,65 +922,28 @@ class cluster_actor : public caf::event_based_actor {
       rp.deliver("node " + self_ + " is not the coordinator");
       return rp;
     }
-    auto next = map_;
-    auto m = std::find_if(next.members.begin(), next.members.end(),
-                          [&](auto& x) { return x.id == node; });
-    if (m == next.members.end()) {
-      rp.deliver("no member " + node);
+    auto next = cluster::with_draining(map_, node);
+    if (auto* err = std::get_if<std::string>(&next)) {
+      rp.deliver(std::move(*err));
       return rp;
     }
-    if (next.members.size() < 2) {
-      rp.deliver(std::string("the only member can't be drained: nowhere to move its shards"));
-      return rp;
-    }
-    m->draining = true;
-    next.touch();
-    apply(std::move(next));
+    apply(std::move(std::get<shard_map>(next)));
     broadcast();
-    rebalance(rp, node, grace);
+    rebalance(reply_to(rp), node, grace);
     return rp;
   }
 
-  void finish_drain(const std::string& node, std::chrono::milliseconds grace) {
-    if (auto a = actor_of(node)) send(a, drained_atom::value, std::int64_t{grace.count()});
-  }
-
   void run_queue() {
-    for (std::size_t n = queue_.size(); n > 0 && moving_.size() < concurrent_moves; --n) {
-      auto q = std::move(queue_.front());
-      queue_.pop_front();
-      auto& mv = q.move;
-      if (moving_.contains(mv.shard)) {  // an operator's move of a shard already moving: later
-        queue_.push_back(std::move(q));
-        continue;
-      }
-      mv.from = map_.owner(mv.shard);
-      if (mv.from == mv.to) {
-        if (q.reply) q.reply->deliver(std::string());
-        continue;
-      }
-      auto from = actor_of(mv.from);
-      if (!from || !actor_of(mv.to)) {
-        batch_failed_ += 1;
-        if (q.reply) q.reply->deliver("node " + (from ? mv.to : mv.from) + " is down");
-        continue;
-      }
-      moving_[mv.shard] = mv;
-      auto started = std::chrono::steady_clock::now();
-      if (batch_moves_++ == 0) batch_started_ = started;
-      request(from, move_timeout, handoff_atom::value, mv.shard, mv.to)
-          .then(
-              [this, q, started](std::string& err) mutable {
-                finish_move(std::move(q), std::move(err), started);
-              },
-              [this, q, started](caf::error& e) mutable {
-                finish_move(std::move(q), "handover failed: " + to_string(e), started);
-              });
+    auto now = std::chrono::steady_clock::now();
+    for (auto& [mv] : controller_.start(map_, up_fn(), now)) {
+      request(actor_of(mv.from), cluster::move_timeout, handoff_atom::value, mv.shard, mv.to)
+          .then([this, s = mv.shard](std::string& err) { finish_move(s, std::move(err)); },
+                [this, s = mv.shard](caf::error& e) {
+                  finish_move(s, "handover failed: " + to_string(e));
+                });
     }
-    if (!moving_.empty() || !queue_.empty()) return;
-    // Members that joined while a plan ran were planned around it: even out again. (Not after
-    // an operator's `kaiwa move`: evening out would undo it.)
-    if (batch_planned_ && batch_failed_ == 0)
+    if (!controller_.idle()) return;
+    if (controller_.replan())
       rebalance({});  // ends the batch when there is nothing more to move
     else
       end_batch();
@@ -1031,52 +951,40 @@ class cluster_actor : public caf::event_based_actor {
 
   /// Every move has ended: answers who waited for the plan and finishes drains.
   void end_batch() {
-    if (batch_moves_ > 0)
+    auto b =
+        controller_.end_batch(std::chrono::steady_clock::now(),
+                              [this](const std::string& node, std::chrono::milliseconds grace) {
+                                if (auto a = actor_of(node))
+                                  send(a, drained_atom::value, std::int64_t{grace.count()});
+                              });
+    if (b.moves > 0)
       log(log_level::info, "cluster_moves_finished",
-          {{"moves", batch_moves_},
-           {"failed", batch_failed_},
-           {"done_total", moves_done_},
-           {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                            batch_started_)
-                      .count()}});
-    std::string err = batch_failed_ ? std::to_string(batch_failed_) +
-                                          " moves failed (see the "
-                                          "coordinator's log)"
-                                    : std::string();
-    for (auto& w : std::exchange(plan_waiters_, {})) {
-      if (!w.drained.empty() && err.empty()) finish_drain(w.drained, w.grace);
-      if (w.reply) w.reply->deliver(err);
-    }
-    batch_moves_ = 0;
-    batch_failed_ = 0;
-    batch_planned_ = false;
+          {{"moves", b.moves},
+           {"failed", b.failed},
+           {"done_total", controller_.moves_done()},
+           {"ms", std::chrono::duration<double, std::milli>(b.took).count()}});
   }
 
-  void finish_move(queued_move q, std::string err, std::chrono::steady_clock::time_point started) {
-    auto& mv = q.move;
-    moving_.erase(mv.shard);
+  void finish_move(shard_t s, std::string err) {
+    auto end = controller_.finish(s, err, std::chrono::steady_clock::now());
+    auto& mv = end.move;
     if (err.empty()) {
       auto next = map_;
       next.assign(mv.shard, mv.to);
       apply(std::move(next));
-      moves_done_ += 1;
       log(log_level::debug, "cluster_shard_moved",
           {{"shard", static_cast<std::uint64_t>(mv.shard)},
            {"from", mv.from},
            {"to", mv.to},
            {"epoch", map_.epoch()},
-           {"ms",
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-                .count()}});
+           {"ms", std::chrono::duration<double, std::milli>(end.took).count()}});
     } else {
-      moves_failed_ += 1;
-      batch_failed_ += 1;
       if (auto a = actor_of(mv.from)) send(a, abort_atom::value, mv.shard);
       log(log_level::warn, "cluster_move_failed",
           {{"shard", static_cast<std::uint64_t>(mv.shard)}, {"to", mv.to}, {"error", err}});
     }
     broadcast();
-    if (q.reply) q.reply->deliver(std::move(err));
+    if (end.reply) end.reply(std::move(err));
     run_queue();
   }
 
@@ -1109,7 +1017,8 @@ class cluster_actor : public caf::event_based_actor {
         };
         auto failed = [q](caf::error& e) { fail(*q, admin_errc::timeout, to_string(e)); };
         if (r.what == kind::move)
-          request(coord, move_timeout, move_atom::value, r.shard, r.node).then(answer, failed);
+          request(coord, cluster::move_timeout, move_atom::value, r.shard, r.node)
+              .then(answer, failed);
         else
           request(coord, std::chrono::seconds(3600), drain_atom::value, r.node,
                   std::int64_t{r.grace.count()})
@@ -1141,10 +1050,10 @@ class cluster_actor : public caf::event_based_actor {
           .field("coordinator", map_.coordinator)
           .field("epoch", map_.epoch())
           .field("shards", std::uint64_t{env_.shards})
-          .field("moving", !moving_.empty())
-          .field("moves_done", moves_done_)
-          .field("moves_failed", moves_failed_)
-          .field("moves_queued", std::uint64_t{queue_.size()});
+          .field("moving", controller_.moving())
+          .field("moves_done", controller_.moves_done())
+          .field("moves_failed", controller_.moves_failed())
+          .field("moves_queued", std::uint64_t{controller_.queued()});
       w.key("members").begin_array();
       for (auto& m : map_.members) {
         bool up = m.id == self_ || actor_of(m.id);
@@ -1228,15 +1137,7 @@ class cluster_actor : public caf::event_based_actor {
   std::map<shard_t, handoff_state> handoffs_;              // shards this node is handing away
   std::map<shard_t, std::vector<handed_room>> adoptions_;  // subscribers of shards ingested here
 
-  std::deque<queued_move> queue_;         // coordinator: moves to run, concurrent_moves at a time
-  std::map<shard_t, shard_move> moving_;  // coordinator: moves under way
-  std::vector<plan_waiter> plan_waiters_;
-  std::uint64_t batch_moves_ = 0;  // moves since the queue was last empty
-  std::uint64_t batch_failed_ = 0;
-  bool batch_planned_ = false;  // the batch includes moves planned by a rebalance
-  std::chrono::steady_clock::time_point batch_started_;
-  std::uint64_t moves_done_ = 0;
-  std::uint64_t moves_failed_ = 0;
+  cluster::controller controller_;  // the coordinator's moves
 
   std::map<std::uint64_t, gather> gathers_;  // read queries waiting, each for at most its timeout
   std::uint64_t next_query_ = 0;

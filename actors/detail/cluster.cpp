@@ -1,16 +1,5 @@
-// The cluster actor (see cluster.hpp and docs/cluster.md).
-//
-// Invariants:
-// - A node serves a shard's rooms only while its map names it the owner and the shard is not
-//   being handed away (`shard_status::owned`); the registries refuse everything else, so a
-//   node that is not the owner never appends to the shard's rooms.
-// - A handover stops the shard's rooms (each finishes its in-flight commit) before their data
-//   is exported, and the new owner serves them only once the coordinator's next map names it:
-//   between the two, the rooms answer `unavailable` on both nodes.
-// - Maps sent while other moves are under way still name the old owner of a shard being
-//   handed over: the old owner keeps such a shard `releasing` (its handover entry says so)
-//   until a map names the new owner, and the new owner keeps the subscribers it received until
-//   a map names it. Only a coordinator that restarted voids a handover (its map is the truth).
+// The cluster actor (see cluster.hpp and docs/cluster.md). The invariants of shard status and
+// handovers are in cluster/handover.hpp, next to the decisions that keep them.
 
 #include <caf/io/middleman.hpp>
 
@@ -399,8 +388,7 @@ class cluster_actor : public caf::event_based_actor {
                                      "have been applied"));
       return true;
     });
-    if (id == map_.coordinator)
-      for (auto& [_, h] : handoffs_) h.stale = true;  // its next map is the truth
+    if (id == map_.coordinator) handovers_.coordinator_lost();
     if (coordinating())
       for (auto shard : controller_.moving_with(id))
         log(log_level::warn, "cluster_move_peer_down", {{"shard", std::uint64_t{shard}}});
@@ -424,30 +412,28 @@ class cluster_actor : public caf::event_based_actor {
     }
     for (std::uint32_t i = 0; i < env_.shards; ++i) {
       auto s = static_cast<shard_t>(i);
-      auto st = env_.status(s);
-      auto h = handoffs_.find(s);
-      if (map_.owner(s) == self_) {
-        if (st == shard_status::owned) continue;
-        if (h != handoffs_.end()) {
-          if (!h->second.stale) continue;  // our own handover is under way
+      switch (handovers_.on_map(s, map_.owner(s) == self_, env_.status(s))) {
+        case cluster::map_step::none:
+        case cluster::map_step::keep:
+          break;
+        case cluster::map_step::restore:
           restore(s);
-          continue;
-        }
-        adopt(s);
-        env_.set_status(s, shard_status::owned);
-      } else {
-        // adoptions_[s] stays: a map sent for another move may still name the old owner.
-        if (h != handoffs_.end()) {  // handed over: the new owner has the data
-          handoffs_.erase(h);
+          break;
+        case cluster::map_step::adopt:
+          adopt(s);
+          env_.set_status(s, shard_status::owned);
+          break;
+        case cluster::map_step::handed_over:
           env_.set_status(s, shard_status::elsewhere);
-          if (auto st2 = env_.journal.drop_shard(s); !st2.ok())
+          if (auto st = env_.journal.drop_shard(s); !st.ok())
             log(log_level::error, "cluster_drop_failed",
-                {{"shard", i}, {"error", st2.err().message}});
-        } else if (st != shard_status::elsewhere) {
+                {{"shard", i}, {"error", st.err().message}});
+          break;
+        case cluster::map_step::lost:
           env_.set_status(s, shard_status::elsewhere);
           log(log_level::warn, "cluster_shard_lost_without_handover",
               {{"shard", i}, {"owner", map_.owner(s)}});
-        }
+          break;
       }
     }
     for (auto& mem : map_.members)
@@ -604,11 +590,6 @@ class cluster_actor : public caf::event_based_actor {
 
   // -- handover: the old owner ----------------------------------------------------------------
 
-  struct handoff_state {
-    released_rooms rooms;  // to give back to the rooms if the handover fails
-    bool stale = false;    // the coordinator that asked for it went away
-  };
-
   caf::typed_response_promise<std::string> handoff(shard_t s, const std::string& to) {
     auto rp = make_response_promise<std::string>();
     if (s >= env_.shards || map_.owner(s) != self_ || env_.status(s) != shard_status::owned) {
@@ -620,14 +601,14 @@ class cluster_actor : public caf::event_based_actor {
       return rp;
     }
     env_.set_status(s, shard_status::releasing);
-    handoffs_[s] = {};
+    handovers_.begin(s);
     auto started = std::chrono::steady_clock::now();
     auto pending = std::make_shared<std::size_t>(registries_.size());
     for (auto& reg : registries_) {
       request(reg, caf::infinite, release_atom::value, s)
           .then([=, this](released_rooms& rooms) mutable {
-            auto& h = handoffs_[s];
-            for (auto& r : rooms) h.rooms.push_back(std::move(r));
+            auto& released = handovers_.released(s);
+            for (auto& r : rooms) released.push_back(std::move(r));
             if (--*pending == 0) export_shard(s, to, rp, started);
           });
     }
@@ -638,9 +619,9 @@ class cluster_actor : public caf::event_based_actor {
                     std::chrono::steady_clock::time_point started) {
     // The subscribers go along: (node, link id, user) for each, by room.
     std::vector<handed_room> subs;
-    auto& h = handoffs_[s];
-    subs.reserve(h.rooms.size());
-    for (auto& r : h.rooms) {
+    auto& released = handovers_.released(s);
+    subs.reserve(released.size());
+    for (auto& r : released) {
       auto& room = subs.emplace_back(handed_room{r.room, {}});
       for (auto& sub : r.subscribers) {
         if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
@@ -711,9 +692,9 @@ class cluster_actor : public caf::event_based_actor {
 
   /// Gives a shard whose handover failed back to its rooms, subscribers included.
   void restore(shard_t s) {
-    auto h = handoffs_.find(s);
-    if (h == handoffs_.end()) return;
-    for (auto& r : h->second.rooms) {
+    auto rooms = handovers_.take_back(s);
+    if (!rooms) return;
+    for (auto& r : *rooms) {
       command c;
       c.op = room_op::adopt;
       c.room = room_id{r.room};
@@ -723,7 +704,6 @@ class cluster_actor : public caf::event_based_actor {
       (void)env_.command_queued(env_.backlog_slot(c.room), c.op);  // an adoption: never refused
       to_registry(std::move(c));
     }
-    handoffs_.erase(h);
     env_.set_status(s, map_.owner(s) == self_ ? shard_status::owned : shard_status::elsewhere);
   }
 
@@ -769,7 +749,7 @@ class cluster_actor : public caf::event_based_actor {
         },
         [=, this, subs = std::move(*subs)](std::string err) mutable {
           if (err.empty()) {
-            adoptions_[s] = std::move(subs);
+            handovers_.ingested(s, std::move(subs));
             env_.shards_taken_over += 1;
             if (cfg_.ingested) cfg_.ingested(s);
           }
@@ -780,9 +760,9 @@ class cluster_actor : public caf::event_based_actor {
 
   /// Hands the subscribers that came with shard `s` to its rooms, before the shard is served.
   void adopt(shard_t s) {
-    auto it = adoptions_.find(s);
-    if (it == adoptions_.end()) return;
-    for (auto& room : it->second) {
+    auto rooms = handovers_.take_adopted(s);
+    if (!rooms) return;
+    for (auto& room : *rooms) {
       command c;
       c.op = room_op::adopt;
       c.room = room_id{std::move(room.room)};
@@ -800,7 +780,6 @@ class cluster_actor : public caf::event_based_actor {
       (void)env_.command_queued(env_.backlog_slot(c.room), c.op);  // an adoption: never refused
       to_registry(std::move(c));
     }
-    adoptions_.erase(it);
   }
 
   template <class Done>
@@ -1134,8 +1113,7 @@ class cluster_actor : public caf::event_based_actor {
   // Stand-ins for sessions of other nodes: (node, link id) -> link.
   std::map<std::pair<std::string, std::uint64_t>, std::shared_ptr<remote_link>> proxies_;
 
-  std::map<shard_t, handoff_state> handoffs_;              // shards this node is handing away
-  std::map<shard_t, std::vector<handed_room>> adoptions_;  // subscribers of shards ingested here
+  cluster::handovers<released_rooms, std::vector<handed_room>> handovers_;
 
   cluster::controller controller_;  // the coordinator's moves
 

@@ -9,6 +9,7 @@
 #include "actors/command.hpp"
 #include "actors/creation_limiter.hpp"
 #include "actors/rooms.hpp"
+#include "cluster/handover.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kaiwa::command)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<kaiwa::room_subscriber>)
@@ -39,13 +40,7 @@ using presence_atom = caf::atom_constant<caf::atom("presence")>;
 using subs_atom = caf::atom_constant<caf::atom("subs")>;
 using deleted_atom = caf::atom_constant<caf::atom("deleted")>;
 
-/// Where a node stands with a shard. Written by the cluster actor, read by dispatch and the
-/// registries.
-enum class shard_status : std::uint8_t {
-  owned,      // this node serves its rooms
-  releasing,  // being handed to another node: its rooms answer `unavailable`
-  elsewhere,  // another node (or nobody known) owns it: commands go through the cluster actor
-};
+using cluster::shard_status;
 
 /// What every room actor of a node shares. Owned by `rooms`, outlives all room actors.
 struct room_env {

@@ -1,0 +1,80 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "cluster/handover.hpp"
+
+using namespace kaiwa::cluster;
+
+namespace {
+
+// Rooms given up, and subscribers that came along: names will do.
+using table = handovers<std::vector<std::string>, std::vector<std::string>>;
+
+}  // namespace
+
+TEST_CASE("handover: a map names a shard this node serves: nothing changes") {
+  table t;
+  CHECK(t.on_map(1, true, shard_status::owned) == map_step::none);
+  CHECK(t.on_map(1, false, shard_status::elsewhere) == map_step::none);
+}
+
+TEST_CASE("handover: the old owner stays releasing until a map names the new owner") {
+  table t;
+  t.begin(3);
+  t.released(3).push_back("lobby");
+  // Maps published for other moves still name this node: the handover goes on.
+  CHECK(t.on_map(3, true, shard_status::releasing) == map_step::keep);
+  CHECK(t.on_map(3, true, shard_status::releasing) == map_step::keep);
+  CHECK(t.on_map(3, false, shard_status::releasing) == map_step::handed_over);
+  // Forgotten once handed over: nothing to give back, and the next map changes nothing.
+  CHECK_FALSE(t.take_back(3));
+  CHECK(t.on_map(3, false, shard_status::elsewhere) == map_step::none);
+}
+
+TEST_CASE("handover: a failed handover gives back what the rooms released, once") {
+  table t;
+  t.begin(3);
+  t.released(3).push_back("lobby");
+  t.released(3).push_back("dev");
+  auto back = t.take_back(3);
+  REQUIRE(back);
+  CHECK(*back == std::vector<std::string>{"lobby", "dev"});
+  CHECK_FALSE(t.take_back(3));
+  // Not handing it away any more: a map naming this node makes it serve the shard again.
+  CHECK(t.on_map(3, true, shard_status::owned) == map_step::none);
+}
+
+TEST_CASE("handover: a coordinator that went down voids the handovers it asked for") {
+  table t;
+  t.begin(3);
+  t.begin(4);
+  t.coordinator_lost();
+  // Its map (after it restarted) still names this node: the rooms get the shards back.
+  CHECK(t.on_map(3, true, shard_status::releasing) == map_step::restore);
+  CHECK(t.on_map(4, false, shard_status::releasing) == map_step::handed_over);
+  // A handover begun after it came back is not stale.
+  t.begin(5);
+  CHECK(t.on_map(5, true, shard_status::releasing) == map_step::keep);
+}
+
+TEST_CASE("handover: the new owner holds the subscribers until a map names it") {
+  table t;
+  t.ingested(7, {"n1/1", "n2/9"});
+  // A map for another move still names the old owner: the subscribers stay.
+  CHECK(t.on_map(7, false, shard_status::elsewhere) == map_step::none);
+  CHECK(t.on_map(7, true, shard_status::elsewhere) == map_step::adopt);
+  auto subs = t.take_adopted(7);
+  REQUIRE(subs);
+  CHECK(*subs == std::vector<std::string>{"n1/1", "n2/9"});
+  CHECK_FALSE(t.take_adopted(7));
+}
+
+TEST_CASE("handover: a shard that goes elsewhere without a handover is lost") {
+  table t;
+  CHECK(t.on_map(2, false, shard_status::owned) == map_step::lost);
+  // A shard this node was not serving becomes its own (a new cluster, a restart): adopt.
+  CHECK(t.on_map(2, true, shard_status::elsewhere) == map_step::adopt);
+  CHECK_FALSE(t.take_adopted(2));  // nothing came with it
+}

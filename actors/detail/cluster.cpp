@@ -13,6 +13,7 @@
 #include "actors/detail/wire.hpp"
 #include "cluster/controller.hpp"
 #include "cluster/members.hpp"
+#include "cluster/routing.hpp"
 #include "cluster/shard_map.hpp"
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
@@ -168,15 +169,15 @@ class cluster_actor : public caf::event_based_actor {
           on_remote_command(id, origin, blob);
         },
         [this](rreply_atom, std::uint64_t id, const std::string& payload) {
-          if (auto link = local_link(id)) link->send(text_frame(payload));
-          answered(id, payload);
+          if (auto link = routes_.local(id)) link->send(text_frame(payload));
+          routes_.answered(id, payload);
         },
         [this](rpush_atom, const std::string& ids, std::vector<std::string>& payloads) {
           on_remote_push(ids, payloads);
         },
         [this](rended_atom, std::uint64_t id, std::string& room, std::string& reason) {
-          forget_remote_sub(id, room);
-          auto link = local_link(id);
+          routes_.left(id, room);
+          auto link = routes_.local(id);
           if (!link) return;
           link->post([link, r = room_id{room}, reason = std::move(reason)] {
             link->subscription_ended(r, reason);
@@ -348,46 +349,29 @@ class cluster_actor : public caf::event_based_actor {
     count_members_up();
     log(log_level::warn, "cluster_member_down", {{"node", id}, {"reason", to_string(dm.reason)}});
     // Its sessions are gone: drop their subscriptions here.
-    for (auto pr = proxies_.begin(); pr != proxies_.end();) {
-      if (pr->first.first != id) {
-        ++pr;
-        continue;
-      }
-      for (auto& room : pr->second->rooms) {
+    for (auto& proxy : routes_.take_proxies(id)) {
+      for (auto& room : proxy->rooms) {
         command c;
         c.op = room_op::disconnect;
         c.room = room_id{room};
-        c.link = pr->second;
+        c.link = proxy;
         to_registry(std::move(c));
       }
-      pr = proxies_.erase(pr);
     }
     // Our sessions' subscriptions to its rooms are gone: they must resume with `since`. (The
     // map says which rooms are its: subscriptions follow their rooms through moves.)
-    for (auto sub = remote_subs_.begin(); sub != remote_subs_.end();) {
-      auto link = local_link(sub->first);
-      for (auto room = sub->second.begin(); room != sub->second.end();) {
-        if (map_.owner(env_.shard(room_id{*room})) != id) {
-          ++room;
-          continue;
-        }
-        if (link) link->post([link, r = room_id{*room}] { link->subscription_lost(r); });
-        room = sub->second.erase(room);
-      }
-      sub = sub->second.empty() || !link ? remote_subs_.erase(sub) : std::next(sub);
-    }
+    auto gone_rooms = [&](const std::string& room) {
+      return map_.owner(env_.shard(room_id{room})) == id;
+    };
+    for (auto& [link, room] : routes_.lose(gone_rooms))
+      link->post([link, r = room_id{room}] { link->subscription_lost(r); });
     // Requests it never answered: their outcome is unknown (a send may have been appended).
-    std::erase_if(awaiting_, [&](auto& kv) {
-      auto& [key, a] = kv;
-      if (a.node != id) return false;
-      auto space = key.find(' ');
+    for (auto& a : routes_.unanswered_by(id))
       for (std::uint32_t k = 0; k < a.count; ++k)
-        a.link->send(error_frame(key.substr(space + 1), errc::timeout,
+        a.link->send(error_frame(a.request_id, errc::timeout,
                                  "the room's node " + id +
                                      " went down before answering: the request may or may not "
                                      "have been applied"));
-      return true;
-    });
     if (id == map_.coordinator) handovers_.coordinator_lost();
     if (coordinating())
       for (auto shard : controller_.moving_with(id))
@@ -458,21 +442,6 @@ class cluster_actor : public caf::event_based_actor {
     send(target, std::move(c));
   }
 
-  void forget_remote_sub(std::uint64_t link, const std::string& room) {
-    auto it = remote_subs_.find(link);
-    if (it == remote_subs_.end()) return;
-    it->second.erase(room);
-    if (it->second.empty()) remote_subs_.erase(it);
-  }
-
-  std::shared_ptr<client_link> local_link(std::uint64_t id) {
-    auto it = links_.find(id);
-    if (it == links_.end()) return nullptr;
-    auto link = it->second.lock();
-    if (!link) links_.erase(it);
-    return link;
-  }
-
   /// A command of a session of this node for a room whose shard is owned elsewhere.
   void route(command c) {
     auto s = env_.shard(c.room);
@@ -489,46 +458,15 @@ class cluster_actor : public caf::event_based_actor {
       return;
     }
     auto id = c.link->id();
-    links_[id] = c.link;
-    if (c.op == room_op::join) remote_subs_[id].insert(c.room.str());
-    if (c.op == room_op::leave || c.op == room_op::disconnect) forget_remote_sub(id, c.room.str());
+    routes_.remember(id, c.link);
+    if (c.op == room_op::join) routes_.joined(id, c.room.str());
+    if (c.op == room_op::leave || c.op == room_op::disconnect) routes_.left(id, c.room.str());
     // Every request gets an answer: if the node dies first, `timeout` (see on_down).
-    if (!c.id.empty() && c.op != room_op::typing && c.op != room_op::disconnect) {
-      auto& a = awaiting_[awaiting_key(id, c.id)];
-      a.node = *owner;
-      a.link = c.link;
-      a.count += 1;
-    }
+    if (!c.id.empty() && c.op != room_op::typing && c.op != room_op::disconnect)
+      routes_.expect(id, c.id, *owner, c.link);
     env_.remote_commands_sent.fetch_add(1, std::memory_order_relaxed);
     send(to, rcmd_atom::value, id, self_, encode_command(c));
-    prune_links();
-  }
-
-  static std::string awaiting_key(std::uint64_t link, std::string_view request_id) {
-    auto k = std::to_string(link);
-    k += ' ';
-    k += request_id;
-    return k;
-  }
-
-  /// Notes the answer to a request. Replies start {"op":"...","id":<raw id>,...}; backfill
-  /// events carry no id and are not answers.
-  void answered(std::uint64_t link, std::string_view payload) {
-    if (awaiting_.empty()) return;
-    auto at = payload.find(R"(,"id":)");
-    if (at == std::string_view::npos || at > 32) return;
-    auto rest = payload.substr(at + 6);
-    std::size_t end = 0;
-    if (!rest.empty() && rest[0] == '"') {
-      for (end = 1; end < rest.size() && rest[end] != '"'; ++end)
-        if (rest[end] == '\\') ++end;
-      ++end;
-    } else {
-      end = rest.find_first_of(",}");
-    }
-    if (end == std::string_view::npos || end > rest.size()) return;
-    auto it = awaiting_.find(awaiting_key(link, rest.substr(0, end)));
-    if (it != awaiting_.end() && --it->second.count == 0) awaiting_.erase(it);
+    routes_.routed();
   }
 
   /// A command from a session of node `origin`.
@@ -545,7 +483,7 @@ class cluster_actor : public caf::event_based_actor {
     if (c->op == room_op::join) proxy->rooms.insert(c->room.str());
     if (c->op == room_op::leave || c->op == room_op::disconnect) {
       proxy->rooms.erase(c->room.str());
-      if (proxy->rooms.empty()) proxies_.erase({origin, id});  // rooms hold it while they need it
+      if (proxy->rooms.empty()) routes_.drop_proxy(origin, id);  // rooms hold it while they need it
     }
     c->link = std::move(proxy);
     env_.remote_commands_received.fetch_add(1, std::memory_order_relaxed);
@@ -554,11 +492,11 @@ class cluster_actor : public caf::event_based_actor {
 
   std::shared_ptr<remote_link> proxy_for(const std::string& node, std::uint64_t id,
                                          caf::actor origin) {
-    auto& slot = proxies_[{node, id}];
+    auto& slot = routes_.proxy(node, id);
     if (!slot) {
       if (!origin) origin = members_.handle(node);
       if (!origin) {
-        proxies_.erase({node, id});
+        routes_.drop_proxy(node, id);
         return nullptr;
       }
       slot = std::make_shared<remote_link>(std::move(origin), node, id, members_.lane(node));
@@ -574,18 +512,13 @@ class cluster_actor : public caf::event_based_actor {
     for (auto& p : payloads) frames->push_back(text_frame(p));
     std::unordered_map<const void*, std::shared_ptr<link_group>> lanes;
     for (auto id : *ids) {
-      auto link = local_link(id);
+      auto link = routes_.local(id);
       if (!link) continue;
       auto& g = lanes[link->lane()];
       if (!g) g = std::make_shared<link_group>();
       g->push_back(std::move(link));
     }
     for (auto& [_, g] : lanes) g->front()->push_to_lane(g, frames, nullptr);
-  }
-
-  void prune_links() {
-    if (++routed_ % 4096 != 0) return;
-    std::erase_if(links_, [](auto& kv) { return kv.second.expired(); });
   }
 
   // -- handover: the old owner ----------------------------------------------------------------
@@ -627,10 +560,10 @@ class cluster_actor : public caf::event_based_actor {
         if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
           room.subscribers.push_back({remote->node(), remote->remote_id(), sub.user});
           remote->rooms.erase(r.room);
-          if (remote->rooms.empty()) proxies_.erase({remote->node(), remote->remote_id()});
+          if (remote->rooms.empty()) routes_.drop_proxy(remote->node(), remote->remote_id());
         } else {
-          links_[sub.link->id()] = sub.link;
-          remote_subs_[sub.link->id()].insert(r.room);
+          routes_.remember(sub.link->id(), sub.link);
+          routes_.joined(sub.link->id(), r.room);
           room.subscribers.push_back({self_, sub.link->id(), sub.user});
         }
       }
@@ -769,8 +702,8 @@ class cluster_actor : public caf::event_based_actor {
       for (auto& sub : room.subscribers) {
         std::shared_ptr<client_link> link;
         if (sub.node == self_) {
-          link = local_link(sub.link);
-          forget_remote_sub(sub.link, c.room.str());
+          link = routes_.local(sub.link);
+          routes_.left(sub.link, c.room.str());
         } else if (auto proxy = proxy_for(sub.node, sub.link, nullptr)) {
           proxy->rooms.insert(c.room.str());
           link = std::move(proxy);
@@ -1096,23 +1029,7 @@ class cluster_actor : public caf::event_based_actor {
 
   cluster::members<caf::actor, caf::actor_addr> members_;
 
-  // Sessions of this node that rooms of other nodes know, by link id.
-  std::unordered_map<std::uint64_t, std::weak_ptr<client_link>> links_;
-  std::uint64_t routed_ = 0;
-  // Rooms owned elsewhere that this node's sessions joined: link id -> rooms.
-  std::unordered_map<std::uint64_t, std::set<std::string>> remote_subs_;
-  // Requests sent to other nodes and not yet answered, by "link id" SP raw request id.
-  struct awaiting {
-    std::string node;
-    // Held until the answer comes: for a session that closes meanwhile, and for the admin
-    // API's one-request links, which nothing else holds.
-    std::shared_ptr<client_link> link;
-    std::uint32_t count = 0;
-  };
-  std::unordered_map<std::string, awaiting> awaiting_;
-  // Stand-ins for sessions of other nodes: (node, link id) -> link.
-  std::map<std::pair<std::string, std::uint64_t>, std::shared_ptr<remote_link>> proxies_;
-
+  cluster::routes<client_link, remote_link> routes_;
   cluster::handovers<released_rooms, std::vector<handed_room>> handovers_;
 
   cluster::controller controller_;  // the coordinator's moves

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "cluster/members.hpp"
 #include "cluster/shard_map.hpp"
 
 namespace kaiwa::cluster {
@@ -27,9 +28,6 @@ inline constexpr std::size_t concurrent_moves = 2;
 
 /// Answers whoever asked for a move or a plan: empty when done, else why not.
 using move_reply = std::function<void(std::string)>;
-/// Whether a member is up (this node always is).
-using is_up = std::function<bool(const std::string&)>;
-
 /// The members shards are spread over: those up and not draining.
 std::vector<std::string> balanced_nodes(const shard_map& map, const is_up& up);
 

@@ -3,6 +3,7 @@
 // and which addresses it dials again. docs/cluster.md, "Membership".
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +15,9 @@
 #include "cluster/shard_map.hpp"
 
 namespace kaiwa::cluster {
+
+/// Whether a member is up (this node always is).
+using is_up = std::function<bool(const std::string&)>;
 
 /// Whether a lost or refused `address` is dialled again: only members (the map's) and the
 /// addresses this node was told to join.

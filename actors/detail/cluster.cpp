@@ -12,6 +12,7 @@
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/wire.hpp"
 #include "cluster/controller.hpp"
+#include "cluster/gather.hpp"
 #include "cluster/members.hpp"
 #include "cluster/routing.hpp"
 #include "cluster/shard_map.hpp"
@@ -221,14 +222,9 @@ class cluster_actor : public caf::event_based_actor {
           answer_query(qid, request);
         },
         [this](ranswer_atom, std::uint64_t qid, const std::string& node, std::string& page) {
-          on_answer(qid, node, std::move(page));
+          gathers_.answer(qid, node, std::move(page));
         },
-        [this](rqtimeout_atom, std::uint64_t qid) {
-          auto it = gathers_.find(qid);
-          if (it == gathers_.end()) return;
-          it->second.partial = true;
-          finish_gather(it);
-        },
+        [this](rqtimeout_atom, std::uint64_t qid) { gathers_.timed_out(qid); },
         [this](notice_atom, std::string& user, std::string& json) {
           members_.each_up([&](auto&, auto& peer) { send(peer, rnotice_atom::value, user, json); });
         },
@@ -726,32 +722,12 @@ class cluster_actor : public caf::event_based_actor {
 
   // -- read queries across members (docs/read-side.md) --------------------------------------
 
-  /// A query asked of the other members, waiting for their pages.
-  struct gather {
-    std::shared_ptr<members_query> q;
-    std::set<std::string> waiting;  // members asked and not answered
-    std::vector<std::string> pages;
-    bool partial = false;
-  };
-
   void ask_members(std::shared_ptr<members_query> q) {
-    auto qid = next_query_++;
-    gather g;
-    for (auto& m : map_.members) {
-      if (m.id == self_ || map_.count(m.id) == 0) continue;  // a member with no shards has nothing
-      auto a = actor_of(m.id);
-      if (!a) {
-        g.partial = true;  // its shards can't answer
-        continue;
-      }
-      send(a, rquery_atom::value, qid, q->request);
-      g.waiting.insert(m.id);
-    }
-    auto timeout = q->timeout;
-    g.q = std::move(q);
-    auto it = gathers_.emplace(qid, std::move(g)).first;
-    if (it->second.waiting.empty()) return finish_gather(it);
-    delayed_send(this, timeout, rqtimeout_atom::value, qid);
+    auto to = cluster::targets(map_, self_, up_fn());
+    auto qid = gathers_.open(to.ask, to.partial, q->done);
+    if (!qid) return;
+    for (auto& node : to.ask) send(actor_of(node), rquery_atom::value, *qid, q->request);
+    delayed_send(this, q->timeout, rqtimeout_atom::value, *qid);
   }
 
   /// Another member's query: the read side answers it on its own threads; the page goes
@@ -766,25 +742,6 @@ class cluster_actor : public caf::event_based_actor {
     cfg_.answer_query(request, [origin, qid, self = self_](std::string page) {
       caf::anon_send(origin, ranswer_atom::value, qid, self, std::move(page));
     });
-  }
-
-  void on_answer(std::uint64_t qid, const std::string& node, std::string page) {
-    auto it = gathers_.find(qid);
-    if (it == gathers_.end()) return;  // too late: the reply went out partial
-    auto& g = it->second;
-    if (g.waiting.erase(node) == 0) return;  // not asked, or answered already
-    if (page.empty())
-      g.partial = true;  // it couldn't answer (its projection is rebuilding, say)
-    else
-      g.pages.push_back(std::move(page));
-    if (g.waiting.empty()) finish_gather(it);
-  }
-
-  void finish_gather(std::map<std::uint64_t, gather>::iterator it) {
-    auto g = std::move(it->second);
-    gathers_.erase(it);
-    if (!g.waiting.empty()) g.partial = true;
-    g.q->done(std::move(g.pages), g.partial);
   }
 
   // -- coordinator ----------------------------------------------------------------------------
@@ -1034,8 +991,7 @@ class cluster_actor : public caf::event_based_actor {
 
   cluster::controller controller_;  // the coordinator's moves
 
-  std::map<std::uint64_t, gather> gathers_;  // read queries waiting, each for at most its timeout
-  std::uint64_t next_query_ = 0;
+  cluster::gathers gathers_;  // read queries across members, waiting for their pages
 };
 
 }  // namespace

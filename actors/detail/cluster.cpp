@@ -11,6 +11,7 @@
 
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/wire.hpp"
+#include "cluster/admin_view.hpp"
 #include "cluster/controller.hpp"
 #include "cluster/gather.hpp"
 #include "cluster/members.hpp"
@@ -19,7 +20,6 @@
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
 #include "core/ids.hpp"
-#include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/replies.hpp"
 #include "storage/journal.hpp"
@@ -873,7 +873,9 @@ class cluster_actor : public caf::event_based_actor {
         return;
       }
       case kind::shards:
-        return q->done(200, shards_json());
+        return q->done(200, cluster::shards_view(map_, self_, env_.shards, [this](shard_t s) {
+                         return env_.status(s) == shard_status::releasing;
+                       }));
       case kind::move:
       case kind::drain: {
         auto coord = actor_of(map_.coordinator);
@@ -912,32 +914,8 @@ class cluster_actor : public caf::event_based_actor {
     g->q = std::move(q);
     g->loads[self_] = cfg_.load ? cfg_.load() : "{}";
     auto finish = [this, g] {
-      std::string out;
-      json_writer w(out);
-      w.begin_object()
-          .field("node", self_)
-          .field("coordinator", map_.coordinator)
-          .field("epoch", map_.epoch())
-          .field("shards", std::uint64_t{env_.shards})
-          .field("moving", controller_.moving())
-          .field("moves_done", controller_.moves_done())
-          .field("moves_failed", controller_.moves_failed())
-          .field("moves_queued", std::uint64_t{controller_.queued()});
-      w.key("members").begin_array();
-      for (auto& m : map_.members) {
-        bool up = m.id == self_ || actor_of(m.id);
-        w.begin_object()
-            .field("id", m.id)
-            .field("address", m.address)
-            .field("state", !up          ? "down"
-                            : m.draining ? "draining"
-                                         : "up")
-            .field("shards", std::uint64_t{map_.count(m.id)});
-        if (auto l = g->loads.find(m.id); l != g->loads.end()) w.key("load").raw(l->second);
-        w.end_object();
-      }
-      w.end_array().end_object();
-      g->q->done(200, std::move(out));
+      g->q->done(200,
+                 cluster::members_view(map_, self_, env_.shards, controller_, up_fn(), g->loads));
     };
     for (auto& m : map_.members) {
       auto a = m.id == self_ ? caf::actor{} : actor_of(m.id);
@@ -952,27 +930,6 @@ class cluster_actor : public caf::event_based_actor {
                 [one](caf::error&) { one({}); });
     }
     if (g->waiting == 0) finish();
-  }
-
-  std::string shards_json() const {
-    std::string out;
-    json_writer w(out);
-    w.begin_object()
-        .field("epoch", map_.epoch())
-        .field("coordinator", map_.coordinator)
-        .field("shards", std::uint64_t{env_.shards});
-    w.key("owners").begin_array();
-    for (std::uint32_t i = 0; i < map_.shards(); ++i) {
-      auto s = static_cast<shard_t>(i);
-      auto st = map_.owner(s) != self_                      ? ""
-                : env_.status(s) == shard_status::releasing ? "moving"
-                                                            : "";
-      w.begin_object().field("shard", std::uint64_t{i}).field("owner", map_.owner(s));
-      if (*st) w.field("state", st);
-      w.end_object();
-    }
-    w.end_array().end_object();
-    return out;
   }
 
   room_env& env_;

@@ -18,7 +18,10 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/shard.hpp"
 
@@ -109,5 +112,24 @@ class handovers {
   std::map<shard_t, handing_away> out_;  // shards this node is handing away
   std::map<shard_t, Adopted> in_;        // subscribers of shards ingested here
 };
+
+/// A shard's exported files as they cross to the new owner, in one message: names (no
+/// directories) and contents, in the same order.
+struct shard_files {
+  std::vector<std::string> names;
+  std::vector<std::string> contents;
+};
+
+/// Reads the files the journal exported for a handover, whole.
+shard_files read_shard_files(const std::vector<std::string>& paths);
+
+/// Whether `name`, as the old owner sent it, is a plain file name (not empty, not `.` or `..`,
+/// no `/`), so that writing it stays inside the staging directory.
+bool plain_file_name(std::string_view name);
+
+/// Writes `files` (names checked with plain_file_name) into `dir`, emptied first, for the
+/// journal to ingest; appends their paths to `paths`. Returns why it failed, empty on success.
+std::string write_shard_files(const std::string& dir, const shard_files& files,
+                              std::vector<std::string>& paths);
 
 }  // namespace kaiwa::cluster

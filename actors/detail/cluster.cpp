@@ -4,10 +4,8 @@
 #include <caf/io/middleman.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "actors/detail/cluster.hpp"
 #include "actors/detail/wire.hpp"
@@ -565,7 +563,7 @@ class cluster_actor : public caf::event_based_actor {
       }
     }
     auto dir = cfg_.staging_dir + "/out-" + std::to_string(s);
-    auto files = std::make_shared<std::pair<std::vector<std::string>, std::vector<std::string>>>();
+    auto files = std::make_shared<cluster::shard_files>();
     auto records = std::make_shared<std::uint64_t>(0);
     auto* journal = &env_.journal;
     run_blocking(
@@ -575,13 +573,7 @@ class cluster_actor : public caf::event_based_actor {
           auto out = journal->export_shard(s, dir);
           if (!out) return out.err().message;
           *records = out->records;
-          for (auto& path : out->paths) {
-            std::ifstream in(path, std::ios::binary);
-            std::ostringstream buf;
-            buf << in.rdbuf();
-            files->first.push_back(std::filesystem::path(path).filename().string());
-            files->second.push_back(std::move(buf).str());
-          }
+          *files = cluster::read_shard_files(out->paths);
           std::filesystem::remove_all(dir, ec);
           return {};
         },
@@ -593,8 +585,8 @@ class cluster_actor : public caf::event_based_actor {
             rp.deliver(std::move(err));
             return;
           }
-          request(dest, cluster::move_timeout, ingest_atom::value, s, std::move(files->first),
-                  std::move(files->second), std::move(blob))
+          request(dest, cluster::move_timeout, ingest_atom::value, s, std::move(files->names),
+                  std::move(files->contents), std::move(blob))
               .then(
                   [=, this](std::string& err2) mutable {
                     if (!err2.empty()) {
@@ -653,26 +645,18 @@ class cluster_actor : public caf::event_based_actor {
       return rp;
     }
     for (auto& name : names)
-      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+      if (!cluster::plain_file_name(name)) {
         rp.deliver("bad shard file name " + name);
         return rp;
       }
     auto dir = cfg_.staging_dir + "/in-" + std::to_string(s);
     auto* journal = &env_.journal;
     run_blocking(
-        [=, names = std::move(names), contents = std::move(contents)]() -> std::string {
-          std::error_code ec;
-          std::filesystem::remove_all(dir, ec);
-          std::filesystem::create_directories(dir, ec);
-          if (ec) return "can't create " + dir + ": " + ec.message();
+        [=, files = cluster::shard_files{std::move(names), std::move(contents)}]() -> std::string {
           std::vector<std::string> paths;
-          for (std::size_t i = 0; i < names.size(); ++i) {
-            paths.push_back(dir + "/" + names[i]);
-            std::ofstream out(paths.back(), std::ios::binary);
-            out.write(contents[i].data(), static_cast<std::streamsize>(contents[i].size()));
-            if (!out) return "can't write " + paths.back();
-          }
+          if (auto err = cluster::write_shard_files(dir, files, paths); !err.empty()) return err;
           auto st = journal->ingest_shard(s, paths);
+          std::error_code ec;
           std::filesystem::remove_all(dir, ec);
           return st.ok() ? std::string() : st.err().message;
         },

@@ -1,9 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "cluster/handover.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
 
@@ -77,4 +80,44 @@ TEST_CASE("handover: a shard that goes elsewhere without a handover is lost") {
   // A shard this node was not serving becomes its own (a new cluster, a restart): adopt.
   CHECK(t.on_map(2, true, shard_status::elsewhere) == map_step::adopt);
   CHECK_FALSE(t.take_adopted(2));  // nothing came with it
+}
+
+TEST_CASE("handover files: only plain file names are written (no way out of the staging dir)") {
+  CHECK(plain_file_name("000012.sst"));
+  CHECK(plain_file_name("..sst"));
+  CHECK_FALSE(plain_file_name(""));
+  CHECK_FALSE(plain_file_name("."));
+  CHECK_FALSE(plain_file_name(".."));
+  CHECK_FALSE(plain_file_name("../journal/CURRENT"));
+  CHECK_FALSE(plain_file_name("/etc/passwd"));
+  CHECK_FALSE(plain_file_name("a/b"));
+}
+
+TEST_CASE("handover files: what the old owner read is what the new owner writes, in a fresh dir") {
+  kaiwa::test::temp_dir tmp;
+  auto out = tmp.str() + "/out";
+  std::filesystem::create_directories(out);
+  std::ofstream(out + "/a.sst", std::ios::binary) << std::string("x\0y", 3);
+  std::ofstream(out + "/b.sst", std::ios::binary) << "";
+  auto files = read_shard_files({out + "/a.sst", out + "/b.sst"});
+  CHECK(files.names == std::vector<std::string>{"a.sst", "b.sst"});
+  CHECK(files.contents == std::vector<std::string>{std::string("x\0y", 3), ""});
+
+  auto in = tmp.str() + "/in";
+  std::filesystem::create_directories(in);
+  std::ofstream(in + "/stale.sst") << "left from a failed ingest";
+  std::vector<std::string> paths;
+  CHECK(write_shard_files(in, files, paths).empty());
+  CHECK(paths == std::vector<std::string>{in + "/a.sst", in + "/b.sst"});
+  CHECK_FALSE(std::filesystem::exists(in + "/stale.sst"));
+  CHECK(read_shard_files(paths).contents == files.contents);
+}
+
+TEST_CASE("handover files: a staging dir that can't be made is an error, not an exception") {
+  kaiwa::test::temp_dir tmp;
+  auto blocker = tmp.file("plain", "a file where the dir's parent should be");
+  std::vector<std::string> paths;
+  auto err = write_shard_files(blocker + "/in-3", {{"a.sst"}, {"x"}}, paths);
+  CHECK(err.starts_with("can't create " + blocker + "/in-3"));
+  CHECK(paths.empty());
 }

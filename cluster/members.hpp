@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -21,12 +22,18 @@ using is_up = std::function<bool(const std::string&)>;
 
 /// Whether a lost or refused `address` is dialled again: only members (the map's) and the
 /// addresses this node was told to join.
-inline bool should_redial(const std::string& address, const std::vector<std::string>& join,
-                          const shard_map& map) {
-  return std::find(join.begin(), join.end(), address) != join.end() ||
-         std::any_of(map.members.begin(), map.members.end(),
-                     [&](auto& m) { return m.address == address; });
-}
+bool should_redial(const std::string& address, const std::vector<std::string>& join,
+                   const shard_map& map);
+
+/// Whether a hello's node id and cluster address can be taken in: both end up in the shard
+/// map's text form, which has no room for spaces or newlines.
+bool valid_hello(std::string_view id, std::string_view address);
+
+/// The coordinator's map once `id` (reached at `address`) is a member: added, or its address
+/// updated; one that comes back after a drain (restarted after maintenance) takes shards again,
+/// except the coordinator itself (`self`). nullopt when nothing changes.
+std::optional<shard_map> admitted(const shard_map& map, const std::string& id,
+                                  const std::string& address, const std::string& self);
 
 /// The other members this node knows, by node id: the address it reached each at, the
 /// connection to its cluster actor while it is up, and the lane that groups its sessions in

@@ -148,9 +148,7 @@ class cluster_actor : public caf::event_based_actor {
         [this](redial_atom, std::string& address) { dial(address); },
         [this](hello_atom, std::string& id,
                std::string& address) -> caf::result<std::string, std::string> {
-          // Both end up in the shard map's text form, which has no room for spaces or newlines.
-          auto hp = parse_host_port(address);
-          if (!valid_name(id) || !hp || hp->host.find_first_of(" \n") != std::string::npos) {
+          if (!cluster::valid_hello(id, address)) {
             log(log_level::error, "cluster_bad_hello", {});
             return caf::sec::invalid_argument;
           }
@@ -318,20 +316,9 @@ class cluster_actor : public caf::event_based_actor {
 
   /// Coordinator: makes `id` a member (or updates its address) and plans shards onto it.
   void admit(const std::string& id, const std::string& address) {
-    auto m =
-        std::find_if(map_.members.begin(), map_.members.end(), [&](auto& x) { return x.id == id; });
-    // A member that comes back after a drain (restarted after maintenance) takes shards again.
-    if (m != map_.members.end() && m->address == address && (!m->draining || id == self_)) return;
-    auto next = map_;
-    if (m != map_.members.end()) {
-      auto& mine = next.members[static_cast<std::size_t>(m - map_.members.begin())];
-      mine.address = address;
-      mine.draining = false;
-    } else {
-      next.members.push_back({id, address, false});
-    }
-    next.touch();
-    apply(std::move(next));
+    auto next = cluster::admitted(map_, id, address, self_);
+    if (!next) return;
+    apply(std::move(*next));
     broadcast();
     if (id != self_) rebalance({});
   }

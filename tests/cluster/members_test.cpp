@@ -95,3 +95,38 @@ TEST_CASE("members: only members and join addresses are dialled again") {
   CHECK(should_redial("h:9", {"h:9"}, m));
   CHECK_FALSE(should_redial("h:3", {"h:9"}, m));  // a node that left the map
 }
+
+TEST_CASE("members: a hello's id and address must fit the map's text form") {
+  CHECK(valid_hello("n2", "10.0.0.2:7070"));
+  CHECK(valid_hello("n2", "[::1]:7070"));
+  CHECK_FALSE(valid_hello("", "10.0.0.2:7070"));
+  CHECK_FALSE(valid_hello("n 2", "10.0.0.2:7070"));
+  CHECK_FALSE(valid_hello("n2", "10.0.0.2"));
+  CHECK_FALSE(valid_hello("n2", "a b:7070"));
+  CHECK_FALSE(valid_hello("n2", "a\nmember x y 0:7070"));
+}
+
+TEST_CASE("members: the coordinator admits a new member, a moved one, a drained one back") {
+  shard_map m(4, "n1");
+  m.members.push_back({"n1", "h:1", false});
+  auto added = admitted(m, "n2", "h:2", "n1");
+  REQUIRE(added);
+  CHECK(added->epoch() == m.epoch() + 1);
+  REQUIRE(added->members.size() == 2);
+  CHECK(added->members[1] == cluster_member{"n2", "h:2", false});
+
+  CHECK_FALSE(admitted(*added, "n2", "h:2", "n1"));  // known, same address: nothing changes
+  auto moved = admitted(*added, "n2", "h:2b", "n1");
+  REQUIRE(moved);
+  CHECK(moved->members[1].address == "h:2b");
+  CHECK(moved->members.size() == 2);
+
+  moved->members[1].draining = true;
+  auto back = admitted(*moved, "n2", "h:2b", "n1");  // restarted after maintenance
+  REQUIRE(back);
+  CHECK_FALSE(back->members[1].draining);
+
+  // The coordinator itself, draining, stays draining when it admits itself at start.
+  moved->members[0].draining = true;
+  CHECK_FALSE(admitted(*moved, "n1", "h:1", "n1"));
+}

@@ -7,7 +7,7 @@
 #include <future>
 #include <thread>
 
-#include "actors/detail/cluster.hpp"
+#include "actors/detail/cluster_actor.hpp"
 #include "actors/detail/messages.hpp"
 #include "actors/detail/tls.hpp"
 #include "core/address.hpp"

@@ -1,7 +1,7 @@
 #pragma once
 // Mutual TLS for the cluster port: kaiwa's own TLS transport for CAF's middleman (BASP over
 // TLS 1.3, each end presenting a certificate the cluster CA signed and verifying the other's).
-// Only rooms.cpp and cluster.cpp include this.
+// Only rooms.cpp includes this.
 //
 // Why not CAF 0.17's OpenSSL module (libcaf_openssl): it never empties OpenSSL's per-thread
 // error queue (it does so only in log statements, which Debian's build compiles out), and

@@ -2,7 +2,8 @@
 // The cluster actor: one per node, published on the cluster listener. It keeps the node's copy
 // of the shard map, routes commands for rooms owned elsewhere, stands in for sessions of other
 // nodes (remote links), hands shards over, and, on the coordinator, plans and runs the moves.
-// docs/cluster.md describes the protocol; only rooms.cpp and cluster.cpp include this.
+// docs/cluster.md describes the protocol, cluster_actor.cpp the parts it drives; only rooms.cpp
+// and cluster_actor.cpp include this.
 
 #include <functional>
 #include <memory>

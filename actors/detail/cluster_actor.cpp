@@ -1,5 +1,18 @@
-// The cluster actor (see cluster.hpp and docs/cluster.md). The invariants of shard status and
-// handovers are in cluster/handover.hpp, next to the decisions that keep them.
+// The cluster actor (see cluster_actor.hpp and docs/cluster.md): the CAF side of the cluster.
+// It turns messages from peers, the rooms and the admin API into calls on the cluster's parts,
+// which decide, and carries out what they decide: sends, requests with their timeouts, monitors,
+// the rooms' shard status, the journal's shard export and ingest.
+//
+//   cluster/members.hpp     who is up, at which address; admission; who is dialled again
+//   cluster/shard_map.hpp   the placement this node follows (applied, persisted, broadcast here)
+//   cluster/routing.hpp     sessions known elsewhere, their subscriptions and requests, stand-ins
+//   cluster/handover.hpp    shards handed away and adopted, what a map does to each (invariants)
+//   cluster/controller.hpp  the coordinator's moves, batches and drains
+//   cluster/gather.hpp      read queries asked of every member
+//   cluster/admin_view.hpp  the admin API's views of the cluster
+//
+// What stays here needs CAF: remote_link (a stand-in whose replies are messages), disk_worker
+// (a detached actor per blocking disk job), and the actor's handlers.
 
 #include <caf/io/middleman.hpp>
 
@@ -7,7 +20,7 @@
 #include <map>
 #include <set>
 
-#include "actors/detail/cluster.hpp"
+#include "actors/detail/cluster_actor.hpp"
 #include "actors/detail/wire.hpp"
 #include "cluster/admin_view.hpp"
 #include "cluster/controller.hpp"

@@ -136,6 +136,22 @@ TEST_CASE("a follower behind for longer than max_lag leaves the isr; caught up, 
   CHECK(t.isr() == std::vector<std::string>{"n1", "n2"});
 }
 
+TEST_CASE("a new leader's follower joins the isr only once it holds the leader's log",
+          "[replication][!shouldfail]") {
+  // A new leader has heard from no follower yet: its high watermark counts them at 0. A replica
+  // out of the isr (a stale one, missing acked events) must not look caught up at 0: once in
+  // the isr it could be elected and the acked events it lacks would be lost.
+  auto t0 = clock_type::now();
+  in_sync_tracker t("n3", {"n1", "n2", "n3"}, {"n3", "n1"}, 10, {}, t0);
+  CHECK(t.high_watermark() == 0);
+  CHECK(t.caught_up().empty());
+  t.acked("n2", 4, t0);
+  CHECK(t.caught_up().empty());
+  t.acked("n1", 10, t0);
+  t.acked("n2", 10, t0);
+  CHECK(t.caught_up() == std::vector<std::string>{"n2"});
+}
+
 namespace {
 
 using kind = append_decision::kind;

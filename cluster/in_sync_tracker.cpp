@@ -7,7 +7,7 @@ namespace kaiwa::cluster {
 in_sync_tracker::in_sync_tracker(std::string self, const std::vector<std::string>& replicas,
                                  std::vector<std::string> isr, offset_t log_end, in_sync_config cfg,
                                  clock::time_point now)
-    : self_(std::move(self)), log_end_(log_end), cfg_(cfg) {
+    : self_(std::move(self)), log_end_(log_end), led_from_(log_end), cfg_(cfg) {
   for (auto& r : replicas)
     if (r != self_) followers_[r] = {0, now};
   set_isr(std::move(isr), now);
@@ -49,7 +49,9 @@ std::vector<std::string> in_sync_tracker::lagging(clock::time_point now) const {
 
 std::vector<std::string> in_sync_tracker::caught_up() const {
   std::vector<std::string> out;
-  auto hw = high_watermark();
+  // Until every isr member has answered, the high watermark counts the silent ones at 0 and is
+  // below what earlier epochs acked; all of that is in the log this leader started with.
+  auto hw = std::max(high_watermark(), led_from_);
   for (auto& [node, f] : followers_)
     if (!in_isr(node) && f.end >= hw) out.push_back(node);
   return out;

@@ -57,7 +57,8 @@ class in_sync_tracker {
 
   /// Isr followers behind the log end for longer than max_lag: the isr to propose without them.
   std::vector<std::string> lagging(clock::time_point now) const;
-  /// Replicas outside the isr that hold everything up to the high watermark: ready to join.
+  /// Replicas outside the isr that hold everything up to the high watermark, and the log this
+  /// leader started with (which holds every event an earlier epoch acked): ready to join.
   std::vector<std::string> caught_up() const;
   /// The leader is writing `next` as the isr (a compare-and-swap in flight): until it is
   /// settled, the high watermark counts its members too.
@@ -84,6 +85,7 @@ class in_sync_tracker {
   std::vector<std::string> isr_;
   std::vector<std::string> pending_;  // an isr being written, empty when none
   offset_t log_end_ = 0;
+  offset_t led_from_ = 0;  // log_end_ when this leader began: what earlier epochs may have acked
   in_sync_config cfg_;
 };
 

@@ -539,7 +539,7 @@ TEST_CASE("a leader whose disk fails an append leaves no hole in its log",
 }
 
 TEST_CASE("a stale replica doesn't join a new leader's isr before it holds the acked writes",
-          "[replication][sim][!shouldfail]") {
+          "[replication][sim]") {
   // n2 is cut off and leaves the isr; writes are acked on n1 and n3. Leadership moves to n3
   // (epoch 2, isr n3 and n1); its first tick comes before any follower answered. n2 must not
   // be proposed into the isr then: if it were, a failover could elect it and lose the acks.

@@ -232,12 +232,22 @@ void shard_replica::on_append(const std::string& from, std::string_view bytes) {
     send_(from, encode(append_answer{shard_, answer_kind::stale, epoch_, log_end_}));
     return;
   }
-  if (role_ != role::follower || reconciling_) return;
+  if (role_ != role::follower) return;
   if (m->epoch > epoch_) {  // a newer leader, before the assignment reached this node
     epoch_ = m->epoch;
     leader_ = from;
+    reconciling_ = false;  // with the newer leader, if there is anything to reconcile
   } else if (m->epoch == epoch_ && from != leader_) {
     return;  // one epoch has one leader: not this sender
+  }
+  if (reconciling_) {
+    // The history request or its reply may have been lost with a broken connection: the
+    // leader's resent append (every 250 ms while unanswered) asks for it again.
+    if (m->epoch == epoch_) {
+      answer(from, static_cast<std::uint8_t>(answer_kind::reconcile), log_end_);
+      send_(from, encode(history_request{shard_, m->epoch}));
+    }
+    return;
   }
   append_request req{m->epoch, m->first, {}, m->high_watermark};
   for (auto& e : m->entries) req.entries.push_back(e.epoch);

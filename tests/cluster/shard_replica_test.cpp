@@ -492,7 +492,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a follower whose reconcile lost the leader's history asks again and catches up",
-          "[replication][sim][!shouldfail]") {
+          "[replication][sim]") {
   // n3 holds entries not yet applied when n2 takes over, so it must reconcile; its history
   // request is lost with a broken connection. It must not wait for a reply forever (the shard
   // would stay below min_insync once n2 drops it).

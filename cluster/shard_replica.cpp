@@ -50,7 +50,6 @@ void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
   leader_ = self_;
   follower_.reset();
   reconciling_ = false;
-  appending_ = log_end_;
   tracker_ = std::make_unique<in_sync_tracker>(self_, a.replicas, a.isr, log_end_, cfg_, now);
   peers_.clear();
   for (auto& r : a.replicas)
@@ -62,20 +61,49 @@ void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
 
 void shard_replica::replicate(std::string payload, acked_fn acked) {
   if (!leading()) return acked(replicate_error::not_leader);
+  if (damaged_) return acked(replicate_error::storage);
   if (!tracker_->writable()) return acked(replicate_error::not_enough_in_sync);
   auto offset = ++appending_;
   history_.record(epoch_, offset);
   waiting_.emplace_back(offset, std::move(acked));
-  auto epoch = epoch_;
-  store_.append({{offset, epoch, std::move(payload)}}, [this, offset, epoch](bool ok) {
-    if (!ok) return step_down(replicate_error::storage);
-    // Appends complete in the order they were made: the log is durable up to `offset`.
-    log_end_ = std::max(log_end_, offset);
-    if (!leading() || epoch_ != epoch) return;
-    tracker_->appended(log_end_);
-    for (auto& [node, p] : peers_) send_to(node);
-    advance();
+  ++appends_in_flight_;
+  store_.append({{offset, epoch_, std::move(payload)}}, [this, offset](bool ok) {
+    if (landed(offset, ok)) progress();
   });
+}
+
+bool shard_replica::landed(offset_t last, bool ok) {
+  --appends_in_flight_;
+  // Appends complete in the order they were made: the log is durable up to `last`, unless one
+  // before failed (then what comes after it is not the log: a hole before it).
+  if (!ok) damaged_ = true;
+  if (!damaged_) {
+    log_end_ = std::max(log_end_, last);
+    if (follower_)
+      follower_ = std::make_unique<follower_state>(log_end_, applied_, history_, followed_);
+    return true;
+  }
+  if (leading()) step_down(replicate_error::storage);
+  repair();
+  return false;
+}
+
+void shard_replica::repair() {
+  // Once nothing is in flight, every append made has reached the store, so cutting the log
+  // back to what landed in order leaves nothing after it for a restart to take as the log.
+  if (!damaged_ || appends_in_flight_ > 0 || !store_.truncate(log_end_)) return;
+  damaged_ = false;
+  appending_ = log_end_;
+  history_.truncate_to(log_end_);
+  if (follower_)
+    follower_ = std::make_unique<follower_state>(log_end_, applied_, history_, followed_);
+}
+
+void shard_replica::progress() {
+  if (!leading()) return;
+  tracker_->appended(log_end_);
+  for (auto& [node, p] : peers_) send_to(node);
+  advance();
 }
 
 void shard_replica::send_to(const std::string& node) {
@@ -127,7 +155,6 @@ void shard_replica::step_down(replicate_error why) {
   tracker_.reset();
   peers_.clear();
   proposing_ = false;
-  appending_ = log_end_;
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (auto& [offset, done] : waiting) done(why);
@@ -233,6 +260,11 @@ void shard_replica::on_append(const std::string& from, std::string_view bytes) {
     return;
   }
   if (role_ != role::follower) return;
+  // Decided only against a log whose every append has landed: one still in flight could land
+  // after a shorter one decided now and leave its tail past the log's end, on disk (where a
+  // restart would take it for the log), or under a truncation. The leader resends.
+  repair();
+  if (appends_in_flight_ > 0 || damaged_) return;
   if (m->epoch > epoch_) {  // a newer leader, before the assignment reached this node
     epoch_ = m->epoch;
     leader_ = from;
@@ -269,11 +301,8 @@ void shard_replica::on_append(const std::string& from, std::string_view bytes) {
     case kind::append:
       break;
   }
-  auto finish = [this, from, req, d]() {
-    follower_->appended(req, d.skip, d.count);
-    log_end_ = follower_->log_end();
-    history_ = follower_->history();
-    followed_ = follower_->followed();
+  auto finish = [this, from, d, epoch = epoch_]() {
+    if (role_ != role::follower || epoch_ != epoch || leader_ != from) return;
     answer(from, static_cast<std::uint8_t>(answer_kind::appended), log_end_);
     if (d.apply_to > applied_ && !applying_) {
       auto to = std::min(d.apply_to, log_end_);
@@ -289,21 +318,30 @@ void shard_replica::on_append(const std::string& from, std::string_view bytes) {
       });
     }
   };
+  // Recorded as made, so that a lead() before they land continues after them.
+  follower_->appended(req, d.skip, d.count);
+  history_ = follower_->history();
+  followed_ = follower_->followed();
   if (d.count == 0) return finish();
   std::vector<log_entry> entries;
   for (std::size_t i = 0; i < d.count; ++i) {
     auto& e = m->entries[d.skip + i];
     entries.push_back({m->first + d.skip + i, e.epoch, std::move(e.payload)});
   }
-  store_.append(std::move(entries), [this, finish, epoch = epoch_](bool ok) {
-    if (!ok || role_ != role::follower || epoch_ != epoch) return;
+  auto last = entries.back().offset;
+  appending_ = last;
+  ++appends_in_flight_;
+  store_.append(std::move(entries), [this, finish, last](bool ok) {
+    if (!landed(last, ok)) return;
+    progress();  // it leads now: what landed is its log's
     finish();
   });
 }
 
 void shard_replica::on_history(const std::string& from, std::string_view bytes) {
   auto h = decode_history(bytes);
-  if (!h || h->shard != shard_ || role_ != role::follower || !reconciling_ || from != leader_)
+  if (!h || h->shard != shard_ || role_ != role::follower || !reconciling_ || from != leader_ ||
+      appends_in_flight_ > 0)
     return;
   auto leader_history = leader_epochs::from(h->history);
   auto keep = divergence(history_, log_end_, *leader_history, h->log_end);

@@ -112,6 +112,12 @@ class shard_replica {
     clock::time_point sent;  // when it was sent: unanswered for resend_after, it is sent again
   };
 
+  /// An append up to `last` completed: false when the log is damaged (this or an earlier
+  /// append failed) and nothing after it counts until repair() cut the store back.
+  bool landed(offset_t last, bool ok);
+  void repair();
+  /// Leader: the log grew; tell the tracker and the followers, apply what is acked.
+  void progress();
   void send_to(const std::string& node);
   void advance();
   void step_down(replicate_error why);
@@ -132,9 +138,11 @@ class shard_replica {
   epoch_t epoch_ = 0;       // the epoch led or followed
   std::string leader_;      // follower: whom it follows
   offset_t log_end_ = 0;    // durable in the log
-  offset_t appending_ = 0;  // leader: offsets handed out (appends may still be in flight)
+  offset_t appending_ = 0;  // the log's end once every append made lands
   offset_t applied_ = 0;
   bool applying_ = false;
+  std::size_t appends_in_flight_ = 0;  // made to the store, not completed
+  bool damaged_ = false;               // an append failed: the store may hold entries past log_end_
   leader_epochs history_;
   epoch_t followed_ = 0;
 

@@ -356,6 +356,7 @@ void shard_replica::on_history(const std::string& from, std::string_view bytes) 
   if (to < log_end_ && !store_.truncate(to)) return;
   follower_->reconciled(to, h->epoch);
   log_end_ = follower_->log_end();
+  appending_ = log_end_;  // nothing is in flight
   history_ = follower_->history();
   followed_ = follower_->followed();
   reconciling_ = false;

@@ -166,14 +166,30 @@ class cluster_sim {
     }
   }
 
+  /// `a` reaches node `n` alone (a watch event; a cut node misses them).
+  void deliver(const std::string& n, const shard_assignment& a) {
+    auto& r = replicas_[n];
+    if (!r) return;
+    if (n == a.leader)
+      r->lead(a, now_);
+    else if (a.holds(n))
+      r->follow(a);
+  }
+
   /// A client's write through the leader; its outcome is recorded.
-  void write(const std::string& payload) {
-    auto& r = replicas_.at(assignment_.leader);
+  void write(const std::string& payload) { write_to(assignment_.leader, payload); }
+  /// A client's write through `n`, whatever the controller says (a deposed leader that doesn't
+  /// know it yet).
+  void write_to(const std::string& n, const std::string& payload) {
+    auto& r = replicas_.at(n);
     if (!r) return;
     r->replicate(payload, [this, payload](std::optional<replicate_error> e) {
       if (!e) acked_.push_back(payload);
     });
   }
+  bool cut_off(const std::string& n) const { return cut_.contains(n); }
+  void advance(std::chrono::milliseconds d) { now_ += d; }
+  shard_replica::clock::time_point now() const { return now_; }
 
   /// Time passes: the leader's tick, and the isr change it asks for written at once.
   void tick(std::chrono::milliseconds d) {
@@ -193,9 +209,8 @@ class cluster_sim {
   const std::vector<std::string>& acked() const { return acked_; }
   shard_assignment& assignment() { return assignment_; }
 
-  /// The invariants: every replica applied a prefix of one sequence; every acked write is in
-  /// it once, and applied on every replica of `in_sync`.
-  void check(const std::vector<std::string>& in_sync) {
+  /// Every replica applied a prefix of one sequence (returned).
+  std::vector<std::string> check_prefix() {
     std::vector<std::string> longest;
     for (auto& n : nodes_)
       if (disks_[n].applied.size() > longest.size()) longest = disks_[n].applied;
@@ -204,6 +219,13 @@ class cluster_sim {
       INFO("node " << n);
       REQUIRE(std::equal(a.begin(), a.end(), longest.begin()));  // a prefix: no divergence
     }
+    return longest;
+  }
+
+  /// The invariants: every replica applied a prefix of one sequence; every acked write is in
+  /// it once, and applied on every replica of `in_sync`.
+  void check(const std::vector<std::string>& in_sync) {
+    auto longest = check_prefix();
     std::multiset<std::string> all(longest.begin(), longest.end());
     for (auto& w : acked_) {
       INFO("acked write " << w);
@@ -570,4 +592,205 @@ TEST_CASE("a stale replica doesn't join a new leader's isr before it holds the a
   c.assign({3, leader, {"n1", "n2", "n3"}, isr});
   settle(c, "b", 2);
   c.check({leader});
+}
+
+namespace {
+
+/// The controller and etcd around a cluster_sim, with one node at a time crashed or cut off:
+/// assignments reach only the nodes that are up and connected; a leader's isr change is a
+/// compare-and-swap on the key's revision, settled some rounds later (so the controller can
+/// write in between and make it fail), and fails from a cut-off node.
+class chaos {
+ public:
+  explicit chaos(unsigned seed) : c_(seed), rng_(c_.sched().rng()) { publish(initial()); }
+
+  void run(int rounds) {
+    for (int round = 0; round < rounds; ++round) {
+      INFO("round " << round);
+      event();
+      for (auto i = pick(0, 60); i > 0 && c_.sched().step(); --i) {
+      }
+      tick(std::chrono::milliseconds(pick(20, 300)));
+      c_.check_prefix();
+    }
+    settle();
+  }
+
+  cluster_sim& sim() { return c_; }
+  int failovers = 0, cas_failed = 0, stale_writes = 0;
+
+ private:
+  struct proposal {
+    std::string node;
+    std::uint64_t rev;
+    std::vector<std::string> isr;
+  };
+
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
+  bool up(const std::string& n) const { return !down_.contains(n) && !c_.cut_off(n); }
+
+  void publish(shard_assignment a) {
+    c_.assignment() = std::move(a);
+    ++rev_;
+    for (auto& n : nodes_)
+      if (up(n)) {
+        c_.deliver(n, c_.assignment());
+        known_[n] = rev_;
+      }
+  }
+
+  /// The controller saw the leader's lease go: an up in-sync replica leads the next epoch.
+  void failover() {
+    auto a = c_.assignment();
+    std::vector<std::string> candidates;
+    for (auto& r : a.isr)
+      if (r != a.leader && up(r)) candidates.push_back(r);
+    if (candidates.empty()) return;  // stranded until a replica comes back
+    auto old = a.leader;
+    a.leader = candidates[static_cast<std::size_t>(pick(0, int(candidates.size()) - 1))];
+    ++a.epoch;
+    std::erase_if(a.isr, [&](const std::string& r) { return r == old || !up(r); });
+    ++failovers;
+    publish(a);
+  }
+
+  void event() {
+    auto& a = c_.assignment();
+    std::string faulty = down_.empty() ? (cut_.empty() ? "" : *cut_.begin()) : *down_.begin();
+    switch (pick(0, 9)) {
+      case 0:
+      case 1:
+      case 2:
+        for (auto k = pick(1, 4); k > 0; --k) c_.write("w" + std::to_string(writes_++));
+        break;
+      case 3:  // a deposed leader that still believes it leads takes a write
+        for (auto& n : nodes_)
+          if (c_.replica(n) && c_.replica(n)->leading() && n != a.leader) {
+            ++stale_writes;
+            c_.write_to(n, "s" + std::to_string(writes_++));
+          }
+        break;
+      case 4:
+        if (!faulty.empty()) break;
+        faulty = nodes_[static_cast<std::size_t>(pick(0, 2))];
+        c_.crash(faulty);
+        down_.insert(faulty);
+        if (faulty == a.leader) failover();
+        break;
+      case 5:
+        if (!faulty.empty()) break;
+        faulty = nodes_[static_cast<std::size_t>(pick(0, 2))];
+        c_.cut(faulty);
+        cut_.insert(faulty);
+        if (faulty == a.leader) failover();
+        break;
+      case 6:
+        back(faulty);
+        break;
+      case 7: {
+        auto disk = "disk:" + nodes_[static_cast<std::size_t>(pick(0, 2))];
+        if (pick(0, 1))
+          c_.sched().hold(disk);
+        else
+          c_.sched().release(disk);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /// The faulty node returns: from its disk, or reconnected; it hears the current assignment.
+  void back(const std::string& n) {
+    if (n.empty()) return;
+    if (down_.erase(n)) c_.start(n);
+    if (cut_.erase(n)) c_.heal(n);
+    if (c_.assignment().leader == n) {
+      // It led when it went and no one could take over: it leads again, at a new epoch.
+      auto a = c_.assignment();
+      ++a.epoch;
+      publish(a);
+    } else {
+      c_.deliver(n, c_.assignment());
+      known_[n] = rev_;
+    }
+  }
+
+  void tick(std::chrono::milliseconds d) {
+    c_.advance(d);
+    // Proposals written earlier settle now, in a random order, some not yet.
+    std::shuffle(pending_.begin(), pending_.end(), rng_);
+    std::vector<proposal> later;
+    for (auto& p : pending_) {
+      auto* r = c_.replica(p.node);
+      if (!r) continue;
+      if (pick(0, 2) == 0) {
+        later.push_back(std::move(p));
+        continue;
+      }
+      if (p.rev == rev_ && !c_.cut_off(p.node)) {
+        c_.assignment().isr = p.isr;
+        known_[p.node] = ++rev_;
+        r->isr_written(p.isr, c_.now());
+      } else {
+        ++cas_failed;
+        r->isr_failed();
+      }
+    }
+    pending_ = std::move(later);
+    for (auto& n : nodes_) {
+      auto* r = c_.replica(n);
+      if (!r || !r->leading()) continue;
+      if (auto isr = r->tick(c_.now())) pending_.push_back({n, known_[n], *isr});
+    }
+  }
+
+  void settle() {
+    for (auto& n : nodes_) c_.sched().release("disk:" + n);
+    for (auto n : std::vector<std::string>(down_.begin(), down_.end())) back(n);
+    for (auto n : std::vector<std::string>(cut_.begin(), cut_.end())) back(n);
+    for (int i = 0; i < 40; ++i) {
+      c_.sched().run();
+      tick(100ms);
+    }
+    for (int i = 0; i < 5; ++i) c_.write("f" + std::to_string(i));
+    for (int i = 0; i < 40; ++i) {
+      c_.sched().run();
+      tick(100ms);
+    }
+  }
+
+  cluster_sim c_;
+  std::mt19937& rng_;
+  std::vector<std::string> nodes_{"n1", "n2", "n3"};
+  std::set<std::string> down_, cut_;
+  std::uint64_t rev_ = 0;
+  std::map<std::string, std::uint64_t> known_;
+  std::vector<proposal> pending_;
+  int writes_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "chaos: crashes, cuts, stalled disks, stale leaders and contended isr writes lose no "
+    "acked write",
+    "[replication][sim]") {
+  int failovers = 0, cas_failed = 0, stale_writes = 0, full = 0;
+  for (unsigned seed = 1; seed <= 300; ++seed) {
+    INFO("seed " << seed);
+    chaos ch(seed);
+    ch.run(60);
+    auto& c = ch.sim();
+    c.check(c.assignment().isr);
+    // Every replica is up and connected at the end: the shard is whole again.
+    full += c.assignment().isr.size() == 3;
+    failovers += ch.failovers;
+    cas_failed += ch.cas_failed;
+    stale_writes += ch.stale_writes;
+  }
+  CHECK(failovers > 100);
+  CHECK(cas_failed > 50);
+  CHECK(stale_writes > 20);
+  CHECK(full > 250);
 }

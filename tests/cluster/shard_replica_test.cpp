@@ -133,6 +133,7 @@ class cluster_sim {
     replicas_[n] = std::make_unique<shard_replica>(
         7, n, *stores_[n],
         [this, n](const std::string& to, std::string bytes) {
+          if (sent_.size() < 4096) sent_.push_back({n, to, bytes});
           if (cut_.contains(n) || cut_.contains(to)) return;
           s_.post("net:" + n + ">" + to, [this, n, to, bytes = std::move(bytes)] {
             if (cut_.contains(n) || cut_.contains(to) || !replicas_[to]) return;
@@ -188,6 +189,17 @@ class cluster_sim {
     });
   }
   bool cut_off(const std::string& n) const { return cut_.contains(n); }
+  /// Message `i` of those sent so far arrives again (a resend over a new connection, an answer
+  /// from an older epoch), unless its ends are down or cut off.
+  void replay(std::size_t i) {
+    if (sent_.empty()) return;
+    auto m = sent_[i % sent_.size()];
+    if (cut_.contains(m.from) || cut_.contains(m.to)) return;
+    s_.post("net:" + m.from + ">" + m.to, [this, m] {
+      if (cut_.contains(m.from) || cut_.contains(m.to) || !replicas_[m.to]) return;
+      replicas_.at(m.to)->on_message(m.from, m.bytes, now_);
+    });
+  }
   void advance(std::chrono::milliseconds d) { now_ += d; }
   shard_replica::clock::time_point now() const { return now_; }
 
@@ -244,6 +256,10 @@ class cluster_sim {
   std::map<std::string, std::unique_ptr<fake_store>> stores_;
   std::map<std::string, std::unique_ptr<shard_replica>> replicas_;
   std::set<std::string> cut_;
+  struct message {
+    std::string from, to, bytes;
+  };
+  std::vector<message> sent_;  // the first 4,096, for replays
   shard_assignment assignment_;
   std::vector<std::string> acked_;
   shard_replica::clock::time_point now_ = shard_replica::clock::now();
@@ -655,9 +671,10 @@ class chaos {
   }
 
   void event() {
+    abdicated();
     auto& a = c_.assignment();
     std::string faulty = down_.empty() ? (cut_.empty() ? "" : *cut_.begin()) : *down_.begin();
-    switch (pick(0, 9)) {
+    switch (pick(0, 10)) {
       case 0:
       case 1:
       case 2:
@@ -695,9 +712,34 @@ class chaos {
           c_.sched().release(disk);
         break;
       }
+      case 8:
+        for (auto k = pick(1, 3); k > 0; --k) c_.replay(static_cast<std::size_t>(pick(0, 1 << 20)));
+        break;
+      case 9: {  // a disk fails the next append of some offset
+        auto& d = c_.disk_of(nodes_[static_cast<std::size_t>(pick(0, 2))]);
+        if (pick(0, 3) == 0)
+          d.fail_appends = {static_cast<offset_t>(writes_ + pick(0, 3))};
+        else
+          d.fail_appends.clear();
+        break;
+      }
       default:
         break;
     }
+  }
+
+  /// A leader up but not leading stepped down on a disk error: its owner tells the controller,
+  /// which moves the shard on (to another in-sync replica, or to it again at a new epoch).
+  void abdicated() {
+    auto& a = c_.assignment();
+    auto* r = c_.replica(a.leader);
+    if (!up(a.leader) || !r || r->leading()) return;
+    auto epoch = a.epoch;
+    failover();
+    if (c_.assignment().epoch != epoch) return;
+    auto b = a;
+    ++b.epoch;
+    publish(b);
   }
 
   /// The faulty node returns: from its disk, or reconnected; it hears the current assignment.
@@ -746,16 +788,21 @@ class chaos {
   }
 
   void settle() {
-    for (auto& n : nodes_) c_.sched().release("disk:" + n);
+    for (auto& n : nodes_) {
+      c_.sched().release("disk:" + n);
+      c_.disk_of(n).fail_appends.clear();
+    }
     for (auto n : std::vector<std::string>(down_.begin(), down_.end())) back(n);
     for (auto n : std::vector<std::string>(cut_.begin(), cut_.end())) back(n);
     for (int i = 0; i < 40; ++i) {
       c_.sched().run();
+      abdicated();
       tick(100ms);
     }
     for (int i = 0; i < 5; ++i) c_.write("f" + std::to_string(i));
     for (int i = 0; i < 40; ++i) {
       c_.sched().run();
+      abdicated();
       tick(100ms);
     }
   }

@@ -41,7 +41,7 @@ offset_t shard_replica::high_watermark() const {
 // -- leader -----------------------------------------------------------------------------------
 
 void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
-  if (leading() && a.epoch == epoch_) return;
+  if (leading() && a.epoch == epoch_) return reassigned(a, now);
   if (leading()) step_down(replicate_error::deposed);
   now_ = now;
   role_ = role::leader;
@@ -53,9 +53,34 @@ void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
   tracker_ = std::make_unique<in_sync_tracker>(self_, a.replicas, a.isr, log_end_, cfg_, now);
   peers_.clear();
   for (auto& r : a.replicas)
-    if (r != self_) peers_[r] = {log_end_ + 1, false};
+    if (r != self_) peers_[r] = {log_end_ + 1, false, {}};
   // Each follower answers the first (empty) append with where its log ends, or reconciles.
   for (auto& [node, p] : peers_) send_to(node);
+  advance();
+}
+
+void shard_replica::reassigned(const shard_assignment& a, clock::time_point now) {
+  now_ = now;
+  std::vector<std::string> followers;
+  for (auto& r : a.replicas)
+    if (r != self_) followers.push_back(r);
+  auto same_peers = followers.size() == peers_.size() &&
+                    std::all_of(followers.begin(), followers.end(),
+                                [&](const std::string& r) { return peers_.contains(r); });
+  if (same_peers && a.isr == tracker_->isr()) return;
+  // The controller changed the replicas or the isr at this epoch (a removed member replaced):
+  // the assignment's isr is what etcd holds. Followers that stay keep what they acked.
+  auto next = std::make_unique<in_sync_tracker>(self_, a.replicas, a.isr, log_end_, cfg_, now);
+  for (auto& r : followers) next->acked(r, tracker_->end_of(r), now);
+  tracker_ = std::move(next);
+  std::erase_if(peers_, [&](const auto& p) {
+    return std::find(followers.begin(), followers.end(), p.first) == followers.end();
+  });
+  for (auto& r : followers)
+    if (!peers_.contains(r)) {
+      peers_[r] = {log_end_ + 1, false, {}};
+      send_to(r);
+    }
   advance();
 }
 

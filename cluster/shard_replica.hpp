@@ -78,7 +78,10 @@ class shard_replica {
 
   /// Leads the shard as `a` says (a names this node leader, at an epoch above any followed).
   /// Entries in its log past what was applied are the new epoch's to commit: they are sent and
-  /// applied like new writes once the isr holds them.
+  /// applied like new writes once the isr holds them. At the epoch it leads, takes the
+  /// assignment's replicas and isr (the controller replacing a removed member); `a` must be no
+  /// older than the isr this leader last wrote (isr_written), or acks would stop waiting for a
+  /// member etcd still names in sync.
   void lead(const shard_assignment& a, clock::time_point now);
   /// Follows the leader `a` names.
   void follow(const shard_assignment& a);
@@ -118,6 +121,7 @@ class shard_replica {
   void repair();
   /// Leader: the log grew; tell the tracker and the followers, apply what is acked.
   void progress();
+  void reassigned(const shard_assignment& a, clock::time_point now);
   void send_to(const std::string& node);
   void advance();
   void step_down(replicate_error why);

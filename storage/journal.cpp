@@ -858,6 +858,16 @@ status journal::apply_replica_entries(shard_t shard, const std::vector<replica_e
                                       completion done) {
   if (shard >= impl_->shards)
     return error{errc::invalid, "shard " + std::to_string(shard) + " is past the shard count"};
+  if (entries.empty()) return {};
+  // Each entry applied once, in order: the caller has one apply of a shard in flight at a time,
+  // so what the log says was applied is current here.
+  auto at = replica_position(shard);
+  if (!at.ok()) return at.err();
+  if (entries.front().offset != at->applied + 1)
+    return error{errc::invalid, "replicated entry " + std::to_string(entries.front().offset) +
+                                    " of shard " + std::to_string(shard) +
+                                    " is not the next to apply after " +
+                                    std::to_string(at->applied)};
   write_set ws;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto& e = entries[i];
@@ -873,7 +883,6 @@ status journal::apply_replica_entries(shard_t shard, const std::vector<replica_e
       ws.ops_.push_back({static_cast<std::uint8_t>(r.kind), std::move(r.key), std::move(r.value),
                          r.room_at, r.room_len});
   }
-  if (entries.empty()) return {};
   ws.ops_.push_back({replog, shard_key(shard), be64(entries.back().offset), 0, 0});
   commit(std::move(ws), std::move(done));
   return {};
@@ -884,6 +893,7 @@ result<std::vector<journal::replica_entry>> journal::replica_entries(shard_t sha
                                                                      std::size_t max_entries,
                                                                      std::size_t max_bytes) const {
   std::vector<replica_entry> out;
+  if (after == ~std::uint64_t{0}) return out;  // no offset after the last
   auto end = shard_end_key(shard);
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;

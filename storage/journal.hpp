@@ -223,10 +223,11 @@ class journal {
   /// `done` runs when they are durable. Entries already there are overwritten (a re-sent batch).
   void append_replica_entries(shard_t shard, std::vector<replica_entry> entries, completion done);
   /// Applies `entries` (in offset order, the next after `replica_position().applied`) to the
-  /// log's families, with the new applied offset, in one group commit. errc::invalid, and
-  /// nothing written, when a payload is not one replica_payload makes of records of `shard`'s
-  /// rooms (a record of another shard, a read model's or the log's own family, a key or length
-  /// that doesn't parse, a payload over max_replica_payload).
+  /// log's families, with the new applied offset, in one group commit. One apply of a shard in
+  /// flight at a time. errc::invalid, and nothing written, when the first entry is not the next
+  /// to apply (applied twice, or a gap), or a payload is not one replica_payload makes of records
+  /// of `shard`'s rooms (a record of another shard, a read model's or the log's own family, a key
+  /// or length that doesn't parse, a payload over max_replica_payload).
   status apply_replica_entries(shard_t shard, const std::vector<replica_entry>& entries,
                                completion done);
   /// Up to `max_entries` entries of `shard` after `after`, ascending, stopping before the one

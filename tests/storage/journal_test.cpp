@@ -632,3 +632,78 @@ TEST_CASE(
   CHECK(at->applied == 2);
   CHECK(follower->replica_position(static_cast<shard_t>(shard + 1))->log_end == 0);
 }
+
+TEST_CASE(
+    "shards' replicated logs stay apart at the ends of the key space, and an entry is "
+    "applied once",
+    "[replication]") {
+  test::temp_dir dir;
+  storage::journal_config cfg{dir.str(), true};
+  cfg.shards = max_shards;
+  auto j = std::move(storage::journal::open(cfg)).value();
+  // A room of each shard we use: shard 0, 1, the last but one and the last.
+  std::map<shard_t, room_id> rooms;
+  for (int i = 0; rooms.size() < 4 && i < 2'000'000; ++i) {
+    auto name = "r" + std::to_string(i);
+    auto s = shard_of(name, max_shards);
+    if ((s <= 1 || s >= max_shards - 2) && !rooms.contains(s)) rooms.emplace(s, room_id{name});
+  }
+  REQUIRE(rooms.size() == 4);
+  using start_fn = std::function<storage::status(storage::journal::completion)>;
+  auto wait = [](const start_fn& start) {
+    std::promise<storage::status> done;
+    auto fut = done.get_future();
+    auto st = start([&](const storage::status& s) { done.set_value(s); });
+    if (!st.ok()) return st;
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    return fut.get();
+  };
+  std::map<shard_t, std::vector<storage::journal::replica_entry>> logs;
+  for (auto& [s, room] : rooms) {
+    for (std::uint64_t off = 1; off <= s % 5 + 3; ++off) {
+      storage::write_set ws;
+      ws.put_event(room, off, ev(static_cast<int>(off)));
+      logs[s].push_back({off, 1, j->replica_payload(ws)});
+    }
+    REQUIRE(wait([&](storage::journal::completion done) {
+              j->append_replica_entries(s, logs[s], done);
+              return storage::status{};
+            }).ok());
+  }
+  for (auto& [s, log] : logs) {
+    INFO("shard " << s);
+    auto at = j->replica_position(s);
+    REQUIRE(at.ok());
+    CHECK(at->log_end == log.size());
+    CHECK(j->replica_entries(s, 0, 100, 1 << 20)->size() == log.size());
+  }
+  // Applying shard 0's first entry and truncating the last shard touch no neighbour.
+  REQUIRE(wait([&](storage::journal::completion done) {
+            return j->apply_replica_entries(0, {logs[0][0]}, done);
+          }).ok());
+  REQUIRE(j->truncate_replica_log(max_shards - 1, 1).ok());
+  CHECK(j->replica_position(max_shards - 1)->log_end == 1);
+  CHECK(j->replica_position(max_shards - 2)->log_end == logs[max_shards - 2].size());
+  CHECK(j->replica_position(0)->applied == 1);
+  CHECK(j->replica_position(1)->applied == 0);
+  CHECK(j->replica_position(1)->log_end == logs[1].size());
+
+  // Entry 1 again (a duplicated apply) or entry 3 before 2 (a gap): refused, nothing written.
+  CHECK(wait([&](storage::journal::completion done) {
+          return j->apply_replica_entries(0, {logs[0][0]}, done);
+        })
+            .err()
+            .code == storage::errc::invalid);
+  CHECK(wait([&](storage::journal::completion done) {
+          return j->apply_replica_entries(0, {logs[0][2]}, done);
+        })
+            .err()
+            .code == storage::errc::invalid);
+  CHECK(j->replica_position(0)->applied == 1);
+  REQUIRE(wait([&](storage::journal::completion done) {
+            return j->apply_replica_entries(0, {logs[0][1]}, done);
+          }).ok());
+  CHECK(j->replica_position(0)->applied == 2);
+  // The end of the offsets: nothing after the last one.
+  CHECK(j->replica_entries(0, ~std::uint64_t{0}, 10, 1 << 20)->empty());
+}

@@ -73,6 +73,21 @@ TEST_CASE("a returning follower keeps what it shares with the leader and drops t
   SECTION("no common epoch and the leader's history no longer reaches back: a snapshot") {
     CHECK_FALSE(divergence(history({{2, 1}}), 10, history({{5, 1000}}), 2000));
   }
+  SECTION("histories that run past their logs' ends count only up to the ends") {
+    // Epoch starts recorded for appends that never landed (a crash, a failed disk).
+    auto f = history({{1, 1}, {2, 30}});
+    auto leader = history({{1, 1}, {2, 30}, {3, 60}});
+    CHECK(divergence(f, 20, leader, 100) == 20);  // epoch 2 is not in f's log: 1 is common
+    CHECK(divergence(f, 40, leader, 25) == 25);   // nor in the leader's
+    CHECK(divergence(f, 40, leader, 50) == 40);
+  }
+  SECTION("offsets at the top of the range") {
+    constexpr auto top = ~offset_t{0};
+    auto f = history({{1, 1}, {2, top - 1}});
+    auto leader = history({{1, 1}, {3, top}});
+    CHECK(divergence(f, top, leader, top) == top - 2);
+    CHECK(divergence(history({{7, 1}}), top, history({{7, 1}}), top) == top);
+  }
 }
 
 TEST_CASE("the high watermark is what every in-sync replica holds", "[replication]") {

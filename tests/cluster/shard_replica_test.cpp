@@ -134,9 +134,9 @@ class cluster_sim {
         7, n, *stores_[n],
         [this, n](const std::string& to, std::string bytes) {
           if (sent_.size() < 4096) sent_.push_back({n, to, bytes});
-          if (cut_.contains(n) || cut_.contains(to)) return;
+          if (blocked(n, to)) return;
           s_.post("net:" + n + ">" + to, [this, n, to, bytes = std::move(bytes)] {
-            if (cut_.contains(n) || cut_.contains(to) || !replicas_[to]) return;
+            if (blocked(n, to) || !replicas_[to]) return;
             replicas_.at(to)->on_message(n, bytes, now_);
           });
         },
@@ -154,6 +154,18 @@ class cluster_sim {
     s_.drop(">" + n);
   }
   void heal(const std::string& n) { cut_.erase(n); }
+  /// Only the link between `a` and `b` breaks (both still reach the others, and etcd).
+  void cut_link(const std::string& a, const std::string& b) {
+    links_cut_.insert(std::minmax(a, b));
+    s_.drop(a + ">" + b);
+    s_.drop(b + ">" + a);
+  }
+  void heal_link(const std::string& a, const std::string& b) {
+    links_cut_.erase(std::minmax(a, b));
+  }
+  bool blocked(const std::string& a, const std::string& b) const {
+    return cut_.contains(a) || cut_.contains(b) || links_cut_.contains(std::minmax(a, b));
+  }
 
   /// The controller's assignment, given to every live replica.
   void assign(const shard_assignment& a) {
@@ -194,9 +206,9 @@ class cluster_sim {
   void replay(std::size_t i) {
     if (sent_.empty()) return;
     auto m = sent_[i % sent_.size()];
-    if (cut_.contains(m.from) || cut_.contains(m.to)) return;
+    if (blocked(m.from, m.to)) return;
     s_.post("net:" + m.from + ">" + m.to, [this, m] {
-      if (cut_.contains(m.from) || cut_.contains(m.to) || !replicas_[m.to]) return;
+      if (blocked(m.from, m.to) || !replicas_[m.to]) return;
       replicas_.at(m.to)->on_message(m.from, m.bytes, now_);
     });
   }
@@ -256,6 +268,7 @@ class cluster_sim {
   std::map<std::string, std::unique_ptr<fake_store>> stores_;
   std::map<std::string, std::unique_ptr<shard_replica>> replicas_;
   std::set<std::string> cut_;
+  std::set<std::pair<std::string, std::string>> links_cut_;
   struct message {
     std::string from, to, bytes;
   };
@@ -643,7 +656,10 @@ class chaos {
   };
 
   int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
-  bool up(const std::string& n) const { return !down_.contains(n) && !c_.cut_off(n); }
+  /// Up for the controller: running, and reaching etcd.
+  bool up(const std::string& n) const {
+    return !down_.contains(n) && !c_.cut_off(n) && !lease_lost_.contains(n);
+  }
 
   void publish(shard_assignment a) {
     c_.assignment() = std::move(a);
@@ -673,8 +689,11 @@ class chaos {
   void event() {
     abdicated();
     auto& a = c_.assignment();
-    std::string faulty = down_.empty() ? (cut_.empty() ? "" : *cut_.begin()) : *down_.begin();
-    switch (pick(0, 10)) {
+    std::string faulty = !down_.empty()         ? *down_.begin()
+                         : !cut_.empty()        ? *cut_.begin()
+                         : !lease_lost_.empty() ? *lease_lost_.begin()
+                                                : link_.first;
+    switch (pick(0, 12)) {
       case 0:
       case 1:
       case 2:
@@ -723,6 +742,19 @@ class chaos {
           d.fail_appends.clear();
         break;
       }
+      case 10:  // one link breaks; the controller sees nothing
+        if (!faulty.empty()) break;
+        link_ = {nodes_[static_cast<std::size_t>(pick(0, 2))], ""};
+        do link_.second = nodes_[static_cast<std::size_t>(pick(0, 2))];
+        while (link_.second == link_.first);
+        c_.cut_link(link_.first, link_.second);
+        break;
+      case 11:  // a node loses etcd (its lease expires) but still reaches its peers
+        if (!faulty.empty()) break;
+        faulty = nodes_[static_cast<std::size_t>(pick(0, 2))];
+        lease_lost_.insert(faulty);
+        if (faulty == a.leader) failover();
+        break;
       default:
         break;
     }
@@ -747,6 +779,11 @@ class chaos {
     if (n.empty()) return;
     if (down_.erase(n)) c_.start(n);
     if (cut_.erase(n)) c_.heal(n);
+    lease_lost_.erase(n);
+    if (link_.first == n) {
+      c_.heal_link(link_.first, link_.second);
+      link_ = {};
+    }
     if (c_.assignment().leader == n) {
       // It led when it went and no one could take over: it leads again, at a new epoch.
       auto a = c_.assignment();
@@ -770,7 +807,7 @@ class chaos {
         later.push_back(std::move(p));
         continue;
       }
-      if (p.rev == rev_ && !c_.cut_off(p.node)) {
+      if (p.rev == rev_ && up(p.node)) {
         c_.assignment().isr = p.isr;
         known_[p.node] = ++rev_;
         r->isr_written(p.isr, c_.now());
@@ -794,6 +831,8 @@ class chaos {
     }
     for (auto n : std::vector<std::string>(down_.begin(), down_.end())) back(n);
     for (auto n : std::vector<std::string>(cut_.begin(), cut_.end())) back(n);
+    for (auto n : std::vector<std::string>(lease_lost_.begin(), lease_lost_.end())) back(n);
+    back(link_.first);
     for (int i = 0; i < 40; ++i) {
       c_.sched().run();
       abdicated();
@@ -810,7 +849,8 @@ class chaos {
   cluster_sim c_;
   std::mt19937& rng_;
   std::vector<std::string> nodes_{"n1", "n2", "n3"};
-  std::set<std::string> down_, cut_;
+  std::set<std::string> down_, cut_, lease_lost_;
+  std::pair<std::string, std::string> link_;  // a broken link, if any
   std::uint64_t rev_ = 0;
   std::map<std::string, std::uint64_t> known_;
   std::vector<proposal> pending_;

@@ -159,7 +159,12 @@ void shard_replica::advance() {
   applying_ = true;
   store_.apply(std::move(*entries), [this, last](bool ok) {
     applying_ = false;
-    if (!ok) return step_down(replicate_error::storage);
+    if (!ok) {
+      // A leader can't ack on a disk that fails; one that has become a follower since goes on
+      // following (its next append's apply tries again).
+      if (leading()) step_down(replicate_error::storage);
+      return;
+    }
     applied_ = std::max(applied_, last);
     if (follower_) follower_->applied(applied_);
     // Acked: every in-sync replica holds these, and they are applied here.

@@ -72,6 +72,7 @@ struct fake_disk {
   std::vector<std::string> applied;  // payloads applied to the records, in order
   offset_t applied_to = 0;
   std::set<offset_t> fail_appends;  // an append holding one of these fails, writing nothing
+  bool fail_applies = false;
 };
 
 class fake_store : public replica_store {
@@ -88,6 +89,7 @@ class fake_store : public replica_store {
   }
   void apply(std::vector<log_entry> entries, std::function<void(bool)> done) override {
     s_.post("disk:" + node_, [this, entries = std::move(entries), done = std::move(done)] {
+      if (disk_.fail_applies) return done(false);
       for (auto& e : entries) {
         REQUIRE(e.offset == disk_.applied_to + 1);  // applied in order, each once
         disk_.applied.push_back(e.payload);
@@ -740,6 +742,7 @@ class chaos {
           d.fail_appends = {static_cast<offset_t>(writes_ + pick(0, 3))};
         else
           d.fail_appends.clear();
+        d.fail_applies = pick(0, 5) == 0;
         break;
       }
       case 10:  // one link breaks; the controller sees nothing
@@ -828,6 +831,7 @@ class chaos {
     for (auto& n : nodes_) {
       c_.sched().release("disk:" + n);
       c_.disk_of(n).fail_appends.clear();
+      c_.disk_of(n).fail_applies = false;
     }
     for (auto n : std::vector<std::string>(down_.begin(), down_.end())) back(n);
     for (auto n : std::vector<std::string>(cut_.begin(), cut_.end())) back(n);
@@ -906,4 +910,30 @@ TEST_CASE(
   settle(c, "y", 3);
   CHECK(c.acked().size() == 11);
   c.check({"n1", "n3"});
+}
+
+TEST_CASE("a deposed leader whose last apply fails still follows the new leader",
+          "[replication][sim]") {
+  cluster_sim c(16);
+  c.assign(initial());
+  for (int i = 0; i < 3; ++i) c.write("w" + std::to_string(i));
+  // n1's apply of what the followers acked waits on its disk, and fails once n1 follows.
+  while (c.disk("n1").log.size() < 3 && c.sched().step()) {
+  }
+  c.sched().hold("disk:n1");
+  c.sched().run();
+  REQUIRE(c.disk("n1").applied.empty());
+  c.disk_of("n1").fail_applies = true;
+  c.assign({2, "n2", {"n1", "n2", "n3"}, {"n2", "n3"}});
+  c.sched().release("disk:n1");
+  c.sched().run();
+  c.disk_of("n1").fail_applies = false;
+  settle(c, "b", 3);
+  for (int i = 0; i < 5; ++i) {
+    c.tick(100ms);
+    c.sched().run();
+  }
+  CHECK(c.assignment().isr.size() == 3);
+  CHECK(c.replica("n1")->applied() == c.replica("n2")->applied());
+  c.check({"n1", "n2", "n3"});
 }

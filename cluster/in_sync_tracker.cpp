@@ -15,13 +15,17 @@ in_sync_tracker::in_sync_tracker(std::string self, const std::vector<std::string
 
 void in_sync_tracker::appended(offset_t end) { log_end_ = std::max(log_end_, end); }
 
-void in_sync_tracker::acked(const std::string& node, offset_t end, clock::time_point now) {
+void in_sync_tracker::acked(const std::string& node, offset_t end, clock::time_point now,
+                            offset_t sent_end, clock::time_point sent_at) {
   auto it = followers_.find(node);
   if (it == followers_.end()) return;
   auto& f = it->second;
   // A follower can't hold more than the leader wrote; a larger claim is clamped, not trusted.
   f.end = std::max(f.end, std::min(end, log_end_));
-  if (f.end >= log_end_) f.caught_up_at = now;
+  if (f.end >= log_end_)
+    f.caught_up_at = now;
+  else if (f.end >= sent_end)
+    f.caught_up_at = std::max(f.caught_up_at, sent_at);
 }
 
 offset_t in_sync_tracker::high_watermark() const {

@@ -45,8 +45,12 @@ class in_sync_tracker {
   void appended(offset_t end);
   /// `follower` has durably appended up to `end` (its acknowledgement of a replication batch).
   /// Ignored for a node that is not a replica; a smaller end than one already reported is kept
-  /// as the larger (acks may arrive out of order).
-  void acked(const std::string& follower, offset_t end, clock::time_point now);
+  /// as the larger (acks may arrive out of order). `sent_end` and `sent_at`: the leader's log
+  /// end when it sent its latest request to `follower`, and when; an end that reaches it was
+  /// caught up then, however much the leader appended while the answer was on its way
+  /// (without it a follower a round trip behind a steady stream of writes would lag out).
+  void acked(const std::string& follower, offset_t end, clock::time_point now,
+             offset_t sent_end = 0, clock::time_point sent_at = {});
 
   /// The highest offset every isr member holds, and every member of an isr change in flight
   /// (Kafka's "maximal isr", KIP-497): acks up to it may go to clients. It never passes a

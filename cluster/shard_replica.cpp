@@ -53,7 +53,7 @@ void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
   tracker_ = std::make_unique<in_sync_tracker>(self_, a.replicas, a.isr, log_end_, cfg_, now);
   peers_.clear();
   for (auto& r : a.replicas)
-    if (r != self_) peers_[r] = {log_end_ + 1, false, {}};
+    if (r != self_) peers_[r] = {log_end_ + 1, false, {}, 0};
   // Each follower answers the first (empty) append with where its log ends, or reconciles.
   for (auto& [node, p] : peers_) send_to(node);
   advance();
@@ -78,7 +78,7 @@ void shard_replica::reassigned(const shard_assignment& a, clock::time_point now)
   });
   for (auto& r : followers)
     if (!peers_.contains(r)) {
-      peers_[r] = {log_end_ + 1, false, {}};
+      peers_[r] = {log_end_ + 1, false, {}, 0};
       send_to(r);
     }
   advance();
@@ -145,6 +145,7 @@ void shard_replica::send_to(const std::string& node) {
   }
   p.in_flight = true;
   p.sent = now_;
+  p.sent_end = log_end_;
   send_(node, encode(m));
 }
 
@@ -236,7 +237,7 @@ void shard_replica::on_answer(const std::string& from, std::string_view bytes,
   p.in_flight = false;
   switch (a->what) {
     case answer_kind::appended:
-      tracker_->acked(from, a->log_end, now);
+      tracker_->acked(from, a->log_end, now, p.sent_end, p.sent);
       p.next = std::min(a->log_end, log_end_) + 1;
       advance();
       if (p.next <= log_end_) send_to(from);

@@ -113,6 +113,7 @@ class shard_replica {
     offset_t next = 1;       // the next offset to send it
     bool in_flight = false;  // a batch sent, not answered
     clock::time_point sent;  // when it was sent: unanswered for resend_after, it is sent again
+    offset_t sent_end = 0;   // the log end then: an answer reaching it was caught up at `sent`
   };
 
   /// An append up to `last` completed: false when the log is damaged (this or an earlier

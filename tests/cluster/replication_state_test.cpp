@@ -151,6 +151,36 @@ TEST_CASE("a follower behind for longer than max_lag leaves the isr; caught up, 
   CHECK(t.isr() == std::vector<std::string>{"n1", "n2"});
 }
 
+TEST_CASE("a follower one round trip behind a steady stream of writes is not lagging",
+          "[replication]") {
+  // Each answer arrives after the leader appended more: the follower is never at the log end
+  // when it answers, but it held everything the leader had when it sent the request (Kafka's
+  // lastCaughtUpTime: the fetch time of a fetch that reached the leader's end then).
+  auto t0 = clock_type::now();
+  in_sync_config cfg{2, 1000ms};
+  in_sync_tracker t("n1", {"n1", "n2", "n3"}, {"n1", "n2", "n3"}, 0, cfg, t0);
+  offset_t end = 0;
+  for (int i = 1; i <= 30; ++i) {
+    auto sent_at = t0 + i * 100ms;
+    auto sent_end = end;  // the batch carries everything written so far
+    end += 5;
+    t.appended(end);  // more writes while the batch is on its way
+    t.acked("n2", sent_end, sent_at + 5ms, sent_end, sent_at);
+    t.acked("n3", sent_end, sent_at + 5ms, sent_end, sent_at);
+  }
+  CHECK(t.lagging(t0 + 3100ms).empty());
+  // One that answers with less than the leader had when it sent is behind: it lags out.
+  for (int i = 31; i <= 45; ++i) {
+    auto sent_at = t0 + i * 100ms;
+    auto sent_end = end;
+    end += 5;
+    t.appended(end);
+    t.acked("n2", sent_end, sent_at + 5ms, sent_end, sent_at);
+    t.acked("n3", sent_end - 1, sent_at + 5ms, sent_end, sent_at);
+  }
+  CHECK(t.lagging(t0 + 4600ms) == std::vector<std::string>{"n3"});
+}
+
 TEST_CASE("a new leader's follower joins the isr only once it holds the leader's log",
           "[replication]") {
   // A new leader has heard from no follower yet: its high watermark counts them at 0. A replica

@@ -937,3 +937,27 @@ TEST_CASE("a deposed leader whose last apply fails still follows the new leader"
   CHECK(c.replica("n1")->applied() == c.replica("n2")->applied());
   c.check({"n1", "n2", "n3"});
 }
+
+TEST_CASE("followers one round trip behind a steady stream of writes stay in the isr",
+          "[replication][sim]") {
+  // Writes keep coming: by the time a follower's answer arrives the leader has appended more,
+  // so the follower is never at the leader's log end when it answers. It is a round trip
+  // behind, not lagging: it must not be dropped after max_lag (with both followers dropped the
+  // shard would take no writes).
+  cluster_sim c(17);
+  c.assign(initial());
+  int n = 0;
+  for (int round = 0; round < 100; ++round) {  // 5 s at 50 ms a round
+    for (int k = 0; k < 10; ++k) {
+      c.write("w" + std::to_string(n++));
+      c.sched().step();
+    }
+    c.tick(50ms);
+  }
+  CHECK(c.assignment().isr.size() == 3);
+  c.sched().run();
+  c.tick(10ms);
+  c.sched().run();
+  CHECK(c.acked().size() == static_cast<std::size_t>(n));
+  c.check({"n1", "n2", "n3"});
+}

@@ -961,3 +961,122 @@ TEST_CASE("followers one round trip behind a steady stream of writes stay in the
   CHECK(c.acked().size() == static_cast<std::size_t>(n));
   c.check({"n1", "n2", "n3"});
 }
+
+TEST_CASE("replicas over real journals: a killed leader's unacked tail goes on its return",
+          "[replication][journal]") {
+  // n1 leads, gets 20 writes acked, then 5 more that reach only its disk, and dies. n2 leads
+  // epoch 2 and takes 10 writes. n1 comes back from its journal (its history read back from
+  // the log), reconciles, drops its 5, and ends with n2's records.
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> mailbox;
+  auto post = [&](std::function<void()> fn) {
+    std::lock_guard lock(mtx);
+    mailbox.push_back(std::move(fn));
+    cv.notify_all();
+  };
+  kaiwa::room_id room{"lobby"};
+  std::vector<std::string> nodes{"n1", "n2", "n3"};
+  std::map<std::string, kaiwa::test::temp_dir> dirs;
+  std::map<std::string, std::unique_ptr<kaiwa::storage::journal>> journals;
+  std::map<std::string, std::unique_ptr<journal_store>> stores;
+  std::map<std::string, std::unique_ptr<shard_replica>> replicas;
+  std::set<std::string> silent;  // their messages are lost
+  auto now = shard_replica::clock::now();
+  kaiwa::shard_t shard = 0;
+  auto open = [&](const std::string& n) {
+    auto j = kaiwa::storage::journal::open({dirs[n].str(), true});
+    REQUIRE(j.ok());
+    journals[n] = std::move(*j);
+    shard = kaiwa::shard_of(room.str(), journals[n]->shards());
+    auto at = journals[n]->replica_position(shard);
+    REQUIRE(at.ok());
+    auto log = journals[n]->replica_entries(shard, 0, 1'000'000, std::size_t{1} << 30);
+    REQUIRE(log.ok());
+    leader_epochs h;
+    for (auto& e : *log) REQUIRE(h.record(e.epoch, e.offset));
+    stores[n] = std::make_unique<journal_store>(*journals[n], shard, post);
+    replicas[n] = std::make_unique<shard_replica>(
+        shard, n, *stores[n],
+        [&, n](const std::string& to, std::string bytes) {
+          if (silent.contains(n) || silent.contains(to)) return;
+          post([&, n, to, bytes] {
+            if (replicas[to] && !silent.contains(n) && !silent.contains(to))
+              replicas[to]->on_message(n, bytes, now);
+          });
+        },
+        at->log_end, at->applied, h, h.latest(), in_sync_config{});
+  };
+  auto pump = [&](const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mtx);
+        if (!cv.wait_for(lock, 20ms, [&] { return !mailbox.empty(); })) {
+          lock.unlock();
+          now += 300ms;  // resends, the high watermark out, isr changes
+          for (auto& [n, r] : replicas)
+            if (r && r->leading())
+              if (auto isr = r->tick(now)) r->isr_written(*isr, now);
+          continue;
+        }
+        fn = std::move(mailbox.front());
+        mailbox.pop_front();
+      }
+      fn();
+    }
+    return done();
+  };
+  int acked = 0;
+  auto write = [&](const std::string& leader, kaiwa::seq_t seq, const std::string& tag) {
+    kaiwa::storage::write_set ws;
+    ws.put_event(room, seq, tag + std::to_string(seq));
+    replicas[leader]->replicate(journals[leader]->replica_payload(ws), [&](auto e) {
+      if (!e) ++acked;
+    });
+  };
+  for (auto& n : nodes) open(n);
+  shard_assignment a{1, "n1", nodes, nodes};
+  replicas["n1"]->lead(a, now);
+  replicas["n2"]->follow(a);
+  replicas["n3"]->follow(a);
+  for (kaiwa::seq_t seq = 1; seq <= 20; ++seq) write("n1", seq, "a");
+  REQUIRE(pump([&] { return acked == 20; }));
+
+  silent.insert("n1");
+  for (kaiwa::seq_t seq = 21; seq <= 25; ++seq) write("n1", seq, "a");
+  REQUIRE(pump([&] { return replicas["n1"]->log_end() == 25; }));
+  replicas["n1"].reset();  // killed: its journal's writer may still post completions, dropped
+  stores["n1"].reset();
+  journals["n1"]->stop();
+  journals["n1"].reset();
+  {
+    std::lock_guard lock(mtx);
+    mailbox.clear();
+  }
+  silent.erase("n1");
+
+  shard_assignment b{2, "n2", nodes, {"n2", "n3"}};
+  replicas["n2"]->lead(b, now);
+  replicas["n3"]->follow(b);
+  for (kaiwa::seq_t seq = 21; seq <= 30; ++seq) write("n2", seq, "b");
+  REQUIRE(pump([&] { return acked == 30; }));
+
+  open("n1");
+  CHECK(replicas["n1"]->log_end() == 25);
+  replicas["n1"]->follow(b);
+  REQUIRE(pump([&] {
+    return replicas["n1"]->applied() == 30 && replicas["n3"]->applied() == 30 &&
+           replicas["n2"]->applied() == 30;
+  }));
+  for (auto& n : nodes) {
+    INFO(n);
+    CHECK(**journals[n]->event(room, 21) == "b21");
+    CHECK(**journals[n]->event(room, 30) == "b30");
+    CHECK(**journals[n]->event(room, 20) == "a20");
+    CHECK(journals[n]->replica_position(shard)->log_end == 30);
+  }
+  replicas.clear();
+  for (auto& [n, j] : journals) j->stop();
+}

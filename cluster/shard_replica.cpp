@@ -50,6 +50,7 @@ void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
   leader_ = self_;
   follower_.reset();
   reconciling_ = false;
+  needs_snapshot_ = false;
   tracker_ = std::make_unique<in_sync_tracker>(self_, a.replicas, a.isr, log_end_, cfg_, now);
   peers_.clear();
   for (auto& r : a.replicas)
@@ -273,6 +274,7 @@ void shard_replica::follow(const shard_assignment& a) {
   epoch_ = a.epoch;
   leader_ = a.leader;
   reconciling_ = false;
+  needs_snapshot_ = false;
   follower_ = std::make_unique<follower_state>(log_end_, applied_, history_, followed_);
 }
 
@@ -300,13 +302,14 @@ void shard_replica::on_append(const std::string& from, std::string_view bytes) {
     epoch_ = m->epoch;
     leader_ = from;
     reconciling_ = false;  // with the newer leader, if there is anything to reconcile
+    needs_snapshot_ = false;
   } else if (m->epoch == epoch_ && from != leader_) {
     return;  // one epoch has one leader: not this sender
   }
   if (reconciling_) {
     // The history request or its reply may have been lost with a broken connection: the
     // leader's resent append (every 250 ms while unanswered) asks for it again.
-    if (m->epoch == epoch_) {
+    if (m->epoch == epoch_ && !needs_snapshot_) {
       answer(from, static_cast<std::uint8_t>(answer_kind::reconcile), log_end_);
       send_(from, encode(history_request{shard_, m->epoch}));
     }
@@ -381,6 +384,7 @@ void shard_replica::on_history(const std::string& from, std::string_view bytes) 
     // (docs/cluster.md); until then this replica stays out of the isr.
     log(log_level::error, "replica_needs_snapshot",
         {{"shard", std::to_string(shard_)}, {"leader", from}});
+    needs_snapshot_ = true;  // asking again would only log this again
     return;
   }
   auto to = std::max(*keep, applied_);
@@ -391,6 +395,7 @@ void shard_replica::on_history(const std::string& from, std::string_view bytes) 
   history_ = follower_->history();
   followed_ = follower_->followed();
   reconciling_ = false;
+  needs_snapshot_ = false;
   // The leader resends from the end of what is kept.
   answer(from, static_cast<std::uint8_t>(answer_kind::behind), log_end_);
 }

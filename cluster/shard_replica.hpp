@@ -160,6 +160,7 @@ class shard_replica {
   // Follower only.
   std::unique_ptr<follower_state> follower_;
   bool reconciling_ = false;
+  bool needs_snapshot_ = false;  // reconciling: the leader's history doesn't reach this log
 };
 
 }  // namespace kaiwa::cluster

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <variant>
+
+#include "core/result.hpp"
 
 namespace kaiwa::cluster {
 
@@ -26,39 +26,8 @@ struct error {
 };
 
 template <class T>
-class [[nodiscard]] result {
- public:
-  result(T value) : v_(std::move(value)) {}
-  result(error e) : v_(std::move(e)) {}
-
-  bool ok() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return ok(); }
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const error& err() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, error> v_;
-};
-
-/// The outcome of an operation with no value.
-class [[nodiscard]] status {
- public:
-  status() = default;
-  status(error e) : err_(std::move(e)), ok_(false) {}
-  bool ok() const noexcept { return ok_; }
-  explicit operator bool() const noexcept { return ok_; }
-  const error& err() const { return err_; }
-
- private:
-  error err_{errc::unavailable, {}};
-  bool ok_ = true;
-};
+using result = basic_result<T, error>;
+using status = basic_status<error>;
 
 /// A name for logs and test messages ("timeout", "etcd", ...).
 const char* to_string(errc e) noexcept;

@@ -14,25 +14,20 @@
 
 #include "cluster/etcd_client.hpp"
 #include "tests/cluster/etcd_process.hpp"
+#include "tests/cluster/etcd_test_support.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
+using kaiwa::test::at;
 using kaiwa::test::etcd_process;
 using kaiwa::test::free_port;
+using kaiwa::test::have_etcd;
 using kaiwa::test::temp_dir;
 using namespace std::chrono_literals;
 
 namespace {
 
 constexpr auto call_timeout = 2000ms;
-
-bool have_etcd() {
-  if (!etcd_process::binary().empty()) return true;
-  WARN("no etcd binary on PATH (apt-get install etcd-server): skipping the tests against etcd");
-  return false;
-}
-
-endpoint at(std::uint16_t port) { return {"127.0.0.1", port}; }
 
 /// Collects a watch's updates for the test thread to wait on.
 class collector {

@@ -18,11 +18,14 @@
 #include "cluster/etcd_client.hpp"
 #include "cluster/lease_session.hpp"
 #include "tests/cluster/etcd_process.hpp"
+#include "tests/cluster/etcd_test_support.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
+using kaiwa::test::at;
 using kaiwa::test::etcd_process;
+using kaiwa::test::have_etcd;
 using kaiwa::test::netns_host;
 using kaiwa::test::temp_dir;
 using namespace std::chrono_literals;
@@ -31,14 +34,6 @@ using steady = std::chrono::steady_clock;
 namespace {
 
 constexpr auto call_timeout = 500ms;
-
-bool have_etcd() {
-  if (!etcd_process::binary().empty()) return true;
-  WARN("no etcd binary on PATH (apt-get install etcd-server): skipping the tests against etcd");
-  return false;
-}
-
-endpoint at(std::uint16_t port) { return {"127.0.0.1", port}; }
 
 /// A loopback TCP proxy to `upstream` that a test can cut: from then on it forwards nothing
 /// and closes what it accepts, the way a partition cuts one node off while etcd runs on.

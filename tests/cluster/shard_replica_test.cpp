@@ -409,84 +409,157 @@ TEST_CASE("a deposed leader learns it from a follower and fails its pending writ
   }
 }
 
-TEST_CASE("replicas over real journals: the followers' records equal the leader's",
-          "[replication][journal]") {
-  // Completions from the journals' writer threads and messages all go through one queue that
-  // the test thread runs, as an actor's mailbox would.
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::deque<std::function<void()>> mailbox;
-  auto post = [&](std::function<void()> fn) {
-    std::lock_guard lock(mtx);
-    mailbox.push_back(std::move(fn));
-    cv.notify_all();
-  };
-  kaiwa::room_id room{"lobby"};
-  std::vector<std::string> nodes{"n1", "n2", "n3"};
-  std::map<std::string, kaiwa::test::temp_dir> dirs;
+namespace {
+
+/// Three replicas of one shard over real journals. Completions from the journals' writer threads
+/// and the replicas' messages all go through one queue that the test thread runs, as an actor's
+/// mailbox would.
+class journal_cluster {
+ public:
+  const kaiwa::room_id room{"lobby"};
+  const std::vector<std::string> nodes{"n1", "n2", "n3"};
   std::map<std::string, std::unique_ptr<kaiwa::storage::journal>> journals;
-  std::map<std::string, std::unique_ptr<journal_store>> stores;
   std::map<std::string, std::unique_ptr<shard_replica>> replicas;
-  for (auto& n : nodes) {
-    auto j = kaiwa::storage::journal::open({dirs[n].str(), true});
+  std::set<std::string> silent;  // their messages are lost
+  kaiwa::shard_t shard = 0;
+  int acked = 0;
+
+  journal_cluster() {
+    for (auto& n : nodes) open(n);
+  }
+  ~journal_cluster() {
+    replicas.clear();
+    for (auto& [n, j] : journals)
+      if (j) j->stop();
+    // What the journals' writers posted after that is dropped unrun with the mailbox.
+  }
+
+  /// Opens `n`'s journal and a replica on it, as a node starts: its log's end, what it applied,
+  /// and its epoch history read back from the log.
+  void open(const std::string& n) {
+    auto j = kaiwa::storage::journal::open({dirs_[n].str(), true});
     REQUIRE(j.ok());
     journals[n] = std::move(*j);
-  }
-  auto shard = kaiwa::shard_of(room.str(), journals["n1"]->shards());
-  auto now = shard_replica::clock::now();
-  for (auto& n : nodes) {
-    stores[n] = std::make_unique<journal_store>(*journals[n], shard, post);
+    shard = kaiwa::shard_of(room.str(), journals[n]->shards());
+    auto at = journals[n]->replica_position(shard);
+    REQUIRE(at.ok());
+    auto log = journals[n]->replica_entries(shard, 0, 1'000'000, std::size_t{1} << 30);
+    REQUIRE(log.ok());
+    leader_epochs h;
+    for (auto& e : *log) REQUIRE(h.record(e.epoch, e.offset));
+    auto life = ++lives_[n];
+    stores_[n] = std::make_unique<journal_store>(*journals[n], shard,
+                                                 [this, n, life](std::function<void()> fn) {
+                                                   post([this, n, life, fn = std::move(fn)] {
+                                                     if (lives_[n] == life) fn();
+                                                   });
+                                                 });
     replicas[n] = std::make_unique<shard_replica>(
-        shard, n, *stores[n],
-        [&, n](const std::string& to, std::string bytes) {
-          post([&, n, to, bytes] { replicas.at(to)->on_message(n, bytes, now); });
+        shard, n, *stores_[n],
+        [this, n](const std::string& to, std::string bytes) {
+          if (silent.contains(n) || silent.contains(to)) return;
+          post([this, n, to, bytes] {
+            if (replicas[to] && !silent.contains(n) && !silent.contains(to))
+              replicas[to]->on_message(n, bytes, now_);
+          });
         },
-        0, 0, leader_epochs{}, 0, in_sync_config{});
+        at->log_end, at->applied, h, h.latest(), in_sync_config{});
   }
-  shard_assignment a{1, "n1", nodes, nodes};
-  replicas["n1"]->lead(a, now);
-  replicas["n2"]->follow(a);
-  replicas["n3"]->follow(a);
 
-  int acked = 0;
-  for (kaiwa::seq_t seq = 1; seq <= 50; ++seq) {
-    kaiwa::storage::write_set ws;
-    ws.put_event(room, seq, "{\"seq\":" + std::to_string(seq) + "}");
-    ws.put_meta(room, "head " + std::to_string(seq));
-    replicas["n1"]->replicate(journals["n1"]->replica_payload(ws), [&](auto e) {
-      REQUIRE_FALSE(e);
-      ++acked;
+  /// kill -9: the replica is gone, and what its journal's writer still posts is dropped.
+  void kill(const std::string& n) {
+    ++lives_[n];
+    replicas[n].reset();
+    stores_[n].reset();
+    journals[n]->stop();
+    journals[n].reset();
+  }
+
+  void assign(const shard_assignment& a) {
+    for (auto& n : nodes) {
+      if (!replicas[n]) continue;
+      if (n == a.leader)
+        replicas[n]->lead(a, now_);
+      else
+        replicas[n]->follow(a);
+    }
+  }
+
+  /// A room's commit through `leader`; `acked` counts the ones acked.
+  void write(const std::string& leader, kaiwa::storage::write_set ws) {
+    replicas[leader]->replicate(journals[leader]->replica_payload(ws), [this](auto e) {
+      if (!e) ++acked;
     });
   }
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  auto settled = [&] {
-    return acked == 50 && replicas["n2"]->applied() == 50 && replicas["n3"]->applied() == 50;
-  };
-  while (!settled() && std::chrono::steady_clock::now() < deadline) {
-    std::function<void()> fn;
-    {
-      std::unique_lock lock(mtx);
-      if (!cv.wait_for(lock, 100ms, [&] { return !mailbox.empty(); })) {
-        lock.unlock();
-        replicas["n1"]->tick(now);  // the last high watermark out to the followers
-        continue;
+
+  /// Runs the mailbox until `done` (at most 20 s); while it is empty, time passes (300 ms a
+  /// turn) for the leaders' ticks: resends, the high watermark out, isr changes written.
+  bool pump(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mtx_);
+        if (!cv_.wait_for(lock, 20ms, [&] { return !mailbox_.empty(); })) {
+          lock.unlock();
+          now_ += 300ms;
+          for (auto& [n, r] : replicas)
+            if (r && r->leading())
+              if (auto isr = r->tick(now_)) r->isr_written(*isr, now_);
+          continue;
+        }
+        fn = std::move(mailbox_.front());
+        mailbox_.pop_front();
       }
-      fn = std::move(mailbox.front());
-      mailbox.pop_front();
+      fn();
     }
-    fn();
+    return done();
   }
-  REQUIRE(settled());
-  for (auto& n : nodes) {
+
+ private:
+  void post(std::function<void()> fn) {
+    std::lock_guard lock(mtx_);
+    mailbox_.push_back(std::move(fn));
+    cv_.notify_all();
+  }
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> mailbox_;
+  std::map<std::string, kaiwa::test::temp_dir> dirs_;
+  std::map<std::string, std::unique_ptr<journal_store>> stores_;
+  std::map<std::string, int> lives_;  // a killed node's completions run into nothing
+  shard_replica::clock::time_point now_ = shard_replica::clock::now();
+};
+
+kaiwa::storage::write_set event_write(const kaiwa::room_id& room, kaiwa::seq_t seq,
+                                      const std::string& text) {
+  kaiwa::storage::write_set ws;
+  ws.put_event(room, seq, text);
+  return ws;
+}
+
+}  // namespace
+
+TEST_CASE("replicas over real journals: the followers' records equal the leader's",
+          "[replication][journal]") {
+  journal_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  for (kaiwa::seq_t seq = 1; seq <= 50; ++seq) {
+    auto ws = event_write(c.room, seq, "{\"seq\":" + std::to_string(seq) + "}");
+    ws.put_meta(c.room, "head " + std::to_string(seq));
+    c.write("n1", std::move(ws));
+  }
+  REQUIRE(c.pump([&] {
+    return c.acked == 50 && c.replicas["n2"]->applied() == 50 && c.replicas["n3"]->applied() == 50;
+  }));
+  for (auto& n : c.nodes) {
     INFO(n);
-    CHECK(**journals[n]->event(room, 50) == "{\"seq\":50}");
-    CHECK(**journals[n]->room_meta(room) == "head 50");
-    CHECK(journals[n]->last_seq(room).value() == 50);
-    CHECK(journals[n]->replica_position(shard)->applied == 50);
+    CHECK(**c.journals[n]->event(c.room, 50) == "{\"seq\":50}");
+    CHECK(**c.journals[n]->room_meta(c.room) == "head 50");
+    CHECK(c.journals[n]->last_seq(c.room).value() == 50);
+    CHECK(c.journals[n]->replica_position(c.shard)->applied == 50);
   }
-  replicas.clear();
-  for (auto& [n, j] : journals) j->stop();
-  // Whatever the journals' writers still post after the replicas are gone is dropped unrun.
 }
 
 namespace {
@@ -967,120 +1040,37 @@ TEST_CASE("replicas over real journals: a killed leader's unacked tail goes on i
   // n1 leads, gets 20 writes acked, then 5 more that reach only its disk, and dies. n2 leads
   // epoch 2 and takes 10 writes. n1 comes back from its journal (its history read back from
   // the log), reconciles, drops its 5, and ends with n2's records.
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::deque<std::function<void()>> mailbox;
-  auto post = [&](std::function<void()> fn) {
-    std::lock_guard lock(mtx);
-    mailbox.push_back(std::move(fn));
-    cv.notify_all();
-  };
-  kaiwa::room_id room{"lobby"};
-  std::vector<std::string> nodes{"n1", "n2", "n3"};
-  std::map<std::string, kaiwa::test::temp_dir> dirs;
-  std::map<std::string, std::unique_ptr<kaiwa::storage::journal>> journals;
-  std::map<std::string, std::unique_ptr<journal_store>> stores;
-  std::map<std::string, std::unique_ptr<shard_replica>> replicas;
-  std::set<std::string> silent;      // their messages are lost
-  std::map<std::string, int> lives;  // a killed node's journal completions run into nothing
-  auto now = shard_replica::clock::now();
-  kaiwa::shard_t shard = 0;
-  auto open = [&](const std::string& n) {
-    auto j = kaiwa::storage::journal::open({dirs[n].str(), true});
-    REQUIRE(j.ok());
-    journals[n] = std::move(*j);
-    shard = kaiwa::shard_of(room.str(), journals[n]->shards());
-    auto at = journals[n]->replica_position(shard);
-    REQUIRE(at.ok());
-    auto log = journals[n]->replica_entries(shard, 0, 1'000'000, std::size_t{1} << 30);
-    REQUIRE(log.ok());
-    leader_epochs h;
-    for (auto& e : *log) REQUIRE(h.record(e.epoch, e.offset));
-    auto life = ++lives[n];
-    stores[n] = std::make_unique<journal_store>(*journals[n], shard,
-                                                [&, n, life](std::function<void()> fn) {
-                                                  post([&, n, life, fn = std::move(fn)] {
-                                                    if (lives[n] == life) fn();
-                                                  });
-                                                });
-    replicas[n] = std::make_unique<shard_replica>(
-        shard, n, *stores[n],
-        [&, n](const std::string& to, std::string bytes) {
-          if (silent.contains(n) || silent.contains(to)) return;
-          post([&, n, to, bytes] {
-            if (replicas[to] && !silent.contains(n) && !silent.contains(to))
-              replicas[to]->on_message(n, bytes, now);
-          });
-        },
-        at->log_end, at->applied, h, h.latest(), in_sync_config{});
-  };
-  auto pump = [&](const std::function<bool()>& done) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mtx);
-        if (!cv.wait_for(lock, 20ms, [&] { return !mailbox.empty(); })) {
-          lock.unlock();
-          now += 300ms;  // resends, the high watermark out, isr changes
-          for (auto& [n, r] : replicas)
-            if (r && r->leading())
-              if (auto isr = r->tick(now)) r->isr_written(*isr, now);
-          continue;
-        }
-        fn = std::move(mailbox.front());
-        mailbox.pop_front();
-      }
-      fn();
-    }
-    return done();
-  };
-  int acked = 0;
-  auto write = [&](const std::string& leader, kaiwa::seq_t seq, const std::string& tag) {
-    kaiwa::storage::write_set ws;
-    ws.put_event(room, seq, tag + std::to_string(seq));
-    replicas[leader]->replicate(journals[leader]->replica_payload(ws), [&](auto e) {
-      if (!e) ++acked;
-    });
-  };
-  for (auto& n : nodes) open(n);
-  shard_assignment a{1, "n1", nodes, nodes};
-  replicas["n1"]->lead(a, now);
-  replicas["n2"]->follow(a);
-  replicas["n3"]->follow(a);
-  for (kaiwa::seq_t seq = 1; seq <= 20; ++seq) write("n1", seq, "a");
-  REQUIRE(pump([&] { return acked == 20; }));
+  journal_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  for (kaiwa::seq_t seq = 1; seq <= 20; ++seq)
+    c.write("n1", event_write(c.room, seq, "a" + std::to_string(seq)));
+  REQUIRE(c.pump([&] { return c.acked == 20; }));
 
-  silent.insert("n1");
-  for (kaiwa::seq_t seq = 21; seq <= 25; ++seq) write("n1", seq, "a");
-  REQUIRE(pump([&] { return replicas["n1"]->log_end() == 25; }));
-  ++lives["n1"];  // killed: what its journal's writer still posts is dropped
-  replicas["n1"].reset();
-  stores["n1"].reset();
-  journals["n1"]->stop();
-  journals["n1"].reset();
-  silent.erase("n1");
+  c.silent.insert("n1");
+  for (kaiwa::seq_t seq = 21; seq <= 25; ++seq)
+    c.write("n1", event_write(c.room, seq, "a" + std::to_string(seq)));
+  REQUIRE(c.pump([&] { return c.replicas["n1"]->log_end() == 25; }));
+  c.kill("n1");
+  c.silent.erase("n1");
 
-  shard_assignment b{2, "n2", nodes, {"n2", "n3"}};
-  replicas["n2"]->lead(b, now);
-  replicas["n3"]->follow(b);
-  for (kaiwa::seq_t seq = 21; seq <= 30; ++seq) write("n2", seq, "b");
-  REQUIRE(pump([&] { return acked == 30; }));
+  shard_assignment b{2, "n2", c.nodes, {"n2", "n3"}};
+  c.assign(b);
+  for (kaiwa::seq_t seq = 21; seq <= 30; ++seq)
+    c.write("n2", event_write(c.room, seq, "b" + std::to_string(seq)));
+  REQUIRE(c.pump([&] { return c.acked == 30; }));
 
-  open("n1");
-  CHECK(replicas["n1"]->log_end() == 25);
-  replicas["n1"]->follow(b);
-  REQUIRE(pump([&] {
-    return replicas["n1"]->applied() == 30 && replicas["n3"]->applied() == 30 &&
-           replicas["n2"]->applied() == 30;
+  c.open("n1");
+  CHECK(c.replicas["n1"]->log_end() == 25);
+  c.replicas["n1"]->follow(b);
+  REQUIRE(c.pump([&] {
+    return c.replicas["n1"]->applied() == 30 && c.replicas["n3"]->applied() == 30 &&
+           c.replicas["n2"]->applied() == 30;
   }));
-  for (auto& n : nodes) {
+  for (auto& n : c.nodes) {
     INFO(n);
-    CHECK(**journals[n]->event(room, 21) == "b21");
-    CHECK(**journals[n]->event(room, 30) == "b30");
-    CHECK(**journals[n]->event(room, 20) == "a20");
-    CHECK(journals[n]->replica_position(shard)->log_end == 30);
+    CHECK(**c.journals[n]->event(c.room, 21) == "b21");
+    CHECK(**c.journals[n]->event(c.room, 30) == "b30");
+    CHECK(**c.journals[n]->event(c.room, 20) == "a20");
+    CHECK(c.journals[n]->replica_position(c.shard)->log_end == 30);
   }
-  replicas.clear();
-  for (auto& [n, j] : journals) j->stop();
 }

@@ -15,6 +15,7 @@
 #include "cluster/etcd_client.hpp"
 #include "tests/cluster/etcd_process.hpp"
 #include "tests/cluster/etcd_test_support.hpp"
+#include "tests/support/loopback.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
@@ -67,15 +68,7 @@ class fake_server {
  public:
   explicit fake_server(std::string reply, bool hold = false)
       : reply_(std::move(reply)), hold_(hold) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(listen_fd_, 16) == 0);
-    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port_ = ntohs(a.sin_port);
+    listen_fd_ = kaiwa::test::listen_on_loopback(port_);
     REQUIRE(::pipe(stop_pipe_) == 0);
     thread_ = std::thread([this] { serve(); });
   }

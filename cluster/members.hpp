@@ -109,6 +109,17 @@ class members {
       if (p.handle) f(id, p.handle);
   }
 
+  /// Calls `f(id, handle)` for each node up that `map` doesn't name: one that joined through
+  /// this node while this node had no map yet (it answered that hello with none), and that
+  /// learns the members and the coordinator only from the map this node passes on.
+  template <class F>
+  void each_joining(const shard_map& map, F&& f) const {
+    for (auto& [id, p] : peers_)
+      if (p.handle &&
+          std::none_of(map.members.begin(), map.members.end(), [&](auto& m) { return m.id == id; }))
+        f(id, p.handle);
+  }
+
   /// A dial of `address` failed: true for the first failure of a run (the one to log).
   bool dial_failed(const std::string& address) { return failing_.insert(address).second; }
   /// A dial of `address` reached its cluster actor: the run of failures ended.

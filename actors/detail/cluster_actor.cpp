@@ -416,6 +416,11 @@ class cluster_actor : public caf::event_based_actor {
     }
     for (auto& mem : map_.members)
       if (mem.id != self_ && !members_.handle(mem.id)) dial(mem.address);
+    // A node that said hello here before this node had a map waits to learn the cluster: pass
+    // the map on (the coordinator sends it to every node up itself, see broadcast()).
+    if (!coordinating())
+      members_.each_joining(
+          map_, [this](auto&, auto& peer) { send(peer, state_atom::value, map_text_); });
     std::uint64_t owned = 0;
     for (std::uint32_t i = 0; i < env_.shards; ++i)
       owned += env_.status(static_cast<shard_t>(i)) == shard_status::owned;

@@ -78,6 +78,26 @@ TEST_CASE("members: each_up visits only members that are up") {
   CHECK(seen == std::vector<std::string>{"n2"});
 }
 
+TEST_CASE("members: nodes up that the map doesn't name are the ones joining through this node") {
+  table t("n2");
+  shard_map m(4, "n1");
+  m.members.push_back({"n1", "h:1", false});
+  m.members.push_back({"n2", "h:2", false});
+  CHECK(t.up("n1", "h:1", 7, 7));
+  CHECK(t.up("n3", "h:3", 8, 8));  // said hello here before this node had a map
+  CHECK(t.up("n4", "h:4", 9, 9));
+  CHECK(t.down(9));  // gone: nobody to tell
+  std::vector<std::string> seen;
+  t.each_joining(m, [&](const std::string& id, int h) {
+    CHECK(h == 8);
+    seen.push_back(id);
+  });
+  CHECK(seen == std::vector<std::string>{"n3"});
+  // Once admitted, it is a member: the coordinator's maps reach it.
+  m.members.push_back({"n3", "h:3", false});
+  t.each_joining(m, [&](auto&, int) { FAIL("n3 is a member now"); });
+}
+
 TEST_CASE("members: a run of failed dials of an address is logged once") {
   table t("n1");
   CHECK(t.dial_failed("h:2"));

@@ -17,6 +17,7 @@ std::string members_view(const shard_map& map, const std::string& self, std::uin
       .field("moving", moves.moving())
       .field("moves_done", moves.moves_done())
       .field("moves_failed", moves.moves_failed())
+      .field("moves_retried", moves.moves_retried())
       .field("moves_queued", std::uint64_t{moves.queued()});
   w.key("members").begin_array();
   for (auto& m : map.members) {

@@ -65,7 +65,8 @@ std::vector<controller::started> controller::start(const shard_map& map, const i
     auto q = std::move(queue_.front());
     queue_.pop_front();
     auto& mv = q.move;
-    if (moving_.contains(mv.shard)) {  // an operator's move of a shard already moving: later
+    // An operator's move of a shard already moving, or a try again not due: later.
+    if (moving_.contains(mv.shard) || q.due > now) {
       queue_.push_back(std::move(q));
       continue;
     }
@@ -91,13 +92,23 @@ controller::ended controller::finish(shard_t s, const std::string& err, clock::t
   auto it = moving_.find(s);
   auto r = std::move(it->second);
   moving_.erase(it);
+  auto took = now - r.started;
+  if (!err.empty() && r.q.failed_tries + 1 < move_tries) {
+    auto delay = clock::duration(move_retry_delay) * (1u << r.q.failed_tries);
+    r.q.failed_tries += 1;
+    r.q.due = now + delay;
+    moves_retried_ += 1;
+    auto mv = r.q.move;
+    queue_.push_back(std::move(r.q));
+    return {std::move(mv), nullptr, took, delay};
+  }
   if (err.empty()) {
     moves_done_ += 1;
   } else {
     moves_failed_ += 1;
     batch_failed_ += 1;
   }
-  return {std::move(r.q.move), std::move(r.q.reply), now - r.started};
+  return {std::move(r.q.move), std::move(r.q.reply), took, std::nullopt};
 }
 
 controller::batch_summary controller::end_batch(

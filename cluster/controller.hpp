@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -25,6 +26,15 @@ inline constexpr std::chrono::seconds move_timeout{120};
 /// Two halve a drain's time for 2-3 ms more pause per room; four pause each room ~10 ms more
 /// (docs/benchmarks.md).
 inline constexpr std::size_t concurrent_moves = 2;
+/// Tries of one move before it fails (and fails its batch). A handover fails for reasons that
+/// pass: the old owner is not yet connected to a node that just joined (it dials it on the map
+/// that admitted it, which the coordinator sends just before its first moves), a disk or a
+/// connection slow under load. Each failed try is aborted (the old owner serves the shard again)
+/// and tried again later, so a join or a drain still ends with the shards spread.
+inline constexpr std::uint32_t move_tries = 5;
+/// The wait before the second try; it doubles for each try after (1 + 2 + 4 + 8 s: a move
+/// gives up 15 s after its first failure, plus the tries' own time).
+inline constexpr std::chrono::milliseconds move_retry_delay{1000};
 
 /// Answers whoever asked for a move or a plan: empty when done, else why not.
 using move_reply = std::function<void(std::string)>;
@@ -47,11 +57,14 @@ class controller {
     shard_move move;
   };
 
-  /// A move that ended (finish()): the actor publishes or aborts it, then calls `reply`.
+  /// A try of a move that ended (finish()): the actor publishes or aborts it, then calls
+  /// `reply`; or, when `retry_in` is set, aborts it and runs start() again after `retry_in`
+  /// (the move waits in the queue until then; `reply` is null).
   struct ended {
     shard_move move;
-    move_reply reply;  // null for a planned move
+    move_reply reply;  // null for a planned move, or a move tried again
     clock::duration took;
+    std::optional<clock::duration> retry_in;
   };
 
   /// The batch ended (end_batch()): what to log.
@@ -75,11 +88,13 @@ class controller {
                move_reply reply);
 
   /// Takes moves from the queue up to concurrent_moves under way. A queued move whose shard
-  /// already moves waits; one whose shard is already at its target is answered done; one whose
-  /// owner or target is down fails (and fails the batch).
+  /// already moves, or whose next try is not due yet, waits; one whose shard is already at its
+  /// target is answered done; one whose owner or target is down fails (and fails the batch).
   std::vector<started> start(const shard_map& map, const is_up& up, clock::time_point now);
 
-  /// The move of `s` ended with `err` (empty: handed over). Requires that it is under way.
+  /// The try of moving `s` ended with `err` (empty: handed over). A failed try is queued again
+  /// (due after move_retry_delay, doubled per try) until the move's move_tries are spent; only
+  /// then does the move fail. Requires that it is under way.
   ended finish(shard_t s, const std::string& err, clock::time_point now);
 
   /// Nothing queued and nothing under way: the batch can end.
@@ -102,11 +117,14 @@ class controller {
   std::size_t queued() const noexcept { return queue_.size(); }
   std::uint64_t moves_done() const noexcept { return moves_done_; }
   std::uint64_t moves_failed() const noexcept { return moves_failed_; }
+  std::uint64_t moves_retried() const noexcept { return moves_retried_; }
 
  private:
   struct queued_move {
     shard_move move;
     move_reply reply;  // an operator's `kaiwa move`; null for a planned one
+    std::uint32_t failed_tries = 0;
+    clock::time_point due{};  // not started before (a try again)
   };
   struct running_move {
     queued_move q;
@@ -128,6 +146,7 @@ class controller {
   clock::time_point batch_started_;
   std::uint64_t moves_done_ = 0;
   std::uint64_t moves_failed_ = 0;
+  std::uint64_t moves_retried_ = 0;  // failed tries queued again
 };
 
 }  // namespace kaiwa::cluster

@@ -61,6 +61,7 @@ using rquery_atom = caf::atom_constant<caf::atom("rquery")>;
 using ranswer_atom = caf::atom_constant<caf::atom("ranswer")>;
 using rqtimeout_atom = caf::atom_constant<caf::atom("rqtimeout")>;
 using rnotice_atom = caf::atom_constant<caf::atom("rnotice")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 // A notice from another member is pushed to clients as it came: a bound on its size, and it
 // must look like a push frame.
@@ -210,6 +211,7 @@ class cluster_actor : public caf::event_based_actor {
         },
         [this](abort_atom, shard_t s) { restore(s); },
         [this](move_atom, shard_t s, std::string& to) { return enqueue_move(s, to); },
+        [this](retry_atom) { run_queue(); },
         [this](drain_atom, std::string& node, std::int64_t grace_ms) {
           return drain(node, std::chrono::milliseconds(grace_ms));
         },
@@ -826,6 +828,18 @@ class cluster_actor : public caf::event_based_actor {
   void finish_move(shard_t s, std::string err) {
     auto end = controller_.finish(s, err, std::chrono::steady_clock::now());
     auto& mv = end.move;
+    if (end.retry_in) {
+      // The old owner serves the shard again meanwhile; the map is unchanged.
+      if (auto a = actor_of(mv.from)) send(a, abort_atom::value, mv.shard);
+      log(log_level::warn, "cluster_move_retry",
+          {{"shard", static_cast<std::uint64_t>(mv.shard)},
+           {"from", mv.from},
+           {"to", mv.to},
+           {"error", err},
+           {"in_ms", std::chrono::duration<double, std::milli>(*end.retry_in).count()}});
+      delayed_send(this, *end.retry_in, retry_atom::value);
+      return run_queue();
+    }
     if (err.empty()) {
       auto next = map_;
       next.assign(mv.shard, mv.to);

@@ -18,7 +18,7 @@ TEST_CASE("admin view: the members, their state, shards and load, and the moves"
   CHECK(
       view ==
       R"({"node":"n1","coordinator":"n1","epoch":2,"shards":4,"moving":false,"moves_done":0,)"
-      R"("moves_failed":0,"moves_queued":1,"members":[)"
+      R"("moves_failed":0,"moves_retried":0,"moves_queued":1,"members":[)"
       R"({"id":"n1","address":"127.0.0.1:7001","state":"up","shards":3,"load":{"connections":2}},)"
       R"({"id":"n2","address":"127.0.0.1:7002","state":"draining","shards":1},)"
       R"({"id":"n3","address":"127.0.0.1:7003","state":"down","shards":0}]})");

@@ -102,7 +102,77 @@ TEST_CASE("controller: a plan runs two moves at once and the batch ends when all
   CHECK_FALSE(c.replan());  // the batch is over
 }
 
-TEST_CASE("controller: a failed move fails the batch, and a drain then is not finished") {
+TEST_CASE("controller: a failed try is tried again later, with a growing wait, in the batch") {
+  // A join: the old owner n2 is not yet connected to n3 when asked to hand it a shard.
+  auto m = cluster_of(6, 3);
+  m.assign(2, "n2");
+  m.assign(3, "n2");
+  m.assign(4, "n2");
+  m.assign(5, "n2");  // n1: 0 1, n2: 2 3 4 5, n3: none
+  controller c;
+  auto up = all_up();
+  REQUIRE(c.plan(m, balanced_nodes(m, up), up) == 2);
+  auto started = c.start(m, up, t0);
+  REQUIRE(started.size() == 2);
+  auto s = started[0].move.shard;
+  CHECK(started[0].move.from == "n2");
+  CHECK(started[0].move.to == "n3");
+  auto end = c.finish(s, "node n3 is not connected", t0 + 10ms);
+  REQUIRE(end.retry_in);
+  CHECK(*end.retry_in == move_retry_delay);
+  CHECK(end.move.shard == s);
+  CHECK(c.moves_failed() == 0);
+  CHECK(c.moves_retried() == 1);
+  c.finish(started[1].move.shard, "", t0 + 10ms);
+  m.assign(started[1].move.shard, "n3");
+
+  // The batch waits for the try again: not idle, nothing to end; not started before it is due.
+  CHECK_FALSE(c.idle());
+  CHECK(c.queued() == 1);
+  CHECK(c.start(m, up, t0 + 500ms).empty());
+  auto again = c.start(m, up, t0 + 10ms + move_retry_delay);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].move.shard == s);
+  CHECK(again[0].move.from == "n2");  // the owner read from the map again
+
+  // Each failed try doubles the wait.
+  end = c.finish(s, "node n3 is not connected", t0 + 2s);
+  REQUIRE(end.retry_in);
+  CHECK(*end.retry_in == 2 * move_retry_delay);
+  REQUIRE(c.start(m, up, t0 + 2s + 2 * move_retry_delay).size() == 1);
+  end = c.finish(s, "", t0 + 5s);
+  CHECK_FALSE(end.retry_in);
+  CHECK(c.idle());
+  CHECK(c.replan());  // the batch had no failure: it plans again before it ends
+  auto b = c.end_batch(t0 + 5s, [](auto&, auto) {});
+  CHECK(b.failed == 0);
+  CHECK(c.moves_done() == 2);
+  CHECK(c.moves_retried() == 2);
+}
+
+TEST_CASE("controller: an operator's move tried again is answered once, when it ends") {
+  auto m = cluster_of(4, 2);
+  controller c;
+  answers a;
+  REQUIRE(c.enqueue(m, 4, 1, "n2", a.reply()));
+  auto now = t0;
+  for (std::uint32_t k = 1; k < move_tries; ++k) {
+    auto started = c.start(m, all_up(), now);
+    REQUIRE(started.size() == 1);
+    auto end = c.finish(1, "handover failed: timeout", now);
+    REQUIRE(end.retry_in);
+    CHECK_FALSE(end.reply);
+    now += *end.retry_in;
+  }
+  CHECK(a.got.empty());
+  REQUIRE(c.start(m, all_up(), now).size() == 1);
+  auto end = c.finish(1, "", now);
+  REQUIRE(end.reply);
+  end.reply("");
+  CHECK(a.got == std::vector<std::string>{""});
+}
+
+TEST_CASE("controller: a move whose tries are spent fails the batch; a drain is not finished") {
   auto m = cluster_of(4, 2);
   m.assign(0, "n2");
   m.assign(1, "n2");
@@ -114,7 +184,20 @@ TEST_CASE("controller: a failed move fails the batch, and a drain then is not fi
   auto started = c.start(m, all_up(), t0);
   REQUIRE(started.size() == 2);
   c.finish(started[0].move.shard, "", t0);
-  c.finish(started[1].move.shard, "disk full", t0);
+  auto failing = started[1].move.shard;
+  auto now = t0;
+  for (std::uint32_t k = 1;; ++k) {
+    auto end = c.finish(failing, "disk full", now);
+    if (k == move_tries) {
+      CHECK_FALSE(end.retry_in);
+      break;
+    }
+    REQUIRE(end.retry_in);
+    CHECK_FALSE(c.idle());
+    now += *end.retry_in;
+    REQUIRE(c.start(m, all_up(), now).size() == 1);
+  }
+  CHECK(c.moves_retried() == move_tries - 1);
   CHECK(c.idle());
   CHECK_FALSE(c.replan());  // no retry loop after a failure
   c.end_batch(t0, [&](auto&, auto) { drained = true; });

@@ -379,6 +379,36 @@ TEST_CASE("a fourth node joins under bench load: shards move to it and nothing i
     CHECK(std::uint64_t(m["shards"]) == default_shards / 4);
 }
 
+TEST_CASE("a member that reaches a new node late still hands it its shards: moves are retried") {
+  cluster c(3);
+  c.wait_settled(3);
+  // n3 is stopped while n4 joins: the coordinator admits n4 and asks n3 for shards, and n3 reads
+  // that request before it has dialled n4 (it dials it on the map that came just before).
+  c.node(2).pause();
+  c.start(3);
+  c.wait_member("n4", "up", 0);
+  c.node(2).signal(SIGCONT);
+  c.wait_settled(4, 3);
+  auto view = c.view(0);
+  INFO(view);
+  simdjson::dom::parser p;
+  auto parsed = p.parse(view);
+  CHECK(std::uint64_t(parsed["moves_failed"]) == 0);
+  for (auto m : parsed["members"].get_array()) CHECK(std::uint64_t(m["shards"]) == test_shards / 4);
+}
+
+TEST_CASE("a node joining through a member that is itself still joining is admitted") {
+  cluster c(1);
+  c.wait_settled(1);
+  // n2 can't reach the stopped coordinator yet, so it answers n3's hello without a map.
+  c.node(0).pause();
+  c.start(1);
+  c.start(2);
+  CHECK(c.node(1).wait_output("cluster_member_up node=n3", 30s));
+  c.node(0).signal(SIGCONT);
+  c.wait_settled(3);
+}
+
 TEST_CASE("a node drained under load hands every shard away, then closes its sessions") {
   cluster c(3);
   c.wait_settled(3);

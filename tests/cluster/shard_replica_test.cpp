@@ -17,11 +17,22 @@
 
 #include "cluster/journal_store.hpp"
 #include "cluster/shard_replica.hpp"
+#include "core/log.hpp"
 #include "storage/journal.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
 using namespace std::chrono_literals;
+
+namespace {
+
+// The simulations step leaders down by the hundred; their warnings would bury a failure's output.
+const bool quiet = [] {
+  kaiwa::configure_logging(kaiwa::log_level::error, kaiwa::log_format::text);
+  return true;
+}();
+
+}  // namespace
 
 namespace {
 

@@ -434,11 +434,12 @@ int cluster_command(const admin_target& t, bool json) {
   auto parsed = parse_reply(p, *body);
   if (!parsed) return 1;
   auto c = *parsed;
-  fmt::print("coordinator {}  epoch {}  shards {}  moves done {}, failed {}, queued {}{}\n",
-             std::string_view(c["coordinator"]), std::uint64_t(c["epoch"]),
-             std::uint64_t(c["shards"]), std::uint64_t(c["moves_done"]),
-             std::uint64_t(c["moves_failed"]), std::uint64_t(c["moves_queued"]),
-             bool(c["moving"]) ? "  (a move is under way)" : "");
+  fmt::print(
+      "coordinator {}  epoch {}  shards {}  moves done {}, failed {}, retried {}, queued {}{}\n",
+      std::string_view(c["coordinator"]), std::uint64_t(c["epoch"]), std::uint64_t(c["shards"]),
+      std::uint64_t(c["moves_done"]), std::uint64_t(c["moves_failed"]),
+      std::uint64_t(c["moves_retried"]), std::uint64_t(c["moves_queued"]),
+      bool(c["moving"]) ? "  (a move is under way)" : "");
   fmt::print("{:<16} {:<22} {:<9} {:>6} {:>11} {:>12} {:>14}\n", "NODE", "ADDRESS", "STATE",
              "SHARDS", "CONNECTIONS", "ROOMS ACTIVE", "EVENTS");
   for (auto m : c["members"].get_array()) {

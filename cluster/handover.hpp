@@ -53,10 +53,19 @@ class handovers {
  public:
   // -- the old owner ------------------------------------------------------------------------
 
-  /// Starts handing `s` away (the caller marks it `releasing`).
-  void begin(shard_t s) { out_[s] = {}; }
-  /// What the rooms of `s` gave up so far, to export or give back.
-  Released& released(shard_t s) { return out_[s].rooms; }
+  /// Starts handing `s` away (the caller marks it `releasing`). The handover's id: the rooms
+  /// answer the release later, and an answer for a handover that was voided meanwhile (or
+  /// replaced by a newer one of the same shard) must not land in another.
+  std::uint64_t begin(shard_t s) {
+    out_[s] = {{}, false, ++last_id_};
+    return last_id_;
+  }
+  /// What the rooms of `s` gave up so far in handover `id`, to export or give back; nullptr
+  /// when that handover is no longer under way.
+  Released* released(shard_t s, std::uint64_t id) {
+    auto h = out_.find(s);
+    return h != out_.end() && h->second.id == id ? &h->second.rooms : nullptr;
+  }
   /// Ends the handover of `s` as failed: what its rooms gave up, to give back; nullopt when no
   /// handover of `s` is under way.
   std::optional<Released> take_back(shard_t s) {
@@ -106,11 +115,13 @@ class handovers {
 
  private:
   struct handing_away {
-    Released rooms;      // to give back to the rooms if the handover fails
-    bool stale = false;  // the coordinator that asked for it went away
+    Released rooms;        // to give back to the rooms if the handover fails
+    bool stale = false;    // the coordinator that asked for it went away
+    std::uint64_t id = 0;  // begin()'s
   };
   std::map<shard_t, handing_away> out_;  // shards this node is handing away
-  std::map<shard_t, Adopted> in_;        // subscribers of shards ingested here
+  std::uint64_t last_id_ = 0;
+  std::map<shard_t, Adopted> in_;  // subscribers of shards ingested here
 };
 
 /// A shard's exported files as they cross to the new owner, in one message: names (no

@@ -535,25 +535,36 @@ class cluster_actor : public caf::event_based_actor {
       return rp;
     }
     env_.set_status(s, shard_status::releasing);
-    handovers_.begin(s);
+    auto id = handovers_.begin(s);
     auto started = std::chrono::steady_clock::now();
     auto pending = std::make_shared<std::size_t>(registries_.size());
     for (auto& reg : registries_) {
       request(reg, caf::infinite, release_atom::value, s)
           .then([=, this](released_rooms& rooms) mutable {
-            auto& released = handovers_.released(s);
-            for (auto& r : rooms) released.push_back(std::move(r));
-            if (--*pending == 0) export_shard(s, to, rp, started);
+            if (auto* released = handovers_.released(s, id)) {
+              for (auto& r : rooms) released->push_back(std::move(r));
+            } else {
+              // The handover was called off while this registry released its rooms (restore()
+              // gave back what the others had): these get their subscribers back now.
+              give_back(std::move(rooms));
+            }
+            if (--*pending == 0) export_shard(s, id, to, rp, started);
           });
     }
     return rp;
   }
 
-  void export_shard(shard_t s, const std::string& to, caf::typed_response_promise<std::string> rp,
+  void export_shard(shard_t s, std::uint64_t id, const std::string& to,
+                    caf::typed_response_promise<std::string> rp,
                     std::chrono::steady_clock::time_point started) {
+    auto* handed = handovers_.released(s, id);
+    if (!handed) {
+      rp.deliver("the handover of shard " + std::to_string(s) + " was called off");
+      return;
+    }
     // The subscribers go along: (node, link id, user) for each, by room.
     std::vector<handed_room> subs;
-    auto& released = handovers_.released(s);
+    auto& released = *handed;
     subs.reserve(released.size());
     for (auto& r : released) {
       auto& room = subs.emplace_back(handed_room{r.room, {}});
@@ -622,7 +633,13 @@ class cluster_actor : public caf::event_based_actor {
   void restore(shard_t s) {
     auto rooms = handovers_.take_back(s);
     if (!rooms) return;
-    for (auto& r : *rooms) {
+    give_back(std::move(*rooms));
+    env_.set_status(s, map_.owner(s) == self_ ? shard_status::owned : shard_status::elsewhere);
+  }
+
+  /// Rooms that gave up their subscribers for a handover that didn't happen get them back.
+  void give_back(released_rooms rooms) {
+    for (auto& r : rooms) {
       command c;
       c.op = room_op::adopt;
       c.room = room_id{r.room};
@@ -632,7 +649,6 @@ class cluster_actor : public caf::event_based_actor {
       (void)env_.command_queued(env_.backlog_slot(c.room), c.op);  // an adoption: never refused
       to_registry(std::move(c));
     }
-    env_.set_status(s, map_.owner(s) == self_ ? shard_status::owned : shard_status::elsewhere);
   }
 
   // -- handover: the new owner ----------------------------------------------------------------

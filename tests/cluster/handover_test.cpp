@@ -25,8 +25,8 @@ TEST_CASE("handover: a map names a shard this node serves: nothing changes") {
 
 TEST_CASE("handover: the old owner stays releasing until a map names the new owner") {
   table t;
-  t.begin(3);
-  t.released(3).push_back("lobby");
+  auto id = t.begin(3);
+  t.released(3, id)->push_back("lobby");
   // Maps published for other moves still name this node: the handover goes on.
   CHECK(t.on_map(3, true, shard_status::releasing) == map_step::keep);
   CHECK(t.on_map(3, true, shard_status::releasing) == map_step::keep);
@@ -38,9 +38,9 @@ TEST_CASE("handover: the old owner stays releasing until a map names the new own
 
 TEST_CASE("handover: a failed handover gives back what the rooms released, once") {
   table t;
-  t.begin(3);
-  t.released(3).push_back("lobby");
-  t.released(3).push_back("dev");
+  auto id = t.begin(3);
+  t.released(3, id)->push_back("lobby");
+  t.released(3, id)->push_back("dev");
   auto back = t.take_back(3);
   REQUIRE(back);
   CHECK(*back == std::vector<std::string>{"lobby", "dev"});
@@ -120,4 +120,18 @@ TEST_CASE("handover files: a staging dir that can't be made is an error, not an 
   auto err = write_shard_files(blocker + "/in-3", {{"a.sst"}, {"x"}}, paths);
   CHECK(err.starts_with("can't create " + blocker + "/in-3"));
   CHECK(paths.empty());
+}
+
+TEST_CASE("handover: a release answered after its handover was called off lands in none") {
+  table t;
+  auto first = t.begin(3);
+  t.released(3, first)->push_back("lobby");
+  REQUIRE(t.take_back(3));                 // called off: the rooms released so far are given back
+  CHECK(t.released(3, first) == nullptr);  // a late answer: its rooms go back too, not here
+  // A newer handover of the same shard doesn't take the old one's late answers either.
+  auto second = t.begin(3);
+  CHECK(second != first);
+  CHECK(t.released(3, first) == nullptr);
+  REQUIRE(t.released(3, second) != nullptr);
+  CHECK(t.released(3, second)->empty());
 }

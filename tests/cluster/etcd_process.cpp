@@ -1,5 +1,7 @@
 #include "tests/cluster/etcd_process.hpp"
 
+#include "tests/support/loopback.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,16 +24,9 @@ namespace kaiwa::test {
 using namespace std::chrono_literals;
 
 std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("no free port");
-  ::close(fd);
-  return ntohs(a.sin_port);
+  std::uint16_t port = 0;
+  ::close(listen_on_loopback(port));
+  return port;
 }
 
 std::string etcd_process::binary() {
@@ -113,36 +108,15 @@ void etcd_process::spawn() {
     throw std::runtime_error("can't start " + args[0]);
   }
   out_fd_ = pipefd[0];
-  {
-    std::lock_guard lock(mtx_);
-    output_.clear();
-    closed_ = false;
-  }
-  reader_ = std::thread([this] {
-    char buf[4096];
-    for (;;) {
-      auto n = read(out_fd_, buf, sizeof buf);
-      std::lock_guard lock(mtx_);
-      if (n <= 0) {
-        closed_ = true;
-        cv_.notify_all();
-        return;
-      }
-      output_.append(buf, static_cast<std::size_t>(n));
-      cv_.notify_all();
-    }
-  });
+  output_ = std::make_unique<child_output>(out_fd_);
 }
 
 void etcd_process::wait_ready() {
   // etcd says so once it has a leader and serves clients (a one-member cluster elects itself).
-  std::unique_lock lock(mtx_);
-  bool ready = cv_.wait_for(lock, 30s, [&] {
-    return closed_ || output_.find("ready to serve client requests") != std::string::npos;
-  });
-  if (!ready || closed_) {
-    auto out = output_;
-    lock.unlock();
+  if (!output_->wait(30s, [](const std::string& out) {
+        return out.find("ready to serve client requests") != std::string::npos;
+      })) {
+    auto out = output_->text();
     stop();
     throw std::runtime_error("etcd did not start: " + out);
   }
@@ -151,14 +125,11 @@ void etcd_process::wait_ready() {
 void etcd_process::stop() {
   if (pid_ <= 0) return;
   kill(pid_, SIGTERM);
-  {
-    std::unique_lock lock(mtx_);
-    if (!cv_.wait_for(lock, 10s, [&] { return closed_; })) kill(pid_, SIGKILL);
-  }
+  if (!output_->wait_closed(10s)) kill(pid_, SIGKILL);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
-  if (reader_.joinable()) reader_.join();
+  output_.reset();  // etcd has exited: its reader is at the end of the pipe
   close(out_fd_);
   out_fd_ = -1;
 }

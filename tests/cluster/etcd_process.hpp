@@ -3,11 +3,11 @@
 // the cluster module's tests. Stopped by its pid; restartable on the same dir and ports.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
+
+#include "tests/support/child_output.hpp"
 
 namespace kaiwa::test {
 
@@ -52,12 +52,8 @@ class etcd_process {
   std::uint16_t peer_port_ = 0;
   int pid_ = -1;
   int out_fd_ = -1;
-  // Reads etcd's output all along (it logs a lot; a full pipe would block it).
-  std::thread reader_;
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::string output_;
-  bool closed_ = false;
+  // Read all along (etcd logs a lot; a full pipe would block it).
+  std::unique_ptr<child_output> output_;
 };
 
 }  // namespace kaiwa::test

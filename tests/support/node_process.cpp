@@ -68,55 +68,38 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
   static const std::regex ready(
       R"(listening public=[^:]+:(\d+) admin=[^:]+:(\d+)(?: cluster=[^:]+:(\d+))?\n)");
   auto deadline = std::chrono::steady_clock::now() + 20s;
+  std::string seen;  // what the node wrote before it said where it listens
   std::smatch m;
-  while (!std::regex_search(output_, m, ready)) {
+  while (!std::regex_search(seen, m, ready)) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     pollfd p{out_fd_, POLLIN, 0};
     if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0)
-      throw std::runtime_error("node did not start: " + output_);
+      throw std::runtime_error("node did not start: " + seen);
     char buf[4096];
     auto n = read(out_fd_, buf, sizeof buf);
-    if (n <= 0) throw std::runtime_error("node exited: " + output_);
-    output_.append(buf, n);
+    if (n <= 0) throw std::runtime_error("node exited: " + seen);
+    seen.append(buf, n);
   }
   port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
   admin_port_ = static_cast<std::uint16_t>(std::stoi(m[2]));
   if (m[3].matched) cluster_port_ = static_cast<std::uint16_t>(std::stoi(m[3]));
-  reader_ = std::thread([this] {
-    char buf[4096];
-    for (;;) {
-      auto n = read(out_fd_, buf, sizeof buf);
-      std::lock_guard lock(output_mtx_);
-      if (n <= 0) {
-        output_closed_ = true;
-        output_cv_.notify_all();
-        return;
-      }
-      output_.append(buf, static_cast<std::size_t>(n));
-      output_cv_.notify_all();
-    }
-  });
+  output_ = std::make_unique<child_output>(out_fd_, std::move(seen));
 }
 
 node_process::~node_process() {
   // A graceful stop: the shutdown path runs after every test, and under ASan so does the leak
   // check at exit, whose report stop() turns into a failure.
   if (pid_ > 0) stop(SIGTERM);
-  if (reader_.joinable()) reader_.join();
+  output_.reset();  // the node has exited: its reader is at the end of the pipe
   if (out_fd_ >= 0) close(out_fd_);
 }
 
-std::string node_process::output() {
-  std::lock_guard lock(output_mtx_);
-  return output_;
-}
+std::string node_process::output() { return output_->text(); }
 
 bool node_process::wait_output(const std::string& text, std::chrono::milliseconds limit) {
-  std::unique_lock lock(output_mtx_);
-  return output_cv_.wait_for(lock, limit, [&] {
-    return output_.find(text) != std::string::npos || output_closed_;
-  }) && output_.find(text) != std::string::npos;
+  return output_->wait(limit,
+                       [&](const std::string& out) { return out.find(text) != std::string::npos; });
 }
 
 void node_process::signal(int sig) {
@@ -151,14 +134,12 @@ int node_process::stop(int sig) {
   kill(pid_, sig);
   {
     // The node's output closes when it exits; give it 20 s, then make sure.
-    std::unique_lock lock(output_mtx_);
-    if (!output_cv_.wait_for(lock, 20s, [&] { return output_closed_; })) kill(pid_, SIGKILL);
+    if (!output_->wait_closed(20s)) kill(pid_, SIGKILL);
   }
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
-  if (reader_.joinable()) reader_.join();
-  check_no_sanitizer_report(output_);
+  check_no_sanitizer_report(output_->text());
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

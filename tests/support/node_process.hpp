@@ -2,13 +2,12 @@
 // Runs a real `kaiwa start` process on loopback ports picked by the OS, for integration tests.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "tests/support/child_output.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace kaiwa::test {
@@ -44,12 +43,8 @@ class node_process {
  private:
   int pid_ = -1;
   int out_fd_ = -1;
-  std::string output_;
-  // Reads the node's output all along, so that a node logging a lot never blocks on a full pipe.
-  std::mutex output_mtx_;
-  std::condition_variable output_cv_;
-  bool output_closed_ = false;  // the node closed its end: it exited
-  std::thread reader_;
+  // Read all along, so that a node logging a lot never blocks on a full pipe.
+  std::unique_ptr<child_output> output_;
   std::uint16_t port_ = 0;
   std::uint16_t admin_port_ = 0;
   std::uint16_t cluster_port_ = 0;

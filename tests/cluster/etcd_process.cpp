@@ -17,7 +17,6 @@
 #include <stdexcept>
 #include <vector>
 
-extern char** environ;
 
 namespace kaiwa::test {
 
@@ -90,24 +89,9 @@ void etcd_process::spawn() {
                                    peer,
                                    "--initial-cluster",
                                    initial_cluster_};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-  int spawned = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(pipefd[1]);
-  if (spawned != 0) {
-    close(pipefd[0]);
-    pid_ = -1;
-    throw std::runtime_error("can't start " + args[0]);
-  }
-  out_fd_ = pipefd[0];
+  auto child = spawn_with_output(std::move(args));
+  pid_ = child.pid;
+  out_fd_ = child.out_fd;
   output_ = std::make_unique<child_output>(out_fd_);
 }
 

@@ -2,16 +2,51 @@
 // What a child process the tests started writes (its stdout and stderr on one pipe), read all
 // along on a thread of its own (a full pipe would block the child), for tests to wait on.
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
+
+extern char** environ;
 
 namespace kaiwa::test {
+
+struct spawned_child {
+  pid_t pid = -1;
+  int out_fd = -1;  // its stdout and stderr, one pipe
+};
+
+/// Starts `args[0]` (a path) with `args`, its stdout and stderr on one pipe; throws when it
+/// can't.
+inline spawned_child spawn_with_output(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+  spawned_child c;
+  int failed = posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(pipefd[1]);
+  if (failed != 0) {
+    ::close(pipefd[0]);
+    throw std::runtime_error("can't start " + args[0]);
+  }
+  c.out_fd = pipefd[0];
+  return c;
+}
 
 class child_output {
  public:

@@ -21,7 +21,6 @@
 #include <stdexcept>
 #include <thread>
 
-extern char** environ;
 
 namespace kaiwa::test {
 
@@ -49,21 +48,9 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
   std::vector<std::string> args = {KAIWA_BINARY, "start",       "--listen",   "127.0.0.1:0",
                                    "--admin",    "127.0.0.1:0", "--data-dir", data_dir};
   args.insert(args.end(), extra.begin(), extra.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-  if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0)
-    throw std::runtime_error("can't start " + args[0]);
-  posix_spawn_file_actions_destroy(&fa);
-  close(pipefd[1]);
-  out_fd_ = pipefd[0];
+  auto child = spawn_with_output(std::move(args));
+  pid_ = child.pid;
+  out_fd_ = child.out_fd;
 
   static const std::regex ready(
       R"(listening public=[^:]+:(\d+) admin=[^:]+:(\d+)(?: cluster=[^:]+:(\d+))?\n)");

@@ -9,7 +9,9 @@
 
 #include "actors/detail/cluster_actor.hpp"
 #include "actors/detail/messages.hpp"
+#include "actors/detail/replication_actor.hpp"
 #include "actors/detail/tls.hpp"
+#include "cluster/metadata_agent.hpp"
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
 #include "core/log.hpp"
@@ -57,6 +59,14 @@ struct rooms::impl {
   std::unique_ptr<caf::actor_system> sys;
   std::vector<caf::actor> registries;
   caf::actor cluster;  // set when clustered
+  // Replicated shards (cluster_config::etcd): the node's part in etcd, and its shards' logs.
+  // The agent calls into the actors from its threads, so it goes before they do (stop()).
+  // Atomic: the actors' hooks read it on their threads while start() and stop() set it.
+  std::atomic<std::shared_ptr<cluster::metadata_agent>> agent;
+  caf::actor replication;
+  caf::actor start_replication(caf::actor cluster_actor);
+  /// Registers the node in etcd; an error message when it can't.
+  std::optional<std::string> start_agent(const std::string& cluster_address);
   // Listens and dials for the cluster actor: CAF's own middleman actor, or, with TLS, ours
   // (detail/tls.hpp), which the node ends itself.
   caf::io::middleman_actor cluster_mm;
@@ -122,7 +132,22 @@ std::optional<std::string> rooms::start() {
   impl_->own_mm = tls != nullptr;
   impl_->cluster_mm = tls ? detail::spawn_tls_middleman(sys, std::move(tls), cc.failure_timeout)
                           : sys.middleman().actor_handle();
+  if (!cc.etcd.empty()) {
+    cc.member_unreachable = [i = impl_.get()](const std::string& node) {
+      if (auto a = i->agent.load()) a->member_unreachable(node);
+    };
+    cc.metadata_status = [i = impl_.get()] {
+      auto a = i->agent.load();
+      return a ? a->status_json() : std::string{};
+    };
+  }
   impl_->cluster = detail::spawn_cluster(sys, impl_->env, impl_->registries, impl_->cluster_mm);
+  if (!cc.etcd.empty()) {
+    // Set before the node registers in etcd: no shard is served, no peer knows this node yet,
+    // so no room commits and no replication message arrives before the actors can see it.
+    impl_->replication = impl_->start_replication(impl_->cluster);
+    impl_->env.replication = impl_->replication;
+  }
   caf::expected<std::uint16_t> port = caf::sec::runtime_error;
   caf::scoped_actor self{sys};
   self->request(impl_->cluster_mm, caf::infinite, caf::publish_atom::value, cc.port,
@@ -136,7 +161,92 @@ std::optional<std::string> rooms::start() {
     return msg;
   }
   impl_->cluster_port = *port;
-  caf::anon_send(impl_->cluster, detail::start_atom::value, cc.host + ":" + std::to_string(*port));
+  auto address = cc.host + ":" + std::to_string(*port);
+  caf::anon_send(impl_->cluster, detail::start_atom::value, address);
+  if (!cc.etcd.empty()) {
+    if (auto err = impl_->start_agent(address)) {
+      stop();
+      return err;
+    }
+  }
+  return std::nullopt;
+}
+
+caf::actor rooms::impl::start_replication(caf::actor cluster_actor) {
+  auto& cc = *env.cfg.cluster;
+  detail::replication_hooks hooks;
+  // Through the cluster actors' connections: the receiving one names the sender by its
+  // connection (cluster_actor.cpp, repl_in).
+  hooks.send = [cluster_actor](const std::string& node, std::string bytes) {
+    caf::anon_send(cluster_actor, detail::repl_out_atom::value, node, std::move(bytes));
+  };
+  hooks.propose_isr = [this](shard_t s, cluster::shard_assignment next, std::int64_t expected,
+                             std::function<void(std::optional<std::int64_t>)> done) {
+    auto a = agent.load();
+    if (!a) return done(std::nullopt);
+    a->propose_isr(s, std::move(next), expected, std::move(done));
+  };
+  hooks.lease_valid = [this] {
+    auto a = agent.load();
+    return a && a->lease_valid();
+  };
+  hooks.serving = [cluster_actor](shard_t s, bool serving) {
+    caf::anon_send(cluster_actor, detail::serving_atom::value, s, serving);
+  };
+  cluster::in_sync_config isc;
+  isc.min_insync = cc.min_insync;
+  return detail::spawn_replication(*sys, env.journal, cc.node_id, isc, std::move(hooks));
+}
+
+std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_address) {
+  auto& cc = *env.cfg.cluster;
+  cluster::metadata_config mc;
+  for (auto& e : cc.etcd) {
+    auto hp = parse_host_port(e);
+    if (!hp || hp->port == 0) return "etcd endpoint '" + e + "' is not HOST:PORT";
+    mc.etcd.push_back({hp->host, hp->port});
+  }
+  mc.prefix = cc.etcd_prefix;
+  mc.node = cc.node_id;
+  mc.cluster_address = cluster_address;
+  mc.public_address = cc.public_address;
+  mc.shards = env.shards;
+  mc.replication_factor = cc.replication_factor;
+  // The agent's threads post into the actors; the handles outlive the agent (stop()).
+  cluster::metadata_events ev;
+  ev.members = [to_cluster = this->cluster](std::map<std::string, cluster::member_info> live) {
+    std::vector<std::string> ids, addresses;
+    for (auto& [id, m] : live) {
+      ids.push_back(id);
+      addresses.push_back(m.cluster_address);
+    }
+    caf::anon_send(to_cluster, detail::etcd_members_atom::value, std::move(ids),
+                   std::move(addresses));
+  };
+  ev.assignment = [to_cluster = this->cluster, to_replication = replication](
+                      shard_t s, cluster::versioned_assignment a) {
+    auto json = cluster::encode(a.assignment);
+    caf::anon_send(to_cluster, detail::etcd_assign_atom::value, s, json, a.mod_revision);
+    caf::anon_send(to_replication, detail::assign_atom::value, s, std::move(json), a.mod_revision);
+  };
+  ev.controller = [node = cc.node_id](std::optional<cluster::controller_term> c) {
+    log(log_level::info, "cluster_controller",
+        {{"node", node}, {"controller", c ? c->node : ""}, {"term", c ? c->term : 0}});
+  };
+  ev.lease_lost = [node = cc.node_id] {
+    log(log_level::warn, "cluster_lease_lost",
+        {{"node", node}, {"effect", "this node leads no shard until it has a lease again"}});
+  };
+  auto started = cluster::metadata_agent::start(std::move(mc), std::move(ev));
+  if (!started.ok())
+    return "can't join the cluster's metadata in etcd (" +
+           [&] {
+             std::string list;
+             for (auto& e : cc.etcd) list += (list.empty() ? "" : ",") + e;
+             return list;
+           }() +
+           "): " + started.err().message + " (is etcd running? docs/operations.md, \"etcd\")";
+  agent.store(std::shared_ptr<cluster::metadata_agent>(std::move(*started)));
   return std::nullopt;
 }
 
@@ -164,6 +274,11 @@ void rooms::dispatch(command c) {
 void rooms::stop() {
   if (!impl_->running.exchange(false)) return;
   while (impl_->using_actors.load() != 0) std::this_thread::yield();
+  // Its lease revoked first: the controller gives this node's shards to their in-sync
+  // followers now, not at the lease's expiry.
+  impl_->agent.store(nullptr);
+  if (impl_->replication) caf::anon_send_exit(impl_->replication, caf::exit_reason::user_shutdown);
+  impl_->replication = nullptr;
   if (impl_->cluster) caf::anon_send_exit(impl_->cluster, caf::exit_reason::user_shutdown);
   for (auto& r : impl_->registries) caf::anon_send(r, detail::stop_atom::value);
   impl_->registries.clear();
@@ -197,6 +312,8 @@ rooms_stats rooms::stats() const {
           e.map_epoch.load(),
           e.shards_handed_over.load(),
           e.shards_taken_over.load(),
+          e.shards_under_replicated.load(),
+          e.shards_under_min_insync.load(),
           e.remote_commands_sent.load(),
           e.remote_commands_received.load()};
 }

@@ -58,6 +58,23 @@ struct cluster_config {
   /// host:port of members to join; empty: this node starts the cluster and coordinates it.
   /// Default: empty
   std::vector<std::string> join;
+  /// etcd's client endpoints (host:port). With them the cluster's metadata lives in etcd and
+  /// every shard is replicated: members register under leases, the controller is elected, and
+  /// each shard's leader acks an event once its in-sync replicas hold it (docs/cluster.md
+  /// "Replication and failover"); `join` is not used. Empty: the coordinator's map, one copy
+  /// of each shard. Default: none
+  std::vector<std::string> etcd;
+  /// The etcd key prefix of this cluster's metadata. Default: /kaiwa/
+  std::string etcd_prefix = "/kaiwa/";
+  /// Replicas of each shard (with etcd): the controller places shards once this many members
+  /// are registered. Default: 3
+  std::size_t replication_factor = 3;
+  /// In-sync replicas a shard needs to take writes (with etcd): an ack means the event is on
+  /// that many disks. Default: 2
+  std::size_t min_insync = 2;
+  /// This node's public listener (host:port), shown to operators in its member key.
+  /// Default: set by the node
+  std::string public_address;
   /// Where shard files are staged during moves. Default: <data dir>/cluster-moves
   std::string staging_dir;
   /// Silence after which a member counts as dead (CAF heartbeats at a fifth of it; a closed
@@ -79,6 +96,12 @@ struct cluster_config {
   /// A notice another member's read side raised for `user`'s sessions (the whole frame).
   /// Called on the cluster actor. Default: set by the node (pushes it to the user's sessions)
   std::function<void(const user_id& user, const std::string& json)> on_notice;
+  /// Replicated shards: the connection to member `node` closed. Called on the cluster actor.
+  /// Default: set by rooms (the controller revokes that member's lease: failover starts now)
+  std::function<void(const std::string& node)> member_unreachable;
+  /// Replicated shards: what the node's metadata agent says (JSON: controller, term, lease),
+  /// for `kaiwa cluster`. Called on the cluster actor. Default: set by rooms
+  std::function<std::string()> metadata_status;
   /// A shard's records were ingested here (a move in). Called on the cluster actor. Default:
   /// set by the node (the read side catches the shard's rooms up)
   std::function<void(shard_t)> ingested;
@@ -139,6 +162,8 @@ struct rooms_stats {
   std::uint64_t map_epoch = 0;                 // epoch of this node's shard map
   std::uint64_t shards_handed_over = 0;        // moves out of this node that completed
   std::uint64_t shards_taken_over = 0;         // shards ingested from other nodes
+  std::uint64_t shards_under_replicated = 0;   // led here with fewer in sync than replicas
+  std::uint64_t shards_under_min_insync = 0;   // led here, too few in sync to take writes
   std::uint64_t remote_commands_sent = 0;      // commands routed to other nodes
   std::uint64_t remote_commands_received = 0;  // commands from other nodes' sessions
 };

@@ -440,6 +440,16 @@ int cluster_command(const admin_target& t, bool json) {
       std::uint64_t(c["moves_done"]), std::uint64_t(c["moves_failed"]),
       std::uint64_t(c["moves_retried"]), std::uint64_t(c["moves_queued"]),
       bool(c["moving"]) ? "  (a move is under way)" : "");
+  // Replicated shards: the controller elected in etcd, and this node's lease.
+  simdjson::dom::object etcd;
+  if (!c["etcd"].get(etcd)) {
+    std::string_view controller;
+    std::int64_t term = 0, left = 0;
+    if (etcd["controller"].get(controller)) controller = "(none)";
+    if (etcd["term"].get(term)) term = 0;
+    if (etcd["lease_ttl_ms_left"].get(left)) left = 0;
+    fmt::print("controller {}  term {}  this node's lease: {} ms left\n", controller, term, left);
+  }
   fmt::print("{:<16} {:<22} {:<9} {:>6} {:>11} {:>12} {:>14}\n", "NODE", "ADDRESS", "STATE",
              "SHARDS", "CONNECTIONS", "ROOMS ACTIVE", "EVENTS");
   for (auto m : c["members"].get_array()) {
@@ -476,6 +486,10 @@ int shards_command(const admin_target& t, bool json) {
     std::uint64_t n = s["shard"];
     std::string_view state;
     if (!s["state"].get(state)) o += " (" + std::string(state) + ")";
+    // Replicated: a shard whose in-sync set is short says so (it acks on fewer disks).
+    simdjson::dom::array replicas, isr;
+    if (!s["replicas"].get(replicas) && !s["isr"].get(isr) && isr.size() < replicas.size())
+      o += fmt::format(" (in sync {}/{})", isr.size(), replicas.size());
     if (any && o == owner && n == last + 1) {
       last = n;
       continue;

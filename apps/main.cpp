@@ -297,7 +297,11 @@ int run_node(app::node_config cfg) {
   if (cfg.rooms.cluster)
     fmt::print(
         "cluster member {} at {}:{}{}\n", g.node_id, cfg.rooms.cluster->host, n.cluster_port(),
-        cfg.rooms.cluster->join.empty() ? " (coordinator of a new cluster, or as before)" : "");
+        !cfg.rooms.cluster->etcd.empty()
+            ? fmt::format(" (metadata in etcd, replication factor {}, min in-sync {})",
+                          cfg.rooms.cluster->replication_factor, cfg.rooms.cluster->min_insync)
+        : cfg.rooms.cluster->join.empty() ? " (coordinator of a new cluster, or as before)"
+                                          : "");
   // A line for scripts and tests that start nodes on port 0.
   fmt::print("listening public={}:{} admin={}:{}{}\n", g.listen.host, n.public_port(), g.admin.host,
              n.admin_port(),
@@ -395,6 +399,23 @@ int main(int argc, char** argv) {
                     "Cluster listener ADDR:PORT; makes this node a cluster member");
   start->add_option("--join", join,
                     "HOST:PORT[,...] of members to join (none: start a new cluster)");
+  std::string etcd;
+  start->add_option("--etcd", etcd,
+                    "HOST:PORT[,...] of etcd's client endpoints: the cluster's metadata lives in "
+                    "etcd and every shard is replicated (instead of --join; docs/cluster.md)");
+  std::size_t replication_factor = 3, min_insync = 2;
+  start
+      ->add_option("--replication-factor", replication_factor,
+                   "With --etcd: replicas of each shard; shards are placed once this many "
+                   "members have registered")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{7}))
+      ->capture_default_str();
+  start
+      ->add_option("--min-insync", min_insync,
+                   "With --etcd: in-sync replicas a shard needs to take writes (an ack means "
+                   "that many disks)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{7}))
+      ->capture_default_str();
   cluster_tls tls;
   start->add_option("--cluster-ca", tls.ca_file,
                     "The cluster CA's certificate (PEM); with --cluster-cert and --cluster-key, "
@@ -613,6 +634,14 @@ int main(int argc, char** argv) {
     if (!valid_name(cfg.gateway.node_id)) throw CLI::ValidationError("--node-id", name_rule);
     if (!join.empty() && cluster.empty())
       throw CLI::ValidationError("--join", "a member needs its own --cluster ADDR:PORT");
+    if (!etcd.empty() && cluster.empty())
+      throw CLI::ValidationError("--etcd", "a replicated member needs its own --cluster ADDR:PORT");
+    if (!etcd.empty() && !join.empty())
+      throw CLI::ValidationError("--join",
+                                 "with --etcd, members find each other in etcd: no --join");
+    if (min_insync > replication_factor)
+      throw CLI::ValidationError("--min-insync",
+                                 "can't exceed --replication-factor: no write would be acked");
     if (tls.enabled() && cluster.empty())
       throw CLI::ValidationError("--cluster-ca",
                                  "TLS is for a cluster member's --cluster ADDR:PORT");
@@ -631,6 +660,16 @@ int main(int argc, char** argv) {
         if (!parse_endpoint(m, j)) throw CLI::ValidationError("--join", "expected HOST:PORT[,...]");
         cc.join.push_back(m);
       }
+      std::istringstream etcd_endpoints(etcd);
+      for (std::string e; std::getline(etcd_endpoints, e, ',');) {
+        net::endpoint ep;
+        if (!parse_endpoint(e, ep))
+          throw CLI::ValidationError("--etcd", "expected HOST:PORT[,...]");
+        cc.etcd.push_back(e);
+      }
+      cc.replication_factor = replication_factor;
+      cc.min_insync = min_insync;
+      cc.public_address = listen;
       cc.failure_timeout = failure_timeout;
       cfg.rooms.cluster = std::move(cc);
     }

@@ -906,6 +906,15 @@ std::string node::metrics_text() const {
            "Shards this node handed to another (moves out).", r.shards_handed_over);
     metric("kaiwa_cluster_shards_taken_over_total", "counter",
            "Shards this node took over from another (moves in).", r.shards_taken_over);
+    if (!cfg_.rooms.cluster->etcd.empty()) {
+      metric("kaiwa_cluster_shards_under_replicated", "gauge",
+             "Shards led here whose in-sync replicas are fewer than their replicas (alert).",
+             r.shards_under_replicated);
+      metric("kaiwa_cluster_shards_under_min_insync", "gauge",
+             "Shards led here with fewer in-sync replicas than --min-insync: they take no "
+             "writes (page).",
+             r.shards_under_min_insync);
+    }
     metric("kaiwa_cluster_remote_commands_sent_total", "counter",
            "Commands of this node's sessions routed to the node owning the room.",
            r.remote_commands_sent);

@@ -6,7 +6,7 @@ namespace kaiwa::cluster {
 
 std::string members_view(const shard_map& map, const std::string& self, std::uint32_t shards,
                          const controller& moves, const is_up& up,
-                         const std::map<std::string, std::string>& loads) {
+                         const std::map<std::string, std::string>& loads, const std::string& etcd) {
   std::string out;
   json_writer w(out);
   w.begin_object()
@@ -31,12 +31,15 @@ std::string members_view(const shard_map& map, const std::string& self, std::uin
     if (auto l = loads.find(m.id); l != loads.end()) w.key("load").raw(l->second);
     w.end_object();
   }
-  w.end_array().end_object();
+  w.end_array();
+  if (!etcd.empty()) w.key("etcd").raw(etcd);
+  w.end_object();
   return out;
 }
 
 std::string shards_view(const shard_map& map, const std::string& self, std::uint32_t shards,
-                        const std::function<bool(shard_t)>& releasing) {
+                        const std::function<bool(shard_t)>& releasing,
+                        const std::vector<std::optional<shard_assignment>>& assigned) {
   std::string out;
   json_writer w(out);
   w.begin_object()
@@ -48,6 +51,15 @@ std::string shards_view(const shard_map& map, const std::string& self, std::uint
     auto s = static_cast<shard_t>(i);
     w.begin_object().field("shard", std::uint64_t{i}).field("owner", map.owner(s));
     if (map.owner(s) == self && releasing(s)) w.field("state", "moving");
+    if (i < assigned.size() && assigned[i]) {
+      auto& a = *assigned[i];
+      w.field("epoch", a.epoch);
+      w.key("replicas").begin_array();
+      for (auto& r : a.replicas) w.value(r);
+      w.end_array().key("isr").begin_array();
+      for (auto& r : a.isr) w.value(r);
+      w.end_array();
+    }
     w.end_object();
   }
   w.end_array().end_object();

@@ -86,6 +86,17 @@ class members {
     return p == peers_.end() ? Handle{} : p->second.handle;
   }
 
+  /// The member whose current connection is `source`; nullopt for any other (so a message is
+  /// attributed by the connection it came on, not by what it says).
+  std::optional<std::string> id_of(const Source& source) const {
+    auto it = by_source_.find(source);
+    if (it == by_source_.end()) return std::nullopt;
+    auto p = peers_.find(it->second);
+    if (p == peers_.end() || !p->second.handle || !(p->second.source == source))
+      return std::nullopt;
+    return it->second;
+  }
+
   /// Whether a member reached at `address` is up (no need to dial it).
   bool connected_to(const std::string& address) const {
     return std::any_of(peers_.begin(), peers_.end(),

@@ -21,12 +21,14 @@
 #include <set>
 
 #include "actors/detail/cluster_actor.hpp"
+#include "actors/detail/replication_actor.hpp"
 #include "actors/detail/wire.hpp"
 #include "cluster/admin_view.hpp"
 #include "cluster/controller.hpp"
 #include "cluster/gather.hpp"
 #include "cluster/members.hpp"
 #include "cluster/routing.hpp"
+#include "cluster/shard_assignment.hpp"
 #include "cluster/shard_map.hpp"
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
@@ -62,6 +64,8 @@ using ranswer_atom = caf::atom_constant<caf::atom("ranswer")>;
 using rqtimeout_atom = caf::atom_constant<caf::atom("rqtimeout")>;
 using rnotice_atom = caf::atom_constant<caf::atom("rnotice")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using repl_in_atom = caf::atom_constant<caf::atom("replin")>;
+using rlost_atom = caf::atom_constant<caf::atom("rlost")>;
 
 // A notice from another member is pushed to clients as it came: a bound on its size, and it
 // must look like a push frame.
@@ -171,11 +175,33 @@ class cluster_actor : public caf::event_based_actor {
           return {self_, map_text_};
         },
         [this](state_atom, const std::string& blob) {
+          if (replicated()) return;  // etcd's assignments place the shards
           auto m = shard_map::decode(blob);
           if (!m) return log(log_level::error, "cluster_bad_map", {});
           if (m->epoch() > map_.epoch() || !map_.shards()) apply(std::move(*m));
         },
         [this](command& c) { route(std::move(c)); },
+        [this](etcd_members_atom, std::vector<std::string>& ids,
+               std::vector<std::string>& addresses) { on_etcd_members(ids, addresses); },
+        [this](etcd_assign_atom, shard_t s, const std::string& json, std::int64_t) {
+          on_assignment(s, json);
+        },
+        [this](serving_atom, shard_t s, bool serving) { on_serving(s, serving); },
+        [this](repl_out_atom, const std::string& node, std::string& bytes) {
+          if (auto peer = members_.handle(node)) send(peer, repl_in_atom::value, std::move(bytes));
+        },
+        [this](repl_in_atom, std::string& bytes) {
+          // The sender is named by the connection it came on, not by what it claims.
+          auto from =
+              members_.id_of(current_sender() ? current_sender()->address() : caf::actor_addr{});
+          if (from && env_.replication)
+            send(env_.replication, peer_msg_atom::value, std::move(*from), std::move(bytes));
+        },
+        [this](rlost_atom, std::uint64_t id, std::string& room) {
+          routes_.left(id, room);
+          if (auto link = routes_.local(id))
+            link->post([link, r = room_id{room}] { link->subscription_lost(r); });
+        },
         [this](rcmd_atom, std::uint64_t id, std::string& origin, const std::string& blob) {
           on_remote_command(id, origin, blob);
         },
@@ -252,9 +278,11 @@ class cluster_actor : public caf::event_based_actor {
   // -- membership -----------------------------------------------------------------------------
 
   bool coordinating() const { return map_.coordinator == self_; }
+  bool replicated() const { return !cfg_.etcd.empty(); }
 
   void start(std::string address) {
     address_ = std::move(address);
+    if (replicated()) return start_replicated();
     auto stored = env_.journal.setting(map_setting);
     if (stored && *stored) {
       if (auto m = shard_map::decode(**stored)) apply(std::move(*m), false);
@@ -294,6 +322,7 @@ class cluster_actor : public caf::event_based_actor {
                       [this, address, handle](std::string& id, std::string& map) {
                         members_.dial_succeeded(address);
                         peer_up(id, address, handle);
+                        if (replicated()) return;
                         if (auto m = shard_map::decode(map); m && m->epoch() > map_.epoch())
                           apply(std::move(*m));
                       },
@@ -343,6 +372,9 @@ class cluster_actor : public caf::event_based_actor {
     if (!gone) return;
     auto& id = gone->id;
     count_members_up();
+    // Its connection closed: a killed process is seen here at once, long before its lease
+    // expires, and the controller starts the failover now.
+    if (replicated() && cfg_.member_unreachable) cfg_.member_unreachable(id);
     log(log_level::warn, "cluster_member_down", {{"node", id}, {"reason", to_string(dm.reason)}});
     // Its sessions are gone: drop their subscriptions here.
     for (auto& proxy : routes_.take_proxies(id)) {
@@ -431,6 +463,103 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   void count_members_up() { env_.members_up = members_.up_count(); }
+
+  void count_owned() {
+    std::uint64_t owned = 0;
+    for (std::uint32_t i = 0; i < env_.shards; ++i)
+      owned += env_.status(static_cast<shard_t>(i)) == shard_status::owned;
+    env_.shards_owned = owned;
+  }
+
+  // -- replicated shards (cluster_config::etcd; docs/cluster.md "Replication and failover") --
+  // The metadata agent passes on what etcd holds: the live members, each shard's assignment.
+  // map_ is then the leaders' placement: commands go to a shard's leader, wherever it is. This
+  // node serves a shard once the replication actor says it leads it with its log applied; it
+  // stops when it no longer leads, and its rooms' subscribers resume (with `since`) from the
+  // new leader. No coordinator, no handovers: a shard's data is on its replicas already.
+
+  void start_replicated() {
+    map_ = shard_map(env_.shards, std::string{});
+    map_.members.push_back({self_, address_, false});
+    env_.map_epoch = map_.epoch();
+    log(log_level::info, "cluster_started",
+        {{"node", self_}, {"address", address_}, {"metadata", "etcd"}});
+  }
+
+  void on_etcd_members(const std::vector<std::string>& ids,
+                       const std::vector<std::string>& addresses) {
+    if (!replicated() || ids.size() != addresses.size()) return;
+    std::vector<cluster::cluster_member> live;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      if (cluster::valid_hello(ids[i], addresses[i])) live.push_back({ids[i], addresses[i], false});
+    if (std::none_of(live.begin(), live.end(), [&](auto& m) { return m.id == self_; }))
+      live.push_back({self_, address_, false});  // between a lost lease and the next one
+    map_.members = std::move(live);
+    map_.touch();
+    env_.map_epoch = map_.epoch();
+    for (auto& m : map_.members)
+      if (m.id != self_ && !members_.handle(m.id)) dial(m.address);
+  }
+
+  void on_assignment(shard_t s, const std::string& json) {
+    if (!replicated() || s >= env_.shards) return;
+    auto a = cluster::decode_assignment(json);
+    if (!a) return log(log_level::error, "cluster_bad_assignment", {{"shard", std::uint64_t{s}}});
+    assigned_.resize(env_.shards);
+    assigned_[s] = *a;
+    count_in_sync();
+    if (map_.owner(s) == a->leader) return;
+    map_.assign(s, a->leader);
+    env_.map_epoch = map_.epoch();
+    if (a->leader != self_) stop_serving(s);
+  }
+
+  /// The shards led here whose in-sync set is short: what an operator alerts on (Kafka's
+  /// under-replicated and under-min-isr partitions).
+  void count_in_sync() {
+    std::uint64_t under = 0, below_min = 0;
+    for (auto& a : assigned_) {
+      if (!a || a->leader != self_) continue;
+      under += a->isr.size() < a->replicas.size();
+      below_min += a->isr.size() < cfg_.min_insync;
+    }
+    env_.shards_under_replicated = under;
+    env_.shards_under_min_insync = below_min;
+  }
+
+  void on_serving(shard_t s, bool serving) {
+    if (s >= env_.shards) return;
+    if (!serving || map_.owner(s) != self_) return stop_serving(s);
+    if (env_.status(s) == shard_status::owned) return;
+    env_.set_status(s, shard_status::owned);
+    count_owned();
+    log(log_level::info, "cluster_shard_serving", {{"shard", std::uint64_t{s}}});
+  }
+
+  /// Stops the shard's rooms here; their subscribers are told to resume, and find the new
+  /// leader (a room's state here may be ahead of what the new leader acked).
+  void stop_serving(shard_t s) {
+    if (env_.status(s) != shard_status::owned) return;
+    env_.set_status(s, shard_status::elsewhere);
+    count_owned();
+    log(log_level::info, "cluster_shard_not_serving",
+        {{"shard", std::uint64_t{s}}, {"leader", map_.owner(s)}});
+    for (auto& reg : registries_)
+      request(reg, caf::infinite, release_atom::value, s).then([this](released_rooms& rooms) {
+        for (auto& r : rooms)
+          for (auto& sub : r.subscribers) {
+            if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
+              remote->rooms.erase(r.room);
+              if (auto origin = members_.handle(remote->node()))
+                send(origin, rlost_atom::value, remote->remote_id(), r.room);
+              if (remote->rooms.empty()) routes_.drop_proxy(remote->node(), remote->remote_id());
+            } else {
+              sub.link->post(
+                  [link = sub.link, room = room_id{r.room}] { link->subscription_lost(room); });
+            }
+          }
+      });
+  }
 
   void broadcast() {
     members_.each_up([this](auto&, auto& peer) { send(peer, state_atom::value, map_text_); });
@@ -892,11 +1021,17 @@ class cluster_actor : public caf::event_based_actor {
         return;
       }
       case kind::shards:
-        return q->done(200, cluster::shards_view(map_, self_, env_.shards, [this](shard_t s) {
-                         return env_.status(s) == shard_status::releasing;
-                       }));
+        return q->done(200,
+                       cluster::shards_view(
+                           map_, self_, env_.shards,
+                           [this](shard_t s) { return env_.status(s) == shard_status::releasing; },
+                           assigned_));
       case kind::move:
       case kind::drain: {
+        if (replicated())
+          return fail(*q, admin_errc::conflict,
+                      "with etcd, shards are replicated and moves and drains are replica changes, "
+                      "which this version does not make yet (docs/cluster.md)");
         auto coord = actor_of(map_.coordinator);
         if (!coord)
           return fail(*q, admin_errc::unavailable,
@@ -933,8 +1068,9 @@ class cluster_actor : public caf::event_based_actor {
     g->q = std::move(q);
     g->loads[self_] = cfg_.load ? cfg_.load() : "{}";
     auto finish = [this, g] {
-      g->q->done(200,
-                 cluster::members_view(map_, self_, env_.shards, controller_, up_fn(), g->loads));
+      g->q->done(200, cluster::members_view(
+                          map_, self_, env_.shards, controller_, up_fn(), g->loads,
+                          replicated() && cfg_.metadata_status ? cfg_.metadata_status() : ""));
     };
     for (auto& m : map_.members) {
       auto a = m.id == self_ ? caf::actor{} : actor_of(m.id);
@@ -968,6 +1104,9 @@ class cluster_actor : public caf::event_based_actor {
   cluster::controller controller_;  // the coordinator's moves
 
   cluster::gathers gathers_;  // read queries across members, waiting for their pages
+
+  // Replicated shards: each shard's assignment as etcd last said (empty until the first).
+  std::vector<std::optional<cluster::shard_assignment>> assigned_;
 };
 
 }  // namespace

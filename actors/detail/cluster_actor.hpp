@@ -18,6 +18,17 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
 
 using ask_atom = caf::atom_constant<caf::atom("ask")>;
+
+// Replicated shards (cluster_config::etcd): what the metadata agent and the replication actor
+// tell the cluster actor (rooms.cpp wires them).
+/// (etcd_members_atom, ids, cluster addresses): the live members, whole.
+using etcd_members_atom = caf::atom_constant<caf::atom("emembers")>;
+/// (etcd_assign_atom, shard_t, assignment JSON, mod revision): a shard's assignment changed.
+using etcd_assign_atom = caf::atom_constant<caf::atom("eassign")>;
+/// (serving_atom, shard_t, bool): the replication actor starts or stops serving a shard here.
+using serving_atom = caf::atom_constant<caf::atom("serving")>;
+/// (repl_out_atom, node, bytes): a replication message for `node`'s replication actor.
+using repl_out_atom = caf::atom_constant<caf::atom("replout")>;
 using notice_atom = caf::atom_constant<caf::atom("notice")>;
 
 /// A read query for every other member (rooms::ask_members).

@@ -69,6 +69,8 @@ struct room_env {
   std::atomic<std::uint64_t> map_epoch{0};
   std::atomic<std::uint64_t> shards_handed_over{0};
   std::atomic<std::uint64_t> shards_taken_over{0};
+  std::atomic<std::uint64_t> shards_under_replicated{0};  // led here, isr < replicas
+  std::atomic<std::uint64_t> shards_under_min_insync{0};  // led here, isr < min_insync
   std::atomic<std::uint64_t> remote_commands_sent{0};
   std::atomic<std::uint64_t> remote_commands_received{0};
   std::atomic<std::uint64_t> deliveries{0};
@@ -112,6 +114,10 @@ struct room_env {
     backlog[slot].fetch_sub(1, std::memory_order_relaxed);
     queued.fetch_sub(1, std::memory_order_relaxed);
   }
+
+  /// The node's replication actor when shards are replicated (cluster_config::etcd): rooms
+  /// commit through it. Null otherwise: rooms commit to the journal.
+  caf::actor replication;
 
   // -- room creations -----------------------------------------------------------------------
   creation_limiter creations;

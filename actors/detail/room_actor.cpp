@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "actors/detail/messages.hpp"
+#include "actors/detail/replication_actor.hpp"
 #include "actors/room_state.hpp"
 #include "core/log.hpp"
 #include "core/replies.hpp"
@@ -29,6 +30,10 @@ constexpr auto presence_period = std::chrono::milliseconds(250);
 constexpr std::size_t max_cached_cids = 100'000;
 
 using link_ptr = std::shared_ptr<client_link>;
+
+// A replicate that got no answer (the replication actor is gone): like not_leader. The
+// answers it gives are in replication_actor.hpp.
+constexpr std::int32_t replicate_failed = -1;
 
 /// Writes, replies and pushes that become visible together when one commit completes.
 struct commit_batch {
@@ -639,22 +644,45 @@ class room_actor : public caf::event_based_actor {
     open_ = {};
     flying_.generation = generation_++;
     in_flight_ = true;
+    if (env_.replication) return replicate();
     env_.journal.commit(std::move(flying_.writes),
                         [self = caf::actor{this}](const storage::status& s) {
                           caf::anon_send(self, committed_atom::value, s.ok());
                         });
   }
 
+  /// A replicated shard's commit: the write_set goes to the shard's log through the node's
+  /// replication actor, which answers once every in-sync replica holds it and it is applied
+  /// here (docs/cluster.md "Replication and failover"). Its records are read back from the
+  /// journal only after that, like a local commit's.
+  void replicate() {
+    auto payload = env_.journal.replica_payload(flying_.writes);
+    request(env_.replication, caf::infinite, replicate_atom::value, env_.shard(room_),
+            std::move(payload))
+        .then([this](std::int32_t code) { on_replicated(code); },
+              [this](caf::error&) { on_replicated(replicate_failed); });
+  }
+
+  void on_replicated(std::int32_t code) {
+    if (code == replicate_acked) return on_committed(true);
+    // Not written (this node no longer leads, or too few replicas are in sync): `unavailable`,
+    // the client retries and reaches the new leader. Deposed: the write may survive on the new
+    // leader or not, like a timeout. Either way this actor's state may be ahead of the log.
+    auto [code_sent, why] =
+        code == replicate_code(cluster::replicate_error::deposed)
+            ? std::pair{errc::timeout,
+                        "the shard's leader changed before the write was acked: it may or may "
+                        "not have been applied"}
+        : code == replicate_code(cluster::replicate_error::storage)
+            ? std::pair{errc::internal, "the journal write failed"}
+            : std::pair{errc::unavailable, "the room's shard is changing leader: retry"};
+    in_flight_ = false;
+    answer_failed(code_sent, why);
+  }
+
   void on_committed(bool ok) {
     in_flight_ = false;
-    if (!ok) {
-      // The room's state may now be ahead of the disk: answer everyone waiting and stop, so the
-      // next command activates a fresh actor that recovers from what is durable.
-      for (auto* b : {&flying_, &open_})
-        for (auto& r : b->replies)
-          r.link->send(error_frame(r.id, errc::internal, "the journal write failed"));
-      return fail();
-    }
+    if (!ok) return answer_failed(errc::internal, "the journal write failed");
     env_.events_appended += flying_.events.size();
     committed_ = std::max(committed_, flying_.head);  // a batch of markers only has no head
     forget_records(flying_);
@@ -663,6 +691,14 @@ class room_actor : public caf::event_based_actor {
     flush();
     start_deletion();
     quit_if_done();
+  }
+
+  /// The room's state may now be ahead of the disk: answers everyone waiting and stops, so the
+  /// next command activates a fresh actor that recovers from what is durable.
+  void answer_failed(errc code, std::string_view why) {
+    for (auto* b : {&flying_, &open_})
+      for (auto& r : b->replies) r.link->send(error_frame(r.id, code, why));
+    fail();
   }
 
   /// Sends a durable batch's replies, events and receipts. Per lane, replies are posted before

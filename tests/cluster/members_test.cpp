@@ -150,3 +150,15 @@ TEST_CASE("members: the coordinator admits a new member, a moved one, a drained 
   moved->members[0].draining = true;
   CHECK_FALSE(admitted(*moved, "n1", "h:1", "n1"));
 }
+
+TEST_CASE("members: a message is attributed by the connection it came on, only while current") {
+  table t("n1");
+  CHECK_FALSE(t.id_of(7));  // no member's
+  CHECK(t.up("n2", "h:2", 7, 7));
+  CHECK(t.id_of(7) == "n2");
+  CHECK(t.up("n2", "h:2", 9, 9));  // reconnected: the older connection names nobody any more
+  CHECK_FALSE(t.id_of(7));
+  CHECK(t.id_of(9) == "n2");
+  CHECK(t.down(9));
+  CHECK_FALSE(t.id_of(9));  // down: its late messages are nobody's
+}

@@ -1,0 +1,258 @@
+// Replicated clusters (issue 13; docs/cluster.md "Replication and failover"): three real node
+// processes whose metadata lives in a real etcd, every shard on all three. A shard's leader is
+// killed (kill -9) or paused past its lease (SIGSTOP), or a follower is killed; each time the
+// test's own checker finds every acked event once, in order, with its text, and the time the
+// room took to take writes again is printed for docs/benchmarks.md.
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <simdjson.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/shard.hpp"
+#include "tests/cluster/etcd_process.hpp"
+#include "tests/support/node_process.hpp"
+#include "tests/support/ws_client.hpp"
+
+using namespace kaiwa;
+using namespace kaiwa::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint32_t test_shards = 16;
+using steady = std::chrono::steady_clock;
+
+/// etcd and three `kaiwa start --etcd` processes sharing one temp dir.
+class replicated_cluster {
+ public:
+  explicit replicated_cluster(std::size_t nodes) : etcd_(dir_.str() + "/etcd") {
+    for (std::size_t i = 0; i < nodes; ++i) start(i);
+  }
+
+  node_process& node(std::size_t i) { return *nodes_.at(i); }
+
+  /// Starts node i (again, after a kill) on its data dir.
+  void start(std::size_t i) {
+    std::vector<std::string> flags = {
+        "--node-id", id(i),     "--cluster", "127.0.0.1:0",
+        "--shards",  std::to_string(test_shards), "--etcd",
+        "127.0.0.1:" + std::to_string(etcd_.client_port())};
+    if (nodes_.size() <= i) nodes_.resize(i + 1);
+    nodes_[i] = std::make_unique<node_process>(dir_.str() + "/" + id(i), flags);
+  }
+
+  static std::string id(std::size_t i) { return "n" + std::to_string(i + 1); }
+  static std::size_t index(const std::string& id) { return std::stoul(id.substr(1)) - 1; }
+
+  /// The leader of `room`'s shard as node `via` sees it (empty: none yet).
+  std::string leader_of(const std::string& room, std::size_t via) {
+    auto body = http_get(node(via).admin_port(), "/admin/v1/shards").second;
+    simdjson::dom::parser p;
+    simdjson::dom::array owners;
+    if (p.parse(body)["owners"].get(owners)) return {};
+    std::string_view owner;
+    if (owners.at(shard_of(room, test_shards))["owner"].get(owner)) return {};
+    return std::string(owner);
+  }
+
+  /// Waits until node `via` names a leader for `room` other than `not_this`.
+  std::string wait_leader(const std::string& room, std::size_t via, const std::string& not_this) {
+    auto deadline = steady::now() + 30s;
+    while (steady::now() < deadline) {
+      auto l = leader_of(room, via);
+      if (!l.empty() && l != not_this) return l;
+      std::this_thread::sleep_for(20ms);  // polling interval of the admin API
+    }
+    FAIL("no leader for " << room << " seen by " << id(via));
+    return {};
+  }
+
+ private:
+  temp_dir dir_;
+  etcd_process etcd_;
+  std::vector<std::unique_ptr<node_process>> nodes_;
+};
+
+std::string send_json(std::int64_t id, const std::string& room, const std::string& text) {
+  return R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room +
+         R"(","text":")" + text + "\"}";
+}
+
+/// Sends until acked, as a client does: `unavailable` means "not applied: retry". Returns the
+/// last reply (an ack, or the error that ended the retries).
+message send_until_acked(ws_client& c, std::int64_t id, const std::string& room,
+                         const std::string& text, std::chrono::milliseconds limit = 20s) {
+  auto deadline = steady::now() + limit;
+  for (;;) {
+    auto reply = c.request(send_json(id, room, text), id);
+    if (reply.str("code") != "unavailable" || steady::now() > deadline) return reply;
+    std::this_thread::sleep_for(10ms);  // the client's retry interval
+  }
+}
+
+struct acked_event {
+  std::int64_t seq;
+  std::string text;
+};
+
+/// Every acked event once, in order, with its text, and nothing else in between: the room's
+/// history as `c` reads it must be exactly seqs 1..n with the acked ones where they were acked.
+void check_history(ws_client& c, const std::string& room, const std::vector<acked_event>& acked,
+                   std::int64_t id) {
+  auto h = c.request(R"({"op":"history","id":)" + std::to_string(id) + R"(,"room":")" + room +
+                         R"(","limit":1000})",
+                     id);
+  REQUIRE(h.str("op") == "history");
+  std::map<std::int64_t, std::string> seen;
+  std::int64_t expect = 0;
+  for (auto e : h.array("events")) {
+    auto seq = std::int64_t(e["seq"]);
+    CHECK(seq == expect + 1);  // gapless, ascending, no duplicate
+    expect = seq;
+    std::string_view text;
+    if (!e["text"].get(text)) seen[seq] = std::string(text);
+  }
+  for (auto& a : acked) {
+    INFO("acked seq " << a.seq);
+    REQUIRE(seen.count(a.seq) == 1);
+    CHECK(seen[a.seq] == a.text);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("replicated: kill -9 of a room's leader loses no acked event, and another replica "
+          "takes writes within seconds",
+          "[replication]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "lobby";
+  auto leader = c.wait_leader(room, 0, "");
+  // The client talks to a node that survives; its gateway routes to the leader.
+  auto via = (replicated_cluster::index(leader) + 1) % 3;
+  ws_client client(c.node(via).port());
+  client.hello("alice");
+
+  std::vector<acked_event> acked;
+  for (std::int64_t k = 1; k <= 30; ++k) {
+    auto text = "before-" + std::to_string(k);
+    auto ack = send_until_acked(client, k, room, text);
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), text});
+  }
+
+  auto killed_at = steady::now();
+  REQUIRE(c.node(replicated_cluster::index(leader)).stop(SIGKILL) == 128 + SIGKILL);
+  auto ack = send_until_acked(client, 100, room, "after", 30s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
+  REQUIRE(ack.str("op") == "ack");
+  acked.push_back({ack.num("seq"), "after"});
+  WARN("kill -9 of the leader -> the room acked again after " << took.count() << " ms");
+  CHECK(took < 10s);  // the issue's target is p99 <= 2 s over `make soak`'s rounds
+  CHECK(c.leader_of(room, via) != leader);
+
+  check_history(client, room, acked, 200);
+
+  // The killed node comes back as a follower, catches up, and serves the same history.
+  c.start(replicated_cluster::index(leader));
+  ws_client back(c.node(replicated_cluster::index(leader)).port());
+  back.hello("bob");
+  auto more = send_until_acked(back, 300, room, "from the returned node");
+  REQUIRE(more.str("op") == "ack");
+  acked.push_back({more.num("seq"), "from the returned node"});
+  check_history(back, room, acked, 301);
+}
+
+TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)",
+          "[replication]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "quiet";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  auto follower = (li + 1) % 3;
+  ws_client client(c.node(li).port());
+  client.hello("alice");
+  std::vector<acked_event> acked;
+  for (std::int64_t k = 1; k <= 10; ++k) {
+    auto ack = send_until_acked(client, k, room, "a" + std::to_string(k));
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
+  }
+  REQUIRE(c.node(follower).stop(SIGKILL) == 128 + SIGKILL);
+  auto killed_at = steady::now();
+  for (std::int64_t k = 11; k <= 30; ++k) {
+    auto ack = send_until_acked(client, k, room, "b" + std::to_string(k));
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), "b" + std::to_string(k)});
+  }
+  WARN("a follower killed: 20 sends acked in "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at).count()
+       << " ms");
+  CHECK(c.leader_of(room, li) == leader);
+  check_history(client, room, acked, 100);
+}
+
+TEST_CASE("replicated: a leader paused past its lease is replaced, and acks nothing when it "
+          "wakes",
+          "[replication]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "sleepy";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  auto via = (li + 1) % 3;
+  ws_client client(c.node(via).port());
+  client.hello("alice");
+  std::vector<acked_event> acked;
+  for (std::int64_t k = 1; k <= 10; ++k) {
+    auto ack = send_until_acked(client, k, room, "a" + std::to_string(k));
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
+  }
+  // A client of the paused node itself: its send waits in the paused process.
+  ws_client stale(c.node(li).port());
+  stale.hello("bob");
+
+  c.node(li).pause();
+  auto paused_at = steady::now();
+  stale.send(send_json(500, room, "from the paused leader"));
+  auto ack = send_until_acked(client, 100, room, "after", 30s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - paused_at);
+  REQUIRE(ack.str("op") == "ack");
+  acked.push_back({ack.num("seq"), "after"});
+  WARN("SIGSTOP of the leader -> the room acked again after " << took.count() << " ms");
+  CHECK(took < 15s);  // the issue's target is p99 <= 4 s over `make soak`'s rounds
+
+  // It wakes: whatever it answers its own client, that send must not be acked with a seq the
+  // new leader gave another event.
+  c.node(li).signal(SIGCONT);
+  auto late = stale.next_where([](const message& m) { return m.num("id") == 500; }, 20s);
+  auto h = client.request(R"({"op":"history","id":600,"room":")" + room + R"(","limit":1000})",
+                          600);
+  if (late.str("op") == "ack") {
+    bool found = false;
+    for (auto e : h.array("events"))
+      if (std::int64_t(e["seq"]) == late.num("seq"))
+        found = std::string_view(e["text"]) == "from the paused leader";
+    CHECK(found);  // acked: then it is in the room, at the seq it was acked with
+  }
+  check_history(client, room, acked, 601);
+}

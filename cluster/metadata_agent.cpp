@@ -288,38 +288,50 @@ struct metadata_agent::state {
           {{"node", cfg.node}, {"compact_revision", u.compact_revision}});
       return post(&state::resync_posted);
     }
-    bool members_changed = false, controller_changed = false;
-    std::vector<std::pair<shard_t, versioned_assignment>> assigned;
-    std::map<std::string, member_info> m;
-    {
-      std::lock_guard lock(view_mtx);
-      for (auto& e : u.events) {
-        auto& key = e.kv.key;
-        bool put = e.what == watch_event::type::put;
-        if (key.starts_with(members_prefix)) {
+    // Each event is applied and delivered before the next: deliveries follow revision order
+    // across members, assignments and the controller (an update may hold many revisions).
+    bool reconcile = false, vacant = false;
+    for (auto& e : u.events) {
+      auto& key = e.kv.key;
+      bool put = e.what == watch_event::type::put;
+      if (key.starts_with(members_prefix)) {
+        std::map<std::string, member_info> m;
+        {
+          std::lock_guard lock(view_mtx);
           auto id = key.substr(members_prefix.size());
           if (!put) {
-            members_changed |= members.erase(id) > 0;
+            if (members.erase(id) == 0) continue;
           } else if (auto member = member_of(e.kv)) {
             members[id] = std::move(*member);
-            members_changed = true;
           } else {
             log(log_level::error, "metadata_member_damaged", {{"key", key}});
+            continue;
           }
-        } else if (key.starts_with(store.shards_prefix())) {
-          auto c = store.parse_event(e);
-          if (!c.ok()) {
-            log(log_level::error, "metadata_assignment_damaged",
-                {{"key", key}, {"error", c.err().message}});
-          } else if (!c->now) {
+          m = members;
+        }
+        reconcile = true;
+        if (ev.members) ev.members(std::move(m));
+      } else if (key.starts_with(store.shards_prefix())) {
+        auto c = store.parse_event(e);
+        if (!c.ok()) {
+          log(log_level::error, "metadata_assignment_damaged",
+              {{"key", key}, {"error", c.err().message}});
+          continue;
+        }
+        {
+          std::lock_guard lock(view_mtx);
+          if (!c->now) {
             // Only an operator deletes one; the controller places it anew.
             log(log_level::error, "metadata_assignment_deleted", {{"key", key}});
             shards.erase(c->shard);
-          } else {
-            merge(c->shard, *c->now);
-            assigned.emplace_back(c->shard, std::move(*c->now));
+            continue;
           }
-        } else if (key == elect.key()) {
+          merge(c->shard, *c->now);
+        }
+        if (ev.assignment) ev.assignment(c->shard, std::move(*c->now));
+      } else if (key == elect.key()) {
+        {
+          std::lock_guard lock(view_mtx);
           if (put && valid_name(e.kv.value)) {
             controller = controller_term{e.kv.value, e.kv.create_revision};
             controller_lease = e.kv.lease;
@@ -328,24 +340,14 @@ struct metadata_agent::state {
             controller.reset();
             controller_lease = 0;
           }
-          controller_changed = true;
+          vacant = !controller;
         }
+        reconcile = true;
+        deliver_controller();
       }
-      if (members_changed) m = members;
     }
-    if (members_changed && ev.members) ev.members(std::move(m));
-    if (ev.assignment)
-      for (auto& [shard, a] : assigned) ev.assignment(shard, std::move(a));
-    if (controller_changed) {
-      deliver_controller();
-      bool vacant;
-      {
-        std::lock_guard lock(view_mtx);
-        vacant = !controller;
-      }
-      if (vacant) post(&state::campaign_posted);
-    }
-    if (members_changed || controller_changed) post(&state::reconcile_posted);
+    if (vacant) post(&state::campaign_posted);
+    if (reconcile) post(&state::reconcile_posted);
   }
 
   // -- the worker's steps: each true when done, false to be tried again after a backoff ------

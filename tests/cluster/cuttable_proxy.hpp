@@ -8,7 +8,10 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -17,7 +20,8 @@
 namespace kaiwa::test {
 
 /// A loopback TCP proxy to `upstream` that a test can cut: from then on it forwards nothing
-/// and closes what it accepts, the way a partition cuts one node off while etcd runs on.
+/// and closes what it accepts, the way a partition cuts one node off while etcd runs on, until
+/// it is healed.
 class cuttable_proxy {
  public:
   explicit cuttable_proxy(std::uint16_t upstream) : upstream_(upstream) {
@@ -35,6 +39,14 @@ class cuttable_proxy {
   }
   std::uint16_t port() const { return port_; }
   void cut() { cut_ = true; }
+  /// Waits (at most `d`) until every connection made before the cut is closed; then heal() can't
+  /// let one of them through. False on timeout.
+  bool wait_closed(std::chrono::milliseconds d) {
+    std::unique_lock lock(mtx_);
+    return cv_.wait_for(lock, d, [&] { return open_ == 0; });
+  }
+  /// Forwards new connections again (the partition heals; the client reconnects).
+  void heal() { cut_ = false; }
 
  private:
   static sockaddr_in loopback(std::uint16_t port) {
@@ -58,6 +70,10 @@ class cuttable_proxy {
         ::close(fd);
         continue;
       }
+      {
+        std::lock_guard lock(mtx_);
+        ++open_;
+      }
       pumps_.emplace_back([this, fd, up] { pump(fd, up); });
     }
   }
@@ -78,6 +94,9 @@ class cuttable_proxy {
     }
     ::close(a);
     ::close(b);
+    std::lock_guard lock(mtx_);
+    --open_;
+    cv_.notify_all();
   }
 
   std::uint16_t upstream_;
@@ -85,6 +104,9 @@ class cuttable_proxy {
   int stop_pipe_[2] = {-1, -1};
   std::uint16_t port_ = 0;
   std::atomic<bool> cut_{false};
+  std::mutex mtx_;  // with cv_: the connections open
+  std::condition_variable cv_;
+  int open_ = 0;
   std::thread thread_;
   std::vector<std::thread> pumps_;  // touched by the serving thread only, joined after it
 };

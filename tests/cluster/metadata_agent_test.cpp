@@ -48,6 +48,7 @@ class recorder {
             // Events come in revision order: a delivery never goes back.
             if (a.mod_revision < cur.mod_revision) went_back_ = true;
             cur = std::move(a);
+            ++deliveries_;
           });
         },
         [this](std::optional<controller_term> c) { update([&] { controller_ = std::move(c); }); },
@@ -81,6 +82,7 @@ class recorder {
   std::optional<controller_term> controller_;
   int lease_losses_ = 0;
   bool went_back_ = false;
+  std::size_t deliveries_ = 0;  // assignments delivered
 
  private:
   template <class F>
@@ -162,6 +164,27 @@ std::size_t led_by(const std::map<shard_t, versioned_assignment>& shards, const 
   std::size_t k = 0;
   for (auto& [s, a] : shards) k += a.assignment.leader == n;
   return k;
+}
+
+/// `agent.propose_isr`, waited for: the new mod revision, nullopt on a conflict.
+std::optional<std::int64_t> propose(metadata_agent& agent, shard_t shard,
+                                    const shard_assignment& next, std::int64_t expected) {
+  struct answer {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<std::int64_t> rev;
+  };
+  auto ans = std::make_shared<answer>();
+  agent.propose_isr(shard, next, expected, [ans](std::optional<std::int64_t> r) {
+    std::lock_guard lock(ans->mtx);
+    ans->done = true;
+    ans->rev = r;
+    ans->cv.notify_all();
+  });
+  std::unique_lock lock(ans->mtx);
+  REQUIRE(ans->cv.wait_for(lock, 5s, [&] { return ans->done; }));
+  return ans->rev;
 }
 
 }  // namespace
@@ -310,23 +333,8 @@ TEST_CASE("one agent of replication factor 1 places alone; isr proposals are CAS
   auto a = n1.rec.shards().at(3);
   CHECK(a.assignment == shard_assignment{1, "n1", {"n1"}, {"n1"}});
 
-  struct answer {
-    std::mutex mtx;
-    std::condition_variable cv;
-    bool done = false;
-    std::optional<std::int64_t> rev;
-  };
   auto propose = [&](std::int64_t expected) {
-    auto ans = std::make_shared<answer>();
-    n1.agent->propose_isr(3, a.assignment, expected, [ans](std::optional<std::int64_t> r) {
-      std::lock_guard lock(ans->mtx);
-      ans->done = true;
-      ans->rev = r;
-      ans->cv.notify_all();
-    });
-    std::unique_lock lock(ans->mtx);
-    REQUIRE(ans->cv.wait_for(lock, 5s, [&] { return ans->done; }));
-    return ans->rev;
+    return ::propose(*n1.agent, 3, a.assignment, expected);
   };
   CHECK_FALSE(propose(a.mod_revision - 1));  // stale: someone changed it since
   auto rev = propose(a.mod_revision);
@@ -334,6 +342,100 @@ TEST_CASE("one agent of replication factor 1 places alone; isr proposals are CAS
   CHECK(*rev > a.mod_revision);
   CHECK(n1.rec.wait(5s, [&](recorder& r) { return r.shards_.at(3).mod_revision == *rev; }));
   CHECK_FALSE(propose(a.mod_revision));  // the same change again: the revision moved on
+}
+
+TEST_CASE(
+    "a node cut off past its lease comes back as a member and leads its preferred shards "
+    "again once in sync",
+    "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes c(etcd.client_port());
+  auto& n1 = c.by_id("n1");
+  auto& n2 = c.by_id("n2");
+  auto placed = n2.rec.shards();
+  std::int64_t old_lease = 0;
+  REQUIRE(n2.rec.wait(0ms, [&](recorder& r) {
+    old_lease = r.members_.at("n1").lease;
+    return true;
+  }));
+
+  // Cut off past its lease: the others fail its shards over and one of them controls.
+  n1.proxy.cut();
+  REQUIRE(n2.rec.wait(10s, [&](recorder& r) {
+    return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+  }));
+  REQUIRE(n1.rec.wait(5s, [](recorder& r) { return r.lease_losses_ > 0; }));
+  CHECK_FALSE(n1.agent->lease_valid());
+
+  // Back: a new lease, registered again, following the metadata, not the controller.
+  REQUIRE(n1.proxy.wait_closed(5s));
+  n1.proxy.heal();
+  REQUIRE(n2.rec.wait(10s, [&](recorder& r) {
+    return r.members_.size() == 3 && r.members_.at("n1").lease != old_lease;
+  }));
+  auto failed = n2.rec.shards();
+  REQUIRE(n1.rec.wait(10s, [&](recorder& r) {
+    return r.members_.size() == 3 && failed_over(placed, r.shards_, "n1");
+  }));
+  CHECK(n1.agent->lease_valid());
+  INFO(n1.agent->status_json());
+  CHECK(n1.rec.controller()->node != "n1");
+
+  // Its leaders take it back into their isr once it has caught up (the replication layer's
+  // proposals); the controller then gives it back the shards placed to be led by it.
+  std::vector<shard_t> preferred;
+  for (auto& [s, a] : placed) {
+    if (a.assignment.leader != "n1") continue;
+    preferred.push_back(s);
+    auto next = failed.at(s).assignment;
+    next.isr.push_back("n1");
+    CHECK(propose(*n2.agent, s, next, failed.at(s).mod_revision));
+  }
+  REQUIRE_FALSE(preferred.empty());
+  CHECK(c.by_id("n3").rec.wait(5s, [&](recorder& r) {
+    for (auto s : preferred) {
+      auto& a = r.shards_.at(s).assignment;
+      if (a.leader != "n1" || a.epoch != failed.at(s).assignment.epoch + 1) return false;
+    }
+    return true;
+  }));
+}
+
+TEST_CASE("a watch resumed past a compaction loads again and delivers everything",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  assignment_store store(client, prefix, shard_count);
+  node n1("n1", etcd.client_port(), 1);
+  n1.start();
+  REQUIRE(n1.rec.wait(10s, [](recorder& r) { return r.shards_.size() == shard_count; }));
+  auto before = n1.rec.shards();
+
+  // While its watch is down, shard 5 changes and the history is compacted past the change.
+  n1.proxy.cut();
+  REQUIRE(n1.proxy.wait_closed(5s));
+  std::size_t delivered = 0;
+  REQUIRE(n1.rec.wait(0ms, [&](recorder& r) {
+    delivered = r.deliveries_;
+    return true;
+  }));
+  auto changed = store.update(5, before.at(5).assignment, before.at(5).mod_revision, {});
+  REQUIRE(changed.ok());
+  REQUIRE(*changed);
+  auto later = client.put("/elsewhere", "x");
+  REQUIRE(later.ok());
+  REQUIRE(client.compact(later->revision).ok());
+  n1.proxy.heal();
+
+  // Every assignment delivered again, shard 5 as it is now.
+  CHECK(n1.rec.wait(10s, [&](recorder& r) {
+    return r.deliveries_ >= delivered + shard_count && r.shards_.at(5).mod_revision == **changed;
+  }));
+  CHECK(n1.agent->lease_valid());
 }
 
 TEST_CASE("start refuses, in bounded time, an unreachable etcd and damaged metadata",

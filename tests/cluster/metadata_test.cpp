@@ -306,6 +306,25 @@ TEST_CASE("assignments change only by compare-and-swap under the writer's fence"
     CHECK_FALSE(del->now);
   }
 
+  // A batch is written whole or not at all: one stale revision fails every shard of it.
+  auto b1 = a;
+  b1.epoch = 5;
+  auto batch = store.update_all({{1, a, 0}, {2, a, 0}}, {});
+  REQUIRE(batch.ok());
+  REQUIRE(*batch);
+  CHECK_FALSE(*store.update_all({{1, b1, **batch}, {2, b1, 0}, {3, a, 0}}, {}));
+  auto whole = store.load();
+  REQUIRE(whole.ok());
+  CHECK(whole->shards.at(1).assignment == a);
+  CHECK(whole->shards.at(2).mod_revision == **batch);
+  CHECK_FALSE(whole->shards.contains(3));
+  CHECK(**store.update_all({{1, b1, **batch}, {2, b1, **batch}}, {}) > **batch);
+  CHECK(store.update_all({{4, a, 0}, {4, a, 0}}, {}).err().code == errc::invalid);
+  CHECK(store.update_all({}, {}).err().code == errc::invalid);
+  std::vector<assignment_write> too_many;
+  for (kaiwa::shard_t s = 0; s <= assignment_store::max_batch; ++s) too_many.push_back({s, a, 0});
+  CHECK(store.update_all(too_many, {}).err().code == errc::invalid);
+
   // Damaged metadata stops a load rather than being guessed at.
   REQUIRE(client.put(store.key_of(3), "{\"epoch\":1}").ok());
   CHECK(store.load().err().code == errc::protocol);

@@ -424,11 +424,20 @@ struct metadata_agent::state {
     return true;
   }
 
-  struct write {
-    shard_t shard;
-    shard_assignment next;
-    std::int64_t expected;
-  };
+  /// Takes what the controller wrote into the view (the watch brings it later) and logs it.
+  void written(const std::vector<assignment_write>& batch, std::int64_t revision,
+               std::int64_t term) {
+    std::vector<shard_t> which;
+    {
+      std::lock_guard lock(view_mtx);
+      for (auto& w : batch) {
+        merge(w.shard, {w.next, revision});
+        which.push_back(w.shard);
+      }
+    }
+    log(log_level::info, "metadata_assignments_written",
+        {{"count", which.size()}, {"shards", join(which)}, {"term", term}});
+  }
 
   /// One controller round: first placement of the shards that have none, failover of the shards
   /// whose leader is not live, and (`preferred`) leadership back to preferred replicas. Writes
@@ -447,7 +456,7 @@ struct metadata_agent::state {
       assignments plain;
       for (auto& [s, a] : current) plain.emplace(s, a.assignment);
 
-      std::vector<write> writes;
+      std::vector<assignment_write> writes;
       if (current.size() < cfg.shards && live.size() >= cfg.replication_factor) {
         auto initial = plan_initial(cfg.shards, {live.begin(), live.end()}, cfg.replication_factor);
         for (auto& [s, a] : initial)
@@ -467,27 +476,34 @@ struct metadata_agent::state {
           writes.push_back({s, std::move(a), current.at(s).mod_revision});
       if (writes.empty()) return true;
 
+      // In batches (a dead node's hundreds of shards in a few round trips); a batch that meets
+      // a conflict (a leader changed its isr meanwhile, or the term ended) is tried one shard at a
+      // time, so the others go through and only the conflicting ones are planned again.
       std::vector<compare> fence{elect.fence(*term)};
       bool conflict = false;
-      for (auto& w : writes) {
+      auto write = [&](const std::vector<assignment_write>& batch) {
+        auto r = store.update_all(batch, fence);
+        if (!r.ok())
+          log(log_level::warn, "metadata_assignments_write_failed",
+              {{"count", batch.size()}, {"error", r.err().message}});
+        else if (*r)
+          written(batch, **r, *term);
+        return r;
+      };
+      for (std::size_t i = 0; i < writes.size(); i += assignment_store::max_batch) {
         if (!my_term()) return true;
-        auto r = store.update(w.shard, w.next, w.expected, fence);
-        if (!r.ok()) {
-          log(log_level::warn, "metadata_assignment_write_failed",
-              {{"shard", w.shard}, {"error", r.err().message}});
-          return false;
+        auto end = std::min(writes.size(), i + assignment_store::max_batch);
+        std::vector<assignment_write> batch(writes.begin() + i, writes.begin() + end);
+        auto r = write(batch);
+        if (!r.ok()) return false;
+        if (*r) continue;
+        conflict = true;
+        if (batch.size() == 1) continue;
+        for (auto& w : batch) {
+          if (!my_term()) return true;
+          auto one = write({w});
+          if (!one.ok()) return false;
         }
-        if (!*r) {
-          conflict = true;
-          continue;
-        }
-        log(log_level::info, "metadata_assignment_written",
-            {{"shard", w.shard},
-             {"epoch", w.next.epoch},
-             {"leader", w.next.leader},
-             {"term", *term}});
-        std::lock_guard lock(view_mtx);
-        merge(w.shard, {std::move(w.next), **r});
       }
       if (!conflict) return true;
       // Someone changed a shard first (a leader's isr), or this node is no longer controller.

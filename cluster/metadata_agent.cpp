@@ -25,9 +25,11 @@ namespace dom = simdjson::dom;
 
 /// A member key's value: an id and two host:port addresses of a few hundred bytes at most.
 constexpr std::size_t max_member_bytes = 1 << 10;
-/// propose_isr and member_unreachable calls waiting for the worker. Past it a proposal fails at
-/// once (its leader proposes again) and an unreachable member is left to its lease's expiry.
-constexpr std::size_t max_tasks = 1024;
+/// propose_isr calls waiting for the worker (a node leads at most max_shards; each leader has
+/// one proposal out at a time), and member_unreachable reports. Past it a proposal fails at once
+/// (its leader proposes again) and an unreachable member is left to its lease's expiry.
+constexpr std::size_t max_proposals = 65536;
+constexpr std::size_t max_unreachable = 1024;
 /// How often the controller moves leaders back to their preferred replicas, and how many a round.
 constexpr auto preferred_period = 1s;
 constexpr std::size_t preferred_per_round = 8;
@@ -110,11 +112,15 @@ struct metadata_agent::state {
   std::shared_ptr<lease_session> session;
 
   // -- the worker ----------------------------------------------------------------------------
-  using task = std::function<void(bool run)>;  // run false: the agent stops, cancel it
+  struct proposal {
+    assignment_write write;
+    std::function<void(std::optional<std::int64_t>)> done;
+  };
   std::mutex mtx;
   std::condition_variable cv;
   bool stopping = false;
-  std::deque<task> tasks;
+  std::deque<proposal> proposals;
+  std::deque<std::string> unreachable_nodes;
   // Posted by the watch and lease threads, coalesced: each says "do this once more".
   bool lease_lost_posted = false, resync_posted = false, campaign_posted = false,
        reconcile_posted = false;
@@ -138,7 +144,7 @@ struct metadata_agent::state {
     cv.notify_all();
     if (worker.joinable()) worker.join();
     watch.reset();
-    for (auto& t : tasks) t(false);
+    for (auto& p : proposals) p.done(std::nullopt);
     auto term = my_term();
     if (term) (void)elect.resign(*term);
     std::shared_ptr<lease_session> s;
@@ -159,12 +165,22 @@ struct metadata_agent::state {
     cv.notify_all();
   }
 
-  /// Queues `t`; false (and nothing queued) when the queue is full or the agent stops.
-  bool enqueue(task t) {
+  /// Queues `p`; false (and nothing queued) when the queue is full or the agent stops.
+  bool enqueue(proposal& p) {
     {
       std::lock_guard lock(mtx);
-      if (stopping || tasks.size() >= max_tasks) return false;
-      tasks.push_back(std::move(t));
+      if (stopping || proposals.size() >= max_proposals) return false;
+      proposals.push_back(std::move(p));
+    }
+    cv.notify_all();
+    return true;
+  }
+
+  bool enqueue_unreachable(const std::string& node) {
+    {
+      std::lock_guard lock(mtx);
+      if (stopping || unreachable_nodes.size() >= max_unreachable) return false;
+      unreachable_nodes.push_back(node);
     }
     cv.notify_all();
     return true;
@@ -537,6 +553,39 @@ struct metadata_agent::state {
           {{"member", node}, {"error", r.err().message}});
   }
 
+  /// Leaders' isr changes, CAS on their mod revisions without a fence, in batches of distinct
+  /// shards (when a follower dies, every shard it followed shrinks its isr at once). A batch that
+  /// fails on a condition or an invalid proposal is tried one proposal at a time, so each gets
+  /// its own answer; one that fails otherwise (etcd unreachable) fails all its proposals.
+  void propose_all(std::deque<proposal> ps) {
+    auto finish = [&](proposal& p, const result<std::optional<std::int64_t>>& r) {
+      if (!r.ok())
+        log(log_level::warn, "metadata_isr_write_failed",
+            {{"shard", p.write.shard}, {"error", r.err().message}});
+      if (r.ok() && *r) {
+        std::lock_guard lock(view_mtx);
+        merge(p.write.shard, {p.write.next, **r});
+      }
+      p.done(r.ok() ? *r : std::nullopt);
+    };
+    while (!ps.empty()) {
+      // In queue order; a shard's second proposal waits for the next batch.
+      std::vector<proposal> batch;
+      std::set<shard_t> named;
+      while (!ps.empty() && batch.size() < assignment_store::max_batch &&
+             named.insert(ps.front().write.shard).second) {
+        batch.push_back(std::move(ps.front()));
+        ps.pop_front();
+      }
+      std::vector<assignment_write> writes;
+      for (auto& p : batch) writes.push_back(p.write);
+      auto r = store.update_all(writes, {});
+      bool one_by_one =
+          batch.size() > 1 && ((r.ok() && !*r) || (!r.ok() && r.err().code == errc::invalid));
+      for (auto& p : batch) finish(p, one_by_one ? store.update_all({p.write}, {}) : r);
+    }
+  }
+
   void run() {
     auto next_preferred = steady::now() + preferred_period;
     auto retry_at = steady::time_point::max();
@@ -545,22 +594,26 @@ struct metadata_agent::state {
          need_reconcile = false;
     std::vector<shard_t> last_stranded;
     for (;;) {
-      std::deque<task> batch;
+      std::deque<proposal> ps;
+      std::deque<std::string> gone;
       bool lost = false;
       {
         std::unique_lock lock(mtx);
         cv.wait_until(lock, std::min(next_preferred, retry_at), [&] {
-          return stopping || !tasks.empty() || lease_lost_posted || resync_posted ||
-                 campaign_posted || reconcile_posted;
+          return stopping || !proposals.empty() || !unreachable_nodes.empty() ||
+                 lease_lost_posted || resync_posted || campaign_posted || reconcile_posted;
         });
         if (stopping) return;
-        batch.swap(tasks);
+        ps.swap(proposals);
+        gone.swap(unreachable_nodes);
         lost = std::exchange(lease_lost_posted, false);
         need_resync |= std::exchange(resync_posted, false);
         need_campaign |= std::exchange(campaign_posted, false);
         need_reconcile |= std::exchange(reconcile_posted, false);
       }
-      for (auto& t : batch) t(true);
+      // An unreachable member first: the failover it starts is what the 2 s are about.
+      for (auto& n : gone) unreachable(n);
+      propose_all(std::move(ps));
       if (lost) {
         if (ev.lease_lost) ev.lease_lost();
         need_session = need_register = need_campaign = true;
@@ -568,7 +621,7 @@ struct metadata_agent::state {
       auto now = steady::now();
       bool preferred = now >= next_preferred;
       if (preferred) next_preferred = now + preferred_period;
-      // While a failed step waits out its backoff, only the queue's tasks run.
+      // While a failed step waits out its backoff, only the queues are served.
       if (retry_at != steady::time_point::max() && now < retry_at) continue;
       bool ok = true;
       if (ok && need_session) ok = !(need_session = !renew_session());
@@ -635,30 +688,12 @@ bool metadata_agent::lease_valid() const {
 
 void metadata_agent::propose_isr(shard_t shard, shard_assignment next, std::int64_t expected,
                                  std::function<void(std::optional<std::int64_t>)> done) {
-  auto* st = state_.get();
-  auto shared_done = std::make_shared<decltype(done)>(std::move(done));
-  bool queued = st->enqueue([st, shard, next = std::move(next), expected, shared_done](bool run) {
-    if (!run) return (*shared_done)(std::nullopt);
-    auto r = st->store.update(shard, next, expected, {});
-    if (!r.ok()) {
-      log(log_level::warn, "metadata_isr_write_failed",
-          {{"shard", shard}, {"error", r.err().message}});
-      return (*shared_done)(std::nullopt);
-    }
-    if (*r) {
-      std::lock_guard lock(st->view_mtx);
-      st->merge(shard, {next, **r});
-    }
-    (*shared_done)(*r);
-  });
-  if (!queued) (*shared_done)(std::nullopt);
+  state::proposal p{{shard, std::move(next), expected}, std::move(done)};
+  if (!state_->enqueue(p)) p.done(std::nullopt);
 }
 
 void metadata_agent::member_unreachable(const std::string& node) {
-  auto* st = state_.get();
-  if (!st->enqueue([st, node](bool run) {
-        if (run) st->unreachable(node);
-      }))
+  if (!state_->enqueue_unreachable(node))
     log(log_level::warn, "metadata_unreachable_dropped", {{"member", node}});
 }
 

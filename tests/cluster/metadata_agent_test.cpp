@@ -346,6 +346,23 @@ TEST_CASE("one agent of replication factor 1 places alone; isr proposals are CAS
   CHECK(*rev > a.mod_revision);
   CHECK(n1.rec.wait(5s, [&](recorder& r) { return r.shards_.at(3).mod_revision == *rev; }));
   CHECK_FALSE(propose(a.mod_revision));  // the same change again: the revision moved on
+
+  // Many at once (a follower died: every leader shrinks its isr), one of them stale: each gets
+  // its own answer.
+  auto now = n1.rec.shards();
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::map<shard_t, std::optional<std::int64_t>> answers;
+  for (shard_t s = 4; s < shard_count; ++s)
+    n1.agent->propose_isr(s, now.at(s).assignment, now.at(s).mod_revision - (s == 9 ? 1 : 0),
+                          [&, s](std::optional<std::int64_t> r) {
+                            std::lock_guard lock(mtx);
+                            answers[s] = r;
+                            cv.notify_all();
+                          });
+  std::unique_lock lock(mtx);
+  REQUIRE(cv.wait_for(lock, 5s, [&] { return answers.size() == shard_count - 4; }));
+  for (auto& [s, r] : answers) CHECK(r.has_value() == (s != 9));
 }
 
 TEST_CASE(

@@ -297,7 +297,7 @@ struct metadata_agent::state {
     watch = client.watch(cfg.prefix, from, [this](const watch_update& u) { on_watch(u); });
   }
 
-  /// On the watch thread: applies one revision's events to the view, then delivers them.
+  /// On the watch thread: applies each event to the view and delivers it, in turn.
   void on_watch(const watch_update& u) {
     if (u.what == watch_update::kind::compacted) {
       log(log_level::warn, "metadata_watch_compacted",
@@ -392,17 +392,32 @@ struct metadata_agent::state {
     return true;
   }
 
+  /// Puts this node's member key under `lease`.
+  status register_member(std::int64_t lease) {
+    auto r = client.put(
+        member_key, encode(member_info{cfg.node, cfg.cluster_address, cfg.public_address}), lease);
+    if (!r.ok()) return r.err();
+    log(log_level::info, "metadata_registered", {{"node", cfg.node}, {"lease", lease}});
+    return {};
+  }
+
+  /// Takes the controller key under `lease` if nobody holds it. Who holds it comes by the watch.
+  status campaign(std::int64_t lease) {
+    auto r = elect.campaign(lease);
+    if (r.ok() && r->node == cfg.node)
+      log(log_level::info, "metadata_controller_won", {{"node", cfg.node}, {"term", r->term}});
+    // errc::invalid: an earlier session of this node holds the key until its lease ends.
+    if (r.ok() || r.err().code == errc::invalid) return {};
+    return r.err();
+  }
+
   bool do_register() {
     auto s = current_session();
     if (!s || !s->valid()) return false;
-    auto r =
-        client.put(member_key,
-                   encode(member_info{cfg.node, cfg.cluster_address, cfg.public_address}), s->id());
+    auto r = register_member(s->id());
     if (!r.ok())
       log(log_level::warn, "metadata_register_failed",
           {{"node", cfg.node}, {"error", r.err().message}});
-    else
-      log(log_level::info, "metadata_registered", {{"node", cfg.node}, {"lease", s->id()}});
     return r.ok();
   }
 
@@ -413,17 +428,11 @@ struct metadata_agent::state {
       std::lock_guard lock(view_mtx);
       if (controller) return true;  // held (the watch says when it goes)
     }
-    auto r = elect.campaign(s->id());
-    if (r.ok()) {
-      if (r->node == cfg.node)
-        log(log_level::info, "metadata_controller_won", {{"node", cfg.node}, {"term", r->term}});
-      return true;
-    }
-    // An earlier session of this node holds the key until its lease ends; the watch says when.
-    if (r.err().code == errc::invalid) return true;
-    log(log_level::warn, "metadata_campaign_failed",
-        {{"node", cfg.node}, {"error", r.err().message}});
-    return false;
+    auto r = campaign(s->id());
+    if (!r.ok())
+      log(log_level::warn, "metadata_campaign_failed",
+          {{"node", cfg.node}, {"error", r.err().message}});
+    return r.ok();
   }
 
   bool do_resync() {
@@ -661,13 +670,8 @@ result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cf
       lease_session::open(st->client, st->cfg.lease, [st] { st->post(&state::lease_lost_posted); });
   if (!session.ok()) return session.err();
   st->session = std::move(*session);
-  auto reg = st->client.put(
-      st->member_key,
-      encode(member_info{st->cfg.node, st->cfg.cluster_address, st->cfg.public_address}),
-      st->session->id());
-  if (!reg.ok()) return reg.err();
-  auto term = st->elect.campaign(st->session->id());
-  if (!term.ok() && term.err().code != errc::invalid) return term.err();
+  if (auto r = st->register_member(st->session->id()); !r.ok()) return r.err();
+  if (auto r = st->campaign(st->session->id()); !r.ok()) return r.err();
   auto l = st->load();
   if (!l.ok()) return l.err();
   auto from = l->revision + 1;

@@ -565,17 +565,18 @@ struct metadata_agent::state {
   /// Leaders' isr changes, CAS on their mod revisions without a fence, in batches of distinct
   /// shards (when a follower dies, every shard it followed shrinks its isr at once). A batch that
   /// fails on a condition or an invalid proposal is tried one proposal at a time, so each gets
-  /// its own answer; one that fails otherwise (etcd unreachable) fails all its proposals.
+  /// its own answer; one that fails otherwise (etcd unreachable) fails it and every proposal
+  /// after it, rather than wait a call timeout for each batch.
   void propose_all(std::deque<proposal> ps) {
     auto finish = [&](proposal& p, const result<std::optional<std::int64_t>>& r) {
-      if (!r.ok())
-        log(log_level::warn, "metadata_isr_write_failed",
-            {{"shard", p.write.shard}, {"error", r.err().message}});
       if (r.ok() && *r) {
         std::lock_guard lock(view_mtx);
         merge(p.write.shard, {p.write.next, **r});
       }
       p.done(r.ok() ? *r : std::nullopt);
+    };
+    auto failed = [&](std::size_t count, const error& e) {
+      log(log_level::warn, "metadata_isr_write_failed", {{"count", count}, {"error", e.message}});
     };
     while (!ps.empty()) {
       // In queue order; a shard's second proposal waits for the next batch.
@@ -589,9 +590,19 @@ struct metadata_agent::state {
       std::vector<assignment_write> writes;
       for (auto& p : batch) writes.push_back(p.write);
       auto r = store.update_all(writes, {});
-      bool one_by_one =
-          batch.size() > 1 && ((r.ok() && !*r) || (!r.ok() && r.err().code == errc::invalid));
-      for (auto& p : batch) finish(p, one_by_one ? store.update_all({p.write}, {}) : r);
+      if (r.ok() && (*r || batch.size() == 1)) {
+        for (auto& p : batch) finish(p, r);
+      } else if ((r.ok() && batch.size() > 1) || r.err().code == errc::invalid) {
+        for (auto& p : batch) {
+          auto one = store.update_all({p.write}, {});
+          if (!one.ok()) failed(1, one.err());
+          finish(p, one);
+        }
+      } else {
+        failed(batch.size() + ps.size(), r.err());
+        for (auto& p : batch) finish(p, r);
+        for (; !ps.empty(); ps.pop_front()) finish(ps.front(), r);
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 #include "cluster/assignment_store.hpp"
 
 #include <charconv>
+#include <set>
 
 namespace kaiwa::cluster {
 
@@ -55,14 +56,35 @@ result<std::optional<std::int64_t>> assignment_store::update(shard_t shard,
                                                              const shard_assignment& next,
                                                              std::int64_t expected,
                                                              const std::vector<compare>& fence) {
-  if (static_cast<std::uint32_t>(shard) >= shards_)
-    return error{errc::invalid, "shard " + std::to_string(shard) + " is past the shard count", 0};
-  if (auto why = invalid_reason(next); why)
-    return error{errc::invalid, "assignment of shard " + std::to_string(shard) + ": " + *why, 0};
-  auto key = key_of(shard);
-  auto compares = fence;
-  compares.push_back(compare::mod_revision(key, compare_result::equal, expected));
-  auto r = client_.txn(compares, {txn_op::put(key, encode(next))}, {});
+  return update_all({{shard, next, expected}}, fence);
+}
+
+result<std::optional<std::int64_t>> assignment_store::update_all(
+    const std::vector<assignment_write>& writes, const std::vector<compare>& fence) {
+  // etcd's default --max-txn-ops: compares and operations are counted apart.
+  constexpr std::size_t max_txn_ops = 128;
+  if (writes.empty() || writes.size() > max_batch || fence.size() + writes.size() > max_txn_ops)
+    return error{errc::invalid,
+                 "a batch of assignments is 1 to " + std::to_string(max_batch) +
+                     " shards, with its fence 128 compares at most",
+                 0};
+  std::vector<compare> compares = fence;
+  std::vector<txn_op> puts;
+  std::set<shard_t> named;
+  for (auto& w : writes) {
+    auto shard = std::to_string(w.shard);
+    if (static_cast<std::uint32_t>(w.shard) >= shards_)
+      return error{errc::invalid, "shard " + shard + " is past the shard count", 0};
+    // etcd refuses a transaction that puts one key twice.
+    if (!named.insert(w.shard).second)
+      return error{errc::invalid, "shard " + shard + " is twice in one batch", 0};
+    if (auto why = invalid_reason(w.next); why)
+      return error{errc::invalid, "assignment of shard " + shard + ": " + *why, 0};
+    auto key = key_of(w.shard);
+    compares.push_back(compare::mod_revision(key, compare_result::equal, w.expected));
+    puts.push_back(txn_op::put(key, encode(w.next)));
+  }
+  auto r = client_.txn(compares, puts, {});
   if (!r.ok()) return r.err();
   if (!r->succeeded) return std::optional<std::int64_t>{};
   return std::optional<std::int64_t>{r->revision};

@@ -30,6 +30,13 @@ struct assignment_table {
   std::map<shard_t, versioned_assignment> shards;  // the shards that have an assignment
 };
 
+/// One shard's change in a batch (assignment_store::update_all).
+struct assignment_write {
+  shard_t shard = 0;
+  shard_assignment next;
+  std::int64_t expected = 0;  // the key's mod revision it replaces; 0: only if it has none
+};
+
 /// What a watch event says of one shard.
 struct assignment_change {
   shard_t shard = 0;
@@ -53,6 +60,17 @@ class assignment_store {
   result<std::optional<std::int64_t>> update(shard_t shard, const shard_assignment& next,
                                              std::int64_t expected,
                                              const std::vector<compare>& fence);
+
+  /// Writes every shard of `writes` or none, in one transaction: each at its `expected` mod
+  /// revision, and every condition of `fence`. The new mod revision (the same for all) on
+  /// success; nullopt when a condition failed. A controller failing a dead node's shards over
+  /// writes hundreds in a few round trips instead of one each. errc::invalid when a `next` is
+  /// not valid, a shard is past the count or named twice, or there are more than max_batch.
+  result<std::optional<std::int64_t>> update_all(const std::vector<assignment_write>& writes,
+                                                 const std::vector<compare>& fence);
+  /// Shards one update_all writes at most: etcd takes 128 compares and 128 operations a
+  /// transaction (its default --max-txn-ops), and the fence needs a compare or two.
+  static constexpr std::size_t max_batch = 100;
 
   const std::string& shards_prefix() const noexcept { return shards_prefix_; }
   std::string key_of(shard_t shard) const;

@@ -17,7 +17,6 @@
 #include <stdexcept>
 #include <vector>
 
-
 namespace kaiwa::test {
 
 using namespace std::chrono_literals;

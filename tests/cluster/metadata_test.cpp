@@ -2,12 +2,6 @@
 // node's lease session and its fencing by its own clock, the controller's election and term, and
 // the shard assignments' compare-and-swap.
 
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -17,14 +11,15 @@
 #include "cluster/election.hpp"
 #include "cluster/etcd_client.hpp"
 #include "cluster/lease_session.hpp"
+#include "tests/cluster/cuttable_proxy.hpp"
 #include "tests/cluster/etcd_process.hpp"
 #include "tests/cluster/etcd_test_support.hpp"
-#include "tests/support/loopback.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
 using kaiwa::test::at;
+using kaiwa::test::cuttable_proxy;
 using kaiwa::test::etcd_process;
 using kaiwa::test::have_etcd;
 using kaiwa::test::netns_host;
@@ -35,79 +30,6 @@ using steady = std::chrono::steady_clock;
 namespace {
 
 constexpr auto call_timeout = 500ms;
-
-/// A loopback TCP proxy to `upstream` that a test can cut: from then on it forwards nothing
-/// and closes what it accepts, the way a partition cuts one node off while etcd runs on.
-class cuttable_proxy {
- public:
-  explicit cuttable_proxy(std::uint16_t upstream) : upstream_(upstream) {
-    listen_fd_ = kaiwa::test::listen_on_loopback(port_);
-    REQUIRE(::pipe(stop_pipe_) == 0);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~cuttable_proxy() {
-    cut();
-    ::close(stop_pipe_[1]);  // wakes every poll: the threads return
-    thread_.join();
-    for (auto& t : pumps_) t.join();
-    ::close(stop_pipe_[0]);
-    ::close(listen_fd_);
-  }
-  std::uint16_t port() const { return port_; }
-  void cut() { cut_ = true; }
-
- private:
-  static sockaddr_in loopback(std::uint16_t port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    return a;
-  }
-
-  void serve() {
-    for (;;) {
-      pollfd p[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0 || p[1].revents) return;
-      int fd = ::accept(listen_fd_, nullptr, nullptr);
-      if (fd < 0) continue;
-      int up = cut_ ? -1 : ::socket(AF_INET, SOCK_STREAM, 0);
-      auto a = loopback(upstream_);
-      if (up < 0 || ::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        if (up >= 0) ::close(up);
-        ::close(fd);
-        continue;
-      }
-      pumps_.emplace_back([this, fd, up] { pump(fd, up); });
-    }
-  }
-
-  /// Copies bytes both ways until either side closes, the proxy is cut or stopped.
-  void pump(int a, int b) {
-    char buf[16384];
-    while (!cut_) {
-      pollfd p[3] = {{a, POLLIN, 0}, {b, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-      if (::poll(p, 3, 50) < 0 || p[2].revents) break;
-      bool closed = false;
-      for (int i = 0; i < 2 && !closed; ++i) {
-        if (!p[i].revents) continue;
-        auto n = ::recv(p[i].fd, buf, sizeof buf, 0);
-        closed = n <= 0 || ::send(p[1 - i].fd, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n;
-      }
-      if (closed) break;
-    }
-    ::close(a);
-    ::close(b);
-  }
-
-  std::uint16_t upstream_;
-  int listen_fd_ = -1;
-  int stop_pipe_[2] = {-1, -1};
-  std::uint16_t port_ = 0;
-  std::atomic<bool> cut_{false};
-  std::thread thread_;
-  std::vector<std::thread> pumps_;  // touched by the serving thread only, joined after it
-};
 
 /// Records when something happened, for the test thread to wait on.
 class moment {
@@ -383,6 +305,25 @@ TEST_CASE("assignments change only by compare-and-swap under the writer's fence"
     REQUIRE(del.ok());
     CHECK_FALSE(del->now);
   }
+
+  // A batch is written whole or not at all: one stale revision fails every shard of it.
+  auto b1 = a;
+  b1.epoch = 5;
+  auto batch = store.update_all({{1, a, 0}, {2, a, 0}}, {});
+  REQUIRE(batch.ok());
+  REQUIRE(*batch);
+  CHECK_FALSE(*store.update_all({{1, b1, **batch}, {2, b1, 0}, {3, a, 0}}, {}));
+  auto whole = store.load();
+  REQUIRE(whole.ok());
+  CHECK(whole->shards.at(1).assignment == a);
+  CHECK(whole->shards.at(2).mod_revision == **batch);
+  CHECK_FALSE(whole->shards.contains(3));
+  CHECK(**store.update_all({{1, b1, **batch}, {2, b1, **batch}}, {}) > **batch);
+  CHECK(store.update_all({{4, a, 0}, {4, a, 0}}, {}).err().code == errc::invalid);
+  CHECK(store.update_all({}, {}).err().code == errc::invalid);
+  std::vector<assignment_write> too_many;
+  for (kaiwa::shard_t s = 0; s <= assignment_store::max_batch; ++s) too_many.push_back({s, a, 0});
+  CHECK(store.update_all(too_many, {}).err().code == errc::invalid);
 
   // Damaged metadata stops a load rather than being guessed at.
   REQUIRE(client.put(store.key_of(3), "{\"epoch\":1}").ok());

@@ -1,0 +1,745 @@
+#include "cluster/metadata_agent.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "cluster/replica_planner.hpp"
+#include "core/address.hpp"
+#include "core/ids.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+
+namespace kaiwa::cluster {
+
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+namespace dom = simdjson::dom;
+
+/// A member key's value: an id and two host:port addresses of a few hundred bytes at most.
+constexpr std::size_t max_member_bytes = 1 << 10;
+/// propose_isr calls waiting for the worker (a node leads at most max_shards; each leader has
+/// one proposal out at a time), and member_unreachable reports. Past it a proposal fails at once
+/// (its leader proposes again) and an unreachable member is left to its lease's expiry.
+constexpr std::size_t max_proposals = 65536;
+constexpr std::size_t max_unreachable = 1024;
+/// How often the controller moves leaders back to their preferred replicas, and how many a round.
+constexpr auto preferred_period = 1s;
+constexpr std::size_t preferred_per_round = 8;
+/// A failed etcd step (a new lease, a registration, a campaign, a controller round) is tried
+/// again after this, doubling up to the second bound.
+constexpr auto retry_first = 200ms;
+constexpr auto retry_last = 1000ms;
+/// A controller round whose writes keep meeting conflicts re-reads and re-plans this often, then
+/// waits for the next trigger (a watch event, the next second).
+constexpr int max_replans = 3;
+
+bool valid_address(std::string_view s) { return parse_host_port(s).has_value(); }
+
+std::string join(const std::vector<shard_t>& shards) {
+  std::string out;
+  for (auto s : shards) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string encode(const member_info& m) {
+  std::string out;
+  json_writer w(out);
+  w.begin_object()
+      .field("id", m.id)
+      .field("cluster_address", m.cluster_address)
+      .field("public_address", m.public_address)
+      .end_object();
+  return out;
+}
+
+std::optional<member_info> decode_member(std::string_view json) {
+  if (json.size() > max_member_bytes) return std::nullopt;
+  thread_local dom::parser parser(max_member_bytes);
+  dom::element doc;
+  dom::object o;
+  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
+    return std::nullopt;
+  member_info m;
+  unsigned seen = 0;  // a bit per field: each exactly once
+  for (auto [k, v] : o) {
+    unsigned bit = k == "id" ? 1 : k == "cluster_address" ? 2 : k == "public_address" ? 4 : 0;
+    std::string_view s;
+    if (bit == 0 || (seen & bit) || v.get_string().get(s)) return std::nullopt;
+    seen |= bit;
+    (bit == 1 ? m.id : bit == 2 ? m.cluster_address : m.public_address) = s;
+  }
+  if (seen != 7 || !valid_name(m.id) || !valid_address(m.cluster_address) ||
+      (!m.public_address.empty() && !valid_address(m.public_address)))
+    return std::nullopt;
+  return m;
+}
+
+// The agent's state, shared by its threads (see the header). Two locks, never held together
+// and never while an event callback or an etcd call runs: `view_mtx` for what etcd holds as the
+// watch (and loads) saw it plus the current lease session, `mtx` for the worker's queue and flags.
+struct metadata_agent::state {
+  metadata_config cfg;
+  metadata_events ev;
+  etcd_client client;
+  assignment_store store;
+  election elect;
+  std::string members_prefix;
+  std::string member_key;
+
+  // -- the view ----------------------------------------------------------------------------
+  mutable std::mutex view_mtx;
+  std::map<std::string, member_info> members;
+  // Merged by mod revision (the newer wins): the watch, the controller's own writes, its loads.
+  std::map<shard_t, versioned_assignment> shards;
+  std::optional<controller_term> controller;
+  std::int64_t controller_lease = 0;                    // the lease the controller key lives under
+  std::optional<controller_term> delivered_controller;  // what `controller` said last
+  bool delivered_any_controller = false;
+  // Replaced by the worker only; read (under view_mtx) by lease_valid, status_json and my_term.
+  std::shared_ptr<lease_session> session;
+
+  // -- the worker ----------------------------------------------------------------------------
+  struct proposal {
+    assignment_write write;
+    std::function<void(std::optional<std::int64_t>)> done;
+  };
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::deque<proposal> proposals;
+  std::deque<std::string> unreachable_nodes;
+  // Posted by the watch and lease threads, coalesced: each says "do this once more".
+  bool lease_lost_posted = false, resync_posted = false, campaign_posted = false,
+       reconcile_posted = false;
+  std::thread worker;
+  std::unique_ptr<watcher> watch;  // the worker's after start (a resync replaces it)
+
+  state(metadata_config c, metadata_events e)
+      : cfg(std::move(c)),
+        ev(std::move(e)),
+        client(cfg.etcd, cfg.call_timeout),
+        store(client, cfg.prefix, cfg.shards),
+        elect(client, cfg.prefix + "controller", cfg.node),
+        members_prefix(cfg.prefix + "members/"),
+        member_key(members_prefix + cfg.node) {}
+
+  ~state() {
+    {
+      std::lock_guard lock(mtx);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (worker.joinable()) worker.join();
+    watch.reset();
+    for (auto& p : proposals) p.done(std::nullopt);
+    auto term = my_term();
+    if (term) (void)elect.resign(*term);
+    std::shared_ptr<lease_session> s;
+    {
+      std::lock_guard lock(view_mtx);
+      s = std::move(session);
+    }
+    if (s) s->close();  // revokes: the member key goes now
+  }
+
+  // -- posting to the worker -----------------------------------------------------------------
+
+  void post(bool state::*flag) {
+    {
+      std::lock_guard lock(mtx);
+      this->*flag = true;
+    }
+    cv.notify_all();
+  }
+
+  /// Queues `p`; false (and nothing queued) when the queue is full or the agent stops.
+  bool enqueue(proposal& p) {
+    {
+      std::lock_guard lock(mtx);
+      if (stopping || proposals.size() >= max_proposals) return false;
+      proposals.push_back(std::move(p));
+    }
+    cv.notify_all();
+    return true;
+  }
+
+  bool enqueue_unreachable(const std::string& node) {
+    {
+      std::lock_guard lock(mtx);
+      if (stopping || unreachable_nodes.size() >= max_unreachable) return false;
+      unreachable_nodes.push_back(node);
+    }
+    cv.notify_all();
+    return true;
+  }
+
+  // -- the view --------------------------------------------------------------------------------
+
+  std::shared_ptr<lease_session> current_session() const {
+    std::lock_guard lock(view_mtx);
+    return session;
+  }
+
+  /// This node's term while it holds the controller key under its current, valid lease.
+  std::optional<std::int64_t> my_term() const {
+    std::lock_guard lock(view_mtx);
+    if (!controller || controller->node != cfg.node || !session || !session->valid() ||
+        controller_lease != session->id())
+      return std::nullopt;
+    return controller->term;
+  }
+
+  /// Keeps `a` for `shard` unless the view already has a newer one. Under view_mtx.
+  void merge(shard_t shard, versioned_assignment a) {
+    auto& cur = shards[shard];
+    if (cur.mod_revision < a.mod_revision) cur = std::move(a);
+  }
+
+  struct loaded {
+    std::int64_t revision = 0;
+    std::map<std::string, member_info> members;
+    std::map<shard_t, versioned_assignment> shards;
+    std::optional<controller_term> controller;
+    std::int64_t controller_lease = 0;
+  };
+
+  /// A member key's value as a member; nullopt when it isn't one a node writes.
+  std::optional<member_info> member_of(const key_value& kv) const {
+    auto m = decode_member(kv.value);
+    if (!m || kv.key != members_prefix + m->id) return std::nullopt;
+    m->lease = kv.lease;
+    return m;
+  }
+
+  /// Members, assignments and the controller at one revision (one transaction), so one watch
+  /// from the revision after it misses nothing of any.
+  result<loaded> load() {
+    auto r = client.txn({},
+                        {txn_op::get_prefix(members_prefix),
+                         txn_op::get_prefix(store.shards_prefix()), txn_op::get(elect.key())},
+                        {});
+    if (!r.ok()) return r.err();
+    if (!r->succeeded || r->responses.size() != 3)
+      return error{errc::protocol, "a read of the metadata came back without its three ranges", 0};
+    loaded out;
+    out.revision = r->revision;
+    for (auto& kv : r->responses[0].kvs) {
+      auto m = member_of(kv);
+      if (!m) return error{errc::protocol, "member key " + kv.key + ": not a member", 0};
+      out.members[m->id] = std::move(*m);
+    }
+    for (auto& kv : r->responses[1].kvs) {
+      watch_event as_put;  // what a put of this key would have said: one parser for both
+      as_put.kv = kv;
+      auto c = store.parse_event(as_put);
+      if (!c.ok()) return c.err();
+      out.shards[c->shard] = std::move(*c->now);
+    }
+    if (!r->responses[2].kvs.empty()) {
+      auto& kv = r->responses[2].kvs.front();
+      if (!valid_name(kv.value))
+        return error{errc::protocol, "the controller key " + kv.key + " holds no node id", 0};
+      out.controller = controller_term{kv.value, kv.create_revision};
+      out.controller_lease = kv.lease;
+    }
+    return out;
+  }
+
+  /// Replaces the view by `l` and delivers all of it. On the thread that owns delivery: start()'s
+  /// caller before the watch runs, or the worker while no watch runs.
+  void adopt(loaded l) {
+    std::map<std::string, member_info> m;
+    std::map<shard_t, versioned_assignment> s;
+    {
+      std::lock_guard lock(view_mtx);
+      members = l.members;
+      shards = l.shards;
+      controller = l.controller;
+      controller_lease = l.controller_lease;
+      m = members;
+      s = shards;
+    }
+    if (ev.members) ev.members(std::move(m));
+    if (ev.assignment)
+      for (auto& [shard, a] : s) ev.assignment(shard, a);
+    deliver_controller();
+    if (!l.controller) post(&state::campaign_posted);
+    post(&state::reconcile_posted);
+  }
+
+  /// Tells `controller` what the view says if that is not what it said last.
+  void deliver_controller() {
+    std::optional<controller_term> c;
+    {
+      std::lock_guard lock(view_mtx);
+      if (delivered_any_controller && delivered_controller == controller) return;
+      delivered_any_controller = true;
+      delivered_controller = controller;
+      c = controller;
+    }
+    if (ev.controller) ev.controller(std::move(c));
+  }
+
+  void start_watch(std::int64_t from) {
+    watch = client.watch(cfg.prefix, from, [this](const watch_update& u) { on_watch(u); });
+  }
+
+  /// On the watch thread: applies each event to the view and delivers it, in turn.
+  void on_watch(const watch_update& u) {
+    if (u.what == watch_update::kind::compacted) {
+      log(log_level::warn, "metadata_watch_compacted",
+          {{"node", cfg.node}, {"compact_revision", u.compact_revision}});
+      return post(&state::resync_posted);
+    }
+    // Each event is applied and delivered before the next: deliveries follow revision order
+    // across members, assignments and the controller (an update may hold many revisions).
+    bool reconcile = false, vacant = false;
+    for (auto& e : u.events) {
+      auto& key = e.kv.key;
+      bool put = e.what == watch_event::type::put;
+      if (key.starts_with(members_prefix)) {
+        std::map<std::string, member_info> m;
+        {
+          std::lock_guard lock(view_mtx);
+          auto id = key.substr(members_prefix.size());
+          if (!put) {
+            if (members.erase(id) == 0) continue;
+          } else if (auto member = member_of(e.kv)) {
+            members[id] = std::move(*member);
+          } else {
+            log(log_level::error, "metadata_member_damaged", {{"key", key}});
+            continue;
+          }
+          m = members;
+        }
+        reconcile = true;
+        if (ev.members) ev.members(std::move(m));
+      } else if (key.starts_with(store.shards_prefix())) {
+        auto c = store.parse_event(e);
+        if (!c.ok()) {
+          log(log_level::error, "metadata_assignment_damaged",
+              {{"key", key}, {"error", c.err().message}});
+          continue;
+        }
+        {
+          std::lock_guard lock(view_mtx);
+          if (!c->now) {
+            // Only an operator deletes one; the controller places it anew.
+            log(log_level::error, "metadata_assignment_deleted", {{"key", key}});
+            shards.erase(c->shard);
+            continue;
+          }
+          merge(c->shard, *c->now);
+        }
+        if (ev.assignment) ev.assignment(c->shard, std::move(*c->now));
+      } else if (key == elect.key()) {
+        {
+          std::lock_guard lock(view_mtx);
+          if (put && valid_name(e.kv.value)) {
+            controller = controller_term{e.kv.value, e.kv.create_revision};
+            controller_lease = e.kv.lease;
+          } else {
+            if (put) log(log_level::error, "metadata_controller_damaged", {{"key", key}});
+            controller.reset();
+            controller_lease = 0;
+          }
+          vacant = !controller;
+        }
+        reconcile = true;
+        deliver_controller();
+      }
+    }
+    if (vacant) post(&state::campaign_posted);
+    if (reconcile) post(&state::reconcile_posted);
+  }
+
+  // -- the worker's steps: each true when done, false to be tried again after a backoff ------
+
+  /// A new lease in place of a lost one. The old lease is revoked (its keys, the member key and
+  /// any controller key, go now): this node stopped acting on it, and a lapse is then always a
+  /// failure the controller sees, never a gap it may or may not have noticed.
+  bool renew_session() {
+    auto old = current_session();
+    if (old && old->valid()) return true;
+    if (old) {
+      old->close();
+      auto r = client.lease_revoke(old->id());
+      if (!r.ok() && r.err().etcd_code != 5)
+        log(log_level::warn, "metadata_old_lease_revoke_failed",
+            {{"node", cfg.node}, {"error", r.err().message}});
+    }
+    auto s = lease_session::open(client, cfg.lease, [this] { post(&state::lease_lost_posted); });
+    if (!s.ok()) {
+      log(log_level::warn, "metadata_lease_failed",
+          {{"node", cfg.node}, {"error", s.err().message}});
+      return false;
+    }
+    std::lock_guard lock(view_mtx);
+    session = std::move(*s);
+    return true;
+  }
+
+  /// Puts this node's member key under `lease`.
+  status register_member(std::int64_t lease) {
+    auto r = client.put(
+        member_key, encode(member_info{cfg.node, cfg.cluster_address, cfg.public_address}), lease);
+    if (!r.ok()) return r.err();
+    log(log_level::info, "metadata_registered", {{"node", cfg.node}, {"lease", lease}});
+    return {};
+  }
+
+  /// Takes the controller key under `lease` if nobody holds it. Who holds it comes by the watch.
+  status campaign(std::int64_t lease) {
+    auto r = elect.campaign(lease);
+    if (r.ok() && r->node == cfg.node)
+      log(log_level::info, "metadata_controller_won", {{"node", cfg.node}, {"term", r->term}});
+    // errc::invalid: an earlier session of this node holds the key until its lease ends.
+    if (r.ok() || r.err().code == errc::invalid) return {};
+    return r.err();
+  }
+
+  bool do_register() {
+    auto s = current_session();
+    if (!s || !s->valid()) return false;
+    auto r = register_member(s->id());
+    if (!r.ok())
+      log(log_level::warn, "metadata_register_failed",
+          {{"node", cfg.node}, {"error", r.err().message}});
+    return r.ok();
+  }
+
+  bool do_campaign() {
+    auto s = current_session();
+    if (!s || !s->valid()) return false;
+    {
+      std::lock_guard lock(view_mtx);
+      if (controller) return true;  // held (the watch says when it goes)
+    }
+    auto r = campaign(s->id());
+    if (!r.ok())
+      log(log_level::warn, "metadata_campaign_failed",
+          {{"node", cfg.node}, {"error", r.err().message}});
+    return r.ok();
+  }
+
+  bool do_resync() {
+    watch.reset();
+    auto l = load();
+    if (!l.ok()) {
+      log(log_level::error, "metadata_reload_failed",
+          {{"node", cfg.node}, {"error", l.err().message}});
+      return false;
+    }
+    auto from = l->revision + 1;
+    adopt(std::move(*l));
+    start_watch(from);
+    return true;
+  }
+
+  /// Takes what the controller wrote into the view (the watch brings it later) and logs it.
+  void written(const std::vector<assignment_write>& batch, std::int64_t revision,
+               std::int64_t term) {
+    std::vector<shard_t> which;
+    {
+      std::lock_guard lock(view_mtx);
+      for (auto& w : batch) {
+        merge(w.shard, {w.next, revision});
+        which.push_back(w.shard);
+      }
+    }
+    log(log_level::info, "metadata_assignments_written",
+        {{"count", which.size()}, {"shards", join(which)}, {"term", term}});
+  }
+
+  /// One controller round: first placement of the shards that have none, failover of the shards
+  /// whose leader is not live, and (`preferred`) leadership back to preferred replicas. Writes
+  /// are CAS on the mod revision fenced by the term; a failed condition re-reads and re-plans.
+  bool reconcile(bool preferred, std::vector<shard_t>& last_stranded) {
+    for (int round = 0; round < max_replans; ++round) {
+      auto term = my_term();
+      if (!term) return true;
+      node_set live;
+      std::map<shard_t, versioned_assignment> current;
+      {
+        std::lock_guard lock(view_mtx);
+        for (auto& [id, m] : members) live.insert(id);
+        current = shards;
+      }
+      assignments plain;
+      for (auto& [s, a] : current) plain.emplace(s, a.assignment);
+
+      std::vector<assignment_write> writes;
+      if (current.size() < cfg.shards && live.size() >= cfg.replication_factor) {
+        auto initial = plan_initial(cfg.shards, {live.begin(), live.end()}, cfg.replication_factor);
+        for (auto& [s, a] : initial)
+          if (!current.contains(s)) writes.push_back({s, std::move(a), 0});
+      }
+      auto failover = plan_failover(plain, live);
+      for (auto& [s, a] : failover.changes)
+        writes.push_back({s, std::move(a), current.at(s).mod_revision});
+      if (failover.stranded != last_stranded) {
+        if (!failover.stranded.empty())
+          log(log_level::error, "metadata_shards_stranded",
+              {{"count", failover.stranded.size()}, {"shards", join(failover.stranded)}});
+        last_stranded = failover.stranded;
+      }
+      if (preferred)
+        for (auto& [s, a] : plan_preferred_leaders(plain, live, preferred_per_round))
+          writes.push_back({s, std::move(a), current.at(s).mod_revision});
+      if (writes.empty()) return true;
+
+      // In batches (a dead node's hundreds of shards in a few round trips); a batch that meets
+      // a conflict (a leader changed its isr meanwhile, or the term ended) is tried one shard at a
+      // time, so the others go through and only the conflicting ones are planned again.
+      std::vector<compare> fence{elect.fence(*term)};
+      bool conflict = false;
+      auto write = [&](const std::vector<assignment_write>& batch) {
+        auto r = store.update_all(batch, fence);
+        if (!r.ok())
+          log(log_level::warn, "metadata_assignments_write_failed",
+              {{"count", batch.size()}, {"error", r.err().message}});
+        else if (*r)
+          written(batch, **r, *term);
+        return r;
+      };
+      for (std::size_t i = 0; i < writes.size(); i += assignment_store::max_batch) {
+        if (!my_term()) return true;
+        auto end = std::min(writes.size(), i + assignment_store::max_batch);
+        std::vector<assignment_write> batch(writes.begin() + i, writes.begin() + end);
+        auto r = write(batch);
+        if (!r.ok()) return false;
+        if (*r) continue;
+        conflict = true;
+        if (batch.size() == 1) continue;
+        for (auto& w : batch) {
+          if (!my_term()) return true;
+          auto one = write({w});
+          if (!one.ok()) return false;
+        }
+      }
+      if (!conflict) return true;
+      // Someone changed a shard first (a leader's isr), or this node is no longer controller.
+      auto now = elect.current();
+      if (!now.ok()) return false;
+      if (!*now || (*now)->term != *term) {
+        log(log_level::warn, "metadata_controller_deposed", {{"node", cfg.node}, {"term", *term}});
+        return true;
+      }
+      auto t = store.load();
+      if (!t.ok()) return false;
+      std::lock_guard lock(view_mtx);
+      for (auto& [s, a] : t->shards) merge(s, std::move(a));
+    }
+    return true;
+  }
+
+  void unreachable(const std::string& node) {
+    if (node == cfg.node || !my_term()) return;
+    std::int64_t lease = 0;
+    {
+      std::lock_guard lock(view_mtx);
+      if (auto it = members.find(node); it != members.end()) lease = it->second.lease;
+    }
+    if (lease == 0) return;
+    auto r = client.lease_revoke(lease);
+    if (r.ok())
+      log(log_level::info, "metadata_member_revoked", {{"member", node}, {"lease", lease}});
+    else if (r.err().etcd_code != 5)
+      log(log_level::warn, "metadata_member_revoke_failed",
+          {{"member", node}, {"error", r.err().message}});
+  }
+
+  /// Leaders' isr changes, CAS on their mod revisions without a fence, in batches of distinct
+  /// shards (when a follower dies, every shard it followed shrinks its isr at once). A batch that
+  /// fails on a condition or an invalid proposal is tried one proposal at a time, so each gets
+  /// its own answer; one that fails otherwise (etcd unreachable) fails it and every proposal
+  /// after it, rather than wait a call timeout for each batch.
+  void propose_all(std::deque<proposal> ps) {
+    auto finish = [&](proposal& p, const result<std::optional<std::int64_t>>& r) {
+      if (r.ok() && *r) {
+        std::lock_guard lock(view_mtx);
+        merge(p.write.shard, {p.write.next, **r});
+      }
+      p.done(r.ok() ? *r : std::nullopt);
+    };
+    auto failed = [&](std::size_t count, const error& e) {
+      log(log_level::warn, "metadata_isr_write_failed", {{"count", count}, {"error", e.message}});
+    };
+    while (!ps.empty()) {
+      // In queue order; a shard's second proposal waits for the next batch.
+      std::vector<proposal> batch;
+      std::set<shard_t> named;
+      while (!ps.empty() && batch.size() < assignment_store::max_batch &&
+             named.insert(ps.front().write.shard).second) {
+        batch.push_back(std::move(ps.front()));
+        ps.pop_front();
+      }
+      std::vector<assignment_write> writes;
+      for (auto& p : batch) writes.push_back(p.write);
+      auto r = store.update_all(writes, {});
+      if (r.ok() && (*r || batch.size() == 1)) {
+        for (auto& p : batch) finish(p, r);
+      } else if ((r.ok() && batch.size() > 1) || r.err().code == errc::invalid) {
+        for (auto& p : batch) {
+          auto one = store.update_all({p.write}, {});
+          if (!one.ok()) failed(1, one.err());
+          finish(p, one);
+        }
+      } else {
+        failed(batch.size() + ps.size(), r.err());
+        for (auto& p : batch) finish(p, r);
+        for (; !ps.empty(); ps.pop_front()) finish(ps.front(), r);
+      }
+    }
+  }
+
+  void run() {
+    auto next_preferred = steady::now() + preferred_period;
+    auto retry_at = steady::time_point::max();
+    auto backoff = std::chrono::milliseconds(retry_first);
+    bool need_session = false, need_register = false, need_resync = false, need_campaign = false,
+         need_reconcile = false;
+    std::vector<shard_t> last_stranded;
+    for (;;) {
+      std::deque<proposal> ps;
+      std::deque<std::string> gone;
+      bool lost = false;
+      {
+        std::unique_lock lock(mtx);
+        cv.wait_until(lock, std::min(next_preferred, retry_at), [&] {
+          return stopping || !proposals.empty() || !unreachable_nodes.empty() ||
+                 lease_lost_posted || resync_posted || campaign_posted || reconcile_posted;
+        });
+        if (stopping) return;
+        ps.swap(proposals);
+        gone.swap(unreachable_nodes);
+        lost = std::exchange(lease_lost_posted, false);
+        need_resync |= std::exchange(resync_posted, false);
+        need_campaign |= std::exchange(campaign_posted, false);
+        need_reconcile |= std::exchange(reconcile_posted, false);
+      }
+      // An unreachable member first: the failover it starts is what the 2 s are about.
+      for (auto& n : gone) unreachable(n);
+      propose_all(std::move(ps));
+      if (lost) {
+        if (ev.lease_lost) ev.lease_lost();
+        need_session = need_register = need_campaign = true;
+      }
+      auto now = steady::now();
+      bool preferred = now >= next_preferred;
+      if (preferred) next_preferred = now + preferred_period;
+      // While a failed step waits out its backoff, only the queues are served.
+      if (retry_at != steady::time_point::max() && now < retry_at) continue;
+      bool ok = true;
+      if (ok && need_session) ok = !(need_session = !renew_session());
+      if (ok && need_register) ok = !(need_register = !do_register());
+      if (ok && need_resync) ok = !(need_resync = !do_resync());
+      if (ok && need_campaign) ok = !(need_campaign = !do_campaign());
+      if (ok && (need_reconcile || preferred))
+        ok = !(need_reconcile = !reconcile(preferred, last_stranded));
+      if (ok) {
+        retry_at = steady::time_point::max();
+        backoff = retry_first;
+      } else {
+        retry_at = steady::now() + backoff;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(retry_last));
+      }
+    }
+  }
+};
+
+result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cfg,
+                                                              metadata_events ev) {
+  if (!valid_name(cfg.node)) return error{errc::invalid, "the node id is not a valid name", 0};
+  if (!valid_address(cfg.cluster_address))
+    return error{errc::invalid, "the cluster address is not host:port", 0};
+  if (!cfg.public_address.empty() && !valid_address(cfg.public_address))
+    return error{errc::invalid, "the public address is not host:port", 0};
+  if (cfg.etcd.empty()) return error{errc::invalid, "no etcd endpoint", 0};
+  if (cfg.shards == 0 || cfg.shards > max_shards)
+    return error{errc::invalid, "the shard count is not 1 to " + std::to_string(max_shards), 0};
+  if (cfg.replication_factor == 0 || cfg.replication_factor > max_replicas)
+    return error{errc::invalid,
+                 "the replication factor is not 1 to " + std::to_string(max_replicas), 0};
+
+  auto s = std::make_unique<state>(std::move(cfg), std::move(ev));
+  auto* st = s.get();
+  auto session =
+      lease_session::open(st->client, st->cfg.lease, [st] { st->post(&state::lease_lost_posted); });
+  if (!session.ok()) return session.err();
+  st->session = std::move(*session);
+  if (auto r = st->register_member(st->session->id()); !r.ok()) return r.err();
+  if (auto r = st->campaign(st->session->id()); !r.ok()) return r.err();
+  auto l = st->load();
+  if (!l.ok()) return l.err();
+  auto from = l->revision + 1;
+  st->adopt(std::move(*l));
+  st->start_watch(from);
+  st->worker = std::thread([st] { st->run(); });
+  return std::unique_ptr<metadata_agent>(new metadata_agent(std::move(s)));
+}
+
+metadata_agent::metadata_agent(std::unique_ptr<state> s) : state_(std::move(s)) {}
+
+metadata_agent::~metadata_agent() = default;
+
+bool metadata_agent::lease_valid() const {
+  auto s = state_->current_session();
+  return s && s->valid();
+}
+
+void metadata_agent::propose_isr(shard_t shard, shard_assignment next, std::int64_t expected,
+                                 std::function<void(std::optional<std::int64_t>)> done) {
+  state::proposal p{{shard, std::move(next), expected}, std::move(done)};
+  if (!state_->enqueue(p)) p.done(std::nullopt);
+}
+
+void metadata_agent::member_unreachable(const std::string& node) {
+  if (!state_->enqueue_unreachable(node))
+    log(log_level::warn, "metadata_unreachable_dropped", {{"member", node}});
+}
+
+std::string metadata_agent::status_json() const {
+  auto* st = state_.get();
+  std::lock_guard lock(st->view_mtx);
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("controller");
+  if (st->controller)
+    w.value(st->controller->node);
+  else
+    w.raw("null");
+  w.field("term", st->controller ? st->controller->term : std::int64_t{0});
+  std::int64_t lease = 0, left = 0;
+  if (st->session) {
+    lease = st->session->id();
+    auto d = st->session->valid_until() - steady::now();
+    left =
+        std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  }
+  w.field("lease", lease).field("lease_ttl_ms_left", left).key("members").begin_array();
+  for (auto& [id, m] : st->members)
+    w.begin_object()
+        .field("id", m.id)
+        .field("cluster_address", m.cluster_address)
+        .field("public_address", m.public_address)
+        .field("lease", m.lease)
+        .end_object();
+  w.end_array().end_object();
+  return out;
+}
+
+}  // namespace kaiwa::cluster

@@ -1,0 +1,109 @@
+#pragma once
+// A node's agent in etcd (docs/cluster.md "Metadata in etcd"): it holds the node's lease and
+// member key, follows the members, the shard assignments and the controller key by one watch,
+// campaigns for the controller, and on the node that holds the controller key runs the
+// controller loop (first placement, failover, preferred leaders). No CAF: the node's actors get
+// what it sees through `metadata_events`, called on the agent's threads.
+//
+// Threads: etcd_client's watch thread (delivers `members`, `assignment` and `controller`, one
+// update at a time, in revision order), lease_session's renewal thread, and one worker that
+// makes every other etcd call (registration, campaigns, the controller's writes, propose_isr,
+// revoking an unreachable member's lease), fed by a bounded queue and by coalesced flags.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cluster/assignment_store.hpp"
+#include "cluster/election.hpp"
+#include "cluster/etcd_client.hpp"
+#include "cluster/lease_session.hpp"
+#include "cluster/result.hpp"
+#include "cluster/shard_assignment.hpp"
+#include "core/shard.hpp"
+
+namespace kaiwa::cluster {
+
+struct member_info {
+  std::string id;
+  std::string cluster_address;  // host:port of its cluster listener (CAF)
+  std::string public_address;   // host:port of its WebSocket/HTTP listener (informational)
+  std::int64_t lease = 0;       // the lease its key lives under
+};
+
+struct metadata_config {
+  std::vector<endpoint> etcd;
+  // keys: <prefix>members/<node>, <prefix>controller, <prefix>shards/NNNNN. Default: "/kaiwa/"
+  std::string prefix = "/kaiwa/";
+  std::string node;  // this node's id
+  std::string cluster_address, public_address;
+  std::uint32_t shards = 0;  // the cluster's shard count (every node the same)
+  /// The controller places when it sees this many live members. Default: 3
+  std::size_t replication_factor = 3;
+  lease_config lease;  // Default: TTL 2 s, 4 renewals
+  /// Per etcd call (each endpoint tried). Default: 1 s
+  std::chrono::milliseconds call_timeout{1000};
+};
+
+/// Called on the agent's threads; each must return quickly (they post into actors) and must not
+/// destroy the agent.
+struct metadata_events {
+  /// The live members, whole, after each change (this node included).
+  std::function<void(std::map<std::string, member_info>)> members;
+  /// Every assignment at start (load), then each change by watch, in revision order. After a
+  /// compacted watch the agent loads again and delivers every assignment again.
+  std::function<void(shard_t, versioned_assignment)> assignment;
+  /// Who controls, after each change.
+  std::function<void(std::optional<controller_term>)> controller;
+  /// This node's lease ended (own clock or etcd); the agent opens a new one and re-registers by
+  /// itself.
+  std::function<void()> lease_lost;
+};
+
+class metadata_agent {
+ public:
+  /// Opens the lease, registers <prefix>members/<node> (JSON of member_info without lease) under
+  /// it, loads members/ and shards/ (delivering them), starts the watches, campaigns for the
+  /// controller. Errors (etcd unreachable, damaged metadata) as values: the node refuses to start
+  /// with the message.
+  static result<std::unique_ptr<metadata_agent>> start(metadata_config cfg, metadata_events ev);
+  ~metadata_agent();  // stops watches/threads, resigns the controller key, revokes the lease
+  metadata_agent(const metadata_agent&) = delete;
+  metadata_agent& operator=(const metadata_agent&) = delete;
+
+  /// This node's lease surely holds now (lease_session::valid): leaders ack only while it does.
+  bool lease_valid() const;
+  /// A leader's isr change: CAS on `expected` (the mod revision of the assignment it leads by),
+  /// no controller fence. Runs on an agent thread; `done(new mod revision | nullopt on conflict
+  /// or error)` from that thread (or at once, on the caller's thread, when the agent's queue is
+  /// full or it is stopping).
+  void propose_isr(shard_t shard, shard_assignment next, std::int64_t expected,
+                   std::function<void(std::optional<std::int64_t>)> done);
+  /// The cluster layer saw `node`'s connections close (kill -9 is seen at once): the controller
+  /// revokes that member's lease so failover starts now instead of at lease expiry. Elsewhere a
+  /// no-op.
+  void member_unreachable(const std::string& node);
+  /// For the admin view: controller term, members with leases.
+  /// {"controller":"n1"|null,"term":N,"lease":N,"lease_ttl_ms_left":N,"members":[{"id",
+  /// "cluster_address","public_address","lease"}...]}
+  std::string status_json() const;
+
+  struct state;
+
+ private:
+  explicit metadata_agent(std::unique_ptr<state> s);
+  std::unique_ptr<state> state_;
+};
+
+/// The value of a member key: {"id","cluster_address","public_address"}.
+std::string encode(const member_info& m);
+/// Strict: those three fields, strings, the id a node id, the cluster address host:port, the
+/// public one host:port or empty, at most 1 KiB; nullopt for anything else. `lease` is left 0.
+std::optional<member_info> decode_member(std::string_view json);
+
+}  // namespace kaiwa::cluster

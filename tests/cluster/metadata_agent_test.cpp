@@ -1,0 +1,510 @@
+// The metadata agent against a real etcd (started per test on loopback): three agents in one
+// process, each reaching etcd through a proxy the test can cut (a killed or partitioned node:
+// its renewals stop, nothing is revoked), checked through what their events deliver.
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "cluster/metadata_agent.hpp"
+#include "cluster/replica_planner.hpp"
+#include "tests/cluster/cuttable_proxy.hpp"
+#include "tests/cluster/etcd_process.hpp"
+#include "tests/cluster/etcd_test_support.hpp"
+#include "tests/support/loopback.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace kaiwa::cluster;
+using kaiwa::shard_t;
+using kaiwa::test::at;
+using kaiwa::test::cuttable_proxy;
+using kaiwa::test::etcd_process;
+using kaiwa::test::have_etcd;
+using kaiwa::test::temp_dir;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint32_t shard_count = 16;
+const std::string prefix = "/kaiwa/t/";
+
+long long ms_since(steady::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t).count();
+}
+
+/// What one agent's events said, for the test thread to wait on.
+class recorder {
+ public:
+  metadata_events events() {
+    return {
+        [this](std::map<std::string, member_info> m) { update([&] { members_ = std::move(m); }); },
+        [this](shard_t s, versioned_assignment a) {
+          update([&] {
+            auto& cur = shards_[s];
+            // Events come in revision order: a delivery never goes back.
+            if (a.mod_revision < cur.mod_revision) went_back_ = true;
+            cur = std::move(a);
+            ++deliveries_;
+          });
+        },
+        [this](std::optional<controller_term> c) { update([&] { controller_ = std::move(c); }); },
+        [this] { update([&] { ++lease_losses_; }); },
+    };
+  }
+
+  /// Waits at most `d` until `pred(*this)` holds (under the recorder's lock).
+  template <class Pred>
+  bool wait(std::chrono::milliseconds d, Pred pred) {
+    std::unique_lock lock(mtx_);
+    return cv_.wait_for(lock, d, [&] { return pred(*this); });
+  }
+
+  std::map<shard_t, versioned_assignment> shards() {
+    std::lock_guard lock(mtx_);
+    return shards_;
+  }
+  std::optional<controller_term> controller() {
+    std::lock_guard lock(mtx_);
+    return controller_;
+  }
+  bool went_back() {
+    std::lock_guard lock(mtx_);
+    return went_back_;
+  }
+
+  // Read under the lock, inside wait's predicate.
+  std::map<std::string, member_info> members_;
+  std::map<shard_t, versioned_assignment> shards_;
+  std::optional<controller_term> controller_;
+  int lease_losses_ = 0;
+  bool went_back_ = false;
+  std::size_t deliveries_ = 0;  // assignments delivered
+
+ private:
+  template <class F>
+  void update(F f) {
+    {
+      std::lock_guard lock(mtx_);
+      f();
+    }
+    cv_.notify_all();
+  }
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+};
+
+/// One node: its agent, reaching etcd through its own proxy.
+struct node {
+  node(std::string id, std::uint16_t etcd_port, std::size_t rf = 3,
+       std::uint32_t shards = shard_count)
+      : proxy(etcd_port) {
+    cfg.etcd = {at(proxy.port())};
+    cfg.prefix = prefix;
+    cfg.node = std::move(id);
+    cfg.cluster_address = "127.0.0.1:1";
+    cfg.public_address = "127.0.0.1:2";
+    cfg.shards = shards;
+    cfg.replication_factor = rf;
+    cfg.call_timeout = 500ms;
+  }
+  void start() {
+    auto a = metadata_agent::start(cfg, rec.events());
+    INFO((a.ok() ? "" : a.err().message));
+    REQUIRE(a.ok());
+    agent = std::move(*a);
+  }
+
+  metadata_config cfg;
+  recorder rec;
+  cuttable_proxy proxy;
+  std::unique_ptr<metadata_agent> agent;
+};
+
+/// Three agents started one after the other (n1 first, so n1 campaigns first and controls),
+/// each having seen the 16 assignments placed once all three registered.
+struct three_nodes {
+  explicit three_nodes(std::uint16_t etcd_port) {
+    for (auto id : {"n1", "n2", "n3"}) nodes.push_back(std::make_unique<node>(id, etcd_port));
+    for (auto& n : nodes) n->start();
+    for (auto& n : nodes)
+      REQUIRE(n->rec.wait(10s, [](recorder& r) {
+        return r.shards_.size() == shard_count && r.members_.size() == 3 && r.controller_;
+      }));
+  }
+  node& by_id(const std::string& id) {
+    for (auto& n : nodes)
+      if (n->cfg.node == id) return *n;
+    FAIL("no node " << id);
+    return *nodes.front();
+  }
+
+  std::vector<std::unique_ptr<node>> nodes;
+};
+
+/// The shards `dead` led in `before`, each now led by a node of its old isr other than `dead`, at
+/// epoch + 1, without `dead` in the isr.
+bool failed_over(const std::map<shard_t, versioned_assignment>& before,
+                 const std::map<shard_t, versioned_assignment>& now, const std::string& dead) {
+  for (auto& [s, b] : before) {
+    if (b.assignment.leader != dead) continue;
+    auto it = now.find(s);
+    if (it == now.end()) return false;
+    auto& a = it->second.assignment;
+    if (a.leader == dead || !b.assignment.in_sync(a.leader) || a.epoch != b.assignment.epoch + 1 ||
+        a.in_sync(dead))
+      return false;
+  }
+  return true;
+}
+
+std::size_t led_by(const std::map<shard_t, versioned_assignment>& shards, const std::string& n) {
+  std::size_t k = 0;
+  for (auto& [s, a] : shards) k += a.assignment.leader == n;
+  return k;
+}
+
+/// `agent.propose_isr`, waited for: the new mod revision, nullopt on a conflict.
+std::optional<std::int64_t> propose(metadata_agent& agent, shard_t shard,
+                                    const shard_assignment& next, std::int64_t expected) {
+  struct answer {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<std::int64_t> rev;
+  };
+  auto ans = std::make_shared<answer>();
+  agent.propose_isr(shard, next, expected, [ans](std::optional<std::int64_t> r) {
+    std::lock_guard lock(ans->mtx);
+    ans->done = true;
+    ans->rev = r;
+    ans->cv.notify_all();
+  });
+  std::unique_lock lock(ans->mtx);
+  REQUIRE(ans->cv.wait_for(lock, 5s, [&] { return ans->done; }));
+  return ans->rev;
+}
+
+}  // namespace
+
+TEST_CASE("member values are read strictly", "[etcd][agent]") {
+  member_info m{"n1", "10.0.0.1:7000", "10.0.0.1:8080", 0};
+  auto back = decode_member(encode(m));
+  REQUIRE(back);
+  CHECK(back->id == "n1");
+  CHECK(back->cluster_address == "10.0.0.1:7000");
+  CHECK(back->public_address == "10.0.0.1:8080");
+  CHECK(decode_member(R"({"id":"n1","cluster_address":"h:1","public_address":""})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h:1"})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","id":"n2","cluster_address":"h:1"})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h","public_address":""})"));
+  CHECK_FALSE(decode_member(R"({"id":"n 1","cluster_address":"h:1","public_address":""})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h:1","public_address":"","x":""})"));
+  CHECK_FALSE(decode_member(R"({"id":1,"cluster_address":"h:1","public_address":""})"));
+  CHECK_FALSE(decode_member("[]"));
+  CHECK_FALSE(decode_member(std::string(2000, ' ') + "{}"));
+}
+
+TEST_CASE(
+    "three agents: one controller, placement once all registered, failover at once when a "
+    "member is reported unreachable",
+    "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  // The default shard count: a dead node leads a third of them, all failed over at once.
+  const auto shards = kaiwa::default_shards;
+  assignment_store store(client, prefix, shards);
+  node n1("n1", etcd.client_port(), 3, shards), n2("n2", etcd.client_port(), 3, shards),
+      n3("n3", etcd.client_port(), 3, shards);
+  n1.start();
+  n2.start();
+  REQUIRE(n2.rec.wait(10s, [](recorder& r) { return r.members_.size() == 2 && r.controller_; }));
+  CHECK(n2.rec.controller()->node == "n1");  // n1 campaigned first
+  // Two members of a replication factor of 3: nothing is placed.
+  CHECK(store.load()->shards.empty());
+
+  n3.start();
+  for (auto* n : {&n1, &n2, &n3})
+    REQUIRE(n->rec.wait(10s, [&](recorder& r) {
+      return r.shards_.size() == shards && r.controller_ && r.controller_->node == "n1";
+    }));
+  // Exactly one controller, seen alike by every node, and the placement plan_initial makes.
+  auto term = n1.rec.controller()->term;
+  CHECK(n2.rec.controller()->term == term);
+  CHECK(n3.rec.controller()->term == term);
+  auto placed = n2.rec.shards();
+  auto expected = plan_initial(shards, {"n1", "n2", "n3"}, 3);
+  for (auto& [s, a] : expected) CHECK(placed.at(s).assignment == a);
+  CHECK(n3.agent->lease_valid());
+  auto status = n1.agent->status_json();
+  INFO(status);
+  CHECK(status.find("\"controller\":\"n1\"") != std::string::npos);
+  CHECK(status.find("\"id\":\"n3\"") != std::string::npos);
+
+  // n3 dies (its etcd connections cut: nothing renews or revokes its lease); the cluster layer
+  // sees its connections close and tells the agents. The controller revokes n3's lease.
+  REQUIRE(led_by(placed, "n3") > 0);
+  auto killed = steady::now();
+  n3.proxy.cut();
+  n2.agent->member_unreachable("n3");  // not the controller: nothing
+  n1.agent->member_unreachable("n3");
+  REQUIRE(n2.rec.wait(2s, [&](recorder& r) { return failed_over(placed, r.shards_, "n3"); }));
+  auto took = ms_since(killed);
+  std::printf("[figure] failover after member_unreachable: %lld ms (%zu shards)\n", took,
+              led_by(placed, "n3"));
+  CHECK(took <= 2000);
+  // Shards n3 did not lead keep their leader and epoch.
+  auto after = n2.rec.shards();
+  for (auto& [s, a] : placed)
+    if (a.assignment.leader != "n3") CHECK(after.at(s).assignment.epoch == a.assignment.epoch);
+  CHECK(n1.rec.wait(5s, [](recorder& r) { return r.members_.size() == 2; }));
+  CHECK_FALSE(n1.rec.went_back());
+  CHECK_FALSE(n2.rec.went_back());
+}
+
+TEST_CASE("without a report, a dead member's shards fail over once its lease expires",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes c(etcd.client_port());
+  auto placed = c.nodes[0]->rec.shards();
+
+  auto killed = steady::now();
+  c.by_id("n2").proxy.cut();
+  auto limit =
+      std::chrono::duration_cast<std::chrono::milliseconds>(c.nodes[0]->cfg.lease.ttl) + 1s;
+  REQUIRE(c.by_id("n3").rec.wait(
+      limit + 2s, [&](recorder& r) { return failed_over(placed, r.shards_, "n2"); }));
+  auto took = ms_since(killed);
+  std::printf("[figure] failover at lease expiry: %lld ms\n", took);
+  CHECK(took <= limit.count());
+  // The cut node's own clock ended its lease: it was told.
+  CHECK(c.by_id("n2").rec.wait(5s, [](recorder& r) { return r.lease_losses_ > 0; }));
+  CHECK_FALSE(c.by_id("n2").agent->lease_valid());
+}
+
+TEST_CASE("the controller gone, another takes over with a larger term and fails its shards over",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes c(etcd.client_port());
+  auto first = *c.by_id("n2").rec.controller();
+  REQUIRE(first.node == "n1");
+  auto placed = c.by_id("n2").rec.shards();
+
+  SECTION("stopped: it resigns and revokes its lease") {
+    auto stopped = steady::now();
+    c.by_id("n1").agent.reset();
+    REQUIRE(c.by_id("n2").rec.wait(2s, [&](recorder& r) {
+      return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+    }));
+    std::printf("[figure] controller stopped -> new controller's failover: %lld ms\n",
+                ms_since(stopped));
+  }
+  SECTION("killed: its lease expires") {
+    auto killed = steady::now();
+    c.by_id("n1").proxy.cut();
+    auto limit =
+        std::chrono::duration_cast<std::chrono::milliseconds>(c.nodes[0]->cfg.lease.ttl) + 1s;
+    REQUIRE(c.by_id("n2").rec.wait(limit + 2s, [&](recorder& r) {
+      return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+    }));
+    auto took = ms_since(killed);
+    std::printf("[figure] controller killed -> new controller's failover: %lld ms\n", took);
+    CHECK(took <= limit.count());
+  }
+  auto second = *c.by_id("n2").rec.controller();
+  CHECK(second.term > first.term);
+  CHECK(c.by_id("n3").rec.wait(5s, [&](recorder& r) { return r.controller_ == second; }));
+}
+
+TEST_CASE("one agent of replication factor 1 places alone; isr proposals are CAS on the revision",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  node n1("n1", etcd.client_port(), 1);
+  n1.start();
+  REQUIRE(n1.rec.wait(10s, [](recorder& r) { return r.shards_.size() == shard_count; }));
+  auto a = n1.rec.shards().at(3);
+  CHECK(a.assignment == shard_assignment{1, "n1", {"n1"}, {"n1"}});
+
+  auto propose = [&](std::int64_t expected) {
+    return ::propose(*n1.agent, 3, a.assignment, expected);
+  };
+  CHECK_FALSE(propose(a.mod_revision - 1));  // stale: someone changed it since
+  auto rev = propose(a.mod_revision);
+  REQUIRE(rev);
+  CHECK(*rev > a.mod_revision);
+  CHECK(n1.rec.wait(5s, [&](recorder& r) { return r.shards_.at(3).mod_revision == *rev; }));
+  CHECK_FALSE(propose(a.mod_revision));  // the same change again: the revision moved on
+
+  // Many at once (a follower died: every leader shrinks its isr), one of them stale: each gets
+  // its own answer.
+  auto now = n1.rec.shards();
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::map<shard_t, std::optional<std::int64_t>> answers;
+  for (shard_t s = 4; s < shard_count; ++s)
+    n1.agent->propose_isr(s, now.at(s).assignment, now.at(s).mod_revision - (s == 9 ? 1 : 0),
+                          [&, s](std::optional<std::int64_t> r) {
+                            std::lock_guard lock(mtx);
+                            answers[s] = r;
+                            cv.notify_all();
+                          });
+  std::unique_lock lock(mtx);
+  REQUIRE(cv.wait_for(lock, 5s, [&] { return answers.size() == shard_count - 4; }));
+  for (auto& [s, r] : answers) CHECK(r.has_value() == (s != 9));
+}
+
+TEST_CASE(
+    "a node cut off past its lease comes back as a member and leads its preferred shards "
+    "again once in sync",
+    "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes c(etcd.client_port());
+  auto& n1 = c.by_id("n1");
+  auto& n2 = c.by_id("n2");
+  auto placed = n2.rec.shards();
+  std::int64_t old_lease = 0;
+  REQUIRE(n2.rec.wait(0ms, [&](recorder& r) {
+    old_lease = r.members_.at("n1").lease;
+    return true;
+  }));
+
+  // Cut off past its lease: the others fail its shards over and one of them controls.
+  n1.proxy.cut();
+  REQUIRE(n2.rec.wait(10s, [&](recorder& r) {
+    return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+  }));
+  REQUIRE(n1.rec.wait(5s, [](recorder& r) { return r.lease_losses_ > 0; }));
+  CHECK_FALSE(n1.agent->lease_valid());
+
+  // Back: a new lease, registered again, following the metadata, not the controller.
+  REQUIRE(n1.proxy.wait_closed(5s));
+  n1.proxy.heal();
+  REQUIRE(n2.rec.wait(10s, [&](recorder& r) {
+    return r.members_.size() == 3 && r.members_.at("n1").lease != old_lease;
+  }));
+  auto failed = n2.rec.shards();
+  REQUIRE(n1.rec.wait(10s, [&](recorder& r) {
+    return r.members_.size() == 3 && failed_over(placed, r.shards_, "n1");
+  }));
+  CHECK(n1.agent->lease_valid());
+  INFO(n1.agent->status_json());
+  CHECK(n1.rec.controller()->node != "n1");
+
+  // Its leaders take it back into their isr once it has caught up (the replication layer's
+  // proposals); the controller then gives it back the shards placed to be led by it.
+  std::vector<shard_t> preferred;
+  for (auto& [s, a] : placed) {
+    if (a.assignment.leader != "n1") continue;
+    preferred.push_back(s);
+    auto next = failed.at(s).assignment;
+    next.isr.push_back("n1");
+    CHECK(propose(*n2.agent, s, next, failed.at(s).mod_revision));
+  }
+  REQUIRE_FALSE(preferred.empty());
+  CHECK(c.by_id("n3").rec.wait(5s, [&](recorder& r) {
+    for (auto s : preferred) {
+      auto& a = r.shards_.at(s).assignment;
+      if (a.leader != "n1" || a.epoch != failed.at(s).assignment.epoch + 1) return false;
+    }
+    return true;
+  }));
+}
+
+TEST_CASE("a watch resumed past a compaction loads again and delivers everything",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  assignment_store store(client, prefix, shard_count);
+  node n1("n1", etcd.client_port(), 1);
+  n1.start();
+  REQUIRE(n1.rec.wait(10s, [](recorder& r) { return r.shards_.size() == shard_count; }));
+  auto before = n1.rec.shards();
+
+  // While its watch is down, shard 5 changes and the history is compacted past the change.
+  n1.proxy.cut();
+  REQUIRE(n1.proxy.wait_closed(5s));
+  std::size_t delivered = 0;
+  REQUIRE(n1.rec.wait(0ms, [&](recorder& r) {
+    delivered = r.deliveries_;
+    return true;
+  }));
+  auto changed = store.update(5, before.at(5).assignment, before.at(5).mod_revision, {});
+  REQUIRE(changed.ok());
+  REQUIRE(*changed);
+  auto later = client.put("/elsewhere", "x");
+  REQUIRE(later.ok());
+  REQUIRE(client.compact(later->revision).ok());
+  n1.proxy.heal();
+
+  // Every assignment delivered again, shard 5 as it is now.
+  CHECK(n1.rec.wait(10s, [&](recorder& r) {
+    return r.deliveries_ >= delivered + shard_count && r.shards_.at(5).mod_revision == **changed;
+  }));
+  CHECK(n1.agent->lease_valid());
+}
+
+TEST_CASE("start refuses, in bounded time, an unreachable etcd and damaged metadata",
+          "[etcd][agent]") {
+  metadata_config cfg;
+  cfg.node = "n1";
+  cfg.cluster_address = "127.0.0.1:1";
+  cfg.shards = shard_count;
+  cfg.call_timeout = 300ms;
+  recorder rec;
+
+  SECTION("nothing listens") {
+    cfg.etcd = {at(kaiwa::test::free_port())};
+    auto t = steady::now();
+    auto a = metadata_agent::start(cfg, rec.events());
+    REQUIRE_FALSE(a.ok());
+    CHECK(a.err().code == errc::unavailable);
+    CHECK(ms_since(t) <= 1000);
+  }
+  SECTION("a listener that never answers") {
+    std::uint16_t port = 0;
+    int fd = kaiwa::test::listen_on_loopback(port);
+    cfg.etcd = {at(port)};
+    auto t = steady::now();
+    auto a = metadata_agent::start(cfg, rec.events());
+    ::close(fd);
+    REQUIRE_FALSE(a.ok());
+    // The lease grant was sent: it may have been applied.
+    CHECK((a.err().code == errc::timeout || a.err().code == errc::unknown_outcome));
+    CHECK(ms_since(t) <= 1000);
+  }
+  SECTION("damaged metadata") {
+    if (!have_etcd()) return;
+    temp_dir dir;
+    etcd_process etcd(dir.str() + "/etcd");
+    etcd_client client({at(etcd.client_port())}, 500ms);
+    cfg.etcd = {at(etcd.client_port())};
+    REQUIRE(client.put(prefix + "members/n9", "{\"id\":\"n9\"}").ok());
+    cfg.prefix = prefix;
+    auto a = metadata_agent::start(cfg, rec.events());
+    REQUIRE_FALSE(a.ok());
+    CHECK(a.err().code == errc::protocol);
+    // Refused: its own member key went with its revoked lease.
+    CHECK(client.get(prefix + "members/n1")->kvs.empty());
+  }
+  SECTION("a bad configuration") {
+    cfg.etcd = {at(1)};
+    cfg.node = "not a name";
+    CHECK(metadata_agent::start(cfg, rec.events()).err().code == errc::invalid);
+  }
+}

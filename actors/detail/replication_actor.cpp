@@ -114,6 +114,7 @@ class replication_actor : public caf::event_based_actor {
     cluster::offset_t serve_from = 0;  // the leader's log end at its promotion
     std::uint64_t proposal = 0;        // the isr write in flight (its token), 0 when none
     std::size_t pending = 0;           // replicates waiting for their ack
+    bool open_failing = false;         // its log couldn't be read: logged once, retried each tick
   };
 
   // -- assignments -------------------------------------------------------------------------
@@ -169,16 +170,17 @@ class replication_actor : public caf::event_based_actor {
   /// epoch history read back from the entries (a restart must rebuild exactly what it had).
   bool open(shard_t shard, slot& s) {
     auto at = journal_.replica_position(shard);
-    if (!at.ok()) return open_failed(shard, at.err().message);
+    if (!at.ok()) return open_failed(shard, s, at.err().message);
     cluster::leader_epochs history;
     for (cluster::offset_t after = 0;;) {
       auto batch = journal_.replica_entries(shard, after, history_scan_entries, history_scan_bytes);
-      if (!batch.ok()) return open_failed(shard, batch.err().message);
+      if (!batch.ok()) return open_failed(shard, s, batch.err().message);
       if (batch->empty()) break;
       for (auto& e : *batch)
-        if (!history.record(e.epoch, e.offset)) return open_failed(shard, "epochs go back");
+        if (!history.record(e.epoch, e.offset)) return open_failed(shard, s, "epochs go back");
       after = batch->back().offset;
     }
+    s.open_failing = false;
     s.life = ++lives_;
     auto self = caf::actor_cast<caf::actor>(this);
     s.store = std::make_unique<cluster::journal_store>(
@@ -193,9 +195,11 @@ class replication_actor : public caf::event_based_actor {
     return true;
   }
 
-  bool open_failed(shard_t shard, const std::string& why) {
-    log(log_level::error, "replica_open_failed",
-        {{"shard", std::to_string(shard)}, {"error", why}});
+  bool open_failed(shard_t shard, slot& s, const std::string& why) {
+    if (!s.open_failing)
+      log(log_level::error, "replica_open_failed",
+          {{"shard", std::to_string(shard)}, {"error", why}});
+    s.open_failing = true;
     return false;
   }
 

@@ -86,6 +86,7 @@ class replication_actor : public caf::event_based_actor {
           delayed_send(this, tick_period, rtick_atom::value);
         },
         [](rjob_atom, const replication_job& job) { job.fn(); },
+        [this](replication_status_atom) { return status_json(); },
     };
   }
 
@@ -402,6 +403,28 @@ class replication_actor : public caf::event_based_actor {
     }
     s.replica->isr_written(isr, clock::now());
     sync(shard, s);
+  }
+
+  // -- status ------------------------------------------------------------------------------
+
+  std::string status_json() const {
+    // Node ids are valid_name()s (checked by decode_assignment): nothing in them to escape.
+    std::string out = "[";
+    for (auto& [shard, s] : slots_) {
+      if (!s.replica) continue;
+      auto& r = *s.replica;
+      auto& a = *s.assignment;
+      if (out.size() > 1) out += ',';
+      out += "{\"shard\":" + std::to_string(shard) + ",\"epoch\":" + std::to_string(a.epoch) +
+             ",\"leader\":\"" + a.leader + "\",\"leading\":" + (r.leading() ? "true" : "false") +
+             ",\"serving\":" + (s.serving ? "true" : "false") +
+             ",\"log_end\":" + std::to_string(r.log_end()) +
+             ",\"applied\":" + std::to_string(r.applied()) +
+             ",\"high_watermark\":" + std::to_string(r.high_watermark()) + ",\"isr\":[";
+      for (std::size_t i = 0; i < a.isr.size(); ++i) out += (i ? ",\"" : "\"") + a.isr[i] + "\"";
+      out += "],\"revision\":" + std::to_string(s.revision) + "}";
+    }
+    return out + "]";
   }
 
   storage::journal& journal_;

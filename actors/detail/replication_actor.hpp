@@ -42,6 +42,11 @@ using replicate_atom = caf::atom_constant<caf::atom("rrepl")>;
 /// (peer_msg_atom, std::string from_node, std::string bytes): a cluster::replication_wire
 /// message from `from_node`'s replication actor.
 using peer_msg_atom = caf::atom_constant<caf::atom("rpeer")>;
+/// (replication_status_atom) -> std::string: the replicas of this node as JSON, for the admin
+/// view and tests: `[{"shard":N,"epoch":E,"leader":"..","leading":B,"serving":B,"log_end":N,
+/// "applied":N,"high_watermark":N,"isr":[..],"revision":R},...]` by shard, one per shard this
+/// node holds a replica of.
+using replication_status_atom = caf::atom_constant<caf::atom("rstatus")>;
 
 /// replicate's reply when the write is acked: durable on every in-sync replica (at least
 /// min_insync of them) and applied to this node's records.

@@ -200,6 +200,15 @@ class replication_cluster {
 
   caf::actor_system& sys() { return sys_; }
 
+  /// `n`'s replication_status_atom answer.
+  std::string status(const std::string& n) {
+    caf::scoped_actor self{sys_};
+    std::string out;
+    self->request(actor(n), 10s, detail::replication_status_atom::value)
+        .receive([&](std::string& json) { out = std::move(json); }, [](caf::error&) {});
+    return out;
+  }
+
  private:
   std::int64_t put_locked(shard_t s, const shard_assignment& a) {
     etcd_[s] = a;
@@ -333,6 +342,13 @@ TEST_CASE("replication actors: 100 writes acked, every replica's log and records
   CHECK(c.metrics("n2").messages_received >= 1);
   CHECK_FALSE(c.is_serving("n2"));
   CHECK_FALSE(c.is_serving("n3"));
+  auto shard = std::to_string(c.shard);
+  CHECK(c.status("n1") == "[{\"shard\":" + shard +
+                              ",\"epoch\":1,\"leader\":\"n1\",\"leading\":true,\"serving\":true,"
+                              "\"log_end\":100,\"applied\":100,\"high_watermark\":100,"
+                              "\"isr\":[\"n1\",\"n2\",\"n3\"],\"revision\":101}]");
+  CHECK(c.status("n2").find("\"leading\":false,\"serving\":false,\"log_end\":100") !=
+        std::string::npos);
 }
 
 TEST_CASE(

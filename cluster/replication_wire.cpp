@@ -175,4 +175,14 @@ std::optional<history_message> decode_history(std::string_view bytes) {
   return m;
 }
 
+std::optional<shard_t> shard_of_message(std::string_view bytes) {
+  reader r(bytes);
+  auto t = r.num<std::uint8_t>();
+  auto shard = r.num<shard_t>();
+  if (bytes.size() < sizeof(std::uint8_t) + sizeof(shard_t) ||
+      t < static_cast<std::uint8_t>(type::append) || t > static_cast<std::uint8_t>(type::history))
+    return std::nullopt;
+  return shard;
+}
+
 }  // namespace kaiwa::cluster

@@ -90,4 +90,9 @@ std::optional<append_answer> decode_answer(std::string_view bytes);
 std::optional<history_request> decode_history_request(std::string_view bytes);
 std::optional<history_message> decode_history(std::string_view bytes);
 
+/// The shard a message is about, read without decoding the rest (every kind starts with its
+/// type, then the shard): for the node's replication actor to pick the shard's replica, which
+/// decodes the message whole. nullopt when `bytes` doesn't start as a message does.
+std::optional<shard_t> shard_of_message(std::string_view bytes);
+
 }  // namespace kaiwa::cluster

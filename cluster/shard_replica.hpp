@@ -97,9 +97,16 @@ class shard_replica {
   /// Leader: the isr change it proposed was written (or failed).
   void isr_written(std::vector<std::string> isr, clock::time_point now);
   void isr_failed();
+  /// Leader: stops leading (its owner's reason: the lease no longer surely holds, the replica is
+  /// dropped); its pending writes fail with `why`. It may lead again at the same epoch (lead) if
+  /// the assignment still names it: its log, and the followers', go on where they were.
+  void step_down(replicate_error why);
 
   bool leading() const noexcept { return role_ == role::leader; }
   epoch_t epoch() const noexcept { return epoch_; }
+  /// The highest epoch this replica has followed or led (its log's included): lead() takes
+  /// only an epoch above it, or the epoch it led and stepped down from.
+  epoch_t followed() const noexcept { return followed_; }
   offset_t log_end() const noexcept { return log_end_; }
   offset_t applied() const noexcept { return applied_; }
   /// What may be acked: what every in-sync replica holds, while they are at least min_insync
@@ -125,7 +132,6 @@ class shard_replica {
   void reassigned(const shard_assignment& a, clock::time_point now);
   void send_to(const std::string& node);
   void advance();
-  void step_down(replicate_error why);
   void on_append(const std::string& from, std::string_view bytes);
   void on_answer(const std::string& from, std::string_view bytes, clock::time_point now);
   void on_history_request(const std::string& from, std::string_view bytes);

@@ -49,3 +49,15 @@ TEST_CASE("replication messages refuse what they can't be", "[replication][wire]
   CHECK_FALSE(decode_history(encode(history_message{7, 4, 99, {{3, 20}, {1, 1}}})));
   CHECK_FALSE(decode_history(encode(history_message{7, 4, 99, {{1, 0}}})));
 }
+
+TEST_CASE("a message's shard is read without decoding it, and only from a message's start",
+          "[replication][wire]") {
+  CHECK(shard_of_message(encode(append_message{513, 3, 41, 40, {{2, "p"}}})) == 513);
+  CHECK(shard_of_message(encode(append_answer{7, append_answer::kind::appended, 3, 40})) == 7);
+  CHECK(shard_of_message(encode(history_request{65535, 4})) == 65535);
+  CHECK(shard_of_message(encode(history_message{9, 4, 99, {{1, 1}}})) == 9);
+  CHECK_FALSE(shard_of_message(""));
+  CHECK_FALSE(shard_of_message(std::string("\x01\x07", 2)));      // the shard cut short
+  CHECK_FALSE(shard_of_message(std::string("\x00\x07\x00", 3)));  // no such type
+  CHECK_FALSE(shard_of_message(std::string("\x05\x07\x00", 3)));
+}

@@ -1,0 +1,449 @@
+// The replication actor (replication_actor.hpp): a slot per shard the node was assigned, holding
+// the assignment last applied (with its mod revision) and, while the node is one of the shard's
+// replicas, its shard_replica over journal_store. Everything a replica does runs here, on this
+// actor's thread: the journal's writer posts each completion back as a job message, the metadata
+// agent posts each isr write's outcome the same way.
+//
+// What the actor adds to the protocol (cluster/shard_replica.hpp):
+// - whom to lead or follow, from the assignments: a leader leads at an epoch above any it has
+//   followed or led (a restarted leader waits for the controller's next epoch);
+// - the lease: a leader whose lease is not surely valid steps down and acks nothing, and leads
+//   again at its epoch once the lease holds, if the assignment still names it;
+// - when the node serves a shard: from the moment its leader has applied its log up to where it
+//   ended at the promotion (every event acked before the failover is then in its records);
+// - isr changes: one compare-and-swap in flight per shard, on the revision it leads by.
+
+#include "actors/detail/replication_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <map>
+
+#include "cluster/journal_store.hpp"
+#include "cluster/replication_wire.hpp"
+#include "core/log.hpp"
+#include "storage/journal.hpp"
+
+namespace kaiwa::detail {
+
+namespace {
+
+using rtick_atom = caf::atom_constant<caf::atom("rtick")>;
+using rjob_atom = caf::atom_constant<caf::atom("rjob")>;
+
+/// How often leaders tick (the high watermark out, resends, isr changes) and a lapsed lease is
+/// noticed.
+constexpr auto tick_period = std::chrono::milliseconds(50);
+/// Entries read at a time when a replica is opened and its epoch history rebuilt from its log.
+constexpr std::size_t history_scan_entries = 1024;
+constexpr std::size_t history_scan_bytes = std::size_t{8} << 20;
+
+/// Work another thread hands to the actor (a journal completion, an isr write's outcome).
+struct replication_job {
+  std::function<void()> fn;
+};
+
+}  // namespace
+}  // namespace kaiwa::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kaiwa::detail::replication_job)
+
+namespace kaiwa::detail {
+
+namespace {
+
+using cluster::replicate_error;
+using cluster::shard_assignment;
+using clock = cluster::shard_replica::clock;
+
+class replication_actor : public caf::event_based_actor {
+ public:
+  replication_actor(caf::actor_config& cfg, storage::journal& journal, std::string self,
+                    cluster::in_sync_config rcfg, replication_hooks hooks,
+                    std::shared_ptr<replication_metrics> metrics)
+      : caf::event_based_actor(cfg),
+        journal_(journal),
+        self_(std::move(self)),
+        cfg_(rcfg),
+        hooks_(std::move(hooks)),
+        metrics_(metrics ? std::move(metrics) : std::make_shared<replication_metrics>()) {}
+
+  caf::behavior make_behavior() override {
+    delayed_send(this, tick_period, rtick_atom::value);
+    return {
+        [this](assign_atom, shard_t shard, const std::string& json, std::int64_t revision) {
+          on_assign(shard, json, revision);
+        },
+        [this](replicate_atom, shard_t shard, std::string& payload) {
+          return replicate(shard, std::move(payload));
+        },
+        [this](peer_msg_atom, const std::string& from, const std::string& bytes) {
+          on_peer(from, bytes);
+        },
+        [this](rtick_atom) {
+          tick();
+          delayed_send(this, tick_period, rtick_atom::value);
+        },
+        [](rjob_atom, const replication_job& job) { job.fn(); },
+        [this](replication_status_atom) { return status_json(); },
+    };
+  }
+
+  void on_exit() override {
+    // Pending writes are answered (not_leader: nothing more will be acked here), the rooms told
+    // the shards are no longer served, and the stores' post functions, which hold this actor's
+    // handle, released.
+    for (auto& [shard, s] : slots_) {
+      if (s.replica) s.replica->step_down(replicate_error::not_leader);
+      if (s.serving) set_serving(shard, s, false);
+    }
+    slots_.clear();
+  }
+
+ private:
+  struct slot {
+    std::optional<shard_assignment> assignment;  // the last applied; nullopt before the first
+    std::int64_t revision = 0;                   // its mod revision
+    std::unique_ptr<cluster::journal_store> store;
+    std::unique_ptr<cluster::shard_replica> replica;  // while this node is one of the replicas
+    std::uint64_t life = 0;          // the replica's: completions of a dropped one run into nothing
+    cluster::epoch_t led = 0;        // the epoch this actor last made the replica lead
+    bool lease_resigned = false;     // stepped down at `led` for the lease
+    bool ack_without_lease = false;  // an ack came while the lease didn't hold: step down
+    bool serving = false;            // hooks.serving(shard, true) said, not yet false
+    cluster::offset_t serve_from = 0;  // the leader's log end at its promotion
+    std::uint64_t proposal = 0;        // the isr write in flight (its token), 0 when none
+    std::size_t pending = 0;           // replicates waiting for their ack
+    bool open_failing = false;         // its log couldn't be read: logged once, retried each tick
+  };
+
+  // -- assignments -------------------------------------------------------------------------
+
+  void on_assign(shard_t shard, const std::string& json, std::int64_t revision) {
+    auto a = cluster::decode_assignment(json);
+    if (shard >= journal_.shards() || !a) {
+      metrics_->invalid_assignments += 1;
+      log(log_level::error, "replication_assignment_refused", {{"shard", std::to_string(shard)}});
+      return;
+    }
+    auto& s = slots_[shard];
+    if (revision <= s.revision) return;  // the watch's replay of one already applied
+    s.assignment = std::move(*a);
+    s.revision = revision;
+    steer(shard, s);
+    sync(shard, s);
+  }
+
+  /// Makes the replica lead, follow or go as the slot's assignment says.
+  void steer(shard_t shard, slot& s) {
+    auto& a = *s.assignment;
+    if (!a.holds(self_)) return drop(shard, s);
+    if (!s.replica && !open(shard, s)) return;  // tried again at the next tick
+    auto& r = *s.replica;
+    if (a.leader != self_) {
+      // An assignment older than an epoch the replica learned from a leader's append changes
+      // nothing (it already follows the newer one).
+      if (a.epoch >= r.epoch()) r.follow(a);
+      s.lease_resigned = false;
+      return;
+    }
+    if (r.leading()) {
+      if (a.epoch == r.epoch()) return r.lead(a, clock::now());  // replicas or isr changed
+      if (a.epoch < r.epoch()) return;
+    } else {
+      // A restarted leader holds its epoch's entries; only a newer epoch lets it lead (the
+      // controller's failover or preferred-leader move), unless this actor stepped it down for
+      // its lease at that epoch and the assignment still names it.
+      bool again = s.lease_resigned && a.epoch == s.led;
+      if (a.epoch <= std::max(r.followed(), r.epoch()) && !again) return;
+    }
+    if (!hooks_.lease_valid()) return;            // tried again at the next tick
+    if (s.serving) set_serving(shard, s, false);  // a new epoch: its rooms start over
+    s.serve_from = r.log_end();
+    s.led = a.epoch;
+    s.lease_resigned = false;
+    s.proposal = 0;  // an earlier epoch's isr write is not this one's
+    r.lead(a, clock::now());
+  }
+
+  /// The shard's replica from its log on disk: where the log ends, what was applied, and its
+  /// epoch history read back from the entries (a restart must rebuild exactly what it had).
+  bool open(shard_t shard, slot& s) {
+    auto at = journal_.replica_position(shard);
+    if (!at.ok()) return open_failed(shard, s, at.err().message);
+    cluster::leader_epochs history;
+    for (cluster::offset_t after = 0;;) {
+      auto batch = journal_.replica_entries(shard, after, history_scan_entries, history_scan_bytes);
+      if (!batch.ok()) return open_failed(shard, s, batch.err().message);
+      if (batch->empty()) break;
+      for (auto& e : *batch)
+        if (!history.record(e.epoch, e.offset)) return open_failed(shard, s, "epochs go back");
+      after = batch->back().offset;
+    }
+    s.open_failing = false;
+    s.life = ++lives_;
+    auto self = caf::actor_cast<caf::actor>(this);
+    s.store = std::make_unique<cluster::journal_store>(
+        journal_, shard, [this, self, shard, life = s.life](std::function<void()> fn) {
+          caf::anon_send(self, rjob_atom::value,
+                         replication_job{[this, shard, life, fn] { completed(shard, life, fn); }});
+        });
+    s.replica = std::make_unique<cluster::shard_replica>(
+        shard, self_, *s.store,
+        [this](const std::string& node, std::string bytes) { send_to(node, std::move(bytes)); },
+        at->log_end, at->applied, history, history.latest(), cfg_);
+    return true;
+  }
+
+  bool open_failed(shard_t shard, slot& s, const std::string& why) {
+    if (!s.open_failing)
+      log(log_level::error, "replica_open_failed",
+          {{"shard", std::to_string(shard)}, {"error", why}});
+    s.open_failing = true;
+    return false;
+  }
+
+  /// The node is no longer one of the shard's replicas: the replica goes, its data stays (the
+  /// controller's removal drops it, or the node returns as a replica and catches up from it).
+  void drop(shard_t shard, slot& s) {
+    if (s.replica) s.replica->step_down(replicate_error::not_leader);
+    s.replica.reset();
+    s.store.reset();
+    s.life = 0;
+    s.led = 0;
+    s.lease_resigned = false;
+    s.proposal = 0;
+    if (s.serving) set_serving(shard, s, false);
+  }
+
+  // -- after each event --------------------------------------------------------------------
+
+  /// Settles what follows from the replica's state: a lapsed lease seen at an ack steps it down;
+  /// the shard is served from when its leader has applied what it held at the promotion, until
+  /// it stops leading.
+  void sync(shard_t shard, slot& s) {
+    if (s.ack_without_lease) {
+      s.ack_without_lease = false;
+      if (s.replica && s.replica->leading()) resign_for_lease(shard, s);
+    }
+    bool leading = s.replica && s.replica->leading();
+    if (!leading) s.proposal = 0;  // the replica forgot it; its outcome is nobody's now
+    if (s.serving && !leading) {
+      set_serving(shard, s, false);
+    } else if (!s.serving && leading && s.replica->applied() >= s.serve_from) {
+      set_serving(shard, s, true);
+    }
+  }
+
+  void set_serving(shard_t shard, slot& s, bool serving) {
+    s.serving = serving;
+    log(log_level::info, serving ? "shard_serving" : "shard_not_serving",
+        {{"shard", std::to_string(shard)}, {"epoch", std::to_string(s.led)}});
+    hooks_.serving(shard, serving);
+  }
+
+  void resign_for_lease(shard_t shard, slot& s) {
+    metrics_->lease_step_downs += 1;
+    log(log_level::warn, "shard_leader_lease_lapsed", {{"shard", std::to_string(shard)}});
+    s.replica->step_down(replicate_error::deposed);
+    s.lease_resigned = true;
+  }
+
+  void completed(shard_t shard, std::uint64_t life, const std::function<void()>& fn) {
+    auto it = slots_.find(shard);
+    if (it == slots_.end() || it->second.life != life) return;
+    fn();
+    sync(shard, it->second);
+  }
+
+  // -- writes ------------------------------------------------------------------------------
+
+  caf::typed_response_promise<std::int32_t> replicate(shard_t shard, std::string payload) {
+    auto rp = make_response_promise<std::int32_t>();
+    auto it = slots_.find(shard);
+    auto refuse = [&](replicate_error why) {
+      metrics_->writes_failed += 1;
+      rp.deliver(replicate_code(why));
+      return rp;
+    };
+    if (it == slots_.end() || !it->second.replica || !it->second.replica->leading() ||
+        !hooks_.lease_valid())
+      return refuse(replicate_error::not_leader);
+    auto& s = it->second;
+    // A payload that no replica could apply (the journal refuses it) would fail the leader's
+    // apply and step it down: refused here. The room's own write_sets never get this large.
+    if (payload.size() > storage::journal::max_replica_payload)
+      return refuse(replicate_error::storage);
+    if (s.pending >= max_pending_replicates) {
+      metrics_->writes_refused_full += 1;
+      return refuse(replicate_error::not_enough_in_sync);
+    }
+    ++s.pending;
+    s.replica->replicate(
+        std::move(payload),
+        [this, shard, rp](std::optional<replicate_error> e) mutable { acked(shard, e, rp); });
+    sync(shard, s);
+    return rp;
+  }
+
+  void acked(shard_t shard, std::optional<replicate_error> e,
+             caf::typed_response_promise<std::int32_t>& rp) {
+    auto& s = slots_.at(shard);  // slots are never erased while the actor runs
+    --s.pending;
+    // A leader paused past its lease may have been replaced meanwhile: it acks nothing unless
+    // the lease surely holds now. The write is durable on the isr, so it may survive: deposed.
+    if (!e && !hooks_.lease_valid()) {
+      e = replicate_error::deposed;
+      s.ack_without_lease = true;
+    }
+    if (e) {
+      metrics_->writes_failed += 1;
+      rp.deliver(replicate_code(*e));
+    } else {
+      metrics_->writes_acked += 1;
+      rp.deliver(replicate_acked);
+    }
+  }
+
+  // -- peers -------------------------------------------------------------------------------
+
+  void on_peer(const std::string& from, const std::string& bytes) {
+    metrics_->messages_received += 1;
+    metrics_->bytes_received += bytes.size();
+    auto shard = cluster::shard_of_message(bytes);
+    auto it = shard ? slots_.find(*shard) : slots_.end();
+    if (it == slots_.end() || !it->second.replica) {
+      // A shard this node holds no replica of (yet: its assignment may still be on the way;
+      // the leader resends).
+      metrics_->unknown_shard += 1;
+      return;
+    }
+    it->second.replica->on_message(from, bytes, clock::now());
+    sync(*shard, it->second);
+  }
+
+  void send_to(const std::string& node, std::string bytes) {
+    if (!bytes.empty() && bytes.front() == 1) {  // an append (replication_wire's type 1)
+      metrics_->appends_sent += 1;
+      metrics_->append_bytes_sent += bytes.size();
+    }
+    hooks_.send(node, std::move(bytes));
+  }
+
+  // -- the tick ----------------------------------------------------------------------------
+
+  void tick() {
+    auto now = clock::now();
+    auto lease = hooks_.lease_valid();
+    for (auto& [shard, s] : slots_) {
+      if (!s.assignment) continue;
+      if (!s.replica) {
+        if (s.assignment->holds(self_)) steer(shard, s);  // its log failed to open: again
+      } else if (!s.replica->leading()) {
+        if (s.assignment->leader == self_) steer(shard, s);  // waiting for the lease
+      } else if (!lease) {
+        resign_for_lease(shard, s);
+      } else if (auto isr = s.replica->tick(now)) {
+        propose(shard, s, std::move(*isr));
+      }
+      sync(shard, s);
+    }
+  }
+
+  void propose(shard_t shard, slot& s, std::vector<std::string> isr) {
+    auto next = *s.assignment;
+    next.isr = isr;
+    if (!cluster::valid(next)) {  // the tracker keeps the leader in; this is its bug, not etcd's
+      log(log_level::error, "isr_proposal_invalid", {{"shard", std::to_string(shard)}});
+      return s.replica->isr_failed();
+    }
+    auto token = ++proposals_;
+    s.proposal = token;
+    auto expected = s.revision;
+    auto before = s.assignment->isr;
+    auto self = caf::actor_cast<caf::actor>(this);
+    hooks_.propose_isr(shard, std::move(next), expected,
+                       [this, self, shard, token, expected, isr = std::move(isr),
+                        before = std::move(before)](std::optional<std::int64_t> revision) {
+                         caf::anon_send(self, rjob_atom::value, replication_job{[=, this] {
+                                          proposed(shard, token, expected, isr, before, revision);
+                                        }});
+                       });
+  }
+
+  void proposed(shard_t shard, std::uint64_t token, std::int64_t expected,
+                const std::vector<std::string>& isr, const std::vector<std::string>& before,
+                std::optional<std::int64_t> revision) {
+    auto it = slots_.find(shard);
+    if (it == slots_.end() || it->second.proposal != token) return;
+    auto& s = it->second;
+    s.proposal = 0;
+    // Written, and nothing newer applied since (or the watch brought this very write first):
+    // the leader takes it. A newer assignment applied meanwhile already set the isr.
+    bool written = revision && (s.revision == expected || s.revision == *revision);
+    if (!written) {
+      metrics_->isr_proposals_failed += 1;
+      s.replica->isr_failed();
+      return sync(shard, s);
+    }
+    auto dropped = std::any_of(before.begin(), before.end(), [&](const std::string& n) {
+      return std::find(isr.begin(), isr.end(), n) == isr.end();
+    });
+    auto added = std::any_of(isr.begin(), isr.end(), [&](const std::string& n) {
+      return std::find(before.begin(), before.end(), n) == before.end();
+    });
+    if (dropped) metrics_->isr_shrinks += 1;
+    if (added) metrics_->isr_expands += 1;
+    log(log_level::info, "isr_written",
+        {{"shard", std::to_string(shard)}, {"isr", std::to_string(isr.size())}});
+    if (s.revision == expected) {
+      s.assignment->isr = isr;
+      s.revision = *revision;
+    }
+    s.replica->isr_written(isr, clock::now());
+    sync(shard, s);
+  }
+
+  // -- status ------------------------------------------------------------------------------
+
+  std::string status_json() const {
+    // Node ids are valid_name()s (checked by decode_assignment): nothing in them to escape.
+    std::string out = "[";
+    for (auto& [shard, s] : slots_) {
+      if (!s.replica) continue;
+      auto& r = *s.replica;
+      auto& a = *s.assignment;
+      if (out.size() > 1) out += ',';
+      out += "{\"shard\":" + std::to_string(shard) + ",\"epoch\":" + std::to_string(a.epoch) +
+             ",\"leader\":\"" + a.leader + "\",\"leading\":" + (r.leading() ? "true" : "false") +
+             ",\"serving\":" + (s.serving ? "true" : "false") +
+             ",\"log_end\":" + std::to_string(r.log_end()) +
+             ",\"applied\":" + std::to_string(r.applied()) +
+             ",\"high_watermark\":" + std::to_string(r.high_watermark()) + ",\"isr\":[";
+      for (std::size_t i = 0; i < a.isr.size(); ++i) out += (i ? ",\"" : "\"") + a.isr[i] + "\"";
+      out += "],\"revision\":" + std::to_string(s.revision) + "}";
+    }
+    return out + "]";
+  }
+
+  storage::journal& journal_;
+  std::string self_;
+  cluster::in_sync_config cfg_;
+  replication_hooks hooks_;
+  std::shared_ptr<replication_metrics> metrics_;
+  std::map<shard_t, slot> slots_;
+  std::uint64_t lives_ = 0;
+  std::uint64_t proposals_ = 0;
+};
+
+}  // namespace
+
+caf::actor spawn_replication(caf::actor_system& sys, storage::journal& journal, std::string self,
+                             cluster::in_sync_config cfg, replication_hooks hooks,
+                             std::shared_ptr<replication_metrics> metrics) {
+  return sys.spawn<replication_actor, caf::detached>(journal, std::move(self), cfg,
+                                                     std::move(hooks), std::move(metrics));
+}
+
+}  // namespace kaiwa::detail

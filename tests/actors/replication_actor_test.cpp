@@ -1,0 +1,538 @@
+// The replication actor (actors/detail/replication_actor.hpp) as the node runs it: three actors
+// in one actor system, one per node, each over its own journal in a temp dir. Their `send` hooks
+// deliver to each other directly (a node "cut off" loses its messages both ways), their isr
+// proposals go to an in-memory etcd (compare-and-swap on a mod revision) that hands every change
+// to the nodes it reaches, as the metadata agent's watch does.
+
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "actors/detail/replication_actor.hpp"
+#include "cluster/replication_wire.hpp"
+#include "cluster/shard_assignment.hpp"
+#include "core/log.hpp"
+#include "storage/journal.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace kaiwa;
+using namespace std::chrono_literals;
+using cluster::replicate_error;
+using cluster::shard_assignment;
+using detail::replicate_code;
+
+namespace {
+
+const bool quiet = [] {
+  configure_logging(log_level::error, log_format::text);
+  return true;
+}();
+
+/// A hook's call that the test waits for: serving(shard, v) with the journal's position then.
+struct serving_event {
+  bool serving = false;
+  std::uint64_t applied = 0;
+  std::uint64_t log_end = 0;
+};
+
+class replication_cluster {
+ public:
+  const room_id room{"lobby"};
+  const std::vector<std::string> nodes{"n1", "n2", "n3"};
+  shard_t shard = 0;
+
+  explicit replication_cluster(cluster::in_sync_config cfg = {2, 300ms}) : cfg_(cfg) {
+    for (auto& n : nodes) {
+      auto j = storage::journal::open({dirs_[n].str(), true});
+      REQUIRE(j.ok());
+      journals_[n] = std::move(*j);
+      lease_[n] = true;
+      metrics_[n] = std::make_shared<detail::replication_metrics>();
+    }
+    shard = shard_of(room.str(), journals_["n1"]->shards());
+    for (auto& n : nodes) start(n);
+  }
+
+  ~replication_cluster() {
+    {
+      std::lock_guard lock(mtx_);
+      for (auto& [n, a] : actors_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      actors_.clear();
+    }
+    sys_.await_all_actors_done();
+    // What the journals' writers still post goes to actors that are gone.
+    for (auto& [n, j] : journals_) j->stop();
+  }
+
+  /// Spawns `n`'s replication actor over its journal (as the node starts, or restarts).
+  void start(const std::string& n) {
+    detail::replication_hooks h;
+    h.send = [this, n](const std::string& to, std::string bytes) {
+      std::lock_guard lock(mtx_);
+      if (cut_.contains(n) || cut_.contains(to) || !actors_.contains(to)) return;
+      if (lapse_after_send_ == std::pair{n, to}) {
+        lease_[n] = false;
+        lapse_after_send_ = {};
+      }
+      caf::anon_send(actors_[to], detail::peer_msg_atom::value, n, std::move(bytes));
+    };
+    h.propose_isr = [this](shard_t s, shard_assignment next, std::int64_t expected,
+                           std::function<void(std::optional<std::int64_t>)> done) {
+      std::optional<std::int64_t> written;
+      {
+        std::lock_guard lock(mtx_);
+        if (revision_of_[s] == expected) {
+          written = put_locked(s, next);
+          ++isr_writes_;
+        }
+      }
+      done(written);
+      if (written) publish(s);
+    };
+    h.lease_valid = [this, n] { return lease_[n].load(); };
+    h.serving = [this, n](shard_t s, bool v) {
+      auto at = journals_[n]->replica_position(s);
+      std::lock_guard lock(mtx_);
+      serving_[n].push_back({v, at->applied, at->log_end});
+      cv_.notify_all();
+    };
+    auto a = detail::spawn_replication(sys_, *journals_[n], n, cfg_, std::move(h), metrics_[n]);
+    std::lock_guard lock(mtx_);
+    actors_[n] = a;
+  }
+
+  /// kill -9 of the actor: it is gone at once (its journal stays, as its disk would).
+  void kill(const std::string& n) {
+    caf::actor a;
+    {
+      std::lock_guard lock(mtx_);
+      a = actors_.at(n);
+      actors_.erase(n);
+    }
+    caf::scoped_actor self{sys_};
+    self->monitor(a);
+    caf::anon_send_exit(a, caf::exit_reason::kill);
+    bool down = false;
+    self->receive([&](caf::down_msg&) { down = true; }, caf::after(10s) >> [] {});
+    REQUIRE(down);
+  }
+
+  /// `n` loses every message to and from the others, and the metadata's changes.
+  void cut(const std::string& n) {
+    std::lock_guard lock(mtx_);
+    cut_.insert(n);
+  }
+  void heal(const std::string& n) {
+    std::lock_guard lock(mtx_);
+    cut_.erase(n);
+  }
+
+  /// The controller writes `a` and every node it reaches gets it.
+  void assign(const shard_assignment& a) {
+    {
+      std::lock_guard lock(mtx_);
+      put_locked(shard, a);
+    }
+    publish(shard);
+  }
+  /// The current assignment reaches `n` alone (a watch catching up after a cut).
+  void deliver(const std::string& n) {
+    std::lock_guard lock(mtx_);
+    caf::anon_send(actors_.at(n), detail::assign_atom::value, shard, cluster::encode(etcd_[shard]),
+                   revision_of_[shard]);
+  }
+  shard_assignment current() {
+    std::lock_guard lock(mtx_);
+    return etcd_[shard];
+  }
+  int isr_writes() {
+    std::lock_guard lock(mtx_);
+    return isr_writes_;
+  }
+
+  caf::actor actor(const std::string& n) {
+    std::lock_guard lock(mtx_);
+    return actors_.at(n);
+  }
+  storage::journal& journal(const std::string& n) { return *journals_.at(n); }
+  detail::replication_metrics& metrics(const std::string& n) { return *metrics_.at(n); }
+  void set_lease(const std::string& n, bool valid) { lease_[n] = valid; }
+  /// `from`'s lease lapses as its next message to `to` leaves (the answer finds it lapsed).
+  void lapse_after_send(const std::string& from, const std::string& to) {
+    std::lock_guard lock(mtx_);
+    lapse_after_send_ = {from, to};
+  }
+
+  std::vector<serving_event> serving(const std::string& n) {
+    std::lock_guard lock(mtx_);
+    return serving_[n];
+  }
+  bool is_serving(const std::string& n) {
+    auto ev = serving(n);
+    return !ev.empty() && ev.back().serving;
+  }
+
+  /// A room's write_set as `n`'s journal makes its replicated payload.
+  std::string payload(const std::string& n, seq_t seq, const std::string& text) {
+    storage::write_set ws;
+    ws.put_event(room, seq, text);
+    ws.put_meta(room, "head " + std::to_string(seq));
+    return journals_.at(n)->replica_payload(ws);
+  }
+
+  /// Waits until `done` holds, at most 20 s.
+  bool wait(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    std::unique_lock lock(mtx_);
+    while (true) {
+      lock.unlock();
+      if (done()) return true;
+      lock.lock();
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      cv_.wait_for(lock, 10ms);
+    }
+  }
+
+  caf::actor_system& sys() { return sys_; }
+
+  /// `n`'s replication_status_atom answer.
+  std::string status(const std::string& n) {
+    caf::scoped_actor self{sys_};
+    std::string out;
+    self->request(actor(n), 10s, detail::replication_status_atom::value)
+        .receive([&](std::string& json) { out = std::move(json); }, [](caf::error&) {});
+    return out;
+  }
+
+ private:
+  std::int64_t put_locked(shard_t s, const shard_assignment& a) {
+    etcd_[s] = a;
+    revision_of_[s] = ++revision_;
+    return revision_;
+  }
+  void publish(shard_t s) {
+    std::lock_guard lock(mtx_);
+    for (auto& [n, a] : actors_)
+      if (!cut_.contains(n))
+        caf::anon_send(a, detail::assign_atom::value, s, cluster::encode(etcd_[s]),
+                       revision_of_[s]);
+  }
+
+  cluster::in_sync_config cfg_;
+  std::map<std::string, test::temp_dir> dirs_;
+  std::map<std::string, std::unique_ptr<storage::journal>> journals_;
+  std::map<std::string, std::atomic<bool>> lease_;
+  std::map<std::string, std::shared_ptr<detail::replication_metrics>> metrics_;
+  caf::actor_system_config sys_cfg_;
+  caf::actor_system sys_{sys_cfg_};
+
+  std::mutex mtx_;  // what follows, and the order of anon_sends made under it
+  std::condition_variable cv_;
+  std::map<std::string, caf::actor> actors_;
+  std::set<std::string> cut_;
+  std::pair<std::string, std::string> lapse_after_send_;
+  std::map<std::string, std::vector<serving_event>> serving_;
+  std::map<shard_t, shard_assignment> etcd_;
+  std::map<shard_t, std::int64_t> revision_of_;
+  std::int64_t revision_ = 100;
+  int isr_writes_ = 0;
+};
+
+/// Writes in flight from a client: sent at once, their replies collected as they come.
+class writes {
+ public:
+  writes(replication_cluster& c, const std::string& node, std::vector<std::string> payloads)
+      : self_(c.sys()), expected_(payloads.size()) {
+    auto a = c.actor(node);
+    for (auto& p : payloads) self_->send(a, detail::replicate_atom::value, c.shard, std::move(p));
+  }
+  /// Every reply (each within 20 s of the previous); fewer when one doesn't come.
+  std::vector<std::int32_t> codes() {
+    while (codes_.size() < expected_) {
+      bool timed_out = false;
+      self_->receive([&](std::int32_t code) { codes_.push_back(code); },
+                     caf::after(20s) >> [&] { timed_out = true; });
+      if (timed_out) break;
+    }
+    return codes_;
+  }
+  /// Replies that came within `d` (none of the rest).
+  std::vector<std::int32_t> codes_within(std::chrono::milliseconds d) {
+    bool timed_out = false;
+    while (codes_.size() < expected_ && !timed_out)
+      self_->receive([&](std::int32_t code) { codes_.push_back(code); },
+                     caf::after(d) >> [&] { timed_out = true; });
+    return codes_;
+  }
+
+ private:
+  caf::scoped_actor self_;
+  std::size_t expected_;
+  std::vector<std::int32_t> codes_;
+};
+
+std::vector<std::string> payloads(replication_cluster& c, const std::string& node, seq_t from,
+                                  seq_t to, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (auto seq = from; seq <= to; ++seq)
+    out.push_back(c.payload(node, seq, prefix + std::to_string(seq)));
+  return out;
+}
+
+std::size_t count(const std::vector<std::int32_t>& codes, std::int32_t code) {
+  return static_cast<std::size_t>(std::count(codes.begin(), codes.end(), code));
+}
+
+/// The shard's log and records on `n`, to compare replicas: log end, applied, every entry's
+/// epoch and payload, the room's events.
+struct replica_image {
+  std::uint64_t log_end = 0, applied = 0;
+  std::vector<std::pair<std::uint64_t, std::string>> entries;
+  std::vector<std::string> events;
+  friend bool operator==(const replica_image&, const replica_image&) = default;
+};
+
+replica_image image(replication_cluster& c, const std::string& n) {
+  auto& j = c.journal(n);
+  replica_image out;
+  auto at = j.replica_position(c.shard);
+  REQUIRE(at.ok());
+  out.log_end = at->log_end;
+  out.applied = at->applied;
+  auto log = j.replica_entries(c.shard, 0, 100'000, std::size_t{1} << 30);
+  REQUIRE(log.ok());
+  for (auto& e : *log) out.entries.emplace_back(e.epoch, e.payload);
+  auto events = j.events_after(c.room, 0, 100'000);
+  REQUIRE(events.ok());
+  out.events = *events;
+  return out;
+}
+
+bool applied_everywhere(replication_cluster& c, std::uint64_t n) {
+  for (auto& node : c.nodes)
+    if (c.journal(node).replica_position(c.shard)->applied != n) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("replication actors: 100 writes acked, every replica's log and records alike",
+          "[replication][actor]") {
+  replication_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  auto codes = writes(c, "n1", payloads(c, "n1", 1, 100, "e")).codes();
+  REQUIRE(codes.size() == 100);
+  CHECK(count(codes, detail::replicate_acked) == 100);
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 100); }));
+  auto leader = image(c, "n1");
+  CHECK(leader.log_end == 100);
+  CHECK(leader.events.size() == 100);
+  CHECK(leader.events.back() == "e100");
+  CHECK(image(c, "n2") == leader);
+  CHECK(image(c, "n3") == leader);
+  CHECK(c.metrics("n1").writes_acked == 100);
+  CHECK(c.metrics("n1").appends_sent >= 2);
+  CHECK(c.metrics("n1").append_bytes_sent > 100 * 10);
+  CHECK(c.metrics("n2").messages_received >= 1);
+  CHECK_FALSE(c.is_serving("n2"));
+  CHECK_FALSE(c.is_serving("n3"));
+  auto shard = std::to_string(c.shard);
+  CHECK(c.status("n1") == "[{\"shard\":" + shard +
+                              ",\"epoch\":1,\"leader\":\"n1\",\"leading\":true,\"serving\":true,"
+                              "\"log_end\":100,\"applied\":100,\"high_watermark\":100,"
+                              "\"isr\":[\"n1\",\"n2\",\"n3\"],\"revision\":101}]");
+  CHECK(c.status("n2").find("\"leading\":false,\"serving\":false,\"log_end\":100") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "replication actors: a killed leader's in-sync follower leads the next epoch once it "
+    "applied its log, and a restarted old leader catches up as a follower",
+    "[replication][actor]") {
+  replication_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  auto first = writes(c, "n1", payloads(c, "n1", 1, 30, "a")).codes();
+  REQUIRE(count(first, detail::replicate_acked) == 30);
+  c.kill("n1");
+
+  c.assign({2, "n2", c.nodes, {"n2", "n3"}});
+  REQUIRE(c.wait([&] { return c.is_serving("n2"); }));
+  // Serving only once its records hold every write acked before: all it held at the promotion.
+  auto ev = c.serving("n2");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].log_end == 30);
+  CHECK(ev[0].applied == 30);
+
+  auto second = writes(c, "n2", payloads(c, "n2", 31, 50, "b")).codes();
+  CHECK(count(second, detail::replicate_acked) == 20);
+
+  // n1 returns (its epoch history rebuilt from its log) and follows; n2 takes it back in sync.
+  c.start("n1");
+  c.deliver("n1");
+  REQUIRE(c.wait([&] { return c.current().isr.size() == 3; }));
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 50); }));
+  CHECK(c.metrics("n2").isr_expands == 1);
+  auto leader = image(c, "n2");
+  CHECK(leader.events.size() == 50);
+  CHECK(leader.entries[29].first == 1);
+  CHECK(leader.entries[30].first == 2);
+  CHECK(image(c, "n1") == leader);
+  CHECK(image(c, "n3") == leader);
+  CHECK_FALSE(c.is_serving("n1"));
+}
+
+TEST_CASE(
+    "replication actors: a cut-off leader's late writes fail once it hears of the new "
+    "epoch, and its unacked entries go",
+    "[replication][actor]") {
+  replication_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  REQUIRE(count(writes(c, "n1", payloads(c, "n1", 1, 10, "a")).codes(), detail::replicate_acked) ==
+          10);
+
+  c.cut("n1");
+  c.assign({2, "n2", c.nodes, {"n2", "n3"}});  // n1 doesn't hear of it
+  writes late(c, "n1", payloads(c, "n1", 11, 15, "late"));
+  REQUIRE(c.wait([&] { return c.is_serving("n2"); }));
+  CHECK(count(writes(c, "n2", payloads(c, "n2", 11, 20, "b")).codes(), detail::replicate_acked) ==
+        10);
+  // n1's isr change (dropping the followers it can't reach) loses its compare-and-swap.
+  REQUIRE(c.wait([&] { return c.metrics("n1").isr_proposals_failed >= 1; }));
+  CHECK(late.codes_within(100ms).empty());
+
+  c.heal("n1");  // its resent appends are answered stale: it steps down
+  auto codes = late.codes();
+  REQUIRE(codes.size() == 5);
+  CHECK(count(codes, replicate_code(replicate_error::deposed)) == 5);
+  REQUIRE(c.wait([&] { return !c.is_serving("n1"); }));
+
+  c.deliver("n1");
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 20); }));
+  auto leader = image(c, "n2");
+  CHECK(leader.events[10] == "b11");
+  CHECK(image(c, "n1") == leader);
+  CHECK(image(c, "n3") == leader);
+}
+
+TEST_CASE(
+    "replication actors: a follower that doesn't answer leaves the isr and writes go on "
+    "with min_insync 2; back, it joins again",
+    "[replication][actor]") {
+  replication_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  c.cut("n3");
+  auto codes = writes(c, "n1", payloads(c, "n1", 1, 20, "a")).codes();
+  CHECK(count(codes, detail::replicate_acked) == 20);
+  CHECK(c.current().isr == std::vector<std::string>{"n1", "n2"});
+  CHECK(c.current().epoch == 1);
+  CHECK(c.metrics("n1").isr_shrinks == 1);
+  CHECK(count(writes(c, "n1", payloads(c, "n1", 21, 30, "b")).codes(), detail::replicate_acked) ==
+        10);
+
+  c.heal("n3");
+  c.deliver("n3");
+  REQUIRE(c.wait([&] { return c.current().isr.size() == 3; }));
+  CHECK(c.metrics("n1").isr_expands == 1);
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 30); }));
+  CHECK(image(c, "n3") == image(c, "n1"));
+}
+
+TEST_CASE(
+    "replication actors: a write to a node that doesn't lead the shard answers not_leader; "
+    "bad and stale assignments change nothing",
+    "[replication][actor]") {
+  replication_cluster c;
+  auto not_leader = replicate_code(replicate_error::not_leader);
+  // Before any assignment.
+  CHECK(writes(c, "n1", {c.payload("n1", 1, "x")}).codes() == std::vector{not_leader});
+
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  CHECK(writes(c, "n2", {c.payload("n2", 1, "x")}).codes() == std::vector{not_leader});
+
+  // Not JSON of a valid assignment, a shard the journal doesn't have, an older revision that
+  // would make n2 lead: refused or ignored.
+  caf::anon_send(c.actor("n2"), detail::assign_atom::value, c.shard, std::string("{\"epoch\":"),
+                 std::int64_t{1000});
+  caf::anon_send(c.actor("n2"), detail::assign_atom::value, shard_t{65535},
+                 cluster::encode({1, "n2", c.nodes, c.nodes}), std::int64_t{1000});
+  caf::anon_send(c.actor("n2"), detail::assign_atom::value, c.shard,
+                 cluster::encode({5, "n2", c.nodes, c.nodes}), std::int64_t{1});
+  REQUIRE(c.wait([&] { return c.metrics("n2").invalid_assignments == 2; }));
+  CHECK(writes(c, "n2", {c.payload("n2", 1, "x")}).codes() == std::vector{not_leader});
+  CHECK(count(writes(c, "n1", {c.payload("n1", 1, "y")}).codes(), detail::replicate_acked) == 1);
+
+  // A message for a shard no replica here holds is counted and dropped.
+  auto before = c.metrics("n3").unknown_shard.load();
+  auto other = static_cast<shard_t>((c.shard + 1) % c.journal("n3").shards());
+  caf::anon_send(c.actor("n3"), detail::peer_msg_atom::value, std::string("n1"),
+                 cluster::encode(cluster::append_answer{other, {}, 1, 0}));
+  caf::anon_send(c.actor("n3"), detail::peer_msg_atom::value, std::string("n1"), std::string());
+  REQUIRE(c.wait([&] { return c.metrics("n3").unknown_shard == before + 2; }));
+}
+
+TEST_CASE(
+    "replication actors: a leader whose lease doesn't surely hold acks nothing, steps "
+    "down, and leads again once it holds",
+    "[replication][actor]") {
+  replication_cluster c({2, 5s});  // n3 stays in the isr while cut
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  REQUIRE(count(writes(c, "n1", payloads(c, "n1", 1, 5, "a")).codes(), detail::replicate_acked) ==
+          5);
+
+  c.set_lease("n1", false);
+  CHECK(writes(c, "n1", {c.payload("n1", 6, "x")}).codes() ==
+        std::vector{replicate_code(replicate_error::not_leader)});
+  REQUIRE(c.wait([&] { return !c.is_serving("n1"); }));
+  CHECK(c.metrics("n1").lease_step_downs == 1);
+
+  // Writes pending when the lease lapses (n3 cut off holds their acks) fail, none acked.
+  c.set_lease("n1", true);
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  c.cut("n3");
+  writes held(c, "n1", payloads(c, "n1", 6, 10, "held"));
+  CHECK(held.codes_within(100ms).empty());
+  c.set_lease("n1", false);
+  auto codes = held.codes();
+  REQUIRE(codes.size() == 5);
+  CHECK(count(codes, replicate_code(replicate_error::deposed)) == 5);
+  CHECK(c.metrics("n1").writes_acked == 5);
+  REQUIRE(c.wait([&] { return !c.is_serving("n1"); }));
+
+  c.heal("n3");
+  c.set_lease("n1", true);
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  CHECK(count(writes(c, "n1", payloads(c, "n1", 11, 15, "b")).codes(), detail::replicate_acked) ==
+        5);
+  CHECK(c.current().epoch == 1);
+}
+
+TEST_CASE("replication actors: acks that arrive after the lease lapsed are not given",
+          "[replication][actor]") {
+  replication_cluster c({2, 5s});  // n3 stays in the isr while cut
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  c.cut("n3");
+  writes held(c, "n1", payloads(c, "n1", 1, 5, "held"));
+  CHECK(held.codes_within(100ms).empty());
+  // The append resent to n3 is the last thing n1 does with its lease: n3's answer, which would
+  // complete the writes, finds it lapsed (or the tick does first).
+  c.lapse_after_send("n1", "n3");
+  c.heal("n3");
+  auto codes = held.codes();
+  REQUIRE(codes.size() == 5);
+  CHECK(count(codes, replicate_code(replicate_error::deposed)) == 5);
+  CHECK(c.metrics("n1").writes_acked == 0);
+  REQUIRE(c.wait([&] { return !c.is_serving("n1"); }));
+  CHECK(c.metrics("n1").lease_step_downs == 1);
+}

@@ -42,9 +42,10 @@ class replicated_cluster {
   /// Starts node i (again, after a kill) on its data dir.
   void start(std::size_t i) {
     std::vector<std::string> flags = {
-        "--node-id", id(i),     "--cluster", "127.0.0.1:0",
-        "--shards",  std::to_string(test_shards), "--etcd",
-        "127.0.0.1:" + std::to_string(etcd_.client_port())};
+        "--node-id", id(i),
+        "--cluster", "127.0.0.1:0",
+        "--shards",  std::to_string(test_shards),
+        "--etcd",    "127.0.0.1:" + std::to_string(etcd_.client_port())};
     if (nodes_.size() <= i) nodes_.resize(i + 1);
     nodes_[i] = std::make_unique<node_process>(dir_.str() + "/" + id(i), flags);
   }
@@ -81,22 +82,51 @@ class replicated_cluster {
   std::vector<std::unique_ptr<node_process>> nodes_;
 };
 
-std::string send_json(std::int64_t id, const std::string& room, const std::string& text) {
-  return R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room +
-         R"(","text":")" + text + "\"}";
+std::string send_json(std::int64_t id, const std::string& room, const std::string& text,
+                      const std::string& cid) {
+  return R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room + R"(","text":")" +
+         text + R"(","cid":")" + cid + "\"}";
 }
 
-/// Sends until acked, as a client does: `unavailable` means "not applied: retry". Returns the
-/// last reply (an ack, or the error that ended the retries).
-message send_until_acked(ws_client& c, std::int64_t id, const std::string& room,
-                         const std::string& text, std::chrono::milliseconds limit = 20s) {
-  auto deadline = steady::now() + limit;
-  for (;;) {
-    auto reply = c.request(send_json(id, room, text), id);
-    if (reply.str("code") != "unavailable" || steady::now() > deadline) return reply;
-    std::this_thread::sleep_for(10ms);  // the client's retry interval
+/// A client's sends, as an application makes them: each with a cid, retried (same cid) on
+/// `unavailable` (not applied), on `timeout` (the leader changed or went down before it
+/// answered: maybe applied, and the cid makes the retry return the first seq) and when no
+/// reply comes within a second (sent to a leader that stopped).
+class sender {
+ public:
+  explicit sender(ws_client& c) : c_(c) {}
+
+  /// The ack of `text` (its cid: the text), or the error that ended the retries after `limit`.
+  message send(const std::string& room, const std::string& text,
+               std::chrono::milliseconds limit = 20s) {
+    auto deadline = steady::now() + limit;
+    for (;;) {
+      auto id = next_id_++;
+      c_.send(send_json(id, room, text, "cid-" + text));
+      auto reply = reply_to(id, std::min(steady::now() + 1s, deadline));
+      if (reply && reply->str("code") != "unavailable" && reply->str("code") != "timeout")
+        return *reply;
+      if (steady::now() >= deadline)
+        return reply.value_or(message(R"({"op":"error","code":"no reply"})"));
+      std::this_thread::sleep_for(10ms);  // the client's retry interval
+    }
   }
-}
+
+ private:
+  /// The reply to request `id` (others, and pushes, skipped) until `until`.
+  std::optional<message> reply_to(std::int64_t id, steady::time_point until) {
+    while (steady::now() < until) {
+      auto m =
+          c_.recv(std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
+      if (!m) return std::nullopt;
+      if (m->num("id") == id) return m;
+    }
+    return std::nullopt;
+  }
+
+  ws_client& c_;
+  std::int64_t next_id_ = 1'000;
+};
 
 struct acked_event {
   std::int64_t seq;
@@ -108,7 +138,7 @@ struct acked_event {
 void check_history(ws_client& c, const std::string& room, const std::vector<acked_event>& acked,
                    std::int64_t id) {
   auto h = c.request(R"({"op":"history","id":)" + std::to_string(id) + R"(,"room":")" + room +
-                         R"(","limit":1000})",
+                         R"(","after":0,"limit":200})",
                      id);
   REQUIRE(h.str("op") == "history");
   std::map<std::int64_t, std::string> seen;
@@ -129,9 +159,10 @@ void check_history(ws_client& c, const std::string& room, const std::vector<acke
 
 }  // namespace
 
-TEST_CASE("replicated: kill -9 of a room's leader loses no acked event, and another replica "
-          "takes writes within seconds",
-          "[replication]") {
+TEST_CASE(
+    "replicated: kill -9 of a room's leader loses no acked event, and another replica "
+    "takes writes within seconds",
+    "[replication]") {
   if (etcd_process::binary().empty()) {
     WARN("no etcd binary (apt-get install etcd-server): skipping");
     return;
@@ -143,18 +174,19 @@ TEST_CASE("replicated: kill -9 of a room's leader loses no acked event, and anot
   auto via = (replicated_cluster::index(leader) + 1) % 3;
   ws_client client(c.node(via).port());
   client.hello("alice");
+  sender client_sends(client);
 
   std::vector<acked_event> acked;
   for (std::int64_t k = 1; k <= 30; ++k) {
     auto text = "before-" + std::to_string(k);
-    auto ack = send_until_acked(client, k, room, text);
+    auto ack = client_sends.send(room, text);
     REQUIRE(ack.str("op") == "ack");
     acked.push_back({ack.num("seq"), text});
   }
 
   auto killed_at = steady::now();
   REQUIRE(c.node(replicated_cluster::index(leader)).stop(SIGKILL) == 128 + SIGKILL);
-  auto ack = send_until_acked(client, 100, room, "after", 30s);
+  auto ack = client_sends.send(room, "after", 30s);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
   REQUIRE(ack.str("op") == "ack");
   acked.push_back({ack.num("seq"), "after"});
@@ -168,14 +200,14 @@ TEST_CASE("replicated: kill -9 of a room's leader loses no acked event, and anot
   c.start(replicated_cluster::index(leader));
   ws_client back(c.node(replicated_cluster::index(leader)).port());
   back.hello("bob");
-  auto more = send_until_acked(back, 300, room, "from the returned node");
+  sender back_sends(back);
+  auto more = back_sends.send(room, "from the returned node");
   REQUIRE(more.str("op") == "ack");
   acked.push_back({more.num("seq"), "from the returned node"});
   check_history(back, room, acked, 301);
 }
 
-TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)",
-          "[replication]") {
+TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)", "[replication]") {
   if (etcd_process::binary().empty()) {
     WARN("no etcd binary (apt-get install etcd-server): skipping");
     return;
@@ -187,16 +219,17 @@ TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)"
   auto follower = (li + 1) % 3;
   ws_client client(c.node(li).port());
   client.hello("alice");
+  sender client_sends(client);
   std::vector<acked_event> acked;
   for (std::int64_t k = 1; k <= 10; ++k) {
-    auto ack = send_until_acked(client, k, room, "a" + std::to_string(k));
+    auto ack = client_sends.send(room, "a" + std::to_string(k));
     REQUIRE(ack.str("op") == "ack");
     acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
   }
   REQUIRE(c.node(follower).stop(SIGKILL) == 128 + SIGKILL);
   auto killed_at = steady::now();
   for (std::int64_t k = 11; k <= 30; ++k) {
-    auto ack = send_until_acked(client, k, room, "b" + std::to_string(k));
+    auto ack = client_sends.send(room, "b" + std::to_string(k));
     REQUIRE(ack.str("op") == "ack");
     acked.push_back({ack.num("seq"), "b" + std::to_string(k)});
   }
@@ -207,9 +240,10 @@ TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)"
   check_history(client, room, acked, 100);
 }
 
-TEST_CASE("replicated: a leader paused past its lease is replaced, and acks nothing when it "
-          "wakes",
-          "[replication]") {
+TEST_CASE(
+    "replicated: a leader paused past its lease is replaced, and acks nothing when it "
+    "wakes",
+    "[replication]") {
   if (etcd_process::binary().empty()) {
     WARN("no etcd binary (apt-get install etcd-server): skipping");
     return;
@@ -221,9 +255,10 @@ TEST_CASE("replicated: a leader paused past its lease is replaced, and acks noth
   auto via = (li + 1) % 3;
   ws_client client(c.node(via).port());
   client.hello("alice");
+  sender client_sends(client);
   std::vector<acked_event> acked;
   for (std::int64_t k = 1; k <= 10; ++k) {
-    auto ack = send_until_acked(client, k, room, "a" + std::to_string(k));
+    auto ack = client_sends.send(room, "a" + std::to_string(k));
     REQUIRE(ack.str("op") == "ack");
     acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
   }
@@ -233,8 +268,8 @@ TEST_CASE("replicated: a leader paused past its lease is replaced, and acks noth
 
   c.node(li).pause();
   auto paused_at = steady::now();
-  stale.send(send_json(500, room, "from the paused leader"));
-  auto ack = send_until_acked(client, 100, room, "after", 30s);
+  stale.send(send_json(500, room, "from the paused leader", "stale-1"));
+  auto ack = client_sends.send(room, "after", 30s);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - paused_at);
   REQUIRE(ack.str("op") == "ack");
   acked.push_back({ack.num("seq"), "after"});
@@ -245,8 +280,8 @@ TEST_CASE("replicated: a leader paused past its lease is replaced, and acks noth
   // new leader gave another event.
   c.node(li).signal(SIGCONT);
   auto late = stale.next_where([](const message& m) { return m.num("id") == 500; }, 20s);
-  auto h = client.request(R"({"op":"history","id":600,"room":")" + room + R"(","limit":1000})",
-                          600);
+  auto h = client.request(
+      R"({"op":"history","id":600,"room":")" + room + R"(","after":0,"limit":200})", 600);
   if (late.str("op") == "ack") {
     bool found = false;
     for (auto e : h.array("events"))

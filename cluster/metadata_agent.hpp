@@ -23,18 +23,12 @@
 #include "cluster/election.hpp"
 #include "cluster/etcd_client.hpp"
 #include "cluster/lease_session.hpp"
+#include "cluster/member_info.hpp"
 #include "cluster/result.hpp"
 #include "cluster/shard_assignment.hpp"
 #include "core/shard.hpp"
 
 namespace kaiwa::cluster {
-
-struct member_info {
-  std::string id;
-  std::string cluster_address;  // host:port of its cluster listener (CAF)
-  std::string public_address;   // host:port of its WebSocket/HTTP listener (informational)
-  std::int64_t lease = 0;       // the lease its key lives under
-};
 
 struct metadata_config {
   std::vector<endpoint> etcd;
@@ -99,11 +93,5 @@ class metadata_agent {
   explicit metadata_agent(std::unique_ptr<state> s);
   std::unique_ptr<state> state_;
 };
-
-/// The value of a member key: {"id","cluster_address","public_address"}.
-std::string encode(const member_info& m);
-/// Strict: those three fields, strings, the id a node id, the cluster address host:port, the
-/// public one host:port or empty, at most 1 KiB; nullopt for anything else. `lease` is left 0.
-std::optional<member_info> decode_member(std::string_view json);
 
 }  // namespace kaiwa::cluster

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cluster/member_info.hpp"
 #include "cluster/metadata_agent.hpp"
 #include "cluster/replica_planner.hpp"
 #include "tests/cluster/cuttable_proxy.hpp"
@@ -207,6 +208,17 @@ TEST_CASE("member values are read strictly", "[etcd][agent]") {
   CHECK_FALSE(decode_member(R"({"id":1,"cluster_address":"h:1","public_address":""})"));
   CHECK_FALSE(decode_member("[]"));
   CHECK_FALSE(decode_member(std::string(2000, ' ') + "{}"));
+  // Addresses are printable ASCII JSON needn't escape, 255 bytes at most: an encoded member
+  // always fits what a decode accepts.
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h\"x:1","public_address":""})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h\bx:1","public_address":""})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h x:1","public_address":""})"));
+  member_info longest{std::string(128, 'n'), std::string(249, 'h') + ":65535",
+                      std::string(249, 'p') + ":65535", 0};
+  REQUIRE(valid(longest));
+  CHECK(decode_member(encode(longest)));
+  longest.public_address.insert(0, "p");
+  CHECK_FALSE(valid(longest));
 }
 
 TEST_CASE(

@@ -45,7 +45,10 @@ struct metadata_config {
 };
 
 /// Called on the agent's threads; each must return quickly (they post into actors) and must not
-/// destroy the agent.
+/// destroy the agent. `members`, `assignment` and `controller` come one at a time, in revision
+/// order (at start, before start() returns, on the thread calling it; then on the watch's, or the
+/// worker's while it loads again after a compacted watch);
+/// `lease_lost` on the worker, possibly while one of them runs.
 struct metadata_events {
   /// The live members, whole, after each change (this node included).
   std::function<void(std::map<std::string, member_info>)> members;

@@ -460,9 +460,10 @@ struct metadata_agent::state {
           writes.push_back({s, std::move(a), current.at(s).mod_revision});
       if (writes.empty()) return true;
 
-      // In batches (a dead node's hundreds of shards in a few round trips); a batch that meets
-      // a conflict (a leader changed its isr meanwhile, or the term ended) is tried one shard at a
-      // time, so the others go through and only the conflicting ones are planned again.
+      // In batches (a dead node's hundreds of shards in a few round trips). A batch that fails a
+      // condition: if the term ended, the round stops; otherwise (a leader changed its isr
+      // meanwhile) its shards are tried one at a time, so the others go through, and the round
+      // reloads and plans the conflicting ones again.
       std::vector<compare> fence{elect.fence(*term)};
       bool conflict = false;
       auto write = [&](const std::vector<assignment_write>& batch) {
@@ -482,6 +483,13 @@ struct metadata_agent::state {
         if (!r.ok()) return false;
         if (*r) continue;
         conflict = true;
+        auto holder = elect.current();
+        if (!holder.ok()) return false;
+        if (!*holder || (*holder)->term != *term) {
+          log(log_level::warn, "metadata_controller_deposed",
+              {{"node", cfg.node}, {"term", *term}});
+          return true;
+        }
         if (batch.size() == 1) continue;
         for (auto& w : batch) {
           if (!my_term()) return true;
@@ -490,13 +498,6 @@ struct metadata_agent::state {
         }
       }
       if (!conflict) return true;
-      // Someone changed a shard first (a leader's isr), or this node is no longer controller.
-      auto now = elect.current();
-      if (!now.ok()) return false;
-      if (!*now || (*now)->term != *term) {
-        log(log_level::warn, "metadata_controller_deposed", {{"node", cfg.node}, {"term", *term}});
-        return true;
-      }
       auto t = store.load();
       if (!t.ok()) return false;
       std::lock_guard lock(view_mtx);

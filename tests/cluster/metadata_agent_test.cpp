@@ -280,6 +280,46 @@ TEST_CASE(
   CHECK_FALSE(n2.rec.went_back());
 }
 
+TEST_CASE("three agents started at once agree on one controller, which places every shard once",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  std::vector<std::unique_ptr<node>> nodes;
+  for (auto id : {"n1", "n2", "n3"})
+    nodes.push_back(std::make_unique<node>(id, etcd.client_port()));
+  std::vector<std::thread> starting;
+  std::vector<std::optional<kaiwa::cluster::error>> failed(nodes.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    starting.emplace_back([&, i] {
+      auto a = metadata_agent::start(nodes[i]->cfg, nodes[i]->rec.events());
+      if (a.ok())
+        nodes[i]->agent = std::move(*a);
+      else
+        failed[i] = a.err();
+    });
+  for (auto& t : starting) t.join();
+  for (auto& f : failed) REQUIRE_FALSE(f);
+  for (auto& n : nodes)
+    REQUIRE(n->rec.wait(10s, [](recorder& r) {
+      return r.shards_.size() == shard_count && r.controller_ && r.members_.size() == 3;
+    }));
+  auto controller = *nodes[0]->rec.controller();
+  for (auto& n : nodes) CHECK(*n->rec.controller() == controller);
+  // Each shard's key was written once (version 1), the same on every node.
+  auto keys = client.range(prefix + "shards/");
+  REQUIRE(keys.ok());
+  REQUIRE(keys->kvs.size() == shard_count);
+  for (auto& kv : keys->kvs) CHECK(kv.version == 1);
+  auto first = nodes[0]->rec.shards();
+  for (auto& n : nodes)
+    for (auto& [s, a] : n->rec.shards()) {
+      CHECK(a.assignment == first.at(s).assignment);
+      CHECK(a.mod_revision == first.at(s).mod_revision);
+    }
+}
+
 TEST_CASE("without a report, a dead member's shards fail over once its lease expires",
           "[etcd][agent]") {
   if (!have_etcd()) return;

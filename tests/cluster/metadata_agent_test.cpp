@@ -16,6 +16,7 @@
 #include "tests/cluster/etcd_process.hpp"
 #include "tests/cluster/etcd_test_support.hpp"
 #include "tests/support/loopback.hpp"
+#include "tests/support/netns.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
@@ -376,6 +377,59 @@ TEST_CASE("the controller gone, another takes over with a larger term and fails 
   auto second = *c.by_id("n2").rec.controller();
   CHECK(second.term > first.term);
   CHECK(c.by_id("n3").rec.wait(5s, [&](recorder& r) { return r.controller_ == second; }));
+}
+
+TEST_CASE(
+    "a controller partitioned (packets dropped) stops acting before the others take over, "
+    "and rejoins after the heal",
+    "[etcd][agent][netns]") {
+  if (!have_etcd()) return;
+  if (!kaiwa::test::netns_host::available()) {
+    WARN("not root or no network namespaces here: skipping the partition test");
+    return;
+  }
+  kaiwa::test::netns_host host;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd", host.outside_address());
+
+  // n1 lives in the namespace: every thread its agent starts is the namespace's and reaches etcd
+  // over the link only. Started first, it controls.
+  node n1("n1", etcd.client_port());
+  n1.cfg.etcd = {{host.outside_address(), etcd.client_port()}};
+  std::thread([&] {
+    host.enter_from_this_thread();
+    n1.start();
+  }).join();
+  REQUIRE(n1.agent);
+  node n2("n2", etcd.client_port()), n3("n3", etcd.client_port());
+  n2.start();
+  n3.start();
+  REQUIRE(n2.rec.wait(10s, [](recorder& r) {
+    return r.shards_.size() == shard_count && r.controller_ && r.controller_->node == "n1";
+  }));
+  auto placed = n2.rec.shards();
+
+  auto cut_at = steady::now();
+  host.cut();
+  auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(n1.cfg.lease.ttl) + 1s;
+  REQUIRE(n2.rec.wait(limit + 2s, [&](recorder& r) {
+    return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+  }));
+  auto took = ms_since(cut_at);
+  // By the time another node controls and leads n1's shards, n1 no longer acts on its lease:
+  // its own clock ended it first.
+  CHECK_FALSE(n1.agent->lease_valid());
+  std::printf("[figure] controller partitioned -> new controller's failover: %lld ms\n", took);
+  CHECK(took <= limit.count());
+  CHECK(n1.rec.wait(5s, [](recorder& r) { return r.lease_losses_ > 0; }));
+
+  // Healed: n1 comes back under a new lease, follows the new controller.
+  host.heal();
+  CHECK(n2.rec.wait(10s, [](recorder& r) { return r.members_.size() == 3; }));
+  CHECK(n1.rec.wait(10s, [&](recorder& r) {
+    return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+  }));
+  CHECK(n1.rec.wait(10s, [](recorder& r) { return r.members_.size() == 3; }));
 }
 
 TEST_CASE("one agent of replication factor 1 places alone; isr proposals are CAS on the revision",

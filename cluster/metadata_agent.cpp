@@ -1,7 +1,5 @@
 #include "cluster/metadata_agent.hpp"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -10,7 +8,6 @@
 #include <thread>
 
 #include "cluster/replica_planner.hpp"
-#include "core/address.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
@@ -21,10 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-namespace dom = simdjson::dom;
 
-/// A member key's value: an id and two host:port addresses of a few hundred bytes at most.
-constexpr std::size_t max_member_bytes = 1 << 10;
 /// propose_isr calls waiting for the worker (a node leads at most max_shards; each leader has
 /// one proposal out at a time), and member_unreachable reports. Past it a proposal fails at once
 /// (its leader proposes again) and an unreachable member is left to its lease's expiry.
@@ -41,8 +35,6 @@ constexpr auto retry_last = 1000ms;
 /// waits for the next trigger (a watch event, the next second).
 constexpr int max_replans = 3;
 
-bool valid_address(std::string_view s) { return parse_host_port(s).has_value(); }
-
 std::string join(const std::vector<shard_t>& shards) {
   std::string out;
   for (auto s : shards) {
@@ -53,39 +45,6 @@ std::string join(const std::vector<shard_t>& shards) {
 }
 
 }  // namespace
-
-std::string encode(const member_info& m) {
-  std::string out;
-  json_writer w(out);
-  w.begin_object()
-      .field("id", m.id)
-      .field("cluster_address", m.cluster_address)
-      .field("public_address", m.public_address)
-      .end_object();
-  return out;
-}
-
-std::optional<member_info> decode_member(std::string_view json) {
-  if (json.size() > max_member_bytes) return std::nullopt;
-  thread_local dom::parser parser(max_member_bytes);
-  dom::element doc;
-  dom::object o;
-  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
-    return std::nullopt;
-  member_info m;
-  unsigned seen = 0;  // a bit per field: each exactly once
-  for (auto [k, v] : o) {
-    unsigned bit = k == "id" ? 1 : k == "cluster_address" ? 2 : k == "public_address" ? 4 : 0;
-    std::string_view s;
-    if (bit == 0 || (seen & bit) || v.get_string().get(s)) return std::nullopt;
-    seen |= bit;
-    (bit == 1 ? m.id : bit == 2 ? m.cluster_address : m.public_address) = s;
-  }
-  if (seen != 7 || !valid_name(m.id) || !valid_address(m.cluster_address) ||
-      (!m.public_address.empty() && !valid_address(m.public_address)))
-    return std::nullopt;
-  return m;
-}
 
 // The agent's state, shared by its threads (see the header). Two locks, never held together
 // and never while an event callback or an etcd call runs: `view_mtx` for what etcd holds as the
@@ -501,9 +460,10 @@ struct metadata_agent::state {
           writes.push_back({s, std::move(a), current.at(s).mod_revision});
       if (writes.empty()) return true;
 
-      // In batches (a dead node's hundreds of shards in a few round trips); a batch that meets
-      // a conflict (a leader changed its isr meanwhile, or the term ended) is tried one shard at a
-      // time, so the others go through and only the conflicting ones are planned again.
+      // In batches (a dead node's hundreds of shards in a few round trips). A batch that fails a
+      // condition: if the term ended, the round stops; otherwise (a leader changed its isr
+      // meanwhile) its shards are tried one at a time, so the others go through, and the round
+      // reloads and plans the conflicting ones again.
       std::vector<compare> fence{elect.fence(*term)};
       bool conflict = false;
       auto write = [&](const std::vector<assignment_write>& batch) {
@@ -523,6 +483,13 @@ struct metadata_agent::state {
         if (!r.ok()) return false;
         if (*r) continue;
         conflict = true;
+        auto holder = elect.current();
+        if (!holder.ok()) return false;
+        if (!*holder || (*holder)->term != *term) {
+          log(log_level::warn, "metadata_controller_deposed",
+              {{"node", cfg.node}, {"term", *term}});
+          return true;
+        }
         if (batch.size() == 1) continue;
         for (auto& w : batch) {
           if (!my_term()) return true;
@@ -531,13 +498,6 @@ struct metadata_agent::state {
         }
       }
       if (!conflict) return true;
-      // Someone changed a shard first (a leader's isr), or this node is no longer controller.
-      auto now = elect.current();
-      if (!now.ok()) return false;
-      if (!*now || (*now)->term != *term) {
-        log(log_level::warn, "metadata_controller_deposed", {{"node", cfg.node}, {"term", *term}});
-        return true;
-      }
       auto t = store.load();
       if (!t.ok()) return false;
       std::lock_guard lock(view_mtx);
@@ -663,11 +623,8 @@ struct metadata_agent::state {
 
 result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cfg,
                                                               metadata_events ev) {
-  if (!valid_name(cfg.node)) return error{errc::invalid, "the node id is not a valid name", 0};
-  if (!valid_address(cfg.cluster_address))
-    return error{errc::invalid, "the cluster address is not host:port", 0};
-  if (!cfg.public_address.empty() && !valid_address(cfg.public_address))
-    return error{errc::invalid, "the public address is not host:port", 0};
+  if (auto why = invalid_reason(member_info{cfg.node, cfg.cluster_address, cfg.public_address}))
+    return error{errc::invalid, "this node as a member: " + *why, 0};
   if (cfg.etcd.empty()) return error{errc::invalid, "no etcd endpoint", 0};
   if (cfg.shards == 0 || cfg.shards > max_shards)
     return error{errc::invalid, "the shard count is not 1 to " + std::to_string(max_shards), 0};

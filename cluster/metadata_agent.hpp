@@ -23,18 +23,12 @@
 #include "cluster/election.hpp"
 #include "cluster/etcd_client.hpp"
 #include "cluster/lease_session.hpp"
+#include "cluster/member_info.hpp"
 #include "cluster/result.hpp"
 #include "cluster/shard_assignment.hpp"
 #include "core/shard.hpp"
 
 namespace kaiwa::cluster {
-
-struct member_info {
-  std::string id;
-  std::string cluster_address;  // host:port of its cluster listener (CAF)
-  std::string public_address;   // host:port of its WebSocket/HTTP listener (informational)
-  std::int64_t lease = 0;       // the lease its key lives under
-};
 
 struct metadata_config {
   std::vector<endpoint> etcd;
@@ -51,7 +45,10 @@ struct metadata_config {
 };
 
 /// Called on the agent's threads; each must return quickly (they post into actors) and must not
-/// destroy the agent.
+/// destroy the agent. `members`, `assignment` and `controller` come one at a time, in revision
+/// order (at start, before start() returns, on the thread calling it; then on the watch's, or the
+/// worker's while it loads again after a compacted watch);
+/// `lease_lost` on the worker, possibly while one of them runs.
 struct metadata_events {
   /// The live members, whole, after each change (this node included).
   std::function<void(std::map<std::string, member_info>)> members;
@@ -99,11 +96,5 @@ class metadata_agent {
   explicit metadata_agent(std::unique_ptr<state> s);
   std::unique_ptr<state> state_;
 };
-
-/// The value of a member key: {"id","cluster_address","public_address"}.
-std::string encode(const member_info& m);
-/// Strict: those three fields, strings, the id a node id, the cluster address host:port, the
-/// public one host:port or empty, at most 1 KiB; nullopt for anything else. `lease` is left 0.
-std::optional<member_info> decode_member(std::string_view json);
 
 }  // namespace kaiwa::cluster

@@ -9,12 +9,14 @@
 #include <mutex>
 #include <thread>
 
+#include "cluster/member_info.hpp"
 #include "cluster/metadata_agent.hpp"
 #include "cluster/replica_planner.hpp"
 #include "tests/cluster/cuttable_proxy.hpp"
 #include "tests/cluster/etcd_process.hpp"
 #include "tests/cluster/etcd_test_support.hpp"
 #include "tests/support/loopback.hpp"
+#include "tests/support/netns.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace kaiwa::cluster;
@@ -207,6 +209,17 @@ TEST_CASE("member values are read strictly", "[etcd][agent]") {
   CHECK_FALSE(decode_member(R"({"id":1,"cluster_address":"h:1","public_address":""})"));
   CHECK_FALSE(decode_member("[]"));
   CHECK_FALSE(decode_member(std::string(2000, ' ') + "{}"));
+  // Addresses are printable ASCII JSON needn't escape, 255 bytes at most: an encoded member
+  // always fits what a decode accepts.
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h\"x:1","public_address":""})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h\bx:1","public_address":""})"));
+  CHECK_FALSE(decode_member(R"({"id":"n1","cluster_address":"h x:1","public_address":""})"));
+  member_info longest{std::string(128, 'n'), std::string(249, 'h') + ":65535",
+                      std::string(249, 'p') + ":65535", 0};
+  REQUIRE(valid(longest));
+  CHECK(decode_member(encode(longest)));
+  longest.public_address.insert(0, "p");
+  CHECK_FALSE(valid(longest));
 }
 
 TEST_CASE(
@@ -268,6 +281,46 @@ TEST_CASE(
   CHECK_FALSE(n2.rec.went_back());
 }
 
+TEST_CASE("three agents started at once agree on one controller, which places every shard once",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  std::vector<std::unique_ptr<node>> nodes;
+  for (auto id : {"n1", "n2", "n3"})
+    nodes.push_back(std::make_unique<node>(id, etcd.client_port()));
+  std::vector<std::thread> starting;
+  std::vector<std::optional<kaiwa::cluster::error>> failed(nodes.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    starting.emplace_back([&, i] {
+      auto a = metadata_agent::start(nodes[i]->cfg, nodes[i]->rec.events());
+      if (a.ok())
+        nodes[i]->agent = std::move(*a);
+      else
+        failed[i] = a.err();
+    });
+  for (auto& t : starting) t.join();
+  for (auto& f : failed) REQUIRE_FALSE(f);
+  for (auto& n : nodes)
+    REQUIRE(n->rec.wait(10s, [](recorder& r) {
+      return r.shards_.size() == shard_count && r.controller_ && r.members_.size() == 3;
+    }));
+  auto controller = *nodes[0]->rec.controller();
+  for (auto& n : nodes) CHECK(*n->rec.controller() == controller);
+  // Each shard's key was written once (version 1), the same on every node.
+  auto keys = client.range(prefix + "shards/");
+  REQUIRE(keys.ok());
+  REQUIRE(keys->kvs.size() == shard_count);
+  for (auto& kv : keys->kvs) CHECK(kv.version == 1);
+  auto first = nodes[0]->rec.shards();
+  for (auto& n : nodes)
+    for (auto& [s, a] : n->rec.shards()) {
+      CHECK(a.assignment == first.at(s).assignment);
+      CHECK(a.mod_revision == first.at(s).mod_revision);
+    }
+}
+
 TEST_CASE("without a report, a dead member's shards fail over once its lease expires",
           "[etcd][agent]") {
   if (!have_etcd()) return;
@@ -324,6 +377,59 @@ TEST_CASE("the controller gone, another takes over with a larger term and fails 
   auto second = *c.by_id("n2").rec.controller();
   CHECK(second.term > first.term);
   CHECK(c.by_id("n3").rec.wait(5s, [&](recorder& r) { return r.controller_ == second; }));
+}
+
+TEST_CASE(
+    "a controller partitioned (packets dropped) stops acting before the others take over, "
+    "and rejoins after the heal",
+    "[etcd][agent][netns]") {
+  if (!have_etcd()) return;
+  if (!kaiwa::test::netns_host::available()) {
+    WARN("not root or no network namespaces here: skipping the partition test");
+    return;
+  }
+  kaiwa::test::netns_host host;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd", host.outside_address());
+
+  // n1 lives in the namespace: every thread its agent starts is the namespace's and reaches etcd
+  // over the link only. Started first, it controls.
+  node n1("n1", etcd.client_port());
+  n1.cfg.etcd = {{host.outside_address(), etcd.client_port()}};
+  std::thread([&] {
+    host.enter_from_this_thread();
+    n1.start();
+  }).join();
+  REQUIRE(n1.agent);
+  node n2("n2", etcd.client_port()), n3("n3", etcd.client_port());
+  n2.start();
+  n3.start();
+  REQUIRE(n2.rec.wait(10s, [](recorder& r) {
+    return r.shards_.size() == shard_count && r.controller_ && r.controller_->node == "n1";
+  }));
+  auto placed = n2.rec.shards();
+
+  auto cut_at = steady::now();
+  host.cut();
+  auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(n1.cfg.lease.ttl) + 1s;
+  REQUIRE(n2.rec.wait(limit + 2s, [&](recorder& r) {
+    return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+  }));
+  auto took = ms_since(cut_at);
+  // By the time another node controls and leads n1's shards, n1 no longer acts on its lease:
+  // its own clock ended it first.
+  CHECK_FALSE(n1.agent->lease_valid());
+  std::printf("[figure] controller partitioned -> new controller's failover: %lld ms\n", took);
+  CHECK(took <= limit.count());
+  CHECK(n1.rec.wait(5s, [](recorder& r) { return r.lease_losses_ > 0; }));
+
+  // Healed: n1 comes back under a new lease, follows the new controller.
+  host.heal();
+  CHECK(n2.rec.wait(10s, [](recorder& r) { return r.members_.size() == 3; }));
+  CHECK(n1.rec.wait(10s, [&](recorder& r) {
+    return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+  }));
+  CHECK(n1.rec.wait(10s, [](recorder& r) { return r.members_.size() == 3; }));
 }
 
 TEST_CASE("one agent of replication factor 1 places alone; isr proposals are CAS on the revision",

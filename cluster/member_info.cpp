@@ -1,0 +1,73 @@
+#include "cluster/member_info.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+
+#include "core/address.hpp"
+#include "core/ids.hpp"
+#include "core/json.hpp"
+
+namespace kaiwa::cluster {
+
+namespace {
+
+namespace dom = simdjson::dom;
+
+/// A member key's value: an id (128 chars at most) and two addresses of max_address_bytes,
+/// none escaped in JSON, fit with room to spare.
+constexpr std::size_t max_member_bytes = 1 << 10;
+constexpr std::size_t max_address_bytes = 255;
+
+/// host:port, printable ASCII other than a quote or a backslash: an address encodes as itself,
+/// so what a node writes always fits what every node reads back.
+bool valid_address(std::string_view s) {
+  return s.size() <= max_address_bytes &&
+         std::all_of(s.begin(), s.end(),
+                     [](char c) { return c > ' ' && c < 0x7f && c != '"' && c != '\\'; }) &&
+         parse_host_port(s).has_value();
+}
+
+}  // namespace
+
+std::optional<std::string> invalid_reason(const member_info& m) {
+  if (!valid_name(m.id)) return "the id is not a node id";
+  if (!valid_address(m.cluster_address))
+    return "the cluster address is not host:port (printable, at most 255 bytes)";
+  if (!m.public_address.empty() && !valid_address(m.public_address))
+    return "the public address is not host:port (printable, at most 255 bytes)";
+  return std::nullopt;
+}
+
+std::string encode(const member_info& m) {
+  std::string out;
+  json_writer w(out);
+  w.begin_object()
+      .field("id", m.id)
+      .field("cluster_address", m.cluster_address)
+      .field("public_address", m.public_address)
+      .end_object();
+  return out;
+}
+
+std::optional<member_info> decode_member(std::string_view json) {
+  if (json.size() > max_member_bytes) return std::nullopt;
+  thread_local dom::parser parser(max_member_bytes);
+  dom::element doc;
+  dom::object o;
+  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
+    return std::nullopt;
+  member_info m;
+  unsigned seen = 0;  // a bit per field: each exactly once
+  for (auto [k, v] : o) {
+    unsigned bit = k == "id" ? 1 : k == "cluster_address" ? 2 : k == "public_address" ? 4 : 0;
+    std::string_view s;
+    if (bit == 0 || (seen & bit) || v.get_string().get(s)) return std::nullopt;
+    seen |= bit;
+    (bit == 1 ? m.id : bit == 2 ? m.cluster_address : m.public_address) = s;
+  }
+  if (seen != 7 || !valid(m)) return std::nullopt;
+  return m;
+}
+
+}  // namespace kaiwa::cluster

@@ -536,3 +536,20 @@ TEST_CASE("replication actors: acks that arrive after the lease lapsed are not g
   REQUIRE(c.wait([&] { return !c.is_serving("n1"); }));
   CHECK(c.metrics("n1").lease_step_downs == 1);
 }
+
+TEST_CASE(
+    "replication actors: past 4,096 writes of a shard waiting for their ack, more are "
+    "refused at once",
+    "[replication][actor]") {
+  replication_cluster c({2, 5s});
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  c.cut("n2");
+  c.cut("n3");  // nothing is acked
+  auto n = detail::max_pending_replicates + 100;
+  writes held(c, "n1", payloads(c, "n1", 1, n, "w"));
+  auto codes = held.codes_within(500ms);
+  CHECK(codes.size() == 100);
+  CHECK(count(codes, replicate_code(replicate_error::not_enough_in_sync)) == 100);
+  CHECK(c.metrics("n1").writes_refused_full == 100);
+}

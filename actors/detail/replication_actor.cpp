@@ -35,6 +35,10 @@ using rjob_atom = caf::atom_constant<caf::atom("rjob")>;
 /// How often leaders tick (the high watermark out, resends, isr changes) and a lapsed lease is
 /// noticed.
 constexpr auto tick_period = std::chrono::milliseconds(50);
+/// After an isr write failed (a conflict: a newer assignment is on its way; or etcd is not
+/// answering), the shard's leader proposes again no sooner than this: a leader that keeps losing
+/// its compare-and-swap must not write to etcd at every tick.
+constexpr auto proposal_backoff = std::chrono::milliseconds(200);
 /// Entries read at a time when a replica is opened and its epoch history rebuilt from its log.
 constexpr std::size_t history_scan_entries = 1024;
 constexpr std::size_t history_scan_bytes = std::size_t{8} << 20;
@@ -114,6 +118,7 @@ class replication_actor : public caf::event_based_actor {
     bool serving = false;            // hooks.serving(shard, true) said, not yet false
     cluster::offset_t serve_from = 0;  // the leader's log end at its promotion
     std::uint64_t proposal = 0;        // the isr write in flight (its token), 0 when none
+    clock::time_point propose_after;   // a failed isr write holds the next one back until then
     std::size_t pending = 0;           // replicates waiting for their ack
     bool open_failing = false;         // its log couldn't be read: logged once, retried each tick
   };
@@ -345,7 +350,11 @@ class replication_actor : public caf::event_based_actor {
       } else if (!lease) {
         resign_for_lease(shard, s);
       } else if (auto isr = s.replica->tick(now)) {
-        propose(shard, s, std::move(*isr));
+        // Held back after a failure: the replica drops the proposal and asks again later.
+        if (now < s.propose_after)
+          s.replica->isr_failed();
+        else
+          propose(shard, s, std::move(*isr));
       }
       sync(shard, s);
     }
@@ -384,6 +393,7 @@ class replication_actor : public caf::event_based_actor {
     bool written = revision && (s.revision == expected || s.revision == *revision);
     if (!written) {
       metrics_->isr_proposals_failed += 1;
+      s.propose_after = clock::now() + proposal_backoff;
       s.replica->isr_failed();
       return sync(shard, s);
     }

@@ -219,6 +219,7 @@ class replication_actor : public caf::event_based_actor {
     s.led = 0;
     s.lease_resigned = false;
     s.proposal = 0;
+    s.open_failing = false;
     if (s.serving) set_serving(shard, s, false);
   }
 

@@ -557,3 +557,32 @@ TEST_CASE(
   CHECK(count(codes, replicate_code(replicate_error::not_enough_in_sync)) == 100);
   CHECK(c.metrics("n1").writes_refused_full == 100);
 }
+
+TEST_CASE(
+    "replication actors: a restarted leader rebuilds its epochs from its log and leads "
+    "only the controller's next epoch, not its own again",
+    "[replication][actor]") {
+  replication_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  REQUIRE(count(writes(c, "n1", payloads(c, "n1", 1, 10, "a")).codes(), detail::replicate_acked) ==
+          10);
+  c.kill("n1");
+  c.start("n1");
+  c.deliver("n1");  // still epoch 1, led by n1: its log holds epoch 1, which it may not lead
+  CHECK(writes(c, "n1", {c.payload("n1", 11, "x")}).codes() ==
+        std::vector{replicate_code(replicate_error::not_leader)});
+  CHECK(c.status("n1").find("\"epoch\":1,\"leader\":\"n1\",\"leading\":false") !=
+        std::string::npos);
+
+  c.assign({2, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  CHECK(count(writes(c, "n1", payloads(c, "n1", 11, 20, "b")).codes(), detail::replicate_acked) ==
+        10);
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 20); }));
+  auto leader = image(c, "n1");
+  CHECK(leader.entries[9].first == 1);
+  CHECK(leader.entries[10].first == 2);
+  CHECK(image(c, "n2") == leader);
+  CHECK(image(c, "n3") == leader);
+}

@@ -61,6 +61,35 @@ using cluster::replicate_error;
 using cluster::shard_assignment;
 using clock = cluster::shard_replica::clock;
 
+/// The shard's journal_store, counting its writes on the journal's thread until their completion
+/// is back on the actor: a replica of the shard is not created again from the log on disk while
+/// a dropped one's writes may still land (it would take an append's tail past the log end it read
+/// for its log, or apply entries again).
+class counted_store final : public cluster::replica_store {
+ public:
+  counted_store(storage::journal& journal, shard_t shard, std::size_t& in_flight,
+                cluster::journal_store::post_fn post)
+      : inner_(journal, shard, std::move(post)), in_flight_(in_flight) {}
+
+  void append(std::vector<cluster::log_entry> entries, std::function<void(bool)> done) override {
+    ++in_flight_;
+    inner_.append(std::move(entries), std::move(done));
+  }
+  void apply(std::vector<cluster::log_entry> entries, std::function<void(bool)> done) override {
+    ++in_flight_;
+    inner_.apply(std::move(entries), std::move(done));
+  }
+  std::optional<std::vector<cluster::log_entry>> read(cluster::offset_t after,
+                                                      std::size_t max_entries) override {
+    return inner_.read(after, max_entries);
+  }
+  bool truncate(cluster::offset_t keep_through) override { return inner_.truncate(keep_through); }
+
+ private:
+  cluster::journal_store inner_;
+  std::size_t& in_flight_;  // the slot's: it outlives the store
+};
+
 class replication_actor : public caf::event_based_actor {
  public:
   replication_actor(caf::actor_config& cfg, storage::journal& journal, std::string self,
@@ -109,7 +138,8 @@ class replication_actor : public caf::event_based_actor {
   struct slot {
     std::optional<shard_assignment> assignment;  // the last applied; nullopt before the first
     std::int64_t revision = 0;                   // its mod revision
-    std::unique_ptr<cluster::journal_store> store;
+    std::unique_ptr<counted_store> store;
+    std::size_t disk_ops = 0;  // writes of its stores (this one's or a dropped one's) not back
     std::unique_ptr<cluster::shard_replica> replica;  // while this node is one of the replicas
     std::uint64_t life = 0;          // the replica's: completions of a dropped one run into nothing
     cluster::epoch_t led = 0;        // the epoch this actor last made the replica lead
@@ -175,6 +205,7 @@ class replication_actor : public caf::event_based_actor {
   /// The shard's replica from its log on disk: where the log ends, what was applied, and its
   /// epoch history read back from the entries (a restart must rebuild exactly what it had).
   bool open(shard_t shard, slot& s) {
+    if (s.disk_ops > 0) return false;  // a dropped replica's writes are still landing
     auto at = journal_.replica_position(shard);
     if (!at.ok()) return open_failed(shard, s, at.err().message);
     cluster::leader_epochs history;
@@ -189,8 +220,8 @@ class replication_actor : public caf::event_based_actor {
     s.open_failing = false;
     s.life = ++lives_;
     auto self = caf::actor_cast<caf::actor>(this);
-    s.store = std::make_unique<cluster::journal_store>(
-        journal_, shard, [this, self, shard, life = s.life](std::function<void()> fn) {
+    s.store = std::make_unique<counted_store>(
+        journal_, shard, s.disk_ops, [this, self, shard, life = s.life](std::function<void()> fn) {
           caf::anon_send(self, rjob_atom::value,
                          replication_job{[this, shard, life, fn] { completed(shard, life, fn); }});
         });
@@ -258,7 +289,9 @@ class replication_actor : public caf::event_based_actor {
 
   void completed(shard_t shard, std::uint64_t life, const std::function<void()>& fn) {
     auto it = slots_.find(shard);
-    if (it == slots_.end() || it->second.life != life) return;
+    if (it == slots_.end()) return;
+    --it->second.disk_ops;
+    if (it->second.life != life) return;
     fn();
     sync(shard, it->second);
   }

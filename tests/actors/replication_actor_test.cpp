@@ -586,3 +586,25 @@ TEST_CASE(
   CHECK(image(c, "n2") == leader);
   CHECK(image(c, "n3") == leader);
 }
+
+TEST_CASE(
+    "replication actors: a follower dropped from the replicas and added back while writes "
+    "stream catches up to the same log",
+    "[replication][actor]") {
+  replication_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  writes stream(c, "n1", payloads(c, "n1", 1, 300, "w"));
+  // The controller removes n3 and adds it back (out of sync) a few times, at the same epoch:
+  // n3's replica goes and is made again from its log, whatever its journal is still writing.
+  for (int i = 0; i < 5; ++i) {
+    c.assign({1, "n1", {"n1", "n2"}, {"n1", "n2"}});
+    c.assign({1, "n1", c.nodes, {"n1", "n2"}});
+  }
+  auto codes = stream.codes();
+  CHECK(count(codes, detail::replicate_acked) == 300);
+  REQUIRE(c.wait([&] { return c.current().isr.size() == 3; }));
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 300); }));
+  CHECK(image(c, "n3") == image(c, "n1"));
+  CHECK(image(c, "n2") == image(c, "n1"));
+}

@@ -35,6 +35,10 @@ using rjob_atom = caf::atom_constant<caf::atom("rjob")>;
 /// How often leaders tick (the high watermark out, resends, isr changes) and a lapsed lease is
 /// noticed.
 constexpr auto tick_period = std::chrono::milliseconds(50);
+/// After an isr write failed (a conflict: a newer assignment is on its way; or etcd is not
+/// answering), the shard's leader proposes again no sooner than this: a leader that keeps losing
+/// its compare-and-swap must not write to etcd at every tick.
+constexpr auto proposal_backoff = std::chrono::milliseconds(200);
 /// Entries read at a time when a replica is opened and its epoch history rebuilt from its log.
 constexpr std::size_t history_scan_entries = 1024;
 constexpr std::size_t history_scan_bytes = std::size_t{8} << 20;
@@ -56,6 +60,35 @@ namespace {
 using cluster::replicate_error;
 using cluster::shard_assignment;
 using clock = cluster::shard_replica::clock;
+
+/// The shard's journal_store, counting its writes on the journal's thread until their completion
+/// is back on the actor: a replica of the shard is not created again from the log on disk while
+/// a dropped one's writes may still land (it would take an append's tail past the log end it read
+/// for its log, or apply entries again).
+class counted_store final : public cluster::replica_store {
+ public:
+  counted_store(storage::journal& journal, shard_t shard, std::size_t& in_flight,
+                cluster::journal_store::post_fn post)
+      : inner_(journal, shard, std::move(post)), in_flight_(in_flight) {}
+
+  void append(std::vector<cluster::log_entry> entries, std::function<void(bool)> done) override {
+    ++in_flight_;
+    inner_.append(std::move(entries), std::move(done));
+  }
+  void apply(std::vector<cluster::log_entry> entries, std::function<void(bool)> done) override {
+    ++in_flight_;
+    inner_.apply(std::move(entries), std::move(done));
+  }
+  std::optional<std::vector<cluster::log_entry>> read(cluster::offset_t after,
+                                                      std::size_t max_entries) override {
+    return inner_.read(after, max_entries);
+  }
+  bool truncate(cluster::offset_t keep_through) override { return inner_.truncate(keep_through); }
+
+ private:
+  cluster::journal_store inner_;
+  std::size_t& in_flight_;  // the slot's: it outlives the store
+};
 
 class replication_actor : public caf::event_based_actor {
  public:
@@ -105,7 +138,8 @@ class replication_actor : public caf::event_based_actor {
   struct slot {
     std::optional<shard_assignment> assignment;  // the last applied; nullopt before the first
     std::int64_t revision = 0;                   // its mod revision
-    std::unique_ptr<cluster::journal_store> store;
+    std::unique_ptr<counted_store> store;
+    std::size_t disk_ops = 0;  // writes of its stores (this one's or a dropped one's) not back
     std::unique_ptr<cluster::shard_replica> replica;  // while this node is one of the replicas
     std::uint64_t life = 0;          // the replica's: completions of a dropped one run into nothing
     cluster::epoch_t led = 0;        // the epoch this actor last made the replica lead
@@ -114,6 +148,7 @@ class replication_actor : public caf::event_based_actor {
     bool serving = false;            // hooks.serving(shard, true) said, not yet false
     cluster::offset_t serve_from = 0;  // the leader's log end at its promotion
     std::uint64_t proposal = 0;        // the isr write in flight (its token), 0 when none
+    clock::time_point propose_after;   // a failed isr write holds the next one back until then
     std::size_t pending = 0;           // replicates waiting for their ack
     bool open_failing = false;         // its log couldn't be read: logged once, retried each tick
   };
@@ -170,6 +205,7 @@ class replication_actor : public caf::event_based_actor {
   /// The shard's replica from its log on disk: where the log ends, what was applied, and its
   /// epoch history read back from the entries (a restart must rebuild exactly what it had).
   bool open(shard_t shard, slot& s) {
+    if (s.disk_ops > 0) return false;  // a dropped replica's writes are still landing
     auto at = journal_.replica_position(shard);
     if (!at.ok()) return open_failed(shard, s, at.err().message);
     cluster::leader_epochs history;
@@ -184,8 +220,8 @@ class replication_actor : public caf::event_based_actor {
     s.open_failing = false;
     s.life = ++lives_;
     auto self = caf::actor_cast<caf::actor>(this);
-    s.store = std::make_unique<cluster::journal_store>(
-        journal_, shard, [this, self, shard, life = s.life](std::function<void()> fn) {
+    s.store = std::make_unique<counted_store>(
+        journal_, shard, s.disk_ops, [this, self, shard, life = s.life](std::function<void()> fn) {
           caf::anon_send(self, rjob_atom::value,
                          replication_job{[this, shard, life, fn] { completed(shard, life, fn); }});
         });
@@ -214,6 +250,7 @@ class replication_actor : public caf::event_based_actor {
     s.led = 0;
     s.lease_resigned = false;
     s.proposal = 0;
+    s.open_failing = false;
     if (s.serving) set_serving(shard, s, false);
   }
 
@@ -252,7 +289,9 @@ class replication_actor : public caf::event_based_actor {
 
   void completed(shard_t shard, std::uint64_t life, const std::function<void()>& fn) {
     auto it = slots_.find(shard);
-    if (it == slots_.end() || it->second.life != life) return;
+    if (it == slots_.end()) return;
+    --it->second.disk_ops;
+    if (it->second.life != life) return;
     fn();
     sync(shard, it->second);
   }
@@ -345,7 +384,11 @@ class replication_actor : public caf::event_based_actor {
       } else if (!lease) {
         resign_for_lease(shard, s);
       } else if (auto isr = s.replica->tick(now)) {
-        propose(shard, s, std::move(*isr));
+        // Held back after a failure: the replica drops the proposal and asks again later.
+        if (now < s.propose_after)
+          s.replica->isr_failed();
+        else
+          propose(shard, s, std::move(*isr));
       }
       sync(shard, s);
     }
@@ -384,6 +427,7 @@ class replication_actor : public caf::event_based_actor {
     bool written = revision && (s.revision == expected || s.revision == *revision);
     if (!written) {
       metrics_->isr_proposals_failed += 1;
+      s.propose_after = clock::now() + proposal_backoff;
       s.replica->isr_failed();
       return sync(shard, s);
     }

@@ -63,6 +63,7 @@ constexpr std::int32_t replicate_code(cluster::replicate_error e) {
 /// the room actors hold their clients' commands meanwhile. Default: 4,096
 inline constexpr std::size_t max_pending_replicates = 4096;
 
+/// How the actor reaches the rest of the node; all four must be set.
 struct replication_hooks {
   /// Sends `bytes` to `node`'s replication actor (the lead routes via cluster actors); called
   /// on the replication actor.
@@ -100,8 +101,10 @@ struct replication_metrics {
   std::atomic<std::uint64_t> invalid_assignments{0};   // refused: not JSON of a valid assignment
 };
 
-/// `journal` must outlive the actor; `self` is this node's id. `metrics` (optional) is shared
-/// with whoever renders them.
+/// `self` is this node's id. `journal` must outlive the actor: the node ends it (an exit
+/// message; its pending writes are answered not_leader and its shards reported not served) and
+/// waits for it before the journal stops, since it reads the journal in its handlers.
+/// `metrics` (optional) is shared with whoever renders them.
 caf::actor spawn_replication(caf::actor_system& sys, storage::journal& journal, std::string self,
                              cluster::in_sync_config cfg, replication_hooks hooks,
                              std::shared_ptr<replication_metrics> metrics = nullptr);

@@ -149,11 +149,14 @@ std::optional<std::string> rooms::start() {
     impl_->env.replication = impl_->replication;
   }
   caf::expected<std::uint16_t> port = caf::sec::runtime_error;
-  caf::scoped_actor self{sys};
-  self->request(impl_->cluster_mm, caf::infinite, caf::publish_atom::value, cc.port,
-                caf::actor_cast<caf::strong_actor_ptr>(impl_->cluster),
-                sys.message_types(impl_->cluster), cc.host, true)
-      .receive([&](std::uint16_t p) { port = p; }, [&](caf::error& e) { port = std::move(e); });
+  {
+    // Scoped: a scoped actor counts as running, and stop() waits for every actor to end.
+    caf::scoped_actor self{sys};
+    self->request(impl_->cluster_mm, caf::infinite, caf::publish_atom::value, cc.port,
+                  caf::actor_cast<caf::strong_actor_ptr>(impl_->cluster),
+                  sys.message_types(impl_->cluster), cc.host, true)
+        .receive([&](std::uint16_t p) { port = p; }, [&](caf::error& e) { port = std::move(e); });
+  }
   if (!port) {
     auto msg = "can't listen for the cluster on " + cc.host + ":" + std::to_string(cc.port) + ": " +
                sys.render(port.error());
@@ -245,7 +248,8 @@ std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_a
              for (auto& e : cc.etcd) list += (list.empty() ? "" : ",") + e;
              return list;
            }() +
-           "): " + started.err().message + " (is etcd running? docs/operations.md, \"etcd\")";
+           "): " + started.err().message +
+           " (is etcd running? docs/operations.md, \"A replicated cluster (etcd)\")";
   agent.store(std::shared_ptr<cluster::metadata_agent>(std::move(*started)));
   return std::nullopt;
 }
@@ -286,6 +290,9 @@ void rooms::stop() {
   if (impl_->own_mm) caf::anon_send_exit(impl_->cluster_mm, caf::exit_reason::user_shutdown);
   impl_->cluster_mm = nullptr;
   impl_->sys->await_all_actors_done();
+  // The last strong handle of the (detached) replication actor: its thread ends only once its
+  // object is destroyed, which the actor system's destructor waits for.
+  impl_->env.replication = nullptr;
   // The last commit completions may still be running on the journal's writer thread, inside
   // CAF's enqueue or releasing their room actor: an empty commit's completion runs after they
   // are done and destroyed (journal::commit).

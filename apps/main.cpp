@@ -403,6 +403,11 @@ int main(int argc, char** argv) {
   start->add_option("--etcd", etcd,
                     "HOST:PORT[,...] of etcd's client endpoints: the cluster's metadata lives in "
                     "etcd and every shard is replicated (instead of --join; docs/cluster.md)");
+  std::string etcd_prefix = "/kaiwa/";
+  start
+      ->add_option("--etcd-prefix", etcd_prefix,
+                   "With --etcd: the key prefix of this cluster's metadata")
+      ->capture_default_str();
   std::size_t replication_factor = 3, min_insync = 2;
   start
       ->add_option("--replication-factor", replication_factor,
@@ -667,6 +672,11 @@ int main(int argc, char** argv) {
           throw CLI::ValidationError("--etcd", "expected HOST:PORT[,...]");
         cc.etcd.push_back(e);
       }
+      if (etcd_prefix.empty() || etcd_prefix.front() != '/' || etcd_prefix.back() != '/' ||
+          etcd_prefix.size() > 200)
+        throw CLI::ValidationError("--etcd-prefix",
+                                   "a key prefix starting and ending with '/', at most 200 bytes");
+      cc.etcd_prefix = etcd_prefix;
       cc.replication_factor = replication_factor;
       cc.min_insync = min_insync;
       cc.public_address = listen;

@@ -291,3 +291,47 @@ TEST_CASE(
   }
   check_history(client, room, acked, 601);
 }
+
+TEST_CASE("replicated: a node whose etcd can't be reached refuses to start, and says why",
+          "[replication]") {
+  temp_dir dir;
+  auto port = free_port();  // nothing listens there
+  auto started = steady::now();
+  auto r = run_kaiwa({"start", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data-dir",
+                      dir.str() + "/n1", "--cluster", "127.0.0.1:0", "--etcd",
+                      "127.0.0.1:" + std::to_string(port)},
+                     "/dev/null");
+  CHECK(r.status != 0);
+  CHECK(r.output.find("can't join the cluster's metadata in etcd") != std::string::npos);
+  CHECK(steady::now() - started < 10s);
+}
+
+TEST_CASE("replicated: a node stopped with SIGTERM hands its shards over and exits",
+          "[replication]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "handover";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  auto via = (li + 1) % 3;
+  ws_client client(c.node(via).port());
+  client.hello("alice");
+  sender client_sends(client);
+  std::vector<acked_event> acked;
+  for (std::int64_t k = 1; k <= 5; ++k) {
+    auto ack = client_sends.send(room, "a" + std::to_string(k));
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
+  }
+  auto stopping = steady::now();
+  CHECK(c.node(li).stop(SIGTERM) == 0);
+  CHECK(steady::now() - stopping < 10s);
+  // Its lease was revoked as it stopped: the room takes writes again at once, not at expiry.
+  auto ack = client_sends.send(room, "after");
+  REQUIRE(ack.str("op") == "ack");
+  acked.push_back({ack.num("seq"), "after"});
+  check_history(client, room, acked, 100);
+}

@@ -34,3 +34,20 @@ TEST_CASE("admin view: each shard's owner; a shard this node hands away says mov
         R"({"shard":0,"owner":"n1"},{"shard":1,"owner":"n1","state":"moving"},)"
         R"({"shard":2,"owner":"n2"}]})");
 }
+
+TEST_CASE("admin view: replicated shards show the leader, epoch, replicas and in-sync set") {
+  shard_map m(2, std::string{});
+  m.assign(0, "n2");
+  std::vector<std::optional<shard_assignment>> assigned(2);
+  assigned[0] = shard_assignment{3, "n2", {"n1", "n2", "n3"}, {"n2", "n3"}};
+  auto view = shards_view(
+      m, "n1", 2, [](shard_t) { return false; }, assigned);
+  CHECK(view == R"({"epoch":2,"coordinator":"","shards":2,"owners":[)"
+                R"({"shard":0,"owner":"n2","epoch":3,"replicas":["n1","n2","n3"],)"
+                R"("isr":["n2","n3"]},{"shard":1,"owner":""}]})");
+  controller moves;
+  auto members = members_view(
+      m, "n1", 2, moves, [](const std::string&) { return true; }, {},
+      R"({"controller":"n2","term":7})");
+  CHECK(members.ends_with(R"("members":[],"etcd":{"controller":"n2","term":7}})"));
+}

@@ -506,17 +506,28 @@ struct metadata_agent::state {
     return true;
   }
 
+  /// The controller revokes an unreachable member's lease; any other node revokes the lease of
+  /// an unreachable controller (the lease its key lives under, its member key's too): a killed
+  /// controller would otherwise control, and its shards stay led by it, until that lease
+  /// expires. Safe whoever is wrong (epochs and CAS fence every write); the cost of a node cut
+  /// off from the controller alone is a needless change of controller and of its shards' leaders.
   void unreachable(const std::string& node) {
-    if (node == cfg.node || !my_term()) return;
+    if (node == cfg.node) return;
+    bool controlling = my_term().has_value();
     std::int64_t lease = 0;
     {
       std::lock_guard lock(view_mtx);
-      if (auto it = members.find(node); it != members.end()) lease = it->second.lease;
+      if (controlling) {
+        if (auto it = members.find(node); it != members.end()) lease = it->second.lease;
+      } else if (controller && controller->node == node) {
+        lease = controller_lease;
+      }
     }
     if (lease == 0) return;
     auto r = client.lease_revoke(lease);
     if (r.ok())
-      log(log_level::info, "metadata_member_revoked", {{"member", node}, {"lease", lease}});
+      log(log_level::info, controlling ? "metadata_member_revoked" : "metadata_controller_revoked",
+          {{"member", node}, {"lease", lease}});
     else if (r.err().etcd_code != 5)
       log(log_level::warn, "metadata_member_revoke_failed",
           {{"member", node}, {"error", r.err().message}});

@@ -82,8 +82,9 @@ class metadata_agent {
   void propose_isr(shard_t shard, shard_assignment next, std::int64_t expected,
                    std::function<void(std::optional<std::int64_t>)> done);
   /// The cluster layer saw `node`'s connections close (kill -9 is seen at once): the controller
-  /// revokes that member's lease so failover starts now instead of at lease expiry. Elsewhere a
-  /// no-op.
+  /// revokes that member's lease so failover starts now instead of at lease expiry; any other
+  /// node revokes it only if `node` is the controller (so a killed controller is replaced, and
+  /// its shards failed over, at once too). Otherwise a no-op.
   void member_unreachable(const std::string& node);
   /// For the admin view: controller term, members with leases.
   /// {"controller":"n1"|null,"term":N,"lease":N,"lease_ttl_ms_left":N,"members":[{"id",

@@ -374,6 +374,22 @@ TEST_CASE("the controller gone, another takes over with a larger term and fails 
     std::printf("[figure] controller killed -> new controller's failover: %lld ms\n", took);
     CHECK(took <= limit.count());
   }
+  SECTION("killed, and reported unreachable by a node that doesn't control: replaced at once") {
+    auto killed = steady::now();
+    c.by_id("n1").proxy.cut();
+    // The other nodes' cluster layer sees its connections close.
+    c.by_id("n3").agent->member_unreachable("n1");
+    c.by_id("n2").agent->member_unreachable("n1");
+    REQUIRE(c.by_id("n2").rec.wait(2s, [&](recorder& r) {
+      return r.controller_ && r.controller_->node != "n1" && failed_over(placed, r.shards_, "n1");
+    }));
+    auto took = ms_since(killed);
+    std::printf("[figure] controller killed and reported -> new controller's failover: %lld ms\n",
+                took);
+    CHECK(took < 1000);
+    // Long before its lease would have expired.
+    CHECK(c.by_id("n1").agent->lease_valid());
+  }
   auto second = *c.by_id("n2").rec.controller();
   CHECK(second.term > first.term);
   CHECK(c.by_id("n3").rec.wait(5s, [&](recorder& r) { return r.controller_ == second; }));

@@ -14,6 +14,8 @@ struct member_info {
   std::string cluster_address;  // host:port of its cluster listener (CAF)
   std::string public_address;   // host:port of its WebSocket/HTTP listener (informational)
   std::int64_t lease = 0;       // the lease its key lives under
+  // Its key's mod revision: when the node last registered (at start, or under a new lease).
+  std::int64_t registered = 0;
 };
 
 /// Why `m` can't be a member key's value: the id not a node id (core/ids.hpp valid_name), the
@@ -26,7 +28,7 @@ inline bool valid(const member_info& m) { return !invalid_reason(m); }
 /// The value of a member key: {"id","cluster_address","public_address"}. `m` must be valid.
 std::string encode(const member_info& m);
 /// Strict: those three fields, each once, strings, valid as above, at most 1 KiB; nullopt for
-/// anything else. `lease` is left 0.
+/// anything else. `lease` and `registered` are left 0.
 std::optional<member_info> decode_member(std::string_view json);
 
 }  // namespace kaiwa::cluster

@@ -180,6 +180,7 @@ struct metadata_agent::state {
     auto m = decode_member(kv.value);
     if (!m || kv.key != members_prefix + m->id) return std::nullopt;
     m->lease = kv.lease;
+    m->registered = kv.mod_revision;
     return m;
   }
 
@@ -424,18 +425,25 @@ struct metadata_agent::state {
   }
 
   /// One controller round: first placement of the shards that have none, failover of the shards
-  /// whose leader is not live, and (`preferred`) leadership back to preferred replicas. Writes
-  /// are CAS on the mod revision fenced by the term; a failed condition re-reads and re-plans.
+  /// whose leader is not live, a new epoch for the shards whose leader registered again since
+  /// they were written (plan_restarted), and (`preferred`) leadership back to preferred
+  /// replicas. Writes are CAS on the mod revision fenced by the term; a failed condition
+  /// re-reads and re-plans.
   bool reconcile(bool preferred, std::vector<shard_t>& last_stranded) {
     for (int round = 0; round < max_replans; ++round) {
       auto term = my_term();
       if (!term) return true;
       node_set live;
       std::map<shard_t, versioned_assignment> current;
+      std::set<shard_t> restarted;  // led by a member that registered since they were written
       {
         std::lock_guard lock(view_mtx);
         for (auto& [id, m] : members) live.insert(id);
         current = shards;
+        for (auto& [s, a] : current)
+          if (auto it = members.find(a.assignment.leader);
+              it != members.end() && it->second.registered > a.mod_revision)
+            restarted.insert(s);
       }
       assignments plain;
       for (auto& [s, a] : current) plain.emplace(s, a.assignment);
@@ -455,9 +463,19 @@ struct metadata_agent::state {
               {{"count", failover.stranded.size()}, {"shards", join(failover.stranded)}});
         last_stranded = failover.stranded;
       }
+      // A leader that registered again (its process restarted within its lease's TTL, so no
+      // failover ran) does not lead the epoch it led before: a new epoch for its shards.
+      auto again = plan_restarted(plain, restarted, live);
+      if (!again.empty()) {
+        std::vector<shard_t> which;
+        for (auto& [s, a] : again) which.push_back(s);
+        log(log_level::info, "metadata_restarted_leader",
+            {{"count", which.size()}, {"shards", join(which)}});
+      }
+      for (auto& [s, a] : again) writes.push_back({s, a, current.at(s).mod_revision});
       if (preferred)
         for (auto& [s, a] : plan_preferred_leaders(plain, live, preferred_per_round))
-          writes.push_back({s, std::move(a), current.at(s).mod_revision});
+          if (!again.contains(s)) writes.push_back({s, std::move(a), current.at(s).mod_revision});
       if (writes.empty()) return true;
 
       // In batches (a dead node's hundreds of shards in a few round trips). A batch that fails a

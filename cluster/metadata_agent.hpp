@@ -2,8 +2,9 @@
 // A node's agent in etcd (docs/cluster.md "Metadata in etcd"): it holds the node's lease and
 // member key, follows the members, the shard assignments and the controller key by one watch,
 // campaigns for the controller, and on the node that holds the controller key runs the
-// controller loop (first placement, failover, preferred leaders). No CAF: the node's actors get
-// what it sees through `metadata_events`, called on the agent's threads.
+// controller loop (first placement, failover, new epochs for a restarted leader's shards,
+// preferred leaders). No CAF: the node's actors get what it sees through `metadata_events`,
+// called on the agent's threads.
 //
 // Threads: etcd_client's watch thread (delivers `members`, `assignment` and `controller`, one
 // update at a time, in revision order), lease_session's renewal thread, and one worker that

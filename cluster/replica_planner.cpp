@@ -81,6 +81,22 @@ failover_plan plan_failover(const assignments& current, const node_set& live) {
   return plan;
 }
 
+assignments plan_restarted(const assignments& current, const std::set<shard_t>& which,
+                           const node_set& live) {
+  assignments out;
+  auto leads = leader_counts(current);
+  for (auto s : which) {
+    auto it = current.find(s);
+    if (it == current.end() || !live.contains(it->second.leader)) continue;
+    auto& a = it->second;
+    auto next = pick_leader(a, live, leads, a.leader).value_or(a.leader);
+    --leads[a.leader];
+    ++leads[next];
+    out.emplace(s, promoted(a, next, live, {}));
+  }
+  return out;
+}
+
 assignments plan_preferred_leaders(const assignments& current, const node_set& live,
                                    std::size_t max_changes) {
   assignments out;

@@ -52,6 +52,15 @@ failover_plan plan_failover(const assignments& current, const node_set& live);
 assignments plan_preferred_leaders(const assignments& current, const node_set& live,
                                    std::size_t max_changes);
 
+/// For each shard of `which` (shards whose leader's process restarted: it does not lead an
+/// epoch it led before, so without a new epoch the shard has no working leader): the live
+/// in-sync replica other than the leader that leads the fewest shards, else the same leader, at
+/// epoch + 1, the isr keeping only live members (the restarted leader, live, stays in: its log is
+/// what it was; plan_preferred_leaders moves the leadership back once it is preferred). Shards of
+/// `which` whose leader is not live are plan_failover's and left out.
+assignments plan_restarted(const assignments& current, const std::set<shard_t>& which,
+                           const node_set& live);
+
 /// For each shard with `removed` among its replicas: `removed` gives way to the live node that
 /// holds the fewest replicas and is not yet one of the shard's (ties: by id), added out of sync
 /// (it catches up, then its leader adds it to the isr). A shard `removed` leads gets a new leader

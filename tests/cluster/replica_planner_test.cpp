@@ -115,6 +115,32 @@ TEST_CASE("leadership goes back to the preferred replica once it is live and in 
   CHECK(two.begin()->first == back.begin()->first);
 }
 
+TEST_CASE(
+    "a restarted leader's shards go to another live in-sync replica at the next epoch, or to "
+    "itself at the next epoch when none is",
+    "[planner]") {
+  assignments a;
+  a[1] = {3, "n1", {"n1", "n2", "n3"}, {"n1", "n2", "n3"}};
+  a[2] = {4, "n1", {"n1", "n2", "n3"}, {"n1"}};              // only the restarted leader in sync
+  a[3] = {5, "n1", {"n1", "n2", "n3"}, {"n1", "n3"}};        // n2 out of sync, n3 in
+  a[4] = {2, "n2", {"n2", "n1", "n3"}, {"n2", "n1", "n3"}};  // not in `which`
+  a[5] = {2, "n3", {"n3", "n1", "n2"}, {"n3", "n1"}};        // its leader is not live
+  auto plan = plan_restarted(a, {1, 2, 3, 5, 9}, {"n1", "n2", "n3"});
+  require_valid(plan);
+  REQUIRE(plan.size() == 4);
+  // Shard 1: n2 and n3 in sync and live; n2 leads fewer (ties go to the replica list's order).
+  CHECK(plan.at(1) == shard_assignment{4, "n2", {"n1", "n2", "n3"}, {"n1", "n2", "n3"}});
+  CHECK(plan.at(2) == shard_assignment{5, "n1", {"n1", "n2", "n3"}, {"n1"}});
+  CHECK(plan.at(3) == shard_assignment{6, "n3", {"n1", "n2", "n3"}, {"n1", "n3"}});
+  CHECK(plan.at(5) == shard_assignment{3, "n1", {"n3", "n1", "n2"}, {"n3", "n1"}});
+  // n3 dead: shard 5 is plan_failover's, n3 leaves the isr; a shard not assigned (9) is nothing.
+  auto without_n3 = plan_restarted(a, {1, 3, 5, 9}, {"n1", "n2"});
+  REQUIRE(without_n3.size() == 2);
+  CHECK(without_n3.at(1).leader == "n2");
+  CHECK(without_n3.at(1).isr == std::vector<std::string>{"n1", "n2"});
+  CHECK(without_n3.at(3) == shard_assignment{6, "n1", {"n1", "n2", "n3"}, {"n1"}});
+}
+
 TEST_CASE("a removed member's replicas are re-created on the least loaded live nodes",
           "[planner]") {
   auto a = plan_initial(400, {"n1", "n2", "n3", "n4"}, 3);

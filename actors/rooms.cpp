@@ -196,6 +196,9 @@ caf::actor rooms::impl::start_replication(caf::actor cluster_actor) {
   hooks.serving = [cluster_actor](shard_t s, bool serving) {
     caf::anon_send(cluster_actor, detail::serving_atom::value, s, serving);
   };
+  hooks.resign = [this](shard_t s, cluster::epoch_t epoch) {
+    if (auto a = agent.load()) a->resign(s, epoch);
+  };
   cluster::in_sync_config isc;
   isc.min_insync = cc.min_insync;
   return detail::spawn_replication(*sys, env.journal, cc.node_id, isc, std::move(hooks));

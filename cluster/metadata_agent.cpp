@@ -693,6 +693,40 @@ void metadata_agent::propose_isr(shard_t shard, shard_assignment next, std::int6
   if (!state_->enqueue(p)) p.done(std::nullopt);
 }
 
+void metadata_agent::resign(shard_t shard, std::uint64_t epoch) {
+  auto* st = state_.get();
+  std::optional<assignment_write> write;
+  {
+    std::lock_guard lock(st->view_mtx);
+    auto it = st->shards.find(shard);
+    if (it == st->shards.end() || it->second.assignment.leader != st->cfg.node ||
+        it->second.assignment.epoch != epoch)
+      return;  // moved on already
+    node_set others;
+    for (auto& [id, m] : st->members)
+      if (id != st->cfg.node) others.insert(id);
+    auto plan = plan_failover({{shard, it->second.assignment}}, others);
+    if (!plan.changes.empty())
+      write = assignment_write{shard, plan.changes.begin()->second, it->second.mod_revision};
+  }
+  if (!write) {
+    log(log_level::error, "metadata_resign_no_replica",
+        {{"shard", std::uint64_t{shard}}, {"epoch", epoch}});
+    return;
+  }
+  auto leader = write->next.leader;
+  state::proposal p{
+      std::move(*write), [shard, epoch, leader](std::optional<std::int64_t> r) {
+        if (r)
+          log(log_level::info, "metadata_resigned",
+              {{"shard", std::uint64_t{shard}}, {"epoch", epoch + 1}, {"leader", leader}});
+        else
+          log(log_level::warn, "metadata_resign_failed",
+              {{"shard", std::uint64_t{shard}}, {"epoch", epoch}});
+      }};
+  if (!st->enqueue(p)) p.done(std::nullopt);
+}
+
 void metadata_agent::member_unreachable(const std::string& node) {
   if (!state_->enqueue_unreachable(node))
     log(log_level::warn, "metadata_unreachable_dropped", {{"member", node}});

@@ -82,6 +82,15 @@ class metadata_agent {
   /// full or it is stopping).
   void propose_isr(shard_t shard, shard_assignment next, std::int64_t expected,
                    std::function<void(std::optional<std::int64_t>)> done);
+  /// This node's leader of `shard` at `epoch` stepped down on a disk error and won't lead that
+  /// epoch again: writes the shard's assignment with another live in-sync replica leading at
+  /// epoch + 1 and this node out of the isr (plan_failover's choice, this node counted dead), by
+  /// compare-and-swap on the assignment's mod revision without a controller fence, as
+  /// propose_isr. Nothing is written when the agent's view no longer names this node leader at
+  /// `epoch`, or when no other in-sync replica is live (logged: the shard has no leader until
+  /// one is, or this node registers again, e.g. restarted on a repaired disk). The outcome is
+  /// logged; runs on an agent thread.
+  void resign(shard_t shard, std::uint64_t epoch);
   /// The cluster layer saw `node`'s connections close (kill -9 is seen at once): the controller
   /// revokes that member's lease so failover starts now instead of at lease expiry; any other
   /// node revokes it only if `node` is the controller (so a killed controller is replaced, and

@@ -45,6 +45,7 @@ void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
   if (leading()) step_down(replicate_error::deposed);
   now_ = now;
   role_ = role::leader;
+  storage_failed_ = false;
   epoch_ = a.epoch;
   followed_ = std::max(followed_, a.epoch);
   leader_ = self_;
@@ -180,9 +181,11 @@ void shard_replica::advance() {
 }
 
 void shard_replica::step_down(replicate_error why) {
-  if (leading())
+  if (leading()) {
     log(log_level::warn, "shard_leader_stepped_down",
         {{"shard", std::to_string(shard_)}, {"epoch", std::to_string(epoch_)}});
+    storage_failed_ = why == replicate_error::storage;
+  }
   role_ = role::none;
   tracker_.reset();
   peers_.clear();

@@ -103,6 +103,9 @@ class shard_replica {
   void step_down(replicate_error why);
 
   bool leading() const noexcept { return role_ == role::leader; }
+  /// It last stopped leading because its disk failed (an append or an apply), not by its
+  /// owner's step_down or a newer epoch: the shard needs another leader. Cleared by lead().
+  bool storage_failed() const noexcept { return storage_failed_; }
   epoch_t epoch() const noexcept { return epoch_; }
   /// The highest epoch this replica has followed or led (its log's included): lead() takes
   /// only an epoch above it, or the epoch it led and stepped down from.
@@ -154,6 +157,7 @@ class shard_replica {
   bool applying_ = false;
   std::size_t appends_in_flight_ = 0;  // made to the store, not completed
   bool damaged_ = false;               // an append failed: the store may hold entries past log_end_
+  bool storage_failed_ = false;        // the last step-down as leader was for `storage`
   leader_epochs history_;
   epoch_t followed_ = 0;
 

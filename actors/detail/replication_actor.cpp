@@ -11,7 +11,8 @@
 //   again at its epoch once the lease holds, if the assignment still names it;
 // - when the node serves a shard: from the moment its leader has applied its log up to where it
 //   ended at the promotion (every event acked before the failover is then in its records);
-// - isr changes: one compare-and-swap in flight per shard, on the revision it leads by.
+// - isr changes: one compare-and-swap in flight per shard, on the revision it leads by;
+// - a disk error: a leader that stepped down on one asks for another leader (hooks.resign).
 
 #include "actors/detail/replication_actor.hpp"
 
@@ -39,6 +40,10 @@ constexpr auto tick_period = std::chrono::milliseconds(50);
 /// answering), the shard's leader proposes again no sooner than this: a leader that keeps losing
 /// its compare-and-swap must not write to etcd at every tick.
 constexpr auto proposal_backoff = std::chrono::milliseconds(200);
+/// A leader that stepped down on a disk error asks for another leader again this often while
+/// the assignment still names it (the first request may have lost its compare-and-swap, or
+/// found no other in-sync replica live).
+constexpr auto resign_retry = std::chrono::seconds(1);
 /// Entries read at a time when a replica is opened and its epoch history rebuilt from its log.
 constexpr std::size_t history_scan_entries = 1024;
 constexpr std::size_t history_scan_bytes = std::size_t{8} << 20;
@@ -151,6 +156,11 @@ class replication_actor : public caf::event_based_actor {
     clock::time_point propose_after;   // a failed isr write holds the next one back until then
     std::size_t pending = 0;           // replicates waiting for their ack
     bool open_failing = false;         // its log couldn't be read: logged once, retried each tick
+
+    // A leader that stepped down on a disk error: hooks.resign said for this epoch (0: not yet),
+    // and says it again from `resign_again`.
+    cluster::epoch_t storage_resigned = 0;
+    clock::time_point resign_again;
   };
 
   // -- assignments -------------------------------------------------------------------------
@@ -249,6 +259,7 @@ class replication_actor : public caf::event_based_actor {
     s.life = 0;
     s.led = 0;
     s.lease_resigned = false;
+    s.storage_resigned = 0;
     s.proposal = 0;
     s.open_failing = false;
     if (s.serving) set_serving(shard, s, false);
@@ -266,6 +277,7 @@ class replication_actor : public caf::event_based_actor {
     }
     bool leading = s.replica && s.replica->leading();
     if (!leading) s.proposal = 0;  // the replica forgot it; its outcome is nobody's now
+    if (!leading && s.replica && s.replica->storage_failed()) resign_for_storage(shard, s);
     if (s.serving && !leading) {
       set_serving(shard, s, false);
     } else if (!s.serving && leading && s.replica->applied() >= s.serve_from) {
@@ -285,6 +297,25 @@ class replication_actor : public caf::event_based_actor {
     log(log_level::warn, "shard_leader_lease_lapsed", {{"shard", std::to_string(shard)}});
     s.replica->step_down(replicate_error::deposed);
     s.lease_resigned = true;
+  }
+
+  /// Its disk failed while it led: this actor won't make it lead that epoch again (only a
+  /// lease step-down leads again at the same epoch), so another replica must lead the next one.
+  void resign_for_storage(shard_t shard, slot& s) {
+    auto& a = *s.assignment;
+    if (a.leader != self_ || a.epoch != s.led) return;  // the shard has moved on already
+    auto now = clock::now();
+    if (s.storage_resigned == s.led && now < s.resign_again) return;
+    if (s.storage_resigned != s.led) {
+      metrics_->storage_resigns += 1;
+      log(log_level::error, "shard_leader_resigned",
+          {{"shard", std::to_string(shard)},
+           {"epoch", std::to_string(s.led)},
+           {"reason", "storage"}});
+    }
+    s.storage_resigned = s.led;
+    s.resign_again = now + resign_retry;
+    hooks_.resign(shard, s.led);
   }
 
   void completed(shard_t shard, std::uint64_t life, const std::function<void()>& fn) {

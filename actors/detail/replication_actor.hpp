@@ -63,7 +63,7 @@ constexpr std::int32_t replicate_code(cluster::replicate_error e) {
 /// the room actors hold their clients' commands meanwhile. Default: 4,096
 inline constexpr std::size_t max_pending_replicates = 4096;
 
-/// How the actor reaches the rest of the node; all four must be set.
+/// How the actor reaches the rest of the node; all five must be set.
 struct replication_hooks {
   /// Sends `bytes` to `node`'s replication actor (the lead routes via cluster actors); called
   /// on the replication actor.
@@ -81,6 +81,11 @@ struct replication_hooks {
   /// log up to where it ended at the promotion, so its records hold every event acked before)
   /// / stops serving it (stepped down, deposed, no longer a replica, or the actor stopped).
   std::function<void(shard_t, bool serving)> serving;
+  /// Called on the replication actor: this node's leader of the shard at `epoch` stepped down
+  /// because its disk failed (an append or an apply) while the assignment still names it: it
+  /// won't lead that epoch again, so the shard needs another leader (the metadata agent's
+  /// `resign`). Called again every second while the assignment still names it at that epoch.
+  std::function<void(shard_t, cluster::epoch_t epoch)> resign;
 };
 
 /// Counters of the node's replication, updated by the actor and read from any thread (the
@@ -98,6 +103,7 @@ struct replication_metrics {
   std::atomic<std::uint64_t> isr_expands{0};           // isr changes written that added one
   std::atomic<std::uint64_t> isr_proposals_failed{0};  // compare-and-swaps lost or failed
   std::atomic<std::uint64_t> lease_step_downs{0};      // leaders stepped down for their lease
+  std::atomic<std::uint64_t> storage_resigns{0};       // leaders resigned on a disk error
   std::atomic<std::uint64_t> invalid_assignments{0};   // refused: not JSON of a valid assignment
 };
 

@@ -101,6 +101,11 @@ class replication_cluster {
       serving_[n].push_back({v, at->applied, at->log_end});
       cv_.notify_all();
     };
+    h.resign = [this, n](shard_t s, cluster::epoch_t epoch) {
+      std::lock_guard lock(mtx_);
+      resigns_[n].emplace_back(s, epoch);
+      cv_.notify_all();
+    };
     auto a = detail::spawn_replication(sys_, *journals_[n], n, cfg_, std::move(h), metrics_[n]);
     std::lock_guard lock(mtx_);
     actors_[n] = a;
@@ -172,6 +177,11 @@ class replication_cluster {
     std::lock_guard lock(mtx_);
     return serving_[n];
   }
+  /// `n`'s resign hook calls: (shard, epoch).
+  std::vector<std::pair<shard_t, cluster::epoch_t>> resigns(const std::string& n) {
+    std::lock_guard lock(mtx_);
+    return resigns_[n];
+  }
   bool is_serving(const std::string& n) {
     auto ev = serving(n);
     return !ev.empty() && ev.back().serving;
@@ -237,6 +247,7 @@ class replication_cluster {
   std::set<std::string> cut_;
   std::pair<std::string, std::string> lapse_after_send_;
   std::map<std::string, std::vector<serving_event>> serving_;
+  std::map<std::string, std::vector<std::pair<shard_t, cluster::epoch_t>>> resigns_;
   std::map<shard_t, shard_assignment> etcd_;
   std::map<shard_t, std::int64_t> revision_of_;
   std::int64_t revision_ = 100;
@@ -607,4 +618,36 @@ TEST_CASE(
   REQUIRE(c.wait([&] { return applied_everywhere(c, 300); }));
   CHECK(image(c, "n3") == image(c, "n1"));
   CHECK(image(c, "n2") == image(c, "n1"));
+}
+
+TEST_CASE(
+    "replication actors: a leader whose disk fails an apply steps down and asks, through its "
+    "resign hook, for another leader",
+    "[replication][actor]") {
+  replication_cluster c;
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  auto codes = writes(c, "n1", payloads(c, "n1", 1, 5, "e")).codes();
+  REQUIRE(count(codes, detail::replicate_acked) == 5);
+  CHECK(c.resigns("n1").empty());
+  // An entry the journal refuses to apply (not one a room's write_set makes) fails the leader's
+  // apply once the isr holds it: its disk "failed".
+  auto failed = writes(c, "n1", {"not records"}).codes();
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0] == replicate_code(replicate_error::storage));
+  REQUIRE(c.wait([&] { return !c.resigns("n1").empty(); }));
+  using resign = std::pair<shard_t, cluster::epoch_t>;
+  CHECK(c.resigns("n1").front() == resign{c.shard, 1});
+  CHECK(c.metrics("n1").storage_resigns == 1);
+  CHECK_FALSE(c.is_serving("n1"));
+  // It does not lead epoch 1 again, and asks again (its first request may have lost its
+  // compare-and-swap) while the assignment still names it.
+  REQUIRE(c.wait([&] { return c.resigns("n1").size() >= 2; }));
+  for (auto& r : c.resigns("n1")) CHECK(r == resign{c.shard, 1});
+  CHECK(c.metrics("n1").storage_resigns == 1);
+  CHECK(count(writes(c, "n1", payloads(c, "n1", 6, 6, "e")).codes(),
+              replicate_code(replicate_error::not_leader)) == 1);
+  // The followers never led: they asked nothing.
+  CHECK(c.resigns("n2").empty());
+  CHECK(c.resigns("n3").empty());
 }

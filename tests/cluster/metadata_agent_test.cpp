@@ -613,6 +613,65 @@ TEST_CASE(
   }));
 }
 
+TEST_CASE(
+    "a leader resigning on a disk error hands its shard to another live in-sync replica at the "
+    "next epoch, and leaves the isr",
+    "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  assignment_store store(client, prefix, shard_count);
+  three_nodes c(etcd.client_port());
+  auto& n2 = c.by_id("n2");
+  auto placed = n2.rec.shards();
+  std::vector<shard_t> led;
+  for (auto& [s, a] : placed)
+    if (a.assignment.leader == "n2") led.push_back(s);
+  REQUIRE(led.size() >= 3);
+  auto revision_in_etcd = [&](shard_t s) {
+    auto r = client.get(store.key_of(s));
+    REQUIRE(r.ok());
+    REQUIRE(r->kvs.size() == 1);
+    return r->kvs.front().mod_revision;
+  };
+  /// Every call n2's agent queued before this has been written (its worker goes in order).
+  auto settled = [&] {
+    auto s = led.back();
+    auto now = n2.rec.shards().at(s);
+    REQUIRE(propose(*n2.agent, s, now.assignment, now.mod_revision));
+  };
+
+  auto s = led[0];
+  auto& before = placed.at(s).assignment;
+  n2.agent->resign(s, before.epoch);
+  REQUIRE(c.by_id("n3").rec.wait(
+      5s, [&](recorder& r) { return r.shards_.at(s).assignment.epoch == before.epoch + 1; }));
+  auto after = c.by_id("n3").rec.shards().at(s).assignment;
+  CHECK(after.leader != "n2");
+  CHECK(before.in_sync(after.leader));
+  CHECK_FALSE(after.in_sync("n2"));
+  CHECK(after.replicas == before.replicas);  // a replica still: it may come back in sync
+
+  // An epoch it no longer leads (the shard moved on): nothing.
+  auto rev = revision_in_etcd(s);
+  n2.agent->resign(s, before.epoch);
+  settled();
+  CHECK(revision_in_etcd(s) == rev);
+
+  // No other replica in sync: nothing written (logged), the shard waits for one.
+  auto t = led[1];
+  auto alone = placed.at(t).assignment;
+  alone.isr = {"n2"};
+  REQUIRE(propose(*n2.agent, t, alone, placed.at(t).mod_revision));
+  REQUIRE(n2.rec.wait(5s, [&](recorder& r) { return r.shards_.at(t).assignment == alone; }));
+  rev = revision_in_etcd(t);
+  n2.agent->resign(t, alone.epoch);
+  settled();
+  CHECK(revision_in_etcd(t) == rev);
+  CHECK(n2.rec.shards().at(t).assignment == alone);
+}
+
 TEST_CASE("a watch resumed past a compaction loads again and delivers everything",
           "[etcd][agent]") {
   if (!have_etcd()) return;

@@ -677,6 +677,7 @@ TEST_CASE(
   CHECK(done);
   CHECK(outcome == replicate_error::deposed);
   CHECK_FALSE(c.replica("n1")->leading());
+  CHECK_FALSE(c.replica("n1")->storage_failed());
   CHECK(c.replica("n1")->followed() == 1);
   c.write("refused");  // not leading: not_leader, nothing appended
   c.heal("n3");
@@ -708,8 +709,11 @@ TEST_CASE("a leader whose disk fails an append leaves no hole in its log", "[rep
   for (int i = 0; i < 3; ++i) c.write("a" + std::to_string(i));
   c.sched().run();
   CHECK_FALSE(c.replica("n1")->leading());
+  // Its owner learns why: the shard needs another leader (replication_actor's resign hook).
+  CHECK(c.replica("n1")->storage_failed());
   c.disk_of("n1").fail_appends.clear();
   c.assign(c.assignment());
+  CHECK_FALSE(c.replica("n1")->storage_failed());
   settle(c, "b", 3);
   CHECK(c.replica("n1")->log_end() == c.replica("n2")->log_end());
   c.check({"n1", "n2", "n3"});

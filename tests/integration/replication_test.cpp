@@ -368,7 +368,7 @@ TEST_CASE("replicated: a node stopped with SIGTERM hands its shards over and exi
 
 TEST_CASE(
     "replicated: kill -9 of the node that is both the controller and a room's leader: the "
-    "others revoke its lease at once, and another replica takes writes within 2 s",
+    "others revoke its lease at once, and another replica takes writes within a second",
     "[replication]") {
   if (etcd_process::binary().empty()) {
     WARN("no etcd binary (apt-get install etcd-server): skipping");

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "cluster/replica_moves.hpp"
 #include "cluster/replica_planner.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
@@ -24,6 +25,9 @@ using steady = std::chrono::steady_clock;
 /// (its leader proposes again) and an unreachable member is left to its lease's expiry.
 constexpr std::size_t max_proposals = 65536;
 constexpr std::size_t max_unreachable = 1024;
+/// Operators' requests waiting for the worker, and waiting for their end: past either a request
+/// is refused at once (an operator asks again).
+constexpr std::size_t max_requests = 1024;
 /// How often the controller moves leaders back to their preferred replicas, and how many a round.
 constexpr auto preferred_period = 1s;
 constexpr std::size_t preferred_per_round = 8;
@@ -57,6 +61,7 @@ struct metadata_agent::state {
   election elect;
   std::string members_prefix;
   std::string member_key;
+  std::string requests_prefix;  // <prefix>requests/: move/NNNNN, drain/<node>, remove/<node>
 
   // -- the view ----------------------------------------------------------------------------
   mutable std::mutex view_mtx;
@@ -67,6 +72,21 @@ struct metadata_agent::state {
   std::int64_t controller_lease = 0;                    // the lease the controller key lives under
   std::optional<controller_term> delivered_controller;  // what `controller` said last
   bool delivered_any_controller = false;
+  // Operators' requests as etcd holds them, by key; and the newest revision the view has seen
+  // (a waiter whose key is absent at or past its creation knows it was deleted).
+  std::map<std::string, key_value> requests;
+  std::int64_t seen_revision = 0;
+  std::int64_t drained_delivered = 0;  // create revision of this node's drain key delivered
+  struct waiter {
+    enum class kind { move, drain, removal } what;
+    std::string key;
+    std::int64_t created = 0;  // the key's create revision
+    steady::time_point deadline;
+    shard_t shard = 0;
+    std::string node;  // move: the target; drain, removal: the node
+    request_done done;
+  };
+  std::vector<waiter> waiters;
   // Replaced by the worker only; read (under view_mtx) by lease_valid, status_json and my_term.
   std::shared_ptr<lease_session> session;
 
@@ -80,6 +100,7 @@ struct metadata_agent::state {
   bool stopping = false;
   std::deque<proposal> proposals;
   std::deque<std::string> unreachable_nodes;
+  std::deque<std::function<void()>> jobs;  // operators' requests, written by the worker
   // Posted by the watch and lease threads, coalesced: each says "do this once more".
   bool lease_lost_posted = false, resync_posted = false, campaign_posted = false,
        reconcile_posted = false;
@@ -93,7 +114,8 @@ struct metadata_agent::state {
         store(client, cfg.prefix, cfg.shards),
         elect(client, cfg.prefix + "controller", cfg.node),
         members_prefix(cfg.prefix + "members/"),
-        member_key(members_prefix + cfg.node) {}
+        member_key(members_prefix + cfg.node),
+        requests_prefix(cfg.prefix + "requests/") {}
 
   ~state() {
     {
@@ -104,6 +126,7 @@ struct metadata_agent::state {
     if (worker.joinable()) worker.join();
     watch.reset();
     for (auto& p : proposals) p.done(std::nullopt);
+    for (auto& w : waiters) w.done("the node is stopping");
     auto term = my_term();
     if (term) (void)elect.resign(*term);
     std::shared_ptr<lease_session> s;
@@ -130,6 +153,17 @@ struct metadata_agent::state {
       std::lock_guard lock(mtx);
       if (stopping || proposals.size() >= max_proposals) return false;
       proposals.push_back(std::move(p));
+    }
+    cv.notify_all();
+    return true;
+  }
+
+  /// Queues an operator's request for the worker; false when the queue is full or it stops.
+  bool enqueue_job(std::function<void()>& job) {
+    {
+      std::lock_guard lock(mtx);
+      if (stopping || jobs.size() >= max_requests) return false;
+      jobs.push_back(std::move(job));
     }
     cv.notify_all();
     return true;
@@ -173,6 +207,7 @@ struct metadata_agent::state {
     std::map<shard_t, versioned_assignment> shards;
     std::optional<controller_term> controller;
     std::int64_t controller_lease = 0;
+    std::map<std::string, key_value> requests;
   };
 
   /// A member key's value as a member; nullopt when it isn't one a node writes.
@@ -187,13 +222,14 @@ struct metadata_agent::state {
   /// Members, assignments and the controller at one revision (one transaction), so one watch
   /// from the revision after it misses nothing of any.
   result<loaded> load() {
-    auto r = client.txn({},
-                        {txn_op::get_prefix(members_prefix),
-                         txn_op::get_prefix(store.shards_prefix()), txn_op::get(elect.key())},
-                        {});
+    auto r =
+        client.txn({},
+                   {txn_op::get_prefix(members_prefix), txn_op::get_prefix(store.shards_prefix()),
+                    txn_op::get(elect.key()), txn_op::get_prefix(requests_prefix)},
+                   {});
     if (!r.ok()) return r.err();
-    if (!r->succeeded || r->responses.size() != 3)
-      return error{errc::protocol, "a read of the metadata came back without its three ranges", 0};
+    if (!r->succeeded || r->responses.size() != 4)
+      return error{errc::protocol, "a read of the metadata came back without its four ranges", 0};
     loaded out;
     out.revision = r->revision;
     for (auto& kv : r->responses[0].kvs) {
@@ -215,6 +251,7 @@ struct metadata_agent::state {
       out.controller = controller_term{kv.value, kv.create_revision};
       out.controller_lease = kv.lease;
     }
+    for (auto& kv : r->responses[3].kvs) out.requests[kv.key] = kv;
     return out;
   }
 
@@ -229,6 +266,8 @@ struct metadata_agent::state {
       shards = l.shards;
       controller = l.controller;
       controller_lease = l.controller_lease;
+      requests = l.requests;
+      seen_revision = std::max(seen_revision, l.revision);
       m = members;
       s = shards;
     }
@@ -238,6 +277,7 @@ struct metadata_agent::state {
     deliver_controller();
     if (!l.controller) post(&state::campaign_posted);
     post(&state::reconcile_posted);
+    settle_waiters();
   }
 
   /// Tells `controller` what the view says if that is not what it said last.
@@ -270,7 +310,22 @@ struct metadata_agent::state {
     for (auto& e : u.events) {
       auto& key = e.kv.key;
       bool put = e.what == watch_event::type::put;
-      if (key.starts_with(members_prefix)) {
+      {
+        std::lock_guard lock(view_mtx);
+        seen_revision = std::max(seen_revision, e.kv.mod_revision);
+        // A leader's isr change may be the step a move or a drain waits for.
+        if (!requests.empty() && key.starts_with(store.shards_prefix())) reconcile = true;
+      }
+      if (key.starts_with(requests_prefix)) {
+        {
+          std::lock_guard lock(view_mtx);
+          if (put)
+            requests[key] = e.kv;
+          else
+            requests.erase(key);
+        }
+        reconcile = true;
+      } else if (key.starts_with(members_prefix)) {
         std::map<std::string, member_info> m;
         {
           std::lock_guard lock(view_mtx);
@@ -324,6 +379,290 @@ struct metadata_agent::state {
     }
     if (vacant) post(&state::campaign_posted);
     if (reconcile) post(&state::reconcile_posted);
+    settle_waiters();
+  }
+
+  // -- operators' requests ---------------------------------------------------------------------
+
+  std::string move_key(shard_t shard) const {
+    auto n = std::to_string(shard);
+    return requests_prefix + "move/" + std::string(5 - std::min<std::size_t>(5, n.size()), '0') + n;
+  }
+  std::string drain_key(const std::string& node) const { return requests_prefix + "drain/" + node; }
+  std::string removal_key(const std::string& node) const {
+    return requests_prefix + "remove/" + node;
+  }
+
+  /// How `w` ended by what the view shows; nullopt while it runs. Under view_mtx.
+  std::optional<std::string> outcome(const waiter& w) const {
+    auto it = requests.find(w.key);
+    bool present = it != requests.end() && it->second.create_revision == w.created;
+    if (w.what == waiter::kind::drain) {
+      if (present) {
+        auto d = decode_drain(it->second.value);
+        if (d && d->finished) return std::string{};
+        return std::nullopt;
+      }
+      if (seen_revision < w.created) return std::nullopt;
+      return "the drain of " + w.node +
+             " ended before it finished: its lease ended (it stopped "
+             "or restarted)";
+    }
+    if (present || seen_revision < w.created) return std::nullopt;
+    if (w.what == waiter::kind::move) {
+      auto a = shards.find(w.shard);
+      if (a != shards.end() && a->second.assignment.leader == w.node) return std::string{};
+      if (!members.contains(w.node)) return "the move was abandoned: " + w.node + " is not live";
+      return "the move was abandoned (the controller's log says why)";
+    }
+    if (members.contains(w.node))
+      return w.node +
+             " is live: only a member that is gone can be "
+             "removed";
+    std::vector<shard_t> left;
+    for (auto& [s, a] : shards)
+      if (a.assignment.holds(w.node)) left.push_back(s);
+    if (left.empty()) return std::string{};
+    return "shards " + join(left) + " still hold " + w.node +
+           ": none of their in-sync replicas is live to lead them";
+  }
+
+  /// Answers the waiters whose request ended, and delivers this node's finished drain.
+  void settle_waiters() {
+    std::vector<std::pair<request_done, std::string>> answers;
+    std::optional<std::chrono::milliseconds> drained_now;
+    {
+      std::lock_guard lock(view_mtx);
+      std::erase_if(waiters, [&](waiter& w) {
+        auto o = outcome(w);
+        if (!o) return false;
+        answers.emplace_back(std::move(w.done), std::move(*o));
+        return true;
+      });
+      if (auto it = requests.find(drain_key(cfg.node));
+          it != requests.end() && it->second.create_revision != drained_delivered) {
+        auto d = decode_drain(it->second.value);
+        if (d && d->finished) {
+          drained_delivered = it->second.create_revision;
+          drained_now = d->grace;
+        }
+      }
+    }
+    for (auto& [done, err] : answers) done(std::move(err));
+    if (drained_now && ev.drained) ev.drained(*drained_now);
+  }
+
+  /// On the worker: withdraws the requests past their deadline and answers them.
+  void expire_waiters() {
+    auto now = steady::now();
+    std::vector<waiter> expired;
+    {
+      std::lock_guard lock(view_mtx);
+      std::erase_if(waiters, [&](waiter& w) {
+        if (w.deadline > now) return false;
+        expired.push_back(std::move(w));
+        return true;
+      });
+    }
+    for (auto& w : expired) {
+      // Only the request this waiter wrote (a later one for the same key is someone else's).
+      auto r = client.txn({compare::create_revision(w.key, compare_result::equal, w.created)},
+                          {txn_op::del(w.key)}, {});
+      if (!r.ok())
+        log(log_level::warn, "metadata_request_withdraw_failed",
+            {{"key", w.key}, {"error", r.err().message}});
+      w.done(
+          "timeout: not finished in time; withdrawn at the step it reached (kaiwa shards "
+          "shows where)");
+    }
+  }
+
+  /// Writes request `key` = `value` (under `lease`) unless it exists, and waits for its end.
+  /// An existing drain of the same node is joined instead.
+  void submit(waiter w, const std::string& value, std::int64_t lease) {
+    auto r = client.txn({compare::create_revision(w.key, compare_result::equal, 0)},
+                        {txn_op::put(w.key, value, lease)}, {txn_op::get(w.key)});
+    if (!r.ok()) return w.done("etcd: " + r.err().message);
+    if (r->succeeded) {
+      w.created = r->revision;
+    } else {
+      if (w.what != waiter::kind::drain || r->responses.empty() || r->responses.front().kvs.empty())
+        return w.done("one is under way already (" + w.key + ")");
+      w.created = r->responses.front().kvs.front().create_revision;
+    }
+    {
+      std::lock_guard lock(view_mtx);
+      if (waiters.size() >= max_requests) {
+        w.done("too many requests under way");
+        return;
+      }
+      waiters.push_back(std::move(w));
+    }
+    post(&state::reconcile_posted);
+    settle_waiters();
+  }
+
+  void submit_move(shard_t shard, std::string to, std::chrono::milliseconds timeout,
+                   request_done done) {
+    move_request m{to, ""};
+    {
+      std::lock_guard lock(view_mtx);
+      auto a = shards.find(shard);
+      if (shard >= cfg.shards || a == shards.end())
+        return done("shard " + std::to_string(shard) + " has no assignment yet");
+      if (!members.contains(to)) return done(to + " is not a live member");
+      if (a->second.assignment.leader == to) return done({});  // nothing to do
+      if (!a->second.assignment.holds(to)) m.from = a->second.assignment.leader;
+    }
+    waiter w{waiter::kind::move, move_key(shard), 0, steady::now() + timeout, shard, to,
+             std::move(done)};
+    submit(std::move(w), encode(m), 0);
+  }
+
+  void submit_drain(std::string node, std::chrono::milliseconds grace,
+                    std::chrono::milliseconds timeout, request_done done) {
+    std::int64_t lease = 0;
+    {
+      std::lock_guard lock(view_mtx);
+      auto it = members.find(node);
+      if (it == members.end()) return done(node + " is not a live member");
+      lease = it->second.lease;
+    }
+    waiter w{waiter::kind::drain, drain_key(node), 0, steady::now() + timeout, 0, node,
+             std::move(done)};
+    submit(std::move(w), encode(drain_request{grace, false}), lease);
+  }
+
+  void submit_removal(std::string node, std::chrono::milliseconds timeout, request_done done) {
+    {
+      std::lock_guard lock(view_mtx);
+      if (members.contains(node))
+        return done(node + " is live: stop it first (only a member that is gone can be removed)");
+      if (std::none_of(shards.begin(), shards.end(),
+                       [&](auto& s) { return s.second.assignment.holds(node); }))
+        return done(node + " holds no replica");
+    }
+    waiter w{waiter::kind::removal, removal_key(node), 0, steady::now() + timeout, 0, node,
+             std::move(done)};
+    submit(std::move(w), "{}", 0);
+  }
+
+  /// A request key the controller is done with: deleted (or, a drain, marked finished) if it
+  /// is still as read, under the controller's fence.
+  struct request_end {
+    key_value kv;
+    std::optional<std::string> put;  // nullopt: delete
+  };
+
+  /// The controller's part of the operators' requests for one round: the assignment writes of
+  /// their next steps (shards not in `writes` already), the request keys done with, the drained
+  /// nodes and the shards a move is under way on (the preferred-leader pass leaves both alone).
+  void plan_requests(const std::map<shard_t, versioned_assignment>& current,
+                     const assignments& plain, const node_set& live,
+                     std::vector<assignment_write>& writes, std::vector<request_end>& ends,
+                     std::set<std::string>& drained, std::set<shard_t>& moving) {
+    std::map<std::string, key_value> reqs;
+    {
+      std::lock_guard lock(view_mtx);
+      reqs = requests;
+    }
+    std::set<shard_t> taken;
+    for (auto& w : writes) taken.insert(w.shard);
+    auto add = [&](shard_t s, shard_assignment next) {
+      if (!taken.insert(s).second) return;
+      writes.push_back({s, std::move(next), current.at(s).mod_revision});
+    };
+    std::map<std::string, key_value> drains;
+    for (auto& [key, kv] : reqs) {
+      auto rest = std::string_view(key).substr(requests_prefix.size());
+      if (rest.starts_with("move/")) {
+        auto m = decode_move(kv.value);
+        char* end = nullptr;
+        auto digits = std::string(rest.substr(5));
+        auto n = std::strtoul(digits.c_str(), &end, 10);
+        if (!m || digits.size() != 5 || *end || n >= cfg.shards || !current.contains(n)) {
+          log(log_level::error, "metadata_request_damaged", {{"key", key}});
+          ends.push_back({kv, std::nullopt});
+          continue;
+        }
+        auto s = static_cast<shard_t>(n);
+        moving.insert(s);
+        auto step = next_move_step(current.at(s).assignment, *m, live);
+        switch (step.what) {
+          case move_step::kind::write:
+            add(s, std::move(step.next));
+            break;
+          case move_step::kind::wait:
+            break;
+          case move_step::kind::done:
+            log(log_level::info, "metadata_move_done",
+                {{"shard", std::uint64_t{s}}, {"to", m->to}});
+            ends.push_back({kv, std::nullopt});
+            break;
+          case move_step::kind::abandon:
+            log(log_level::warn, "metadata_move_abandoned",
+                {{"shard", std::uint64_t{s}}, {"to", m->to}, {"why", step.why}});
+            ends.push_back({kv, std::nullopt});
+            break;
+        }
+      } else if (rest.starts_with("drain/")) {
+        auto node = std::string(rest.substr(6));
+        if (!valid_name(node) || !decode_drain(kv.value)) {
+          log(log_level::error, "metadata_request_damaged", {{"key", key}});
+          continue;  // under the node's lease: it goes with it
+        }
+        drained.insert(node);
+        drains.emplace(node, kv);
+      } else if (rest.starts_with("remove/")) {
+        auto node = std::string(rest.substr(7));
+        if (!valid_name(node) || live.contains(node)) {
+          ends.push_back({kv, std::nullopt});
+          continue;
+        }
+        auto plan = plan_removal(plain, node, live);
+        std::size_t added = 0;
+        for (auto& [s, a] : plan.changes)
+          if (!taken.contains(s)) {
+            add(s, std::move(a));
+            ++added;
+          }
+        if (added == 0 && plan.changes.empty()) {
+          log(log_level::info, "metadata_removal_done",
+              {{"node", node}, {"stranded", join(plan.stranded)}});
+          ends.push_back({kv, std::nullopt});
+        }
+      } else {
+        log(log_level::error, "metadata_request_damaged", {{"key", key}});
+        ends.push_back({kv, std::nullopt});
+      }
+    }
+    if (drains.empty()) return;
+    auto plan = plan_drain(plain, drained, live, cfg.replication_factor);
+    for (auto& [s, a] : plan.changes) add(s, std::move(a));
+    for (auto& node : plan.finished) {
+      auto& kv = drains.at(node);
+      auto d = decode_drain(kv.value);
+      if (d->finished) continue;
+      d->finished = true;
+      log(log_level::info, "metadata_drain_done", {{"node", node}});
+      ends.push_back({kv, encode(*d)});
+    }
+  }
+
+  /// Deletes or marks the request keys the controller is done with, each if it is unchanged.
+  bool end_requests(const std::vector<request_end>& ends, std::int64_t term) {
+    for (auto& e : ends) {
+      auto op = e.put ? txn_op::put(e.kv.key, *e.put, e.kv.lease) : txn_op::del(e.kv.key);
+      auto r = client.txn({elect.fence(term), compare::mod_revision(e.kv.key, compare_result::equal,
+                                                                    e.kv.mod_revision)},
+                          {op}, {});
+      if (!r.ok()) {
+        log(log_level::warn, "metadata_request_end_failed",
+            {{"key", e.kv.key}, {"error", r.err().message}});
+        return false;
+      }
+    }
+    return true;
   }
 
   // -- the worker's steps: each true when done, false to be tried again after a backoff ------
@@ -473,9 +812,23 @@ struct metadata_agent::state {
             {{"count", which.size()}, {"shards", join(which)}});
       }
       for (auto& [s, a] : again) writes.push_back({s, a, current.at(s).mod_revision});
-      if (preferred)
-        for (auto& [s, a] : plan_preferred_leaders(plain, live, preferred_per_round))
-          if (!again.contains(s)) writes.push_back({s, std::move(a), current.at(s).mod_revision});
+      std::vector<request_end> ends;
+      std::set<std::string> drained;
+      std::set<shard_t> moving;
+      plan_requests(current, plain, live, writes, ends, drained, moving);
+      if (preferred) {
+        // Not onto a drained node, and not on a shard written above (a restarted leader's
+        // new epoch among them) or a move is under way on.
+        node_set eligible;
+        for (auto& n : live)
+          if (!drained.contains(n)) eligible.insert(n);
+        auto settled = plain;
+        for (auto& w : writes) settled.erase(w.shard);
+        for (auto s : moving) settled.erase(s);
+        for (auto& [s, a] : plan_preferred_leaders(settled, eligible, preferred_per_round))
+          writes.push_back({s, std::move(a), current.at(s).mod_revision});
+      }
+      if (!ends.empty() && !end_requests(ends, *term)) return false;
       if (writes.empty()) return true;
 
       // In batches (a dead node's hundreds of shards in a few round trips). A batch that fails a
@@ -605,16 +958,18 @@ struct metadata_agent::state {
     for (;;) {
       std::deque<proposal> ps;
       std::deque<std::string> gone;
+      std::deque<std::function<void()>> todo;
       bool lost = false;
       {
         std::unique_lock lock(mtx);
         cv.wait_until(lock, std::min(next_preferred, retry_at), [&] {
-          return stopping || !proposals.empty() || !unreachable_nodes.empty() ||
+          return stopping || !proposals.empty() || !unreachable_nodes.empty() || !jobs.empty() ||
                  lease_lost_posted || resync_posted || campaign_posted || reconcile_posted;
         });
         if (stopping) return;
         ps.swap(proposals);
         gone.swap(unreachable_nodes);
+        todo.swap(jobs);
         lost = std::exchange(lease_lost_posted, false);
         need_resync |= std::exchange(resync_posted, false);
         need_campaign |= std::exchange(campaign_posted, false);
@@ -623,6 +978,8 @@ struct metadata_agent::state {
       // An unreachable member first: the failover it starts is what the 2 s are about.
       for (auto& n : gone) unreachable(n);
       propose_all(std::move(ps));
+      for (auto& job : todo) job();
+      expire_waiters();
       if (lost) {
         if (ev.lease_lost) ev.lease_lost();
         need_session = need_register = need_campaign = true;
@@ -725,6 +1082,36 @@ void metadata_agent::resign(shard_t shard, std::uint64_t epoch) {
               {{"shard", std::uint64_t{shard}}, {"epoch", epoch}});
       }};
   if (!st->enqueue(p)) p.done(std::nullopt);
+}
+
+void metadata_agent::request_move(shard_t shard, std::string to, std::chrono::milliseconds timeout,
+                                  request_done done) {
+  auto* st = state_.get();
+  auto shared = std::make_shared<request_done>(std::move(done));
+  std::function<void()> job = [st, shard, to = std::move(to), timeout, shared] {
+    st->submit_move(shard, to, timeout, std::move(*shared));
+  };
+  if (!st->enqueue_job(job)) (*shared)("too many requests queued, or the node is stopping");
+}
+
+void metadata_agent::request_drain(std::string node, std::chrono::milliseconds grace,
+                                   std::chrono::milliseconds timeout, request_done done) {
+  auto* st = state_.get();
+  auto shared = std::make_shared<request_done>(std::move(done));
+  std::function<void()> job = [st, node = std::move(node), grace, timeout, shared] {
+    st->submit_drain(node, grace, timeout, std::move(*shared));
+  };
+  if (!st->enqueue_job(job)) (*shared)("too many requests queued, or the node is stopping");
+}
+
+void metadata_agent::request_removal(std::string node, std::chrono::milliseconds timeout,
+                                     request_done done) {
+  auto* st = state_.get();
+  auto shared = std::make_shared<request_done>(std::move(done));
+  std::function<void()> job = [st, node = std::move(node), timeout, shared] {
+    st->submit_removal(node, timeout, std::move(*shared));
+  };
+  if (!st->enqueue_job(job)) (*shared)("too many requests queued, or the node is stopping");
 }
 
 void metadata_agent::member_unreachable(const std::string& node) {

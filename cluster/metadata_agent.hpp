@@ -61,7 +61,13 @@ struct metadata_events {
   /// This node's lease ended (own clock or etcd); the agent opens a new one and re-registers by
   /// itself.
   std::function<void()> lease_lost;
+  /// The controller finished draining this node (request_drain): its sessions close after the
+  /// grace the drain asked for. Once per drain, on the watch thread.
+  std::function<void(std::chrono::milliseconds grace)> drained;
 };
+
+/// How an operator's request ended: empty when it finished, else why not.
+using request_done = std::function<void(std::string error)>;
 
 class metadata_agent {
  public:
@@ -96,6 +102,29 @@ class metadata_agent {
   /// node revokes it only if `node` is the controller (so a killed controller is replaced, and
   /// its shards failed over, at once too). Otherwise a no-op.
   void member_unreachable(const std::string& node);
+
+  // -- operators' requests (docs/cluster.md "Moves, drains and removals with etcd") -----------
+  // Each is a key under <prefix>requests/ that the controller carries out, whichever node holds
+  // the controller key (now or after a failover): it survives the controller and the asking
+  // node. `done` is called once, on an agent thread (or at once on the caller's when the
+  // request is refused): when finished, refused, abandoned, or past `timeout` (a move or removal
+  // past it is withdrawn and stops at the step it reached; a drain past it is withdrawn and the
+  // node is no longer drained).
+
+  /// `kaiwa move`: `shard`'s leadership to `to` (a live member), adding it as a replica first if
+  /// it is not one and dropping the old leader's replica once `to` leads.
+  void request_move(shard_t shard, std::string to, std::chrono::milliseconds timeout,
+                    request_done done);
+  /// `kaiwa drain`: leadership of every shard `node` leads to other in-sync replicas, its
+  /// replicas re-created on spare nodes where the replication factor needs them; then `node`
+  /// gets metadata_events::drained(grace). The drain key lives under `node`'s lease: `node` is
+  /// drained (no leadership from the preferred-leader pass) until it restarts.
+  void request_drain(std::string node, std::chrono::milliseconds grace,
+                     std::chrono::milliseconds timeout, request_done done);
+  /// `kaiwa cluster remove`: `node` (not live) is gone for good; its replicas are re-created on
+  /// the least-loaded live nodes (replica_planner's plan_removal).
+  void request_removal(std::string node, std::chrono::milliseconds timeout, request_done done);
+
   /// For the admin view: controller term, members with leases.
   /// {"controller":"n1"|null,"term":N,"lease":N,"lease_ttl_ms_left":N,"members":[{"id",
   /// "cluster_address","public_address","lease"}...]}

@@ -2,6 +2,7 @@
 // process, each reaching etcd through a proxy the test can cut (a killed or partitioned node:
 // its renewals stop, nothing is revoked), checked through what their events deliver.
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -42,7 +43,7 @@ long long ms_since(steady::time_point t) {
 class recorder {
  public:
   metadata_events events() {
-    return {
+    metadata_events ev{
         [this](std::map<std::string, member_info> m) { update([&] { members_ = std::move(m); }); },
         [this](shard_t s, versioned_assignment a) {
           update([&] {
@@ -56,6 +57,10 @@ class recorder {
         [this](std::optional<controller_term> c) { update([&] { controller_ = std::move(c); }); },
         [this] { update([&] { ++lease_losses_; }); },
     };
+    ev.drained = [this](std::chrono::milliseconds grace) {
+      update([&] { drained_.push_back(grace); });
+    };
+    return ev;
   }
 
   /// Waits at most `d` until `pred(*this)` holds (under the recorder's lock).
@@ -85,6 +90,7 @@ class recorder {
   int lease_losses_ = 0;
   bool went_back_ = false;
   std::size_t deliveries_ = 0;  // assignments delivered
+  std::vector<std::chrono::milliseconds> drained_;
 
  private:
   template <class F>
@@ -755,4 +761,217 @@ TEST_CASE("start refuses, in bounded time, an unreachable etcd and damaged metad
     cfg.node = "not a name";
     CHECK(metadata_agent::start(cfg, rec.events()).err().code == errc::invalid);
   }
+}
+
+// -- moves, drains and removals as replica changes (cluster/replica_moves.hpp) --------------
+
+namespace {
+
+/// An operator's request, waited for: "" when it finished, else the error.
+class request_answer {
+ public:
+  request_done callback() {
+    return [this](std::string err) {
+      std::lock_guard lock(mtx_);
+      answer_ = std::move(err);
+      cv_.notify_all();
+    };
+  }
+  std::optional<std::string> wait(std::chrono::milliseconds d) {
+    std::unique_lock lock(mtx_);
+    cv_.wait_for(lock, d, [&] { return answer_.has_value(); });
+    return answer_;
+  }
+
+ private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::optional<std::string> answer_;
+};
+
+/// Plays the shards' leaders (no replication actor here): a replica added out of sync is
+/// "caught up" at once, and added to the isr by CAS through `via`'s agent, as a leader would.
+class leaders {
+ public:
+  leaders(node& via) : via_(via), thread_([this] { run(); }) {}
+  ~leaders() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      for (auto& [s, a] : via_.rec.shards()) {
+        if (a.assignment.isr.size() == a.assignment.replicas.size()) continue;
+        auto next = a.assignment;
+        next.isr = next.replicas;
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        via_.agent->propose_isr(s, next, a.mod_revision,
+                                [done](std::optional<std::int64_t>) { *done = true; });
+        for (int i = 0; i < 100 && !*done; ++i) std::this_thread::sleep_for(10ms);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  node& via_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a move adds the target, hands it leadership and drops the old leader; a new "
+    "controller finishes a move the last one started",
+    "[etcd][agent][moves]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes three(etcd.client_port());
+  node n4("n4", etcd.client_port());
+  n4.start();
+  REQUIRE(n4.rec.wait(10s, [](recorder& r) { return r.shards_.size() == shard_count; }));
+  auto& n1 = three.by_id("n1");
+  auto& n2 = three.by_id("n2");
+  REQUIRE(n1.rec.controller()->node == "n1");
+
+  // Refused at once: a node that isn't a member, a shard past the count.
+  {
+    request_answer a;
+    n2.agent->request_move(0, "n9", 5s, a.callback());
+    CHECK(a.wait(5s) == "n9 is not a live member");
+    request_answer b;
+    n2.agent->request_move(shard_count, "n4", 5s, b.callback());
+    REQUIRE(b.wait(5s));
+    CHECK_FALSE(b.wait(0ms)->empty());
+  }
+
+  // A move asked on n2 (not the controller) of a shard n1 leads, to n4 (not a replica yet).
+  auto before = n2.rec.shards();
+  shard_t s = 0;
+  for (auto& [k, a] : before)
+    if (a.assignment.leader == "n1") s = k;
+  REQUIRE(before.at(s).assignment.leader == "n1");
+  {
+    leaders play(n1);
+    request_answer a;
+    auto t0 = steady::now();
+    n2.agent->request_move(s, "n4", 10s, a.callback());
+    auto err = a.wait(10s);
+    REQUIRE(err);
+    CHECK(*err == "");
+    std::printf("[figure] move of a shard to a new replica (agent, no data): %lld ms\n",
+                ms_since(t0));
+  }
+  REQUIRE(n2.rec.wait(5s, [&](recorder& r) { return r.shards_.at(s).assignment.leader == "n4"; }));
+  auto moved = n2.rec.shards().at(s).assignment;
+  CHECK(moved.epoch == before.at(s).assignment.epoch + 1);
+  CHECK(moved.replicas.front() == "n4");
+  CHECK_FALSE(moved.holds("n1"));
+  CHECK(moved.replicas.size() == before.at(s).assignment.replicas.size());
+  // The preferred-leader pass leaves it where the move put it.
+  std::this_thread::sleep_for(1500ms);  // two passes of the preferred-leader round (1 s)
+  CHECK(n2.rec.shards().at(s).assignment.leader == "n4");
+
+  // A second move, of a shard n2 leads: the controller adds n4 and dies before n4 catches up.
+  shard_t s2 = shard_count;
+  for (auto& [k, a] : n2.rec.shards())
+    if (a.assignment.leader == "n2" && !a.assignment.holds("n4")) s2 = k;
+  REQUIRE(s2 < shard_count);
+  request_answer second;
+  n2.agent->request_move(s2, "n4", 15s, second.callback());
+  REQUIRE(n2.rec.wait(5s, [&](recorder& r) { return r.shards_.at(s2).assignment.holds("n4"); }));
+  CHECK_FALSE(n2.rec.shards().at(s2).assignment.in_sync("n4"));
+  n1.agent.reset();  // resigns: n2, n3 or n4 takes over
+  REQUIRE(
+      n2.rec.wait(5s, [](recorder& r) { return r.controller_ && r.controller_->node != "n1"; }));
+  leaders play(n2);
+  auto err = second.wait(15s);
+  REQUIRE(err);
+  CHECK(*err == "");
+  auto after = n2.rec.shards().at(s2).assignment;
+  CHECK(after.leader == "n4");
+  CHECK_FALSE(after.holds("n2"));
+  CHECK_FALSE(n2.rec.went_back());
+}
+
+TEST_CASE(
+    "a drain hands a node's leadership away, re-creates its replicas on a spare node, "
+    "and tells the node; the preferred-leader pass leaves it alone",
+    "[etcd][agent][moves]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes three(etcd.client_port());
+  node n4("n4", etcd.client_port());
+  n4.start();
+  REQUIRE(n4.rec.wait(10s, [](recorder& r) { return r.shards_.size() == shard_count; }));
+  auto& n1 = three.by_id("n1");
+  auto& n3 = three.by_id("n3");
+  REQUIRE(led_by(n3.rec.shards(), "n3") > 0);
+  leaders play(n1);
+  request_answer a;
+  auto t0 = steady::now();
+  n1.agent->request_drain("n3", 250ms, 20s, a.callback());
+  auto err = a.wait(20s);
+  REQUIRE(err);
+  CHECK(*err == "");
+  std::printf("[figure] drain of a node leading %zu of %u shards (agent, no data): %lld ms\n",
+              led_by(n1.rec.shards(), "n3"), shard_count, ms_since(t0));
+  REQUIRE(n3.rec.wait(5s, [](recorder& r) { return r.drained_.size() == 1; }));
+  CHECK(n3.rec.drained_.front() == 250ms);
+  REQUIRE(n1.rec.wait(5s, [](recorder& r) {
+    for (auto& [s, a] : r.shards_)
+      if (a.assignment.holds("n3")) return false;
+    return true;
+  }));
+  for (auto& [s, a] : n1.rec.shards()) {
+    INFO("shard " << s << ": " << encode(a.assignment));
+    CHECK(a.assignment.replicas.size() == 3);
+    CHECK(a.assignment.holds("n4"));
+  }
+  // Still drained: no leadership comes back to n3 (it holds no replica), and asking again
+  // joins the finished drain.
+  request_answer again;
+  n1.agent->request_drain("n3", 250ms, 5s, again.callback());
+  CHECK(again.wait(5s) == "");
+}
+
+TEST_CASE("a removed member's replicas are re-created on live nodes; a live one is refused",
+          "[etcd][agent][moves]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes three(etcd.client_port());
+  node n4("n4", etcd.client_port());
+  n4.start();
+  REQUIRE(n4.rec.wait(10s, [](recorder& r) { return r.shards_.size() == shard_count; }));
+  auto& n1 = three.by_id("n1");
+  auto& n3 = three.by_id("n3");
+  {
+    request_answer a;
+    n1.agent->request_removal("n3", 5s, a.callback());
+    auto err = a.wait(5s);
+    REQUIRE(err);
+    CHECK(err->find("n3 is live") == 0);
+  }
+  n3.agent.reset();  // stops: its lease is revoked, failover follows
+  REQUIRE(n1.rec.wait(5s, [](recorder& r) {
+    if (r.members_.size() != 3) return false;
+    for (auto& [s, a] : r.shards_)
+      if (a.assignment.leader == "n3") return false;
+    return true;
+  }));
+  leaders play(n1);
+  request_answer a;
+  n1.agent->request_removal("n3", 10s, a.callback());
+  auto err = a.wait(10s);
+  REQUIRE(err);
+  CHECK(*err == "");
+  REQUIRE(n1.rec.wait(5s, [](recorder& r) {
+    for (auto& [s, a] : r.shards_)
+      if (a.assignment.holds("n3") || a.assignment.isr.size() != 3) return false;
+    return true;
+  }));
 }

@@ -11,6 +11,7 @@
 #include "actors/detail/messages.hpp"
 #include "actors/detail/replication_actor.hpp"
 #include "actors/detail/tls.hpp"
+#include "cluster/controller.hpp"
 #include "cluster/metadata_agent.hpp"
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
@@ -35,6 +36,14 @@ room_env::room_env(storage::journal& j, rooms_config c)
 }
 
 }  // namespace detail
+
+namespace {
+
+/// A drain with etcd waits as long as today's coordinator drain may take: every shard the node
+/// leads or holds changes, each catching up a replica first.
+constexpr std::chrono::seconds replica_drain_timeout{3600};
+
+}  // namespace
 
 struct rooms::impl {
   impl(rooms_config c, storage::journal& j) : env{j, std::move(c)} {
@@ -135,6 +144,21 @@ std::optional<std::string> rooms::start() {
   if (!cc.etcd.empty()) {
     cc.member_unreachable = [i = impl_.get()](const std::string& node) {
       if (auto a = i->agent.load()) a->member_unreachable(node);
+    };
+    cc.replica_change = [i = impl_.get()](const cluster_request& r,
+                                          std::function<void(std::string)> done) {
+      auto a = i->agent.load();
+      if (!a) return done("this node has no metadata agent yet");
+      switch (r.what) {
+        case cluster_request::kind::move:
+          return a->request_move(r.shard, r.node, cluster::move_timeout, std::move(done));
+        case cluster_request::kind::drain:
+          return a->request_drain(r.node, r.grace, replica_drain_timeout, std::move(done));
+        case cluster_request::kind::remove:
+          return a->request_removal(r.node, cluster::move_timeout, std::move(done));
+        default:
+          return done("not a replica change");
+      }
     };
     cc.metadata_status = [i = impl_.get()] {
       auto a = i->agent.load();
@@ -238,6 +262,9 @@ std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_a
   ev.controller = [node = cc.node_id](std::optional<cluster::controller_term> c) {
     log(log_level::info, "cluster_controller",
         {{"node", node}, {"controller", c ? c->node : ""}, {"term", c ? c->term : 0}});
+  };
+  ev.drained = [to_cluster = this->cluster](std::chrono::milliseconds grace) {
+    caf::anon_send(to_cluster, detail::drained_atom::value, std::int64_t{grace.count()});
   };
   ev.lease_lost = [node = cc.node_id] {
     log(log_level::warn, "cluster_lease_lost",

@@ -44,6 +44,8 @@ struct cluster_tls {
 };
 
 /// Joining a cluster (docs/cluster.md). Without it the node owns every shard.
+struct cluster_request;
+
 struct cluster_config {
   /// This node's id, unique in the cluster and the same across its restarts. Default: the
   /// gateway's node id (`--node-id`, kaiwa-1)
@@ -102,6 +104,11 @@ struct cluster_config {
   /// Replicated shards: what the node's metadata agent says (JSON: controller, term, lease),
   /// for `kaiwa cluster`. Called on the cluster actor. Default: set by rooms
   std::function<std::string()> metadata_status;
+  /// Replicated shards: an admin move, drain or removal, handed to the node's metadata agent,
+  /// which writes it as a request the controller carries out (docs/cluster.md "Moves, drains and
+  /// removals with etcd"); `done(error)`, "" when finished, from any thread. Called on the
+  /// cluster actor. Default: set by rooms
+  std::function<void(const cluster_request&, std::function<void(std::string)> done)> replica_change;
   /// A shard's records were ingested here (a move in). Called on the cluster actor. Default:
   /// set by the node (the read side catches the shard's rooms up)
   std::function<void(shard_t)> ingested;
@@ -109,10 +116,10 @@ struct cluster_config {
 
 /// An admin question about the cluster, answered as JSON by rooms::cluster_admin.
 struct cluster_request {
-  enum class kind { members, shards, move, drain };
+  enum class kind { members, shards, move, drain, remove };
   kind what = kind::members;
-  shard_t shard = 0;                   // move
-  std::string node;                    // move: the new owner; drain: the node to empty
+  shard_t shard = 0;  // move
+  std::string node;   // move: the new owner; drain: the node to empty; remove: the member gone
   std::chrono::milliseconds grace{0};  // drain: then its sessions close after this
 };
 

@@ -536,6 +536,19 @@ int move_command(const admin_target& t, unsigned shard, const std::string& node,
   return done(true);
 }
 
+int remove_command(const admin_target& t, const std::string& node, bool json) {
+  auto body = call(t, "POST", fmt::format("/admin/v1/cluster/remove?node={}", node), 200,
+                   cluster_change_timeout);
+  if (!body) return 1;
+  if (json)
+    fmt::print(R"({{"node":"{}","removed":true}})"
+               "\n",
+               node);
+  else
+    fmt::print("{} removed: its replicas are re-created on the other members and catch up\n", node);
+  return 0;
+}
+
 int projections_command(const admin_target& t, bool json) {
   auto body = call(t, "GET", "/admin/v1/projections", 200);
   if (!body || json) return show(body, true);

@@ -23,6 +23,9 @@ int drain_command(const admin_target& t, const std::string& node, std::chrono::m
                   bool json);
 /// The members, their state, shard counts and load.
 int cluster_command(const admin_target& t, bool json);
+/// `kaiwa cluster remove NODE` (with etcd): NODE, gone for good, has its replicas re-created on
+/// the other members; refused while NODE is live.
+int remove_command(const admin_target& t, const std::string& node, bool json);
 /// The shard map: owners as ranges, the epoch.
 int shards_command(const admin_target& t, bool json);
 /// Moves `shard` to `node`; a shard already there is said so and is a success (0).

@@ -824,8 +824,23 @@ int main(int argc, char** argv) {
   auto* cluster_cmd =
       app.add_subcommand("cluster", "Show the cluster: members, their state, shards and load");
   admin_opts(cluster_cmd, true);
-  cluster_cmd->callback(
-      [&] { std::exit(app::cluster_command(admin_target_or_throw(), admin_json)); });
+  cluster_cmd->require_subcommand(0, 1);
+  std::string remove_node;
+  auto* remove_cmd = cluster_cmd->add_subcommand(
+      "remove",
+      "With etcd: a member gone for good; its replicas are re-created on the live members "
+      "(refused while it is live)");
+  admin_opts(remove_cmd, true);
+  remove_cmd->add_option("node", remove_node, "The member to remove")->required();
+  remove_cmd->callback([&] {
+    if (!valid_name(remove_node))
+      throw CLI::ValidationError("node", "'" + remove_node + "' is not a node id: " + name_rule);
+    std::exit(app::remove_command(admin_target_or_throw(), remove_node, admin_json));
+  });
+  cluster_cmd->callback([&] {
+    if (remove_cmd->parsed()) return;
+    std::exit(app::cluster_command(admin_target_or_throw(), admin_json));
+  });
 
   auto* shards_cmd = app.add_subcommand("shards", "Show the shard map and its epoch");
   admin_opts(shards_cmd, true);

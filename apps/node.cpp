@@ -439,6 +439,7 @@ POST /admin/v1/drain?grace=30s[&node=N]   move shards away, close sessions with 
 GET  /admin/v1/cluster                    members, coordinator, moves
 GET  /admin/v1/shards                     the shard map
 POST /admin/v1/move?shard=S&to=N          move one shard
+POST /admin/v1/cluster/remove?node=N      re-create a gone member's replicas (with etcd)
 GET  /admin/v1/projections                read models: state, lag, progress
 POST /admin/v1/projections/{name}/rebuild rebuild a read model from the log
 GET  /metrics                             Prometheus metrics
@@ -472,6 +473,16 @@ Authorization: Bearer <token>. The kaiwa CLI does both (kaiwa status, kaiwa top,
     if (!valid_name(q.node))
       return answer(respond, json_error(admin_errc::bad_request, "'to' must name a member"));
     q.shard = static_cast<shard_t>(n);
+    return cluster_call(std::move(q), respond, 200);
+  }
+  if (path == "/admin/v1/cluster/remove") {
+    // With etcd: a member that is gone for good has its replicas re-created elsewhere.
+    if (r.method != "POST") return answer(respond, wrong_method("POST", path));
+    cluster_request q;
+    q.what = cluster_request::kind::remove;
+    q.node = query_param(r.target, "node");
+    if (!valid_name(q.node))
+      return answer(respond, json_error(admin_errc::bad_request, "'node' must name a member"));
     return cluster_call(std::move(q), respond, 200);
   }
   if (path == "/admin/v1/drain") {

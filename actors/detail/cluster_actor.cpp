@@ -54,7 +54,6 @@ using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
 using move_atom = caf::atom_constant<caf::atom("move")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
-using drained_atom = caf::atom_constant<caf::atom("drained")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using redial_atom = caf::atom_constant<caf::atom("redial")>;
@@ -1027,11 +1026,23 @@ class cluster_actor : public caf::event_based_actor {
                            [this](shard_t s) { return env_.status(s) == shard_status::releasing; },
                            assigned_));
       case kind::move:
-      case kind::drain: {
-        if (replicated())
+      case kind::drain:
+      case kind::remove: {
+        if (replicated()) {
+          // A request key in etcd that the controller carries out, wherever it runs; the answer
+          // comes when the assignments show it finished (metadata_agent::request_move etc.).
+          if (!cfg_.replica_change)
+            return fail(*q, admin_errc::unavailable, "this node has no metadata agent");
+          return cfg_.replica_change(r, [q](std::string err) {
+            if (err.empty()) return q->done(200, R"({"ok":true})");
+            auto code = err.starts_with("timeout") ? admin_errc::timeout : admin_errc::conflict;
+            fail(*q, code, err);
+          });
+        }
+        if (r.what == kind::remove)
           return fail(*q, admin_errc::conflict,
-                      "with etcd, shards are replicated and moves and drains are replica changes, "
-                      "which this version does not make yet (docs/cluster.md)");
+                      "only a cluster with etcd (--etcd) removes members: without it a member "
+                      "that is gone holds no replica to re-create");
         auto coord = actor_of(map_.coordinator);
         if (!coord)
           return fail(*q, admin_errc::unavailable,

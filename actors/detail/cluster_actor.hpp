@@ -30,6 +30,9 @@ using serving_atom = caf::atom_constant<caf::atom("serving")>;
 /// (repl_out_atom, node, bytes): a replication message for `node`'s replication actor.
 using repl_out_atom = caf::atom_constant<caf::atom("replout")>;
 using notice_atom = caf::atom_constant<caf::atom("notice")>;
+/// (drained_atom, grace_ms): this node's drain finished (the coordinator's, or the metadata
+/// agent's in replicated mode): its sessions close after the grace.
+using drained_atom = caf::atom_constant<caf::atom("drained")>;
 
 /// A read query for every other member (rooms::ask_members).
 struct members_query {

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <simdjson.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -33,7 +35,8 @@ using steady = std::chrono::steady_clock;
 /// etcd and three `kaiwa start --etcd` processes sharing one temp dir.
 class replicated_cluster {
  public:
-  explicit replicated_cluster(std::size_t nodes) : etcd_(dir_.str() + "/etcd") {
+  explicit replicated_cluster(std::size_t nodes, std::vector<std::string> extra = {})
+      : etcd_(dir_.str() + "/etcd"), extra_(std::move(extra)) {
     for (std::size_t i = 0; i < nodes; ++i) start(i);
   }
 
@@ -46,6 +49,7 @@ class replicated_cluster {
         "--cluster", "127.0.0.1:0",
         "--shards",  std::to_string(test_shards),
         "--etcd",    "127.0.0.1:" + std::to_string(etcd_.client_port())};
+    flags.insert(flags.end(), extra_.begin(), extra_.end());
     if (nodes_.size() <= i) nodes_.resize(i + 1);
     nodes_[i] = std::make_unique<node_process>(dir_.str() + "/" + id(i), flags);
   }
@@ -94,6 +98,19 @@ class replicated_cluster {
     return {};
   }
 
+  /// The replicas of `room`'s shard as node `via` sees them (empty: not placed yet).
+  std::vector<std::string> replicas_of(const std::string& room, std::size_t via) {
+    auto body = http_get(node(via).admin_port(), "/admin/v1/shards").second;
+    simdjson::dom::parser p;
+    simdjson::dom::array owners, replicas;
+    std::vector<std::string> out;
+    if (p.parse(body)["owners"].get(owners) ||
+        owners.at(shard_of(room, test_shards))["replicas"].get(replicas))
+      return out;
+    for (auto r : replicas) out.emplace_back(std::string_view(r));
+    return out;
+  }
+
   /// Waits until node `via` names a leader for `room` other than `not_this`.
   std::string wait_leader(const std::string& room, std::size_t via, const std::string& not_this) {
     auto deadline = steady::now() + 30s;
@@ -109,6 +126,7 @@ class replicated_cluster {
  private:
   temp_dir dir_;
   etcd_process etcd_;
+  std::vector<std::string> extra_;  // flags of every node
   std::vector<std::unique_ptr<node_process>> nodes_;
 };
 
@@ -456,4 +474,122 @@ TEST_CASE(
   }
   check_history(back, room, acked, 200);
   check_history(client, room, acked, 201);
+}
+
+namespace {
+
+/// A client writing to `room` from its own thread until stopped, each send retried as
+/// `sender` does; what it acked, and the first send that failed for good.
+class writer {
+ public:
+  writer(std::uint16_t port, std::string room)
+      : client_(port), room_(std::move(room)), thread_([this] { run(); }) {}
+  ~writer() { stop(); }
+  /// Stops after the send under way; what was acked.
+  std::vector<acked_event> stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return acked_;
+  }
+  std::size_t acked() const { return count_; }
+  std::string failure() const { return failure_; }
+  ws_client& client() { return client_; }
+
+ private:
+  void run() {
+    client_.hello("writer");
+    sender s(client_);
+    for (int k = 1; !stop_; ++k) {
+      auto text = "w" + std::to_string(k);
+      auto ack = s.send(room_, text, 30s);
+      if (ack.str("op") != "ack") {
+        failure_ = ack.json();
+        return;
+      }
+      acked_.push_back({ack.num("seq"), text});
+      ++count_;
+      // The client's pace: about 20 sends a second keeps the room's history within one page
+      // of check_history (200 events).
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  ws_client client_;
+  std::string room_;
+  std::vector<acked_event> acked_;
+  std::atomic<std::size_t> count_{0};
+  std::atomic<bool> stop_{false};
+  std::string failure_;
+  std::thread thread_;
+};
+
+/// Waits until `w` has acked `n` more events than now (writes go on).
+void wait_acks(writer& w, std::size_t n) {
+  auto want = w.acked() + n;
+  auto deadline = steady::now() + 30s;
+  while (w.acked() < want && w.failure().empty() && steady::now() < deadline)
+    std::this_thread::sleep_for(10ms);  // polling interval of the writer's count
+  INFO(w.failure());
+  REQUIRE(w.acked() >= want);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "replicated: kaiwa move of a room's shard to a node that holds no replica while a client "
+    "writes, then a drain of the new leader: every acked event once, in order",
+    "[replication][moves]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  // Replication factor 2 on three nodes: each shard has a node to move to.
+  replicated_cluster c(3, {"--replication-factor", "2", "--min-insync", "2"});
+  const std::string room = "moving";
+  auto leader = c.wait_leader(room, 0, "");
+  auto replicas = c.replicas_of(room, 0);
+  REQUIRE(replicas.size() == 2);
+  std::string target;
+  for (std::size_t i = 0; i < 3; ++i)
+    if (std::find(replicas.begin(), replicas.end(), replicated_cluster::id(i)) == replicas.end())
+      target = replicated_cluster::id(i);
+  std::string follower = replicas[0] == leader ? replicas[1] : replicas[0];
+  auto fi = replicated_cluster::index(follower);
+  auto ti = replicated_cluster::index(target);
+  auto admin = [&](std::size_t i) {
+    return "http://127.0.0.1:" + std::to_string(c.node(i).admin_port());
+  };
+
+  // The client stays on the follower, which leads at the end; a second one on the target, whose
+  // sessions the drain closes.
+  writer w(c.node(fi).port(), room);
+  wait_acks(w, 10);
+  auto t0 = steady::now();
+  auto moved = run_kaiwa(
+      {"move", std::to_string(shard_of(room, test_shards)), target, "--admin", admin(ti)});
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
+  INFO(moved.output);
+  REQUIRE(moved.status == 0);
+  WARN("kaiwa move to a new replica while writing took " << took.count() << " ms");
+  CHECK(c.leader_of(room, fi) == target);
+  auto now = c.replicas_of(room, fi);
+  CHECK(std::find(now.begin(), now.end(), leader) == now.end());  // the old leader dropped
+  CHECK(now.size() == 2);
+  wait_acks(w, 10);  // writes go on at the new leader
+
+  ws_client on_target(c.node(ti).port());
+  on_target.hello("bob");
+  t0 = steady::now();
+  auto drained = run_kaiwa({"drain", target, "--grace", "0s", "--admin", admin(fi)});
+  took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
+  INFO(drained.output);
+  REQUIRE(drained.status == 0);
+  WARN("kaiwa drain of the new leader while writing took " << took.count() << " ms");
+  CHECK(c.leader_of(room, fi) != target);
+  CHECK(on_target.close_code(10s) == 4010);
+  wait_acks(w, 10);
+  auto acked = w.stop();
+  INFO(w.failure());
+  CHECK(w.failure().empty());
+  check_history(w.client(), room, acked, 900);
 }

@@ -439,8 +439,11 @@ struct metadata_agent::state {
         answers.emplace_back(std::move(w.done), std::move(*o));
         return true;
       });
+      // Only a drain of this session: a restarted node may still see the last one's drain key
+      // until that session's lease expires.
       if (auto it = requests.find(drain_key(cfg.node));
-          it != requests.end() && it->second.create_revision != drained_delivered) {
+          it != requests.end() && it->second.create_revision != drained_delivered && session &&
+          it->second.lease == session->id()) {
         auto d = decode_drain(it->second.value);
         if (d && d->finished) {
           drained_delivered = it->second.create_revision;

@@ -586,6 +586,10 @@ TEST_CASE(
   REQUIRE(drained.status == 0);
   WARN("kaiwa drain of the new leader while writing took " << took.count() << " ms");
   CHECK(c.leader_of(room, fi) != target);
+  // Replication factor 2 and a spare node: the drained node's replica was re-created there.
+  now = c.replicas_of(room, fi);
+  CHECK(std::find(now.begin(), now.end(), target) == now.end());
+  CHECK(now.size() == 2);
   CHECK(on_target.close_code(10s) == 4010);
   wait_acks(w, 10);
   auto acked = w.stop();

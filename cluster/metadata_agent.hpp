@@ -3,8 +3,9 @@
 // member key, follows the members, the shard assignments and the controller key by one watch,
 // campaigns for the controller, and on the node that holds the controller key runs the
 // controller loop (first placement, failover, new epochs for a restarted leader's shards,
-// preferred leaders). No CAF: the node's actors get what it sees through `metadata_events`,
-// called on the agent's threads.
+// preferred leaders, and the operators' moves, drains and removals it reads from request keys,
+// cluster/replica_moves.hpp). No CAF: the node's actors get what it sees through
+// `metadata_events`, called on the agent's threads.
 //
 // Threads: etcd_client's watch thread (delivers `members`, `assignment` and `controller`, one
 // update at a time, in revision order), lease_session's renewal thread, and one worker that

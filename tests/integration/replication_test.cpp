@@ -592,6 +592,11 @@ TEST_CASE(
   CHECK(now.size() == 2);
   CHECK(on_target.close_code(10s) == 4010);
   wait_acks(w, 10);
+  // kaiwa cluster remove is for a member gone for good: refused while it is live.
+  auto refused = run_kaiwa({"cluster", "remove", target, "--admin", admin(fi)});
+  INFO(refused.output);
+  CHECK(refused.status != 0);
+  CHECK(refused.output.find(target + " is live") != std::string::npos);
   auto acked = w.stop();
   INFO(w.failure());
   CHECK(w.failure().empty());

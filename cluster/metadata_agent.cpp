@@ -483,6 +483,11 @@ struct metadata_agent::state {
   /// Writes request `key` = `value` (under `lease`) unless it exists, and waits for its end.
   /// An existing drain of the same node is joined instead.
   void submit(waiter w, const std::string& value, std::int64_t lease) {
+    {
+      // Only the worker adds waiters: a request written here always gets its waiter.
+      std::lock_guard lock(view_mtx);
+      if (waiters.size() >= max_requests) return w.done("too many requests under way");
+    }
     auto r = client.txn({compare::create_revision(w.key, compare_result::equal, 0)},
                         {txn_op::put(w.key, value, lease)}, {txn_op::get(w.key)});
     if (!r.ok()) return w.done("etcd: " + r.err().message);
@@ -495,10 +500,6 @@ struct metadata_agent::state {
     }
     {
       std::lock_guard lock(view_mtx);
-      if (waiters.size() >= max_requests) {
-        w.done("too many requests under way");
-        return;
-      }
       waiters.push_back(std::move(w));
     }
     post(&state::reconcile_posted);

@@ -63,7 +63,8 @@ struct metadata_events {
   /// itself.
   std::function<void()> lease_lost;
   /// The controller finished draining this node (request_drain): its sessions close after the
-  /// grace the drain asked for. Once per drain, on the watch thread.
+  /// grace the drain asked for. Once per drain (of this node's current session), on an agent
+  /// thread.
   std::function<void(std::chrono::milliseconds grace)> drained;
 };
 

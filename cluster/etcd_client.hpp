@@ -1,6 +1,6 @@
 #pragma once
 // A client of etcd v3 (3.4 and later) over its HTTP/JSON gateway: the store where replication
-// and failover (issue 13) will keep the cluster's metadata. Not yet used by the node.
+// and failover (issue 13) keep the cluster's metadata (`kaiwa start --etcd`).
 //
 // Every call is synchronous, bounded by the client's timeout per endpoint tried, safe to make
 // from any thread at once (each opens its own connection), and returns a result: nothing throws.

@@ -13,7 +13,7 @@ constexpr std::size_t max_read_bytes = std::size_t{8} << 20;
 std::vector<storage::journal::replica_entry> to_storage(std::vector<log_entry> entries) {
   std::vector<storage::journal::replica_entry> out;
   out.reserve(entries.size());
-  for (auto& e : entries) out.push_back({e.offset, e.epoch, std::move(e.payload)});
+  for (auto& e : entries) out.push_back({e.offset, e.epoch, std::move(e.payload), e.starts_epoch});
   return out;
 }
 

@@ -92,9 +92,10 @@ void shard_replica::replicate(std::string payload, acked_fn acked) {
   if (!tracker_->writable()) return acked(replicate_error::not_enough_in_sync);
   auto offset = ++appending_;
   history_.record(epoch_, offset);
+  bool starts = history_.entries().back().start == offset;
   waiting_.emplace_back(offset, std::move(acked));
   ++appends_in_flight_;
-  store_.append({{offset, epoch_, std::move(payload)}}, [this, offset](bool ok) {
+  store_.append({{offset, epoch_, std::move(payload), starts}}, [this, offset](bool ok) {
     if (landed(offset, ok)) progress();
   });
 }
@@ -135,11 +136,20 @@ void shard_replica::progress() {
 
 void shard_replica::send_to(const std::string& node) {
   auto& p = peers_.at(node);
-  if (p.in_flight) return;
+  if (p.in_flight || p.before_start) return;
   append_message m{shard_, epoch_, p.next, high_watermark(), {}};
   if (p.next <= log_end_) {
     auto entries = store_.read(p.next - 1, batch_entries);
     if (!entries) return;  // tried again at the next tick
+    if (entries->empty() || entries->front().offset != p.next) {
+      // Retention trimmed what it needs next (it was out of the isr, or new).
+      log(log_level::warn, "replica_behind_log_start",
+          {{"shard", std::to_string(shard_)},
+           {"follower", node},
+           {"next", std::to_string(p.next)}});
+      p.before_start = true;
+      return;
+    }
     for (auto& e : *entries) {
       if (e.offset > log_end_) break;
       m.entries.push_back({e.epoch, std::move(e.payload)});
@@ -178,6 +188,21 @@ void shard_replica::advance() {
     }
     advance();
   });
+}
+
+offset_t shard_replica::trim_limit() const {
+  auto limit = applied_;
+  if (leading())
+    for (auto& n : tracker_->isr())
+      if (n != self_) limit = std::min(limit, tracker_->end_of(n) + 1);
+  return limit;
+}
+
+std::vector<std::string> shard_replica::behind_log_start() const {
+  std::vector<std::string> out;
+  for (auto& [node, p] : peers_)
+    if (p.before_start) out.push_back(node);
+  return out;
 }
 
 void shard_replica::step_down(replicate_error why) {
@@ -363,7 +388,10 @@ void shard_replica::on_append(const std::string& from, std::string_view bytes) {
   std::vector<log_entry> entries;
   for (std::size_t i = 0; i < d.count; ++i) {
     auto& e = m->entries[d.skip + i];
-    entries.push_back({m->first + d.skip + i, e.epoch, std::move(e.payload)});
+    auto offset = m->first + d.skip + i;
+    auto& h = history_.entries();
+    bool starts = std::any_of(h.rbegin(), h.rend(), [&](auto& x) { return x.start == offset; });
+    entries.push_back({offset, e.epoch, std::move(e.payload), starts});
   }
   auto last = entries.back().offset;
   appending_ = last;

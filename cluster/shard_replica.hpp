@@ -38,6 +38,9 @@ struct log_entry {
   offset_t offset = 0;
   epoch_t epoch = 0;
   std::string payload;
+  /// Set by the replica on an append: the first entry of its epoch in this log, which the store
+  /// records in the log's epoch history (read back at open instead of the whole log).
+  bool starts_epoch = false;
 };
 
 /// A shard's log on this node (storage::journal's replicated log, or a fake in tests). append and
@@ -48,7 +51,8 @@ class replica_store {
   virtual void append(std::vector<log_entry> entries, std::function<void(bool ok)> done) = 0;
   /// Applies entries (read back from the log) to the records.
   virtual void apply(std::vector<log_entry> entries, std::function<void(bool ok)> done) = 0;
-  /// Entries after `after`, at most `max_entries`; nullopt when the log can't be read.
+  /// Entries after `after`, at most `max_entries`; nullopt when the log can't be read. They
+  /// start past `after + 1` when retention trimmed the log there.
   virtual std::optional<std::vector<log_entry>> read(offset_t after, std::size_t max_entries) = 0;
   virtual bool truncate(offset_t keep_through) = 0;
 };
@@ -116,14 +120,22 @@ class shard_replica {
   /// (with fewer, nothing more is acked or applied: an ack means that many disks).
   offset_t high_watermark() const;
   const leader_epochs& history() const noexcept { return history_; }
+  /// The highest log start retention may set now: never past the last applied entry (the log
+  /// keeps it), and on a leader never past an in-sync follower's log end + 1 (what it fetches
+  /// next stays in the log).
+  offset_t trim_limit() const;
+  /// Leader: followers whose next entry is before this log's start (trimmed): they can't catch
+  /// up from the log and stay out of the isr until they get a snapshot of the shard.
+  std::vector<std::string> behind_log_start() const;
 
  private:
   enum class role { none, leader, follower };
   struct peer {
-    offset_t next = 1;       // the next offset to send it
-    bool in_flight = false;  // a batch sent, not answered
-    clock::time_point sent;  // when it was sent: unanswered for resend_after, it is sent again
-    offset_t sent_end = 0;   // the log end then: an answer reaching it was caught up at `sent`
+    offset_t next = 1;          // the next offset to send it
+    bool in_flight = false;     // a batch sent, not answered
+    clock::time_point sent;     // when it was sent: unanswered for resend_after, it is sent again
+    offset_t sent_end = 0;      // the log end then: an answer reaching it was caught up at `sent`
+    bool before_start = false;  // its next entry was trimmed: nothing more is sent to it
   };
 
   /// An append up to `last` completed: false when the log is damaged (this or an earlier

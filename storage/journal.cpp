@@ -70,9 +70,10 @@ constexpr std::size_t shard_bytes = 2;
 
 std::string shard_key(std::uint32_t shard) { return shard_prefix(static_cast<shard_t>(shard)); }
 
-/// The end of `shard`'s range: the next shard's first key (past the last shard: 0xffff 0xff).
+/// The end of `shard`'s range: the next shard's first key (past the last shard: 0xffff 0xffff,
+/// above its replicated log's metadata keys, `shard 0xff ...`).
 std::string shard_end_key(std::uint32_t shard) {
-  return shard + 1 < max_shards ? shard_key(shard + 1) : std::string("\xff\xff\xff", 3);
+  return shard + 1 < max_shards ? shard_key(shard + 1) : std::string("\xff\xff\xff\xff", 4);
 }
 
 // Keys are built with a placeholder for the shard, which `stamp` fills in once the shard count
@@ -820,8 +821,12 @@ void journal::on_appended(std::function<void(const std::vector<appended>&)> fn) 
 }
 
 // -- a shard's replicated log ------------------------------------------------------------------
-// `replog` keys: `shard` -> be64(applied offset); `shard be64(offset)` -> be64(epoch) payload
-// (storage/replica_payload.hpp).
+// `replog` keys of a shard, in key order:
+//   `shard` -> be64(applied offset)
+//   `shard be64(offset)` -> be64(epoch) payload (storage/replica_payload.hpp); offsets are below
+//     2^56, so their first byte is never 0xff and every entry sorts before the metadata
+//   `shard ff 'e' be64(epoch)` -> be64(the epoch's first offset in the log): the epoch history
+//   `shard ff 's'` -> be64(the log's first offset), once retention trimmed it (absent: 1)
 
 namespace {
 
@@ -829,6 +834,22 @@ std::string replog_key(shard_t shard, std::uint64_t offset) {
   auto k = shard_key(shard);
   append_be64(k, offset);
   return k;
+}
+
+/// Where the shard's entries end and its metadata begins.
+std::string replog_meta_key(shard_t shard) { return shard_key(shard) + '\xff'; }
+
+std::string replog_epoch_key(shard_t shard, std::uint64_t epoch) {
+  auto k = replog_meta_key(shard) + 'e';
+  append_be64(k, epoch);
+  return k;
+}
+
+std::string replog_start_key(shard_t shard) { return replog_meta_key(shard) + 's'; }
+
+error damaged(shard_t shard, std::string_view what) {
+  return error{errc::corruption,
+               "shard " + std::to_string(shard) + "'s replicated log: " + std::string(what)};
 }
 
 }  // namespace
@@ -847,6 +868,11 @@ void journal::append_replica_entries(shard_t shard, std::vector<replica_entry> e
                                      completion done) {
   write_set ws;
   for (auto& e : entries) {
+    if (e.offset == 0 || e.offset > max_replica_offset)
+      return done(error{errc::invalid, "replicated entry offset " + std::to_string(e.offset) +
+                                           " is out of range"});
+    if (e.starts_epoch)
+      ws.ops_.push_back({replog, replog_epoch_key(shard, e.epoch), be64(e.offset), 0, 0});
     auto value = be64(e.epoch);
     value += e.payload;
     ws.ops_.push_back({replog, replog_key(shard, e.offset), std::move(value), 0, 0});
@@ -893,8 +919,8 @@ result<std::vector<journal::replica_entry>> journal::replica_entries(shard_t sha
                                                                      std::size_t max_entries,
                                                                      std::size_t max_bytes) const {
   std::vector<replica_entry> out;
-  if (after == ~std::uint64_t{0}) return out;  // no offset after the last
-  auto end = shard_end_key(shard);
+  if (after >= max_replica_offset) return out;  // no offset after the last
+  auto end = replog_meta_key(shard);
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper;
@@ -904,9 +930,7 @@ result<std::vector<journal::replica_entry>> journal::replica_entries(shard_t sha
        it->Next()) {
     auto k = it->key().ToStringView();
     auto v = it->value().ToStringView();
-    if (k.size() != shard_bytes + 8 || v.size() < 8)
-      return error{errc::corruption,
-                   "a replicated log entry of shard " + std::to_string(shard) + " is damaged"};
+    if (k.size() != shard_bytes + 8 || v.size() < 8) return damaged(shard, "an entry is damaged");
     if (!out.empty() && bytes + v.size() > max_bytes) break;
     bytes += v.size();
     out.push_back({read_be64(k.substr(shard_bytes)), read_be64(v), std::string(v.substr(8))});
@@ -917,28 +941,51 @@ result<std::vector<journal::replica_entry>> journal::replica_entries(shard_t sha
 
 result<journal::replica_offsets> journal::replica_position(shard_t shard) const {
   replica_offsets p;
-  std::string v;
-  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(replog), shard_key(shard), &v);
-  if (!s.ok() && !s.IsNotFound()) return to_error(s);
-  if (s.ok()) {
-    if (v.size() != 8)
-      return error{errc::corruption,
-                   "shard " + std::to_string(shard) + "'s applied offset is damaged"};
-    p.applied = read_be64(v);
-  }
-  // The last entry: the shard's range ends at the next shard's first key.
-  auto end = shard_end_key(shard);
+  auto get = [&](const std::string& key) -> result<std::optional<std::uint64_t>> {
+    std::string v;
+    auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(replog), key, &v);
+    if (s.IsNotFound()) return std::optional<std::uint64_t>{};
+    if (!s.ok()) return to_error(s);
+    if (v.size() != 8) return damaged(shard, "an offset is damaged");
+    return std::optional<std::uint64_t>{read_be64(v)};
+  };
+  auto applied = get(shard_key(shard));
+  if (!applied) return applied.err();
+  p.applied = applied->value_or(0);
+  auto start = get(replog_start_key(shard));
+  if (!start) return start.err();
+  p.log_start = start->value_or(1);
+  if (p.log_start == 0 || p.log_start > max_replica_offset) return damaged(shard, "bad start");
+  p.log_end = p.log_start - 1;
+  // The last entry: the one before the metadata (never a key itself: they are longer).
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(replog)));
-  it->SeekForPrev(end);
-  if (it->Valid() && it->key().ToStringView() == end) it->Prev();
+  it->SeekForPrev(replog_meta_key(shard));
   if (it->Valid()) {
     auto k = it->key().ToStringView();
     if (k.size() == shard_bytes + 8 && read_be16(k) == shard)
-      p.log_end = read_be64(k.substr(shard_bytes));
+      p.log_end = std::max(p.log_end, read_be64(k.substr(shard_bytes)));
   }
   if (!it->status().ok()) return to_error(it->status());
   return p;
+}
+
+result<std::vector<journal::replica_epoch>> journal::replica_history(shard_t shard) const {
+  std::vector<replica_epoch> out;
+  auto begin = replog_meta_key(shard) + 'e', end = replog_meta_key(shard) + 'f';
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(replog)));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    auto k = it->key().ToStringView();
+    auto v = it->value().ToStringView();
+    if (k.size() != begin.size() + 8 || v.size() != 8)
+      return damaged(shard, "an epoch of its history is damaged");
+    out.push_back({read_be64(k.substr(begin.size())), read_be64(v)});
+  }
+  if (!it->status().ok()) return to_error(it->status());
+  return out;
 }
 
 status journal::truncate_replica_log(shard_t shard, std::uint64_t keep_through) {
@@ -949,15 +996,65 @@ status journal::truncate_replica_log(shard_t shard, std::uint64_t keep_through) 
                                     std::to_string(keep_through) + " would drop applied entry " +
                                     std::to_string(at->applied)};
   if (keep_through >= at->log_end) return {};
+  auto history = replica_history(shard);
+  if (!history.ok()) return history.err();
   rocksdb::WriteBatch wb;
   if (auto s = wb.DeleteRange(impl_->cf(replog), replog_key(shard, keep_through + 1),
-                              shard_end_key(shard));
+                              replog_meta_key(shard));
       !s.ok())
     return to_error(s);
+  // The epochs whose first entry goes with the suffix go too.
+  for (auto& e : *history)
+    if (e.start > keep_through)
+      if (auto s = wb.Delete(impl_->cf(replog), replog_epoch_key(shard, e.epoch)); !s.ok())
+        return to_error(s);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   if (auto s = impl_->db->Write(wo, &wb); !s.ok()) return to_error(s);
   return {};
+}
+
+status journal::trim_replica_log(shard_t shard, std::uint64_t start) {
+  auto at = replica_position(shard);
+  if (!at.ok()) return at.err();
+  if (start > at->applied)
+    return error{errc::invalid, "trimming shard " + std::to_string(shard) + "'s log to " +
+                                    std::to_string(start) + " would drop its last applied entry " +
+                                    std::to_string(at->applied)};
+  if (start <= at->log_start) return {};
+  auto history = replica_history(shard);
+  if (!history.ok()) return history.err();
+  rocksdb::WriteBatch wb;
+  auto* cf = impl_->cf(replog);
+  // Appends in flight are past the log end, hence past `start`: they touch none of these keys.
+  if (auto s = wb.DeleteRange(cf, replog_key(shard, 0), replog_key(shard, start)); !s.ok())
+    return to_error(s);
+  if (auto s = wb.Put(cf, replog_start_key(shard), be64(start)); !s.ok()) return to_error(s);
+  // An epoch that ends before `start` goes; the one holding `start` now starts there.
+  auto& h = *history;
+  for (std::size_t i = 0; i < h.size() && h[i].start < start; ++i) {
+    bool ends_before = i + 1 < h.size() && h[i + 1].start <= start;
+    auto s = ends_before ? wb.Delete(cf, replog_epoch_key(shard, h[i].epoch))
+                         : wb.Put(cf, replog_epoch_key(shard, h[i].epoch), be64(start));
+    if (!s.ok()) return to_error(s);
+  }
+  if (auto s = impl_->db->Write(rocksdb::WriteOptions(), &wb); !s.ok()) return to_error(s);
+  return {};
+}
+
+result<journal::replica_log_stats> journal::replica_log_size(shard_t shard) const {
+  auto at = replica_position(shard);
+  if (!at.ok()) return at.err();
+  replica_log_stats out;
+  out.entries = at->log_end + 1 - at->log_start;
+  auto begin = replog_key(shard, 0), end = replog_meta_key(shard);
+  rocksdb::Range r(begin, end);
+  rocksdb::SizeApproximationOptions o;
+  o.include_memtables = true;
+  o.include_files = true;
+  if (auto s = impl_->db->GetApproximateSizes(o, impl_->cf(replog), &r, 1, &out.bytes); !s.ok())
+    return to_error(s);
+  return out;
 }
 
 std::uint32_t journal::shards() const noexcept { return impl_->shards; }

@@ -211,7 +211,12 @@ class journal {
     std::uint64_t offset = 0;
     std::uint64_t epoch = 0;
     std::string payload;
+    /// The first entry of its epoch in the log: appended with it, (epoch, offset) goes into the
+    /// log's epoch history (replica_history), so opening a replica doesn't read the log back.
+    bool starts_epoch = false;
   };
+  /// Offsets stay below this: entry keys sort before the shard's metadata keys.
+  static constexpr std::uint64_t max_replica_offset = (std::uint64_t{1} << 56) - 1;
   /// A payload's bound (what a write_set holds: one room's commit, or a request's records).
   /// Default: 16 MiB
   static constexpr std::size_t max_replica_payload = std::size_t{16} << 20;
@@ -221,6 +226,7 @@ class journal {
   std::string replica_payload(write_set& ws) const;
   /// Appends `entries` to `shard`'s log, in one group commit (WAL-synced when the journal is);
   /// `done` runs when they are durable. Entries already there are overwritten (a re-sent batch).
+  /// An offset of 0 or past max_replica_offset: `done` runs at once with errc::invalid.
   void append_replica_entries(shard_t shard, std::vector<replica_entry> entries, completion done);
   /// Applies `entries` (in offset order, the next after `replica_position().applied`) to the
   /// log's families, with the new applied offset, in one group commit. One apply of a shard in
@@ -236,13 +242,33 @@ class journal {
                                                      std::size_t max_entries,
                                                      std::size_t max_bytes) const;
   struct replica_offsets {
-    std::uint64_t log_end = 0;  // the last entry's offset; 0 when the log is empty
-    std::uint64_t applied = 0;  // the last entry applied to the families
+    std::uint64_t log_start = 1;  // the first entry held: those before were trimmed
+    std::uint64_t log_end = 0;    // the last entry's offset; log_start - 1 when the log is empty
+    std::uint64_t applied = 0;    // the last entry applied to the families
   };
   result<replica_offsets> replica_position(shard_t shard) const;
-  /// Deletes `shard`'s entries after `keep_through` (synced). errc::invalid when that would
-  /// delete an applied entry: records are never undone.
+  /// The log's epoch history: for each epoch with entries, the first offset it holds, by epoch
+  /// (Kafka's leader-epoch checkpoint). A few keys, one per change of leader.
+  struct replica_epoch {
+    std::uint64_t epoch = 0;
+    std::uint64_t start = 0;
+  };
+  result<std::vector<replica_epoch>> replica_history(shard_t shard) const;
+  /// Deletes `shard`'s entries after `keep_through`, and the history's epochs that start past it
+  /// (synced). errc::invalid when that would delete an applied entry: records are never undone.
   status truncate_replica_log(shard_t shard, std::uint64_t keep_through);
+  /// Retention: deletes `shard`'s entries before `start` with one range deletion and records
+  /// `start` as the log's start; the history keeps the epoch holding `start`, from `start`, and
+  /// those after. Not synced (a crash that loses it brings back the entries and the old start
+  /// together). errc::invalid past the applied offset: the last applied entry stays, so the
+  /// log is empty only when it has never had entries.
+  status trim_replica_log(shard_t shard, std::uint64_t start);
+  /// The log's size: its entries (log_end + 1 - log_start) and RocksDB's estimate of their bytes.
+  struct replica_log_stats {
+    std::uint64_t entries = 0;
+    std::uint64_t bytes = 0;
+  };
+  result<replica_log_stats> replica_log_size(shard_t shard) const;
 
   // -- shard handover (cluster moves) -----------------------------------------------------
 

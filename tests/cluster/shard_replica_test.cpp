@@ -446,7 +446,7 @@ class journal_cluster {
   }
 
   /// Opens `n`'s journal and a replica on it, as a node starts: its log's end, what it applied,
-  /// and its epoch history read back from the log.
+  /// and its epoch history as persisted beside the log.
   void open(const std::string& n) {
     auto j = kaiwa::storage::journal::open({dirs_[n].str(), true});
     REQUIRE(j.ok());
@@ -454,10 +454,7 @@ class journal_cluster {
     shard = kaiwa::shard_of(room.str(), journals[n]->shards());
     auto at = journals[n]->replica_position(shard);
     REQUIRE(at.ok());
-    auto log = journals[n]->replica_entries(shard, 0, 1'000'000, std::size_t{1} << 30);
-    REQUIRE(log.ok());
-    leader_epochs h;
-    for (auto& e : *log) REQUIRE(h.record(e.epoch, e.offset));
+    auto h = *leader_epochs::from(persisted_history(n));
     auto life = ++lives_[n];
     stores_[n] = std::make_unique<journal_store>(*journals[n], shard,
                                                  [this, n, life](std::function<void()> fn) {
@@ -475,6 +472,23 @@ class journal_cluster {
           });
         },
         at->log_end, at->applied, h, h.latest(), in_sync_config{});
+  }
+
+  std::vector<leader_epochs::entry> persisted_history(const std::string& n) {
+    auto stored = journals[n]->replica_history(shard);
+    REQUIRE(stored.ok());
+    std::vector<leader_epochs::entry> out;
+    for (auto& e : *stored) out.push_back({e.epoch, e.start});
+    return out;
+  }
+
+  /// The epoch history the log's entries say, read back whole.
+  std::vector<leader_epochs::entry> history_of_log(const std::string& n) {
+    auto log = journals[n]->replica_entries(shard, 0, 1'000'000, std::size_t{1} << 30);
+    REQUIRE(log.ok());
+    leader_epochs h;
+    for (auto& e : *log) REQUIRE(h.record(e.epoch, e.offset));
+    return h.entries();
   }
 
   /// kill -9: the replica is gone, and what its journal's writer still posts is dropped.
@@ -1105,6 +1119,7 @@ TEST_CASE("replicas over real journals: a killed leader's unacked tail goes on i
   for (kaiwa::seq_t seq = 21; seq <= 25; ++seq)
     c.write("n1", event_write(c.room, seq, "a" + std::to_string(seq)));
   REQUIRE(c.pump([&] { return c.replicas["n1"]->log_end() == 25; }));
+  auto before = c.replicas["n1"]->history().entries();
   c.kill("n1");
   c.silent.erase("n1");
 
@@ -1116,6 +1131,9 @@ TEST_CASE("replicas over real journals: a killed leader's unacked tail goes on i
 
   c.open("n1");
   CHECK(c.replicas["n1"]->log_end() == 25);
+  // The history persisted beside the log is the one it had, and the one its entries say.
+  CHECK(c.replicas["n1"]->history().entries() == before);
+  CHECK(c.history_of_log("n1") == before);
   c.replicas["n1"]->follow(b);
   REQUIRE(c.pump([&] {
     return c.replicas["n1"]->applied() == 30 && c.replicas["n3"]->applied() == 30 &&
@@ -1127,5 +1145,11 @@ TEST_CASE("replicas over real journals: a killed leader's unacked tail goes on i
     CHECK(**c.journals[n]->event(c.room, 30) == "b30");
     CHECK(**c.journals[n]->event(c.room, 20) == "a20");
     CHECK(c.journals[n]->replica_position(c.shard)->log_end == 30);
+    // n1's truncation back across its epoch's end, and every append, kept the persisted
+    // history equal to the replica's and to its log's.
+    std::vector<leader_epochs::entry> expected{{1, 1}, {2, 21}};
+    CHECK(c.persisted_history(n) == expected);
+    CHECK(c.replicas[n]->history().entries() == expected);
+    CHECK(c.history_of_log(n) == expected);
   }
 }

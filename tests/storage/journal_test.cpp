@@ -707,3 +707,114 @@ TEST_CASE(
   // The end of the offsets: nothing after the last one.
   CHECK(j->replica_entries(0, ~std::uint64_t{0}, 10, 1 << 20)->empty());
 }
+
+TEST_CASE(
+    "a replicated log's epoch history is kept beside it: read back at open, cut with a "
+    "truncation, moved with retention's trim",
+    "[replication]") {
+  test::temp_dir dir;
+  storage::journal_config cfg{dir.str(), true};
+  cfg.shards = max_shards;
+  auto j = std::move(storage::journal::open(cfg)).value();
+  auto room_of = [](shard_t s) {
+    for (int i = 0;; ++i)
+      if (auto name = "r" + std::to_string(i); shard_of(name, max_shards) == s)
+        return room_id{name};
+  };
+  using start_fn = std::function<storage::status(storage::journal::completion)>;
+  auto wait = [](const start_fn& start) {
+    std::promise<storage::status> done;
+    auto fut = done.get_future();
+    auto st = start([&](const storage::status& s) { done.set_value(s); });
+    if (!st.ok()) return st;
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    return fut.get();
+  };
+  using epochs = std::vector<std::string>;  // "epoch@start"
+  auto history = [&](shard_t s) {
+    epochs out;
+    auto h = j->replica_history(s);
+    REQUIRE(h.ok());
+    for (auto& e : *h) out.push_back(std::to_string(e.epoch) + "@" + std::to_string(e.start));
+    return out;
+  };
+  // The last shard too: its metadata keys sit at the very end of the key space.
+  for (shard_t s : {shard_t{3}, static_cast<shard_t>(max_shards - 1)}) {
+    INFO("shard " << s);
+    auto room = room_of(s);
+    // Epoch 1: 1..4, epoch 3: 5..7, epoch 4: 8..10, appended in batches that split epochs.
+    std::vector<storage::journal::replica_entry> log;
+    for (std::uint64_t off = 1; off <= 10; ++off) {
+      storage::write_set ws;
+      ws.put_event(room, off, ev(static_cast<int>(off)));
+      std::uint64_t epoch = off <= 4 ? 1 : off <= 7 ? 3 : 4;
+      log.push_back({off, epoch, j->replica_payload(ws), off == 1 || off == 5 || off == 8});
+    }
+    for (std::size_t from : {0, 3, 6}) {
+      std::vector<storage::journal::replica_entry> batch(
+          log.begin() + static_cast<std::ptrdiff_t>(from),
+          log.begin() + static_cast<std::ptrdiff_t>(from == 6 ? 10 : from + 3));
+      REQUIRE(wait([&](storage::journal::completion done) {
+                j->append_replica_entries(s, batch, done);
+                return storage::status{};
+              }).ok());
+    }
+    CHECK(history(s) == epochs{"1@1", "3@5", "4@8"});
+    // Nothing of the metadata is taken for an entry.
+    CHECK(j->replica_entries(s, 0, 100, 1 << 20)->size() == 10);
+    CHECK(j->replica_position(s)->log_end == 10);
+
+    // A truncation across an epoch boundary takes the epoch that started past it.
+    REQUIRE(j->truncate_replica_log(s, 7).ok());
+    CHECK(history(s) == epochs{"1@1", "3@5"});
+    REQUIRE(j->truncate_replica_log(s, 6).ok());
+    CHECK(history(s) == epochs{"1@1", "3@5"});
+    CHECK(j->replica_position(s)->log_end == 6);
+
+    std::vector<storage::journal::replica_entry> to_apply(log.begin(), log.begin() + 5);
+    REQUIRE(wait([&](storage::journal::completion done) {
+              return j->apply_replica_entries(s, to_apply, done);
+            }).ok());
+    // Retention: never past the applied offset; the epoch holding the new start starts there.
+    CHECK(j->trim_replica_log(s, 6).err().code == storage::errc::invalid);
+    REQUIRE(j->trim_replica_log(s, 3).ok());
+    CHECK(history(s) == epochs{"1@3", "3@5"});
+    auto at = j->replica_position(s);
+    CHECK(at->log_start == 3);
+    CHECK(at->log_end == 6);
+    CHECK(j->replica_log_size(s)->entries == 4);
+    auto rest = j->replica_entries(s, 0, 100, 1 << 20);
+    REQUIRE(rest->size() == 4);
+    CHECK(rest->front().offset == 3);
+    REQUIRE(j->trim_replica_log(s, 5).ok());
+    CHECK(history(s) == epochs{"3@5"});
+    REQUIRE(j->trim_replica_log(s, 2).ok());  // behind the start: nothing to do
+    CHECK(j->replica_position(s)->log_start == 5);
+    CHECK(j->replica_entries(s, 4, 100, 1 << 20)->front().offset == 5);
+  }
+  // A neighbour of the trimmed shards is untouched.
+  CHECK(j->replica_position(4)->log_start == 1);
+  CHECK(j->replica_position(4)->log_end == 0);
+
+  // Offsets outside (0, max_replica_offset] are refused: their keys would reach the metadata.
+  for (std::uint64_t bad : {std::uint64_t{0}, storage::journal::max_replica_offset + 1}) {
+    CHECK(wait([&](storage::journal::completion done) {
+            j->append_replica_entries(3, {{bad, 4, "", false}}, done);
+            return storage::status{};
+          })
+              .err()
+              .code == storage::errc::invalid);
+  }
+
+  // A restart reads back the same history and positions.
+  j.reset();
+  j = std::move(storage::journal::open(cfg)).value();
+  CHECK(history(3) == epochs{"3@5"});
+  CHECK(j->replica_position(3)->log_start == 5);
+  CHECK(j->replica_position(3)->log_end == 6);
+  CHECK(j->replica_position(3)->applied == 5);
+  // Dropping the shard drops its log's metadata with it.
+  REQUIRE(j->drop_shard(max_shards - 1).ok());
+  CHECK(history(max_shards - 1).empty());
+  CHECK(j->replica_position(max_shards - 1)->log_start == 1);
+}

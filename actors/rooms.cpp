@@ -73,6 +73,8 @@ struct rooms::impl {
   // Atomic: the actors' hooks read it on their threads while start() and stop() set it.
   std::atomic<std::shared_ptr<cluster::metadata_agent>> agent;
   caf::actor replication;
+  std::shared_ptr<detail::replication_metrics> replication_metrics =
+      std::make_shared<detail::replication_metrics>();
   caf::actor start_replication(caf::actor cluster_actor);
   /// Registers the node in etcd; an error message when it can't.
   std::optional<std::string> start_agent(const std::string& cluster_address);
@@ -225,7 +227,9 @@ caf::actor rooms::impl::start_replication(caf::actor cluster_actor) {
   };
   cluster::in_sync_config isc;
   isc.min_insync = cc.min_insync;
-  return detail::spawn_replication(*sys, env.journal, cc.node_id, isc, std::move(hooks));
+  return detail::spawn_replication(*sys, env.journal, cc.node_id, isc, std::move(hooks),
+                                   replication_metrics,
+                                   {cc.log_retention_entries, cc.log_retention_bytes});
 }
 
 std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_address) {
@@ -335,6 +339,7 @@ void rooms::stop() {
 
 rooms_stats rooms::stats() const {
   auto& e = impl_->env;
+  auto& rm = *impl_->replication_metrics;
   return {e.active.load(),
           e.activated.load(),
           e.passivated.load(),
@@ -352,7 +357,11 @@ rooms_stats rooms::stats() const {
           e.shards_under_replicated.load(),
           e.shards_under_min_insync.load(),
           e.remote_commands_sent.load(),
-          e.remote_commands_received.load()};
+          e.remote_commands_received.load(),
+          rm.log_entries.load(),
+          rm.log_bytes.load(),
+          rm.followers_behind_log_start.load(),
+          rm.entries_trimmed.load()};
 }
 
 bool rooms::ready() const { return !impl_->env.cfg.cluster || impl_->env.map_epoch.load() > 0; }

@@ -74,6 +74,12 @@ struct cluster_config {
   /// In-sync replicas a shard needs to take writes (with etcd): an ack means the event is on
   /// that many disks. Default: 2
   std::size_t min_insync = 2;
+  /// Entries of each shard's replicated log a replica keeps at most (with etcd); the log is
+  /// what a follower that falls behind catches up from. Default: 100,000
+  std::uint64_t log_retention_entries = 100'000;
+  /// Bytes of each shard's replicated log a replica keeps at most, estimated (with etcd);
+  /// whichever of the two bounds is less holds. Default: 64 MiB
+  std::uint64_t log_retention_bytes = std::uint64_t{64} << 20;
   /// This node's public listener (host:port), shown to operators in its member key.
   /// Default: set by the node
   std::string public_address;
@@ -173,6 +179,11 @@ struct rooms_stats {
   std::uint64_t shards_under_min_insync = 0;   // led here, too few in sync to take writes
   std::uint64_t remote_commands_sent = 0;      // commands routed to other nodes
   std::uint64_t remote_commands_received = 0;  // commands from other nodes' sessions
+  // Replicated shards (with etcd), as of the last retention pass (once a second).
+  std::uint64_t replicated_log_entries = 0;      // every replica's log here together
+  std::uint64_t replicated_log_bytes = 0;        // their bytes, estimated
+  std::uint64_t followers_behind_log_start = 0;  // of shards led here: need a snapshot
+  std::uint64_t replicated_entries_trimmed = 0;  // deleted by retention, ever
 };
 
 class rooms {

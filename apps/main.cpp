@@ -421,6 +421,19 @@ int main(int argc, char** argv) {
                    "that many disks)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{7}))
       ->capture_default_str();
+  std::uint64_t log_retention_entries = 100'000, log_retention_mib = 64;
+  start
+      ->add_option("--log-retention-entries", log_retention_entries,
+                   "With --etcd: entries of each shard's replicated log a replica keeps at most "
+                   "(a follower further behind can't catch up from the log)")
+      ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{100'000'000}))
+      ->capture_default_str();
+  start
+      ->add_option("--log-retention-mib", log_retention_mib,
+                   "With --etcd: MiB of each shard's replicated log a replica keeps at most "
+                   "(whichever bound is less holds)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20))
+      ->capture_default_str();
   cluster_tls tls;
   start->add_option("--cluster-ca", tls.ca_file,
                     "The cluster CA's certificate (PEM); with --cluster-cert and --cluster-key, "
@@ -679,6 +692,8 @@ int main(int argc, char** argv) {
       cc.etcd_prefix = etcd_prefix;
       cc.replication_factor = replication_factor;
       cc.min_insync = min_insync;
+      cc.log_retention_entries = log_retention_entries;
+      cc.log_retention_bytes = log_retention_mib << 20;
       cc.public_address = listen;
       cc.failure_timeout = failure_timeout;
       cfg.rooms.cluster = std::move(cc);

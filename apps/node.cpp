@@ -925,6 +925,20 @@ std::string node::metrics_text() const {
              "Shards led here with fewer in-sync replicas than --min-insync: they take no "
              "writes (page).",
              r.shards_under_min_insync);
+      metric("kaiwa_replication_log_entries", "gauge",
+             "Entries of the shards' replicated logs held here (bounded by "
+             "--log-retention-entries per shard).",
+             r.replicated_log_entries);
+      metric("kaiwa_replication_log_bytes", "gauge",
+             "Bytes of the shards' replicated logs held here, RocksDB's estimate (bounded by "
+             "--log-retention-mib per shard).",
+             r.replicated_log_bytes);
+      metric("kaiwa_replication_entries_trimmed_total", "counter",
+             "Replicated log entries deleted by retention.", r.replicated_entries_trimmed);
+      metric("kaiwa_replication_followers_behind_log_start", "gauge",
+             "Followers of shards led here whose next entry retention trimmed: they can't catch "
+             "up from the log and stay out of the isr (alert).",
+             r.followers_behind_log_start);
     }
     metric("kaiwa_cluster_remote_commands_sent_total", "counter",
            "Commands of this node's sessions routed to the node owning the room.",

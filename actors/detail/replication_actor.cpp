@@ -44,9 +44,8 @@ constexpr auto proposal_backoff = std::chrono::milliseconds(200);
 /// the assignment still names it (the first request may have lost its compare-and-swap, or
 /// found no other in-sync replica live).
 constexpr auto resign_retry = std::chrono::seconds(1);
-/// Entries read at a time when a replica is opened and its epoch history rebuilt from its log.
-constexpr std::size_t history_scan_entries = 1024;
-constexpr std::size_t history_scan_bytes = std::size_t{8} << 20;
+/// How often retention looks at each replica's log.
+constexpr auto retention_period = std::chrono::seconds(1);
 
 /// Work another thread hands to the actor (a journal completion, an isr write's outcome).
 struct replication_job {
@@ -99,11 +98,12 @@ class replication_actor : public caf::event_based_actor {
  public:
   replication_actor(caf::actor_config& cfg, storage::journal& journal, std::string self,
                     cluster::in_sync_config rcfg, replication_hooks hooks,
-                    std::shared_ptr<replication_metrics> metrics)
+                    std::shared_ptr<replication_metrics> metrics, log_retention retention)
       : caf::event_based_actor(cfg),
         journal_(journal),
         self_(std::move(self)),
         cfg_(rcfg),
+        retention_(retention),
         hooks_(std::move(hooks)),
         metrics_(metrics ? std::move(metrics) : std::make_shared<replication_metrics>()) {}
 
@@ -213,20 +213,19 @@ class replication_actor : public caf::event_based_actor {
   }
 
   /// The shard's replica from its log on disk: where the log ends, what was applied, and its
-  /// epoch history read back from the entries (a restart must rebuild exactly what it had).
+  /// epoch history as persisted beside the log (written with each epoch's first entry, cut with
+  /// the log): a few keys, whatever the log's length.
   bool open(shard_t shard, slot& s) {
     if (s.disk_ops > 0) return false;  // a dropped replica's writes are still landing
     auto at = journal_.replica_position(shard);
     if (!at.ok()) return open_failed(shard, s, at.err().message);
-    cluster::leader_epochs history;
-    for (cluster::offset_t after = 0;;) {
-      auto batch = journal_.replica_entries(shard, after, history_scan_entries, history_scan_bytes);
-      if (!batch.ok()) return open_failed(shard, s, batch.err().message);
-      if (batch->empty()) break;
-      for (auto& e : *batch)
-        if (!history.record(e.epoch, e.offset)) return open_failed(shard, s, "epochs go back");
-      after = batch->back().offset;
-    }
+    auto epochs = journal_.replica_history(shard);
+    if (!epochs.ok()) return open_failed(shard, s, epochs.err().message);
+    std::vector<cluster::leader_epochs::entry> entries;
+    for (auto& e : *epochs) entries.push_back({e.epoch, e.start});
+    auto history = cluster::leader_epochs::from(std::move(entries));
+    if (!history || (!history->entries().empty() && history->entries().back().start > at->log_end))
+      return open_failed(shard, s, "its epoch history doesn't fit its log");
     s.open_failing = false;
     s.life = ++lives_;
     auto self = caf::actor_cast<caf::actor>(this);
@@ -238,7 +237,7 @@ class replication_actor : public caf::event_based_actor {
     s.replica = std::make_unique<cluster::shard_replica>(
         shard, self_, *s.store,
         [this](const std::string& node, std::string bytes) { send_to(node, std::move(bytes)); },
-        at->log_end, at->applied, history, history.latest(), cfg_);
+        at->log_end, at->applied, *history, history->latest(), cfg_);
     return true;
   }
 
@@ -403,8 +402,58 @@ class replication_actor : public caf::event_based_actor {
 
   // -- the tick ----------------------------------------------------------------------------
 
+  // -- retention ---------------------------------------------------------------------------
+
+  /// Once a retention period: trims each replica's log to the bound (a range deletion, off the
+  /// append path: this actor's thread, while the journal's writer goes on) and refreshes the
+  /// log gauges.
+  void retain(clock::time_point now) {
+    if (now < retain_after_) return;
+    retain_after_ = now + retention_period;
+    std::uint64_t entries = 0, bytes = 0, behind = 0;
+    for (auto& [shard, s] : slots_) {
+      if (!s.replica) continue;
+      behind += s.replica->behind_log_start().size();
+      auto size = trim(shard, *s.replica);
+      if (!size) continue;
+      entries += size->entries;
+      bytes += size->bytes;
+    }
+    metrics_->log_entries = entries;
+    metrics_->log_bytes = bytes;
+    metrics_->followers_behind_log_start = behind;
+  }
+
+  /// Trims the shard's log to the retention bound; its size after.
+  std::optional<storage::journal::replica_log_stats> trim(shard_t shard,
+                                                          const cluster::shard_replica& r) {
+    auto at = journal_.replica_position(shard);
+    auto size = journal_.replica_log_size(shard);
+    if (!at.ok() || !size.ok()) return std::nullopt;
+    auto keep = std::max<std::uint64_t>(retention_.max_entries, 1);
+    if (size->entries > 0 && size->bytes > retention_.max_bytes) {
+      // Estimated from the average entry: the estimate of a range is all RocksDB gives cheaply.
+      auto average = std::max<std::uint64_t>(size->bytes / size->entries, 1);
+      keep = std::min(keep, std::max<std::uint64_t>(retention_.max_bytes / average, 1));
+    }
+    if (size->entries < keep + std::max<std::uint64_t>(keep / 16, 1)) return *size;
+    auto start = std::min(at->log_end + 1 - keep, r.trim_limit());
+    if (start <= at->log_start) return *size;
+    if (auto st = journal_.trim_replica_log(shard, start); !st.ok()) {
+      log(log_level::error, "replica_log_trim_failed",
+          {{"shard", std::to_string(shard)}, {"error", st.err().message}});
+      return *size;
+    }
+    metrics_->log_trims += 1;
+    metrics_->entries_trimmed += start - at->log_start;
+    size->entries -= start - at->log_start;
+    size->bytes = size->bytes / (size->entries + start - at->log_start) * size->entries;
+    return *size;
+  }
+
   void tick() {
     auto now = clock::now();
+    retain(now);
     auto lease = hooks_.lease_valid();
     for (auto& [shard, s] : slots_) {
       if (!s.assignment) continue;
@@ -505,6 +554,8 @@ class replication_actor : public caf::event_based_actor {
   storage::journal& journal_;
   std::string self_;
   cluster::in_sync_config cfg_;
+  log_retention retention_;
+  clock::time_point retain_after_;  // the next retention pass
   replication_hooks hooks_;
   std::shared_ptr<replication_metrics> metrics_;
   std::map<shard_t, slot> slots_;
@@ -516,9 +567,10 @@ class replication_actor : public caf::event_based_actor {
 
 caf::actor spawn_replication(caf::actor_system& sys, storage::journal& journal, std::string self,
                              cluster::in_sync_config cfg, replication_hooks hooks,
-                             std::shared_ptr<replication_metrics> metrics) {
-  return sys.spawn<replication_actor, caf::detached>(journal, std::move(self), cfg,
-                                                     std::move(hooks), std::move(metrics));
+                             std::shared_ptr<replication_metrics> metrics,
+                             log_retention retention) {
+  return sys.spawn<replication_actor, caf::detached>(
+      journal, std::move(self), cfg, std::move(hooks), std::move(metrics), retention);
 }
 
 }  // namespace kaiwa::detail

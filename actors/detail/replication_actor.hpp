@@ -63,6 +63,19 @@ constexpr std::int32_t replicate_code(cluster::replicate_error e) {
 /// the room actors hold their clients' commands meanwhile. Default: 4,096
 inline constexpr std::size_t max_pending_replicates = 4096;
 
+/// How much of each shard's replicated log every replica keeps (its records are the shard's
+/// data; the log is what followers catch up from): at most the last `max_entries` entries and
+/// about `max_bytes` (RocksDB's estimate), whichever is less, trimmed once a second when the
+/// log is a sixteenth past the bound. Never an entry not applied here, nor, on a leader, one an
+/// in-sync follower has yet to fetch; a follower that falls further behind can't catch up from
+/// the log (docs/cluster.md "Retention").
+struct log_retention {
+  /// Default: 100,000
+  std::uint64_t max_entries = 100'000;
+  /// Default: 64 MiB
+  std::uint64_t max_bytes = std::uint64_t{64} << 20;
+};
+
 /// How the actor reaches the rest of the node; all five must be set.
 struct replication_hooks {
   /// Sends `bytes` to `node`'s replication actor (the lead routes via cluster actors); called
@@ -105,6 +118,13 @@ struct replication_metrics {
   std::atomic<std::uint64_t> lease_step_downs{0};      // leaders stepped down for their lease
   std::atomic<std::uint64_t> storage_resigns{0};       // leaders resigned on a disk error
   std::atomic<std::uint64_t> invalid_assignments{0};   // refused: not JSON of a valid assignment
+  std::atomic<std::uint64_t> log_trims{0};             // retention's range deletions
+  std::atomic<std::uint64_t> entries_trimmed{0};       // entries they deleted
+  // Gauges, as of the last retention pass (once a second): every replica's log together, and
+  // followers that leaders here can't catch up from the log (behind its start).
+  std::atomic<std::uint64_t> log_entries{0};
+  std::atomic<std::uint64_t> log_bytes{0};
+  std::atomic<std::uint64_t> followers_behind_log_start{0};
 };
 
 /// `self` is this node's id. `journal` must outlive the actor: the node ends it (an exit
@@ -113,6 +133,7 @@ struct replication_metrics {
 /// `metrics` (optional) is shared with whoever renders them.
 caf::actor spawn_replication(caf::actor_system& sys, storage::journal& journal, std::string self,
                              cluster::in_sync_config cfg, replication_hooks hooks,
-                             std::shared_ptr<replication_metrics> metrics = nullptr);
+                             std::shared_ptr<replication_metrics> metrics = nullptr,
+                             log_retention retention = {});
 
 }  // namespace kaiwa::detail

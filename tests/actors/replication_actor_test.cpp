@@ -46,7 +46,9 @@ class replication_cluster {
   const std::vector<std::string> nodes{"n1", "n2", "n3"};
   shard_t shard = 0;
 
-  explicit replication_cluster(cluster::in_sync_config cfg = {2, 300ms}) : cfg_(cfg) {
+  explicit replication_cluster(cluster::in_sync_config cfg = {2, 300ms},
+                               detail::log_retention retention = {})
+      : cfg_(cfg), retention_(retention) {
     for (auto& n : nodes) {
       auto j = storage::journal::open({dirs_[n].str(), true});
       REQUIRE(j.ok());
@@ -106,7 +108,8 @@ class replication_cluster {
       resigns_[n].emplace_back(s, epoch);
       cv_.notify_all();
     };
-    auto a = detail::spawn_replication(sys_, *journals_[n], n, cfg_, std::move(h), metrics_[n]);
+    auto a = detail::spawn_replication(sys_, *journals_[n], n, cfg_, std::move(h), metrics_[n],
+                                       retention_);
     std::lock_guard lock(mtx_);
     actors_[n] = a;
   }
@@ -234,6 +237,7 @@ class replication_cluster {
   }
 
   cluster::in_sync_config cfg_;
+  detail::log_retention retention_;
   std::map<std::string, test::temp_dir> dirs_;
   std::map<std::string, std::unique_ptr<storage::journal>> journals_;
   std::map<std::string, std::atomic<bool>> lease_;
@@ -650,4 +654,79 @@ TEST_CASE(
   // The followers never led: they asked nothing.
   CHECK(c.resigns("n2").empty());
   CHECK(c.resigns("n3").empty());
+}
+
+TEST_CASE(
+    "replication actors: retention keeps every replica's log bounded, and a follower cut off "
+    "within it catches up from the log",
+    "[replication][actor][retention]") {
+  // 200 entries kept; trimmed once the log is a sixteenth past that.
+  replication_cluster c({2, 300ms}, {200, std::uint64_t{64} << 20});
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  for (seq_t from = 1; from <= 2000; from += 250) {
+    auto codes = writes(c, "n1", payloads(c, "n1", from, from + 249, "e")).codes();
+    REQUIRE(count(codes, detail::replicate_acked) == 250);
+  }
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 2000); }));
+  auto bounded = [&] {
+    for (auto& n : c.nodes) {
+      auto size = c.journal(n).replica_log_size(c.shard);
+      if (!size.ok() || size->entries > 200 + 200 / 16) return false;
+    }
+    return true;
+  };
+  REQUIRE(c.wait(bounded));
+  for (auto& n : c.nodes) {
+    INFO(n);
+    auto at = c.journal(n).replica_position(c.shard);
+    CHECK(at->log_start > 1'700);
+    CHECK(at->log_end == 2000);
+    // The records are whole: only the log's copy of them went.
+    CHECK(c.journal(n).events_after(c.room, 0, 10'000)->size() == 2000);
+    CHECK(c.metrics(n).entries_trimmed.load() >= 1'700);
+    CHECK(c.wait([&] { return c.metrics(n).log_entries.load() <= 212; }));
+  }
+
+  // n3 misses 100 writes (it leaves the isr), fewer than the log keeps: on its return the leader
+  // sends them from the log and n3 rejoins the isr.
+  c.cut("n3");
+  auto codes = writes(c, "n1", payloads(c, "n1", 2001, 2100, "f")).codes();
+  REQUIRE(count(codes, detail::replicate_acked) == 100);
+  REQUIRE(c.current().isr.size() == 2);
+  c.heal("n3");
+  c.deliver("n3");
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 2100) && c.current().isr.size() == 3; }));
+  for (auto& n : c.nodes) {
+    INFO(n);
+    auto events = c.journal(n).events_after(c.room, 1990, 1'000);
+    REQUIRE(events->size() == 110);
+    CHECK(events->back() == "f2100");
+  }
+  CHECK(c.metrics("n1").followers_behind_log_start.load() == 0);
+}
+
+TEST_CASE(
+    "replication actors: a follower whose next entry retention trimmed stays out of the isr "
+    "and shows in the leader's metrics",
+    "[replication][actor][retention]") {
+  replication_cluster c({2, 300ms}, {100, std::uint64_t{64} << 20});
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  REQUIRE(count(writes(c, "n1", payloads(c, "n1", 1, 50, "e")).codes(), detail::replicate_acked) ==
+          50);
+  c.cut("n3");
+  // Out of the isr, n3 no longer holds retention back: the leader's log moves past it.
+  for (seq_t from = 51; from <= 650; from += 200)
+    REQUIRE(count(writes(c, "n1", payloads(c, "n1", from, from + 199, "e")).codes(),
+                  detail::replicate_acked) == 200);
+  REQUIRE(c.wait([&] { return c.journal("n1").replica_position(c.shard)->log_start > 51; }));
+  c.heal("n3");
+  c.deliver("n3");
+  REQUIRE(c.wait([&] { return c.metrics("n1").followers_behind_log_start.load() == 1; }));
+  CHECK(c.current().isr == std::vector<std::string>{"n1", "n2"});
+  CHECK(c.journal("n3").replica_position(c.shard)->log_end == 50);
+  // The shard goes on taking writes on the two in sync.
+  CHECK(count(writes(c, "n1", payloads(c, "n1", 651, 660, "g")).codes(), detail::replicate_acked) ==
+        10);
 }

@@ -228,7 +228,7 @@ caf::actor rooms::impl::start_replication(caf::actor cluster_actor) {
   cluster::in_sync_config isc;
   isc.min_insync = cc.min_insync;
   return detail::spawn_replication(*sys, env.journal, cc.node_id, isc, std::move(hooks),
-                                   replication_metrics,
+                                   cc.staging_dir, replication_metrics,
                                    {cc.log_retention_entries, cc.log_retention_bytes});
 }
 

@@ -1,5 +1,6 @@
 #include "cluster/replication_wire.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace kaiwa::cluster {
@@ -65,7 +66,14 @@ class reader {
 };
 
 // A message starts with its type, so that one kind is never read as another.
-enum class type : std::uint8_t { append = 1, answer = 2, history_request = 3, history = 4 };
+enum class type : std::uint8_t {
+  append = 1,
+  answer = 2,
+  history_request = 3,
+  history = 4,
+  snapshot_chunk = 5,
+  snapshot_ack = 6,
+};
 
 bool starts(reader& r, type t) { return r.num<std::uint8_t>() == static_cast<std::uint8_t>(t); }
 
@@ -108,6 +116,36 @@ std::string encode(const history_message& m) {
       .num(static_cast<std::uint32_t>(m.history.size()));
   for (auto& e : m.history) w.num(e.epoch).num(e.start);
   return w.take();
+}
+
+std::string encode(const snapshot_chunk& m) {
+  writer w;
+  w.num(static_cast<std::uint8_t>(type::snapshot_chunk))
+      .num(m.shard)
+      .num(m.epoch)
+      .num(m.id)
+      .num(m.seq)
+      .str(m.file)
+      .num(static_cast<std::uint8_t>(m.last))
+      .str(m.data);
+  return w.take();
+}
+
+std::string encode(const snapshot_ack& m) {
+  writer w;
+  w.num(static_cast<std::uint8_t>(type::snapshot_ack))
+      .num(m.shard)
+      .num(m.epoch)
+      .num(m.id)
+      .num(m.next)
+      .num(static_cast<std::uint8_t>(m.installed));
+  return w.take();
+}
+
+bool valid_snapshot_file(std::string_view name) {
+  return !name.empty() && name.size() <= max_snapshot_file_name && name.front() != '.' &&
+         std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || c == '.'; });
 }
 
 std::optional<append_message> decode_append(std::string_view bytes) {
@@ -175,12 +213,43 @@ std::optional<history_message> decode_history(std::string_view bytes) {
   return m;
 }
 
+std::optional<snapshot_chunk> decode_snapshot_chunk(std::string_view bytes) {
+  reader r(bytes);
+  if (!starts(r, type::snapshot_chunk)) return std::nullopt;
+  snapshot_chunk m;
+  m.shard = r.num<shard_t>();
+  m.epoch = r.num<epoch_t>();
+  m.id = r.num<std::uint64_t>();
+  m.seq = r.num<std::uint32_t>();
+  m.file = r.str(max_snapshot_file_name);
+  auto last = r.num<std::uint8_t>();
+  m.data = r.str(max_snapshot_chunk);
+  if (!r.finished() || last > 1 || !valid_snapshot_file(m.file)) return std::nullopt;
+  m.last = last == 1;
+  return m;
+}
+
+std::optional<snapshot_ack> decode_snapshot_ack(std::string_view bytes) {
+  reader r(bytes);
+  if (!starts(r, type::snapshot_ack)) return std::nullopt;
+  snapshot_ack m;
+  m.shard = r.num<shard_t>();
+  m.epoch = r.num<epoch_t>();
+  m.id = r.num<std::uint64_t>();
+  m.next = r.num<std::uint32_t>();
+  auto installed = r.num<std::uint8_t>();
+  if (!r.finished() || installed > 1) return std::nullopt;
+  m.installed = installed == 1;
+  return m;
+}
+
 std::optional<shard_t> shard_of_message(std::string_view bytes) {
   reader r(bytes);
   auto t = r.num<std::uint8_t>();
   auto shard = r.num<shard_t>();
   if (bytes.size() < sizeof(std::uint8_t) + sizeof(shard_t) ||
-      t < static_cast<std::uint8_t>(type::append) || t > static_cast<std::uint8_t>(type::history))
+      t < static_cast<std::uint8_t>(type::append) ||
+      t > static_cast<std::uint8_t>(type::snapshot_ack))
     return std::nullopt;
   return shard;
 }

@@ -78,10 +78,47 @@ struct history_message {
   friend bool operator==(const history_message&, const history_message&) = default;
 };
 
+/// A snapshot of the shard (its SST files, journal::export_shard) for a follower whose next
+/// entry the leader's log no longer holds, in chunks of at most this many bytes, one in flight
+/// at a time. Default: 1 MiB
+inline constexpr std::size_t max_snapshot_chunk = std::size_t{1} << 20;
+/// A snapshot file's name: a column family's (export_shard names each file after its family),
+/// checked before it becomes part of a path.
+inline constexpr std::size_t max_snapshot_file_name = 32;
+
+/// Leader -> follower: chunk `seq` (from 0) of snapshot `id`: `data` goes at the end of the file
+/// `file`. `last`: the snapshot's final chunk, after which the follower installs it.
+struct snapshot_chunk {
+  shard_t shard = 0;
+  epoch_t epoch = 0;
+  std::uint64_t id = 0;
+  std::uint32_t seq = 0;
+  std::string file;
+  bool last = false;
+  std::string data;
+  friend bool operator==(const snapshot_chunk&, const snapshot_chunk&) = default;
+};
+/// Follower -> leader: the chunks of snapshot `id` before `next` are written; `installed`: the
+/// snapshot is the follower's shard now (the leader sends it the log from there).
+struct snapshot_ack {
+  shard_t shard = 0;
+  epoch_t epoch = 0;
+  std::uint64_t id = 0;
+  std::uint32_t next = 0;
+  bool installed = false;
+  friend bool operator==(const snapshot_ack&, const snapshot_ack&) = default;
+};
+
+/// A snapshot file name as the follower accepts it: 1 to max_snapshot_file_name of [a-z.],
+/// not starting with a dot.
+bool valid_snapshot_file(std::string_view name);
+
 std::string encode(const append_message& m);
 std::string encode(const append_answer& m);
 std::string encode(const history_request& m);
 std::string encode(const history_message& m);
+std::string encode(const snapshot_chunk& m);
+std::string encode(const snapshot_ack& m);
 
 /// Nullopt for bytes that are not exactly one such message within the bounds above (a history
 /// must also be one leader_epochs::from accepts).
@@ -89,6 +126,9 @@ std::optional<append_message> decode_append(std::string_view bytes);
 std::optional<append_answer> decode_answer(std::string_view bytes);
 std::optional<history_request> decode_history_request(std::string_view bytes);
 std::optional<history_message> decode_history(std::string_view bytes);
+/// A chunk must also have a valid file name and at most max_snapshot_chunk bytes.
+std::optional<snapshot_chunk> decode_snapshot_chunk(std::string_view bytes);
+std::optional<snapshot_ack> decode_snapshot_ack(std::string_view bytes);
 
 /// The shard a message is about, read without decoding the rest (every kind starts with its
 /// type, then the shard): for the node's replication actor to pick the shard's replica, which

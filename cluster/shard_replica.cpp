@@ -198,6 +198,13 @@ offset_t shard_replica::trim_limit() const {
   return limit;
 }
 
+void shard_replica::snapshot_installed(const std::string& node) {
+  auto it = peers_.find(node);
+  if (!leading() || it == peers_.end()) return;
+  it->second = {log_end_ + 1, false, {}, 0};
+  send_to(node);
+}
+
 std::vector<std::string> shard_replica::behind_log_start() const {
   std::vector<std::string> out;
   for (auto& [node, p] : peers_)
@@ -412,10 +419,12 @@ void shard_replica::on_history(const std::string& from, std::string_view bytes) 
   auto keep = divergence(history_, log_end_, *leader_history, h->log_end);
   if (!keep) {
     // The leader's history no longer reaches back this far: a snapshot of the shard is needed
-    // (docs/cluster.md); until then this replica stays out of the isr.
-    log(log_level::error, "replica_needs_snapshot",
+    // (docs/cluster.md); until then this replica stays out of the isr. Told the log ends at 0,
+    // the leader finds it behind its log's start and sends one.
+    log(log_level::warn, "replica_needs_snapshot",
         {{"shard", std::to_string(shard_)}, {"leader", from}});
     needs_snapshot_ = true;  // asking again would only log this again
+    answer(from, static_cast<std::uint8_t>(answer_kind::behind), 0);
     return;
   }
   auto to = std::max(*keep, applied_);

@@ -127,6 +127,9 @@ class shard_replica {
   /// Leader: followers whose next entry is before this log's start (trimmed): they can't catch
   /// up from the log and stay out of the isr until they get a snapshot of the shard.
   std::vector<std::string> behind_log_start() const;
+  /// Leader: `node` installed a snapshot of the shard: it is sent the log from where its own
+  /// now ends (its answer to an empty append says where).
+  void snapshot_installed(const std::string& node);
 
  private:
   enum class role { none, leader, follower };

@@ -22,5 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto m = decode_history(in)) {
     if (!leader_epochs::from(m->history) || encode(*m) != in || shard != m->shard) std::abort();
   }
+  if (auto m = decode_snapshot_chunk(in)) {
+    if (!valid_snapshot_file(m->file) || m->data.size() > max_snapshot_chunk || encode(*m) != in ||
+        shard != m->shard)
+      std::abort();
+  }
+  if (auto m = decode_snapshot_ack(in); m && (encode(*m) != in || shard != m->shard)) std::abort();
   return 0;
 }

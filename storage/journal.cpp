@@ -1066,9 +1066,18 @@ result<journal::shard_files> journal::export_shard(shard_t shard, const std::str
   shard_files out;
   auto begin = shard_key(shard), end = shard_end_key(shard);
   rocksdb::Slice upper(end);
+  // Every family as of one moment: a replica's snapshot is taken while it applies, and its
+  // records, applied offset, log and history must agree.
+  const rocksdb::Snapshot* at = impl_->db->GetSnapshot();
+  struct release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~release() { db->ReleaseSnapshot(s); }
+  } released{impl_->db.get(), at};
   for (std::uint8_t f = 0; f < family_count; ++f) {
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = &upper;
+    ro.snapshot = at;
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cfs[f]));
     it->Seek(begin);
     if (!it->Valid()) {

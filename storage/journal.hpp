@@ -275,7 +275,8 @@ class journal {
   std::uint32_t shards() const noexcept;
 
   /// Writes every record of `shard` into SST files in `dir` (created; one file per column
-  /// family that has any). The files are what `ingest_shard` takes on another node.
+  /// family that has any, named `<family>.sst`), read at one snapshot of the database. The files
+  /// are what `ingest_shard` takes on another node.
   struct shard_files {
     std::vector<std::string> paths;
     std::uint64_t records = 0;

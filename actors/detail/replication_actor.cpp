@@ -12,15 +12,22 @@
 // - when the node serves a shard: from the moment its leader has applied its log up to where it
 //   ended at the promotion (every event acked before the failover is then in its records);
 // - isr changes: one compare-and-swap in flight per shard, on the revision it leads by;
-// - a disk error: a leader that stepped down on one asks for another leader (hooks.resign).
+// - a disk error: a leader that stepped down on one asks for another leader (hooks.resign);
+// - retention of each replica's log, and snapshots of a shard for followers behind its start
+//   (the leader exports and sends; the follower, once its replica's writes are back, ingests
+//   and opens its replica again from the ingested log).
 
 #include "actors/detail/replication_actor.hpp"
 
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
+#include <random>
+#include <tuple>
 
+#include "actors/detail/snapshot_transfer.hpp"
 #include "cluster/journal_store.hpp"
 #include "cluster/replication_wire.hpp"
 #include "core/log.hpp"
@@ -46,6 +53,8 @@ constexpr auto proposal_backoff = std::chrono::milliseconds(200);
 constexpr auto resign_retry = std::chrono::seconds(1);
 /// How often retention looks at each replica's log.
 constexpr auto retention_period = std::chrono::seconds(1);
+/// A snapshot chunk unacknowledged this long is sent again (its connection broke).
+constexpr auto snapshot_resend_after = std::chrono::seconds(1);
 
 /// Work another thread hands to the actor (a journal completion, an isr write's outcome).
 struct replication_job {
@@ -97,13 +106,16 @@ class counted_store final : public cluster::replica_store {
 class replication_actor : public caf::event_based_actor {
  public:
   replication_actor(caf::actor_config& cfg, storage::journal& journal, std::string self,
-                    cluster::in_sync_config rcfg, replication_hooks hooks,
+                    cluster::in_sync_config rcfg, replication_hooks hooks, std::string staging_dir,
                     std::shared_ptr<replication_metrics> metrics, log_retention retention)
       : caf::event_based_actor(cfg),
         journal_(journal),
         self_(std::move(self)),
         cfg_(rcfg),
         retention_(retention),
+        staging_dir_(std::move(staging_dir)),
+        // Snapshot ids only need to differ between this node's transfers, across restarts too.
+        snapshot_ids_(std::random_device{}() * (std::uint64_t{1} << 32)),
         hooks_(std::move(hooks)),
         metrics_(metrics ? std::move(metrics) : std::make_shared<replication_metrics>()) {}
 
@@ -156,6 +168,13 @@ class replication_actor : public caf::event_based_actor {
     clock::time_point propose_after;   // a failed isr write holds the next one back until then
     std::size_t pending = 0;           // replicates waiting for their ack
     bool open_failing = false;         // its log couldn't be read: logged once, retried each tick
+    // Leader: snapshots on their way to followers behind the log's start, by follower.
+    std::map<std::string, snapshot_sender> sending;
+    // Follower: the snapshot being received, and the one last installed (its leader's
+    // repeated last chunk is answered installed again).
+    std::unique_ptr<snapshot_receiver> receiving;
+    bool install_pending = false;  // received whole, waiting for the replica's writes to be back
+    std::tuple<std::string, cluster::epoch_t, std::uint64_t> installed;
 
     // A leader that stepped down on a disk error: hooks.resign said for this epoch (0: not yet),
     // and says it again from `resign_again`.
@@ -255,6 +274,9 @@ class replication_actor : public caf::event_based_actor {
     if (s.replica) s.replica->step_down(replicate_error::not_leader);
     s.replica.reset();
     s.store.reset();
+    s.sending.clear();
+    s.receiving.reset();
+    s.install_pending = false;
     s.life = 0;
     s.led = 0;
     s.lease_resigned = false;
@@ -275,7 +297,10 @@ class replication_actor : public caf::event_based_actor {
       if (s.replica && s.replica->leading()) resign_for_lease(shard, s);
     }
     bool leading = s.replica && s.replica->leading();
-    if (!leading) s.proposal = 0;  // the replica forgot it; its outcome is nobody's now
+    if (!leading) {
+      s.proposal = 0;  // the replica forgot it; its outcome is nobody's now
+      s.sending.clear();
+    }
     if (!leading && s.replica && s.replica->storage_failed()) resign_for_storage(shard, s);
     if (s.serving && !leading) {
       set_serving(shard, s, false);
@@ -321,6 +346,7 @@ class replication_actor : public caf::event_based_actor {
     auto it = slots_.find(shard);
     if (it == slots_.end()) return;
     --it->second.disk_ops;
+    if (it->second.install_pending) install(shard, it->second);
     if (it->second.life != life) return;
     fn();
     sync(shard, it->second);
@@ -388,8 +414,161 @@ class replication_actor : public caf::event_based_actor {
       metrics_->unknown_shard += 1;
       return;
     }
-    it->second.replica->on_message(from, bytes, clock::now());
+    switch (bytes.front()) {  // replication_wire's type
+      case 5:
+        on_snapshot_chunk(from, *shard, it->second, bytes);
+        break;
+      case 6:
+        on_snapshot_ack(from, *shard, it->second, bytes);
+        break;
+      default:
+        it->second.replica->on_message(from, bytes, clock::now());
+    }
     sync(*shard, it->second);
+  }
+
+  // -- snapshots ---------------------------------------------------------------------------
+
+  /// Leader: starts a snapshot for each follower behind the log's start (a few at a time on
+  /// the node: each is the shard's export on disk) and resends a chunk left unanswered.
+  void send_snapshots(shard_t shard, slot& s, clock::time_point now) {
+    for (auto& node : s.replica->behind_log_start()) {
+      if (s.sending.contains(node) || sending_count() >= max_snapshots_sending) continue;
+      auto id = ++snapshot_ids_;
+      auto dir = staging_dir_ + "/snapshot-out-" + std::to_string(shard) + "-" + node;
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      // On this thread: a shard within the retention bound exports in well under a second,
+      // and its records are what a follower needs anyway.
+      auto files = journal_.export_shard(shard, dir);
+      auto sender = files.ok()
+                        ? snapshot_sender::make(shard, s.replica->epoch(), id, dir, files->paths)
+                        : std::nullopt;
+      if (!sender) {
+        std::filesystem::remove_all(dir, ec);
+        metrics_->snapshots_failed += 1;
+        log(log_level::error, "snapshot_export_failed",
+            {{"shard", std::to_string(shard)},
+             {"follower", node},
+             {"error", files.ok() ? "unreadable files" : files.err().message}});
+        continue;
+      }
+      log(log_level::info, "snapshot_sending",
+          {{"shard", std::to_string(shard)},
+           {"follower", node},
+           {"bytes", std::to_string(sender->bytes())}});
+      auto& out = s.sending.emplace(node, std::move(*sender)).first->second;
+      send_chunk(node, out, now);
+    }
+    for (auto& [node, out] : s.sending)
+      if (now - out.sent >= snapshot_resend_after) send_chunk(node, out, now);
+  }
+
+  std::size_t sending_count() const {
+    std::size_t n = 0;
+    for (auto& [shard, s] : slots_) n += s.sending.size();
+    return n;
+  }
+
+  void send_chunk(const std::string& node, snapshot_sender& out, clock::time_point now) {
+    out.sent = now;
+    auto chunk = out.current();
+    if (!chunk) {
+      // Every chunk acknowledged: the follower's "installed" is due; resending the last one
+      // asks for it again. Nothing to send otherwise (an unreadable file: the tick retries).
+      return;
+    }
+    metrics_->snapshot_bytes_sent += chunk->size();
+    hooks_.send(node, std::move(*chunk));
+  }
+
+  void on_snapshot_ack(const std::string& from, shard_t shard, slot& s, std::string_view bytes) {
+    auto a = cluster::decode_snapshot_ack(bytes);
+    auto it = s.sending.find(from);
+    if (!a || !s.replica->leading() || a->epoch != s.replica->epoch() || it == s.sending.end() ||
+        it->second.id() != a->id)
+      return;
+    if (a->installed) {
+      metrics_->snapshots_sent += 1;
+      log(log_level::info, "snapshot_installed_by_follower",
+          {{"shard", std::to_string(shard)}, {"follower", from}});
+      s.sending.erase(it);
+      s.replica->snapshot_installed(from);
+      return;
+    }
+    if (it->second.acked(a->next)) send_chunk(from, it->second, clock::now());
+  }
+
+  /// Follower: writes a chunk of its leader's snapshot, and installs the snapshot once whole.
+  void on_snapshot_chunk(const std::string& from, shard_t shard, slot& s, std::string_view bytes) {
+    auto c = cluster::decode_snapshot_chunk(bytes);
+    // Only from the leader of the assignment this node follows, at its epoch.
+    if (!c || !s.assignment || s.replica->leading() || from != s.assignment->leader ||
+        c->epoch != s.assignment->epoch)
+      return;
+    auto ack = [&](std::uint32_t next, bool installed) {
+      hooks_.send(from,
+                  cluster::encode(cluster::snapshot_ack{shard, c->epoch, c->id, next, installed}));
+    };
+    if (s.installed == std::tuple{from, c->epoch, c->id}) return ack(c->seq + 1, true);
+    if (!s.receiving || s.receiving->id() != c->id) {
+      if (c->seq != 0) return;  // a transfer this node lost (a restart): the leader starts over
+      s.receiving = std::make_unique<snapshot_receiver>(
+          staging_dir_ + "/snapshot-in-" + std::to_string(shard), c->id);
+      s.install_pending = false;
+    }
+    using outcome = snapshot_receiver::outcome;
+    switch (s.receiving->take(*c)) {
+      case outcome::written:
+      case outcome::repeated:
+        return ack(s.receiving->next(), false);
+      case outcome::ignored:
+        return;
+      case outcome::failed:
+        metrics_->snapshots_failed += 1;
+        log(log_level::error, "snapshot_receive_failed", {{"shard", std::to_string(shard)}});
+        s.receiving.reset();  // its chunk 0, resent, starts it over
+        return;
+      case outcome::complete:
+        s.install_pending = true;
+        std::get<0>(s.installed) = from;  // whom to tell, once installed
+        std::get<1>(s.installed) = c->epoch;
+        std::get<2>(s.installed) = 0;
+        return install(shard, s);
+    }
+  }
+
+  /// Replaces the shard's data with the received snapshot once no write of the replica is on
+  /// its way to the journal (one landing after would mix the old log into the new), then opens
+  /// the replica again from the ingested log and follows.
+  void install(shard_t shard, slot& s) {
+    if (!s.install_pending || s.disk_ops > 0) return;  // completed() or the tick comes back
+    s.install_pending = false;
+    auto receiving = std::move(s.receiving);
+    auto [from, epoch, unused] = s.installed;
+    if (s.replica) s.replica->step_down(replicate_error::not_leader);
+    s.replica.reset();
+    s.store.reset();
+    s.life = 0;
+    auto st = journal_.ingest_shard(shard, receiving->paths());
+    if (!st.ok()) {
+      metrics_->snapshots_failed += 1;
+      log(log_level::error, "snapshot_ingest_failed",
+          {{"shard", std::to_string(shard)}, {"error", st.err().message}});
+      s.installed = {};
+      steer(shard, s);  // from what the journal holds now; the leader sends another
+      return;
+    }
+    metrics_->snapshots_installed += 1;
+    s.installed = {from, epoch, receiving->id()};
+    steer(shard, s);
+    auto at = journal_.replica_position(shard);
+    log(log_level::info, "snapshot_installed",
+        {{"shard", std::to_string(shard)},
+         {"leader", from},
+         {"log_end", at.ok() ? std::to_string(at->log_end) : "?"}});
+    hooks_.send(from, cluster::encode(cluster::snapshot_ack{shard, epoch, receiving->id(),
+                                                            receiving->next(), true}));
   }
 
   void send_to(const std::string& node, std::string bytes) {
@@ -461,14 +640,18 @@ class replication_actor : public caf::event_based_actor {
         if (s.assignment->holds(self_)) steer(shard, s);  // its log failed to open: again
       } else if (!s.replica->leading()) {
         if (s.assignment->leader == self_) steer(shard, s);  // waiting for the lease
+        install(shard, s);
       } else if (!lease) {
         resign_for_lease(shard, s);
-      } else if (auto isr = s.replica->tick(now)) {
-        // Held back after a failure: the replica drops the proposal and asks again later.
-        if (now < s.propose_after)
-          s.replica->isr_failed();
-        else
-          propose(shard, s, std::move(*isr));
+      } else {
+        send_snapshots(shard, s, now);
+        if (auto isr = s.replica->tick(now)) {
+          // Held back after a failure: the replica drops the proposal and asks again later.
+          if (now < s.propose_after)
+            s.replica->isr_failed();
+          else
+            propose(shard, s, std::move(*isr));
+        }
       }
       sync(shard, s);
     }
@@ -556,6 +739,8 @@ class replication_actor : public caf::event_based_actor {
   cluster::in_sync_config cfg_;
   log_retention retention_;
   clock::time_point retain_after_;  // the next retention pass
+  std::string staging_dir_;
+  std::uint64_t snapshot_ids_;
   replication_hooks hooks_;
   std::shared_ptr<replication_metrics> metrics_;
   std::map<shard_t, slot> slots_;
@@ -567,10 +752,11 @@ class replication_actor : public caf::event_based_actor {
 
 caf::actor spawn_replication(caf::actor_system& sys, storage::journal& journal, std::string self,
                              cluster::in_sync_config cfg, replication_hooks hooks,
-                             std::shared_ptr<replication_metrics> metrics,
+                             std::string staging_dir, std::shared_ptr<replication_metrics> metrics,
                              log_retention retention) {
-  return sys.spawn<replication_actor, caf::detached>(
-      journal, std::move(self), cfg, std::move(hooks), std::move(metrics), retention);
+  return sys.spawn<replication_actor, caf::detached>(journal, std::move(self), cfg,
+                                                     std::move(hooks), std::move(staging_dir),
+                                                     std::move(metrics), retention);
 }
 
 }  // namespace kaiwa::detail

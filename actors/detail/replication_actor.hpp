@@ -125,14 +125,23 @@ struct replication_metrics {
   std::atomic<std::uint64_t> log_entries{0};
   std::atomic<std::uint64_t> log_bytes{0};
   std::atomic<std::uint64_t> followers_behind_log_start{0};
+  std::atomic<std::uint64_t> snapshots_sent{0};       // to followers, installed by them
+  std::atomic<std::uint64_t> snapshot_bytes_sent{0};  // their chunks' bytes, resends included
+  std::atomic<std::uint64_t> snapshots_installed{0};  // received and ingested here
+  std::atomic<std::uint64_t> snapshots_failed{0};     // exports, transfers or ingests that failed
 };
 
-/// `self` is this node's id. `journal` must outlive the actor: the node ends it (an exit
-/// message; its pending writes are answered not_leader and its shards reported not served) and
-/// waits for it before the journal stops, since it reads the journal in its handlers.
+/// Snapshots a node sends at once (each an export of one shard on disk). Default: 2
+inline constexpr std::size_t max_snapshots_sending = 2;
+
+/// `self` is this node's id. `staging_dir`: where snapshots of shards are exported and received
+/// (a directory of their own under it per snapshot). `journal` must outlive the actor: the node
+/// ends it (an exit message; its pending writes are answered not_leader and its shards reported not
+/// served) and waits for it before the journal stops, since it reads the journal in its handlers.
 /// `metrics` (optional) is shared with whoever renders them.
 caf::actor spawn_replication(caf::actor_system& sys, storage::journal& journal, std::string self,
                              cluster::in_sync_config cfg, replication_hooks hooks,
+                             std::string staging_dir,
                              std::shared_ptr<replication_metrics> metrics = nullptr,
                              log_retention retention = {});
 

@@ -18,6 +18,33 @@ TEST_CASE("replication messages round-trip", "[replication][wire]") {
   CHECK(decode_history_request(encode(hr)) == hr);
   history_message h{7, 4, 99, {{1, 1}, {3, 20}, {4, 90}}};
   CHECK(decode_history(encode(h)) == h);
+  snapshot_chunk c{7, 4, 12, 3, "events.sst", true, std::string("\0\xff", 2)};
+  CHECK(decode_snapshot_chunk(encode(c)) == c);
+  snapshot_ack k{7, 4, 12, 4, true};
+  CHECK(decode_snapshot_ack(encode(k)) == k);
+}
+
+TEST_CASE("a snapshot chunk names only a family's file, and holds at most a chunk",
+          "[replication][wire]") {
+  for (std::string bad :
+       std::vector<std::string>{"", "../events", "/etc/passwd", ".sst", "Events.sst", "a/b",
+                                std::string(max_snapshot_file_name + 1, 'a')}) {
+    INFO(bad);
+    CHECK_FALSE(decode_snapshot_chunk(encode(snapshot_chunk{7, 4, 12, 0, bad, false, "x"})));
+  }
+  CHECK(decode_snapshot_chunk(encode(
+      snapshot_chunk{7, 4, 12, 0, "read.rooms.sst", false, std::string(max_snapshot_chunk, 'x')})));
+  CHECK_FALSE(decode_snapshot_chunk(encode(
+      snapshot_chunk{7, 4, 12, 0, "events.sst", false, std::string(max_snapshot_chunk + 1, 'x')})));
+  auto chunk = encode(snapshot_chunk{7, 4, 12, 0, "events.sst", true, "x"});
+  for (std::size_t n = 0; n < chunk.size(); ++n)
+    CHECK_FALSE(decode_snapshot_chunk(chunk.substr(0, n)));
+  CHECK_FALSE(decode_snapshot_chunk(chunk + "x"));
+  auto ack = encode(snapshot_ack{7, 4, 12, 1, false});
+  ack.back() = 2;  // neither false nor true
+  CHECK_FALSE(decode_snapshot_ack(ack));
+  CHECK(shard_of_message(encode(snapshot_ack{300, 4, 12, 1, false})) == 300);
+  CHECK(shard_of_message(encode(snapshot_chunk{301, 4, 12, 1, "meta.sst", false, ""})) == 301);
 }
 
 TEST_CASE("replication messages refuse what they can't be", "[replication][wire]") {
@@ -59,5 +86,5 @@ TEST_CASE("a message's shard is read without decoding it, and only from a messag
   CHECK_FALSE(shard_of_message(""));
   CHECK_FALSE(shard_of_message(std::string("\x01\x07", 2)));      // the shard cut short
   CHECK_FALSE(shard_of_message(std::string("\x00\x07\x00", 3)));  // no such type
-  CHECK_FALSE(shard_of_message(std::string("\x05\x07\x00", 3)));
+  CHECK_FALSE(shard_of_message(std::string("\x07\x07\x00", 3)));
 }

@@ -55,6 +55,10 @@ constexpr auto resign_retry = std::chrono::seconds(1);
 constexpr auto retention_period = std::chrono::seconds(1);
 /// A snapshot chunk unacknowledged this long is sent again (its connection broke).
 constexpr auto snapshot_resend_after = std::chrono::seconds(1);
+/// A snapshot that made no progress this long is given up (its follower is gone: it frees its
+/// place among the node's max_snapshots_sending and stops holding retention back), and its
+/// follower gets no other one for as long.
+constexpr auto snapshot_give_up_after = std::chrono::seconds(30);
 
 /// Work another thread hands to the actor (a journal completion, an isr write's outcome).
 struct replication_job {
@@ -170,6 +174,7 @@ class replication_actor : public caf::event_based_actor {
     bool open_failing = false;         // its log couldn't be read: logged once, retried each tick
     // Leader: snapshots on their way to followers behind the log's start, by follower.
     std::map<std::string, snapshot_sender> sending;
+    std::map<std::string, clock::time_point> snapshot_retry;  // given up: none before then
     // Follower: the snapshot being received, and the one last installed (its leader's
     // repeated last chunk is answered installed again).
     std::unique_ptr<snapshot_receiver> receiving;
@@ -432,8 +437,21 @@ class replication_actor : public caf::event_based_actor {
   /// Leader: starts a snapshot for each follower behind the log's start (a few at a time on
   /// the node: each is the shard's export on disk) and resends a chunk left unanswered.
   void send_snapshots(shard_t shard, slot& s, clock::time_point now) {
+    std::erase_if(s.sending, [&](auto& out) {
+      if (now - out.second.progress < snapshot_give_up_after) return false;
+      metrics_->snapshots_failed += 1;
+      log(log_level::warn, "snapshot_given_up",
+          {{"shard", std::to_string(shard)}, {"follower", out.first}});
+      s.snapshot_retry[out.first] = now + snapshot_give_up_after;
+      return true;
+    });
     for (auto& node : s.replica->behind_log_start()) {
       if (s.sending.contains(node) || sending_count() >= max_snapshots_sending) continue;
+      if (auto r = s.snapshot_retry.find(node); r != s.snapshot_retry.end()) {
+        if (now < r->second) continue;
+        s.snapshot_retry.erase(r);
+      }
+      auto log_end = s.replica->log_end();
       auto id = ++snapshot_ids_;
       auto dir = staging_dir_ + "/snapshot-out-" + std::to_string(shard) + "-" + node;
       std::error_code ec;
@@ -458,6 +476,8 @@ class replication_actor : public caf::event_based_actor {
            {"follower", node},
            {"bytes", std::to_string(sender->bytes())}});
       auto& out = s.sending.emplace(node, std::move(*sender)).first->second;
+      out.progress = now;
+      out.log_end = log_end;
       send_chunk(node, out, now);
     }
     for (auto& [node, out] : s.sending)
@@ -473,11 +493,7 @@ class replication_actor : public caf::event_based_actor {
   void send_chunk(const std::string& node, snapshot_sender& out, clock::time_point now) {
     out.sent = now;
     auto chunk = out.current();
-    if (!chunk) {
-      // Every chunk acknowledged: the follower's "installed" is due; resending the last one
-      // asks for it again. Nothing to send otherwise (an unreadable file: the tick retries).
-      return;
-    }
+    if (!chunk) return;  // an unreadable file: tried again at the resend, given up at last
     metrics_->snapshot_bytes_sent += chunk->size();
     hooks_.send(node, std::move(*chunk));
   }
@@ -496,7 +512,19 @@ class replication_actor : public caf::event_based_actor {
       s.replica->snapshot_installed(from);
       return;
     }
-    if (it->second.acked(a->next)) send_chunk(from, it->second, clock::now());
+    bool first = !it->second.started();
+    if (!it->second.acked(a->next)) return;
+    if (first) {
+      // The follower's first sign of life. An export made before it was reachable that the
+      // log has moved past since would be followed by another: a fresh one is made instead.
+      auto at = journal_.replica_position(shard);
+      if (at.ok() && at->log_start > it->second.log_end + 1) {
+        s.sending.erase(it);
+        return;
+      }
+    }
+    it->second.progress = clock::now();
+    send_chunk(from, it->second, it->second.progress);
   }
 
   /// Follower: writes a chunk of its leader's snapshot, and installs the snapshot once whole.
@@ -616,7 +644,12 @@ class replication_actor : public caf::event_based_actor {
       keep = std::min(keep, std::max<std::uint64_t>(retention_.max_bytes / average, 1));
     }
     if (size->entries < keep + std::max<std::uint64_t>(keep / 16, 1)) return *size;
-    auto start = std::min(at->log_end + 1 - keep, r.trim_limit());
+    // A follower taking a snapshot continues from the log after it: that part is kept while
+    // the transfer goes on (a follower that never answered doesn't hold it).
+    auto limit = r.trim_limit();
+    for (auto& [node, out] : slots_.at(shard).sending)
+      if (out.started()) limit = std::min(limit, out.log_end + 1);
+    auto start = std::min(at->log_end + 1 - keep, limit);
     if (start <= at->log_start) return *size;
     if (auto st = journal_.trim_replica_log(shard, start); !st.ok()) {
       log(log_level::error, "replica_log_trim_failed",

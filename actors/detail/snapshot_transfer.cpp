@@ -40,6 +40,8 @@ std::optional<snapshot_sender> snapshot_sender::make(shard_t shard, cluster::epo
 
 snapshot_sender::snapshot_sender(snapshot_sender&& o) noexcept
     : sent(o.sent),
+      progress(o.progress),
+      log_end(o.log_end),
       shard_(o.shard_),
       epoch_(o.epoch_),
       id_(o.id_),
@@ -56,16 +58,16 @@ snapshot_sender::~snapshot_sender() {
 }
 
 std::optional<std::string> snapshot_sender::current() const {
-  if (all_acked()) return std::nullopt;
-  auto& c = chunks_[next_];
+  auto at = all_acked() ? static_cast<std::uint32_t>(chunks_.size() - 1) : next_;
+  auto& c = chunks_[at];
   std::ifstream in(paths_[c.file], std::ios::binary);
   std::string data(c.size, '\0');
   if (!in.seekg(static_cast<std::streamoff>(c.at)) ||
       !in.read(data.data(), static_cast<std::streamsize>(data.size())))
     return std::nullopt;
-  return cluster::encode(cluster::snapshot_chunk{shard_, epoch_, id_, next_,
+  return cluster::encode(cluster::snapshot_chunk{shard_, epoch_, id_, at,
                                                  fs::path(paths_[c.file]).filename().string(),
-                                                 next_ + 1 == chunks_.size(), std::move(data)});
+                                                 at + 1 == chunks_.size(), std::move(data)});
 }
 
 bool snapshot_sender::acked(std::uint32_t next) {

@@ -34,15 +34,21 @@ class snapshot_sender {
 
   std::uint64_t id() const noexcept { return id_; }
   std::uint64_t bytes() const noexcept { return bytes_; }
-  /// The next chunk not acknowledged, encoded; nullopt once every chunk was, or when its file
-  /// can't be read.
+  /// The chunk to send, encoded: the next one not acknowledged, or once every one was, the last
+  /// (sent again, it asks the follower to say again that it installed the snapshot). nullopt
+  /// when its file can't be read.
   std::optional<std::string> current() const;
   /// The follower acknowledged chunks before `next`: true when that moves the transfer on.
   bool acked(std::uint32_t next);
+  /// The follower has acknowledged a chunk: it is there, and the transfer under way.
+  bool started() const noexcept { return next_ > 0; }
   /// Every chunk acknowledged: the follower installs the snapshot (and says so).
   bool all_acked() const noexcept { return next_ >= chunks_.size(); }
 
-  clock::time_point sent;  // when current() was last sent: resent after a while unanswered
+  clock::time_point sent;      // when current() was last sent: resent after a while unanswered
+  clock::time_point progress;  // when it began or a chunk was last acknowledged
+  cluster::offset_t log_end =
+      0;  // the leader's log end before the export: the follower's is no less
 
  private:
   struct chunk {

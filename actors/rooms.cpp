@@ -361,7 +361,10 @@ rooms_stats rooms::stats() const {
           rm.log_entries.load(),
           rm.log_bytes.load(),
           rm.followers_behind_log_start.load(),
-          rm.entries_trimmed.load()};
+          rm.entries_trimmed.load(),
+          rm.snapshots_sent.load(),
+          rm.snapshots_installed.load(),
+          rm.snapshots_failed.load()};
 }
 
 bool rooms::ready() const { return !impl_->env.cfg.cluster || impl_->env.map_epoch.load() > 0; }

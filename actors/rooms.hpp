@@ -184,6 +184,9 @@ struct rooms_stats {
   std::uint64_t replicated_log_bytes = 0;        // their bytes, estimated
   std::uint64_t followers_behind_log_start = 0;  // of shards led here: need a snapshot
   std::uint64_t replicated_entries_trimmed = 0;  // deleted by retention, ever
+  std::uint64_t snapshots_sent = 0;              // shard snapshots followers installed from here
+  std::uint64_t snapshots_installed = 0;         // shard snapshots installed here from leaders
+  std::uint64_t snapshots_failed = 0;            // exports, transfers or ingests that failed
 };
 
 class rooms {

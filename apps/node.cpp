@@ -939,6 +939,14 @@ std::string node::metrics_text() const {
              "Followers of shards led here whose next entry retention trimmed: they can't catch "
              "up from the log and stay out of the isr (alert).",
              r.followers_behind_log_start);
+      metric("kaiwa_replication_snapshots_sent_total", "counter",
+             "Shard snapshots followers behind the log's start installed from this node.",
+             r.snapshots_sent);
+      metric("kaiwa_replication_snapshots_installed_total", "counter",
+             "Shard snapshots this node installed from a leader.", r.snapshots_installed);
+      metric("kaiwa_replication_snapshots_failed_total", "counter",
+             "Shard snapshot exports, transfers given up, or ingests that failed.",
+             r.snapshots_failed);
     }
     metric("kaiwa_cluster_remote_commands_sent_total", "counter",
            "Commands of this node's sessions routed to the node owning the room.",

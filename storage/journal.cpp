@@ -11,6 +11,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/sst_file_reader.h>
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
@@ -1101,6 +1102,23 @@ result<journal::shard_files> journal::export_shard(shard_t shard, const std::str
 }
 
 status journal::ingest_shard(shard_t shard, const std::vector<std::string>& paths) {
+  // The files come from another node (a move, a follower's snapshot): every key must be of
+  // `shard`, or ingesting them would overwrite other shards' records. Checked before anything
+  // of the shard is dropped.
+  auto begin = shard_key(shard), end = shard_end_key(shard);
+  for (auto& path : paths) {
+    rocksdb::SstFileReader reader{rocksdb::Options{}};
+    if (auto s = reader.Open(path); !s.ok()) return to_error(s);
+    std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    bool outside = it->Valid() && it->key().compare(begin) < 0;
+    it->SeekToLast();
+    outside = outside || (it->Valid() && it->key().compare(end) >= 0);
+    if (!it->status().ok()) return to_error(it->status());
+    if (outside)
+      return error{errc::invalid, "shard file " + path + " holds keys of another shard than " +
+                                      std::to_string(shard)};
+  }
   // Stale records of the shard (from an earlier ownership) go first. Only if there are any: a
   // range tombstone in the memtable overlaps the files, and RocksDB would flush the memtable
   // before ingesting them.

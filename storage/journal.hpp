@@ -284,7 +284,8 @@ class journal {
   };
   result<shard_files> export_shard(shard_t shard, const std::string& dir) const;
   /// Replaces whatever this database holds of `shard` with exported files (named as
-  /// `export_shard` names them). The files are moved into the database.
+  /// `export_shard` names them). The files are moved into the database. errc::invalid, nothing
+  /// changed, when a file holds a key outside `shard`'s range.
   status ingest_shard(shard_t shard, const std::vector<std::string>& paths);
   /// Deletes every record of `shard`.
   status drop_shard(shard_t shard);

@@ -203,6 +203,17 @@ TEST_CASE("a shard's records move to another database as SST files, and nothing 
   CHECK(exported->records == 100 + 1 + 1 + 1 + 1 + 1);
   CHECK(exported->paths.size() == 5);  // events, snapshots, markers, dedupe, read.search
 
+  // Files of one shard are refused as another's (they would overwrite its neighbours), and
+  // what that shard held stays.
+  storage::write_set kept;
+  kept.put_event(other, 1, "kept");
+  REQUIRE(commit_and_wait(*b, std::move(kept)).ok());
+  auto other_shard = shard_of(other.str(), a->shards());
+  REQUIRE(other_shard != shard);
+  CHECK(b->ingest_shard(other_shard, exported->paths).err().code == storage::errc::invalid);
+  CHECK(b->events_after(other, 0, 10)->size() == 1);
+  CHECK(b->events_after(r1, 0, 10)->empty());
+
   // Stale data of the shard on the receiver is replaced, not merged.
   storage::write_set stale;
   stale.put_event(r1, 101, "stale");
@@ -211,7 +222,7 @@ TEST_CASE("a shard's records move to another database as SST files, and nothing 
   CHECK(b->last_seq(r1).value() == 100);
   CHECK(b->events_after(r1, 0, 1000)->size() == 100);
   CHECK(b->events_after(r2, 0, 10)->size() == 1);
-  CHECK(b->events_after(other, 0, 10)->empty());
+  CHECK(*b->events_after(other, 0, 10) == std::vector<std::string>{"kept"});
   CHECK(b->snapshot(r1).value() == std::optional<std::string>("snap"));
   CHECK(b->marker(user_id{"alice"}, r1).value() == 7);
   CHECK(b->dedupe(r1, user_id{"alice"}, "c1").value() == std::optional<seq_t>(3));

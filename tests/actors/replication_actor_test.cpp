@@ -575,8 +575,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "replication actors: a restarted leader rebuilds its epochs from its log and leads "
-    "only the controller's next epoch, not its own again",
+    "replication actors: a restarted leader reads its epochs back and leads only the "
+    "controller's next epoch, not its own again",
     "[replication][actor]") {
   replication_cluster c;
   c.assign({1, "n1", c.nodes, c.nodes});
@@ -748,5 +748,57 @@ TEST_CASE(
   CHECK(std::get<0>(leader).size() == 660);
   CHECK(std::get<0>(leader).back() == "g660");
   CHECK(records("n2") == leader);
+  CHECK(records("n3") == leader);
+}
+
+TEST_CASE(
+    "replication actors: a follower of an epoch its restarted leader's trimmed log no longer "
+    "holds catches up from a snapshot after failovers",
+    "[replication][actor][retention][snapshot]") {
+  // n3 has only epoch 1, with 5 entries never acked; n2 leads epoch 2, trims epoch 1 away,
+  // restarts (its history read back without epoch 1) and leads epoch 3: n3 must reconcile,
+  // its log and n2's share no epoch, and n2's doesn't start at 1, so it asks for a snapshot.
+  // A minute's max lag: a follower leaves the isr only when the controller's assignment says.
+  replication_cluster c({2, 60s}, {100, std::uint64_t{64} << 20});
+  c.assign({1, "n1", c.nodes, c.nodes});
+  REQUIRE(c.wait([&] { return c.is_serving("n1"); }));
+  REQUIRE(count(writes(c, "n1", payloads(c, "n1", 1, 40, "a")).codes(), detail::replicate_acked) ==
+          40);
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 40); }));
+  c.cut("n2");  // n1's next writes reach n3 only: never acked
+  writes unacked(c, "n1", payloads(c, "n1", 41, 45, "x"));
+  REQUIRE(c.wait([&] { return c.journal("n3").replica_position(c.shard)->log_end == 45; }));
+  c.cut("n3");
+  c.heal("n2");
+  c.assign({2, "n2", c.nodes, {"n1", "n2"}});
+  REQUIRE(c.wait([&] { return c.is_serving("n2"); }));
+  CHECK(count(unacked.codes(), detail::replicate_acked) == 0);
+  CHECK(c.journal("n3").replica_position(c.shard)->applied == 40);
+  for (seq_t from = 41; from <= 440; from += 200)
+    REQUIRE(count(writes(c, "n2", payloads(c, "n2", from, from + 199, "b")).codes(),
+                  detail::replicate_acked) == 200);
+  REQUIRE(c.wait([&] { return c.journal("n2").replica_position(c.shard)->log_start > 41; }));
+  c.kill("n2");
+  c.start("n2");
+  c.assign({3, "n2", c.nodes, {"n1", "n2"}});
+  REQUIRE(c.wait([&] { return c.is_serving("n2"); }));
+  auto history = c.journal("n2").replica_history(c.shard);
+  REQUIRE(history.ok());
+  CHECK(history->front().epoch == 2);  // epoch 1 was trimmed away
+  REQUIRE(count(writes(c, "n2", payloads(c, "n2", 441, 450, "c")).codes(),
+                detail::replicate_acked) == 10);
+
+  c.heal("n3");
+  c.deliver("n3");
+  REQUIRE(c.wait([&] { return applied_everywhere(c, 450) && c.current().isr.size() == 3; }));
+  CHECK(c.metrics("n3").snapshots_installed.load() == 1);
+  auto records = [&](const std::string& n) {
+    auto& j = c.journal(n);
+    return std::tuple{*j.events_after(c.room, 0, 10'000), *j.room_meta(c.room),
+                      j.replica_position(c.shard)->log_end};
+  };
+  auto leader = records("n2");
+  CHECK(std::get<0>(leader).size() == 450);
+  CHECK(records("n1") == leader);
   CHECK(records("n3") == leader);
 }

@@ -57,7 +57,7 @@ constexpr auto retention_period = std::chrono::seconds(1);
 constexpr auto snapshot_resend_after = std::chrono::seconds(1);
 /// A snapshot that made no progress this long is given up (its follower is gone: it frees its
 /// place among the node's max_snapshots_sending and stops holding retention back), and its
-/// follower gets no other one for as long.
+/// follower gets no other one for as long (nor after a failed export).
 constexpr auto snapshot_give_up_after = std::chrono::seconds(30);
 
 /// Work another thread hands to the actor (a journal completion, an isr write's outcome).
@@ -464,6 +464,7 @@ class replication_actor : public caf::event_based_actor {
                         : std::nullopt;
       if (!sender) {
         std::filesystem::remove_all(dir, ec);
+        s.snapshot_retry[node] = now + snapshot_give_up_after;  // not again at every tick
         metrics_->snapshots_failed += 1;
         log(log_level::error, "snapshot_export_failed",
             {{"shard", std::to_string(shard)},

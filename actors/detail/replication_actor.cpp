@@ -248,8 +248,12 @@ class replication_actor : public caf::event_based_actor {
     std::vector<cluster::leader_epochs::entry> entries;
     for (auto& e : *epochs) entries.push_back({e.epoch, e.start});
     auto history = cluster::leader_epochs::from(std::move(entries));
-    if (!history || (!history->entries().empty() && history->entries().back().start > at->log_end))
-      return open_failed(shard, s, "its epoch history doesn't fit its log");
+    // A log with entries has the epoch of its first one at least (a log written before the
+    // history was kept beside it has none, and is refused rather than followed blind).
+    bool fits =
+        history && (history->entries().empty() ? at->log_end < at->log_start
+                                               : history->entries().back().start <= at->log_end);
+    if (!fits) return open_failed(shard, s, "its epoch history doesn't fit its log");
     s.open_failing = false;
     s.life = ++lives_;
     auto self = caf::actor_cast<caf::actor>(this);
@@ -306,12 +310,14 @@ class replication_actor : public caf::event_based_actor {
       s.proposal = 0;  // the replica forgot it; its outcome is nobody's now
       s.sending.clear();
     }
-    if (!leading && s.replica && s.replica->storage_failed()) resign_for_storage(shard, s);
     if (s.serving && !leading) {
       set_serving(shard, s, false);
     } else if (!s.serving && leading && s.replica->applied() >= s.serve_from) {
       set_serving(shard, s, true);
     }
+    // After the rooms were told: whoever sees the request for another leader sees this node
+    // no longer serving.
+    if (!leading && s.replica && s.replica->storage_failed()) resign_for_storage(shard, s);
   }
 
   void set_serving(shard_t shard, slot& s, bool serving) {

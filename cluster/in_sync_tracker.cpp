@@ -20,6 +20,7 @@ void in_sync_tracker::acked(const std::string& node, offset_t end, clock::time_p
   auto it = followers_.find(node);
   if (it == followers_.end()) return;
   auto& f = it->second;
+  f.unreachable = false;
   // A follower can't hold more than the leader wrote; a larger claim is clamped, not trusted.
   f.end = std::max(f.end, std::min(end, log_end_));
   if (f.end >= log_end_)
@@ -41,12 +42,17 @@ void in_sync_tracker::proposing(std::vector<std::string> next) {
   pending_ = std::move(next);
 }
 
+void in_sync_tracker::unreachable(const std::string& follower) {
+  if (auto it = followers_.find(follower); it != followers_.end()) it->second.unreachable = true;
+}
+
 std::vector<std::string> in_sync_tracker::lagging(clock::time_point now) const {
   std::vector<std::string> out;
   for (auto& node : isr_) {
     if (node == self_) continue;
     auto& f = followers_.at(node);
-    if (f.end < log_end_ && now - f.caught_up_at > cfg_.max_lag) out.push_back(node);
+    if (f.unreachable || (f.end < log_end_ && now - f.caught_up_at > cfg_.max_lag))
+      out.push_back(node);
   }
   return out;
 }
@@ -57,7 +63,7 @@ std::vector<std::string> in_sync_tracker::caught_up() const {
   // below what earlier epochs acked; all of that is in the log this leader started with.
   auto hw = std::max(high_watermark(), led_from_);
   for (auto& [node, f] : followers_)
-    if (!in_isr(node) && f.end >= hw) out.push_back(node);
+    if (!in_isr(node) && !f.unreachable && f.end >= hw) out.push_back(node);
   return out;
 }
 

@@ -56,6 +56,12 @@ class in_sync_tracker {
   /// (Kafka's "maximal isr", KIP-497): acks up to it may go to clients. It never passes a
   /// follower that is about to join, so a joiner holds every acked event when it is in.
   offset_t high_watermark() const;
+  /// `follower` can't be reached now (its node's connection closed, or its member key is gone):
+  /// it counts as lagging at once, so the next proposal drops it without waiting max_lag (a
+  /// write would otherwise wait that long for a dead follower), and it is not taken back in
+  /// until it answers again.
+  void unreachable(const std::string& follower);
+
   /// The isr is big enough for the shard to take writes.
   bool writable() const { return isr_.size() >= cfg_.min_insync; }
 
@@ -80,6 +86,7 @@ class in_sync_tracker {
   struct follower {
     offset_t end = 0;
     clock::time_point caught_up_at;  // last time its end reached the leader's log end
+    bool unreachable = false;        // its connection closed; cleared by its next answer
   };
 
   bool in_isr(const std::string& node) const;

@@ -212,6 +212,10 @@ std::vector<std::string> shard_replica::behind_log_start() const {
   return out;
 }
 
+void shard_replica::peer_unreachable(const std::string& node) {
+  if (role_ == role::leader && tracker_) tracker_->unreachable(node);
+}
+
 void shard_replica::step_down(replicate_error why) {
   if (leading()) {
     log(log_level::warn, "shard_leader_stepped_down",

@@ -101,6 +101,8 @@ class shard_replica {
   /// Leader: the isr change it proposed was written (or failed).
   void isr_written(std::vector<std::string> isr, clock::time_point now);
   void isr_failed();
+  /// Leader: `node` can't be reached now (in_sync_tracker::unreachable); otherwise nothing.
+  void peer_unreachable(const std::string& node);
   /// Leader: stops leading (its owner's reason: the lease no longer surely holds, the replica is
   /// dropped); its pending writes fail with `why`. It may lead again at the same epoch (lead) if
   /// the assignment still names it: its log, and the followers', go on where they were.

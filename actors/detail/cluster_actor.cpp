@@ -351,6 +351,7 @@ class cluster_actor : public caf::event_based_actor {
     if (!members_.up(id, address, handle, handle.address())) return;
     monitor(handle);
     log(log_level::info, "cluster_member_up", {{"node", id}, {"address", address}});
+    if (replicated() && env_.replication) send(env_.replication, peer_up_atom::value, id);
     count_members_up();
     if (!coordinating()) return;
     admit(id, address);
@@ -373,7 +374,10 @@ class cluster_actor : public caf::event_based_actor {
     count_members_up();
     // Its connection closed: a killed process is seen here at once, long before its lease
     // expires, and the controller starts the failover now.
-    if (replicated() && cfg_.member_unreachable) cfg_.member_unreachable(id);
+    if (replicated()) {
+      if (cfg_.member_unreachable) cfg_.member_unreachable(id);
+      if (env_.replication) send(env_.replication, peer_down_atom::value, id);
+    }
     log(log_level::warn, "cluster_member_down", {{"node", id}, {"reason", to_string(dm.reason)}});
     // Its sessions are gone: drop their subscriptions here.
     for (auto& proxy : routes_.take_proxies(id)) {

@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "actors/detail/snapshot_transfer.hpp"
@@ -132,6 +133,12 @@ class replication_actor : public caf::event_based_actor {
         [this](replicate_atom, shard_t shard, std::string& payload) {
           return replicate(shard, std::move(payload));
         },
+        [this](peer_down_atom, const std::string& node) {
+          unreachable_.insert(node);
+          for (auto& [_, s] : slots_)
+            if (s.replica) s.replica->peer_unreachable(node);
+        },
+        [this](peer_up_atom, const std::string& node) { unreachable_.erase(node); },
         [this](peer_msg_atom, const std::string& from, const std::string& bytes) {
           on_peer(from, bytes);
         },
@@ -234,6 +241,7 @@ class replication_actor : public caf::event_based_actor {
     s.lease_resigned = false;
     s.proposal = 0;  // an earlier epoch's isr write is not this one's
     r.lead(a, clock::now());
+    for (auto& node : unreachable_) r.peer_unreachable(node);
   }
 
   /// The shard's replica from its log on disk: where the log ends, what was applied, and its
@@ -784,6 +792,7 @@ class replication_actor : public caf::event_based_actor {
   replication_hooks hooks_;
   std::shared_ptr<replication_metrics> metrics_;
   std::map<shard_t, slot> slots_;
+  std::set<std::string> unreachable_;  // peers whose connection is down (peer_down_atom)
   std::uint64_t lives_ = 0;
   std::uint64_t proposals_ = 0;
 };

@@ -46,6 +46,11 @@ using peer_msg_atom = caf::atom_constant<caf::atom("rpeer")>;
 /// view and tests: `[{"shard":N,"epoch":E,"leader":"..","leading":B,"serving":B,"log_end":N,
 /// "applied":N,"high_watermark":N,"isr":[..],"revision":R},...]` by shard, one per shard this
 /// node holds a replica of.
+/// (peer_down_atom, node) / (peer_up_atom, node): the cluster layer lost / regained its
+/// connection to `node`. Leaders drop an unreachable follower from the isr at their next tick
+/// rather than after max_lag, and a new leader doesn't count one as caught up.
+using peer_down_atom = caf::atom_constant<caf::atom("rpeerdown")>;
+using peer_up_atom = caf::atom_constant<caf::atom("rpeerup")>;
 using replication_status_atom = caf::atom_constant<caf::atom("rstatus")>;
 
 /// replicate's reply when the write is acked: durable on every in-sync replica (at least

@@ -151,6 +151,26 @@ TEST_CASE("a follower behind for longer than max_lag leaves the isr; caught up, 
   CHECK(t.isr() == std::vector<std::string>{"n1", "n2"});
 }
 
+TEST_CASE(
+    "an unreachable follower lags at once, even caught up, and is taken back only once it "
+    "answers",
+    "[replication]") {
+  auto t0 = clock_type::now();
+  in_sync_config cfg{2, 1000ms};
+  // A new leader of an empty shard: without the mark, a follower that never answered holds all
+  // of it (offset 0) and would be taken back in.
+  in_sync_tracker t("n1", {"n1", "n2", "n3"}, {"n1", "n2"}, 0, cfg, t0);
+  t.unreachable("n3");
+  CHECK(t.caught_up().empty());
+  t.unreachable("n2");
+  CHECK(t.lagging(t0 + 1ms) == std::vector<std::string>{"n2"});  // not after max_lag: now
+  t.unreachable("n9");                                           // not a replica: nothing
+  t.acked("n3", 0, t0 + 2ms);
+  CHECK(t.caught_up() == std::vector<std::string>{"n3"});
+  t.acked("n2", 0, t0 + 3ms);
+  CHECK(t.lagging(t0 + 4ms).empty());
+}
+
 TEST_CASE("a follower one round trip behind a steady stream of writes is not lagging",
           "[replication]") {
   // Each answer arrives after the leader appended more: the follower is never at the log end

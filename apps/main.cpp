@@ -983,6 +983,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   rooms_cmd->add_option("--window", rooms_cfg.window, "Sends in flight per publisher")
       ->capture_default_str();
+  rooms_cmd
+      ->add_option("--resend-after", rooms_cfg.resend_ms,
+                   "Sends carry a cid; one answered timeout or unanswered after MS is sent again "
+                   "(0: off)")
+      ->capture_default_str();
+  rooms_cmd->add_option("--acked-log", rooms_cfg.acked_log,
+                        "Write every ack to FILE as 'room seq text' lines (for a checker)");
   rooms_cmd->callback([&] {
     resolve();
     std::exit(bench::run_pubsub(run, rooms_cfg, "rooms"));

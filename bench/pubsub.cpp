@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <boost/asio/steady_timer.hpp>
+#include <fstream>
 
 #include "bench/run.hpp"
 
@@ -19,11 +20,24 @@ struct member {
   // publisher
   std::uint64_t next_id = 0;
   std::uint64_t in_flight = 0;
-  std::vector<std::int64_t> sent_ns;  // by id % window, for ack latency
-  std::unique_ptr<boost::asio::steady_timer> pacer;
+  // The sends not acked yet, by id: a retry must carry the same text, and the first send's time
+  // is the ack latency's start. At most `window` entries.
+  struct pending_send {
+    std::string text;
+    std::int64_t sent_ns = 0;
+    std::int64_t tried_ns = 0;  // the last (re)send
+  };
+  std::map<std::uint64_t, pending_send> pending;
+  // With --resend-after or --acked-log: each acked id's seq (a resend acked again must get the
+  // same one) and the acks in order, for the log.
+  std::map<std::uint64_t, std::int64_t> acked_seq;
+  std::vector<std::pair<std::int64_t, std::string>> acks;
+  std::unique_ptr<boost::asio::steady_timer> pacer, resender;
   clock_type::time_point next_send;
+  bool was_ready = false;  // a later on_ready is a reconnect (with --resend-after)
   // subscriber
   seq_checker checker;
+  bool joined = false;
 };
 
 class pubsub : public connection_events {
@@ -50,7 +64,6 @@ class pubsub : public connection_events {
       auto& m = members_[i];
       m.room = (i - subs) % c_.rooms;
       m.publisher = true;
-      m.sent_ns.resize(std::max<std::size_t>(c_.window, 1) * 2);
       m.conn = r_.connect(i, fmt::format("pub-{}", i), *this);
     }
     ok = r_.wait([&] { return ready_pubs_ == pubs || failed_; }, std::chrono::seconds(120),
@@ -79,6 +92,7 @@ class pubsub : public connection_events {
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
     std::uint64_t lost = drained ? 0 : lagging();
+    if (!c_.acked_log.empty() && !write_acked_log()) return 1;
     report rep(name);
     rep.param("rooms", std::to_string(c_.rooms))
         .param("publishers_per_room", std::to_string(c_.publishers))
@@ -94,7 +108,10 @@ class pubsub : public connection_events {
         .figure("order violations", st.violations)
         .figure("subscribers missing acked", lost)
         .figure("closed connections", closed_.load())
-        .figure("sends retried (unavailable)", st.retries)
+        .figure("reconnects (resumed)", st.reconnects)
+        .figure(c_.resend_ms > 0 ? "sends retried (unavailable, timeout, no reply)"
+                                 : "sends retried (unavailable)",
+                st.retries)
         .figure("bench cpu %", cpu)
         .latency("ack", st.ack_us)
         .latency("delivery", st.delivery_us)
@@ -108,10 +125,13 @@ class pubsub : public connection_events {
 
   void on_ready(connection& c) override {
     auto& m = members_[c.index()];
+    bool again = std::exchange(m.was_ready, true);
     if (m.publisher) {
-      ready_pubs_ += 1;
+      if (!again) ready_pubs_ += 1;
+      // Reconnected: what was sent on the lost connection goes again, with its cid.
+      for (auto& [id, p] : m.pending) send_message(m, id);
     } else {
-      c.send(fmt::format(R"({{"op":"join","id":"j","room":"{}"}})", room_name(m.room)));
+      send_join(m);
     }
   }
 
@@ -135,10 +155,25 @@ class pubsub : public connection_events {
       return;
     }
     if (json.starts_with(R"({"op":"ack")")) {
-      auto id = json_int(json, R"("id":)");
+      auto id = static_cast<std::uint64_t>(json_int(json, R"("id":)"));
       auto seq = json_int(json, R"("seq":)");
       auto now = now_ns();
-      auto sent = m.sent_ns[static_cast<std::size_t>(id) % m.sent_ns.size()];
+      auto p = m.pending.find(id);
+      if (p == m.pending.end()) {
+        // A resent send's second ack: the cid must have given it the first one's seq.
+        auto first = m.acked_seq.find(id);
+        if (first == m.acked_seq.end() || first->second != seq)
+          r_.violation(t, fmt::format("{} in {}: send {} acked at seq {} and at {}", c.user(),
+                                      room_name(m.room), id,
+                                      first == m.acked_seq.end() ? -1 : first->second, seq));
+        return;
+      }
+      auto sent = p->second.sent_ns;
+      if (tracks_acks()) {
+        m.acked_seq.emplace(id, seq);
+        m.acks.emplace_back(seq, std::move(p->second.text));
+      }
+      m.pending.erase(p);
       if (sent >= measure_from_ns_ && sent < stop_at_ns_) {
         st.acked += 1;
         st.ack_us.record(static_cast<std::uint64_t>(now - sent) / 1000);
@@ -154,22 +189,38 @@ class pubsub : public connection_events {
       return;
     }
     if (json.starts_with(R"({"op":"joined")")) {
-      m.checker.reset_to(json_int(json, R"("head":)"));
-      last_seen_[c.index()].store(m.checker.last(), std::memory_order_relaxed);
-      joined_ += 1;
+      // A resume's backfill follows from `since`: the checker goes on from where it was.
+      if (!std::exchange(m.joined, true)) {
+        m.checker.reset_to(json_int(json, R"("head":)"));
+        last_seen_[c.index()].store(m.checker.last(), std::memory_order_relaxed);
+        joined_ += 1;
+      }
       return;
     }
     if (json.starts_with(R"({"op":"error")")) {
       auto code = json_str(json, R"("code":)");
       // `unavailable` means "retry after a moment" (the room's shard is moving, PROTOCOL.md),
       // and kaiwa answers it only for commands it did not apply: the same send goes again.
-      if (m.publisher && code == "unavailable") {
+      // With resends, `timeout` (the node went down or the leader changed before answering:
+      // maybe applied) goes again too, with its cid: the dedupe returns the first seq.
+      auto id = static_cast<std::uint64_t>(json_int(json, R"("id":)"));
+      if (m.publisher && m.pending.count(id) &&
+          (code == "unavailable" || (c_.resend_ms > 0 && code == "timeout"))) {
         st.retries += 1;
-        retry_later(m, static_cast<std::uint64_t>(json_int(json, R"("id":)")));
+        retry_later(m, id);
+        return;
+      }
+      // A join answered `unavailable` (the room's shard has no leader yet) is asked again.
+      if (!m.publisher && code == "unavailable") {
+        st.retries += 1;
+        auto timer = std::make_shared<boost::asio::steady_timer>(r_.ioc(t), kRetry);
+        timer->async_wait([this, &m, timer](boost::system::error_code ec) {
+          if (!ec) send_join(m);
+        });
         return;
       }
       r_.error(t, code);
-      if (m.publisher) {
+      if (m.publisher && m.pending.erase(id)) {
         m.in_flight -= 1;
         in_flight_total_.fetch_sub(1, std::memory_order_relaxed);
       }
@@ -177,8 +228,21 @@ class pubsub : public connection_events {
   }
 
   void on_closed(connection& c, std::uint16_t code, std::string_view why) override {
-    closed_ += 1;
     auto t = c.index() % r_.threads();
+    auto& m = members_[c.index()];
+    // With --resend-after, a connection the server closed as PROTOCOL.md says a client
+    // recovers from (4010: a room's node went down; 1001: going away) is made again: a
+    // subscriber resumes with join + since, a publisher resends what is pending.
+    if (c_.resend_ms > 0 && c.ready() && (code == 4010 || code == 1001) && !stopping_) {
+      r_.thread_stats(t).reconnects += 1;
+      auto timer = std::make_shared<boost::asio::steady_timer>(r_.ioc(t), kRetry);
+      timer->async_wait(
+          [this, &m, i = c.index(), user = c.user(), timer](boost::system::error_code ec) {
+            if (!ec) m.conn = r_.connect(i, user, *this);
+          });
+      return;
+    }
+    closed_ += 1;
     r_.closed(t, code);
     // Said once, not by each of the thousands of subscribers.
     if (!c.ready() && !failed_.exchange(true))
@@ -186,7 +250,17 @@ class pubsub : public connection_events {
   }
 
  private:
+  static constexpr std::chrono::milliseconds kRetry{20};
+
   static std::string room_name(std::size_t r) { return fmt::format("bench-{}", r); }
+
+  void send_join(member& m) {
+    if (m.joined)
+      m.conn->send(fmt::format(R"({{"op":"join","id":"j","room":"{}","since":{}}})",
+                               room_name(m.room), m.checker.last()));
+    else
+      m.conn->send(fmt::format(R"({{"op":"join","id":"j","room":"{}"}})", room_name(m.room)));
+  }
 
   std::size_t lagging() const {
     std::size_t n = 0;
@@ -226,7 +300,9 @@ class pubsub : public connection_events {
       }
       auto id = m.next_id++;
       auto ns = now_ns();
-      m.sent_ns[id % m.sent_ns.size()] = ns;
+      auto text = fmt::format("{}:", ns);
+      if (text.size() < text_.size()) text.append(text_, 0, text_.size() - text.size());
+      m.pending[id] = {std::move(text), ns, ns};
       send_message(m, id);
       m.in_flight += 1;
       in_flight_total_.fetch_add(1, std::memory_order_relaxed);
@@ -236,20 +312,68 @@ class pubsub : public connection_events {
     }
   }
 
-  /// Sends publisher `m`'s message `id` (again, for a retry: the same text).
+  bool tracks_acks() const { return c_.resend_ms > 0 || !c_.acked_log.empty(); }
+
+  /// Sends publisher `m`'s pending message `id` (again, for a retry: the same text and cid).
   void send_message(member& m, std::uint64_t id) {
-    auto text = fmt::format("{}:", m.sent_ns[id % m.sent_ns.size()]);
-    if (text.size() < text_.size()) text.append(text_, 0, text_.size() - text.size());
-    m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id,
-                             room_name(m.room), text));
+    auto p = m.pending.find(id);
+    if (p == m.pending.end()) return;  // acked meanwhile
+    p->second.tried_ns = now_ns();
+    if (c_.resend_ms > 0) {
+      m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}","cid":"{}-{}"}})",
+                               id, room_name(m.room), p->second.text, m.conn->user(), id));
+      arm_resender(m);
+    } else {
+      m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id,
+                               room_name(m.room), p->second.text));
+    }
   }
 
   void retry_later(member& m, std::uint64_t id) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(r_.ioc(m.conn->index() % r_.threads()),
-                                                             std::chrono::milliseconds(20));
+    auto timer =
+        std::make_shared<boost::asio::steady_timer>(r_.ioc(m.conn->index() % r_.threads()), kRetry);
     timer->async_wait([this, &m, id, timer](boost::system::error_code ec) {
       if (!ec && m.conn) send_message(m, id);
     });
+  }
+
+  /// One timer per publisher, running while it has sends pending: each one unanswered for
+  /// resend_ms (sent to a node that stopped, or lost with a connection) goes again.
+  void arm_resender(member& m) {
+    if (m.resender) return;
+    m.resender =
+        std::make_unique<boost::asio::steady_timer>(r_.ioc(m.conn->index() % r_.threads()));
+    resend_tick(m);
+  }
+
+  void resend_tick(member& m) {
+    auto period = std::chrono::milliseconds(std::max<std::size_t>(c_.resend_ms / 4, 5));
+    m.resender->expires_after(period);
+    m.resender->async_wait([this, &m](boost::system::error_code ec) {
+      if (ec) return;
+      auto stale_before = now_ns() - static_cast<std::int64_t>(c_.resend_ms) * 1'000'000;
+      std::vector<std::uint64_t> due;
+      for (auto& [id, p] : m.pending)
+        if (p.tried_ns < stale_before) due.push_back(id);
+      auto& st = r_.thread_stats(m.conn->index() % r_.threads());
+      for (auto id : due) {
+        st.retries += 1;
+        send_message(m, id);
+      }
+      resend_tick(m);
+    });
+  }
+
+  /// The acks of every publisher, "room seq text" a line; false (said) when it can't be written.
+  bool write_acked_log() const {
+    std::ofstream out(c_.acked_log, std::ios::trunc);
+    for (auto& m : members_)
+      for (auto& [seq, text] : m.acks)
+        out << room_name(m.room) << ' ' << seq << ' ' << text << '\n';
+    out.flush();
+    if (out) return true;
+    fmt::print(stderr, "bench: could not write {}\n", c_.acked_log);
+    return false;
   }
 
   runner& r_;

@@ -32,6 +32,11 @@ struct pubsub_config {
   std::size_t payload = 128;    // text bytes
   double rate = 0;              // offered msgs/s in total; 0 = as fast as acks allow
   std::size_t window = 8;       // sends in flight per publisher
+  // Failover runs (docs/benchmarks.md "Faults"): when > 0, every send carries a cid and one
+  // answered `timeout`, or not answered within this many ms, goes again with the same cid and
+  // text (the server's dedupe makes the retry return the first seq).
+  std::size_t resend_ms = 0;
+  std::string acked_log;  // when set: every ack as "room seq text" lines, written at the end
 };
 
 struct conns_config {

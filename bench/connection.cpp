@@ -16,8 +16,9 @@ namespace {
 
 constexpr std::size_t read_chunk = 64 * 1024;
 
-void append_frame(std::string& out, std::string_view payload) {
-  out += static_cast<char>(0x81);
+/// A final frame: text (0x81) unless `first` says another opcode.
+void append_frame(std::string& out, std::string_view payload, char first = char(0x81)) {
+  out += first;
   if (payload.size() < 126) {
     out += static_cast<char>(0x80 | payload.size());
   } else if (payload.size() <= 0xffff) {
@@ -147,6 +148,13 @@ void connection::parse() {
       socket_.close(ignored);
       events_.on_closed(*this, code, len > 2 ? payload.substr(2) : std::string_view("closed"));
       return;
+    }
+    // A ping is answered (a pong with its payload): the node closes a connection silent past
+    // its ping timeout, and a subscriber that only listens is silent otherwise.
+    if (opcode == 0x9) {
+      append_frame(out_, payload, char(0x8a));
+      if (writing_.empty()) flush();
+      continue;
     }
     if (opcode != 0x1) continue;
     if (!ready_ && payload.starts_with(R"({"op":"welcome")")) {

@@ -38,6 +38,7 @@ struct member {
   // subscriber
   seq_checker checker;
   bool joined = false;
+  std::uint32_t joins_sent = 0, joins_answered = 0;  // for print_laggards
 };
 
 class pubsub : public connection_events {
@@ -92,6 +93,7 @@ class pubsub : public connection_events {
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
     std::uint64_t lost = drained ? 0 : lagging();
+    print_laggards();
     if (!c_.acked_log.empty() && !write_acked_log()) return 1;
     report rep(name);
     rep.param("rooms", std::to_string(c_.rooms))
@@ -189,6 +191,7 @@ class pubsub : public connection_events {
       return;
     }
     if (json.starts_with(R"({"op":"joined")")) {
+      m.joins_answered += 1;
       // A resume's backfill follows from `since`: the checker goes on from where it was.
       if (!std::exchange(m.joined, true)) {
         m.checker.reset_to(json_int(json, R"("head":)"));
@@ -199,6 +202,10 @@ class pubsub : public connection_events {
     }
     if (json.starts_with(R"({"op":"error")")) {
       auto code = json_str(json, R"("code":)");
+      // A late answer to a send that was resent and has been acked since: nothing to do.
+      if (m.publisher && c_.resend_ms > 0 &&
+          !m.pending.count(static_cast<std::uint64_t>(json_int(json, R"("id":)"))))
+        return;
       // `unavailable` means "retry after a moment" (the room's shard is moving, PROTOCOL.md),
       // and kaiwa answers it only for commands it did not apply: the same send goes again.
       // With resends, `timeout` (the node went down or the leader changed before answering:
@@ -255,11 +262,28 @@ class pubsub : public connection_events {
   static std::string room_name(std::size_t r) { return fmt::format("bench-{}", r); }
 
   void send_join(member& m) {
+    m.joins_sent += 1;
     if (m.joined)
       m.conn->send(fmt::format(R"({{"op":"join","id":"j","room":"{}","since":{}}})",
                                room_name(m.room), m.checker.last()));
     else
       m.conn->send(fmt::format(R"({{"op":"join","id":"j","room":"{}"}})", room_name(m.room)));
+  }
+
+  /// Names the first few subscribers that did not reach their room's highest ack.
+  void print_laggards() const {
+    std::size_t said = 0;
+    for (std::size_t i = 0; i < c_.rooms * c_.subscribers && said < 5; ++i) {
+      auto seen = last_seen_[i].load(std::memory_order_relaxed);
+      auto acked = max_acked_[members_[i].room].load(std::memory_order_relaxed);
+      if (seen >= acked) continue;
+      ++said;
+      fmt::print(
+          stderr,
+          "bench: sub-{} in {} saw up to seq {}, acked up to {} ({} joins sent, {} answered)\n", i,
+          room_name(members_[i].room), seen, acked, members_[i].joins_sent,
+          members_[i].joins_answered);
+    }
   }
 
   std::size_t lagging() const {

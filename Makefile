@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 PRESET ?= release
 BUILD := build/$(PRESET)
 
-.PHONY: deps build fuzz-build run test fuzz asan clean
+.PHONY: deps build fuzz-build run test fuzz asan soak clean
 deps:
 	@scripts/install-deps.sh
 
@@ -33,6 +33,12 @@ asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan
 	ctest --preset asan --timeout 900
+
+# SOAK_ROUNDS (default 20) rounds of each fault under `kaiwa bench` (tests/integration/fault_test.cpp),
+# on loopback; prints p50/p99/max failover time per fault kind. `make test` runs one of each.
+SOAK_ROUNDS ?= 20
+soak: build
+	scripts/soak.sh $(SOAK_ROUNDS)
 
 clean:
 	rm -rf build

@@ -105,6 +105,11 @@ void etcd_process::wait_ready() {
   }
 }
 
+void etcd_process::kill_now() {
+  if (pid_ > 0) kill(pid_, SIGKILL);
+  stop();
+}
+
 void etcd_process::stop() {
   if (pid_ <= 0) return;
   kill(pid_, SIGTERM);

@@ -36,6 +36,8 @@ class etcd_process {
 
   /// SIGTERM, then (after 10 s) SIGKILL; waits for the exit.
   void stop();
+  /// kill -9 (a crash); waits for the exit.
+  void kill_now();
   /// Starts it again on the same data dir and ports; waits until it serves clients.
   void start();
   /// Waits (at most 30 s) until it serves clients; throws if it doesn't.

@@ -1,0 +1,467 @@
+// Jepsen-style faults under load (issue 13, point 7; docs/benchmarks.md "Faults"): a real etcd
+// (one member, or three when its leader is the victim) and three replicated node processes;
+// `kaiwa bench rooms` writes to 16 rooms through the nodes that stay up, each send with a cid
+// and resent on `unavailable`, `timeout` or no reply, while the test injects one fault:
+// kill -9 of a shard's leader, SIGSTOP of a leader past its lease (then SIGCONT), kill -9 of a
+// follower, of the controller, or of etcd's leader. Then:
+// - the bench's own checker (each subscription gapless and in order, every subscriber reached
+//   its room's highest ack, no error, a resent send acked at its first seq) passes;
+// - every replica's data dir, read offline after the nodes are stopped, holds every acked
+//   event once, at the seq it was acked with, with its text, the room's seqs gapless from 1;
+//   no seq was acked with two texts.
+// Each round prints a `FAULT` line (failover time: fault -> a room of the affected shard acks
+// again; for a killed node, the time it took to be in sync again after its restart and the
+// events it caught up), which `make soak` (scripts/soak.sh) sums up. KAIWA_FAULT_ROUNDS sets
+// the rounds of each fault (default 1: the short version `make test` runs).
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <simdjson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/shard.hpp"
+#include "storage/journal.hpp"
+#include "tests/cluster/etcd_process.hpp"
+#include "tests/support/node_process.hpp"
+#include "tests/support/ws_client.hpp"
+
+using namespace kaiwa;
+using namespace kaiwa::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint32_t test_shards = 16;
+constexpr std::size_t bench_rooms = 16;
+constexpr std::size_t node_count = 3;
+using steady = std::chrono::steady_clock;
+
+std::int64_t ms_since(steady::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t).count();
+}
+
+std::string bench_room(std::size_t r) { return "bench-" + std::to_string(r); }
+
+/// One shard's entry of a node's /admin/v1/shards.
+struct shard_view {
+  std::string leader;
+  std::set<std::string> replicas, isr;
+};
+
+/// etcd (1 or 3 members) and three `kaiwa start --etcd` processes in one temp dir.
+class fault_cluster {
+ public:
+  explicit fault_cluster(std::size_t etcd_members) {
+    if (etcd_members == 1) {
+      etcd_.push_back(std::make_unique<etcd_process>(dir_.str() + "/etcd"));
+    } else {
+      std::vector<std::pair<std::uint16_t, std::uint16_t>> ports;
+      std::string initial;
+      for (std::size_t i = 0; i < etcd_members; ++i) {
+        ports.emplace_back(free_port(), free_port());
+        initial += (i ? "," : "") + etcd_name(i) +
+                   "=http://127.0.0.1:" + std::to_string(ports.back().second);
+      }
+      for (std::size_t i = 0; i < etcd_members; ++i)
+        etcd_.push_back(std::make_unique<etcd_process>(dir_.str() + "/" + etcd_name(i),
+                                                       etcd_name(i), ports[i].first,
+                                                       ports[i].second, initial));
+      for (auto& e : etcd_) e->wait_ready();
+    }
+    for (auto& e : etcd_)
+      endpoints_ += (endpoints_.empty() ? "" : ",") + std::string("127.0.0.1:") +
+                    std::to_string(e->client_port());
+    nodes_.resize(node_count);
+    for (std::size_t i = 0; i < node_count; ++i) start(i);
+  }
+  // kill -9: a replicated node does not exit on SIGTERM yet (replication_test.cpp says why).
+  ~fault_cluster() { kill_all(); }
+
+  static std::string id(std::size_t i) { return "n" + std::to_string(i + 1); }
+  static std::size_t index(const std::string& id) { return std::stoul(id.substr(1)) - 1; }
+  static std::string etcd_name(std::size_t i) { return "e" + std::to_string(i + 1); }
+  std::string data_dir(std::size_t i) const { return dir_.str() + "/" + id(i); }
+
+  node_process& node(std::size_t i) { return *nodes_.at(i); }
+  etcd_process& etcd(std::size_t i) { return *etcd_.at(i); }
+  std::size_t etcd_count() const { return etcd_.size(); }
+
+  void start(std::size_t i) {
+    nodes_[i] = std::make_unique<node_process>(
+        data_dir(i),
+        std::vector<std::string>{"--node-id", id(i), "--cluster", "127.0.0.1:0", "--shards",
+                                 std::to_string(test_shards), "--etcd", endpoints_});
+  }
+
+  void kill_all() {
+    for (auto& n : nodes_)
+      if (n) n->stop(SIGKILL);
+  }
+
+  /// The shard map as node `via` sees it; empty when it can't be read.
+  std::vector<shard_view> shards(std::size_t via) {
+    std::vector<shard_view> out;
+    std::string body;
+    try {
+      body = http_get(node(via).admin_port(), "/admin/v1/shards").second;
+    } catch (const std::exception&) {
+      return out;
+    }
+    simdjson::dom::parser p;
+    simdjson::dom::array owners;
+    if (p.parse(body)["owners"].get(owners)) return out;
+    for (auto o : owners) {
+      shard_view v;
+      std::string_view s;
+      if (!o["owner"].get(s)) v.leader = std::string(s);
+      simdjson::dom::array a;
+      if (!o["replicas"].get(a))
+        for (auto r : a) v.replicas.emplace(std::string_view(r));
+      if (!o["isr"].get(a))
+        for (auto r : a) v.isr.emplace(std::string_view(r));
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
+  /// Waits (30 s at most) until node `via` sees every shard led by a node other than
+  /// `not_leader`, with all three replicas in sync when `full_isr`; returns that map.
+  std::vector<shard_view> wait_map(std::size_t via, bool full_isr,
+                                   const std::string& not_leader = "") {
+    auto deadline = steady::now() + 30s;
+    for (;;) {
+      auto m = shards(via);
+      bool ok = m.size() == test_shards;
+      for (auto& s : m)
+        ok = ok && !s.leader.empty() && s.leader != not_leader &&
+             (!full_isr || s.isr.size() == node_count);
+      if (ok) return m;
+      if (steady::now() > deadline) FAIL("shard map not settled as seen by " << id(via));
+      std::this_thread::sleep_for(20ms);  // polling interval of the admin API
+    }
+  }
+
+  /// The controller, as the last `cluster_controller` line of node `via` names it.
+  std::string controller(std::size_t via) {
+    auto out = node(via).output();
+    auto at = out.rfind(" controller=");
+    if (at == std::string::npos) return {};
+    at += 12;
+    return out.substr(at, out.find_first_of(" \n", at) - at);
+  }
+
+  /// The etcd member that leads, by its /metrics; -1 when none says so.
+  int etcd_leader() {
+    for (std::size_t i = 0; i < etcd_.size(); ++i) {
+      if (!etcd_[i]->running()) continue;
+      auto body = http_get(etcd_[i]->client_port(), "/metrics").second;
+      if (body.find("\netcd_server_is_leader 1") != std::string::npos) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
+  /// Requests etcd has handled so far (gRPC, which its HTTP gateway calls too), summed over
+  /// the members but `skip` (a member about to be killed: its counters go with it).
+  std::uint64_t etcd_requests(int skip = -1) {
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < etcd_.size(); ++i) {
+      auto& e = etcd_[i];
+      if (!e->running() || static_cast<int>(i) == skip) continue;
+      std::istringstream body(http_get(e->client_port(), "/metrics").second);
+      for (std::string line; std::getline(body, line);)
+        if (line.starts_with("grpc_server_handled_total{"))
+          total += std::stoull(line.substr(line.rfind(' ') + 1));
+    }
+    return total;
+  }
+
+ private:
+  temp_dir dir_;
+  std::vector<std::unique_ptr<etcd_process>> etcd_;
+  std::string endpoints_;
+  std::vector<std::unique_ptr<node_process>> nodes_;
+};
+
+/// A probe client's send with a cid, retried as an application does it (replication_test.cpp).
+message send_until_acked(ws_client& c, std::int64_t& next_id, const std::string& room,
+                         const std::string& text, std::chrono::milliseconds limit) {
+  auto deadline = steady::now() + limit;
+  for (;;) {
+    auto id = next_id++;
+    c.send(R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room + R"(","text":")" +
+           text + R"(","cid":")" + text + "\"}");
+    std::optional<message> reply;
+    auto until = std::min(steady::now() + 1s, deadline);
+    while (!reply && steady::now() < until) {
+      auto m = c.recv(std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
+      if (!m) break;
+      if (m->num("id") == id) reply = m;
+    }
+    if (reply && reply->str("code") != "unavailable" && reply->str("code") != "timeout")
+      return *reply;
+    if (steady::now() >= deadline)
+      return reply.value_or(message(R"({"op":"error","code":"no reply"})"));
+    std::this_thread::sleep_for(10ms);  // the client's retry interval
+  }
+}
+
+/// A room (probe-K) of a shard that `leader` leads in `map`.
+std::string room_led_by(const std::vector<shard_view>& map, const std::string& leader) {
+  for (int k = 0; k < 10'000; ++k) {
+    auto room = "probe-" + std::to_string(k);
+    if (map.at(shard_of(room, test_shards)).leader == leader) return room;
+  }
+  FAIL("no shard led by " << leader);
+  return {};
+}
+
+/// The bench's acks: per room, seq -> text; a seq acked with two texts fails here.
+std::map<std::string, std::map<std::int64_t, std::string>> read_acked(const std::string& path) {
+  std::map<std::string, std::map<std::int64_t, std::string>> acked;
+  std::ifstream in(path);
+  REQUIRE(in);
+  std::string room, text;
+  std::int64_t seq = 0;
+  std::size_t lines = 0;
+  while (in >> room >> seq >> text) {
+    ++lines;
+    auto [at, fresh] = acked[room].emplace(seq, text);
+    INFO(room << " seq " << seq);
+    CHECK((fresh || at->second == text));  // never one seq acked with two payloads
+  }
+  CHECK(lines > 0);
+  return acked;
+}
+
+/// One replica's copy, read offline from a stopped node's data dir: every acked event once, at
+/// its seq, with its text, the room's seqs gapless from 1 (nothing in between, no duplicate).
+void check_replica(const std::string& dir, const std::string& node,
+                   const std::vector<shard_view>& map,
+                   const std::map<std::string, std::map<std::int64_t, std::string>>& acked) {
+  storage::journal_config cfg;
+  cfg.dir = dir;
+  cfg.shards = test_shards;
+  auto j = storage::journal::open(cfg);
+  REQUIRE(j);
+  simdjson::dom::parser p;
+  for (auto& [room, events] : acked) {
+    auto& shard = map.at(shard_of(room, test_shards));
+    if (!shard.isr.count(node)) continue;  // only in-sync replicas must hold every ack
+    auto held = (*j)->events_after(room_id(room), 0, 1'000'000);
+    REQUIRE(held);
+    std::map<std::int64_t, std::string> texts;
+    std::int64_t expect = 1;
+    for (auto& json : *held) {
+      auto e = p.parse(json);
+      auto seq = std::int64_t(e["seq"]);
+      INFO(node << " " << room << " seq " << seq);
+      CHECK(seq == expect);
+      expect = seq + 1;
+      std::string_view text;
+      if (!e["text"].get(text)) texts[seq] = std::string(text);
+    }
+    for (auto& [seq, text] : events) {
+      INFO(node << " holds " << room << " acked seq " << seq);
+      REQUIRE(texts.count(seq) == 1);
+      CHECK(texts[seq] == text);
+    }
+  }
+  (*j)->stop();
+}
+
+enum class fault { kill_leader, stop_leader, kill_follower, kill_controller, kill_etcd_leader };
+
+const char* name_of(fault f) {
+  switch (f) {
+    case fault::kill_leader:
+      return "kill-leader";
+    case fault::stop_leader:
+      return "stop-leader";
+    case fault::kill_follower:
+      return "kill-follower";
+    case fault::kill_controller:
+      return "kill-controller";
+    case fault::kill_etcd_leader:
+      return "kill-etcd-leader";
+  }
+  return "?";
+}
+
+std::size_t rounds() {
+  auto env = std::getenv("KAIWA_FAULT_ROUNDS");
+  return env ? std::max<std::size_t>(1, std::strtoul(env, nullptr, 10)) : 1;
+}
+
+void run_round(fault f, std::size_t round) {
+  fault_cluster c(f == fault::kill_etcd_leader ? 3 : 1);
+  auto map = c.wait_map(0, true);
+  auto& first = map.at(shard_of(bench_room(0), test_shards));
+
+  // The victim, the survivors the clients use, and a probe room of the shard the fault hits.
+  std::string victim;  // a node; empty for etcd
+  int etcd_victim = -1;
+  switch (f) {
+    case fault::kill_leader:
+    case fault::stop_leader:
+      victim = first.leader;
+      break;
+    case fault::kill_follower:
+      for (auto& r : first.replicas)
+        if (r != first.leader) victim = r;
+      break;
+    case fault::kill_controller:
+      victim = c.controller(0);
+      break;
+    case fault::kill_etcd_leader:
+      etcd_victim = c.etcd_leader();
+      break;
+  }
+  INFO("fault " << name_of(f) << " round " << round << " victim "
+                << (victim.empty() ? "etcd " + std::to_string(etcd_victim) : victim));
+  REQUIRE((!victim.empty() || etcd_victim >= 0));
+  std::vector<std::size_t> survivors;
+  for (std::size_t i = 0; i < node_count; ++i)
+    if (victim.empty() || fault_cluster::index(victim) != i) survivors.push_back(i);
+  auto probe_room = f == fault::kill_follower ? room_led_by(map, first.leader)
+                    : victim.empty()          ? room_led_by(map, first.leader)
+                                              : room_led_by(map, victim);
+
+  temp_dir work;
+  auto acked_log = work.str() + "/acked";
+  std::string targets;
+  for (auto i : survivors)
+    targets +=
+        (targets.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(c.node(i).port());
+  auto bench = spawn_with_output({KAIWA_BINARY,
+                                  "bench",
+                                  "rooms",
+                                  "--target",
+                                  targets,
+                                  "--admin",
+                                  "127.0.0.1:" + std::to_string(c.node(survivors[0]).admin_port()),
+                                  "--rooms",
+                                  std::to_string(bench_rooms),
+                                  "--publishers",
+                                  "1",
+                                  "--subscribers",
+                                  "1",
+                                  "--rate",
+                                  "800",
+                                  "--window",
+                                  "8",
+                                  "--warmup",
+                                  "0s",
+                                  "--duration",
+                                  "8s",
+                                  "--resend-after",
+                                  "1000",
+                                  "--acked-log",
+                                  acked_log});
+  child_output bench_out(bench.out_fd);
+  auto bench_done = [&] {
+    bool exited = bench_out.wait_closed(90s);
+    int status = -1;
+    if (!exited) ::kill(bench.pid, SIGKILL);
+    ::waitpid(bench.pid, &status, 0);
+    ::close(bench.out_fd);
+    return exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+
+  ws_client probe(c.node(survivors[0]).port());
+  probe.hello("prober");
+  std::int64_t next_id = 1;
+  REQUIRE(send_until_acked(probe, next_id, probe_room, "before", 10s).str("op") == "ack");
+  // Two of the bench's progress lines: it is writing.
+  if (!bench_out.wait(20s, [](const std::string& out) {
+        auto n = 0;
+        for (auto at = out.find("acked "); at != std::string::npos; at = out.find("acked ", at + 1))
+          ++n;
+        return n >= 2;
+      }))
+    FAIL("the bench is not writing:\n" << bench_out.text());
+
+  auto etcd_before = c.etcd_requests(etcd_victim);
+  auto fault_at = steady::now();
+  switch (f) {
+    case fault::kill_leader:
+    case fault::kill_follower:
+    case fault::kill_controller:
+      REQUIRE(c.node(fault_cluster::index(victim)).stop(SIGKILL) == 128 + SIGKILL);
+      break;
+    case fault::stop_leader:
+      c.node(fault_cluster::index(victim)).pause();
+      break;
+    case fault::kill_etcd_leader:
+      c.etcd(etcd_victim).stop();
+      break;
+  }
+  auto ack = send_until_acked(probe, next_id, probe_room, "after", 30s);
+  auto failover_ms = ms_since(fault_at);
+  REQUIRE(ack.str("op") == "ack");
+  auto etcd_during = c.etcd_requests(etcd_victim) - etcd_before;
+
+  // The victim comes back: a node as a follower that catches up, etcd as a member again.
+  std::int64_t catchup_ms = -1;
+  if (f == fault::stop_leader) c.node(fault_cluster::index(victim)).signal(SIGCONT);
+  if (f == fault::kill_etcd_leader) c.etcd(etcd_victim).start();
+  auto back_at = steady::now();
+  if (!victim.empty() && f != fault::stop_leader) c.start(fault_cluster::index(victim));
+
+  auto bench_status = bench_done();
+  INFO("bench output:\n" << bench_out.text());
+  INFO("the victim's output:\n"
+       << (victim.empty() ? "" : c.node(fault_cluster::index(victim)).output()));
+  CHECK(bench_status == 0);
+  auto settled = c.wait_map(survivors[0], true);
+  if (!victim.empty() && f != fault::stop_leader) catchup_ms = ms_since(back_at);
+
+  // A last acked write to each room: its append carries a high watermark past every earlier
+  // ack, so the followers apply them all.
+  for (std::size_t r = 0; r < bench_rooms; ++r)
+    REQUIRE(send_until_acked(probe, next_id, bench_room(r), "fence", 10s).str("op") == "ack");
+  auto acked = read_acked(acked_log);
+  std::size_t events = 0;
+  for (auto& [room, e] : acked) events += e.size();
+  c.kill_all();
+  for (std::size_t i = 0; i < node_count; ++i)
+    check_replica(c.data_dir(i), fault_cluster::id(i), settled, acked);
+
+  std::printf(
+      "FAULT kind=%s round=%zu failover_ms=%lld catchup_ms=%lld acked=%zu etcd_requests=%llu "
+      "etcd_requests_per_s=%.0f\n",
+      name_of(f), round, static_cast<long long>(failover_ms), static_cast<long long>(catchup_ms),
+      events, static_cast<unsigned long long>(etcd_during),
+      static_cast<double>(etcd_during) * 1000.0 /
+          static_cast<double>(std::max<std::int64_t>(1, failover_ms)));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+TEST_CASE("faults under `kaiwa bench`: no acked event lost, duplicated or reordered on any replica",
+          "[faults]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  auto f = GENERATE(fault::kill_leader, fault::stop_leader, fault::kill_follower,
+                    fault::kill_controller, fault::kill_etcd_leader);
+  // KAIWA_FAULT=<kind> runs only that kind (scripts/soak.sh --only).
+  auto only = std::getenv("KAIWA_FAULT");
+  if (only && *only && std::string(only) != name_of(f)) return;
+  for (std::size_t r = 1; r <= rounds(); ++r) run_round(f, r);
+}

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Ack latency with replication (docs/benchmarks.md "Replication"): a one-member etcd and three
+# Replication's cost (docs/benchmarks.md "Replication and faults"): a one-member etcd and three
 # nodes on loopback with --replication-factor RF (--min-insync 2, or 1 for RF 1), then
-# `kaiwa bench rooms` at RATE msgs/s over all three nodes. Usage: replication-bench.sh RF RATE [SECONDS]
+# `kaiwa bench SCENARIO ARGS...` with the clients spread over all three nodes. Also prints the
+# requests etcd handled per second at rest (5 s before the bench) and during it.
+# Usage: replication-bench.sh RF SCENARIO [ARGS...], e.g.
+#   replication-bench.sh 3 rooms --rooms 64 --rate 5000 --window 16 --warmup 3s --duration 8s
 set -euo pipefail
-rf=$1 rate=$2 secs=${3:-10}
+rf=$1 scenario=$2
+shift 2
 kaiwa=${BUILD:-build/release}/apps/kaiwa
 dir=$(mktemp -d /tmp/kaiwa-rbench.XXXXXX)
 pids=()
@@ -30,5 +34,15 @@ for i in 1 2 3; do
   targets+=("$(sed -n 's/.*listening public=\([^ ]*\) admin=.*/\1/p' "$dir/n$i.log" | head -1)")
 done
 admin=$(sed -n 's/.*listening public=[^ ]* admin=\([^ ]*\).*/\1/p' "$dir/n1.log" | head -1)
-"$kaiwa" bench rooms --target "$(IFS=,; echo "${targets[*]}")" --admin "$admin" --rooms 64 \
-  --publishers 1 --subscribers 1 --rate "$rate" --window 16 --warmup 3s --duration "${secs}s" --quiet
+etcd_requests() {
+  curl -s "http://127.0.0.1:$cport/metrics" |
+    awk '/^grpc_server_handled_total\{/ { n += $NF } END { printf "%d\n", n }'
+}
+sleep 2  # placement settles (the nodes register and the controller writes the shard map)
+r0=$(etcd_requests) t0=$(date +%s.%N)
+sleep 5  # the measured rest
+r1=$(etcd_requests) t1=$(date +%s.%N)
+"$kaiwa" bench "$scenario" --target "$(IFS=,; echo "${targets[*]}")" --admin "$admin" --quiet "$@"
+r2=$(etcd_requests) t2=$(date +%s.%N)
+awk -v a="$r0" -v b="$r1" -v c="$r2" -v t0="$t0" -v t1="$t1" -v t2="$t2" 'BEGIN {
+  printf "etcd requests/s: at rest %.1f, during the bench %.1f\n", (b - a) / (t1 - t0), (c - b) / (t2 - t1) }'

@@ -229,41 +229,49 @@ std::string room_led_by(const std::vector<shard_view>& map, const std::string& l
   return {};
 }
 
-/// The bench's acks: per room, seq -> text; a seq acked with two texts fails here.
-std::map<std::string, std::map<std::int64_t, std::string>> read_acked(const std::string& path) {
-  std::map<std::string, std::map<std::int64_t, std::string>> acked;
+/// One ack of the bench's: its room, seq and text.
+struct acked_event {
+  std::string room;
+  std::int64_t seq = 0;
+  std::string text;
+};
+
+/// The bench's acks, in the order its publishers got them; no seq acked with two texts.
+std::vector<acked_event> read_acked(const std::string& path) {
+  std::vector<acked_event> acked;
+  std::map<std::pair<std::string, std::int64_t>, std::string> by_seq;
   std::ifstream in(path);
   REQUIRE(in);
-  std::string room, text;
-  std::int64_t seq = 0;
-  std::size_t lines = 0;
-  while (in >> room >> seq >> text) {
-    ++lines;
-    auto [at, fresh] = acked[room].emplace(seq, text);
-    INFO(room << " seq " << seq);
-    CHECK((fresh || at->second == text));  // never one seq acked with two payloads
+  for (acked_event a; in >> a.room >> a.seq >> a.text;) {
+    auto [at, fresh] = by_seq.emplace(std::pair(a.room, a.seq), a.text);
+    INFO(a.room << " seq " << a.seq << " acked with " << at->second << " and with " << a.text);
+    CHECK((fresh || at->second == a.text));  // never one seq acked with two payloads
+    if (fresh) acked.push_back(a);
   }
-  CHECK(lines > 0);
+  CHECK(!acked.empty());
   return acked;
 }
 
 /// One replica's copy, read offline from a stopped node's data dir: every acked event once, at
 /// its seq, with its text, the room's seqs gapless from 1 (nothing in between, no duplicate).
 void check_replica(const std::string& dir, const std::string& node,
-                   const std::vector<shard_view>& map,
-                   const std::map<std::string, std::map<std::int64_t, std::string>>& acked) {
+                   const std::vector<shard_view>& map, const std::vector<acked_event>& acked) {
   storage::journal_config cfg;
   cfg.dir = dir;
   cfg.shards = test_shards;
   auto j = storage::journal::open(cfg);
   REQUIRE(j);
   simdjson::dom::parser p;
-  for (auto& [room, events] : acked) {
-    auto& shard = map.at(shard_of(room, test_shards));
-    if (!shard.isr.count(node)) continue;  // only in-sync replicas must hold every ack
+  // Per room held by this in-sync replica: seq -> text, and text -> seq (to say where an acked
+  // event went when it is not at its seq).
+  std::map<std::string, std::map<std::int64_t, std::string>> texts;
+  std::map<std::string, std::map<std::string, std::int64_t>> seqs;
+  std::set<std::string> rooms;
+  for (auto& a : acked)
+    if (map.at(shard_of(a.room, test_shards)).isr.count(node)) rooms.insert(a.room);
+  for (auto& room : rooms) {
     auto held = (*j)->events_after(room_id(room), 0, 1'000'000);
     REQUIRE(held);
-    std::map<std::int64_t, std::string> texts;
     std::int64_t expect = 1;
     for (auto& json : *held) {
       auto e = p.parse(json);
@@ -272,13 +280,21 @@ void check_replica(const std::string& dir, const std::string& node,
       CHECK(seq == expect);
       expect = seq + 1;
       std::string_view text;
-      if (!e["text"].get(text)) texts[seq] = std::string(text);
+      if (!e["text"].get(text)) {
+        texts[room][seq] = std::string(text);
+        CHECK(seqs[room].emplace(std::string(text), seq).second);  // no event twice
+      }
     }
-    for (auto& [seq, text] : events) {
-      INFO(node << " holds " << room << " acked seq " << seq);
-      REQUIRE(texts.count(seq) == 1);
-      CHECK(texts[seq] == text);
-    }
+  }
+  for (auto& a : acked) {
+    if (!rooms.count(a.room)) continue;  // only in-sync replicas must hold every ack
+    auto& t = texts[a.room];
+    auto at = t.find(a.seq);
+    auto moved = seqs[a.room].find(a.text);
+    INFO(node << " holds " << a.room << " acked seq " << a.seq << " (" << a.text << ") as "
+              << (at == t.end() ? "nothing" : at->second) << "; that text at seq "
+              << (moved == seqs[a.room].end() ? -1 : moved->second));
+    CHECK((at != t.end() && at->second == a.text));
   }
   (*j)->stop();
 }
@@ -431,11 +447,13 @@ void run_round(fault f, std::size_t round) {
 
   // A last acked write to each room: its append carries a high watermark past every earlier
   // ack, so the followers apply them all.
-  for (std::size_t r = 0; r < bench_rooms; ++r)
-    REQUIRE(send_until_acked(probe, next_id, bench_room(r), "fence", 10s).str("op") == "ack");
+  for (std::size_t r = 0; r < bench_rooms; ++r) {
+    auto fence = send_until_acked(probe, next_id, bench_room(r), "fence", 10s);
+    INFO("the fence's reply: " << fence.str("op") << " " << fence.str("code"));
+    REQUIRE(fence.str("op") == "ack");
+  }
   auto acked = read_acked(acked_log);
-  std::size_t events = 0;
-  for (auto& [room, e] : acked) events += e.size();
+  auto events = acked.size();
   c.kill_all();
   for (std::size_t i = 0; i < node_count; ++i)
     check_replica(c.data_dir(i), fault_cluster::id(i), settled, acked);

@@ -88,7 +88,7 @@ class fault_cluster {
     nodes_.resize(node_count);
     for (std::size_t i = 0; i < node_count; ++i) start(i);
   }
-  // kill -9: a replicated node does not exit on SIGTERM yet (replication_test.cpp says why).
+  // kill -9: each round's last act is a crash of all three, whose data dirs are then read.
   ~fault_cluster() { kill_all(); }
 
   static std::string id(std::size_t i) { return "n" + std::to_string(i + 1); }

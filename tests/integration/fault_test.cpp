@@ -478,8 +478,11 @@ TEST_CASE("faults under `kaiwa bench`: no acked event lost, duplicated or reorde
   }
   auto f = GENERATE(fault::kill_leader, fault::stop_leader, fault::kill_follower,
                     fault::kill_controller, fault::kill_etcd_leader);
-  // KAIWA_FAULT=<kind> runs only that kind (scripts/soak.sh --only).
+  // KAIWA_FAULT=<kind> runs only that kind (scripts/soak.sh ROUNDS KIND).
   auto only = std::getenv("KAIWA_FAULT");
   if (only && *only && std::string(only) != name_of(f)) return;
-  for (std::size_t r = 1; r <= rounds(); ++r) run_round(f, r);
+  // A section per round: a round that fails a REQUIRE ends, and the next rounds still run.
+  for (std::size_t r = 1; r <= rounds(); ++r) {
+    DYNAMIC_SECTION(name_of(f) << " round " << r) { run_round(f, r); }
+  }
 }

@@ -10,9 +10,9 @@
 //   event once, at the seq it was acked with, with its text, the room's seqs gapless from 1;
 //   no seq was acked with two texts.
 // Each round prints a `FAULT` line (failover time: fault -> a room of the affected shard acks
-// again; for a killed node, the time it took to be in sync again after its restart and the
-// events it caught up), which `make soak` (scripts/soak.sh) sums up. KAIWA_FAULT_ROUNDS sets
-// the rounds of each fault (default 1: the short version `make test` runs).
+// again; for a killed node, the time it took to be in sync again after its restart), which
+// `make soak` (scripts/soak.sh) sums up. KAIWA_FAULT_ROUNDS sets the rounds of each fault
+// (default 1), KAIWA_FAULT one kind only (ctest `faults_etcd`).
 
 #include <catch2/catch.hpp>
 

@@ -65,6 +65,7 @@ using rnotice_atom = caf::atom_constant<caf::atom("rnotice")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using repl_in_atom = caf::atom_constant<caf::atom("replin")>;
 using rlost_atom = caf::atom_constant<caf::atom("rlost")>;
+using relead_atom = caf::atom_constant<caf::atom("relead")>;
 
 // A notice from another member is pushed to clients as it came: a bound on its size, and it
 // must look like a push frame.
@@ -186,6 +187,7 @@ class cluster_actor : public caf::event_based_actor {
           on_assignment(s, json);
         },
         [this](serving_atom, shard_t s, bool serving) { on_serving(s, serving); },
+        [this](relead_atom) { lose_releaded(); },
         [this](repl_out_atom, const std::string& node, std::string& bytes) {
           if (auto peer = members_.handle(node)) send(peer, repl_in_atom::value, std::move(bytes));
         },
@@ -512,9 +514,26 @@ class cluster_actor : public caf::event_based_actor {
     assigned_[s] = *a;
     count_in_sync();
     if (map_.owner(s) == a->leader) return;
+    auto before = map_.owner(s);
     map_.assign(s, a->leader);
     env_.map_epoch = map_.epoch();
     if (a->leader != self_) stop_serving(s);
+    // Sessions here subscribed to the shard's rooms through the old leader are told to resume
+    // from the new one. Its connection may still be up (paused, or a planned move), so no down
+    // notice would tell them, and the old leader's own notice may never come. Shards are
+    // gathered and done in one pass over the subscriptions: a failover changes hundreds at once.
+    if (!before.empty() && before != self_) {
+      if (releaded_.empty()) send(this, relead_atom::value);
+      releaded_.insert(s);
+    }
+  }
+
+  void lose_releaded() {
+    auto moved = std::move(releaded_);
+    releaded_.clear();
+    for (auto& [link, room] :
+         routes_.lose([&](const std::string& r) { return moved.contains(env_.shard(room_id{r})); }))
+      link->post([link, r = room_id{room}] { link->subscription_lost(r); });
   }
 
   /// The shards led here whose in-sync set is short: what an operator alerts on (Kafka's
@@ -1122,6 +1141,7 @@ class cluster_actor : public caf::event_based_actor {
 
   // Replicated shards: each shard's assignment as etcd last said (empty until the first).
   std::vector<std::optional<cluster::shard_assignment>> assigned_;
+  std::set<shard_t> releaded_;  // shards whose leader changed, their subscribers not yet told
 };
 
 }  // namespace

@@ -485,6 +485,13 @@ class room_actor : public caf::event_based_actor {
     if (!state_.exists()) return (void)reply_error(c, errc::not_found, "no such room");
     if (!env_.cfg.delete_room)
       return (void)reply_error(c, errc::unavailable, "this node can't delete rooms");
+    // The erasure is the leader's alone (storage::journal, "deleting a room"), not an entry of
+    // the shard's replicated log: the followers would keep the room, and a failover bring it
+    // back. Refused until it is replicated; `archive` works.
+    if (env_.replication)
+      return (void)reply_error(
+          c, errc::unavailable,
+          "rooms of a replicated cluster can't be deleted yet (archive it instead)");
     frame_builder b;
     b.json().begin_object().field("op", "deleted").field("room", room_.str()).end_object();
     broadcast({b.finish()}, nullptr);

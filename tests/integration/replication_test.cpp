@@ -288,6 +288,13 @@ TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)"
   CHECK(took < 900ms);
   CHECK(c.leader_of(room, li) == leader);
   check_history(client, room, acked, 100);
+
+  // Deleting a room would erase the leader's copy alone (a failover would bring it back): refused.
+  auto [status, body] = http_call(c.node(li).admin_port(), "DELETE", "/admin/v1/rooms/" + room,
+                                  {{"Kaiwa-Admin", "1"}});
+  CHECK(status == 503);
+  CHECK(body.find("can't be deleted yet") != std::string::npos);
+  check_history(client, room, acked, 101);
 }
 
 TEST_CASE(

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,6 +56,8 @@ class replicated_cluster {
   }
 
   static std::string id(std::size_t i) { return "n" + std::to_string(i + 1); }
+  /// Node i's data dir.
+  std::string dir(std::size_t i) const { return dir_.str() + "/" + id(i); }
   static std::size_t index(const std::string& id) { return std::stoul(id.substr(1)) - 1; }
 
   /// The leader of `room`'s shard as node `via` sees it (empty: none yet).
@@ -603,4 +606,44 @@ TEST_CASE(
   INFO(w.failure());
   CHECK(w.failure().empty());
   check_history(w.client(), room, acked, 900);
+}
+
+// Known bug (hidden until fixed; run with "[wiped]"): a follower restarted with the same node
+// id on an empty data dir is still in the shard's isr in etcd (the leader keeps the follower's
+// highest ack), so a failover right after may promote it: it leads with an empty log, the
+// acked events are gone from the room, and new sends are acked at seq 1 again. A third replica
+// still held everything.
+TEST_CASE("replicated: a follower back on a wiped data dir is not made leader with nothing",
+          "[.][replication][wiped]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "lobby";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  ws_client client(c.node(li).port());
+  client.hello("alice");
+  sender client_sends(client);
+  std::vector<acked_event> acked;
+  for (std::int64_t k = 1; k <= 300; ++k) {
+    auto text = "w" + std::to_string(k);
+    auto ack = client_sends.send(room, text);
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), text});
+  }
+  std::size_t fi = (li + 1) % 3;  // every node holds a replica of every shard (factor 3)
+  REQUIRE(c.node(fi).stop(SIGKILL) == 128 + SIGKILL);
+  std::filesystem::remove_all(c.dir(fi));
+  c.start(fi);
+  REQUIRE(c.node(li).stop(SIGKILL) == 128 + SIGKILL);
+  c.wait_leader(room, fi, leader);
+  ws_client back(c.node(fi).port());
+  back.hello("bob");
+  sender back_sends(back);
+  auto ack = back_sends.send(room, "after", 30s);
+  REQUIRE(ack.str("op") == "ack");
+  acked.push_back({ack.num("seq"), "after"});
+  check_history(back, room, acked, 400);
 }

@@ -4,6 +4,8 @@
 // test's own checker finds every acked event once, in order, with its text, and the time the
 // room took to take writes again is printed for docs/benchmarks.md.
 
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -19,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/replication_wire.hpp"
 #include "core/shard.hpp"
 #include "tests/cluster/etcd_process.hpp"
 #include "tests/support/node_process.hpp"
@@ -657,4 +660,64 @@ TEST_CASE("replicated: a node on a wiped data dir refuses to start while it hold
   back.hello("bob");
   // One replica of three left: below min_insync, no writes, but every acked event is there.
   check_history(back, room, acked, 400);
+}
+
+namespace {
+
+/// A process on the cluster port that is no member (without TLS, any local process can reach
+/// it): it says hello as `as` and sends every shard an empty append of epoch 99.
+void forge_appends(std::uint16_t cluster_port, const std::string& as) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  auto node = sys.middleman().remote_actor("127.0.0.1", cluster_port);
+  REQUIRE(node);
+  caf::scoped_actor self{sys};
+  bool answered = false;
+  self->request(*node, 5s, caf::atom("hello"), as, std::string("127.0.0.1:1"))
+      .receive([&](std::string&, std::string&) { answered = true; }, [](caf::error&) {});
+  CHECK(answered);
+  for (std::uint32_t s = 0; s < test_shards; ++s) {
+    cluster::append_message m;
+    m.shard = s;
+    m.epoch = 99;
+    m.first = 1;
+    self->send(*node, caf::atom("replin"), cluster::encode(m));
+  }
+  // Sent before the connection closes (the node handles a connection's messages in order).
+  self->request(*node, 5s, caf::atom("hello"), as, std::string("127.0.0.1:1"))
+      .receive([](std::string&, std::string&) {}, [](caf::error&) {});
+}
+
+}  // namespace
+
+// Before: one such burst, under a new id, made every follower take epoch 99 (refusing the real
+// leaders as stale, which stepped down: no shard took writes again until an epoch past 99);
+// under a member's id, it also took that member's place, and closing the connection had its
+// lease revoked and its shards failed over.
+TEST_CASE("replicated: a process on the cluster port that is no member can't stop writes",
+          "[replication][hostile]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "lobby";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  ws_client client(c.node(li).port());
+  client.hello("alice");
+  sender client_sends(client);
+  std::vector<acked_event> acked;
+  auto send = [&](const std::string& text) {
+    auto ack = client_sends.send(room, text, 5s);
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), text});
+  };
+  send("before");
+  for (std::size_t i = 0; i < 3; ++i) forge_appends(c.node(i).cluster_port(), "x9");
+  forge_appends(c.node(li).cluster_port(), replicated_cluster::id((li + 1) % 3));
+  for (int k = 0; k < 20; ++k) send("after-" + std::to_string(k));
+  CHECK(c.leader_of(room, li) == leader);
+  check_history(client, room, acked, 100);
 }

@@ -284,7 +284,10 @@ std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_a
              return list;
            }() +
            "): " + started.err().message +
-           " (is etcd running? docs/operations.md, \"A replicated cluster (etcd)\")";
+           // A refusal of this node's own settings or state is not etcd's failure.
+           (started.err().code == cluster::errc::invalid
+                ? std::string{}
+                : " (is etcd running? docs/operations.md, \"A replicated cluster (etcd)\")");
   agent.store(std::shared_ptr<cluster::metadata_agent>(std::move(*started)));
   return std::nullopt;
 }

@@ -246,6 +246,7 @@ std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_a
   mc.public_address = cc.public_address;
   mc.shards = env.shards;
   mc.replication_factor = cc.replication_factor;
+  mc.fresh_data = cc.fresh_data;
   // The agent's threads post into the actors; the handles outlive the agent (stop()).
   cluster::metadata_events ev;
   ev.members = [to_cluster = this->cluster](std::map<std::string, cluster::member_info> live) {
@@ -283,7 +284,10 @@ std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_a
              return list;
            }() +
            "): " + started.err().message +
-           " (is etcd running? docs/operations.md, \"A replicated cluster (etcd)\")";
+           // A refusal of this node's own settings or state is not etcd's failure.
+           (started.err().code == cluster::errc::invalid
+                ? std::string{}
+                : " (is etcd running? docs/operations.md, \"A replicated cluster (etcd)\")");
   agent.store(std::shared_ptr<cluster::metadata_agent>(std::move(*started)));
   return std::nullopt;
 }

@@ -80,6 +80,10 @@ struct cluster_config {
   /// Bytes of each shard's replicated log a replica keeps at most, estimated (with etcd);
   /// whichever of the two bounds is less holds. Default: 64 MiB
   std::uint64_t log_retention_bytes = std::uint64_t{64} << 20;
+  /// This node's data dir was created by this start (with etcd): it holds none of the data of
+  /// replicas etcd may still name it for, so it refuses to register while etcd does.
+  /// Default: set by the node
+  bool fresh_data = false;
   /// This node's public listener (host:port), shown to operators in its member key.
   /// Default: set by the node
   std::string public_address;

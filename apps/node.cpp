@@ -62,6 +62,10 @@ node::~node() { stop(); }
 
 std::optional<std::string> node::start() {
   started_ = std::chrono::steady_clock::now();
+  // RocksDB writes CURRENT when it creates a database: without it, the data dir is new.
+  if (cfg_.rooms.cluster)
+    cfg_.rooms.cluster->fresh_data =
+        !std::filesystem::exists(std::filesystem::path(cfg_.journal.dir) / "CURRENT");
   auto j = storage::journal::open(cfg_.journal);
   auto pid_file = std::filesystem::path(cfg_.journal.dir) / "kaiwa.pid";
   if (!j && j.err().code == storage::errc::in_use) {

@@ -1024,6 +1024,21 @@ result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cf
 
   auto s = std::make_unique<state>(std::move(cfg), std::move(ev));
   auto* st = s.get();
+  if (st->cfg.fresh_data) {
+    auto l = st->load();
+    if (!l.ok()) return l.err();
+    for (auto& [shard, a] : l->shards)
+      if (a.assignment.holds(st->cfg.node))
+        return error{errc::invalid,
+                     "etcd names node " + st->cfg.node + " a replica of shard " +
+                         std::to_string(shard) +
+                         " (and maybe in sync), but its data dir is new: its replicas' data is "
+                         "gone. Run `kaiwa cluster remove " +
+                         st->cfg.node +
+                         "` on another node (its replicas are re-created elsewhere), then start "
+                         "it again; or start it with a new --node-id",
+                     0};
+  }
   auto session =
       lease_session::open(st->client, st->cfg.lease, [st] { st->post(&state::lease_lost_posted); });
   if (!session.ok()) return session.err();

@@ -44,6 +44,10 @@ struct metadata_config {
   lease_config lease;  // Default: TTL 2 s, 4 renewals
   /// Per etcd call (each endpoint tried). Default: 1 s
   std::chrono::milliseconds call_timeout{1000};
+  /// This node's data dir is new (a replaced disk, a wiped dir): start() refuses to register
+  /// while any shard's assignment still names this node a replica, as its isr may name it in
+  /// sync and a failover make it lead with an empty log. Default: false
+  bool fresh_data = false;
 };
 
 /// Called on the agent's threads; each must return quickly (they post into actors) and must not

@@ -41,6 +41,7 @@ offset_t shard_replica::high_watermark() const {
 // -- leader -----------------------------------------------------------------------------------
 
 void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
+  replicas_ = a.replicas;
   if (leading() && a.epoch == epoch_) return reassigned(a, now);
   if (leading()) step_down(replicate_error::deposed);
   now_ = now;
@@ -307,6 +308,7 @@ void shard_replica::on_history_request(const std::string& from, std::string_view
 // -- follower ---------------------------------------------------------------------------------
 
 void shard_replica::follow(const shard_assignment& a) {
+  replicas_ = a.replicas;
   if (leading()) step_down(replicate_error::deposed);
   if (role_ == role::follower && a.epoch == epoch_ && a.leader == leader_) return;
   role_ = role::follower;
@@ -324,6 +326,12 @@ void shard_replica::answer(const std::string& to, std::uint8_t kind, offset_t lo
 void shard_replica::on_append(const std::string& from, std::string_view bytes) {
   auto m = decode_append(bytes);
   if (!m || m->shard != shard_) return;
+  // Only a replica of the shard (as the latest assignment here says) leads it: anyone else on
+  // the cluster port could otherwise raise this replica's epoch past every real leader's
+  // (refusing them as stale for good), have forged entries appended and applied, or depose the
+  // leader. A new leader is a replica before it leads (a move adds it first), so a follower
+  // whose watch lags refuses its appends only until the assignment arrives; the leader resends.
+  if (std::find(replicas_.begin(), replicas_.end(), from) == replicas_.end()) return;
   if (leading()) {
     // Another node leads a newer epoch: this one was deposed (the assignment's watch will say
     // whom to follow). An older one's append is answered as stale.

@@ -166,10 +166,11 @@ class shard_replica {
   clock::time_point now_;  // the latest time the owner gave (lead, on_message, tick)
 
   role role_ = role::none;
-  epoch_t epoch_ = 0;       // the epoch led or followed
-  std::string leader_;      // follower: whom it follows
-  offset_t log_end_ = 0;    // durable in the log
-  offset_t appending_ = 0;  // the log's end once every append made lands
+  epoch_t epoch_ = 0;                  // the epoch led or followed
+  std::string leader_;                 // follower: whom it follows
+  std::vector<std::string> replicas_;  // the latest assignment's: who may send appends
+  offset_t log_end_ = 0;               // durable in the log
+  offset_t appending_ = 0;             // the log's end once every append made lands
   offset_t applied_ = 0;
   bool applying_ = false;
   std::size_t appends_in_flight_ = 0;  // made to the store, not completed

@@ -170,7 +170,12 @@ class cluster_actor : public caf::event_based_actor {
             log(log_level::error, "cluster_bad_hello", {});
             return caf::sec::invalid_argument;
           }
-          peer_up(id, address, caf::actor_cast<caf::actor>(current_sender()));
+          // With etcd, who is a member is etcd's word: this node dials each member at the
+          // address it registered and takes the id it answers there (dial). A hello that
+          // arrives names no one: anyone reaching the port could say it is a member, be sent
+          // that member's replication messages, send as it, and by closing the connection
+          // have its lease revoked.
+          if (!replicated()) peer_up(id, address, caf::actor_cast<caf::actor>(current_sender()));
           // The map tells a new node who the members and the coordinator are.
           return {self_, map_text_};
         },
@@ -321,6 +326,9 @@ class cluster_actor : public caf::event_based_actor {
               request(handle, std::chrono::seconds(10), hello_atom::value, self_, address_)
                   .then(
                       [this, address, handle](std::string& id, std::string& map) {
+                        if (replicated() && !registered_at(id, address))
+                          return dial_failed(
+                              address, "answered as " + id + ", which etcd doesn't register there");
                         members_.dial_succeeded(address);
                         peer_up(id, address, handle);
                         if (replicated()) return;
@@ -489,6 +497,12 @@ class cluster_actor : public caf::event_based_actor {
     env_.map_epoch = map_.epoch();
     log(log_level::info, "cluster_started",
         {{"node", self_}, {"address", address_}, {"metadata", "etcd"}});
+  }
+
+  /// etcd's members name `id` at `address` (replicated clusters).
+  bool registered_at(const std::string& id, const std::string& address) const {
+    return std::any_of(map_.members.begin(), map_.members.end(),
+                       [&](auto& m) { return m.id == id && m.address == address; });
   }
 
   void on_etcd_members(const std::vector<std::string>& ids,

@@ -976,3 +976,26 @@ TEST_CASE("a removed member's replicas are re-created on live nodes; a live one 
     return true;
   }));
 }
+
+TEST_CASE("a node on a new data dir doesn't register while etcd names it a replica",
+          "[etcd][agent]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes c(etcd.client_port());
+  c.by_id("n2").agent.reset();  // its process gone; its disk replaced
+
+  node wiped("n2", etcd.client_port());
+  wiped.cfg.fresh_data = true;
+  auto refused = metadata_agent::start(wiped.cfg, wiped.rec.events());
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.err().message,
+             Catch::Contains("data dir is new") && Catch::Contains("kaiwa cluster remove n2"));
+
+  // Its old data dir back, it registers; and a new node id on a new data dir holds no replica.
+  node back("n2", etcd.client_port());
+  back.start();
+  node fresh("n4", etcd.client_port());
+  fresh.cfg.fresh_data = true;
+  fresh.start();
+}

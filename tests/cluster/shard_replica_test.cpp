@@ -16,6 +16,7 @@
 #include <set>
 
 #include "cluster/journal_store.hpp"
+#include "cluster/replication_wire.hpp"
 #include "cluster/shard_replica.hpp"
 #include "core/log.hpp"
 #include "storage/journal.hpp"
@@ -417,6 +418,33 @@ TEST_CASE("a deposed leader learns it from a follower and fails its pending writ
   for (auto n : {"n2", "n3"}) {
     auto& a = c.disk(n).applied;
     CHECK(std::find(a.begin(), a.end(), "stale") == a.end());
+  }
+}
+
+TEST_CASE("an append from a node that holds no replica of the shard changes nothing",
+          "[replication][sim]") {
+  // Anyone who said hello on the cluster port can send replication messages: one naming an
+  // epoch above the leader's must neither make a follower follow it (forged entries applied,
+  // the real leader refused as stale) nor depose the leader.
+  cluster_sim c(11);
+  c.assign(initial());
+  for (int i = 0; i < 5; ++i) c.write("w" + std::to_string(i));
+  c.sched().run();
+  auto forged = encode(append_message{7, 99, 6, 6, {{99, "forged"}}});
+  c.replica("n2")->on_message("x9", forged, c.now());
+  c.replica("n1")->on_message("x9", forged, c.now());
+  c.sched().run();
+  CHECK(c.replica("n1")->leading());
+  CHECK(c.replica("n2")->epoch() == 1);
+  for (int i = 5; i < 10; ++i) c.write("w" + std::to_string(i));
+  c.sched().run();
+  c.tick(10ms);
+  c.sched().run();
+  CHECK(c.acked().size() == 10);
+  c.check({"n1", "n2", "n3"});
+  for (auto n : {"n1", "n2", "n3"}) {
+    auto& a = c.disk(n).applied;
+    CHECK(std::find(a.begin(), a.end(), "forged") == a.end());
   }
 }
 

@@ -4,6 +4,8 @@
 // test's own checker finds every acked event once, in order, with its text, and the time the
 // room took to take writes again is printed for docs/benchmarks.md.
 
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -12,12 +14,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cluster/replication_wire.hpp"
 #include "core/shard.hpp"
 #include "tests/cluster/etcd_process.hpp"
 #include "tests/support/node_process.hpp"
@@ -44,17 +48,24 @@ class replicated_cluster {
 
   /// Starts node i (again, after a kill) on its data dir.
   void start(std::size_t i) {
+    if (nodes_.size() <= i) nodes_.resize(i + 1);
+    nodes_[i] = std::make_unique<node_process>(dir(i), flags(i));
+  }
+
+  /// The flags node i starts with, after --data-dir.
+  std::vector<std::string> flags(std::size_t i) const {
     std::vector<std::string> flags = {
         "--node-id", id(i),
         "--cluster", "127.0.0.1:0",
         "--shards",  std::to_string(test_shards),
         "--etcd",    "127.0.0.1:" + std::to_string(etcd_.client_port())};
     flags.insert(flags.end(), extra_.begin(), extra_.end());
-    if (nodes_.size() <= i) nodes_.resize(i + 1);
-    nodes_[i] = std::make_unique<node_process>(dir_.str() + "/" + id(i), flags);
+    return flags;
   }
 
   static std::string id(std::size_t i) { return "n" + std::to_string(i + 1); }
+  /// Node i's data dir.
+  std::string dir(std::size_t i) const { return dir_.str() + "/" + id(i); }
   static std::size_t index(const std::string& id) { return std::stoul(id.substr(1)) - 1; }
 
   /// The leader of `room`'s shard as node `via` sees it (empty: none yet).
@@ -610,4 +621,110 @@ TEST_CASE(
   INFO(w.failure());
   CHECK(w.failure().empty());
   check_history(w.client(), room, acked, 900);
+}
+
+// A disk replaced (or a data dir wiped) under a node that keeps its id: etcd may still name it
+// in sync (the leader never lowers a follower's acked end), so a failover could make it lead
+// with an empty log, every acked event gone and the next send acked at seq 1 again (before the
+// fix: every run). It refuses to start instead, and the third replica takes over with
+// everything.
+TEST_CASE("replicated: a node on a wiped data dir refuses to start while it holds replicas",
+          "[replication]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "lobby";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  ws_client client(c.node(li).port());
+  client.hello("alice");
+  sender client_sends(client);
+  std::vector<acked_event> acked;
+  for (std::int64_t k = 1; k <= 150; ++k) {  // one history page
+    auto text = "w" + std::to_string(k);
+    auto ack = client_sends.send(room, text);
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), text});
+  }
+  std::size_t fi = (li + 1) % 3;  // every node holds a replica of every shard (factor 3)
+  REQUIRE(c.node(fi).stop(SIGKILL) == 128 + SIGKILL);
+  std::filesystem::remove_all(c.dir(fi));
+  std::vector<std::string> args = {"start",       "--listen",   "127.0.0.1:0", "--admin",
+                                   "127.0.0.1:0", "--data-dir", c.dir(fi)};
+  for (auto& f : c.flags(fi)) args.push_back(f);
+  // Bounded: a node that does start (the bug) is stopped with Ctrl-C after 20 s.
+  auto refused = run_kaiwa_on_terminal(args, "listening public=", 20s);
+  INFO(refused.output);
+  CHECK(refused.status != 0);
+  CHECK(refused.output.find("data dir is new") != std::string::npos);
+
+  REQUIRE(c.node(li).stop(SIGKILL) == 128 + SIGKILL);
+  std::size_t third = (li + 2) % 3;
+  CHECK(c.wait_leader(room, third, leader) == replicated_cluster::id(third));
+  ws_client back(c.node(third).port());
+  back.hello("bob");
+  // One replica of three left: below min_insync, no writes, but every acked event is there.
+  check_history(back, room, acked, 400);
+}
+
+namespace {
+
+/// A process on the cluster port that is no member (without TLS, any local process can reach
+/// it): it says hello as `as` and sends every shard an empty append of epoch 99.
+void forge_appends(std::uint16_t cluster_port, const std::string& as) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  auto node = sys.middleman().remote_actor("127.0.0.1", cluster_port);
+  REQUIRE(node);
+  caf::scoped_actor self{sys};
+  bool answered = false;
+  self->request(*node, 5s, caf::atom("hello"), as, std::string("127.0.0.1:1"))
+      .receive([&](std::string&, std::string&) { answered = true; }, [](caf::error&) {});
+  CHECK(answered);
+  for (std::uint32_t s = 0; s < test_shards; ++s) {
+    cluster::append_message m;
+    m.shard = s;
+    m.epoch = 99;
+    m.first = 1;
+    self->send(*node, caf::atom("replin"), cluster::encode(m));
+  }
+  // Sent before the connection closes (the node handles a connection's messages in order).
+  self->request(*node, 5s, caf::atom("hello"), as, std::string("127.0.0.1:1"))
+      .receive([](std::string&, std::string&) {}, [](caf::error&) {});
+}
+
+}  // namespace
+
+// Before: one such burst, under a new id, made every follower take epoch 99 (refusing the real
+// leaders as stale, which stepped down: no shard took writes again until an epoch past 99);
+// under a member's id, it also took that member's place, and closing the connection had its
+// lease revoked and its shards failed over.
+TEST_CASE("replicated: a process on the cluster port that is no member can't stop writes",
+          "[replication][hostile]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "lobby";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  ws_client client(c.node(li).port());
+  client.hello("alice");
+  sender client_sends(client);
+  std::vector<acked_event> acked;
+  auto send = [&](const std::string& text) {
+    auto ack = client_sends.send(room, text, 5s);
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), text});
+  };
+  send("before");
+  for (std::size_t i = 0; i < 3; ++i) forge_appends(c.node(i).cluster_port(), "x9");
+  forge_appends(c.node(li).cluster_port(), replicated_cluster::id((li + 1) % 3));
+  for (int k = 0; k < 20; ++k) send("after-" + std::to_string(k));
+  CHECK(c.leader_of(room, li) == leader);
+  check_history(client, room, acked, 100);
 }

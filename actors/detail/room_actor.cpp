@@ -703,6 +703,8 @@ class room_actor : public caf::event_based_actor {
   /// The room's state may now be ahead of the disk: answers everyone waiting and stops, so the
   /// next command activates a fresh actor that recovers from what is durable.
   void answer_failed(errc code, std::string_view why) {
+    // Until it is passivated, later commands learn the same: retry (a leadership change) or not.
+    failed_code_ = code == errc::internal ? errc::internal : errc::unavailable;
     for (auto* b : {&flying_, &open_})
       for (auto& r : b->replies) r.link->send(error_frame(r.id, code, why));
     fail();
@@ -751,13 +753,20 @@ class room_actor : public caf::event_based_actor {
     flying_ = {};
     staged_records_.clear();
     request_passivation();
+    // Already told to stop (its shard released, e.g. its leadership lost while a replicated
+    // write was in flight): the registry forwards it nothing more, so it ends now. Waiting for
+    // the passivation handshake would wait forever, the registry holding its commands.
+    quit_if_done();
   }
 
   void refuse_failed(const command& c) {
     for (auto& s : c.adopted)
       s.link->post([link = s.link, room = room_] { link->subscription_lost(room); });
     if (c.op != room_op::disconnect && c.op != room_op::adopt)
-      c.link->send(error_frame(c.id, errc::internal, "the room failed to read or write its log"));
+      c.link->send(error_frame(c.id, failed_code_,
+                               failed_code_ == errc::internal
+                                   ? "the room failed to read or write its log"
+                                   : "the room's shard is changing leader: retry"));
   }
 
   /// The registry stops this room if every command it forwarded has been received.
@@ -797,7 +806,8 @@ class room_actor : public caf::event_based_actor {
   room_id room_;
   std::size_t backlog_slot_;  // of room_, in env_.backlog
   bool recovered_ = false;
-  bool failed_ = false;  // see fail()
+  bool failed_ = false;                // see fail()
+  errc failed_code_ = errc::internal;  // what commands are refused with once failed_
   bool stopping_ = false;
   bool deleting_ = false;          // see on_destroy
   bool deletion_started_ = false;  // delete_room called, its answer not in yet

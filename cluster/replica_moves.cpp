@@ -153,6 +153,22 @@ drain_plan plan_drain(const assignments& current, const std::set<std::string>& d
   return plan;
 }
 
+namespace {
+
+/// A request key's value as a JSON object, bounded before it is parsed; valid until the next
+/// call on this thread.
+std::optional<dom::object> request_object(std::string_view json) {
+  if (json.size() > max_request_bytes) return std::nullopt;
+  thread_local dom::parser parser(max_request_bytes);
+  dom::element doc;
+  dom::object o;
+  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
+    return std::nullopt;
+  return o;
+}
+
+}  // namespace
+
 std::string encode(const move_request& m) {
   std::string out;
   json_writer w(out);
@@ -161,15 +177,11 @@ std::string encode(const move_request& m) {
 }
 
 std::optional<move_request> decode_move(std::string_view json) {
-  if (json.size() > max_request_bytes) return std::nullopt;
-  thread_local dom::parser parser(max_request_bytes);
-  dom::element doc;
-  dom::object o;
-  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
-    return std::nullopt;
+  auto o = request_object(json);
+  if (!o) return std::nullopt;
   move_request m;
   unsigned seen = 0;  // a bit per field: each exactly once
-  for (auto [k, v] : o) {
+  for (auto [k, v] : *o) {
     unsigned bit = k == "to" ? 1 : k == "from" ? 2 : 0;
     std::string_view s;
     if (bit == 0 || (seen & bit) || v.get_string().get(s)) return std::nullopt;
@@ -192,15 +204,11 @@ std::string encode(const drain_request& d) {
 }
 
 std::optional<drain_request> decode_drain(std::string_view json) {
-  if (json.size() > max_request_bytes) return std::nullopt;
-  thread_local dom::parser parser(max_request_bytes);
-  dom::element doc;
-  dom::object o;
-  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
-    return std::nullopt;
+  auto o = request_object(json);
+  if (!o) return std::nullopt;
   drain_request d;
   unsigned seen = 0;
-  for (auto [k, v] : o) {
+  for (auto [k, v] : *o) {
     unsigned bit = k == "grace_ms" ? 1 : k == "finished" ? 2 : 0;
     if (bit == 0 || (seen & bit)) return std::nullopt;
     seen |= bit;

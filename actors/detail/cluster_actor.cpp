@@ -585,10 +585,9 @@ class cluster_actor : public caf::event_based_actor {
         for (auto& r : rooms)
           for (auto& sub : r.subscribers) {
             if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
-              remote->rooms.erase(r.room);
               if (auto origin = members_.handle(remote->node()))
                 send(origin, rlost_atom::value, remote->remote_id(), r.room);
-              if (remote->rooms.empty()) routes_.drop_proxy(remote->node(), remote->remote_id());
+              left_room(*remote, r.room);
             } else {
               sub.link->post(
                   [link = sub.link, room = room_id{r.room}] { link->subscription_lost(room); });
@@ -736,8 +735,7 @@ class cluster_actor : public caf::event_based_actor {
       for (auto& sub : r.subscribers) {
         if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) {
           room.subscribers.push_back({remote->node(), remote->remote_id(), sub.user});
-          remote->rooms.erase(r.room);
-          if (remote->rooms.empty()) routes_.drop_proxy(remote->node(), remote->remote_id());
+          left_room(*remote, r.room);
         } else {
           routes_.remember(sub.link->id(), sub.link);
           routes_.joined(sub.link->id(), r.room);
@@ -917,6 +915,12 @@ class cluster_actor : public caf::event_based_actor {
   }
 
   // -- coordinator ----------------------------------------------------------------------------
+
+  /// Another node's session is no longer in `room` here; a stand-in in no room is dropped.
+  void left_room(remote_link& remote, const std::string& room) {
+    remote.rooms.erase(room);
+    if (remote.rooms.empty()) routes_.drop_proxy(remote.node(), remote.remote_id());
+  }
 
   caf::actor actor_of(const std::string& node) {
     if (node == self_) return caf::actor{this};

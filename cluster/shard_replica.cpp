@@ -53,6 +53,7 @@ void shard_replica::lead(const shard_assignment& a, clock::time_point now) {
   follower_.reset();
   reconciling_ = false;
   needs_snapshot_ = false;
+  led_from_ = appending_;
   tracker_ = std::make_unique<in_sync_tracker>(self_, a.replicas, a.isr, log_end_, cfg_, now);
   peers_.clear();
   for (auto& r : a.replicas)

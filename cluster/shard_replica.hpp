@@ -117,6 +117,11 @@ class shard_replica {
   /// only an epoch above it, or the epoch it led and stepped down from.
   epoch_t followed() const noexcept { return followed_; }
   offset_t log_end() const noexcept { return log_end_; }
+  /// Leader: where its log ended when it took the lead, the appends it then had in flight as a
+  /// follower included (they land as this leader's log). Its owner serves the shard's rooms
+  /// only once this much is applied: an entry still landing at the promotion, applied after a
+  /// room had recovered, would share a seq with that room's next write.
+  offset_t led_from() const noexcept { return led_from_; }
   offset_t applied() const noexcept { return applied_; }
   /// What may be acked: what every in-sync replica holds, while they are at least min_insync
   /// (with fewer, nothing more is acked or applied: an ack means that many disks).
@@ -171,6 +176,7 @@ class shard_replica {
   std::vector<std::string> replicas_;  // the latest assignment's: who may send appends
   offset_t log_end_ = 0;               // durable in the log
   offset_t appending_ = 0;             // the log's end once every append made lands
+  offset_t led_from_ = 0;              // see led_from()
   offset_t applied_ = 0;
   bool applying_ = false;
   std::size_t appends_in_flight_ = 0;  // made to the store, not completed

@@ -174,7 +174,7 @@ class replication_actor : public caf::event_based_actor {
     bool lease_resigned = false;     // stepped down at `led` for the lease
     bool ack_without_lease = false;  // an ack came while the lease didn't hold: step down
     bool serving = false;            // hooks.serving(shard, true) said, not yet false
-    cluster::offset_t serve_from = 0;  // the leader's log end at its promotion
+    cluster::offset_t serve_from = 0;  // the leader's log end at its promotion (led_from)
     std::uint64_t proposal = 0;        // the isr write in flight (its token), 0 when none
     clock::time_point propose_after;   // a failed isr write holds the next one back until then
     std::size_t pending = 0;           // replicates waiting for their ack
@@ -236,11 +236,11 @@ class replication_actor : public caf::event_based_actor {
     }
     if (!hooks_.lease_valid()) return;            // tried again at the next tick
     if (s.serving) set_serving(shard, s, false);  // a new epoch: its rooms start over
-    s.serve_from = r.log_end();
     s.led = a.epoch;
     s.lease_resigned = false;
     s.proposal = 0;  // an earlier epoch's isr write is not this one's
     r.lead(a, clock::now());
+    s.serve_from = r.led_from();
     for (auto& node : unreachable_) r.peer_unreachable(node);
   }
 

@@ -396,6 +396,38 @@ TEST_CASE("failover: no acked write lost, the old leader's unacked writes droppe
   CHECK(truncated_on_return > 20);
 }
 
+TEST_CASE("a follower promoted while an append is landing leads from past it",
+          "[replication][sim]") {
+  // Its owner serves the shard's rooms once led_from() is applied: an entry still landing at
+  // the promotion becomes this leader's to commit, and applied after a room had recovered its
+  // seq it would share that seq with the room's next write (found by `make soak`: one seq acked
+  // with two payloads after a returning node was made leader again).
+  cluster_sim c(11);
+  c.assign(initial());
+  for (int i = 0; i < 5; ++i) c.write("w" + std::to_string(i));
+  c.sched().run();
+  c.tick(10ms);
+  c.sched().run();
+  REQUIRE(c.acked().size() == 5);
+  c.sched().hold("disk:n2");  // n2's next append is made but has not landed
+  c.write("landing");
+  c.sched().run();
+  REQUIRE(c.acked().size() == 5);  // n2 is in the isr: not acked without it
+  c.crash("n1");
+  c.assign({2, "n2", {"n1", "n2", "n3"}, {"n2", "n3"}});
+  auto& n2 = *c.replica("n2");
+  CHECK(n2.log_end() == 5);
+  CHECK(n2.led_from() == 6);
+  c.sched().release("disk:n2");
+  c.write("next");
+  c.sched().run();
+  c.tick(10ms);
+  c.sched().run();
+  CHECK(n2.applied() == 7);
+  CHECK(c.disk("n2").applied ==
+        std::vector<std::string>{"w0", "w1", "w2", "w3", "w4", "landing", "next"});
+}
+
 TEST_CASE("a deposed leader learns it from a follower and fails its pending writes",
           "[replication][sim]") {
   cluster_sim c(5);

@@ -436,14 +436,15 @@ void run_round(fault f, std::size_t round) {
   if (f == fault::kill_etcd_leader) c.etcd(etcd_victim).start();
   auto back_at = steady::now();
   if (!victim.empty() && f != fault::stop_leader) c.start(fault_cluster::index(victim));
+  // Back in sync while the bench still writes: the returned node catches up with a moving log.
+  auto settled = c.wait_map(survivors[0], true);
+  if (!victim.empty() && f != fault::stop_leader) catchup_ms = ms_since(back_at);
 
   auto bench_status = bench_done();
   INFO("bench output:\n" << bench_out.text());
   INFO("the victim's output:\n"
        << (victim.empty() ? "" : c.node(fault_cluster::index(victim)).output()));
   CHECK(bench_status == 0);
-  auto settled = c.wait_map(survivors[0], true);
-  if (!victim.empty() && f != fault::stop_leader) catchup_ms = ms_since(back_at);
 
   // A last acked write to each room: its append carries a high watermark past every earlier
   // ack, so the followers apply them all.

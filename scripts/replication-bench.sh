@@ -2,7 +2,8 @@
 # Replication's cost (docs/benchmarks.md "Replication and faults"): a one-member etcd and three
 # nodes on loopback with --replication-factor RF (--min-insync 2, or 1 for RF 1), then
 # `kaiwa bench SCENARIO ARGS...` with the clients spread over all three nodes. Also prints the
-# requests etcd handled per second at rest (5 s before the bench) and during it.
+# requests etcd handled per second at rest (5 s before the bench) and during it; with DRAIN=1,
+# also what etcd handles while `kaiwa drain n3` empties the third node after the bench.
 # Usage: replication-bench.sh RF SCENARIO [ARGS...], e.g.
 #   replication-bench.sh 3 rooms --rooms 64 --rate 5000 --window 16 --warmup 3s --duration 8s
 set -euo pipefail
@@ -46,3 +47,10 @@ r1=$(etcd_requests) t1=$(date +%s.%N)
 r2=$(etcd_requests) t2=$(date +%s.%N)
 awk -v a="$r0" -v b="$r1" -v c="$r2" -v t0="$t0" -v t1="$t1" -v t2="$t2" 'BEGIN {
   printf "etcd requests/s: at rest %.1f, during the bench %.1f\n", (b - a) / (t1 - t0), (c - b) / (t2 - t1) }'
+if [[ -n ${DRAIN:-} ]]; then
+  r3=$(etcd_requests) t3=$(date +%s.%N)
+  "$kaiwa" drain n3 --admin "http://$admin" --grace 0s
+  r4=$(etcd_requests) t4=$(date +%s.%N)
+  awk -v a="$r3" -v b="$r4" -v t0="$t3" -v t1="$t4" 'BEGIN {
+    printf "etcd during the drain of n3: %d requests in %.2f s (%.1f/s)\n", b - a, t1 - t0, (b - a) / (t1 - t0) }'
+fi

@@ -43,7 +43,10 @@ void in_sync_tracker::proposing(std::vector<std::string> next) {
 }
 
 void in_sync_tracker::unreachable(const std::string& follower) {
-  if (auto it = followers_.find(follower); it != followers_.end()) it->second.unreachable = true;
+  auto it = followers_.find(follower);
+  if (it == followers_.end()) return;
+  it->second.unreachable = true;
+  it->second.end = 0;
 }
 
 std::vector<std::string> in_sync_tracker::lagging(clock::time_point now) const {

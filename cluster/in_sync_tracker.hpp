@@ -59,7 +59,10 @@ class in_sync_tracker {
   /// `follower` can't be reached now (its node's connection closed, or its member key is gone):
   /// it counts as lagging at once, so the next proposal drops it without waiting max_lag (a
   /// write would otherwise wait that long for a dead follower), and it is not taken back in
-  /// until it answers again.
+  /// until it answers again. What it held is forgotten: it may return with less (a data dir
+  /// restored from a backup, a machine's power lost under `--durability async`), and only its
+  /// answers then say what it holds; the end remembered from before would take it straight
+  /// back into the isr without the acked events it lacks.
   void unreachable(const std::string& follower);
 
   /// The isr is big enough for the shard to take writes.

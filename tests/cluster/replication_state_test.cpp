@@ -171,6 +171,26 @@ TEST_CASE(
   CHECK(t.lagging(t0 + 4ms).empty());
 }
 
+TEST_CASE("a follower that returns with less than it held is not taken back in until it has it",
+          "[replication]") {
+  // Its connection closed and it came back from an old backup (or lost its page cache under
+  // --durability async): its answer says what it holds now, not what it acked before.
+  auto t0 = clock_type::now();
+  in_sync_config cfg{2, 1000ms};
+  in_sync_tracker t("n1", {"n1", "n2", "n3"}, {"n1", "n2", "n3"}, 0, cfg, t0);
+  t.appended(100);
+  t.acked("n2", 100, t0 + 1ms);
+  t.acked("n3", 100, t0 + 1ms);
+  REQUIRE(t.high_watermark() == 100);
+  t.unreachable("n3");
+  t.set_isr({"n1", "n2"}, t0 + 2ms);  // the leader's next tick dropped it
+  t.acked("n3", 40, t0 + 3ms);        // back, holding 40
+  CHECK(t.end_of("n3") == 40);
+  CHECK(t.caught_up().empty());
+  t.acked("n3", 100, t0 + 4ms);
+  CHECK(t.caught_up() == std::vector<std::string>{"n3"});
+}
+
 TEST_CASE("a follower one round trip behind a steady stream of writes is not lagging",
           "[replication]") {
   // Each answer arrives after the leader appended more: the follower is never at the log end

@@ -23,6 +23,7 @@
 
 #include "core/shard.hpp"
 #include "tests/support/node_process.hpp"
+#include "tests/support/tls.hpp"
 #include "tests/support/ws_client.hpp"
 
 using namespace kaiwa;
@@ -192,18 +193,6 @@ message send_until_acked(ws_client& c, std::int64_t id, const std::string& room,
     if (reply.str("code") != "unavailable" || std::chrono::steady_clock::now() > deadline)
       return reply;
     std::this_thread::sleep_for(20ms);  // the retry interval, as the bench's
-  }
-}
-
-/// Makes a cluster CA in `dir` and certificates n1..n<nodes> signed by it, with `kaiwa cert`.
-void make_certs(const std::string& dir, std::size_t nodes) {
-  auto ca = run_kaiwa({"cert", "ca", "--out", dir});
-  INFO(ca.output);
-  REQUIRE(ca.status == 0);
-  for (std::size_t i = 0; i < nodes; ++i) {
-    auto node = run_kaiwa({"cert", "node", "--ca", dir, "--name", cluster::id(i), "--out", dir});
-    INFO(node.output);
-    REQUIRE(node.status == 0);
   }
 }
 
@@ -538,8 +527,8 @@ TEST_CASE("kaiwa cert makes a CA and node certificates: keys 0600, nothing overw
 TEST_CASE("a cluster listener off loopback needs certificates; bad ones stop start-up") {
   temp_dir dir;
   auto a = dir.str() + "/a", b = dir.str() + "/b";
-  make_certs(a, 2);
-  make_certs(b, 1);
+  make_cluster_certs(a, 2);
+  make_cluster_certs(b, 1);
   auto start = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = {"start",       "--data-dir",  dir.str() + "/data",
                                      "--listen",    "127.0.0.1:0", "--admin",
@@ -569,7 +558,7 @@ TEST_CASE("a cluster listener off loopback needs certificates; bad ones stop sta
 
 TEST_CASE("with certificates, clients on three nodes chat in one room across nodes") {
   temp_dir certs;
-  make_certs(certs.str(), 3);
+  make_cluster_certs(certs.str(), 3);
   cluster c(3, certs.str());
   c.wait_settled(3);
   std::vector<std::unique_ptr<ws_client>> clients;
@@ -598,8 +587,8 @@ TEST_CASE("with certificates, clients on three nodes chat in one room across nod
 
 TEST_CASE("a node without the cluster's certificate is refused and never gets shards") {
   temp_dir certs, other, data;
-  make_certs(certs.str(), 2);
-  make_certs(other.str(), 3);
+  make_cluster_certs(certs.str(), 2);
+  make_cluster_certs(other.str(), 3);
   cluster c(2, certs.str());
   c.wait_settled(2);
   auto seed = addr(c.node(0).cluster_port());
@@ -631,7 +620,7 @@ TEST_CASE("a node without the cluster's certificate is refused and never gets sh
 
 TEST_CASE("a plain TCP peer declaring a 4 GiB BASP payload is refused before CAF reads it") {
   temp_dir certs;
-  make_certs(certs.str(), 2);
+  make_cluster_certs(certs.str(), 2);
   cluster c(2, certs.str(), {"--failure-timeout", "1"});
   c.wait_settled(2);
   auto& n1 = c.node(0);
@@ -671,7 +660,7 @@ TEST_CASE("a plain TCP peer declaring a 4 GiB BASP payload is refused before CAF
 
 TEST_CASE("silent connections to the cluster port are closed past the handshake timeout or cap") {
   temp_dir certs;
-  make_certs(certs.str(), 1);
+  make_cluster_certs(certs.str(), 1);
   cluster c(1, certs.str(), {"--failure-timeout", "1"});
   auto port = c.node(0).cluster_port();
   // One that stays silent past the handshake timeout (the failure timeout, 1 s here) is closed

@@ -21,7 +21,6 @@
 #include <stdexcept>
 #include <thread>
 
-
 namespace kaiwa::test {
 
 using namespace std::chrono_literals;
@@ -84,9 +83,10 @@ node_process::~node_process() {
 
 std::string node_process::output() { return output_->text(); }
 
-bool node_process::wait_output(const std::string& text, std::chrono::milliseconds limit) {
-  return output_->wait(limit,
-                       [&](const std::string& out) { return out.find(text) != std::string::npos; });
+bool node_process::wait_output(const std::string& text, std::chrono::milliseconds limit,
+                               std::size_t from) {
+  return output_->wait(
+      limit, [&](const std::string& out) { return out.find(text, from) != std::string::npos; });
 }
 
 void node_process::signal(int sig) {

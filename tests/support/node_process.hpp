@@ -32,8 +32,9 @@ class node_process {
   int stop(int sig);
   /// Everything the node printed so far.
   std::string output();
-  /// Waits until the node's output contains `text`, at most `limit`; true if it does.
-  bool wait_output(const std::string& text, std::chrono::milliseconds limit);
+  /// Waits until the node's output (from byte `from` on: what it wrote after output() was that
+  /// long) contains `text`, at most `limit`; true if it does.
+  bool wait_output(const std::string& text, std::chrono::milliseconds limit, std::size_t from = 0);
   /// Sends `sig` (SIGHUP: reload) without waiting for anything.
   void signal(int sig);
   /// Sends SIGSTOP and waits (bounded) until the kernel reports the node stopped: on a loaded

@@ -18,6 +18,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "tests/support/node_process.hpp"
+
 namespace kaiwa::test {
 
 namespace asio = boost::asio;
@@ -149,6 +151,18 @@ message wss_client::request(const std::string& request_json, std::int64_t id) {
     auto m = recv();
     if (!m) FAIL("no reply to " << request_json);
     if (m->num("id") == id) return std::move(*m);
+  }
+}
+
+void make_cluster_certs(const std::string& dir, std::size_t nodes) {
+  auto ca = run_kaiwa({"cert", "ca", "--out", dir});
+  INFO(ca.output);
+  REQUIRE(ca.status == 0);
+  for (std::size_t i = 0; i < nodes; ++i) {
+    auto name = "n" + std::to_string(i + 1);
+    auto node = run_kaiwa({"cert", "node", "--ca", dir, "--name", name, "--out", dir});
+    INFO(node.output);
+    REQUIRE(node.status == 0);
   }
 }
 

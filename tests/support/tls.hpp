@@ -4,6 +4,7 @@
 // which certificate the node presented.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -17,6 +18,10 @@ namespace kaiwa::test {
 /// as PEM files.
 void write_self_signed_cert(const std::string& cert_file, const std::string& key_file,
                             const std::string& common_name);
+
+/// Makes a cluster CA in `dir` and certificates n1..n<nodes> signed by it, with `kaiwa cert`
+/// (ca.pem, n<i>.pem, n<i>-key.pem: a member's --cluster-ca, --cluster-cert, --cluster-key).
+void make_cluster_certs(const std::string& dir, std::size_t nodes);
 
 /// A WebSocket client over TLS at wss://127.0.0.1:port/ws. Each call runs the I/O it needs on
 /// the calling thread, bounded by its limit; there is no background reading.

@@ -2,17 +2,28 @@
 // (one member, or three when its leader is the victim) and three replicated node processes;
 // `kaiwa bench rooms` writes to 16 rooms through the nodes that stay up, each send with a cid
 // and resent on `unavailable`, `timeout` or no reply, while the test injects one fault:
-// kill -9 of a shard's leader, SIGSTOP of a leader past its lease (then SIGCONT), kill -9 of a
-// follower, of the controller, or of etcd's leader. Then:
+// kill -9 of a shard's leader, SIGSTOP of a leader past its lease (then SIGCONT), a leader cut
+// off from the other nodes and etcd past its lease (then healed), kill -9 of a follower, of the
+// controller, or of etcd's leader. Then:
 // - the bench's own checker (each subscription gapless and in order, every subscriber reached
 //   its room's highest ack, no error, a resent send acked at its first seq) passes;
 // - every replica's data dir, read offline after the nodes are stopped, holds every acked
 //   event once, at the seq it was acked with, with its text, the room's seqs gapless from 1;
 //   no seq was acked with two texts.
 // Each round prints a `FAULT` line (failover time: fault -> a room of the affected shard acks
-// again; for a killed node, the time it took to be in sync again after its restart), which
-// `make soak` (scripts/soak.sh) sums up. KAIWA_FAULT_ROUNDS sets the rounds of each fault
-// (default 1), KAIWA_FAULT one kind only (ctest `faults_etcd`).
+// again; for a killed node, the time it took to be in sync again after its restart, for a
+// partitioned one after the heal), which `make soak` (scripts/soak.sh) sums up.
+// KAIWA_FAULT_ROUNDS sets the rounds of each fault (default 1), KAIWA_FAULT one kind only
+// (ctest `faults_etcd`).
+//
+// The partition: the three nodes run in network namespaces the test makes, on one switch
+// (tests/support/netns.hpp), the test's own namespace on it too, where etcd listens; off
+// loopback, the cluster port speaks mutual TLS (certificates by `kaiwa cert`). The nodes' public
+// and admin ports are on their own loopback (dev mode), reached through forwarders from the
+// test's. The cut takes the victim's port on the switch down (packets dropped both ways, no
+// reset) and its forwarders with it; it lasts until the others have failed over and the victim
+// has fenced itself (its own clock ended its lease while it led). Without root (or namespaces)
+// that kind is skipped.
 
 #include <catch2/catch.hpp>
 
@@ -36,7 +47,9 @@
 #include "core/shard.hpp"
 #include "storage/journal.hpp"
 #include "tests/cluster/etcd_process.hpp"
+#include "tests/support/netns.hpp"
 #include "tests/support/node_process.hpp"
+#include "tests/support/tls.hpp"
 #include "tests/support/ws_client.hpp"
 
 using namespace kaiwa;
@@ -62,11 +75,18 @@ struct shard_view {
   std::set<std::string> replicas, isr;
 };
 
-/// etcd (1 or 3 members) and three `kaiwa start --etcd` processes in one temp dir.
+/// etcd (1 or 3 members) and three `kaiwa start --etcd` processes in one temp dir; on loopback,
+/// or (`partitionable`, one etcd member) each node in a namespace of its own on one switch.
 class fault_cluster {
  public:
-  explicit fault_cluster(std::size_t etcd_members) {
-    if (etcd_members == 1) {
+  fault_cluster(std::size_t etcd_members, bool partitionable) {
+    if (partitionable) {
+      lan_ = std::make_unique<netns_lan>(node_count);
+      certs_ = dir_.str() + "/certs";
+      make_cluster_certs(certs_, node_count);
+      etcd_.push_back(
+          std::make_unique<etcd_process>(dir_.str() + "/etcd", lan_->outside_address()));
+    } else if (etcd_members == 1) {
       etcd_.push_back(std::make_unique<etcd_process>(dir_.str() + "/etcd"));
     } else {
       std::vector<std::pair<std::uint16_t, std::uint16_t>> ports;
@@ -83,9 +103,12 @@ class fault_cluster {
       for (auto& e : etcd_) e->wait_ready();
     }
     for (auto& e : etcd_)
-      endpoints_ += (endpoints_.empty() ? "" : ",") + std::string("127.0.0.1:") +
+      endpoints_ += (endpoints_.empty() ? "" : ",") +
+                    (lan_ ? lan_->outside_address() : "127.0.0.1") + ":" +
                     std::to_string(e->client_port());
     nodes_.resize(node_count);
+    public_.resize(node_count);
+    admin_.resize(node_count);
     for (std::size_t i = 0; i < node_count; ++i) start(i);
   }
   // kill -9: each round's last act is a crash of all three, whose data dirs are then read.
@@ -97,14 +120,41 @@ class fault_cluster {
   std::string data_dir(std::size_t i) const { return dir_.str() + "/" + id(i); }
 
   node_process& node(std::size_t i) { return *nodes_.at(i); }
+  /// Node i's public and admin ports as the test's namespace reaches them (on 127.0.0.1).
+  std::uint16_t port(std::size_t i) { return lan_ ? public_.at(i)->port() : node(i).port(); }
+  std::uint16_t admin_port(std::size_t i) {
+    return lan_ ? admin_.at(i)->port() : node(i).admin_port();
+  }
   etcd_process& etcd(std::size_t i) { return *etcd_.at(i); }
   std::size_t etcd_count() const { return etcd_.size(); }
 
   void start(std::size_t i) {
-    nodes_[i] = std::make_unique<node_process>(
-        data_dir(i),
-        std::vector<std::string>{"--node-id", id(i), "--cluster", "127.0.0.1:0", "--shards",
-                                 std::to_string(test_shards), "--etcd", endpoints_});
+    std::vector<std::string> flags = {"--node-id", id(i),
+                                      "--cluster", (lan_ ? lan_->address(i) : "127.0.0.1") + ":0",
+                                      "--shards",  std::to_string(test_shards),
+                                      "--etcd",    endpoints_};
+    if (!lan_) {
+      nodes_[i] = std::make_unique<node_process>(data_dir(i), flags);
+      return;
+    }
+    flags.insert(flags.end(), {"--cluster-ca", certs_ + "/ca.pem", "--cluster-cert",
+                               certs_ + "/" + id(i) + ".pem", "--cluster-key",
+                               certs_ + "/" + id(i) + "-key.pem"});
+    lan_->run_inside(i, [&] { nodes_[i] = std::make_unique<node_process>(data_dir(i), flags); });
+    public_[i] = std::make_unique<netns_forward>(*lan_, i, nodes_[i]->port());
+    admin_[i] = std::make_unique<netns_forward>(*lan_, i, nodes_[i]->admin_port());
+  }
+
+  /// Node i cut off from the other nodes, etcd and the test's clients; and back.
+  void cut(std::size_t i) {
+    lan_->cut(i);
+    public_.at(i)->cut();
+    admin_.at(i)->cut();
+  }
+  void heal(std::size_t i) {
+    lan_->heal(i);
+    public_.at(i)->heal();
+    admin_.at(i)->heal();
   }
 
   void kill_all() {
@@ -117,7 +167,7 @@ class fault_cluster {
     std::vector<shard_view> out;
     std::string body;
     try {
-      body = http_get(node(via).admin_port(), "/admin/v1/shards").second;
+      body = http_get(admin_port(via), "/admin/v1/shards").second;
     } catch (const std::exception&) {
       return out;
     }
@@ -190,10 +240,14 @@ class fault_cluster {
   }
 
  private:
+  // Destroyed in reverse: the forwarders, (the nodes, killed by then), etcd, the namespaces.
   temp_dir dir_;
+  std::unique_ptr<netns_lan> lan_;  // when partitionable
+  std::string certs_;               // the cluster's CA and the nodes' certificates, then
   std::vector<std::unique_ptr<etcd_process>> etcd_;
   std::string endpoints_;
   std::vector<std::unique_ptr<node_process>> nodes_;
+  std::vector<std::unique_ptr<netns_forward>> public_, admin_;  // per node, then
 };
 
 /// A probe client's send with a cid, retried as an application does it (replication_test.cpp).
@@ -299,7 +353,14 @@ void check_replica(const std::string& dir, const std::string& node,
   (*j)->stop();
 }
 
-enum class fault { kill_leader, stop_leader, kill_follower, kill_controller, kill_etcd_leader };
+enum class fault {
+  kill_leader,
+  stop_leader,
+  partition_leader,
+  kill_follower,
+  kill_controller,
+  kill_etcd_leader
+};
 
 const char* name_of(fault f) {
   switch (f) {
@@ -307,6 +368,8 @@ const char* name_of(fault f) {
       return "kill-leader";
     case fault::stop_leader:
       return "stop-leader";
+    case fault::partition_leader:
+      return "partition-leader";
     case fault::kill_follower:
       return "kill-follower";
     case fault::kill_controller:
@@ -323,7 +386,7 @@ std::size_t rounds() {
 }
 
 void run_round(fault f, std::size_t round) {
-  fault_cluster c(f == fault::kill_etcd_leader ? 3 : 1);
+  fault_cluster c(f == fault::kill_etcd_leader ? 3 : 1, f == fault::partition_leader);
   auto map = c.wait_map(0, true);
   auto& first = map.at(shard_of(bench_room(0), test_shards));
 
@@ -333,6 +396,7 @@ void run_round(fault f, std::size_t round) {
   switch (f) {
     case fault::kill_leader:
     case fault::stop_leader:
+    case fault::partition_leader:
       victim = first.leader;
       break;
     case fault::kill_follower:
@@ -360,15 +424,14 @@ void run_round(fault f, std::size_t round) {
   auto acked_log = work.str() + "/acked";
   std::string targets;
   for (auto i : survivors)
-    targets +=
-        (targets.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(c.node(i).port());
+    targets += (targets.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(c.port(i));
   auto bench = spawn_with_output({KAIWA_BINARY,
                                   "bench",
                                   "rooms",
                                   "--target",
                                   targets,
                                   "--admin",
-                                  "127.0.0.1:" + std::to_string(c.node(survivors[0]).admin_port()),
+                                  "127.0.0.1:" + std::to_string(c.admin_port(survivors[0])),
                                   "--rooms",
                                   std::to_string(bench_rooms),
                                   "--publishers",
@@ -397,7 +460,7 @@ void run_round(fault f, std::size_t round) {
     return exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   };
 
-  ws_client probe(c.node(survivors[0]).port());
+  ws_client probe(c.port(survivors[0]));
   probe.hello("prober");
   std::int64_t next_id = 1;
   REQUIRE(send_until_acked(probe, next_id, probe_room, "before", 10s).str("op") == "ack");
@@ -411,6 +474,8 @@ void run_round(fault f, std::size_t round) {
     FAIL("the bench is not writing:\n" << bench_out.text());
 
   auto etcd_before = c.etcd_requests(etcd_victim);
+  // What the victim wrote before the fault: its fencing is looked for after it.
+  auto victim_said = victim.empty() ? 0 : c.node(fault_cluster::index(victim)).output().size();
   auto fault_at = steady::now();
   switch (f) {
     case fault::kill_leader:
@@ -421,6 +486,9 @@ void run_round(fault f, std::size_t round) {
     case fault::stop_leader:
       c.node(fault_cluster::index(victim)).pause();
       break;
+    case fault::partition_leader:
+      c.cut(fault_cluster::index(victim));
+      break;
     case fault::kill_etcd_leader:
       c.etcd(etcd_victim).stop();
       break;
@@ -430,15 +498,23 @@ void run_round(fault f, std::size_t round) {
   REQUIRE(ack.str("op") == "ack");
   auto etcd_during = c.etcd_requests(etcd_victim) - etcd_before;
 
+  // Cut off, the victim stopped leading on its own clock's word that its lease ended (it can't
+  // hear of the new epoch); the partition heals only then.
+  if (f == fault::partition_leader)
+    CHECK(c.node(fault_cluster::index(victim))
+              .wait_output("shard_leader_lease_lapsed", 10s, victim_said));
+
   // The victim comes back: a node as a follower that catches up, etcd as a member again.
   std::int64_t catchup_ms = -1;
   if (f == fault::stop_leader) c.node(fault_cluster::index(victim)).signal(SIGCONT);
+  if (f == fault::partition_leader) c.heal(fault_cluster::index(victim));
   if (f == fault::kill_etcd_leader) c.etcd(etcd_victim).start();
   auto back_at = steady::now();
-  if (!victim.empty() && f != fault::stop_leader) c.start(fault_cluster::index(victim));
+  bool restarted = !victim.empty() && f != fault::stop_leader && f != fault::partition_leader;
+  if (restarted) c.start(fault_cluster::index(victim));
   // Back in sync while the bench still writes: the returned node catches up with a moving log.
   auto settled = c.wait_map(survivors[0], true);
-  if (!victim.empty() && f != fault::stop_leader) catchup_ms = ms_since(back_at);
+  if (restarted || f == fault::partition_leader) catchup_ms = ms_since(back_at);
 
   auto bench_status = bench_done();
   INFO("bench output:\n" << bench_out.text());
@@ -477,11 +553,15 @@ TEST_CASE("faults under `kaiwa bench`: no acked event lost, duplicated or reorde
     WARN("no etcd binary (apt-get install etcd-server): skipping");
     return;
   }
-  auto f = GENERATE(fault::kill_leader, fault::stop_leader, fault::kill_follower,
-                    fault::kill_controller, fault::kill_etcd_leader);
+  auto f = GENERATE(fault::kill_leader, fault::stop_leader, fault::partition_leader,
+                    fault::kill_follower, fault::kill_controller, fault::kill_etcd_leader);
   // KAIWA_FAULT=<kind> runs only that kind (scripts/soak.sh ROUNDS KIND).
   auto only = std::getenv("KAIWA_FAULT");
   if (only && *only && std::string(only) != name_of(f)) return;
+  if (f == fault::partition_leader && !netns_lan::available()) {
+    WARN("partition-leader: not root or no network namespaces here: skipping");
+    return;
+  }
   // A section per round: a round that fails a REQUIRE ends, and the next rounds still run.
   for (std::size_t r = 1; r <= rounds(); ++r) {
     DYNAMIC_SECTION(name_of(f) << " round " << r) { run_round(f, r); }

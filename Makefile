@@ -35,7 +35,8 @@ asan: deps
 	ctest --preset asan --timeout 900
 
 # SOAK_ROUNDS (default 20) rounds of each fault under `kaiwa bench` (tests/integration/fault_test.cpp),
-# on loopback; prints p50/p99/max failover time per fault kind. `make test` runs one of each.
+# on loopback (a partitioned leader: in network namespaces, as root); prints p50/p99/max failover
+# time per fault kind. `make test` runs one of each.
 SOAK_ROUNDS ?= 20
 soak: build
 	scripts/soak.sh $(SOAK_ROUNDS)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "cluster/cluster_marker.hpp"
 #include "core/address.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
@@ -36,6 +37,7 @@ std::optional<std::string> invalid_reason(const member_info& m) {
     return "the cluster address is not host:port (printable, at most 255 bytes)";
   if (!m.public_address.empty() && !valid_address(m.public_address))
     return "the public address is not host:port (printable, at most 255 bytes)";
+  if (!m.cluster.empty() && !valid_cluster_id(m.cluster)) return "the cluster is not a cluster id";
   return std::nullopt;
 }
 
@@ -45,8 +47,9 @@ std::string encode(const member_info& m) {
   w.begin_object()
       .field("id", m.id)
       .field("cluster_address", m.cluster_address)
-      .field("public_address", m.public_address)
-      .end_object();
+      .field("public_address", m.public_address);
+  if (!m.cluster.empty()) w.field("cluster", m.cluster);
+  w.end_object();
   return out;
 }
 
@@ -60,13 +63,17 @@ std::optional<member_info> decode_member(std::string_view json) {
   member_info m;
   unsigned seen = 0;  // a bit per field: each exactly once
   for (auto [k, v] : o) {
-    unsigned bit = k == "id" ? 1 : k == "cluster_address" ? 2 : k == "public_address" ? 4 : 0;
+    unsigned bit = k == "id"                ? 1
+                   : k == "cluster_address" ? 2
+                   : k == "public_address"  ? 4
+                   : k == "cluster"         ? 8
+                                            : 0;
     std::string_view s;
     if (bit == 0 || (seen & bit) || v.get_string().get(s)) return std::nullopt;
     seen |= bit;
-    (bit == 1 ? m.id : bit == 2 ? m.cluster_address : m.public_address) = s;
+    (bit == 1 ? m.id : bit == 2 ? m.cluster_address : bit == 4 ? m.public_address : m.cluster) = s;
   }
-  if (seen != 7 || !valid(m)) return std::nullopt;
+  if ((seen & 7) != 7 || !valid(m)) return std::nullopt;
   return m;
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "cluster/cluster_marker.hpp"
 #include "cluster/replica_moves.hpp"
 #include "cluster/replica_planner.hpp"
 #include "core/ids.hpp"
@@ -62,6 +63,7 @@ struct metadata_agent::state {
   std::string members_prefix;
   std::string member_key;
   std::string requests_prefix;  // <prefix>requests/: move/NNNNN, drain/<node>, remove/<node>
+  std::string marker_key;       // <prefix>cluster: cluster_marker
 
   // -- the view ----------------------------------------------------------------------------
   mutable std::mutex view_mtx;
@@ -90,6 +92,26 @@ struct metadata_agent::state {
   // Replaced by the worker only; read (under view_mtx) by lease_valid, status_json and my_term.
   std::shared_ptr<lease_session> session;
 
+  // -- etcd's data lost (docs/cluster.md "When etcd's data is lost") ----------------------
+  // The marker as etcd holds it (the key, for its mod revision), and the cluster this node's
+  // data is of, learned from the marker; `recorded` (the worker's) is what the data dir's file
+  // holds, and what the member key publishes.
+  std::optional<key_value> marker_kv;
+  std::optional<cluster_marker> marker;
+  std::string known_id, recorded;
+  // What happened, from its detection until a load finds this cluster's marker again; empty
+  // while etcd describes the cluster. Meanwhile the controller writes nothing.
+  std::string lost;
+  // The view when it was lost (the last one etcd described the cluster in), compared with what
+  // a restored etcd holds; then the shards whose restored assignment is older than it, left
+  // alone until someone writes them (`recovered_at`: the revision of the load that recovered).
+  std::map<shard_t, versioned_assignment> before;
+  std::set<shard_t> held;
+  std::int64_t recovered_at = 0;
+  // The worker's: what it logged last, so each state is logged once.
+  std::map<std::string, std::string> last_foreign;
+  bool missing_logged = false;
+
   // -- the worker ----------------------------------------------------------------------------
   struct proposal {
     assignment_write write;
@@ -103,7 +125,7 @@ struct metadata_agent::state {
   std::deque<std::function<void()>> jobs;  // operators' requests, written by the worker
   // Posted by the watch and lease threads, coalesced: each says "do this once more".
   bool lease_lost_posted = false, resync_posted = false, campaign_posted = false,
-       reconcile_posted = false;
+       reconcile_posted = false, register_posted = false, record_posted = false;
   std::thread worker;
   std::unique_ptr<watcher> watch;  // the worker's after start (a resync replaces it)
 
@@ -115,7 +137,8 @@ struct metadata_agent::state {
         elect(client, cfg.prefix + "controller", cfg.node),
         members_prefix(cfg.prefix + "members/"),
         member_key(members_prefix + cfg.node),
-        requests_prefix(cfg.prefix + "requests/") {}
+        requests_prefix(cfg.prefix + "requests/"),
+        marker_key(cfg.prefix + "cluster") {}
 
   ~state() {
     {
@@ -208,6 +231,7 @@ struct metadata_agent::state {
     std::optional<controller_term> controller;
     std::int64_t controller_lease = 0;
     std::map<std::string, key_value> requests;
+    std::optional<key_value> marker;
   };
 
   /// A member key's value as a member; nullopt when it isn't one a node writes.
@@ -219,17 +243,17 @@ struct metadata_agent::state {
     return m;
   }
 
-  /// Members, assignments and the controller at one revision (one transaction), so one watch
-  /// from the revision after it misses nothing of any.
+  /// Members, assignments, the controller and the marker at one revision (one transaction), so
+  /// one watch from the revision after it misses nothing of any.
   result<loaded> load() {
-    auto r =
-        client.txn({},
-                   {txn_op::get_prefix(members_prefix), txn_op::get_prefix(store.shards_prefix()),
-                    txn_op::get(elect.key()), txn_op::get_prefix(requests_prefix)},
-                   {});
+    auto r = client.txn(
+        {},
+        {txn_op::get_prefix(members_prefix), txn_op::get_prefix(store.shards_prefix()),
+         txn_op::get(elect.key()), txn_op::get_prefix(requests_prefix), txn_op::get(marker_key)},
+        {});
     if (!r.ok()) return r.err();
-    if (!r->succeeded || r->responses.size() != 4)
-      return error{errc::protocol, "a read of the metadata came back without its four ranges", 0};
+    if (!r->succeeded || r->responses.size() != 5)
+      return error{errc::protocol, "a read of the metadata came back without its five ranges", 0};
     loaded out;
     out.revision = r->revision;
     for (auto& kv : r->responses[0].kvs) {
@@ -252,6 +276,12 @@ struct metadata_agent::state {
       out.controller_lease = kv.lease;
     }
     for (auto& kv : r->responses[3].kvs) out.requests[kv.key] = kv;
+    if (!r->responses[4].kvs.empty()) {
+      auto& kv = r->responses[4].kvs.front();
+      if (!decode_marker(kv.value))
+        return error{errc::protocol, "the cluster marker " + kv.key + " holds no cluster id", 0};
+      out.marker = kv;
+    }
     return out;
   }
 
@@ -260,17 +290,53 @@ struct metadata_agent::state {
   void adopt(loaded l) {
     std::map<std::string, member_info> m;
     std::map<shard_t, versioned_assignment> s;
+    std::optional<std::string> problem;
+    bool recovered = false, unregistered = false, learned = false;
+    std::vector<shard_t> now_held;
     {
       std::lock_guard lock(view_mtx);
+      // A load while etcd's data is lost starts a new history: its revisions are not comparable
+      // with those seen before (etcd restarted empty, or restored from a backup).
       members = l.members;
       shards = l.shards;
       controller = l.controller;
       controller_lease = l.controller_lease;
       requests = l.requests;
-      seen_revision = std::max(seen_revision, l.revision);
+      seen_revision = lost.empty() ? std::max(seen_revision, l.revision) : l.revision;
+      learned = set_marker(l.marker);
+      problem = marker_problem(marker);
+      if (!problem && !lost.empty()) {
+        recovered = true;
+        lost.clear();
+        recovered_at = l.revision;
+        // Assignments older than this node saw before the loss (a restore from an older backup)
+        // are not what the replicas follow: left alone (docs/cluster.md says why).
+        held.clear();
+        for (auto& [shard, b] : before) {
+          auto it = shards.find(shard);
+          if (it == shards.end()) continue;  // missing: never placed anew once placed
+          auto& a = it->second.assignment;
+          if (a.epoch < b.assignment.epoch ||
+              (a.epoch == b.assignment.epoch && !(a == b.assignment)))
+            held.insert(shard);
+        }
+        before.clear();
+        now_held.assign(held.begin(), held.end());
+      }
+      unregistered = !members.contains(cfg.node);
       m = members;
       s = shards;
     }
+    if (problem) declare_lost(*problem);
+    if (recovered)
+      log(log_level::warn, "metadata_recovered",
+          {{"node", cfg.node},
+           {"cluster", known_id},
+           {"revision", l.revision},
+           {"held", now_held.size()},
+           {"held_shards", join(now_held)}});
+    if (unregistered) post(&state::register_posted);
+    if (learned) post(&state::record_posted);
     if (ev.members) ev.members(std::move(m));
     if (ev.assignment)
       for (auto& [shard, a] : s) ev.assignment(shard, a);
@@ -306,7 +372,7 @@ struct metadata_agent::state {
     }
     // Each event is applied and delivered before the next: deliveries follow revision order
     // across members, assignments and the controller (an update may hold many revisions).
-    bool reconcile = false, vacant = false;
+    bool reconcile = false, vacant = false, register_again = false, learned = false;
     for (auto& e : u.events) {
       auto& key = e.kv.key;
       bool put = e.what == watch_event::type::put;
@@ -316,7 +382,21 @@ struct metadata_agent::state {
         // A leader's isr change may be the step a move or a drain waits for.
         if (!requests.empty() && key.starts_with(store.shards_prefix())) reconcile = true;
       }
-      if (key.starts_with(requests_prefix)) {
+      if (key == marker_key) {
+        std::optional<std::string> problem;
+        {
+          std::lock_guard lock(view_mtx);
+          learned |= set_marker(put ? std::optional<key_value>(e.kv) : std::nullopt);
+          problem = marker_problem(marker);
+        }
+        reconcile = true;
+        if (problem) {
+          // The rest of this update (a deleted prefix's every key) is etcd's data going: the
+          // view keeps what it had, the worker loads again.
+          declare_lost(*problem);
+          return;
+        }
+      } else if (key.starts_with(requests_prefix)) {
         {
           std::lock_guard lock(view_mtx);
           if (put)
@@ -331,6 +411,9 @@ struct metadata_agent::state {
           std::lock_guard lock(view_mtx);
           auto id = key.substr(members_prefix.size());
           if (!put) {
+            // Deleted by hand while this node's lease holds: it registers again.
+            if (id == cfg.node && session && session->valid() && e.kv.lease == 0)
+              register_again = true;
             if (members.erase(id) == 0) continue;
           } else if (auto member = member_of(e.kv)) {
             members[id] = std::move(*member);
@@ -379,7 +462,97 @@ struct metadata_agent::state {
     }
     if (vacant) post(&state::campaign_posted);
     if (reconcile) post(&state::reconcile_posted);
+    if (register_again) post(&state::register_posted);
+    if (learned) post(&state::record_posted);
     settle_waiters();
+  }
+
+  // -- etcd's data lost --------------------------------------------------------------------
+
+  /// Takes the marker key (or its absence) into the view, and learns the cluster's id from it
+  /// when this node has none yet: true then (the worker is to record it in the data dir; the
+  /// next registration publishes it). Under view_mtx.
+  bool set_marker(std::optional<key_value> kv) {
+    marker_kv = std::move(kv);
+    marker = marker_kv ? decode_marker(marker_kv->value) : std::nullopt;
+    if (marker_kv && !marker)
+      log(log_level::error, "metadata_marker_damaged", {{"key", marker_kv->key}});
+    if (!marker || !known_id.empty()) return false;
+    known_id = marker->id;
+    return true;
+  }
+
+  /// Why etcd's data doesn't describe this node's cluster, by the marker `m` etcd holds; nullopt
+  /// when it does (or no cluster was placed yet). Under view_mtx.
+  std::optional<std::string> marker_problem(const std::optional<cluster_marker>& m) const {
+    if (known_id.empty()) return std::nullopt;
+    if (!m)
+      return "the cluster's marker key " + marker_key + " is gone from etcd: its keys were " +
+             "deleted, or etcd was started on an empty data dir, while this node's data is of "
+             "cluster " +
+             known_id;
+    if (m->id != known_id)
+      return "etcd holds the metadata of cluster " + m->id + " under " + cfg.prefix +
+             ", but this node's data is of cluster " + known_id;
+    return std::nullopt;
+  }
+
+  /// etcd no longer describes this cluster: logged once per incident (what happened, what to
+  /// do); the view keeps what it had (the last one etcd described the cluster in) until a load
+  /// replaces it, and the worker loads again each second until the cluster is found again.
+  void declare_lost(const std::string& what) {
+    bool first = false;
+    {
+      std::lock_guard lock(view_mtx);
+      if (lost.empty()) {
+        first = true;
+        lost = what;
+        if (!shards.empty()) before = shards;
+      }
+    }
+    if (!first) return;
+    log(log_level::error, "metadata_lost",
+        {{"node", cfg.node},
+         {"what", what},
+         {"effect",
+          "the controller places, fails over and moves no shard until etcd holds this "
+          "cluster's metadata again; shards keep the leaders they have while their in-sync "
+          "replicas are all up, and no shard is placed anew over the replicas' data"},
+         {"todo",
+          "restore etcd from its latest snapshot (etcdctl snapshot restore; the nodes "
+          "resynchronise by themselves, see docs/operations.md \"etcd's data lost\")"}});
+    post(&state::resync_posted);
+  }
+
+  /// Once a second on the worker: whether etcd still has this cluster's marker and a revision at
+  /// least the one the view has seen. A watch cannot tell: on an etcd restarted empty it waits
+  /// silently for a revision the new history won't reach for a long time.
+  void probe() {
+    std::int64_t seen = 0;
+    {
+      // Read before the call: the watch may see later revisions while it runs.
+      std::lock_guard lock(view_mtx);
+      seen = seen_revision;
+    }
+    auto r = client.get(marker_key);
+    if (!r.ok()) return;  // etcd unreachable: nothing to conclude (the lease says the rest)
+    std::optional<std::string> problem;
+    bool resync = false;
+    {
+      std::lock_guard lock(view_mtx);
+      if (!lost.empty()) {
+        resync = true;  // until a load finds the cluster again
+      } else if (r->revision < seen) {
+        problem = "etcd's revision went backwards (from " + std::to_string(seen) + " to " +
+                  std::to_string(r->revision) +
+                  "): it was restarted on an empty data dir or restored from an older backup";
+      } else {
+        problem =
+            marker_problem(r->kvs.empty() ? std::nullopt : decode_marker(r->kvs.front().value));
+      }
+    }
+    if (problem) declare_lost(*problem);
+    if (resync) post(&state::resync_posted);
   }
 
   // -- operators' requests ---------------------------------------------------------------------
@@ -514,6 +687,8 @@ struct metadata_agent::state {
       auto a = shards.find(shard);
       if (shard >= cfg.shards || a == shards.end())
         return done("shard " + std::to_string(shard) + " has no assignment yet");
+      if (!lost.empty() || held.contains(shard))
+        return done("etcd's data was lost: the controller moves nothing (kaiwa cluster says why)");
       if (!members.contains(to)) return done(to + " is not a live member");
       if (a->second.assignment.leader == to) return done({});  // nothing to do
       if (!a->second.assignment.holds(to)) m.from = a->second.assignment.leader;
@@ -695,12 +870,42 @@ struct metadata_agent::state {
     return true;
   }
 
-  /// Puts this node's member key under `lease`.
+  /// Records the cluster id this node learned in its data dir (once). The worker's, and start's
+  /// before the worker runs.
+  status record_known() {
+    std::string id;
+    {
+      std::lock_guard lock(view_mtx);
+      id = known_id;
+    }
+    if (id == recorded) return {};
+    if (!cfg.cluster_id_file.empty()) {
+      if (auto r = record_id(cfg.cluster_id_file, id); !r.ok()) return r;
+      log(log_level::info, "metadata_cluster_recorded",
+          {{"node", cfg.node}, {"cluster", id}, {"file", cfg.cluster_id_file}});
+    }
+    recorded = id;
+    return {};
+  }
+
+  bool do_record() {
+    auto r = record_known();
+    if (!r.ok())
+      log(log_level::error, "metadata_cluster_record_failed",
+          {{"node", cfg.node}, {"error", r.err().message}});
+    return r.ok();
+  }
+
+  /// Puts this node's member key under `lease`, naming the cluster its data is of (recorded in
+  /// the data dir first, so a node never publishes an id it could forget). Only a registration
+  /// puts it: a put under the same lease would look like a restart to plan_restarted.
   status register_member(std::int64_t lease) {
-    auto r = client.put(
-        member_key, encode(member_info{cfg.node, cfg.cluster_address, cfg.public_address}), lease);
+    if (auto r = record_known(); !r.ok()) return r;
+    member_info me{cfg.node, cfg.cluster_address, cfg.public_address, 0, 0, recorded};
+    auto r = client.put(member_key, encode(me), lease);
     if (!r.ok()) return r.err();
-    log(log_level::info, "metadata_registered", {{"node", cfg.node}, {"lease", lease}});
+    log(log_level::info, "metadata_registered",
+        {{"node", cfg.node}, {"lease", lease}, {"cluster", me.cluster}});
     return {};
   }
 
@@ -767,6 +972,68 @@ struct metadata_agent::state {
         {{"count", which.size()}, {"shards", join(which)}, {"term", term}});
   }
 
+  enum class placement { place, none, wait };
+
+  /// Whether this round places the shards that have no assignment (`assigned` have one): only
+  /// in the first placement (or one a previous controller left half done), never once the marker
+  /// says it finished (a missing shard is logged instead: its replicas may hold data at higher
+  /// epochs, which a placement at epoch 1 would wedge or lose). A new cluster's marker is written
+  /// first (`wait`: the watch brings it, and the next round places); the marker is marked placed
+  /// once every shard has an assignment.
+  result<placement> may_place(const std::optional<key_value>& mark,
+                              const std::optional<cluster_marker>& mk, const node_set& live,
+                              std::size_t assigned, std::int64_t term) {
+    if (!mk) {
+      if (assigned == 0 && live.size() < cfg.replication_factor) return placement::none;
+      cluster_marker fresh{new_cluster_id(), assigned == cfg.shards};
+      auto r = client.txn(
+          {elect.fence(term), compare::create_revision(marker_key, compare_result::equal, 0)},
+          {txn_op::put(marker_key, encode(fresh))}, {});
+      if (!r.ok()) {
+        log(log_level::warn, "metadata_marker_write_failed", {{"error", r.err().message}});
+        return r.err();
+      }
+      if (r->succeeded)
+        log(log_level::info, "metadata_cluster_created",
+            {{"cluster", fresh.id}, {"placed", fresh.placed}});
+      return placement::wait;
+    }
+    if (!mk->placed) {
+      if (assigned < cfg.shards)
+        return live.size() >= cfg.replication_factor ? placement::place : placement::none;
+      auto done = *mk;
+      done.placed = true;
+      auto r =
+          client.txn({elect.fence(term),
+                      compare::mod_revision(marker_key, compare_result::equal, mark->mod_revision)},
+                     {txn_op::put(marker_key, encode(done))}, {});
+      if (!r.ok()) {
+        log(log_level::warn, "metadata_marker_write_failed", {{"error", r.err().message}});
+        return r.err();
+      }
+      return placement::none;
+    }
+    if (assigned < cfg.shards && !missing_logged) {
+      std::vector<shard_t> missing;
+      {
+        std::lock_guard lock(view_mtx);
+        for (shard_t s = 0; s < cfg.shards; ++s)
+          if (!shards.contains(s)) missing.push_back(s);
+      }
+      log(log_level::error, "metadata_assignments_missing",
+          {{"count", missing.size()},
+           {"shards", join(missing)},
+           {"effect",
+            "not placed anew: their replicas may hold data at a higher epoch; they "
+            "are unavailable"},
+           {"todo",
+            "restore etcd from its latest snapshot (docs/operations.md \"etcd's data "
+            "lost\")"}});
+    }
+    missing_logged = assigned < cfg.shards;
+    return placement::none;
+  }
+
   /// One controller round: first placement of the shards that have none, failover of the shards
   /// whose leader is not live, a new epoch for the shards whose leader registered again since
   /// they were written (plan_restarted), and (`preferred`) leadership back to preferred
@@ -779,20 +1046,59 @@ struct metadata_agent::state {
       node_set live;
       std::map<shard_t, versioned_assignment> current;
       std::set<shard_t> restarted;  // led by a member that registered since they were written
+      std::optional<key_value> mark;
+      std::optional<cluster_marker> mk;
+      std::map<std::string, std::string> foreign;  // members naming a cluster etcd has no marker of
+      std::size_t held_now = 0;
       {
         std::lock_guard lock(view_mtx);
-        for (auto& [id, m] : members) live.insert(id);
-        current = shards;
+        if (!lost.empty()) return true;  // writes nothing over data etcd doesn't describe
+        for (auto& [id, m] : members)
+          if (!m.cluster.empty() && (!marker || m.cluster != marker->id))
+            foreign.emplace(id, m.cluster);
+          else
+            live.insert(id);
+        // A held shard is written again only by someone else (an operator): then it is the
+        // controller's again.
+        std::erase_if(held, [&](shard_t s) {
+          auto it = shards.find(s);
+          return it != shards.end() && it->second.mod_revision > recovered_at;
+        });
+        held_now = held.size();
+        for (auto& [s, a] : shards)
+          if (!held.contains(s)) current.emplace(s, a);
         for (auto& [s, a] : current)
           if (auto it = members.find(a.assignment.leader);
               it != members.end() && it->second.registered > a.mod_revision)
             restarted.insert(s);
+        mark = marker_kv;
+        mk = marker;
+      }
+      if (!foreign.empty() && !mk) {
+        auto& [id, cluster] = *foreign.begin();
+        declare_lost("member " + id + "'s data is of cluster " + cluster +
+                     ", but etcd holds no cluster marker (" + marker_key +
+                     "): etcd's data was lost while that member's replicas hold data");
+        return true;
+      }
+      if (foreign != last_foreign) {
+        for (auto& [id, cluster] : foreign)
+          if (!last_foreign.contains(id))
+            log(log_level::error, "metadata_member_foreign",
+                {{"member", id},
+                 {"cluster", cluster},
+                 {"etcd_cluster", mk->id},
+                 {"effect", "it gets no shard: its data is of another cluster"}});
+        last_foreign = foreign;
       }
       assignments plain;
       for (auto& [s, a] : current) plain.emplace(s, a.assignment);
 
       std::vector<assignment_write> writes;
-      if (current.size() < cfg.shards && live.size() >= cfg.replication_factor) {
+      auto placing = may_place(mark, mk, live, current.size() + held_now, *term);
+      if (!placing.ok()) return false;
+      if (*placing == placement::wait) return true;
+      if (*placing == placement::place) {
         auto initial = plan_initial(cfg.shards, {live.begin(), live.end()}, cfg.replication_factor);
         for (auto& [s, a] : initial)
           if (!current.contains(s)) writes.push_back({s, std::move(a), 0});
@@ -957,7 +1263,7 @@ struct metadata_agent::state {
     auto retry_at = steady::time_point::max();
     auto backoff = std::chrono::milliseconds(retry_first);
     bool need_session = false, need_register = false, need_resync = false, need_campaign = false,
-         need_reconcile = false;
+         need_reconcile = false, need_record = false;
     std::vector<shard_t> last_stranded;
     for (;;) {
       std::deque<proposal> ps;
@@ -968,7 +1274,8 @@ struct metadata_agent::state {
         std::unique_lock lock(mtx);
         cv.wait_until(lock, std::min(next_preferred, retry_at), [&] {
           return stopping || !proposals.empty() || !unreachable_nodes.empty() || !jobs.empty() ||
-                 lease_lost_posted || resync_posted || campaign_posted || reconcile_posted;
+                 lease_lost_posted || resync_posted || campaign_posted || reconcile_posted ||
+                 register_posted || record_posted;
         });
         if (stopping) return;
         ps.swap(proposals);
@@ -978,6 +1285,8 @@ struct metadata_agent::state {
         need_resync |= std::exchange(resync_posted, false);
         need_campaign |= std::exchange(campaign_posted, false);
         need_reconcile |= std::exchange(reconcile_posted, false);
+        need_register |= std::exchange(register_posted, false);
+        need_record |= std::exchange(record_posted, false);
       }
       // An unreachable member first: the failover it starts is what the issue's 2 s are about.
       for (auto& n : gone) unreachable(n);
@@ -993,7 +1302,9 @@ struct metadata_agent::state {
       if (preferred) next_preferred = now + preferred_period;
       // While a failed step waits out its backoff, only the queues are served.
       if (retry_at != steady::time_point::max() && now < retry_at) continue;
+      if (preferred) probe();
       bool ok = true;
+      if (ok && need_record) ok = !(need_record = !do_record());
       if (ok && need_session) ok = !(need_session = !renew_session());
       if (ok && need_register) ok = !(need_register = !do_register());
       if (ok && need_resync) ok = !(need_resync = !do_resync());
@@ -1013,7 +1324,8 @@ struct metadata_agent::state {
 
 result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cfg,
                                                               metadata_events ev) {
-  if (auto why = invalid_reason(member_info{cfg.node, cfg.cluster_address, cfg.public_address}))
+  if (auto why =
+          invalid_reason(member_info{cfg.node, cfg.cluster_address, cfg.public_address, 0, 0, {}}))
     return error{errc::invalid, "this node as a member: " + *why, 0};
   if (cfg.etcd.empty()) return error{errc::invalid, "no etcd endpoint", 0};
   if (cfg.shards == 0 || cfg.shards > max_shards)
@@ -1024,6 +1336,11 @@ result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cf
 
   auto s = std::make_unique<state>(std::move(cfg), std::move(ev));
   auto* st = s.get();
+  if (!st->cfg.cluster_id_file.empty()) {
+    auto id = read_recorded_id(st->cfg.cluster_id_file);
+    if (!id.ok()) return id.err();
+    st->known_id = st->recorded = *id;
+  }
   if (st->cfg.fresh_data) {
     auto l = st->load();
     if (!l.ok()) return l.err();
@@ -1156,16 +1473,35 @@ std::string metadata_agent::status_json() const {
     left =
         std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
   }
-  w.field("lease", lease).field("lease_ttl_ms_left", left).key("members").begin_array();
+  w.field("lease", lease)
+      .field("lease_ttl_ms_left", left)
+      .field("cluster_id", st->known_id)
+      .field("metadata_lost", !st->lost.empty())
+      .field("metadata_problem", st->lost)
+      .key("shards_held")
+      .begin_array();
+  for (auto shard : st->held) w.value(std::uint64_t{shard});
+  w.end_array().key("members").begin_array();
   for (auto& [id, m] : st->members)
     w.begin_object()
         .field("id", m.id)
         .field("cluster_address", m.cluster_address)
         .field("public_address", m.public_address)
         .field("lease", m.lease)
+        .field("cluster", m.cluster)
         .end_object();
   w.end_array().end_object();
   return out;
+}
+
+bool metadata_agent::metadata_lost() const {
+  std::lock_guard lock(state_->view_mtx);
+  return !state_->lost.empty();
+}
+
+std::size_t metadata_agent::shards_held() const {
+  std::lock_guard lock(state_->view_mtx);
+  return state_->held.size();
 }
 
 }  // namespace kaiwa::cluster

@@ -48,6 +48,11 @@ struct metadata_config {
   /// while any shard's assignment still names this node a replica, as its isr may name it in
   /// sync and a failover make it lead with an empty log. Default: false
   bool fresh_data = false;
+  /// Where this node records the id of the cluster its data is of (cluster_marker.hpp), in its
+  /// data dir: a node that finds etcd without that cluster's marker knows etcd's data was lost
+  /// and places nothing over its replicas. Empty: kept in memory only. Default: empty (the node
+  /// sets <data dir>/etcd-cluster-id)
+  std::string cluster_id_file;
 };
 
 /// Called on the agent's threads; each must return quickly (they post into actors) and must not
@@ -131,10 +136,20 @@ class metadata_agent {
   /// the least-loaded live nodes (replica_planner's plan_removal).
   void request_removal(std::string node, std::chrono::milliseconds timeout, request_done done);
 
-  /// For the admin view: controller term, members with leases.
-  /// {"controller":"n1"|null,"term":N,"lease":N,"lease_ttl_ms_left":N,"members":[{"id",
-  /// "cluster_address","public_address","lease"}...]}
+  /// For the admin view: controller term, members with leases, and whether etcd still describes
+  /// this cluster. {"controller":"n1"|null,"term":N,"lease":N,"lease_ttl_ms_left":N,
+  /// "cluster_id":"..."|"","metadata_lost":bool,"metadata_problem":"..."|"","shards_held":[N...],
+  /// "members":[{"id","cluster_address","public_address","lease","cluster"}...]}
   std::string status_json() const;
+
+  /// etcd's data no longer describes the cluster this node's data is of (docs/cluster.md "When
+  /// etcd's data is lost"): its marker is gone or another's, or etcd's revision went backwards,
+  /// and no load has found the cluster again since. The controller writes nothing meanwhile.
+  bool metadata_lost() const;
+  /// Shards the controller leaves alone because etcd holds an older assignment of them than this
+  /// node saw before etcd's data was lost (restored from an older backup), or none at all after
+  /// the first placement finished.
+  std::size_t shards_held() const;
 
   struct state;
 

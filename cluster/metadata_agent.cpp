@@ -1178,6 +1178,8 @@ struct metadata_agent::state {
           if (!one.ok()) return false;
         }
       }
+      // The marker is marked placed at once (the next round), not at the next second's.
+      if (*placing == placement::place) post(&state::reconcile_posted);
       if (!conflict) return true;
       auto t = store.load();
       if (!t.ok()) return false;

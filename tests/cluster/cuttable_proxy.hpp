@@ -1,6 +1,7 @@
 #pragma once
 // A loopback TCP proxy a test can cut, to take one client away from etcd while etcd runs on.
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -26,7 +27,9 @@ class cuttable_proxy {
  public:
   explicit cuttable_proxy(std::uint16_t upstream) : upstream_(upstream) {
     listen_fd_ = listen_on_loopback(port_);
-    REQUIRE(::pipe(stop_pipe_) == 0);
+    // Close-on-exec: a child the test spawns later (an etcd restarted) must not hold the write
+    // end, or closing it would wake nothing.
+    REQUIRE(::pipe2(stop_pipe_, O_CLOEXEC) == 0);
     thread_ = std::thread([this] { serve(); });
   }
   ~cuttable_proxy() {
@@ -61,9 +64,9 @@ class cuttable_proxy {
     for (;;) {
       pollfd p[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
       if (::poll(p, 2, -1) < 0 || p[1].revents) return;
-      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      int up = cut_ ? -1 : ::socket(AF_INET, SOCK_STREAM, 0);
+      int up = cut_ ? -1 : ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       auto a = loopback(upstream_);
       if (up < 0 || ::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
         if (up >= 0) ::close(up);

@@ -7,9 +7,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "cluster/cluster_marker.hpp"
 #include "cluster/member_info.hpp"
 #include "cluster/metadata_agent.hpp"
 #include "cluster/replica_planner.hpp"
@@ -136,8 +139,13 @@ struct node {
 /// Three agents started one after the other (n1 first, so n1 campaigns first and controls),
 /// each having seen the 16 assignments placed once all three registered.
 struct three_nodes {
-  explicit three_nodes(std::uint16_t etcd_port) {
-    for (auto id : {"n1", "n2", "n3"}) nodes.push_back(std::make_unique<node>(id, etcd_port));
+  /// `data_dirs`: where each node records its cluster id (<dir>/<node>.cluster-id); empty: none.
+  explicit three_nodes(std::uint16_t etcd_port, const std::string& data_dirs = "") {
+    for (auto id : {"n1", "n2", "n3"}) {
+      nodes.push_back(std::make_unique<node>(id, etcd_port));
+      if (!data_dirs.empty())
+        nodes.back()->cfg.cluster_id_file = data_dirs + "/" + id + ".cluster-id";
+    }
     for (auto& n : nodes) n->start();
     for (auto& n : nodes)
       REQUIRE(n->rec.wait(10s, [](recorder& r) {
@@ -226,6 +234,46 @@ TEST_CASE("member values are read strictly", "[etcd][agent]") {
   CHECK(decode_member(encode(longest)));
   longest.public_address.insert(0, "p");
   CHECK_FALSE(valid(longest));
+  // The cluster its data is of: optional, a cluster id when present.
+  auto id = new_cluster_id();
+  member_info with{"n1", "h:1", "", 0, 0, id};
+  auto read = decode_member(encode(with));
+  REQUIRE(read);
+  CHECK(read->cluster == id);
+  CHECK(encode(m).find("cluster\"") == std::string::npos);
+  CHECK_FALSE(
+      decode_member(R"({"id":"n1","cluster_address":"h:1","public_address":"","cluster":"x"})"));
+  CHECK_FALSE(
+      decode_member(R"({"id":"n1","cluster_address":"h:1","public_address":"","cluster":1})"));
+}
+
+TEST_CASE("the cluster marker and the recorded id are read strictly", "[etcd][agent]") {
+  auto id = new_cluster_id();
+  CHECK(valid_cluster_id(id));
+  CHECK(new_cluster_id() != id);
+  auto back = decode_marker(encode(cluster_marker{id, true}));
+  REQUIRE(back);
+  CHECK(*back == cluster_marker{id, true});
+  CHECK_FALSE(decode_marker(R"({"id":")" + id + R"("})"));
+  CHECK_FALSE(decode_marker(R"({"id":")" + id + R"(","placed":1})"));
+  CHECK_FALSE(decode_marker(R"({"id":")" + id + R"(","placed":true,"placed":true})"));
+  CHECK_FALSE(decode_marker(R"({"id":")" + id + R"(","placed":true,"x":1})"));
+  CHECK_FALSE(decode_marker(R"({"id":"ABC","placed":true})"));
+  CHECK_FALSE(decode_marker(std::string(300, ' ') + "{}"));
+
+  temp_dir dir;
+  auto path = dir.str() + "/etcd-cluster-id";
+  auto none = read_recorded_id(path);
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  REQUIRE(record_id(path, id).ok());
+  auto recorded = read_recorded_id(path);
+  REQUIRE(recorded.ok());
+  CHECK(*recorded == id);
+  std::ofstream(path) << "not an id\n";
+  CHECK_FALSE(read_recorded_id(path).ok());
+  std::ofstream(path) << id << id << "\n";
+  CHECK_FALSE(read_recorded_id(path).ok());
 }
 
 TEST_CASE(
@@ -998,4 +1046,196 @@ TEST_CASE("a node on a new data dir doesn't register while etcd names it a repli
   node fresh("n4", etcd.client_port());
   fresh.cfg.fresh_data = true;
   fresh.start();
+}
+
+namespace {
+
+/// Every agent of `c` says etcd's data is lost (metadata_lost, and in its status).
+bool all_lost(three_nodes& c, std::chrono::milliseconds within) {
+  auto until = steady::now() + within;
+  for (auto& n : c.nodes)
+    while (!n->agent->metadata_lost()) {
+      if (steady::now() > until) return false;
+      std::this_thread::sleep_for(10ms);  // polls a flag the agent's worker sets
+    }
+  return true;
+}
+
+/// Waits until `pred()` holds, at most `within`.
+template <class Pred>
+bool eventually(std::chrono::milliseconds within, Pred pred) {
+  auto until = steady::now() + within;
+  while (!pred()) {
+    if (steady::now() > until) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+/// The keys etcd holds under `p` (its data, as a test's backup).
+std::vector<key_value> keys_under(etcd_client& client, const std::string& p) {
+  auto r = client.range(p);
+  REQUIRE(r.ok());
+  return r->kvs;
+}
+
+/// Each node is registered (a member key, naming `cluster`) and one of them controls, as etcd
+/// says.
+bool registered_again(etcd_client& client, const std::string& cluster) {
+  auto members = client.range(prefix + "members/");
+  auto controller = client.get(prefix + "controller");
+  if (!members.ok() || !controller.ok() || members->kvs.size() != 3 || controller->kvs.empty())
+    return false;
+  for (auto& kv : members->kvs) {
+    auto m = decode_member(kv.value);
+    if (!m || m->cluster != cluster) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "etcd's keys deleted while the agents run: each says so, they register and elect again, "
+    "nothing is placed anew; the keys put back, failover works at the epochs the shards had",
+    "[etcd][agent][wipe]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  three_nodes c(etcd.client_port(), dir.str());
+  auto placed = c.nodes[0]->rec.shards();
+  // The first placement done, the marker says so.
+  auto marker = client.get(prefix + "cluster");
+  REQUIRE(eventually(3s, [&] {
+    marker = client.get(prefix + "cluster");
+    auto m = marker.ok() && marker->kvs.size() == 1 ? decode_marker(marker->kvs.front().value)
+                                                    : std::nullopt;
+    return m && m->placed;
+  }));
+  auto m = decode_marker(marker->kvs.front().value);
+  // Every node recorded the cluster's id in its data dir.
+  for (auto id : {"n1", "n2", "n3"}) {
+    auto rec = read_recorded_id(dir.str() + "/" + id + ".cluster-id");
+    REQUIRE(rec.ok());
+    CHECK(*rec == m->id);
+  }
+  auto backup = keys_under(client, prefix + "shards/");
+  REQUIRE(backup.size() == shard_count);
+
+  // An operator deletes the cluster's keys (etcdctl del --prefix).
+  auto wiped = steady::now();
+  REQUIRE(client.del_prefix(prefix).ok());
+  REQUIRE(all_lost(c, 3s));
+  std::printf("[figure] keys deleted -> every agent says metadata lost: %lld ms\n",
+              ms_since(wiped));
+  auto status = c.nodes[1]->agent->status_json();
+  INFO(status);
+  CHECK(status.find("\"metadata_lost\":true") != std::string::npos);
+  CHECK(status.find("is gone from etcd") != std::string::npos);
+  CHECK(status.find("\"cluster_id\":\"" + m->id + "\"") != std::string::npos);
+  // They register again (naming their cluster) and one controls: the controller runs, and
+  // places nothing over the replicas' data, nor writes a new marker.
+  REQUIRE(eventually(5s, [&] { return registered_again(client, m->id); }));
+  // A negative check needs time to pass: two controller rounds (one a second).
+  std::this_thread::sleep_for(2500ms);
+  CHECK(keys_under(client, prefix + "shards/").empty());
+  CHECK(client.get(prefix + "cluster")->kvs.empty());
+  for (auto& n : c.nodes) CHECK(n->agent->metadata_lost());
+
+  // The backup put back (as a restore does): the agents find their cluster again.
+  REQUIRE(client.put(prefix + "cluster", marker->kvs.front().value).ok());
+  for (auto& kv : backup) REQUIRE(client.put(kv.key, kv.value).ok());
+  for (auto& n : c.nodes) REQUIRE(eventually(5s, [&] { return !n->agent->metadata_lost(); }));
+  for (auto& n : c.nodes) CHECK(n->agent->shards_held() == 0);
+
+  // Failover works again, from the epochs the shards had: n3 dies.
+  c.by_id("n3").proxy.cut();
+  for (auto& n : c.nodes)
+    if (n->cfg.node != "n3") n->agent->member_unreachable("n3");
+  CHECK(c.by_id("n1").rec.wait(5s,
+                               [&](recorder& r) { return failed_over(placed, r.shards_, "n3"); }));
+  for (auto& [s, a] : c.by_id("n2").rec.shards())
+    CHECK(a.assignment.epoch >= placed.at(s).assignment.epoch);
+}
+
+TEST_CASE(
+    "etcd restarted on an empty data dir while the agents run: the revision gone back is "
+    "noticed, nothing is placed; restored from an older backup, the agents resynchronise and "
+    "hold the shards changed since it",
+    "[etcd][agent][wipe]") {
+  if (!have_etcd()) return;
+  temp_dir dir;
+  auto data = dir.str() + "/etcd", backup_dir = dir.str() + "/etcd-backup";
+  etcd_process etcd(data);
+  etcd_client client({at(etcd.client_port())}, 500ms);
+  three_nodes c(etcd.client_port(), dir.str());
+  // A backup of etcd's data (as etcdctl snapshot save and restore would give): a copy of its
+  // data dir while it is stopped.
+  etcd.stop();
+  std::filesystem::copy(data, backup_dir, std::filesystem::copy_options::recursive);
+  etcd.start();
+  // Since the backup: shard 0's leader drops a follower from its isr (a CAS, as leaders do).
+  auto& n2 = c.by_id("n2");
+  REQUIRE(n2.rec.wait(10s, [](recorder& r) { return r.members_.size() == 3; }));
+  auto zero = c.nodes[0]->rec.shards().at(0);
+  auto shrunk = zero.assignment;
+  std::string dropped;
+  for (auto& r : shrunk.isr)
+    if (r != shrunk.leader) dropped = r;
+  std::erase(shrunk.isr, dropped);
+  REQUIRE(propose(*c.by_id(zero.assignment.leader).agent, 0, shrunk, zero.mod_revision));
+  for (auto& n : c.nodes)
+    REQUIRE(n->rec.wait(5s, [&](recorder& r) { return r.shards_.at(0).assignment == shrunk; }));
+
+  // etcd's data dir is lost: it starts empty, at revision 1.
+  etcd.stop();
+  std::filesystem::remove_all(data);
+  auto wiped = steady::now();
+  etcd.start();
+  REQUIRE(all_lost(c, 5s));
+  std::printf("[figure] etcd restarted empty -> every agent says metadata lost: %lld ms\n",
+              ms_since(wiped));
+  auto known = read_recorded_id(dir.str() + "/n1.cluster-id");
+  REQUIRE(known.ok());
+  REQUIRE(eventually(5s, [&] { return registered_again(client, *known); }));
+  std::this_thread::sleep_for(2500ms);  // a negative check: two controller rounds pass
+  CHECK(keys_under(client, prefix + "shards/").empty());
+  CHECK(keys_under(client, prefix + "cluster").empty());
+
+  // Restored from the backup (older than shard 0's isr change).
+  etcd.stop();
+  std::filesystem::remove_all(data);
+  std::filesystem::copy(backup_dir, data, std::filesystem::copy_options::recursive);
+  etcd.start();
+  for (auto& n : c.nodes) REQUIRE(eventually(10s, [&] { return !n->agent->metadata_lost(); }));
+  // Shard 0's restored assignment is older than what the nodes saw: held, not acted on.
+  for (auto& n : c.nodes) CHECK(n->agent->shards_held() == 1);
+  auto status = c.nodes[0]->agent->status_json();
+  INFO(status);
+  CHECK(status.find("\"shards_held\":[0]") != std::string::npos);
+  CHECK(status.find("\"metadata_lost\":false") != std::string::npos);
+
+  // The controller acts on the others again: its leader dies, and every shard it led but the
+  // held one fails over from its restored epoch; shard 0 keeps what the backup says.
+  auto restored = keys_under(client, prefix + "shards/");
+  REQUIRE(restored.size() == shard_count);
+  auto& n1 = c.by_id("n1");
+  REQUIRE(n1.rec.wait(10s, [](recorder& r) { return r.members_.size() == 3 && r.controller_; }));
+  auto before = n1.rec.shards();
+  auto zero_before = client.get(prefix + "shards/00000");
+  REQUIRE(zero_before.ok());
+  auto leader = before.at(1).assignment.leader;
+  c.by_id(leader).proxy.cut();
+  for (auto& n : c.nodes)
+    if (n->cfg.node != leader) n->agent->member_unreachable(leader);
+  auto& other = c.by_id(leader == "n1" ? "n2" : "n1");
+  CHECK(other.rec.wait(5s, [&](recorder& r) {
+    for (auto& [s, a] : r.shards_)
+      if (s != 0 && a.assignment.leader == leader) return false;
+    return true;
+  }));
+  auto zero_after = client.get(prefix + "shards/00000");
+  REQUIRE(zero_after.ok());
+  CHECK(zero_after->kvs.front().mod_revision == zero_before->kvs.front().mod_revision);
 }

@@ -247,6 +247,7 @@ std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_a
   mc.shards = env.shards;
   mc.replication_factor = cc.replication_factor;
   mc.fresh_data = cc.fresh_data;
+  mc.cluster_id_file = cc.cluster_id_file;
   // The agent's threads post into the actors; the handles outlive the agent (stop()).
   cluster::metadata_events ev;
   ev.members = [to_cluster = this->cluster](std::map<std::string, cluster::member_info> live) {
@@ -344,6 +345,7 @@ void rooms::stop() {
 rooms_stats rooms::stats() const {
   auto& e = impl_->env;
   auto& rm = *impl_->replication_metrics;
+  auto agent = impl_->agent.load();
   return {e.active.load(),
           e.activated.load(),
           e.passivated.load(),
@@ -368,7 +370,9 @@ rooms_stats rooms::stats() const {
           rm.entries_trimmed.load(),
           rm.snapshots_sent.load(),
           rm.snapshots_installed.load(),
-          rm.snapshots_failed.load()};
+          rm.snapshots_failed.load(),
+          agent && agent->metadata_lost() ? 1u : 0u,
+          agent ? agent->shards_held() : 0u};
 }
 
 bool rooms::ready() const { return !impl_->env.cfg.cluster || impl_->env.map_epoch.load() > 0; }

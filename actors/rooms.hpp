@@ -89,6 +89,10 @@ struct cluster_config {
   std::string public_address;
   /// Where shard files are staged during moves. Default: <data dir>/cluster-moves
   std::string staging_dir;
+  /// With etcd: where the node records which cluster its data is of (the id in etcd's
+  /// `<prefix>cluster` marker), so that it knows etcd's data was lost when that marker is gone.
+  /// Default: <data dir>/etcd-cluster-id
+  std::string cluster_id_file;
   /// Silence after which a member counts as dead (CAF heartbeats at a fifth of it; a closed
   /// connection counts at once). Default: 5 s
   std::chrono::milliseconds failure_timeout{5000};
@@ -191,6 +195,10 @@ struct rooms_stats {
   std::uint64_t snapshots_sent = 0;              // shard snapshots followers installed from here
   std::uint64_t snapshots_installed = 0;         // shard snapshots installed here from leaders
   std::uint64_t snapshots_failed = 0;            // exports, transfers or ingests that failed
+  // etcd's data lost (docs/cluster.md "When etcd's data is lost"): 1 while it doesn't describe
+  // this node's cluster; and the shards the controller leaves alone after a restore.
+  std::uint64_t metadata_lost = 0;
+  std::uint64_t shards_held = 0;
 };
 
 class rooms {

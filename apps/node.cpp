@@ -87,6 +87,7 @@ std::optional<std::string> node::start() {
   };
   if (auto& cc = cfg_.rooms.cluster) {
     cc->staging_dir = cfg_.journal.dir + "/cluster-moves";
+    cc->cluster_id_file = cfg_.journal.dir + "/etcd-cluster-id";
     cc->load = [this] {
       auto r = rooms_->stats();
       std::string out;
@@ -865,6 +866,8 @@ std::string node::status_json() const {
         .field("shards_owned", r.shards_owned)
         .field("members_up", r.members_up)
         .field("map_epoch", r.map_epoch);
+  if (cfg_.rooms.cluster && !cfg_.rooms.cluster->etcd.empty())
+    w.field("metadata_lost", r.metadata_lost != 0);
   w.end_object();
   out += '\n';
   return out;
@@ -925,6 +928,14 @@ std::string node::metrics_text() const {
       metric("kaiwa_cluster_shards_under_replicated", "gauge",
              "Shards led here whose in-sync replicas are fewer than their replicas (alert).",
              r.shards_under_replicated);
+      metric("kaiwa_cluster_metadata_lost", "gauge",
+             "1 while etcd's data doesn't describe this node's cluster (wiped, restarted empty, "
+             "another cluster's): the controller moves no shard (page; docs/operations.md).",
+             r.metadata_lost);
+      metric("kaiwa_cluster_shards_held", "gauge",
+             "Shards the controller leaves alone since etcd was restored from a backup older "
+             "than their assignment (alert).",
+             r.shards_held);
       metric("kaiwa_cluster_shards_under_min_insync", "gauge",
              "Shards led here with fewer in-sync replicas than --min-insync: they take no "
              "writes (page).",

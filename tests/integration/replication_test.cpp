@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/etcd_client.hpp"
 #include "cluster/replication_wire.hpp"
 #include "core/shard.hpp"
 #include "tests/cluster/etcd_process.hpp"
@@ -45,6 +46,9 @@ class replicated_cluster {
   }
 
   node_process& node(std::size_t i) { return *nodes_.at(i); }
+  etcd_process& etcd() { return etcd_; }
+  /// etcd's data dir.
+  std::string etcd_dir() const { return dir_.str() + "/etcd"; }
 
   /// Starts node i (again, after a kill) on its data dir.
   void start(std::size_t i) {
@@ -727,4 +731,124 @@ TEST_CASE("replicated: a process on the cluster port that is no member can't sto
   for (int k = 0; k < 20; ++k) send("after-" + std::to_string(k));
   CHECK(c.leader_of(room, li) == leader);
   check_history(client, room, acked, 100);
+}
+
+namespace {
+
+/// Whether node `n`'s admin status says etcd's data is lost, and its metric agrees.
+bool says_metadata_lost(node_process& n) {
+  auto status = http_get(n.admin_port(), "/admin/v1/status").second;
+  auto metrics = http_get(n.admin_port(), "/metrics").second;
+  bool in_status = status.find("\"metadata_lost\":true") != std::string::npos;
+  bool in_metric = metrics.find("\nkaiwa_cluster_metadata_lost 1\n") != std::string::npos;
+  return in_status && in_metric;
+}
+
+bool says_metadata_fine(node_process& n) {
+  auto status = http_get(n.admin_port(), "/admin/v1/status").second;
+  auto metrics = http_get(n.admin_port(), "/metrics").second;
+  return status.find("\"metadata_lost\":false") != std::string::npos &&
+         metrics.find("\nkaiwa_cluster_metadata_lost 0\n") != std::string::npos;
+}
+
+/// Waits until `pred()` holds, at most `limit`.
+template <class Pred>
+bool within(std::chrono::milliseconds limit, Pred pred) {
+  auto deadline = steady::now() + limit;
+  while (!pred()) {
+    if (steady::now() > deadline) return false;
+    std::this_thread::sleep_for(50ms);  // polling interval of the admin API
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "replicated: etcd restarted on an empty data dir while the nodes run is noticed and "
+    "logged, no shard is placed anew over their data, and a restore from the backup brings "
+    "failover back with every acked event",
+    "[replication][wipe]") {
+  if (etcd_process::binary().empty()) {
+    WARN("no etcd binary (apt-get install etcd-server): skipping");
+    return;
+  }
+  replicated_cluster c(3);
+  const std::string room = "wiped";
+  auto leader = c.wait_leader(room, 0, "");
+  auto li = replicated_cluster::index(leader);
+  auto via = (li + 1) % 3;
+  ws_client client(c.node(via).port());
+  client.hello("alice");
+  sender client_sends(client);
+  std::vector<acked_event> acked;
+  auto write = [&](const std::string& prefix, int n) {
+    for (int k = 1; k <= n; ++k) {
+      auto text = prefix + std::to_string(k);
+      auto ack = client_sends.send(room, text);
+      REQUIRE(ack.str("op") == "ack");
+      acked.push_back({ack.num("seq"), text});
+    }
+  };
+  write("a", 20);
+
+  // The routine backup (etcdctl snapshot save; here a copy of its data dir while stopped).
+  auto data = c.etcd_dir(), backup = data + "-backup";
+  c.etcd().stop();
+  std::filesystem::copy(data, backup, std::filesystem::copy_options::recursive);
+  c.etcd().start();
+  write("b", 5);
+
+  // etcd's data is lost: it starts again on an empty data dir.
+  c.etcd().stop();
+  std::filesystem::remove_all(data);
+  auto wiped = steady::now();
+  c.etcd().start();
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO("node " << replicated_cluster::id(i));
+    REQUIRE(within(10s, [&] { return says_metadata_lost(c.node(i)); }));
+    CHECK(c.node(i).wait_output("metadata_lost", 1s));
+    CHECK(c.node(i).output().find("restore etcd from its latest snapshot") != std::string::npos);
+  }
+  WARN("etcd restarted empty -> every node says metadata lost after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - wiped).count()
+       << " ms");
+  // The nodes register again and elect a controller in the new etcd, which places nothing.
+  cluster::etcd_client etcd({{"127.0.0.1", c.etcd().client_port()}}, 1s);
+  REQUIRE(within(10s, [&] {
+    auto m = etcd.range("/kaiwa/members/");
+    auto k = etcd.get("/kaiwa/controller");
+    return m.ok() && m->kvs.size() == 3 && k.ok() && k->kvs.size() == 1;
+  }));
+  // The room's leader keeps its shard (its in-sync replicas are all up): writes go on.
+  write("c", 5);
+  std::this_thread::sleep_for(2s);  // a negative check: two controller rounds pass
+  auto shards = etcd.range("/kaiwa/shards/");
+  REQUIRE(shards.ok());
+  CHECK(shards->kvs.empty());
+  CHECK(etcd.get("/kaiwa/cluster")->kvs.empty());
+
+  // Restored from the backup: the nodes find their cluster again by themselves.
+  c.etcd().stop();
+  std::filesystem::remove_all(data);
+  std::filesystem::copy(backup, data, std::filesystem::copy_options::recursive);
+  c.etcd().start();
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO("node " << replicated_cluster::id(i));
+    REQUIRE(within(15s, [&] { return says_metadata_fine(c.node(i)); }));
+  }
+  write("d", 5);
+  // Failover works again: the room's leader is killed and another replica takes its writes
+  // with every acked event.
+  leader = c.wait_leader(room, via, "");
+  li = replicated_cluster::index(leader);
+  if (li == via) via = (li + 1) % 3;  // the client's node must survive the kill
+  ws_client after(c.node(via).port());
+  after.hello("bob");
+  sender after_sends(after);
+  REQUIRE(c.node(li).stop(SIGKILL) == 128 + SIGKILL);
+  auto ack = after_sends.send(room, "after", 30s);
+  REQUIRE(ack.str("op") == "ack");
+  acked.push_back({ack.num("seq"), "after"});
+  check_history(after, room, acked, 500);
 }

@@ -325,7 +325,10 @@ struct metadata_agent::state {
       }
       unregistered = !members.contains(cfg.node);
       m = members;
-      s = shards;
+      // A held shard's restored assignment is not delivered: the node's routing and replicas
+      // keep the newer one they follow (its leader goes on serving).
+      for (auto& [shard, a] : shards)
+        if (!held.contains(shard)) s.emplace(shard, a);
     }
     if (problem) declare_lost(*problem);
     if (recovered)
@@ -369,6 +372,13 @@ struct metadata_agent::state {
       log(log_level::warn, "metadata_watch_compacted",
           {{"node", cfg.node}, {"compact_revision", u.compact_revision}});
       return post(&state::resync_posted);
+    }
+    {
+      // While etcd's data is lost the watch may replay another history (an etcd restored under
+      // a watch resumed from the empty one's revision): nothing it says is taken; the worker's
+      // loads, each second until the cluster is found again, are.
+      std::lock_guard lock(view_mtx);
+      if (!lost.empty()) return;
     }
     // Each event is applied and delivered before the next: deliveries follow revision order
     // across members, assignments and the controller (an update may hold many revisions).

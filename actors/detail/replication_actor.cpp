@@ -204,7 +204,18 @@ class replication_actor : public caf::event_based_actor {
       return;
     }
     auto& s = slots_[shard];
-    if (revision <= s.revision) return;  // the watch's replay of one already applied
+    if (revision <= s.revision) {
+      // The watch's replay of one already applied; or, different and older, what etcd restored
+      // from a backup holds: never followed (the replica keeps the newer one it has), said.
+      if (revision < s.revision && s.assignment && *a != *s.assignment)
+        log(log_level::warn, "replication_assignment_older",
+            {{"shard", std::to_string(shard)},
+             {"revision", std::to_string(revision)},
+             {"epoch", std::to_string(a->epoch)},
+             {"applied_revision", std::to_string(s.revision)},
+             {"applied_epoch", std::to_string(s.assignment->epoch)}});
+      return;
+    }
     s.assignment = std::move(*a);
     s.revision = revision;
     steer(shard, s);

@@ -293,15 +293,16 @@ struct metadata_agent::state {
     std::optional<std::string> problem;
     bool recovered = false, unregistered = false, learned = false;
     std::vector<shard_t> now_held;
+    std::string cluster;
     {
       std::lock_guard lock(view_mtx);
-      // A load while etcd's data is lost starts a new history: its revisions are not comparable
-      // with those seen before (etcd restarted empty, or restored from a backup).
       members = l.members;
       shards = l.shards;
       controller = l.controller;
       controller_lease = l.controller_lease;
       requests = l.requests;
+      // A load while etcd's data is lost starts a new history: its revisions are not comparable
+      // with those seen before (etcd restarted empty, or restored from a backup).
       seen_revision = lost.empty() ? std::max(seen_revision, l.revision) : l.revision;
       learned = set_marker(l.marker);
       problem = marker_problem(marker);
@@ -322,6 +323,7 @@ struct metadata_agent::state {
         }
         before.clear();
         now_held.assign(held.begin(), held.end());
+        cluster = known_id;
       }
       unregistered = !members.contains(cfg.node);
       m = members;
@@ -334,7 +336,7 @@ struct metadata_agent::state {
     if (recovered)
       log(log_level::warn, "metadata_recovered",
           {{"node", cfg.node},
-           {"cluster", known_id},
+           {"cluster", cluster},
            {"revision", l.revision},
            {"held", now_held.size()},
            {"held_shards", join(now_held)}});
@@ -421,9 +423,9 @@ struct metadata_agent::state {
           std::lock_guard lock(view_mtx);
           auto id = key.substr(members_prefix.size());
           if (!put) {
-            // Deleted by hand while this node's lease holds: it registers again.
-            if (id == cfg.node && session && session->valid() && e.kv.lease == 0)
-              register_again = true;
+            // Deleted while this node's lease holds (by hand, or with the whole prefix): it
+            // registers again. A lease that ended is the lease loss's to handle.
+            if (id == cfg.node && session && session->valid()) register_again = true;
             if (members.erase(id) == 0) continue;
           } else if (auto member = member_of(e.kv)) {
             members[id] = std::move(*member);

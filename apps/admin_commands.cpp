@@ -449,6 +449,20 @@ int cluster_command(const admin_target& t, bool json) {
     if (etcd["term"].get(term)) term = 0;
     if (etcd["lease_ttl_ms_left"].get(left)) left = 0;
     fmt::print("controller {}  term {}  this node's lease: {} ms left\n", controller, term, left);
+    // etcd's data lost (docs/cluster.md "When etcd's data is lost"): said before anything else.
+    bool lost = false;
+    std::string_view problem;
+    if (!etcd["metadata_lost"].get(lost) && lost && !etcd["metadata_problem"].get(problem))
+      fmt::print(
+          "METADATA LOST: {}\n  nothing fails over; restore etcd from its latest snapshot "
+          "(docs/operations.md, \"etcd's data lost\")\n",
+          problem);
+    simdjson::dom::array held;
+    if (!etcd["shards_held"].get(held) && held.size() > 0) {
+      std::string list;
+      for (auto s : held) list += (list.empty() ? "" : ",") + std::to_string(std::uint64_t(s));
+      fmt::print("shards held since etcd's restore (no failover): {}\n", list);
+    }
   }
   fmt::print("{:<16} {:<22} {:<9} {:>6} {:>11} {:>12} {:>14}\n", "NODE", "ADDRESS", "STATE",
              "SHARDS", "CONNECTIONS", "ROOMS ACTIVE", "EVENTS");

@@ -810,6 +810,12 @@ TEST_CASE(
     CHECK(c.node(i).wait_output("metadata_lost", 1s));
     CHECK(c.node(i).output().find("restore etcd from its latest snapshot") != std::string::npos);
   }
+  // And `kaiwa cluster` says it first.
+  auto shown = run_kaiwa(
+      {"cluster", "--admin", "http://127.0.0.1:" + std::to_string(c.node(via).admin_port())});
+  INFO(shown.output);
+  CHECK(shown.status == 0);
+  CHECK(shown.output.find("METADATA LOST") != std::string::npos);
   WARN("etcd restarted empty -> every node says metadata lost after "
        << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - wiped).count()
        << " ms");

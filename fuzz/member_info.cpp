@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!valid(*m) || m->lease != 0) std::abort();
   auto again = decode_member(encode(*m));
   if (!again || again->id != m->id || again->cluster_address != m->cluster_address ||
-      again->public_address != m->public_address)
+      again->public_address != m->public_address || again->cluster != m->cluster)
     std::abort();
   return 0;
 }

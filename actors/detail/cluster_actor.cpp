@@ -396,7 +396,7 @@ class cluster_actor : public caf::event_based_actor {
         c.op = room_op::disconnect;
         c.room = room_id{room};
         c.link = proxy;
-        to_registry(std::move(c));
+        originate(std::move(c));
       }
     }
     // Our sessions' subscriptions to its rooms are gone: they must resume with `since`. (The
@@ -602,9 +602,20 @@ class cluster_actor : public caf::event_based_actor {
 
   // -- routing ------------------------------------------------------------------------------
 
+  /// A command already counted into its room's backlog (command_queued), to its registry.
   void to_registry(command c) {
     auto& target = registries_[std::hash<room_id>{}(c.room) % registries_.size()];
     send(target, std::move(c));
+  }
+
+  /// A command this actor makes itself (a dead member's sessions' disconnects, adoptions of a
+  /// handover's subscribers): counted into its room's backlog like a session's (never refused:
+  /// disconnects and adoptions aren't), since whoever takes it up counts it out. Uncounted, the
+  /// room's count wrapped below zero and the room refused everything as "too many commands
+  /// queued".
+  void originate(command c) {
+    (void)env_.command_queued(env_.backlog_slot(c.room), c.op);
+    to_registry(std::move(c));
   }
 
   /// A command of a session of this node for a room whose shard is owned elsewhere.
@@ -809,8 +820,7 @@ class cluster_actor : public caf::event_based_actor {
       c.adopted = std::move(r.subscribers);
       for (auto& sub : c.adopted)
         if (auto* remote = dynamic_cast<remote_link*>(sub.link.get())) remote->rooms.insert(r.room);
-      (void)env_.command_queued(env_.backlog_slot(c.room), c.op);  // an adoption: never refused
-      to_registry(std::move(c));
+      originate(std::move(c));
     }
   }
 
@@ -876,8 +886,7 @@ class cluster_actor : public caf::event_based_actor {
         }
         if (link) c.adopted.push_back({std::move(link), std::move(sub.user)});
       }
-      (void)env_.command_queued(env_.backlog_slot(c.room), c.op);  // an adoption: never refused
-      to_registry(std::move(c));
+      originate(std::move(c));
     }
   }
 

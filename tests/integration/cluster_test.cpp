@@ -472,6 +472,35 @@ TEST_CASE(
   CHECK(next.num("seq") == acked.back() + 1);
 }
 
+TEST_CASE("a dead node's subscriptions to rooms elsewhere end without jamming those rooms") {
+  // The owner drops a dead member's sessions' subscriptions with one `disconnect` each; these
+  // must count into the room's backlog like every command, or taking them out wraps the count
+  // and the room answers "too many commands queued" for good (a tester found it: every room a
+  // killed node's sessions had joined, refused until its owner restarted).
+  cluster c(2);
+  c.wait_settled(2);
+  auto room = c.room_on("n1", "busy-");
+  ws_client writer(c.node(0).port());
+  writer.hello("writer");
+  CHECK(writer.request(send_json(1, room, "before"), 1).str("op") == "ack");
+  {
+    ws_client watcher(c.node(1).port());
+    watcher.hello("watcher");
+    CHECK(watcher.request(R"({"op":"join","id":1,"room":")" + room + "\"}", 1).str("op") ==
+          "joined");
+    CHECK(c.node(1).stop(SIGKILL) == 128 + SIGKILL);
+  }
+  c.wait_member("n2", "down", 0);
+  for (int k = 2; k < 12; ++k) {
+    auto ack = writer.request(send_json(k, room, "after"), k);
+    INFO(ack.json());
+    CHECK(ack.str("op") == "ack");
+  }
+  ws_client reader(c.node(0).port());
+  reader.hello("reader");
+  CHECK(reader.request(R"({"op":"join","id":1,"room":")" + room + "\"}", 1).str("op") == "joined");
+}
+
 TEST_CASE("without its coordinator the cluster serves on; changes wait until it is back") {
   cluster c(3);
   c.wait_settled(3);

@@ -112,36 +112,60 @@ class routes {
 
   // -- their requests to other nodes --------------------------------------------------------
 
-  /// `link` (by `id`) sent request `request_id` to `node`. Held until it is answered: for a
-  /// session that closes meanwhile, and for the admin API's one-request links, which nothing
-  /// else holds.
+  /// `link` (by `id`) sent request `request_id` to `node`, the leader of the room's `shard`.
+  /// Held until it is answered: for a session that closes meanwhile, and for the admin API's
+  /// one-request links, which nothing else holds. The same id again after it was abandoned (a
+  /// client resending after its `timeout`) waits afresh.
   void expect(std::uint64_t id, std::string_view request_id, const std::string& node,
-              std::shared_ptr<Link> link) {
+              std::uint32_t shard, std::shared_ptr<Link> link) {
     auto& a = awaiting_[key(id, request_id)];
+    if (a.abandoned) a = {};
     a.node = node;
+    a.shard = shard;
     a.link = std::move(link);
     a.count += 1;
   }
 
-  /// A reply to session `id` came back: the request it answers is no longer waiting.
-  void answered(std::uint64_t id, std::string_view payload) {
-    if (awaiting_.empty()) return;
+  /// A reply to session `id` came back: the request it answers is no longer waiting. False when
+  /// the session must not get it: its request was abandoned, already answered `timeout`, and a
+  /// request gets one answer (PROTOCOL.md: never both an error and a success).
+  bool answered(std::uint64_t id, std::string_view payload) {
+    if (awaiting_.empty()) return true;
     auto request = answered_id(payload);
-    if (!request) return;
+    if (!request) return true;
     auto it = awaiting_.find(key(id, *request));
-    if (it != awaiting_.end() && --it->second.count == 0) awaiting_.erase(it);
+    if (it == awaiting_.end()) return true;
+    bool deliver = !it->second.abandoned;
+    if (--it->second.count == 0) awaiting_.erase(it);
+    return deliver;
   }
 
   /// The requests `node` never answered (it went down): forgotten, and returned so that each
-  /// gets an answer.
+  /// gets an answer (the abandoned ones have had theirs).
   std::vector<unanswered> unanswered_by(const std::string& node) {
     std::vector<unanswered> out;
     std::erase_if(awaiting_, [&](auto& kv) {
       auto& [k, a] = kv;
       if (a.node != node) return false;
-      out.push_back({std::move(a.link), k.substr(k.find(' ') + 1), a.count});
+      if (!a.abandoned) out.push_back({std::move(a.link), k.substr(k.find(' ') + 1), a.count});
       return true;
     });
+    return out;
+  }
+
+  /// The requests sent to a node that no longer leads their shard (`moved(shard, node)`): a
+  /// leader paused or cut off keeps its connections, so no `down` answers them, and its
+  /// clients would wait until the node is declared down (seconds after the shard serves
+  /// again elsewhere). Returned so that each gets an answer now; kept, abandoned, until the
+  /// old leader's late answer comes (it is dropped) or the node goes down.
+  std::vector<unanswered> abandon(
+      const std::function<bool(std::uint32_t, const std::string&)>& moved) {
+    std::vector<unanswered> out;
+    for (auto& [k, a] : awaiting_) {
+      if (a.abandoned || !moved(a.shard, a.node)) continue;
+      a.abandoned = true;
+      out.push_back({a.link, k.substr(k.find(' ') + 1), a.count});
+    }
     return out;
   }
 
@@ -179,8 +203,10 @@ class routes {
 
   struct waiting {
     std::string node;
+    std::uint32_t shard = 0;
     std::shared_ptr<Link> link;
     std::uint32_t count = 0;
+    bool abandoned = false;  // answered `timeout` already (abandon)
   };
 
   std::unordered_map<std::uint64_t, std::weak_ptr<Link>> links_;  // by link id

@@ -212,8 +212,11 @@ class cluster_actor : public caf::event_based_actor {
           on_remote_command(id, origin, blob);
         },
         [this](rreply_atom, std::uint64_t id, const std::string& payload) {
-          if (auto link = routes_.local(id)) link->send(text_frame(payload));
-          routes_.answered(id, payload);
+          // Taken first: an admin request's link lives only in its awaiting entry, which
+          // answered() erases.
+          auto link = routes_.local(id);
+          if (!routes_.answered(id, payload)) return;  // answered `timeout` already
+          if (link) link->send(text_frame(payload));
         },
         [this](rpush_atom, const std::string& ids, std::vector<std::string>& payloads) {
           on_remote_push(ids, payloads);
@@ -406,13 +409,9 @@ class cluster_actor : public caf::event_based_actor {
     };
     for (auto& [link, room] : routes_.lose(gone_rooms))
       link->post([link, r = room_id{room}] { link->subscription_lost(r); });
-    // Requests it never answered: their outcome is unknown (a send may have been appended).
-    for (auto& a : routes_.unanswered_by(id))
-      for (std::uint32_t k = 0; k < a.count; ++k)
-        a.link->send(error_frame(a.request_id, errc::timeout,
-                                 "the room's node " + id +
-                                     " went down before answering: the request may or may not "
-                                     "have been applied"));
+    time_out(routes_.unanswered_by(id), "the room's node " + id +
+                                            " went down before answering: the request may or "
+                                            "may not have been applied");
     if (id == map_.coordinator) handovers_.coordinator_lost();
     if (coordinating())
       for (auto shard : controller_.moving_with(id))
@@ -548,6 +547,22 @@ class cluster_actor : public caf::event_based_actor {
     for (auto& [link, room] :
          routes_.lose([&](const std::string& r) { return moved.contains(env_.shard(room_id{r})); }))
       link->post([link, r = room_id{room}] { link->subscription_lost(r); });
+    // Requests the old leaders hold (paused, cut off: their connections may stay open for
+    // seconds) are answered now: the client resends, by its cid, to the new leader.
+    time_out(routes_.abandon([&](std::uint32_t s, const std::string& node) {
+      return moved.contains(static_cast<shard_t>(s)) && map_.owner(static_cast<shard_t>(s)) != node;
+    }),
+             "the room's shard changed leader before answering: the request may or may not "
+             "have been applied");
+  }
+
+  /// Answers each of `requests` `timeout`: their outcome is unknown (a send may have been
+  /// appended).
+  template <class Unanswered>
+  static void time_out(const std::vector<Unanswered>& requests, const std::string& why) {
+    for (auto& a : requests)
+      for (std::uint32_t k = 0; k < a.count; ++k)
+        a.link->send(error_frame(a.request_id, errc::timeout, why));
   }
 
   /// The shards led here whose in-sync set is short: what an operator alerts on (Kafka's
@@ -639,7 +654,7 @@ class cluster_actor : public caf::event_based_actor {
     if (c.op == room_op::leave || c.op == room_op::disconnect) routes_.left(id, c.room.str());
     // Every request gets an answer: if the node dies first, `timeout` (see on_down).
     if (!c.id.empty() && c.op != room_op::typing && c.op != room_op::disconnect)
-      routes_.expect(id, c.id, *owner, c.link);
+      routes_.expect(id, c.id, *owner, s, c.link);
     env_.remote_commands_sent.fetch_add(1, std::memory_order_relaxed);
     send(to, rcmd_atom::value, id, self_, encode_command(c));
     routes_.routed();

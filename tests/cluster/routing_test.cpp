@@ -56,9 +56,9 @@ TEST_CASE("routing: sessions that ended are pruned once per 4096 commands routed
 TEST_CASE("routing: a request is held until its answer; the same id twice needs two") {
   table t;
   auto s = std::make_shared<session>();
-  t.expect(5, R"("a")", "n2", s);
-  t.expect(5, R"("a")", "n2", s);
-  t.expect(5, "7", "n3", s);
+  t.expect(5, R"("a")", "n2", 1, s);
+  t.expect(5, R"("a")", "n2", 1, s);
+  t.expect(5, "7", "n3", 2, s);
   CHECK(t.awaiting() == 2);
   t.answered(5, R"({"op":"sent","id":"a"})");
   CHECK(t.awaiting() == 2);
@@ -75,9 +75,9 @@ TEST_CASE("routing: the requests of a node that went down are returned once, hel
   {
     auto s = std::make_shared<session>(session{3});
     weak = s;
-    t.expect(5, R"("a")", "n2", s);
-    t.expect(5, R"("a")", "n2", s);
-    t.expect(9, "1", "n3", s);
+    t.expect(5, R"("a")", "n2", 1, s);
+    t.expect(5, R"("a")", "n2", 1, s);
+    t.expect(9, "1", "n3", 2, s);
   }
   CHECK_FALSE(weak.expired());  // held for its answer
   auto lost = t.unanswered_by("n2");
@@ -87,6 +87,38 @@ TEST_CASE("routing: the requests of a node that went down are returned once, hel
   CHECK(lost[0].link->n == 3);
   CHECK(t.unanswered_by("n2").empty());
   CHECK(t.awaiting() == 1);
+}
+
+TEST_CASE(
+    "routing: requests held by a shard's former leader are answered now, once; its late answer "
+    "is dropped") {
+  table t;
+  auto s = std::make_shared<session>(session{3});
+  t.expect(5, R"("a")", "n2", 1, s);  // shard 1 on n2, which is paused
+  t.expect(5, "7", "n2", 2, s);       // shard 2 on n2 too, still led there
+  t.expect(9, "1", "n3", 1, s);       // shard 1, sent to n3 (already its leader)
+  auto moved = [](std::uint32_t shard, const std::string& node) {
+    return shard == 1 && node != "n3";  // shard 1 is led by n3 now
+  };
+  auto lost = t.abandon(moved);
+  REQUIRE(lost.size() == 1);
+  CHECK(lost[0].request_id == R"("a")");
+  CHECK(t.abandon(moved).empty());                         // answered once
+  CHECK_FALSE(t.answered(5, R"({"op":"ack","id":"a"})"));  // n2 wakes: its answer is dropped
+  CHECK(t.answered(5, R"({"op":"ack","id":7})"));
+  CHECK(t.answered(9, R"({"op":"ack","id":1})"));
+  CHECK(t.awaiting() == 0);
+
+  // The client resends "a" after its timeout: it waits afresh, and its answer goes through.
+  t.expect(5, R"("b")", "n2", 1, s);
+  t.abandon(moved);
+  t.expect(5, R"("b")", "n3", 1, s);
+  CHECK(t.answered(5, R"({"op":"ack","id":"b"})"));
+  // n2 went down before its late answer: nothing more to answer.
+  t.expect(5, R"("c")", "n2", 1, s);
+  t.abandon(moved);
+  CHECK(t.unanswered_by("n2").empty());
+  CHECK(t.awaiting() == 0);
 }
 
 TEST_CASE("routing: subscriptions to rooms of a node that went down are lost, others kept") {

@@ -338,9 +338,21 @@ TEST_CASE(
   ws_client stale(c.node(li).port());
   stale.hello("bob");
 
+  // A client that waits for its answer rather than resending: its send, held by the paused
+  // leader, is answered once the shard has another leader, not when the paused node is
+  // declared dead (--failure-timeout, 5 s: PROTOCOL.md's clients would wait that long).
+  ws_client patient(c.node(via).port());
+  patient.hello("carol");
+
   c.node(li).pause();
   auto paused_at = steady::now();
   stale.send(send_json(500, room, "from the paused leader", "stale-1"));
+  patient.send(send_json(700, room, "waits for its answer", "patient-1"));
+  auto answer = patient.next_where([](const message& m) { return m.num("id") == 700; }, 10s);
+  auto answered_after = steady::now() - paused_at;
+  INFO(answer.json());
+  CHECK((answer.str("code") == "timeout" || answer.str("op") == "ack"));
+  CHECK(answered_after < 4s);
   auto ack = client_sends.send(room, "after", 30s);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - paused_at);
   REQUIRE(ack.str("op") == "ack");

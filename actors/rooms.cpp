@@ -246,6 +246,7 @@ std::optional<std::string> rooms::impl::start_agent(const std::string& cluster_a
   mc.public_address = cc.public_address;
   mc.shards = env.shards;
   mc.replication_factor = cc.replication_factor;
+  mc.failure_timeout = cc.failure_timeout;
   mc.fresh_data = cc.fresh_data;
   mc.cluster_id_file = cc.cluster_id_file;
   // The agent's threads post into the actors; the handles outlive the agent (stop()).

@@ -102,6 +102,11 @@ bool metadata_agent::state::enqueue_unreachable(const std::string& node) {
 
 void metadata_agent::state::unreachable(const std::string& node) {
   if (node == cfg.node) return;
+  if (lease_ended_at && steady::now() - *lease_ended_at < cfg.failure_timeout) {
+    log(log_level::info, "metadata_unreachable_ignored",
+        {{"member", node}, {"why", "this node's own lease ended within the failure timeout"}});
+    return;
+  }
   bool controlling = my_term().has_value();
   std::int64_t lease = 0;
   {
@@ -191,6 +196,7 @@ void metadata_agent::state::run() {
       need_register |= std::exchange(register_posted, false);
       need_record |= std::exchange(record_posted, false);
     }
+    if (lost) lease_ended_at = steady::now();
     // An unreachable member first: the failover it starts is what the 2 s are about.
     for (auto& n : gone) unreachable(n);
     propose_all(std::move(ps));
@@ -355,6 +361,11 @@ void metadata_agent::request_removal(std::string node, std::chrono::milliseconds
 }
 
 void metadata_agent::member_unreachable(const std::string& node) {
+  if (!lease_valid()) {
+    log(log_level::info, "metadata_unreachable_ignored",
+        {{"member", node}, {"why", "this node's own lease is not surely valid"}});
+    return;
+  }
   if (!state_->enqueue_unreachable(node))
     log(log_level::warn, "metadata_unreachable_dropped", {{"member", node}});
 }

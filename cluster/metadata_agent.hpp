@@ -44,6 +44,10 @@ struct metadata_config {
   lease_config lease;  // Default: TTL 2 s, 4 renewals
   /// Per etcd call (each endpoint tried). Default: 1 s
   std::chrono::milliseconds call_timeout{1000};
+  /// The cluster transport's silence before a member counts as unreachable (the node's
+  /// --failure-timeout): a member reported within this long of this node's own lease ending is
+  /// not revoked (member_unreachable). Default: 5 s
+  std::chrono::milliseconds failure_timeout{5000};
   /// This node's data dir is new (a replaced disk, a wiped dir): start() refuses to register
   /// while any shard's assignment still names this node a replica, as its isr may name it in
   /// sync and a failover make it lead with an empty log. Default: false
@@ -111,7 +115,11 @@ class metadata_agent {
   /// The cluster layer saw `node`'s connections close (kill -9 is seen at once): the controller
   /// revokes that member's lease so failover starts now instead of at lease expiry; any other
   /// node revokes it only if `node` is the controller (so a killed controller is replaced, and
-  /// its shards failed over, at once too). Otherwise a no-op.
+  /// its shards failed over, at once too). Otherwise a no-op. Ignored (logged) while this node's
+  /// own lease is not surely valid, or ended less than failure_timeout ago: a node cut off from
+  /// the others and from etcd sees every member unreachable, and its reports, carried out once
+  /// the partition heals, would revoke the healthy controller's lease (a soak round saw it:
+  /// shards led by a node cut off a moment before, a subscriber left behind).
   void member_unreachable(const std::string& node);
 
   // -- operators' requests (docs/cluster.md "Moves, drains and removals with etcd") -----------

@@ -109,6 +109,8 @@ struct metadata_agent::state {
   bool stopping = false;
   std::deque<proposal> proposals;
   std::deque<std::string> unreachable_nodes;
+  // Worker only: when it last learned its lease had ended (member_unreachable's window).
+  std::optional<steady::time_point> lease_ended_at;
   std::deque<std::function<void()>> jobs;  // operators' requests, written by the worker
   // Posted by the watch and lease threads, coalesced: each says "do this once more".
   bool lease_lost_posted = false, resync_posted = false, campaign_posted = false,

@@ -375,6 +375,32 @@ TEST_CASE("three agents started at once agree on one controller, which places ev
     }
 }
 
+TEST_CASE("a node that was cut off itself doesn't revoke the controller it reports unreachable",
+          "[etcd][agent]") {
+  // Cut off from the others and from etcd, a node sees every member's connection go silent;
+  // its cluster layer reports them once its failure timeout passes, often after the partition
+  // healed. Carried out, the report would revoke the healthy controller's lease.
+  if (!have_etcd()) return;
+  temp_dir dir;
+  etcd_process etcd(dir.str() + "/etcd");
+  three_nodes c(etcd.client_port());
+  auto first = *c.by_id("n2").rec.controller();
+  REQUIRE(first.node == "n1");
+  auto& n3 = c.by_id("n3");
+  n3.proxy.cut();
+  REQUIRE(n3.rec.wait(10s, [](recorder& r) { return r.lease_losses_ > 0; }));
+  n3.agent->member_unreachable("n1");  // while its own lease is not valid: ignored
+  n3.proxy.heal();
+  auto deadline = steady::now() + 10s;
+  while (!n3.agent->lease_valid() && steady::now() < deadline)
+    std::this_thread::sleep_for(20ms);  // polling: the agent has no event for a new lease
+  REQUIRE(n3.agent->lease_valid());
+  n3.agent->member_unreachable("n1");  // its lease is new: within the failure timeout, ignored
+  // A controller change would reach n2 within a watch's round trip; give it a second.
+  CHECK_FALSE(c.by_id("n2").rec.wait(1s, [&](recorder& r) { return r.controller_ != first; }));
+  CHECK(c.by_id("n1").agent->lease_valid());
+}
+
 TEST_CASE("without a report, a dead member's shards fail over once its lease expires",
           "[etcd][agent]") {
   if (!have_etcd()) return;

@@ -254,18 +254,22 @@ class fault_cluster {
 message send_until_acked(ws_client& c, std::int64_t& next_id, const std::string& room,
                          const std::string& text, std::chrono::milliseconds limit) {
   auto deadline = steady::now() + limit;
+  auto first = next_id;  // every try of this call: one cid, so any one's ack is the ack
   for (;;) {
     auto id = next_id++;
     c.send(R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room + R"(","text":")" +
            text + R"(","cid":")" + text + "\"}");
     std::optional<message> reply;
     // A send held by a paused or cut-off leader gets no answer: it goes again (same cid) after
-    // 100 ms, which is the resolution of the failover figures.
+    // 100 ms, which is the resolution of the failover figures. An earlier try's answer still
+    // counts (a slow first write, e.g. a room activated over a new TLS connection, must not
+    // have its ack skipped at every try); an earlier try's error doesn't end this one.
     auto until = std::min(steady::now() + 100ms, deadline);
     while (!reply && steady::now() < until) {
       auto m = c.recv(std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
       if (!m) break;
-      if (m->num("id") == id) reply = m;
+      auto got = m->num("id");
+      if (got == id || (got >= first && got < id && m->str("op") == "ack")) reply = m;
     }
     if (reply && reply->str("code") != "unavailable" && reply->str("code") != "timeout")
       return *reply;

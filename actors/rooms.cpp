@@ -16,6 +16,7 @@
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
 #include "core/log.hpp"
+#include "core/process.hpp"
 #include "core/replies.hpp"
 #include "storage/journal.hpp"
 
@@ -47,9 +48,9 @@ constexpr std::chrono::seconds replica_drain_timeout{3600};
 
 struct rooms::impl {
   impl(rooms_config c, storage::journal& j) : env{j, std::move(c)} {
-    // CAF's own default is at least 4 threads; on a small machine they only contend.
-    auto threads =
-        env.cfg.threads ? env.cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    // CAF's own default is at least 4 threads; on a small machine they only contend. By
+    // default one a CPU this process may use (its affinity mask and cgroup quota).
+    auto threads = env.cfg.threads ? env.cfg.threads : available_cpus().cpus;
     sys_cfg.set("scheduler.max-threads", threads);
     // Idle workers poll for a while before they sleep; CAF's defaults (100 busy polls, then
     // 500 polls with 50 us sleeps) burn a core's worth of wake-ups that the I/O threads need.

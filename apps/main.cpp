@@ -281,6 +281,18 @@ int run_node(app::node_config cfg) {
   signal(SIGPIPE, SIG_IGN);
 
   auto fds = raise_fd_limit();
+  // Threads by the CPUs this process may use, not the machine's: pinned or under a quota,
+  // more would only contend (docs/operations.md, "Threads").
+  auto cpu = available_cpus();
+  if (cfg.rooms.threads == 0) cfg.rooms.threads = cpu.cpus;
+  if (cfg.gateway.io_threads == 0) cfg.gateway.io_threads = cpu.cpus;
+  log(log_level::info, "cpu_budget",
+      {{"cpus", std::uint64_t{cpu.cpus}},
+       {"affinity", std::uint64_t{cpu.affinity}},
+       {"online", std::uint64_t{cpu.online}},
+       {"quota", cpu.quota ? fmt::format("{:.2f}", *cpu.quota) : std::string("none")},
+       {"actor_threads", std::uint64_t{cfg.rooms.threads}},
+       {"io_lanes", std::uint64_t{cfg.gateway.io_threads}}});
   app::node n(cfg);
   if (auto err = n.start()) {
     fmt::print(stderr, "kaiwa: {}\n", *err);

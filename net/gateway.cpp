@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "core/process.hpp"
 #include "net/detail/http_session.hpp"
 #include "net/detail/server_state.hpp"
 #include "net/detail/tls.hpp"
@@ -217,8 +218,8 @@ class listener {
 struct gateway::impl {
   impl(gateway_config cfg, rooms& r, read::read_side& rs, http_handler pub, http_handler adm)
       : st(std::move(cfg), r, rs) {
-    auto n =
-        st.cfg.io_threads ? st.cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
+    // By default one lane a CPU this process may use (its affinity mask and cgroup quota).
+    auto n = st.cfg.io_threads ? st.cfg.io_threads : available_cpus().cpus;
     for (std::size_t i = 0; i < n; ++i) lanes.push_back(std::make_unique<detail::io_lane>());
     public_listener = std::make_unique<listener>(lanes, st, std::move(pub), true);
     admin_listener = std::make_unique<listener>(lanes, st, std::move(adm), false);

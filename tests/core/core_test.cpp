@@ -7,6 +7,7 @@
 #include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/process.hpp"
 #include "core/replies.hpp"
 #include "core/token.hpp"
 #include "core/units.hpp"
@@ -318,4 +319,26 @@ TEST_CASE("the admin API's error shape: code, message and hint, read back as wri
                    R"("message":"m"}})",
                    R"({"error":{"code":"not_found"}})"})
     CHECK_FALSE(parse_admin_error(bad));
+}
+
+TEST_CASE("the CPU budget: the affinity mask, capped by a cgroup quota rounded up") {
+  using kaiwa::budget_cpus;
+  using kaiwa::parse_cpu_max;
+  CHECK(parse_cpu_max("max 100000\n") == std::nullopt);
+  CHECK(parse_cpu_max("50000 100000\n") == 0.5);
+  CHECK(parse_cpu_max("200000 100000") == 2.0);
+  for (auto bad : {"", "0 100000", "50000 0", "-1 100000", "5e4 100000", "50000", "a b",
+                   "50000 100000 7", "99999999999999999999999 1"})
+    CHECK(parse_cpu_max(bad) == std::nullopt);
+  CHECK(budget_cpus(1, std::nullopt, 2) == 1);  // `taskset -c 0` on a 2-core machine
+  CHECK(budget_cpus(2, std::nullopt, 2) == 2);
+  CHECK(budget_cpus(8, 0.5, 8) == 1);  // half a CPU still needs a thread
+  CHECK(budget_cpus(8, 2.5, 8) == 3);
+  CHECK(budget_cpus(2, 16.0, 2) == 2);          // a quota above the mask doesn't add CPUs
+  CHECK(budget_cpus(0, std::nullopt, 4) == 4);  // the mask unknown: the online CPUs
+  CHECK(budget_cpus(0, std::nullopt, 0) == 1);
+  CHECK(budget_cpus(4, 1e30, 4) == 4);
+  auto here = kaiwa::available_cpus();
+  CHECK(here.cpus >= 1);
+  CHECK(here.cpus <= std::max(here.affinity, here.online));
 }

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/shard.hpp"
+
 namespace kaiwa::cluster {
 
 /// The raw request id a reply answers (as it appears in the reply: a JSON string with its
@@ -116,8 +118,8 @@ class routes {
   /// Held until it is answered: for a session that closes meanwhile, and for the admin API's
   /// one-request links, which nothing else holds. The same id again after it was abandoned (a
   /// client resending after its `timeout`) waits afresh.
-  void expect(std::uint64_t id, std::string_view request_id, const std::string& node,
-              std::uint32_t shard, std::shared_ptr<Link> link) {
+  void expect(std::uint64_t id, std::string_view request_id, const std::string& node, shard_t shard,
+              std::shared_ptr<Link> link) {
     auto& a = awaiting_[key(id, request_id)];
     if (a.abandoned) a = {};
     a.node = node;
@@ -158,8 +160,7 @@ class routes {
   /// clients would wait until the node is declared down (seconds after the shard serves
   /// again elsewhere). Returned so that each gets an answer now; kept, abandoned, until the
   /// old leader's late answer comes (it is dropped) or the node goes down.
-  std::vector<unanswered> abandon(
-      const std::function<bool(std::uint32_t, const std::string&)>& moved) {
+  std::vector<unanswered> abandon(const std::function<bool(shard_t, const std::string&)>& moved) {
     std::vector<unanswered> out;
     for (auto& [k, a] : awaiting_) {
       if (a.abandoned || !moved(a.shard, a.node)) continue;
@@ -203,7 +204,7 @@ class routes {
 
   struct waiting {
     std::string node;
-    std::uint32_t shard = 0;
+    shard_t shard = 0;
     std::shared_ptr<Link> link;
     std::uint32_t count = 0;
     bool abandoned = false;  // answered `timeout` already (abandon)

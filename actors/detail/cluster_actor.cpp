@@ -549,8 +549,8 @@ class cluster_actor : public caf::event_based_actor {
       link->post([link, r = room_id{room}] { link->subscription_lost(r); });
     // Requests the old leaders hold (paused, cut off: their connections may stay open for
     // seconds) are answered now: the client resends, by its cid, to the new leader.
-    time_out(routes_.abandon([&](std::uint32_t s, const std::string& node) {
-      return moved.contains(static_cast<shard_t>(s)) && map_.owner(static_cast<shard_t>(s)) != node;
+    time_out(routes_.abandon([&](shard_t s, const std::string& node) {
+      return moved.contains(s) && map_.owner(s) != node;
     }),
              "the room's shard changed leader before answering: the request may or may not "
              "have been applied");

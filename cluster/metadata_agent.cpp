@@ -102,9 +102,13 @@ bool metadata_agent::state::enqueue_unreachable(const std::string& node) {
 
 void metadata_agent::state::unreachable(const std::string& node) {
   if (node == cfg.node) return;
-  if (lease_ended_at && steady::now() - *lease_ended_at < cfg.failure_timeout) {
+  // A node cut off itself sees every member go silent (member_unreachable).
+  auto session = current_session();
+  if (!session || !session->valid() ||
+      (lease_ended_at && steady::now() - *lease_ended_at < cfg.failure_timeout)) {
     log(log_level::info, "metadata_unreachable_ignored",
-        {{"member", node}, {"why", "this node's own lease ended within the failure timeout"}});
+        {{"member", node},
+         {"why", "this node's own lease is not valid or ended within the failure timeout"}});
     return;
   }
   bool controlling = my_term().has_value();
@@ -361,11 +365,6 @@ void metadata_agent::request_removal(std::string node, std::chrono::milliseconds
 }
 
 void metadata_agent::member_unreachable(const std::string& node) {
-  if (!lease_valid()) {
-    log(log_level::info, "metadata_unreachable_ignored",
-        {{"member", node}, {"why", "this node's own lease is not surely valid"}});
-    return;
-  }
   if (!state_->enqueue_unreachable(node))
     log(log_level::warn, "metadata_unreachable_dropped", {{"member", node}});
 }

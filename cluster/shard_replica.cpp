@@ -34,8 +34,15 @@ shard_replica::shard_replica(shard_t shard, std::string self, replica_store& sto
       followed_(std::max(followed, history_.latest())) {}
 
 offset_t shard_replica::high_watermark() const {
-  if (!tracker_ || !tracker_->writable()) return applied_;
-  return std::max(applied_, std::min(tracker_->high_watermark(), log_end_));
+  if (!tracker_) return applied_;
+  auto hw = std::min(tracker_->high_watermark(), log_end_);
+  // With fewer than min_insync in sync, this leader's own writes are neither acked nor applied
+  // (an ack means that many disks), but the log it leads from is still committed once the isr
+  // holds it: earlier leaders may have acked all of it (the follower learns that only from the
+  // next append, which a dead leader never sends), and until it is applied the shard is not
+  // served (led_from), so a sole surviving replica would serve none of its acked events.
+  if (!tracker_->writable()) hw = std::min(hw, led_from_);
+  return std::max(applied_, hw);
 }
 
 // -- leader -----------------------------------------------------------------------------------

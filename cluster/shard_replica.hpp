@@ -124,7 +124,8 @@ class shard_replica {
   offset_t led_from() const noexcept { return led_from_; }
   offset_t applied() const noexcept { return applied_; }
   /// What may be acked: what every in-sync replica holds, while they are at least min_insync
-  /// (with fewer, nothing more is acked or applied: an ack means that many disks).
+  /// (with fewer, no write of this leader is acked or applied: an ack means that many disks;
+  /// only the log it leads from, up to led_from(), is applied once the isr holds it).
   offset_t high_watermark() const;
   const leader_epochs& history() const noexcept { return history_; }
   /// The highest log start retention may set now: never past the last applied entry (the log

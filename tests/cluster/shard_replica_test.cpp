@@ -428,6 +428,40 @@ TEST_CASE("a follower promoted while an append is landing leads from past it",
         std::vector<std::string>{"w0", "w1", "w2", "w3", "w4", "landing", "next"});
 }
 
+TEST_CASE(
+    "the sole surviving replica, promoted below min_insync, applies the log it leads from and "
+    "nothing it is asked to write",
+    "[replication][sim]") {
+  // Its owner serves the shard's rooms once led_from() is applied. A follower applies up to the
+  // high watermark the next append carries, and a leader killed right after its last acks never
+  // sends it: the promoted replica holds every acked write but has not applied the last ones.
+  // Before, a leader below min_insync applied nothing, so the shard was never served and every
+  // read of its rooms was refused (found by replication_test's wiped data dir case, ~1 run in
+  // 10: the leader killed within ~50 ms of its last ack).
+  cluster_sim c(13);
+  c.assign(initial());
+  for (int i = 0; i < 5; ++i) c.write("w" + std::to_string(i));
+  c.sched().run();
+  REQUIRE(c.acked().size() == 5);
+  REQUIRE(c.replica("n3")->log_end() == 5);
+  REQUIRE(c.disk("n3").applied.size() < 5);  // the high watermark of the last acks not sent yet
+  c.crash("n1");
+  c.crash("n2");
+  c.assign({2, "n3", {"n1", "n2", "n3"}, {"n3"}});
+  c.sched().run();
+  auto& n3 = *c.replica("n3");
+  CHECK(n3.led_from() == 5);
+  CHECK(n3.applied() == 5);
+  CHECK(c.disk("n3").applied == std::vector<std::string>{"w0", "w1", "w2", "w3", "w4"});
+  // Still below min_insync: its own writes are refused, and nothing past led_from is applied.
+  std::optional<replicate_error> refused;
+  n3.replicate("after", [&](auto e) { refused = e; });
+  CHECK(refused == replicate_error::not_enough_in_sync);
+  c.tick(1500ms);
+  c.sched().run();
+  CHECK(n3.applied() == 5);
+}
+
 TEST_CASE("a deposed leader learns it from a follower and fails its pending writes",
           "[replication][sim]") {
   cluster_sim c(5);

@@ -198,11 +198,21 @@ struct acked_event {
 
 /// Every acked event once, in order, with its text, and nothing else in between: the room's
 /// history as `c` reads it must be exactly seqs 1..n with the acked ones where they were acked.
+/// Read as a client reads, retried on `unavailable`: a shard's new leader is named (what
+/// wait_leader sees) before it serves, which it does once it has applied the log it leads from,
+/// and a room may move between an ack and the read. Bounded: a shard that is never served
+/// again fails here.
 void check_history(ws_client& c, const std::string& room, const std::vector<acked_event>& acked,
                    std::int64_t id) {
-  auto h = c.request(R"({"op":"history","id":)" + std::to_string(id) + R"(,"room":")" + room +
-                         R"(","after":0,"limit":200})",
-                     id);
+  auto request = R"({"op":"history","id":)" + std::to_string(id) + R"(,"room":")" + room +
+                 R"(","after":0,"limit":200})";
+  auto deadline = steady::now() + 10s;
+  auto h = c.request(request, id);
+  while (h.str("code") == "unavailable" && steady::now() < deadline) {
+    std::this_thread::sleep_for(10ms);  // the client's retry interval
+    h = c.request(request, id);
+  }
+  INFO(h.json());
   REQUIRE(h.str("op") == "history");
   std::map<std::int64_t, std::string> seen;
   std::int64_t expect = 0;

@@ -14,9 +14,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+// The listener interface below (node_logs_on_failure).
+#define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <stdexcept>
 #include <thread>
@@ -26,6 +30,36 @@ namespace kaiwa::test {
 using namespace std::chrono_literals;
 
 namespace {
+
+// What the nodes of the running test case wrote, kept once they are gone, so that a failed
+// test shows their logs (a CI run's only record of why a cluster test failed): the last 48 KiB
+// of each, for the last 12 nodes.
+std::mutex kept_mtx;
+std::vector<std::pair<std::string, std::string>> kept;  // the node, the tail of its output
+
+void keep_output(std::string node, const std::string& text) {
+  constexpr std::size_t tail = 48 * 1024;
+  std::lock_guard lock(kept_mtx);
+  if (kept.size() >= 12) kept.erase(kept.begin());
+  kept.emplace_back(std::move(node), text.size() > tail ? text.substr(text.size() - tail) : text);
+}
+
+class node_logs_on_failure : public Catch::TestEventListenerBase {
+ public:
+  using TestEventListenerBase::TestEventListenerBase;
+  void testCaseStarting(const Catch::TestCaseInfo&) override {
+    std::lock_guard lock(kept_mtx);
+    kept.clear();
+  }
+  void testCaseEnded(const Catch::TestCaseStats& stats) override {
+    std::lock_guard lock(kept_mtx);
+    if (stats.totals.assertions.failed > 0)
+      for (auto& [node, text] : kept)
+        std::fprintf(stderr, "---- %s wrote (its last %zu bytes) ----\n%s\n---- end of %s ----\n",
+                     node.c_str(), text.size(), text.c_str(), node.c_str());
+    kept.clear();
+  }
+};
 
 /// A node built with sanitizers (the asan preset) prints their reports and, for UBSan
 /// (-fno-sanitize-recover), aborts. Tests must not pass over them unseen: an abort after a
@@ -42,6 +76,8 @@ void check_no_sanitizer_report(const std::string& output) {
 }
 
 }  // namespace
+
+CATCH_REGISTER_LISTENER(node_logs_on_failure)
 
 node_process::node_process(const std::string& data_dir, std::vector<std::string> extra) {
   std::vector<std::string> args = {KAIWA_BINARY, "start",       "--listen",   "127.0.0.1:0",
@@ -77,6 +113,10 @@ node_process::~node_process() {
   // A graceful stop: the shutdown path runs after every test, and under ASan so does the leak
   // check at exit, whose report stop() turns into a failure.
   if (pid_ > 0) stop(SIGTERM);
+  if (output_)
+    keep_output("node public 127.0.0.1:" + std::to_string(port_) + " admin " +
+                    std::to_string(admin_port_),
+                output_->text());
   output_.reset();  // the node has exited: its reader is at the end of the pipe
   if (out_fd_ >= 0) close(out_fd_);
 }

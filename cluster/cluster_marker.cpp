@@ -1,8 +1,8 @@
 #include "cluster/cluster_marker.hpp"
 
 #include <fcntl.h>
-#include <simdjson.h>
 #include <unistd.h>
+#include "cluster/detail/strict_object.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -65,27 +65,17 @@ std::string encode(const cluster_marker& m) {
 }
 
 std::optional<cluster_marker> decode_marker(std::string_view json) {
-  if (json.size() > max_marker_bytes) return std::nullopt;
-  thread_local dom::parser parser(max_marker_bytes);
-  dom::element doc;
-  dom::object o;
-  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
-    return std::nullopt;
+  static constexpr std::array<std::string_view, 2> names{"id", "placed"};
   cluster_marker m;
-  unsigned seen = 0;  // a bit per field: each exactly once
-  for (auto [k, v] : o) {
-    unsigned bit = k == "id" ? 1 : k == "placed" ? 2 : 0;
-    if (bit == 0 || (seen & bit)) return std::nullopt;
-    seen |= bit;
-    if (bit == 1) {
-      std::string_view s;
-      if (v.get_string().get(s)) return std::nullopt;
-      m.id = s;
-    } else if (v.get_bool().get(m.placed)) {
-      return std::nullopt;
-    }
-  }
-  if (seen != 3 || !valid_cluster_id(m.id)) return std::nullopt;
+  bool read = detail::read_strict_object(json, max_marker_bytes, names, 0b11,
+                                         [&](std::size_t i, dom::element v) {
+                                           if (i == 1) return !v.get_bool().get(m.placed);
+                                           std::string_view s;
+                                           if (v.get_string().get(s)) return false;
+                                           m.id = s;
+                                           return true;
+                                         });
+  if (!read || !valid_cluster_id(m.id)) return std::nullopt;
   return m;
 }
 

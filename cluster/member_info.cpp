@@ -1,6 +1,6 @@
 #include "cluster/member_info.hpp"
 
-#include <simdjson.h>
+#include "cluster/detail/strict_object.hpp"
 
 #include <algorithm>
 
@@ -54,26 +54,19 @@ std::string encode(const member_info& m) {
 }
 
 std::optional<member_info> decode_member(std::string_view json) {
-  if (json.size() > max_member_bytes) return std::nullopt;
-  thread_local dom::parser parser(max_member_bytes);
-  dom::element doc;
-  dom::object o;
-  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
-    return std::nullopt;
+  static constexpr std::array<std::string_view, 4> names{"id", "cluster_address", "public_address",
+                                                         "cluster"};
   member_info m;
-  unsigned seen = 0;  // a bit per field: each exactly once
-  for (auto [k, v] : o) {
-    unsigned bit = k == "id"                ? 1
-                   : k == "cluster_address" ? 2
-                   : k == "public_address"  ? 4
-                   : k == "cluster"         ? 8
-                                            : 0;
-    std::string_view s;
-    if (bit == 0 || (seen & bit) || v.get_string().get(s)) return std::nullopt;
-    seen |= bit;
-    (bit == 1 ? m.id : bit == 2 ? m.cluster_address : bit == 4 ? m.public_address : m.cluster) = s;
-  }
-  if ((seen & 7) != 7 || !valid(m)) return std::nullopt;
+  std::array<std::string*, 4> into{&m.id, &m.cluster_address, &m.public_address, &m.cluster};
+  // `cluster` is optional: members of a version before the cluster marker have none.
+  bool read = detail::read_strict_object(json, max_member_bytes, names, 0b0111,
+                                         [&](std::size_t i, dom::element v) {
+                                           std::string_view s;
+                                           if (v.get_string().get(s)) return false;
+                                           *into[i] = s;
+                                           return true;
+                                         });
+  if (!read || !valid(m)) return std::nullopt;
   return m;
 }
 

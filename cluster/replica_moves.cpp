@@ -1,6 +1,6 @@
 #include "cluster/replica_moves.hpp"
 
-#include <simdjson.h>
+#include "cluster/detail/strict_object.hpp"
 
 #include <algorithm>
 #include <map>
@@ -153,22 +153,6 @@ drain_plan plan_drain(const assignments& current, const std::set<std::string>& d
   return plan;
 }
 
-namespace {
-
-/// A request key's value as a JSON object, bounded before it is parsed; valid until the next
-/// call on this thread.
-std::optional<dom::object> request_object(std::string_view json) {
-  if (json.size() > max_request_bytes) return std::nullopt;
-  thread_local dom::parser parser(max_request_bytes);
-  dom::element doc;
-  dom::object o;
-  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
-    return std::nullopt;
-  return o;
-}
-
-}  // namespace
-
 std::string encode(const move_request& m) {
   std::string out;
   json_writer w(out);
@@ -177,19 +161,16 @@ std::string encode(const move_request& m) {
 }
 
 std::optional<move_request> decode_move(std::string_view json) {
-  auto o = request_object(json);
-  if (!o) return std::nullopt;
+  static constexpr std::array<std::string_view, 2> names{"to", "from"};
   move_request m;
-  unsigned seen = 0;  // a bit per field: each exactly once
-  for (auto [k, v] : *o) {
-    unsigned bit = k == "to" ? 1 : k == "from" ? 2 : 0;
-    std::string_view s;
-    if (bit == 0 || (seen & bit) || v.get_string().get(s)) return std::nullopt;
-    seen |= bit;
-    (bit == 1 ? m.to : m.from) = s;
-  }
-  if (seen != 3 || !valid_name(m.to) || (!m.from.empty() && !valid_name(m.from)))
-    return std::nullopt;
+  bool read = detail::read_strict_object(json, max_request_bytes, names, 0b11,
+                                         [&](std::size_t i, dom::element v) {
+                                           std::string_view s;
+                                           if (v.get_string().get(s)) return false;
+                                           (i == 0 ? m.to : m.from) = s;
+                                           return true;
+                                         });
+  if (!read || !valid_name(m.to) || (!m.from.empty() && !valid_name(m.from))) return std::nullopt;
   return m;
 }
 
@@ -204,25 +185,19 @@ std::string encode(const drain_request& d) {
 }
 
 std::optional<drain_request> decode_drain(std::string_view json) {
-  auto o = request_object(json);
-  if (!o) return std::nullopt;
+  static constexpr std::array<std::string_view, 2> names{"grace_ms", "finished"};
   drain_request d;
-  unsigned seen = 0;
-  for (auto [k, v] : *o) {
-    unsigned bit = k == "grace_ms" ? 1 : k == "finished" ? 2 : 0;
-    if (bit == 0 || (seen & bit)) return std::nullopt;
-    seen |= bit;
-    if (bit == 1) {
-      std::int64_t ms = 0;
-      if (v.get_int64().get(ms) || ms < 0 ||
-          ms > std::chrono::duration_cast<std::chrono::milliseconds>(max_grace).count())
-        return std::nullopt;
-      d.grace = std::chrono::milliseconds(ms);
-    } else if (v.get_bool().get(d.finished)) {
-      return std::nullopt;
-    }
-  }
-  if (seen != 3) return std::nullopt;
+  bool read = detail::read_strict_object(
+      json, max_request_bytes, names, 0b11, [&](std::size_t i, dom::element v) {
+        if (i == 1) return !v.get_bool().get(d.finished);
+        std::int64_t ms = 0;
+        if (v.get_int64().get(ms) || ms < 0 ||
+            ms > std::chrono::duration_cast<std::chrono::milliseconds>(max_grace).count())
+          return false;
+        d.grace = std::chrono::milliseconds(ms);
+        return true;
+      });
+  if (!read) return std::nullopt;
   return d;
 }
 

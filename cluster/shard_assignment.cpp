@@ -1,6 +1,6 @@
 #include "cluster/shard_assignment.hpp"
 
-#include <simdjson.h>
+#include "cluster/detail/strict_object.hpp"
 
 #include <algorithm>
 
@@ -71,33 +71,25 @@ std::string encode(const shard_assignment& a) {
 }
 
 std::optional<shard_assignment> decode_assignment(std::string_view json) {
-  if (json.size() > max_encoded_bytes) return std::nullopt;
-  thread_local dom::parser parser(max_encoded_bytes);
-  dom::element doc;
-  dom::object o;
-  if (parser.parse(json.data(), json.size(), true).get(doc) || doc.get_object().get(o))
-    return std::nullopt;
+  static constexpr std::array<std::string_view, 4> names{"epoch", "leader", "replicas", "isr"};
   shard_assignment a;
-  std::size_t fields = 0;
-  for (auto [k, v] : o) {
-    ++fields;
-    std::string_view s;
-    if (k == "epoch") {
-      if (v.get_uint64().get(a.epoch)) return std::nullopt;
-    } else if (k == "leader") {
-      if (v.get_string().get(s)) return std::nullopt;
-      a.leader = s;
-    } else if (k == "replicas") {
-      if (!a.replicas.empty() || !read_ids(v, a.replicas)) return std::nullopt;
-    } else if (k == "isr") {
-      if (!a.isr.empty() || !read_ids(v, a.isr)) return std::nullopt;
-    } else {
-      return std::nullopt;
-    }
-  }
-  // Four fields, each once: a repeated one would be read twice above (arrays refuse a second
-  // time; a repeated scalar is caught by the count).
-  if (fields != 4 || !valid(a)) return std::nullopt;
+  bool read = detail::read_strict_object(json, max_encoded_bytes, names, 0b1111,
+                                         [&](std::size_t i, dom::element v) {
+                                           std::string_view s;
+                                           switch (i) {
+                                             case 0:
+                                               return !v.get_uint64().get(a.epoch);
+                                             case 1:
+                                               if (v.get_string().get(s)) return false;
+                                               a.leader = s;
+                                               return true;
+                                             case 2:
+                                               return read_ids(v, a.replicas);
+                                             default:
+                                               return read_ids(v, a.isr);
+                                           }
+                                         });
+  if (!read || !valid(a)) return std::nullopt;
   return a;
 }
 

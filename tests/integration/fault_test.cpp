@@ -469,7 +469,11 @@ void run_round(fault f, std::size_t round) {
   ws_client probe(c.port(survivors[0]));
   probe.hello("prober");
   std::int64_t next_id = 1;
-  REQUIRE(send_until_acked(probe, next_id, probe_room, "before", 10s).str("op") == "ack");
+  {
+    auto before = send_until_acked(probe, next_id, probe_room, "before", 10s);
+    INFO("the probe's answer: " << before.json());
+    REQUIRE(before.str("op") == "ack");
+  }
   // Two of the bench's progress lines: it is writing.
   if (!bench_out.wait(20s, [](const std::string& out) {
         auto n = 0;

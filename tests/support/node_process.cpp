@@ -17,11 +17,12 @@
 // The listener interface below (node_logs_on_failure).
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -31,33 +32,40 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// What the nodes of the running test case wrote, kept once they are gone, so that a failed
-// test shows their logs (a CI run's only record of why a cluster test failed): the last 48 KiB
-// of each, for the last 12 nodes.
-std::mutex kept_mtx;
-std::vector<std::pair<std::string, std::string>> kept;  // the node, the tail of its output
+// What the nodes of the running test case wrote, so that a failed test shows their logs (a CI
+// run's only record of why a cluster test failed): at its first failed assertion, the last
+// 48 KiB of every node still running and of the last 12 that ended in this test case.
+constexpr std::size_t shown_tail = 48 * 1024;
+std::mutex nodes_mtx;
+std::set<node_process*> live_nodes;
+std::vector<std::pair<std::string, std::string>> ended_nodes;  // the node, its output's tail
+bool nodes_shown = false;                                      // for this test case
 
-void keep_output(std::string node, const std::string& text) {
-  constexpr std::size_t tail = 48 * 1024;
-  std::lock_guard lock(kept_mtx);
-  if (kept.size() >= 12) kept.erase(kept.begin());
-  kept.emplace_back(std::move(node), text.size() > tail ? text.substr(text.size() - tail) : text);
+std::string tail_of(const std::string& text) {
+  return text.size() > shown_tail ? text.substr(text.size() - shown_tail) : text;
+}
+
+void show(const std::string& node, const std::string& tail) {
+  std::fprintf(stderr, "---- %s wrote (its last %zu bytes) ----\n%s\n---- end of %s ----\n",
+               node.c_str(), tail.size(), tail.c_str(), node.c_str());
 }
 
 class node_logs_on_failure : public Catch::TestEventListenerBase {
  public:
   using TestEventListenerBase::TestEventListenerBase;
   void testCaseStarting(const Catch::TestCaseInfo&) override {
-    std::lock_guard lock(kept_mtx);
-    kept.clear();
+    std::lock_guard lock(nodes_mtx);
+    ended_nodes.clear();
+    nodes_shown = false;
   }
-  void testCaseEnded(const Catch::TestCaseStats& stats) override {
-    std::lock_guard lock(kept_mtx);
-    if (stats.totals.assertions.failed > 0)
-      for (auto& [node, text] : kept)
-        std::fprintf(stderr, "---- %s wrote (its last %zu bytes) ----\n%s\n---- end of %s ----\n",
-                     node.c_str(), text.size(), text.c_str(), node.c_str());
-    kept.clear();
+  bool assertionEnded(const Catch::AssertionStats& stats) override {
+    if (stats.assertionResult.isOk()) return true;
+    std::lock_guard lock(nodes_mtx);
+    if (nodes_shown) return true;
+    nodes_shown = true;
+    for (auto& [node, tail] : ended_nodes) show(node, tail);
+    for (auto* n : live_nodes) show(n->name() + " (running)", tail_of(n->output()));
+    return true;
   }
 };
 
@@ -107,16 +115,27 @@ node_process::node_process(const std::string& data_dir, std::vector<std::string>
   admin_port_ = static_cast<std::uint16_t>(std::stoi(m[2]));
   if (m[3].matched) cluster_port_ = static_cast<std::uint16_t>(std::stoi(m[3]));
   output_ = std::make_unique<child_output>(out_fd_, std::move(seen));
+  std::lock_guard lock(nodes_mtx);
+  live_nodes.insert(this);
+}
+
+std::string node_process::name() const {
+  return "node public 127.0.0.1:" + std::to_string(port_) + " admin " + std::to_string(admin_port_);
 }
 
 node_process::~node_process() {
   // A graceful stop: the shutdown path runs after every test, and under ASan so does the leak
   // check at exit, whose report stop() turns into a failure.
+  {
+    std::lock_guard lock(nodes_mtx);
+    live_nodes.erase(this);
+  }
   if (pid_ > 0) stop(SIGTERM);
-  if (output_)
-    keep_output("node public 127.0.0.1:" + std::to_string(port_) + " admin " +
-                    std::to_string(admin_port_),
-                output_->text());
+  if (output_) {
+    std::lock_guard lock(nodes_mtx);
+    if (ended_nodes.size() >= 12) ended_nodes.erase(ended_nodes.begin());
+    ended_nodes.emplace_back(name(), tail_of(output_->text()));
+  }
   output_.reset();  // the node has exited: its reader is at the end of the pipe
   if (out_fd_ >= 0) close(out_fd_);
 }

@@ -27,6 +27,8 @@ class node_process {
   std::uint16_t cluster_port() const { return cluster_port_; }
   /// The process id while it runs.
   int pid() const { return pid_; }
+  /// Names the node in a failed test's output: its public and admin ports.
+  std::string name() const;
 
   /// Sends `sig` and waits (bounded) for the exit; returns the exit status (128+sig if killed).
   int stop(int sig);

@@ -23,6 +23,7 @@
 #include "core/admin_error.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/process.hpp"
 #include "core/replies.hpp"
 #include "core/token.hpp"
 #include "core/units.hpp"
@@ -136,7 +137,10 @@ std::optional<std::string> node::start() {
   if (auto err = gateway_->start()) return err;
   read_->start();
   if (auto err = resume_deletions(true)) return err;
-  trimmer_ = std::thread([this] { trim_memory(); });
+  trimmer_ = std::thread([this] {
+    name_this_thread("kaiwa-trim");
+    trim_memory();
+  });
   // Rooms recover lazily on activation, so the node is ready as soon as it listens.
   ready_ = true;
   return std::nullopt;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cluster/detail/etcd_json.hpp"
+#include "core/process.hpp"
 
 namespace kaiwa::cluster {
 
@@ -529,7 +530,10 @@ struct watcher::state {
 };
 
 watcher::watcher(std::shared_ptr<state> s) : state_(std::move(s)) {
-  state_->thread = std::thread([s = state_] { s->run(); });
+  state_->thread = std::thread([s = state_] {
+    name_this_thread("kaiwa-etcd");
+    s->run();
+  });
 }
 
 watcher::~watcher() { stop(); }

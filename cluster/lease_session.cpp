@@ -7,6 +7,7 @@
 
 #include "cluster/etcd_client.hpp"
 #include "core/log.hpp"
+#include "core/process.hpp"
 
 namespace kaiwa::cluster {
 
@@ -93,7 +94,10 @@ result<std::unique_ptr<lease_session>> lease_session::open(etcd_client& client, 
       client, granted->id, ttl,
       std::chrono::duration_cast<std::chrono::milliseconds>(ttl) / cfg.renewals, std::move(lost));
   s->set_until(asked + ttl);
-  s->thread = std::thread([s] { s->run(); });
+  s->thread = std::thread([s] {
+    name_this_thread("kaiwa-lease");
+    s->run();
+  });
   return std::unique_ptr<lease_session>(new lease_session(std::move(s)));
 }
 

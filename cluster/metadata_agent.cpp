@@ -7,6 +7,7 @@
 #include "cluster/detail/metadata_state.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/process.hpp"
 
 namespace kaiwa::cluster {
 
@@ -281,7 +282,10 @@ result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cf
   auto from = l->revision + 1;
   st->adopt(std::move(*l));
   st->start_watch(from);
-  st->worker = std::thread([st] { st->run(); });
+  st->worker = std::thread([st] {
+    name_this_thread("kaiwa-metadata");
+    st->run();
+  });
   return std::unique_ptr<metadata_agent>(new metadata_agent(std::move(s)));
 }
 

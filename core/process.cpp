@@ -1,5 +1,6 @@
 #include "core/process.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
 
@@ -122,6 +123,12 @@ cpu_budget available_cpus() {
   b.quota = cgroup_quota();
   b.cpus = budget_cpus(b.affinity, b.quota, b.online);
   return b;
+}
+
+void name_this_thread(std::string_view name) noexcept {
+  char buf[16] = {};
+  name.copy(buf, sizeof buf - 1);
+  pthread_setname_np(pthread_self(), buf);
 }
 
 }  // namespace kaiwa

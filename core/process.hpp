@@ -31,4 +31,8 @@ std::optional<double> parse_cpu_max(std::string_view text);
 /// the affinity mask (or, unknown, the online CPUs), at least 1.
 unsigned budget_cpus(unsigned affinity, std::optional<double> quota, unsigned online);
 
+/// Names the calling thread as `top -H`, `ps -L` and perf show it (Linux keeps 15 bytes:
+/// longer names are cut). The node's own threads are named `kaiwa-<job>`, CAF's `caf.*`.
+void name_this_thread(std::string_view name) noexcept;
+
 }  // namespace kaiwa

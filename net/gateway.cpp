@@ -270,7 +270,10 @@ std::optional<std::string> gateway::start() {
   if (auto err = impl_->admin_listener->open(impl_->st.cfg.admin)) return err;
   for (auto& l : impl_->lanes) {
     impl_->guards.push_back(asio::make_work_guard(l->ioc));
-    impl_->threads.emplace_back([&ioc = l->ioc] { ioc.run(); });
+    impl_->threads.emplace_back([&ioc = l->ioc, n = impl_->threads.size()] {
+      name_this_thread("kaiwa-io-" + std::to_string(n));
+      ioc.run();
+    });
   }
   return std::nullopt;
 }

@@ -16,6 +16,7 @@
 
 #include "core/bytes.hpp"
 #include "core/log.hpp"
+#include "core/process.hpp"
 #include "storage/journal.hpp"
 
 namespace kaiwa::read {
@@ -642,7 +643,10 @@ void projector::start() {
   }
   w.counted = true;
   impl_->walks.push_back(w);
-  impl_->thread = std::thread([i = impl_.get()] { i->run(); });
+  impl_->thread = std::thread([i = impl_.get()] {
+    name_this_thread("kaiwa-projector");
+    i->run();
+  });
 }
 
 void projector::stop() {

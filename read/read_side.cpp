@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "core/process.hpp"
 #include "read/room_list.hpp"
 #include "read/search_index.hpp"
 #include "read/text.hpp"
@@ -177,7 +178,10 @@ void read_side::start() {
     throw std::runtime_error("search index: " + s.err().message);
   if (impl_->projector) impl_->projector->start();
   for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->cfg.query_threads); ++i)
-    impl_->threads.emplace_back([i = impl_.get()] { i->work(); });
+    impl_->threads.emplace_back([i = impl_.get()] {
+      name_this_thread("kaiwa-query");
+      i->work();
+    });
 }
 
 void read_side::stop() {

@@ -3,6 +3,7 @@
 #include "core/bytes.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/process.hpp"
 #include "storage/detail/read_access.hpp"
 #include "storage/replica_payload.hpp"
 
@@ -560,7 +561,10 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   p->write_opts.sync = cfg.sync;
   p->slow_write = cfg.slow_write;
   auto* ip = p.get();
-  p->writer = std::thread([ip] { ip->run_writer(); });
+  p->writer = std::thread([ip] {
+    name_this_thread("kaiwa-journal");
+    ip->run_writer();
+  });
   return std::unique_ptr<journal>(new journal(std::move(p)));
 }
 

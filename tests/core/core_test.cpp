@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <thread>
 
 #include "core/address.hpp"
 #include "core/admin_error.hpp"
@@ -341,4 +343,22 @@ TEST_CASE("the CPU budget: the affinity mask, capped by a cgroup quota rounded u
   auto here = kaiwa::available_cpus();
   CHECK(here.cpus >= 1);
   CHECK(here.cpus <= std::max(here.affinity, here.online));
+}
+
+TEST_CASE("a thread's name is what top -H and perf show, cut to Linux's 15 bytes") {
+  auto comm = [] {
+    std::ifstream f("/proc/thread-self/comm");
+    std::string line;
+    std::getline(f, line);
+    return line;
+  };
+  std::string seen_short, seen_long;
+  std::thread([&] {
+    kaiwa::name_this_thread("kaiwa-journal");
+    seen_short = comm();
+    kaiwa::name_this_thread("kaiwa-a-name-longer-than-fifteen");
+    seen_long = comm();
+  }).join();
+  CHECK(seen_short == "kaiwa-journal");
+  CHECK(seen_long == "kaiwa-a-name-lo");
 }

@@ -170,12 +170,15 @@ void metadata_agent::state::on_watch(const watch_update& u) {
   // Each event is applied and delivered before the next: deliveries follow revision order
   // across members, assignments and the controller (an update may hold many revisions).
   bool reconcile = false, vacant = false, register_again = false, learned = false;
-  for (auto& e : u.events) {
+  // An event is applied before its revision counts as seen: a request's waiter that finds the
+  // revision of its key's creation seen, and the key absent, takes the request as ended (its
+  // lease gone), so the two must change together (settle_waiters runs on the worker too).
+  bool lost_now = false;
+  auto apply = [&](const watch_event& e) {
     auto& key = e.kv.key;
     bool put = e.what == watch_event::type::put;
     {
       std::lock_guard lock(view_mtx);
-      seen_revision = std::max(seen_revision, e.kv.mod_revision);
       // A leader's isr change may be the step a move or a drain waits for.
       if (!requests.empty() && key.starts_with(store.shards_prefix())) reconcile = true;
     }
@@ -191,6 +194,7 @@ void metadata_agent::state::on_watch(const watch_update& u) {
         // The rest of this update (a deleted prefix's every key) is etcd's data going: the
         // view keeps what it had, the worker loads again.
         declare_lost(*problem);
+        lost_now = true;
         return;
       }
     } else if (key.starts_with(requests_prefix)) {
@@ -211,12 +215,12 @@ void metadata_agent::state::on_watch(const watch_update& u) {
           // Deleted while this node's lease holds (by hand, or with the whole prefix): it
           // registers again. A lease that ended is the lease loss's to handle.
           if (id == cfg.node && session && session->valid()) register_again = true;
-          if (members.erase(id) == 0) continue;
+          if (members.erase(id) == 0) return;
         } else if (auto member = member_of(e.kv)) {
           members[id] = std::move(*member);
         } else {
           log(log_level::error, "metadata_member_damaged", {{"key", key}});
-          continue;
+          return;
         }
         m = members;
       }
@@ -227,7 +231,7 @@ void metadata_agent::state::on_watch(const watch_update& u) {
       if (!c.ok()) {
         log(log_level::error, "metadata_assignment_damaged",
             {{"key", key}, {"error", c.err().message}});
-        continue;
+        return;
       }
       {
         std::lock_guard lock(view_mtx);
@@ -235,7 +239,7 @@ void metadata_agent::state::on_watch(const watch_update& u) {
           // Only an operator deletes one; the controller places it anew.
           log(log_level::error, "metadata_assignment_deleted", {{"key", key}});
           shards.erase(c->shard);
-          continue;
+          return;
         }
         merge(c->shard, *c->now);
       }
@@ -256,6 +260,12 @@ void metadata_agent::state::on_watch(const watch_update& u) {
       reconcile = true;
       deliver_controller();
     }
+  };
+  for (auto& e : u.events) {
+    apply(e);
+    if (lost_now) return;
+    std::lock_guard lock(view_mtx);
+    seen_revision = std::max(seen_revision, e.kv.mod_revision);
   }
   if (vacant) post(&state::campaign_posted);
   if (reconcile) post(&state::reconcile_posted);

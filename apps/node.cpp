@@ -137,10 +137,7 @@ std::optional<std::string> node::start() {
   if (auto err = gateway_->start()) return err;
   read_->start();
   if (auto err = resume_deletions(true)) return err;
-  trimmer_ = std::thread([this] {
-    name_this_thread("kaiwa-trim");
-    trim_memory();
-  });
+  trimmer_ = named_thread("kaiwa-trim", [this] { trim_memory(); });
   // Rooms recover lazily on activation, so the node is ready as soon as it listens.
   ready_ = true;
   return std::nullopt;

@@ -530,10 +530,7 @@ struct watcher::state {
 };
 
 watcher::watcher(std::shared_ptr<state> s) : state_(std::move(s)) {
-  state_->thread = std::thread([s = state_] {
-    name_this_thread("kaiwa-etcd");
-    s->run();
-  });
+  state_->thread = named_thread("kaiwa-etcd", [s = state_] { s->run(); });
 }
 
 watcher::~watcher() { stop(); }

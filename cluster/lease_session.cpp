@@ -94,10 +94,7 @@ result<std::unique_ptr<lease_session>> lease_session::open(etcd_client& client, 
       client, granted->id, ttl,
       std::chrono::duration_cast<std::chrono::milliseconds>(ttl) / cfg.renewals, std::move(lost));
   s->set_until(asked + ttl);
-  s->thread = std::thread([s] {
-    name_this_thread("kaiwa-lease");
-    s->run();
-  });
+  s->thread = named_thread("kaiwa-lease", [s] { s->run(); });
   return std::unique_ptr<lease_session>(new lease_session(std::move(s)));
 }
 

@@ -282,10 +282,7 @@ result<std::unique_ptr<metadata_agent>> metadata_agent::start(metadata_config cf
   auto from = l->revision + 1;
   st->adopt(std::move(*l));
   st->start_watch(from);
-  st->worker = std::thread([st] {
-    name_this_thread("kaiwa-metadata");
-    st->run();
-  });
+  st->worker = named_thread("kaiwa-metadata", [st] { st->run(); });
   return std::unique_ptr<metadata_agent>(new metadata_agent(std::move(s)));
 }
 

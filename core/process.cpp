@@ -38,14 +38,18 @@ std::string first_line(const std::string& path) {
   return line;
 }
 
+/// Keeps in `least` the smaller of it and `q` (either may be none).
+void keep_least(std::optional<double>& least, std::optional<double> q) {
+  if (q && (!least || *q < *least)) least = q;
+}
+
 /// The least of `quota_at(dir)` from `path` (a cgroup, "/a/b") up to the root: a parent's
 /// limit holds for every child (a container's quota is often set a level above the process).
 template <class QuotaAt>
 std::optional<double> least_up(std::string path, QuotaAt quota_at) {
   std::optional<double> least;
   for (;;) {
-    if (auto q = quota_at(path == "/" ? std::string() : path); q && (!least || *q < *least))
-      least = q;
+    keep_least(least, quota_at(path == "/" ? std::string() : path));
     if (path == "/" || path.empty()) break;
     auto slash = path.rfind('/');
     path = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
@@ -58,9 +62,6 @@ std::optional<double> least_up(std::string path, QuotaAt quota_at) {
 std::optional<double> cgroup_quota() {
   std::ifstream in("/proc/self/cgroup");
   std::optional<double> least;
-  auto take = [&](std::optional<double> q) {
-    if (q && (!least || *q < *least)) least = q;
-  };
   for (std::string line; std::getline(in, line);) {
     // "ID:CONTROLLERS:PATH"; v2's line is "0::PATH".
     auto a = line.find(':'), b = line.find(':', a + 1);
@@ -70,9 +71,9 @@ std::optional<double> cgroup_quota() {
     auto controllers = std::string_view(line).substr(a + 1, b - a - 1);
     auto path = line.substr(b + 1);
     if (controllers.empty()) {
-      take(least_up(path, [](const std::string& dir) {
-        return parse_cpu_max(first_line("/sys/fs/cgroup" + dir + "/cpu.max"));
-      }));
+      keep_least(least, least_up(path, [](const std::string& dir) {
+                   return parse_cpu_max(first_line("/sys/fs/cgroup" + dir + "/cpu.max"));
+                 }));
       continue;
     }
     bool cpu = false;
@@ -82,11 +83,11 @@ std::optional<double> cgroup_quota() {
       at = comma + 1;
     }
     if (!cpu) continue;
-    take(least_up(path, [](const std::string& dir) -> std::optional<double> {
-      auto base = "/sys/fs/cgroup/cpu" + dir;
-      return parse_cpu_max(first_line(base + "/cpu.cfs_quota_us") + ' ' +
-                           first_line(base + "/cpu.cfs_period_us"));
-    }));
+    keep_least(least, least_up(path, [](const std::string& dir) -> std::optional<double> {
+                 auto base = "/sys/fs/cgroup/cpu" + dir;
+                 return parse_cpu_max(first_line(base + "/cpu.cfs_quota_us") + ' ' +
+                                      first_line(base + "/cpu.cfs_period_us"));
+               }));
   }
   return least;
 }

@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <thread>
 
 namespace kaiwa {
 
@@ -34,5 +36,14 @@ unsigned budget_cpus(unsigned affinity, std::optional<double> quota, unsigned on
 /// Names the calling thread as `top -H`, `ps -L` and perf show it (Linux keeps 15 bytes:
 /// longer names are cut). The node's own threads are named `kaiwa-<job>`, CAF's `caf.*`.
 void name_this_thread(std::string_view name) noexcept;
+
+/// A thread that names itself `name` (as above), then runs `run`: how the node starts its own.
+template <class Run>
+std::thread named_thread(std::string name, Run run) {
+  return std::thread([name = std::move(name), run = std::move(run)]() mutable {
+    name_this_thread(name);
+    run();
+  });
+}
 
 }  // namespace kaiwa

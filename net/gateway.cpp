@@ -270,10 +270,8 @@ std::optional<std::string> gateway::start() {
   if (auto err = impl_->admin_listener->open(impl_->st.cfg.admin)) return err;
   for (auto& l : impl_->lanes) {
     impl_->guards.push_back(asio::make_work_guard(l->ioc));
-    impl_->threads.emplace_back([&ioc = l->ioc, n = impl_->threads.size()] {
-      name_this_thread("kaiwa-io-" + std::to_string(n));
-      ioc.run();
-    });
+    impl_->threads.push_back(named_thread("kaiwa-io-" + std::to_string(impl_->threads.size()),
+                                          [&ioc = l->ioc] { ioc.run(); }));
   }
   return std::nullopt;
 }

@@ -643,10 +643,7 @@ void projector::start() {
   }
   w.counted = true;
   impl_->walks.push_back(w);
-  impl_->thread = std::thread([i = impl_.get()] {
-    name_this_thread("kaiwa-projector");
-    i->run();
-  });
+  impl_->thread = named_thread("kaiwa-projector", [i = impl_.get()] { i->run(); });
 }
 
 void projector::stop() {

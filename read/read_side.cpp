@@ -178,10 +178,7 @@ void read_side::start() {
     throw std::runtime_error("search index: " + s.err().message);
   if (impl_->projector) impl_->projector->start();
   for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->cfg.query_threads); ++i)
-    impl_->threads.emplace_back([i = impl_.get()] {
-      name_this_thread("kaiwa-query");
-      i->work();
-    });
+    impl_->threads.push_back(named_thread("kaiwa-query", [i = impl_.get()] { i->work(); }));
 }
 
 void read_side::stop() {

@@ -561,10 +561,7 @@ result<std::unique_ptr<journal>> journal::open(const journal_config& cfg) {
   p->write_opts.sync = cfg.sync;
   p->slow_write = cfg.slow_write;
   auto* ip = p.get();
-  p->writer = std::thread([ip] {
-    name_this_thread("kaiwa-journal");
-    ip->run_writer();
-  });
+  p->writer = named_thread("kaiwa-journal", [ip] { ip->run_writer(); });
   return std::unique_ptr<journal>(new journal(std::move(p)));
 }
 

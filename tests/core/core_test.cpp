@@ -353,8 +353,7 @@ TEST_CASE("a thread's name is what top -H and perf show, cut to Linux's 15 bytes
     return line;
   };
   std::string seen_short, seen_long;
-  std::thread([&] {
-    kaiwa::name_this_thread("kaiwa-journal");
+  kaiwa::named_thread("kaiwa-journal", [&] {
     seen_short = comm();
     kaiwa::name_this_thread("kaiwa-a-name-longer-than-fifteen");
     seen_long = comm();

@@ -187,13 +187,7 @@ std::string send_json(int id, const std::string& room, const std::string& text) 
 /// room being moved) means "not applied, retry". Returns the ack.
 message send_until_acked(ws_client& c, std::int64_t id, const std::string& room,
                          const std::string& text) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  for (;;) {
-    auto reply = c.request(send_json(static_cast<int>(id), room, text), id);
-    if (reply.str("code") != "unavailable" || std::chrono::steady_clock::now() > deadline)
-      return reply;
-    std::this_thread::sleep_for(20ms);  // the retry interval, as the bench's
-  }
+  return c.request_while_unavailable(send_json(static_cast<int>(id), room, text), id);
 }
 
 /// Waits (bounded) until the peer ends the stream on `fd`; false if it is still open after 10 s.

@@ -204,14 +204,9 @@ struct acked_event {
 /// again fails here.
 void check_history(ws_client& c, const std::string& room, const std::vector<acked_event>& acked,
                    std::int64_t id) {
-  auto request = R"({"op":"history","id":)" + std::to_string(id) + R"(,"room":")" + room +
-                 R"(","after":0,"limit":200})";
-  auto deadline = steady::now() + 10s;
-  auto h = c.request(request, id);
-  while (h.str("code") == "unavailable" && steady::now() < deadline) {
-    std::this_thread::sleep_for(10ms);  // the client's retry interval
-    h = c.request(request, id);
-  }
+  auto h = c.request_while_unavailable(R"({"op":"history","id":)" + std::to_string(id) +
+                                           R"(,"room":")" + room + R"(","after":0,"limit":200})",
+                                       id, 10s);
   INFO(h.json());
   REQUIRE(h.str("op") == "history");
   std::map<std::int64_t, std::string> seen;

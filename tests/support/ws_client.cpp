@@ -159,6 +159,17 @@ message ws_client::request(const std::string& request_json, std::int64_t id) {
   return next_where([id](const message& m) { return m.num("id") == id; });
 }
 
+message ws_client::request_while_unavailable(const std::string& request_json, std::int64_t id,
+                                             ms limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    auto reply = request(request_json, id);
+    if (reply.str("code") != "unavailable" || std::chrono::steady_clock::now() > deadline)
+      return reply;
+    std::this_thread::sleep_for(ms(20));  // the retry interval, as the bench's
+  }
+}
+
 void ws_client::hello(const std::string& user) {
   auto m = request(R"({"op":"hello","id":-1,"user":")" + user + "\"}", -1);
   REQUIRE(m.str("op") == "welcome");

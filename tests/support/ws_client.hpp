@@ -48,6 +48,11 @@ class ws_client {
   message next_where(const std::function<bool(const message&)>& pred, ms limit = ms(10'000));
   /// Sends `request` and returns the reply carrying id `id` (skipping pushes before it).
   message request(const std::string& request_json, std::int64_t id);
+  /// request(), sent again every 20 ms (as clients retry) while it is answered `unavailable`
+  /// ("not applied": a room whose shard is moving or whose new leader does not serve yet), for
+  /// at most `limit`; the last answer.
+  message request_while_unavailable(const std::string& request_json, std::int64_t id,
+                                    ms limit = ms(20'000));
   /// hello in dev mode; fails the test unless welcomed.
   void hello(const std::string& user);
 

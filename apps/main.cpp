@@ -499,12 +499,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   // Bounded: an unbounded count (or -1, which CLI11 wraps to SIZE_MAX) would have the node
   // spawn threads until it is killed.
-  start->add_option("--io-threads", cfg.gateway.io_threads, "I/O threads (0: one per core)")
+  start
+      ->add_option("--io-threads", cfg.gateway.io_threads,
+                   "I/O threads (0: one per CPU this process may use)")
       ->check(CLI::Range(std::size_t{0}, max_threads))
       ->capture_default_str();
   start
       ->add_option("--actor-threads", cfg.rooms.threads,
-                   "Actor scheduler threads (0: one per core)")
+                   "Actor scheduler threads (0: one per CPU this process may use)")
       ->check(CLI::Range(std::size_t{0}, max_threads))
       ->capture_default_str();
   add_size(start, "--max-outbound-bytes",

@@ -2,8 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -211,4 +214,36 @@ TEST_CASE("exit codes: 0 success, 1 the operation failed, 2 a usage error") {
   CHECK(run_kaiwa({"token", "--user", "a", "--ttl", "abc"}).status == 2);
   // Nothing listens on port 1: the operation fails.
   CHECK(run_kaiwa({"status", "--admin", "http://127.0.0.1:1"}).status == 1);
+}
+
+TEST_CASE("thread pools follow the CPUs the node may use, and flags override them") {
+  temp_dir dir;
+  {
+    // The affinity mask is inherited: the node starts pinned to this process's first CPU, as
+    // under `taskset -c N`.
+    cpu_set_t was, one;
+    REQUIRE(sched_getaffinity(0, sizeof was, &was) == 0);
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &was)) {
+        CPU_SET(c, &one);
+        break;
+      }
+    REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+    std::unique_ptr<node_process> pinned;
+    try {
+      pinned = std::make_unique<node_process>(dir.str() + "/pinned");
+    } catch (...) {
+      sched_setaffinity(0, sizeof was, &was);
+      throw;
+    }
+    REQUIRE(sched_setaffinity(0, sizeof was, &was) == 0);
+    REQUIRE(pinned->wait_output("cpu_budget", std::chrono::seconds(5)));
+    auto out = pinned->output();
+    CHECK(out.find("cpu_budget cpus=1 affinity=1 ") != std::string::npos);
+    CHECK(out.find("actor_threads=1 io_lanes=1") != std::string::npos);
+  }
+  node_process chosen(dir.str() + "/chosen", {"--actor-threads", "3", "--io-threads", "2"});
+  REQUIRE(chosen.wait_output("cpu_budget", std::chrono::seconds(5)));
+  CHECK(chosen.output().find("actor_threads=3 io_lanes=2") != std::string::npos);
 }

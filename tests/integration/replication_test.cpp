@@ -145,6 +145,18 @@ class replicated_cluster {
   std::vector<std::unique_ptr<node_process>> nodes_;
 };
 
+/// Whether etcd is missing, in which case the test says so and skips.
+bool etcd_missing() {
+  if (!etcd_process::binary().empty()) return false;
+  WARN("no etcd binary (apt-get install etcd-server): skipping");
+  return true;
+}
+
+struct acked_event {
+  std::int64_t seq;
+  std::string text;
+};
+
 std::string send_json(std::int64_t id, const std::string& room, const std::string& text,
                       const std::string& cid) {
   return R"({"op":"send","id":)" + std::to_string(id) + R"(,"room":")" + room + R"(","text":")" +
@@ -175,6 +187,20 @@ class sender {
     }
   }
 
+  /// Sends `text`, requires its ack and records it in `acked` (what check_history looks for).
+  void send_acked(const std::string& room, const std::string& text, std::vector<acked_event>& acked,
+                  std::chrono::milliseconds limit = 20s) {
+    auto ack = send(room, text, limit);
+    REQUIRE(ack.str("op") == "ack");
+    acked.push_back({ack.num("seq"), text});
+  }
+
+  /// send_acked() of `prefix` + k for k from `first` to `last`, in order.
+  void send_numbered(const std::string& room, const std::string& prefix, int first, int last,
+                     std::vector<acked_event>& acked, std::chrono::milliseconds limit = 20s) {
+    for (int k = first; k <= last; ++k) send_acked(room, prefix + std::to_string(k), acked, limit);
+  }
+
  private:
   /// The reply to request `id` (others, and pushes, skipped) until `until`.
   std::optional<message> reply_to(std::int64_t id, steady::time_point until) {
@@ -189,11 +215,6 @@ class sender {
 
   ws_client& c_;
   std::int64_t next_id_ = 1'000;
-};
-
-struct acked_event {
-  std::int64_t seq;
-  std::string text;
 };
 
 /// Every acked event once, in order, with its text, and nothing else in between: the room's
@@ -231,10 +252,7 @@ TEST_CASE(
     "replicated: kill -9 of a room's leader loses no acked event, and another replica "
     "takes writes within seconds",
     "[replication]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   const std::string room = "lobby";
   auto leader = c.wait_leader(room, 0, "");
@@ -245,19 +263,12 @@ TEST_CASE(
   sender client_sends(client);
 
   std::vector<acked_event> acked;
-  for (std::int64_t k = 1; k <= 30; ++k) {
-    auto text = "before-" + std::to_string(k);
-    auto ack = client_sends.send(room, text);
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), text});
-  }
+  client_sends.send_numbered(room, "before-", 1, 30, acked);
 
   auto killed_at = steady::now();
   REQUIRE(c.node(replicated_cluster::index(leader)).stop(SIGKILL) == 128 + SIGKILL);
-  auto ack = client_sends.send(room, "after", 30s);
+  client_sends.send_acked(room, "after", acked, 30s);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
-  REQUIRE(ack.str("op") == "ack");
-  acked.push_back({ack.num("seq"), "after"});
   WARN("kill -9 of the leader -> the room acked again after " << took.count() << " ms");
   CHECK(took < 10s);  // the issue's target is p99 <= 2 s over `make soak`'s rounds
   CHECK(c.leader_of(room, via) != leader);
@@ -269,17 +280,12 @@ TEST_CASE(
   ws_client back(c.node(replicated_cluster::index(leader)).port());
   back.hello("bob");
   sender back_sends(back);
-  auto more = back_sends.send(room, "from the returned node");
-  REQUIRE(more.str("op") == "ack");
-  acked.push_back({more.num("seq"), "from the returned node"});
+  back_sends.send_acked(room, "from the returned node", acked);
   check_history(back, room, acked, 301);
 }
 
 TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)", "[replication]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   const std::string room = "quiet";
   auto leader = c.wait_leader(room, 0, "");
@@ -289,18 +295,10 @@ TEST_CASE("replicated: a killed follower doesn't stop acks (min in-sync 2 of 3)"
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  for (std::int64_t k = 1; k <= 10; ++k) {
-    auto ack = client_sends.send(room, "a" + std::to_string(k));
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
-  }
+  client_sends.send_numbered(room, "a", 1, 10, acked);
   REQUIRE(c.node(follower).stop(SIGKILL) == 128 + SIGKILL);
   auto killed_at = steady::now();
-  for (std::int64_t k = 11; k <= 30; ++k) {
-    auto ack = client_sends.send(room, "b" + std::to_string(k));
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), "b" + std::to_string(k)});
-  }
+  client_sends.send_numbered(room, "b", 11, 30, acked);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
   WARN("a follower killed: 20 sends acked in " << took.count() << " ms");
   // Its connection closed, so the leader drops it from the isr at once: no write waits the
@@ -321,10 +319,7 @@ TEST_CASE(
     "replicated: a leader paused past its lease is replaced, and acks nothing when it "
     "wakes",
     "[replication]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   const std::string room = "sleepy";
   auto leader = c.wait_leader(room, 0, "");
@@ -334,11 +329,7 @@ TEST_CASE(
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  for (std::int64_t k = 1; k <= 10; ++k) {
-    auto ack = client_sends.send(room, "a" + std::to_string(k));
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
-  }
+  client_sends.send_numbered(room, "a", 1, 10, acked);
   // A client of the paused node itself: its send waits in the paused process.
   ws_client stale(c.node(li).port());
   stale.hello("bob");
@@ -358,10 +349,8 @@ TEST_CASE(
   INFO(answer.json());
   CHECK((answer.str("code") == "timeout" || answer.str("op") == "ack"));
   CHECK(answered_after < 4s);
-  auto ack = client_sends.send(room, "after", 30s);
+  client_sends.send_acked(room, "after", acked, 30s);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - paused_at);
-  REQUIRE(ack.str("op") == "ack");
-  acked.push_back({ack.num("seq"), "after"});
   WARN("SIGSTOP of the leader -> the room acked again after " << took.count() << " ms");
   CHECK(took < 15s);  // the issue's target is p99 <= 4 s over `make soak`'s rounds
 
@@ -397,10 +386,7 @@ TEST_CASE("replicated: a node whose etcd can't be reached refuses to start, and 
 
 TEST_CASE("replicated: a node stopped with SIGTERM hands its shards over and exits",
           "[replication]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   const std::string room = "handover";
   auto leader = c.wait_leader(room, 0, "");
@@ -410,18 +396,12 @@ TEST_CASE("replicated: a node stopped with SIGTERM hands its shards over and exi
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  for (std::int64_t k = 1; k <= 5; ++k) {
-    auto ack = client_sends.send(room, "a" + std::to_string(k));
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
-  }
+  client_sends.send_numbered(room, "a", 1, 5, acked);
   auto stopping = steady::now();
   CHECK(c.node(li).stop(SIGTERM) == 0);
   CHECK(steady::now() - stopping < 10s);
   // Its lease was revoked as it stopped: the room takes writes again at once, not at expiry.
-  auto ack = client_sends.send(room, "after");
-  REQUIRE(ack.str("op") == "ack");
-  acked.push_back({ack.num("seq"), "after"});
+  client_sends.send_acked(room, "after", acked);
   check_history(client, room, acked, 100);
 }
 
@@ -429,10 +409,7 @@ TEST_CASE(
     "replicated: kill -9 of the node that is both the controller and a room's leader: the "
     "others revoke its lease at once, and another replica takes writes within a second",
     "[replication]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   c.wait_leader("lobby", 0, "");  // placed
   auto controller = c.wait_controller(0);
@@ -443,18 +420,12 @@ TEST_CASE(
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  for (std::int64_t k = 1; k <= 20; ++k) {
-    auto ack = client_sends.send(room, "a" + std::to_string(k));
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
-  }
+  client_sends.send_numbered(room, "a", 1, 20, acked);
 
   auto killed_at = steady::now();
   REQUIRE(c.node(ci).stop(SIGKILL) == 128 + SIGKILL);
-  auto ack = client_sends.send(room, "after", 30s);
+  client_sends.send_acked(room, "after", acked, 30s);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
-  REQUIRE(ack.str("op") == "ack");
-  acked.push_back({ack.num("seq"), "after"});
   WARN("kill -9 of the controller and leader -> the room acked again after " << took.count()
                                                                              << " ms");
   // Its lease would expire only 1.5-2.5 s after the kill (its last renewal, etcd's 500 ms
@@ -469,10 +440,7 @@ TEST_CASE(
     "replicated: a leader (the controller too) killed and restarted at once, within its lease: "
     "its rooms ack again within seconds, nothing acked is lost, and it takes writes again",
     "[replication]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   c.wait_leader("lobby", 0, "");
   auto controller = c.wait_controller(0);
@@ -483,20 +451,14 @@ TEST_CASE(
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  for (std::int64_t k = 1; k <= 20; ++k) {
-    auto ack = client_sends.send(room, "a" + std::to_string(k));
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), "a" + std::to_string(k)});
-  }
+  client_sends.send_numbered(room, "a", 1, 20, acked);
 
   auto killed_at = steady::now();
   REQUIRE(c.node(li).stop(SIGKILL) == 128 + SIGKILL);
   c.start(li);  // registers again under a new lease while the old one still runs
   auto restarted = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
-  auto ack = client_sends.send(room, "after", 30s);
+  client_sends.send_acked(room, "after", acked, 30s);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
-  REQUIRE(ack.str("op") == "ack");
-  acked.push_back({ack.num("seq"), "after"});
   WARN("kill -9 and restart (listening again after "
        << restarted.count() << " ms) of the leader -> acked again after " << took.count() << " ms");
   CHECK(took < 5s);
@@ -507,12 +469,7 @@ TEST_CASE(
   ws_client back(c.node(li).port());
   back.hello("bob");
   sender back_sends(back);
-  for (std::int64_t k = 1; k <= 5; ++k) {
-    auto text = "back-" + std::to_string(k);
-    auto more = back_sends.send(room, text);
-    REQUIRE(more.str("op") == "ack");
-    acked.push_back({more.num("seq"), text});
-  }
+  back_sends.send_numbered(room, "back-", 1, 5, acked);
   check_history(back, room, acked, 200);
   check_history(client, room, acked, 201);
 }
@@ -580,10 +537,7 @@ TEST_CASE(
     "replicated: kaiwa move of a room's shard to a node that holds no replica while a client "
     "writes, then a drain of the new leader: every acked event once, in order",
     "[replication][moves]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   // Replication factor 2 on three nodes: each shard has a node to move to.
   replicated_cluster c(3, {"--replication-factor", "2", "--min-insync", "2"});
   const std::string room = "moving";
@@ -651,10 +605,7 @@ TEST_CASE(
 // everything.
 TEST_CASE("replicated: a node on a wiped data dir refuses to start while it holds replicas",
           "[replication]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   const std::string room = "lobby";
   auto leader = c.wait_leader(room, 0, "");
@@ -663,12 +614,7 @@ TEST_CASE("replicated: a node on a wiped data dir refuses to start while it hold
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  for (std::int64_t k = 1; k <= 150; ++k) {  // one history page
-    auto text = "w" + std::to_string(k);
-    auto ack = client_sends.send(room, text);
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), text});
-  }
+  client_sends.send_numbered(room, "w", 1, 150, acked);  // one history page
   std::size_t fi = (li + 1) % 3;  // every node holds a replica of every shard (factor 3)
   REQUIRE(c.node(fi).stop(SIGKILL) == 128 + SIGKILL);
   std::filesystem::remove_all(c.dir(fi));
@@ -725,10 +671,7 @@ void forge_appends(std::uint16_t cluster_port, const std::string& as) {
 // lease revoked and its shards failed over.
 TEST_CASE("replicated: a process on the cluster port that is no member can't stop writes",
           "[replication][hostile]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   const std::string room = "lobby";
   auto leader = c.wait_leader(room, 0, "");
@@ -737,15 +680,10 @@ TEST_CASE("replicated: a process on the cluster port that is no member can't sto
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  auto send = [&](const std::string& text) {
-    auto ack = client_sends.send(room, text, 5s);
-    REQUIRE(ack.str("op") == "ack");
-    acked.push_back({ack.num("seq"), text});
-  };
-  send("before");
+  client_sends.send_acked(room, "before", acked, 5s);
   for (std::size_t i = 0; i < 3; ++i) forge_appends(c.node(i).cluster_port(), "x9");
   forge_appends(c.node(li).cluster_port(), replicated_cluster::id((li + 1) % 3));
-  for (int k = 0; k < 20; ++k) send("after-" + std::to_string(k));
+  client_sends.send_numbered(room, "after-", 0, 19, acked, 5s);
   CHECK(c.leader_of(room, li) == leader);
   check_history(client, room, acked, 100);
 }
@@ -786,10 +724,7 @@ TEST_CASE(
     "logged, no shard is placed anew over their data, and a restore from the backup brings "
     "failover back with every acked event",
     "[replication][wipe]") {
-  if (etcd_process::binary().empty()) {
-    WARN("no etcd binary (apt-get install etcd-server): skipping");
-    return;
-  }
+  if (etcd_missing()) return;
   replicated_cluster c(3);
   const std::string room = "wiped";
   auto leader = c.wait_leader(room, 0, "");
@@ -799,22 +734,14 @@ TEST_CASE(
   client.hello("alice");
   sender client_sends(client);
   std::vector<acked_event> acked;
-  auto write = [&](const std::string& prefix, int n) {
-    for (int k = 1; k <= n; ++k) {
-      auto text = prefix + std::to_string(k);
-      auto ack = client_sends.send(room, text);
-      REQUIRE(ack.str("op") == "ack");
-      acked.push_back({ack.num("seq"), text});
-    }
-  };
-  write("a", 20);
+  client_sends.send_numbered(room, "a", 1, 20, acked);
 
   // The routine backup (etcdctl snapshot save; here a copy of its data dir while stopped).
   auto data = c.etcd_dir(), backup = data + "-backup";
   c.etcd().stop();
   std::filesystem::copy(data, backup, std::filesystem::copy_options::recursive);
   c.etcd().start();
-  write("b", 5);
+  client_sends.send_numbered(room, "b", 1, 5, acked);
 
   // etcd's data is lost: it starts again on an empty data dir.
   c.etcd().stop();
@@ -844,7 +771,7 @@ TEST_CASE(
     return m.ok() && m->kvs.size() == 3 && k.ok() && k->kvs.size() == 1;
   }));
   // The room's leader keeps its shard (its in-sync replicas are all up): writes go on.
-  write("c", 5);
+  client_sends.send_numbered(room, "c", 1, 5, acked);
   std::this_thread::sleep_for(2s);  // a negative check: two controller rounds pass
   auto shards = etcd.range("/kaiwa/shards/");
   REQUIRE(shards.ok());
@@ -860,7 +787,7 @@ TEST_CASE(
     INFO("node " << replicated_cluster::id(i));
     REQUIRE(within(15s, [&] { return says_metadata_fine(c.node(i)); }));
   }
-  write("d", 5);
+  client_sends.send_numbered(room, "d", 1, 5, acked);
   // Failover works again: the room's leader is killed and another replica takes its writes
   // with every acked event.
   leader = c.wait_leader(room, via, "");
@@ -870,8 +797,6 @@ TEST_CASE(
   after.hello("bob");
   sender after_sends(after);
   REQUIRE(c.node(li).stop(SIGKILL) == 128 + SIGKILL);
-  auto ack = after_sends.send(room, "after", 30s);
-  REQUIRE(ack.str("op") == "ack");
-  acked.push_back({ack.num("seq"), "after"});
+  after_sends.send_acked(room, "after", acked, 30s);
   check_history(after, room, acked, 500);
 }

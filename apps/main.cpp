@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -236,6 +237,33 @@ const std::string secret_instead =
 /// The most threads a thread-count option may ask for (--io-threads, --actor-threads, bench's
 /// --threads): far above any core count, far below what the OS refuses.
 constexpr std::size_t max_threads = 1024;
+/// bench's fanout and rooms: the most connections one run may make (rooms x (publishers +
+/// subscribers)), far above what one process's open-files limit allows, and low enough that
+/// counting them can't overflow nor their table exhaust memory before the first connect.
+constexpr std::size_t max_bench_connections = 1'000'000;
+/// Sends in flight per publisher: a publisher makes its whole window at once, in one handler, so
+/// a window of billions would allocate until the process died.
+constexpr std::size_t max_bench_window = 100'000;
+/// The largest text a bench send carries: the protocol's largest `text` (16384 bytes, PROTOCOL.md
+/// "send"); a bigger one is refused with too_large and nothing would be measured.
+constexpr std::size_t max_bench_payload = 16384;
+
+/// An offered rate in msgs/s: 0 (as fast as acks come) or 0.01 to 100,000,000, finite. Below
+/// that, a publisher's period overflows the clock and it would send unpaced; NaN and inf are
+/// not rates (and would print as invalid JSON).
+CLI::Validator offered_rate() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double v = 0;
+        auto* end = text.data() + text.size();
+        auto r = std::from_chars(text.data(), end, v);
+        if (r.ec != std::errc{} || r.ptr != end || !std::isfinite(v) || v < 0 ||
+            (v != 0 && v < 0.01) || v > 1e8)
+          return "'" + text + "' is not a rate: 0 (as fast as acks come) or 0.01 to 100000000";
+        return {};
+      },
+      "0 or 0.01 to 1e8", "offered rate");
+}
 const std::string name_rule = "1 to 128 chars of [A-Za-z0-9_.:@-]";
 const std::string admin_token_instead =
     "set KAIWA_ADMIN_TOKEN, or --admin-token-file PATH (config key admin-token-file)";
@@ -965,19 +993,41 @@ int main(int argc, char** argv) {
     run.admin = {fix(adm.host), adm.port};
   };
 
+  // fanout's and rooms' shared load options, checked so that a run either can run or is refused.
+  auto add_pubsub_load = [](CLI::App* s, bench::pubsub_config& c) {
+    s->add_option("--payload", c.payload, "Text bytes")
+        ->check(CLI::Range(std::size_t{0}, max_bench_payload))
+        ->capture_default_str();
+    s->add_option("--rate", c.rate, "Offered msgs/s in total (0: max)")
+        ->check(offered_rate())
+        ->capture_default_str();
+    s->add_option("--window", c.window, "Sends in flight per publisher")
+        ->check(CLI::Range(std::size_t{1}, max_bench_window))
+        ->capture_default_str();
+  };
+  // Each count is bounded alone; their product, the connections, is bounded too (and can't
+  // overflow: each factor is at most max_bench_connections).
+  auto check_pubsub_connections = [](const bench::pubsub_config& c) {
+    if (c.rooms * (c.publishers + c.subscribers) > max_bench_connections)
+      throw CLI::ValidationError(
+          "--subscribers",
+          fmt::format("{} rooms x ({} publishers + {} subscribers) is more than {} connections",
+                      c.rooms, c.publishers, c.subscribers, max_bench_connections));
+  };
   bench::pubsub_config fanout_cfg;
   fanout_cfg.subscribers = 1000;
   fanout_cfg.publishers = 1;
   auto* fanout = bench_cmd->add_subcommand("fanout", "1 room, S subscribers, P publishers");
   common(fanout);
-  fanout->add_option("--subscribers", fanout_cfg.subscribers, "Subscribers")->capture_default_str();
-  fanout->add_option("--publishers", fanout_cfg.publishers, "Publishers")->capture_default_str();
-  fanout->add_option("--payload", fanout_cfg.payload, "Text bytes")->capture_default_str();
-  fanout->add_option("--rate", fanout_cfg.rate, "Offered msgs/s in total (0: max)")
+  fanout->add_option("--subscribers", fanout_cfg.subscribers, "Subscribers")
+      ->check(CLI::Range(std::size_t{0}, max_bench_connections))
       ->capture_default_str();
-  fanout->add_option("--window", fanout_cfg.window, "Sends in flight per publisher")
+  fanout->add_option("--publishers", fanout_cfg.publishers, "Publishers")
+      ->check(CLI::Range(std::size_t{1}, max_bench_connections))
       ->capture_default_str();
+  add_pubsub_load(fanout, fanout_cfg);
   fanout->callback([&] {
+    check_pubsub_connections(fanout_cfg);
     resolve();
     std::exit(bench::run_pubsub(run, fanout_cfg, "fanout"));
   });
@@ -987,16 +1037,16 @@ int main(int argc, char** argv) {
   auto* rooms_cmd =
       bench_cmd->add_subcommand("rooms", "R rooms, each with its publishers and subscribers");
   common(rooms_cmd);
-  rooms_cmd->add_option("--rooms", rooms_cfg.rooms, "Rooms")->capture_default_str();
+  rooms_cmd->add_option("--rooms", rooms_cfg.rooms, "Rooms")
+      ->check(CLI::Range(std::size_t{1}, max_bench_connections))
+      ->capture_default_str();
   rooms_cmd->add_option("--publishers", rooms_cfg.publishers, "Publishers per room")
+      ->check(CLI::Range(std::size_t{1}, max_bench_connections))
       ->capture_default_str();
   rooms_cmd->add_option("--subscribers", rooms_cfg.subscribers, "Subscribers per room")
+      ->check(CLI::Range(std::size_t{0}, max_bench_connections))
       ->capture_default_str();
-  rooms_cmd->add_option("--payload", rooms_cfg.payload, "Text bytes")->capture_default_str();
-  rooms_cmd->add_option("--rate", rooms_cfg.rate, "Offered msgs/s in total (0: max)")
-      ->capture_default_str();
-  rooms_cmd->add_option("--window", rooms_cfg.window, "Sends in flight per publisher")
-      ->capture_default_str();
+  add_pubsub_load(rooms_cmd, rooms_cfg);
   rooms_cmd
       ->add_option("--resend-after", rooms_cfg.resend_ms,
                    "Sends carry a cid; one answered timeout or unanswered after MS is sent again "
@@ -1005,6 +1055,7 @@ int main(int argc, char** argv) {
   rooms_cmd->add_option("--acked-log", rooms_cfg.acked_log,
                         "Write every ack to FILE as 'room seq text' lines (for a checker)");
   rooms_cmd->callback([&] {
+    check_pubsub_connections(rooms_cfg);
     resolve();
     std::exit(bench::run_pubsub(run, rooms_cfg, "rooms"));
   });

@@ -57,7 +57,10 @@ std::uint64_t process_fd_limit() {
 
 }  // namespace
 
-node::node(node_config cfg) : cfg_(std::move(cfg)) {}
+node::node(node_config cfg) : cfg_(std::move(cfg)) {
+  // The pool's one thread, named as the node's own are (it showed as "kaiwa", the process).
+  boost::asio::post(admin_work_, [] { name_this_thread("kaiwa-admin"); });
+}
 
 node::~node() { stop(); }
 

@@ -5,10 +5,15 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/node_process.hpp"
@@ -281,4 +286,29 @@ TEST_CASE("thread pools follow the CPUs the node may use, and flags override the
   node_process chosen(dir.str() + "/chosen", {"--actor-threads", "3", "--io-threads", "2"});
   REQUIRE(chosen.wait_output("cpu_budget", std::chrono::seconds(5)));
   CHECK(chosen.output().find("actor_threads=3 io_lanes=2") != std::string::npos);
+  // The threads themselves, by the names docs/operations.md gives them ("Threads"): as many as
+  // logged, and the admin pool's named too. Polled: a thread names itself once it runs.
+  auto threads = [&] {
+    std::map<std::string, int> named;
+    std::error_code ec;
+    for (auto& task : std::filesystem::directory_iterator(
+             "/proc/" + std::to_string(chosen.pid()) + "/task", ec)) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      named[name.starts_with("kaiwa-io-") ? "kaiwa-io-N" : name] += 1;
+    }
+    return named;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto named = threads();
+  while ((named["kaiwa-io-N"] != 2 || named["caf.multiplexer"] != 3 || !named["kaiwa-admin"]) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the threads' names
+    named = threads();
+  }
+  CHECK(named["kaiwa-io-N"] == 2);
+  CHECK(named["caf.multiplexer"] == 3);  // CAF 0.17 names its workers so
+  CHECK(named["kaiwa-admin"] == 1);
+  CHECK(named["kaiwa-journal"] == 1);
 }

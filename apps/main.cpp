@@ -248,7 +248,8 @@ constexpr std::size_t max_bench_window = 100'000;
 /// "send"); a bigger one is refused with too_large and nothing would be measured.
 constexpr std::size_t max_bench_payload = 16384;
 
-/// An offered rate in msgs/s: 0 (as fast as acks come) or 0.01 to 100,000,000, finite. Below
+/// An offered rate in msgs/s: 0 (the scenario's own meaning: fanout's and rooms' "as fast as
+/// acks come") or 0.01 to 100,000,000, finite. Below
 /// that, a publisher's period overflows the clock and it would send unpaced; NaN and inf are
 /// not rates (and would print as invalid JSON).
 CLI::Validator offered_rate() {
@@ -259,7 +260,7 @@ CLI::Validator offered_rate() {
         auto r = std::from_chars(text.data(), end, v);
         if (r.ec != std::errc{} || r.ptr != end || !std::isfinite(v) || v < 0 ||
             (v != 0 && v < 0.01) || v > 1e8)
-          return "'" + text + "' is not a rate: 0 (as fast as acks come) or 0.01 to 100000000";
+          return "'" + text + "' is not a rate: 0, or 0.01 to 100000000 msgs/s";
         return {};
       },
       "0 or 0.01 to 1e8", "offered rate");
@@ -1047,10 +1048,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{0}, max_bench_connections))
       ->capture_default_str();
   add_pubsub_load(rooms_cmd, rooms_cfg);
+  // At most an hour: in nanoseconds it must fit the clock (2^64-1 overflowed to "at once",
+  // and every send was retried every 5 ms).
   rooms_cmd
       ->add_option("--resend-after", rooms_cfg.resend_ms,
                    "Sends carry a cid; one answered timeout or unanswered after MS is sent again "
                    "(0: off)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{3'600'000}))
       ->capture_default_str();
   rooms_cmd->add_option("--acked-log", rooms_cfg.acked_log,
                         "Write every ack to FILE as 'room seq text' lines (for a checker)");
@@ -1101,6 +1105,7 @@ int main(int argc, char** argv) {
   resume_cmd->add_option("--clients", resume_cfg.clients, "Clients")->capture_default_str();
   resume_cmd->add_option("--rooms", resume_cfg.rooms, "Rooms")->capture_default_str();
   resume_cmd->add_option("--rate", resume_cfg.rate, "Msgs/s published meanwhile")
+      ->check(offered_rate())
       ->capture_default_str();
   add_duration(resume_cmd, "--away", "Time the clients stay away", resume_cfg.away_s,
                milliseconds(0), one_hour);

@@ -211,7 +211,7 @@ TEST_CASE("durations and sizes are parsed strictly in flags and the config file 
   CHECK(again.status == 0);
 }
 
-TEST_CASE("bench's fanout and rooms refuse a load that can't run before connecting to a node") {
+TEST_CASE("bench's load options refuse a load that can't run before connecting to a node") {
   struct bad {
     std::vector<std::string> args;
     std::string said;
@@ -219,7 +219,8 @@ TEST_CASE("bench's fanout and rooms refuse a load that can't run before connecti
   // No node listens on port 1: each must be refused as a usage error, not run (a window of
   // 10^8 allocated until the process died; 2^64-1 subscribers overflowed the count and
   // crashed; a rate of 1e-15 overflowed the pacing clock and sent unpaced; inf printed invalid
-  // JSON; a payload over the protocol's 16384 bytes hung in the drain waiting for acks).
+  // JSON; a payload over the protocol's 16384 bytes hung in the drain waiting for acks; resume's
+  // --rate -1e30 never caught up).
   for (auto& b : std::vector<bad>{
            {{"fanout", "--window", "0"}, "--window: Value 0 not in range 1 to 100000"},
            {{"fanout", "--window", "100000000"}, "--window: Value 100000000 not in range"},
@@ -230,6 +231,7 @@ TEST_CASE("bench's fanout and rooms refuse a load that can't run before connecti
            {{"rooms", "--rooms", "1000", "--subscribers", "1000"},
             "1000 rooms x (1 publishers + 1000 subscribers) is more than 1000000 connections"},
            {{"rooms", "--rooms", "1000000", "--publishers", "1000000"}, "is more than 1000000"},
+           {{"rooms", "--resend-after", "18446744073709551615"}, "--resend-after: Value"},
        }) {
     b.args.insert(b.args.begin(), "bench");
     b.args.insert(b.args.end(), {"--target", "127.0.0.1:1", "--admin", "127.0.0.1:1"});
@@ -238,12 +240,14 @@ TEST_CASE("bench's fanout and rooms refuse a load that can't run before connecti
     CHECK(r.status == 2);
     CHECK(r.output.find(b.said) != std::string::npos);
   }
-  for (auto rate : {"-5", "nan", "inf", "1e-15", "0.001", "1e9", "fast"}) {
-    auto r = run_kaiwa({"bench", "rooms", "--rate", rate, "--target", "127.0.0.1:1"});
-    INFO(rate << ": " << r.output);
-    CHECK(r.status == 2);
-    CHECK(r.output.find(std::string("--rate: '") + rate + "' is not a rate") != std::string::npos);
-  }
+  for (std::string scenario : {"fanout", "rooms", "resume"})
+    for (auto rate : {"-5", "nan", "inf", "1e-15", "0.001", "1e9", "fast", "-1e30"}) {
+      auto r = run_kaiwa({"bench", scenario, "--rate", rate, "--target", "127.0.0.1:1"});
+      INFO(scenario << " " << rate << ": " << r.output);
+      CHECK(r.status == 2);
+      CHECK(r.output.find(std::string("--rate: '") + rate + "' is not a rate") !=
+            std::string::npos);
+    }
 }
 
 TEST_CASE("exit codes: 0 success, 1 the operation failed, 2 a usage error") {

@@ -322,6 +322,14 @@ int run_node(app::node_config cfg) {
        {"quota", cpu.quota ? fmt::format("{:.2f}", *cpu.quota) : std::string("none")},
        {"actor_threads", std::uint64_t{cfg.rooms.threads}},
        {"io_lanes", std::uint64_t{cfg.gateway.io_threads}}});
+  // Allowed (a node may share its CPUs knowingly), but CAF's idle workers poll before they
+  // sleep: 1,024 of them on two CPUs burned 87% of a core with no client connected.
+  if (cfg.rooms.threads > cpu.cpus || cfg.gateway.io_threads > cpu.cpus)
+    log(log_level::warn, "threads_over_cpu_budget",
+        {{"cpus", std::uint64_t{cpu.cpus}},
+         {"actor_threads", std::uint64_t{cfg.rooms.threads}},
+         {"io_lanes", std::uint64_t{cfg.gateway.io_threads}},
+         {"why", std::string("more threads than CPUs only take turns; idle actor threads poll")}});
   app::node n(cfg);
   if (auto err = n.start()) {
     fmt::print(stderr, "kaiwa: {}\n", *err);

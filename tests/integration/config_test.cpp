@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/process.hpp"
 #include "tests/support/node_process.hpp"
 
 using namespace kaiwa::test;
@@ -286,10 +287,14 @@ TEST_CASE("thread pools follow the CPUs the node may use, and flags override the
     auto out = pinned->output();
     CHECK(out.find("cpu_budget cpus=1 affinity=1 ") != std::string::npos);
     CHECK(out.find("actor_threads=1 io_lanes=1") != std::string::npos);
+    CHECK(out.find("threads_over_cpu_budget") == std::string::npos);
   }
   node_process chosen(dir.str() + "/chosen", {"--actor-threads", "3", "--io-threads", "2"});
   REQUIRE(chosen.wait_output("cpu_budget", std::chrono::seconds(5)));
   CHECK(chosen.output().find("actor_threads=3 io_lanes=2") != std::string::npos);
+  // More threads than CPUs: obeyed, and warned about (logged before the node listens).
+  CHECK((chosen.output().find("warn  threads_over_cpu_budget") != std::string::npos) ==
+        (kaiwa::available_cpus().cpus < 3));
   // The threads themselves, by the names docs/operations.md gives them ("Threads"): as many as
   // logged, and the admin pool's named too. Polled: a thread names itself once it runs.
   auto threads = [&] {

@@ -35,6 +35,7 @@ struct member {
   std::unique_ptr<boost::asio::steady_timer> pacer, resender;
   clock_type::time_point next_send;
   bool was_ready = false;  // a later on_ready is a reconnect (with --resend-after)
+  bool closed = false;     // for good: it sends nothing more
   // subscriber
   seq_checker checker;
   bool joined = false;
@@ -80,7 +81,7 @@ class pubsub : public connection_events {
     stop_at_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o.duration_s * 1e9);
     for (std::size_t i = subs; i < subs + pubs; ++i)
       r_.post(i % r_.threads(), [this, i] { send_more(members_[i]); });
-    r_.wait([&] { return clock_type::now() >= stop_at_; },
+    r_.wait([&] { return clock_type::now() >= stop_at_ || too_large_; },
             std::chrono::duration<double>(o.warmup_s + o.duration_s + 1),
             [acked = per_second("acked", acked_), delivered = per_second("delivered", delivered_)] {
               return acked() + " " + delivered();
@@ -88,7 +89,8 @@ class pubsub : public connection_events {
     stopping_ = true;
     // Drain: every subscriber must reach its room's highest acked seq.
     bool drained =
-        r_.wait([&] { return in_flight_total_ == 0 && lagging() == 0; }, std::chrono::seconds(30),
+        r_.wait([&] { return (in_flight_total_ == 0 && lagging() == 0) || too_large_; },
+                std::chrono::seconds(30),
                 [&] { return fmt::format("draining: {} subscribers behind", lagging()); });
     auto cpu = r_.cpu_percent();
     auto st = r_.finish();
@@ -202,6 +204,13 @@ class pubsub : public connection_events {
     }
     if (json.starts_with(R"({"op":"error")")) {
       auto code = json_str(json, R"("code":)");
+      // The node answers a frame over its size limit without the id it couldn't read, so no
+      // send is answered: every one would be refused alike, and the run stops here.
+      if (code == "too_large" && !too_large_.exchange(true))
+        fmt::print(stderr,
+                   "bench: the node refuses {}-byte texts as too_large (its --max-message-bytes): "
+                   "give a smaller --payload\n",
+                   c_.payload);
       // A late answer to a send that was resent and has been acked since: nothing to do.
       if (m.publisher && c_.resend_ms > 0 &&
           !m.pending.count(static_cast<std::uint64_t>(json_int(json, R"("id":)"))))
@@ -251,6 +260,14 @@ class pubsub : public connection_events {
     }
     closed_ += 1;
     r_.closed(t, code);
+    // Its sends can't be answered any more (a frame over the node's limit closes with 1009):
+    // the drain waits for none of them, and it sends no more.
+    m.closed = true;
+    if (m.publisher) {
+      in_flight_total_.fetch_sub(m.in_flight, std::memory_order_relaxed);
+      m.in_flight = 0;
+      m.pending.clear();
+    }
     // Said once, not by each of the thousands of subscribers.
     if (!c.ready() && !failed_.exchange(true))
       fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);
@@ -296,7 +313,7 @@ class pubsub : public connection_events {
   }
 
   void send_more(member& m) {
-    if (stopping_ || !m.conn) return;
+    if (stopping_ || !m.conn || m.closed) return;
     auto per_pub_rate = c_.rate / static_cast<double>(c_.rooms * c_.publishers);
     while (m.in_flight < c_.window) {
       auto now = clock_type::now();
@@ -410,6 +427,7 @@ class pubsub : public connection_events {
   std::atomic<std::uint64_t> acked_{0}, delivered_{0};
   std::atomic<std::int64_t> in_flight_total_{0};
   std::atomic<bool> stopping_{false}, failed_{false};
+  std::atomic<bool> too_large_{false};  // the node refused a send as over its size limit
   clock_type::time_point measure_from_, stop_at_;
   std::int64_t measure_from_ns_ = 0, stop_at_ns_ = 0;
 };

@@ -131,6 +131,21 @@ TEST_CASE("bench fails at once, in one line, when nothing accepts connections at
   ::close(fd);
 }
 
+TEST_CASE("bench stops at once, saying why, when the node refuses its texts as too large") {
+  temp_dir dir;
+  node_process node(dir.str() + "/data", {"--max-message-bytes", "4096"});
+  for (auto scenario : {"rooms", "fanout"}) {
+    auto started = std::chrono::steady_clock::now();
+    // The node answers too_large without the id it couldn't read: before, the run waited out
+    // its 30 s drain for answers that never came.
+    auto r = bench(node, {scenario, "--payload", "8000", "--rate", "100"});
+    INFO(scenario << ": " << r.output);
+    CHECK(r.status == 1);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+    CHECK(r.output.find("refuses 8000-byte texts as too_large") != std::string::npos);
+  }
+}
+
 TEST_CASE("bench refuses targets beyond loopback") {
   auto r = run_kaiwa({"bench", "rooms", "--target", "10.1.2.3:8080"});
   CHECK(r.status != 0);

@@ -144,7 +144,7 @@ struct rooms_config {
   std::chrono::milliseconds idle_timeout{60'000};
   /// Registry actors that rooms are spread over. Default: 4
   std::size_t registries = 4;
-  /// CAF scheduler threads; 0 means one per core. Default: 0
+  /// CAF scheduler threads; 0 means one a CPU this process may use (available_cpus()). Default: 0
   std::size_t threads = 0;
   /// A room activation (recovery) slower than this is logged with its figures. Default: 100 ms
   std::chrono::milliseconds slow_activation{100};

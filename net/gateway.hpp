@@ -71,7 +71,7 @@ struct gateway_config {
   endpoint listen{"127.0.0.1", 8080};
   /// Admin listener (HTTP only). Default: 127.0.0.1:8081
   endpoint admin{"127.0.0.1", 8081};
-  /// I/O threads; 0 means one per core. Default: 0
+  /// I/O threads; 0 means one a CPU this process may use (available_cpus()). Default: 0
   std::size_t io_threads = 0;
   /// Keys for client tokens at start, the first signing; none means dev mode (hello with
   /// "user"). set_token_keys() replaces them. Default: none

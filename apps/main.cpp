@@ -249,9 +249,8 @@ constexpr std::size_t max_bench_window = 100'000;
 constexpr std::size_t max_bench_payload = 16384;
 
 /// An offered rate in msgs/s: 0 (the scenario's own meaning: fanout's and rooms' "as fast as
-/// acks come") or 0.01 to 100,000,000, finite. Below
-/// that, a publisher's period overflows the clock and it would send unpaced; NaN and inf are
-/// not rates (and would print as invalid JSON).
+/// acks come") or 0.01 to 100,000,000, finite. Below that, a publisher's period overflows the
+/// clock and it would send unpaced; NaN and inf are not rates (and would print as invalid JSON).
 CLI::Validator offered_rate() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

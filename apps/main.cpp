@@ -26,6 +26,7 @@
 #include "apps/secrets.hpp"
 #include "bench/scenarios.hpp"
 #include "core/address.hpp"
+#include "core/event.hpp"
 #include "core/log.hpp"
 #include "core/process.hpp"
 #include "core/token.hpp"
@@ -244,9 +245,6 @@ constexpr std::size_t max_bench_connections = 1'000'000;
 /// Sends in flight per publisher: a publisher makes its whole window at once, in one handler, so
 /// a window of billions would allocate until the process died.
 constexpr std::size_t max_bench_window = 100'000;
-/// The largest text a bench send carries: the protocol's largest `text` (16384 bytes, PROTOCOL.md
-/// "send"); a bigger one is refused with too_large and nothing would be measured.
-constexpr std::size_t max_bench_payload = 16384;
 
 /// An offered rate in msgs/s: 0 (the scenario's own meaning: fanout's and rooms' "as fast as
 /// acks come") or 0.01 to 100,000,000, finite. Below that, a publisher's period overflows the
@@ -1004,7 +1002,8 @@ int main(int argc, char** argv) {
   // fanout's and rooms' shared load options, checked so that a run either can run or is refused.
   auto add_pubsub_load = [](CLI::App* s, bench::pubsub_config& c) {
     s->add_option("--payload", c.payload, "Text bytes")
-        ->check(CLI::Range(std::size_t{0}, max_bench_payload))
+        // No more than the protocol's largest text: the node would refuse every send.
+        ->check(CLI::Range(std::size_t{0}, max_text_bytes))
         ->capture_default_str();
     s->add_option("--rate", c.rate, "Offered msgs/s in total (0: max)")
         ->check(offered_rate())

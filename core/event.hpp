@@ -2,6 +2,7 @@
 // The events of a room's log (PROTOCOL.md, Rooms and events) and their one JSON encoding,
 // which is at once what the journal stores and what clients receive.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,10 @@ enum class event_type : std::uint8_t {
 };
 
 std::string_view to_string(event_type t) noexcept;
+
+/// The largest `text` of a message or edit, in bytes (PROTOCOL.md, "send"): the gateway
+/// answers a longer one too_large.
+inline constexpr std::size_t max_text_bytes = 16384;
 
 struct event {
   room_id room;

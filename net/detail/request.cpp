@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include "core/event.hpp"
 #include "core/json.hpp"
 
 namespace kaiwa::net::detail {

@@ -40,8 +40,6 @@ struct parse_result {
 /// Parses one JSON text. `padded` must have SIMDJSON_PADDING readable bytes after `json`.
 parse_result parse_request(std::string_view json, bool padded);
 
-/// Largest accepted message text in bytes.
-inline constexpr std::size_t max_text_bytes = 16384;
 /// Largest search query (`q` of `search`) in bytes.
 inline constexpr std::size_t max_query_bytes = 256;
 

@@ -21,6 +21,25 @@
 
 using namespace kaiwa::test;
 
+namespace {
+
+/// A command line that must be refused as a usage error (exit 2) with `said` in its output.
+struct usage_error {
+  std::vector<std::string> args;
+  std::string said;
+};
+
+void check_usage_errors(const std::vector<usage_error>& cases) {
+  for (auto& c : cases) {
+    auto r = run_kaiwa(c.args);
+    INFO(r.output);
+    CHECK(r.status == 2);
+    CHECK(r.output.find(c.said) != std::string::npos);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("flags win over the config file, which wins over KAIWA_ variables") {
   temp_dir dir;
   auto file = dir.file("kaiwa.toml", "[start]\nnode-id = \"from-file\"\nidle-timeout = 9\n");
@@ -164,37 +183,28 @@ TEST_CASE(
 
 TEST_CASE("durations and sizes are parsed strictly in flags and the config file alike") {
   temp_dir dir;
-  struct bad {
-    std::vector<std::string> args;
-    std::string said;
-  };
-  for (auto& b : std::vector<bad>{
-           {{"start", "--idle-timeout", "5x"}, "--idle-timeout: '5x' is not a duration"},
-           {{"start", "--hello-timeout", "-1s"}, "--hello-timeout: '-1s' is not a duration"},
-           {{"start", "--ping-interval", "0"}, "--ping-interval: '0' is out of range"},
-           {{"start", "--gather-timeout", "2m"}, "--gather-timeout: '2m' is out of range"},
-           {{"start", "--failure-timeout", "1e3"}, "--failure-timeout: '1e3' is not a duration"},
-           {{"start", "--max-message-bytes", "1MiB"}, "--max-message-bytes: '1MiB' is out of "},
-           {{"start", "--max-queued-bytes", "8MB"}, "--max-queued-bytes: '8MB' is not a size"},
-           {{"start", "--config", dir.file("d.toml", "[start]\nping-timeout = \"soon\"\n")},
-            "--ping-timeout: 'soon' is not a duration"},
-           {{"drain", "--grace", "abc"}, "--grace: 'abc' is not a duration"},
-           {{"bench", "fanout", "--duration", "10x"}, "--duration: '10x' is not a duration"},
-           // Whole numbers: decimal digits only, within 64 bits (CLI11 alone took hex, octal
-           // and an overflow as the largest value).
-           {{"start", "--shards", "0x10"}, "--shards: '0x10' is not a whole number"},
-           {{"start", "--slow-ms", "99999999999999999999"}, "'99999999999999999999' is out of"},
-           {{"start", "--rate-limit", "-5"}, "--rate-limit: '-5' is not a whole number"},
-           {{"start", "--slow-ms", "0"}, "--slow-ms: Value 0 not in range 1 to"},
-           {{"start", "--config", dir.file("i.toml", "[start]\nrate-limit = \"lots\"\n")},
-            "--rate-limit: 'lots' is not a whole number"},
-           {{"bench", "rooms", "--rooms", "1e3"}, "--rooms: '1e3' is not a whole number"},
-       }) {
-    auto r = run_kaiwa(b.args);
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(r.output.find(b.said) != std::string::npos);
-  }
+  check_usage_errors({
+      {{"start", "--idle-timeout", "5x"}, "--idle-timeout: '5x' is not a duration"},
+      {{"start", "--hello-timeout", "-1s"}, "--hello-timeout: '-1s' is not a duration"},
+      {{"start", "--ping-interval", "0"}, "--ping-interval: '0' is out of range"},
+      {{"start", "--gather-timeout", "2m"}, "--gather-timeout: '2m' is out of range"},
+      {{"start", "--failure-timeout", "1e3"}, "--failure-timeout: '1e3' is not a duration"},
+      {{"start", "--max-message-bytes", "1MiB"}, "--max-message-bytes: '1MiB' is out of "},
+      {{"start", "--max-queued-bytes", "8MB"}, "--max-queued-bytes: '8MB' is not a size"},
+      {{"start", "--config", dir.file("d.toml", "[start]\nping-timeout = \"soon\"\n")},
+       "--ping-timeout: 'soon' is not a duration"},
+      {{"drain", "--grace", "abc"}, "--grace: 'abc' is not a duration"},
+      {{"bench", "fanout", "--duration", "10x"}, "--duration: '10x' is not a duration"},
+      // Whole numbers: decimal digits only, within 64 bits (CLI11 alone took hex, octal
+      // and an overflow as the largest value).
+      {{"start", "--shards", "0x10"}, "--shards: '0x10' is not a whole number"},
+      {{"start", "--slow-ms", "99999999999999999999"}, "'99999999999999999999' is out of"},
+      {{"start", "--rate-limit", "-5"}, "--rate-limit: '-5' is not a whole number"},
+      {{"start", "--slow-ms", "0"}, "--slow-ms: Value 0 not in range 1 to"},
+      {{"start", "--config", dir.file("i.toml", "[start]\nrate-limit = \"lots\"\n")},
+       "--rate-limit: 'lots' is not a whole number"},
+      {{"bench", "rooms", "--rooms", "1e3"}, "--rooms: '1e3' is not a whole number"},
+  });
   // A leading zero is decimal, not octal.
   auto octal = run_kaiwa({"start", "--snapshot-every", "010", "--print-config"});
   CHECK(octal.output.find("snapshot-every=10\n") != std::string::npos);
@@ -213,42 +223,31 @@ TEST_CASE("durations and sizes are parsed strictly in flags and the config file 
 }
 
 TEST_CASE("bench's load options refuse a load that can't run before connecting to a node") {
-  struct bad {
-    std::vector<std::string> args;
-    std::string said;
-  };
   // No node listens on port 1: each must be refused as a usage error, not run (a window of
   // 10^8 allocated until the process died; 2^64-1 subscribers overflowed the count and
   // crashed; a rate of 1e-15 overflowed the pacing clock and sent unpaced; inf printed invalid
   // JSON; a payload over the protocol's 16384 bytes hung in the drain waiting for acks; resume's
   // --rate -1e30 never caught up).
-  for (auto& b : std::vector<bad>{
-           {{"fanout", "--window", "0"}, "--window: Value 0 not in range 1 to 100000"},
-           {{"fanout", "--window", "100000000"}, "--window: Value 100000000 not in range"},
-           {{"fanout", "--subscribers", "18446744073709551615"}, "--subscribers: Value"},
-           {{"fanout", "--publishers", "0"}, "--publishers: Value 0 not in range 1 to"},
-           {{"fanout", "--payload", "16385"}, "--payload: Value 16385 not in range 0 to 16384"},
-           {{"rooms", "--rooms", "0"}, "--rooms: Value 0 not in range 1 to"},
-           {{"rooms", "--rooms", "1000", "--subscribers", "1000"},
-            "1000 rooms x (1 publishers + 1000 subscribers) is more than 1000000 connections"},
-           {{"rooms", "--rooms", "1000000", "--publishers", "1000000"}, "is more than 1000000"},
-           {{"rooms", "--resend-after", "18446744073709551615"}, "--resend-after: Value"},
-       }) {
-    b.args.insert(b.args.begin(), "bench");
-    b.args.insert(b.args.end(), {"--target", "127.0.0.1:1", "--admin", "127.0.0.1:1"});
-    auto r = run_kaiwa(b.args);
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(r.output.find(b.said) != std::string::npos);
-  }
+  std::vector<usage_error> loads{
+      {{"fanout", "--window", "0"}, "--window: Value 0 not in range 1 to 100000"},
+      {{"fanout", "--window", "100000000"}, "--window: Value 100000000 not in range"},
+      {{"fanout", "--subscribers", "18446744073709551615"}, "--subscribers: Value"},
+      {{"fanout", "--publishers", "0"}, "--publishers: Value 0 not in range 1 to"},
+      {{"fanout", "--payload", "16385"}, "--payload: Value 16385 not in range 0 to 16384"},
+      {{"rooms", "--rooms", "0"}, "--rooms: Value 0 not in range 1 to"},
+      {{"rooms", "--rooms", "1000", "--subscribers", "1000"},
+       "1000 rooms x (1 publishers + 1000 subscribers) is more than 1000000 connections"},
+      {{"rooms", "--rooms", "1000000", "--publishers", "1000000"}, "is more than 1000000"},
+      {{"rooms", "--resend-after", "18446744073709551615"}, "--resend-after: Value"},
+  };
   for (std::string scenario : {"fanout", "rooms", "resume"})
-    for (auto rate : {"-5", "nan", "inf", "1e-15", "0.001", "1e9", "fast", "-1e30"}) {
-      auto r = run_kaiwa({"bench", scenario, "--rate", rate, "--target", "127.0.0.1:1"});
-      INFO(scenario << " " << rate << ": " << r.output);
-      CHECK(r.status == 2);
-      CHECK(r.output.find(std::string("--rate: '") + rate + "' is not a rate") !=
-            std::string::npos);
-    }
+    for (std::string rate : {"-5", "nan", "inf", "1e-15", "0.001", "1e9", "fast", "-1e30"})
+      loads.push_back({{scenario, "--rate", rate}, "--rate: '" + rate + "' is not a rate"});
+  for (auto& load : loads) {
+    load.args.insert(load.args.begin(), "bench");
+    load.args.insert(load.args.end(), {"--target", "127.0.0.1:1", "--admin", "127.0.0.1:1"});
+  }
+  check_usage_errors(loads);
 }
 
 TEST_CASE("exit codes: 0 success, 1 the operation failed, 2 a usage error") {

@@ -35,7 +35,6 @@ struct member {
   std::unique_ptr<boost::asio::steady_timer> pacer, resender;
   clock_type::time_point next_send;
   bool was_ready = false;  // a later on_ready is a reconnect (with --resend-after)
-  bool closed = false;     // for good: it sends nothing more
   // subscriber
   seq_checker checker;
   bool joined = false;
@@ -260,14 +259,6 @@ class pubsub : public connection_events {
     }
     closed_ += 1;
     r_.closed(t, code);
-    // Its sends can't be answered any more (a frame over the node's limit closes with 1009):
-    // the drain waits for none of them, and it sends no more.
-    m.closed = true;
-    if (m.publisher) {
-      in_flight_total_.fetch_sub(m.in_flight, std::memory_order_relaxed);
-      m.in_flight = 0;
-      m.pending.clear();
-    }
     // Said once, not by each of the thousands of subscribers.
     if (!c.ready() && !failed_.exchange(true))
       fmt::print(stderr, "bench: {} could not connect: {}\n", c.user(), why);
@@ -313,7 +304,7 @@ class pubsub : public connection_events {
   }
 
   void send_more(member& m) {
-    if (stopping_ || !m.conn || m.closed) return;
+    if (stopping_ || !m.conn) return;
     auto per_pub_rate = c_.rate / static_cast<double>(c_.rooms * c_.publishers);
     while (m.in_flight < c_.window) {
       auto now = clock_type::now();

@@ -326,7 +326,9 @@ int run_node(app::node_config cfg) {
         {{"cpus", std::uint64_t{cpu.cpus}},
          {"actor_threads", std::uint64_t{cfg.rooms.threads}},
          {"io_lanes", std::uint64_t{cfg.gateway.io_threads}},
-         {"why", std::string("more threads than CPUs only take turns; idle actor threads poll")}});
+         {"why", std::string(cfg.rooms.threads > cpu.cpus
+                                 ? "more threads than CPUs only take turns; idle actor threads poll"
+                                 : "more threads than CPUs only take turns")}});
   app::node n(cfg);
   if (auto err = n.start()) {
     fmt::print(stderr, "kaiwa: {}\n", *err);
@@ -1108,8 +1110,14 @@ int main(int argc, char** argv) {
   auto* resume_cmd = bench_cmd->add_subcommand(
       "resume", "A reconnect storm: all clients drop and rejoin with since");
   common(resume_cmd);
-  resume_cmd->add_option("--clients", resume_cfg.clients, "Clients")->capture_default_str();
-  resume_cmd->add_option("--rooms", resume_cfg.rooms, "Rooms")->capture_default_str();
+  // Bounded as fanout's and rooms' are: the clients' and rooms' tables are made before the
+  // first connect (--rooms 2^64-1 threw, 5*10^7 took 409 MB).
+  resume_cmd->add_option("--clients", resume_cfg.clients, "Clients")
+      ->check(CLI::Range(std::size_t{1}, max_bench_connections - 1))  // and the publisher
+      ->capture_default_str();
+  resume_cmd->add_option("--rooms", resume_cfg.rooms, "Rooms")
+      ->check(CLI::Range(std::size_t{1}, max_bench_connections))
+      ->capture_default_str();
   resume_cmd->add_option("--rate", resume_cfg.rate, "Msgs/s published meanwhile")
       ->check(offered_rate())
       ->capture_default_str();

@@ -239,6 +239,8 @@ TEST_CASE("bench's load options refuse a load that can't run before connecting t
        "1000 rooms x (1 publishers + 1000 subscribers) is more than 1000000 connections"},
       {{"rooms", "--rooms", "1000000", "--publishers", "1000000"}, "is more than 1000000"},
       {{"rooms", "--resend-after", "18446744073709551615"}, "--resend-after: Value"},
+      {{"resume", "--rooms", "18446744073709551615"}, "--rooms: Value"},
+      {{"resume", "--clients", "0"}, "--clients: Value 0 not in range 1 to"},
   };
   for (std::string scenario : {"fanout", "rooms", "resume"})
     for (std::string rate : {"-5", "nan", "inf", "1e-15", "0.001", "1e9", "fast", "-1e30"})

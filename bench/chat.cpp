@@ -46,7 +46,7 @@ class chat : public connection_events {
       slot += user.rooms.size();
     }
     for (std::size_t u = 0; u < c_.users; ++u)
-      users_[u].conn = r_.connect(u, fmt::format("user{}", u), *this);
+      r_.connect(u, fmt::format("user{}", u), *this, users_[u].conn);
     if (!r_.wait([&] { return joins_ == expected_joins_ || failed_; }, std::chrono::seconds(120),
                  [&] { return fmt::format("joined {}/{}", joins_.load(), expected_joins_); }) ||
         failed_) {

@@ -63,7 +63,7 @@ class conns_worker : public connection_events {
     auto& o = r_.opts();
     std::vector<std::shared_ptr<connection>> conns;
     for (auto i = first_; i < last_; ++i)
-      conns.push_back(r_.connect(i, fmt::format("c{}", i), *this));
+      r_.connect(i, fmt::format("c{}", i), *this, conns.emplace_back());
     auto n = last_ - first_;
     // The parent prints the progress lines; a worker tells it its counts once a second.
     r_.wait([&] { return joined_ + failed_ >= n; }, std::chrono::seconds(300),
@@ -259,7 +259,8 @@ int run_conns(const run_options& o, const conns_config& c) {
   r.wait([] { return false; }, std::chrono::duration<double>(o.duration_s),
          [&] { return fmt::format("holding {} connections in {} processes", joined, procs); });
   broadcaster b((c.connections + c.per_room - 1) / c.per_room);
-  auto conn = r.connect(c.connections, "broadcaster", b);
+  std::shared_ptr<connection> conn;
+  r.connect(c.connections, "broadcaster", b, conn);
 
   // "Q received" once a second while the broadcast arrives, then the report: "R received
   // violations histogram", "E code count" lines and "END".

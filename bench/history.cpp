@@ -26,7 +26,7 @@ class history : public connection_events {
     writers_pending_ = c_.rooms;
     writer_state_.resize(c_.rooms);
     for (std::size_t r = 0; r < c_.rooms; ++r)
-      conns_.push_back(r_.connect(r, fmt::format("writer-{}", r), *this));
+      r_.connect(r, fmt::format("writer-{}", r), *this, conns_.emplace_back());
     if (!r_.wait(
             [&] { return writers_pending_ == 0 || failed_; }, std::chrono::seconds(300),
             [&] { return fmt::format("prefilling: {} rooms to go", writers_pending_.load()); }) ||
@@ -36,7 +36,7 @@ class history : public connection_events {
     clients_.resize(c_.clients);
     for (std::size_t i = 0; i < c_.clients; ++i) {
       clients_[i].rng.seed(static_cast<unsigned>(i));
-      conns_.push_back(r_.connect(c_.rooms + i, fmt::format("reader-{}", i), *this));
+      r_.connect(c_.rooms + i, fmt::format("reader-{}", i), *this, conns_.emplace_back());
     }
     r_.wait([&] { return ready_ == c_.clients || failed_; }, std::chrono::seconds(60),
             [&] { return fmt::format("readers ready {}/{}", ready_.load(), c_.clients); });

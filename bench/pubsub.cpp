@@ -57,7 +57,7 @@ class pubsub : public connection_events {
     text_.assign(c_.payload, 'x');
     for (std::size_t i = 0; i < subs; ++i) {
       members_[i].room = i % c_.rooms;
-      members_[i].conn = r_.connect(i, fmt::format("sub-{}", i), *this);
+      r_.connect(i, fmt::format("sub-{}", i), *this, members_[i].conn);
     }
     bool ok =
         r_.wait([&] { return joined_ == subs || failed_; }, std::chrono::seconds(120),
@@ -67,7 +67,7 @@ class pubsub : public connection_events {
       auto& m = members_[i];
       m.room = (i - subs) % c_.rooms;
       m.publisher = true;
-      m.conn = r_.connect(i, fmt::format("pub-{}", i), *this);
+      r_.connect(i, fmt::format("pub-{}", i), *this, m.conn);
     }
     ok = r_.wait([&] { return ready_pubs_ == pubs || failed_; }, std::chrono::seconds(120),
                  [&] { return fmt::format("publishers ready {}/{}", ready_pubs_.load(), pubs); });
@@ -266,7 +266,7 @@ class pubsub : public connection_events {
       auto timer = std::make_shared<boost::asio::steady_timer>(r_.ioc(t), kRetry);
       timer->async_wait(
           [this, &m, i = c.index(), user = c.user(), timer](boost::system::error_code ec) {
-            if (!ec) m.conn = r_.connect(i, user, *this);
+            if (!ec) r_.connect(i, user, *this, m.conn);
           });
       return;
     }

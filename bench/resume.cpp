@@ -24,12 +24,12 @@ class resume : public connection_events {
     caught_up_ = std::vector<std::atomic<bool>>(c_.clients);
     max_acked_ = std::vector<std::atomic<std::int64_t>>(c_.rooms);
     for (std::size_t i = 0; i < c_.clients; ++i)
-      clients_[i].conn = r_.connect(i, fmt::format("r{}", i), *this);
+      r_.connect(i, fmt::format("r{}", i), *this, clients_[i].conn);
     if (!r_.wait([&] { return joined_ == c_.clients || failed_; }, std::chrono::seconds(120),
                  [&] { return fmt::format("joined {}/{}", joined_.load(), c_.clients); }) ||
         failed_)
       return r_.give_up("clients could not join");
-    publisher_ = r_.connect(c_.clients, "publisher", *this);
+    r_.connect(c_.clients, "publisher", *this, publisher_);
     r_.wait([] { return false; }, std::chrono::duration<double>(o.warmup_s),
             [&] { return std::string("live"); });
 
@@ -44,13 +44,12 @@ class resume : public connection_events {
     storm_at_ns_ = now_ns();
     for (std::size_t r = 0; r < c_.rooms; ++r) target_.push_back(max_acked_[r].load());
     joined_ = 0;
-    for (std::size_t i = 0; i < c_.clients; ++i) {
-      auto conn = r_.connect(i, fmt::format("r{}", i), *this);
-      r_.post(i % r_.threads(), [this, i, conn] {
-        clients_[i].conn = conn;
+    // On each client's own thread, where its events read `away` and `conn`.
+    for (std::size_t i = 0; i < c_.clients; ++i)
+      r_.post(i % r_.threads(), [this, i] {
         clients_[i].away = false;
+        r_.connect(i, fmt::format("r{}", i), *this, clients_[i].conn);
       });
-    }
     bool done = r_.wait([&] { return caught_.load() == c_.clients; }, std::chrono::seconds(60),
                         [&] { return fmt::format("caught up {}/{}", caught_.load(), c_.clients); });
     // Then live until `duration` after the storm, every event still checked.

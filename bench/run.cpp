@@ -152,13 +152,12 @@ std::string runner::local_addr(std::size_t i) const {
   return block == 0 ? std::string() : fmt::format("127.0.0.{}", 1 + block);
 }
 
-std::shared_ptr<connection> runner::connect(std::size_t i, std::string user,
-                                            connection_events& events) {
+void runner::connect(std::size_t i, std::string user, connection_events& events,
+                     std::shared_ptr<connection>& slot) {
   auto t = i % threads();
-  auto c = std::make_shared<connection>(*iocs_[t], opts_.servers[i % opts_.servers.size()],
-                                        local_addr(i), std::move(user), events, i, tls_.get());
-  post(t, [c] { c->start(); });
-  return c;
+  slot = std::make_shared<connection>(*iocs_[t], opts_.servers[i % opts_.servers.size()],
+                                      local_addr(i), std::move(user), events, i, tls_.get());
+  post(t, [c = slot] { c->start(); });
 }
 
 void runner::violation(std::size_t thread, const std::string& what) {

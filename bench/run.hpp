@@ -87,8 +87,11 @@ class runner {
   void post(std::size_t t, std::function<void()> fn);
   /// Source address for connection `i`: 127.0.0.1 for the first 60,000, then .2, .3, ...
   std::string local_addr(std::size_t i) const;
-  /// Makes connection `i` on thread i % threads and starts it there.
-  std::shared_ptr<connection> connect(std::size_t i, std::string user, connection_events& events);
+  /// Makes connection `i` on thread i % threads, stores it in `slot`, then starts it there.
+  /// Its events can come before the caller's next statement: stored before the start is posted,
+  /// `slot` is what they find. Called on the thread that owns `slot` (main, or thread i's own).
+  void connect(std::size_t i, std::string user, connection_events& events,
+               std::shared_ptr<connection>& slot);
 
   /// Records a violation from any worker thread; prints the first few.
   void violation(std::size_t thread, const std::string& what);

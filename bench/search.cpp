@@ -198,7 +198,7 @@ class search_bench : public connection_events {
         c_.rate > 0 ? c_.rate / static_cast<double>(loaders_.size()) : max_rate_per_connection);
     auto started = load_started_ns_ = now_ns();
     for (std::size_t i = 0; i < loaders_.size(); ++i)
-      conns_.push_back(r_.connect(i, fmt::format("loader-{}", i), *this));
+      r_.connect(i, fmt::format("loader-{}", i), *this, conns_.emplace_back());
     bool done = r_.wait([&] { return acked_ == c_.corpus.messages || failed_; },
                         std::chrono::duration<double>(3600), per_second("acked", acked_));
     auto seconds = (now_ns() - started) / 1e9;
@@ -328,7 +328,7 @@ class search_bench : public connection_events {
 
   bool query_kaiwa() {
     auto idx = loaders_.size();
-    searcher_ = r_.connect(idx, "searcher", *this);
+    r_.connect(idx, "searcher", *this, searcher_);
     if (!r_.wait([&] { return searcher_ready_.load() || failed_.load(); }, std::chrono::seconds(30),
                  [] { return std::string("connecting"); }) ||
         failed_)

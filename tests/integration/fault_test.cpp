@@ -457,13 +457,17 @@ void run_round(fault f, std::size_t round) {
                                   "--acked-log",
                                   acked_log});
   child_output bench_out(bench.out_fd);
-  auto bench_done = [&] {
-    bool exited = bench_out.wait_closed(90s);
+  // How the bench ended, given `limit` to end by itself: "exit N", "signal N" (a crash prints
+  // nothing), or "killed" (still running).
+  auto bench_ended = [&](std::chrono::milliseconds limit) -> std::string {
+    bool exited = bench_out.wait_closed(limit);
     int status = -1;
     if (!exited) ::kill(bench.pid, SIGKILL);
     ::waitpid(bench.pid, &status, 0);
     ::close(bench.out_fd);
-    return exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (!exited) return "killed";
+    return WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                             : "signal " + std::to_string(WTERMSIG(status));
   };
 
   ws_client probe(c.port(survivors[0]));
@@ -481,7 +485,7 @@ void run_round(fault f, std::size_t round) {
           ++n;
         return n >= 2;
       }))
-    FAIL("the bench is not writing:\n" << bench_out.text());
+    FAIL("the bench is not writing (" << bench_ended(0ms) << "):\n" << bench_out.text());
 
   auto etcd_before = c.etcd_requests(etcd_victim);
   // What the victim and a survivor wrote before the fault: what they say of it comes after.
@@ -533,11 +537,11 @@ void run_round(fault f, std::size_t round) {
   auto settled = c.wait_map(survivors[0], true);
   if (restarted || f == fault::partition_leader) catchup_ms = ms_since(back_at);
 
-  auto bench_status = bench_done();
+  auto bench_status = bench_ended(90s);
   INFO("bench output:\n" << bench_out.text());
   INFO("the victim's output:\n"
        << (victim.empty() ? "" : c.node(fault_cluster::index(victim)).output()));
-  CHECK(bench_status == 0);
+  CHECK(bench_status == "exit 0");
 
   // A last acked write to each room: its append carries a high watermark past every earlier
   // ack, so the followers apply them all.

@@ -1,7 +1,5 @@
 #include "tests/cluster/etcd_process.hpp"
 
-#include "tests/support/loopback.hpp"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,8 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -21,10 +22,48 @@ namespace kaiwa::test {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+/// The ports the kernel hands out to connect() and to bind(port 0): its ephemeral range.
+std::pair<int, int> ephemeral_ports() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768, high = 60999;  // Linux's defaults
+  range >> low >> high;
+  return {low, high};
+}
+
+/// Whether 127.0.0.1:port can be bound now (nothing bound there, not even in TIME_WAIT).
+bool bindable(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+// Picked outside the ephemeral range: a port from it, free when picked, can be taken before etcd
+// binds it by any connect() of the test's own processes (CI saw etcd exit with "bind: address
+// already in use"). Outside it only an explicit bind takes a port, and each call of a process
+// tries the next one, from an offset of its own (tests of concurrent processes don't collide).
 std::uint16_t free_port() {
-  std::uint16_t port = 0;
-  ::close(listen_on_loopback(port));
-  return port;
+  static std::mutex mtx;
+  static std::uint32_t next = static_cast<std::uint32_t>(::getpid()) * 7919u;
+  auto [low, high] = ephemeral_ports();
+  // The 16,384 ports below the range, or above it when the range starts too low for that.
+  int from = std::max(1024, low - 16384), to = low;
+  if (to - from < 1024) from = high + 1, to = 65536;
+  std::lock_guard lock(mtx);
+  for (int tries = 0; tries < to - from; ++tries) {
+    auto port = static_cast<std::uint16_t>(from + static_cast<int>(next++ % (to - from)));
+    if (bindable(port)) return port;
+  }
+  throw std::runtime_error("no free port outside the ephemeral range");
 }
 
 std::string etcd_process::binary() {

@@ -11,7 +11,8 @@
 
 namespace kaiwa::test {
 
-/// A loopback TCP port free right now (bound and released).
+/// A loopback TCP port free right now, outside the kernel's ephemeral range (no connect() takes
+/// it before it is bound); a process gets a different one at each call.
 std::uint16_t free_port();
 
 class etcd_process {

@@ -23,12 +23,13 @@ std::uint16_t server_frame::close_code() const {
 
 raw_ws::raw_ws(std::uint16_t port, bool upgrade_now) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd_ >= 0);
+  if (fd_ < 0) FAIL("socket() failed: " << std::strerror(errno));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    FAIL("can't connect to 127.0.0.1:" << port << ": " << std::strerror(errno));
   if (upgrade_now) upgrade();
 }
 
@@ -36,7 +37,9 @@ raw_ws::~raw_ws() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void raw_ws::upgrade() { REQUIRE(try_upgrade()); }
+void raw_ws::upgrade() {
+  if (!try_upgrade()) FAIL("the WebSocket handshake failed: " << handshake_reply_);
+}
 
 bool raw_ws::try_upgrade() {
   if (!send_raw(
@@ -65,14 +68,14 @@ bool raw_ws::send_raw(std::string_view bytes) {
 }
 
 void raw_ws::send_text(std::string_view text) {
-  REQUIRE(send_raw(client_frame(ws_op::text, text)));
+  if (!send_raw(client_frame(ws_op::text, text))) FAIL("the server closed the connection");
 }
 
 void raw_ws::hello(const std::string& user) {
   send_text(R"({"op":"hello","id":-1,"user":")" + user + "\"}");
   auto m = next_text();
-  REQUIRE(m);
-  REQUIRE(m->find("\"welcome\"") != std::string::npos);
+  if (!m || m->find("\"welcome\"") == std::string::npos)
+    FAIL("no welcome for " << user << ": " << m.value_or("nothing"));
 }
 
 bool raw_ws::fill(std::size_t n, std::chrono::steady_clock::time_point deadline) {
@@ -100,7 +103,7 @@ std::optional<server_frame> raw_ws::next_frame(ms limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   if (!fill(2, deadline)) return std::nullopt;
   auto b0 = static_cast<unsigned char>(buf_[0]), b1 = static_cast<unsigned char>(buf_[1]);
-  REQUIRE((b1 & 0x80) == 0);  // server frames are never masked
+  if (b1 & 0x80) FAIL("a masked server frame");  // server frames never are
   std::size_t hdr = 2;
   std::uint64_t len = b1 & 0x7f;
   if (len >= 126) {
@@ -110,7 +113,7 @@ std::optional<server_frame> raw_ws::next_frame(ms limit) {
     for (std::size_t i = 2; i < hdr; ++i) l = l << 8 | static_cast<unsigned char>(buf_[i]);
     len = l;
   }
-  REQUIRE(len < (std::uint64_t{1} << 30));
+  if (len >= (std::uint64_t{1} << 30)) FAIL("a server frame of " << len << " bytes");
   if (!fill(hdr + len, deadline)) return std::nullopt;
   server_frame f;
   f.opcode = b0 & 0x0f;

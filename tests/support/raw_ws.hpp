@@ -2,7 +2,8 @@
 // A WebSocket client on a plain blocking socket that sends whatever bytes a test gives it
 // (tests/support/ws_frames.hpp builds them, valid or not) and reads the server's frames one by
 // one, control frames included. For conformance and hostile-client tests; ws_client is the
-// well-behaved client.
+// well-behaved client. Its checks call Catch only when they fail (Catch's assertions are not
+// thread-safe; a test may run clients on threads of its own while it asserts).
 
 #include <chrono>
 #include <cstdint>

@@ -172,7 +172,7 @@ message ws_client::request_while_unavailable(const std::string& request_json, st
 
 void ws_client::hello(const std::string& user) {
   auto m = request(R"({"op":"hello","id":-1,"user":")" + user + "\"}", -1);
-  REQUIRE(m.str("op") == "welcome");
+  if (m.str("op") != "welcome") FAIL("no welcome for " << user << ": " << m.json());
 }
 
 std::optional<std::uint16_t> ws_client::close_code(ms limit) {

@@ -1,6 +1,8 @@
 #pragma once
 // A WebSocket test client built on Beast (an implementation independent of the server's own
-// framing). It reads continuously on its own thread; tests wait for frames with deadlines.
+// framing). It reads continuously on its own thread; tests wait for frames with deadlines. Its
+// checks call Catch only when they fail (Catch's assertions are not thread-safe; a test may run
+// clients on threads of its own while it asserts).
 
 #include <chrono>
 #include <cstdint>

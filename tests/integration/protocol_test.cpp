@@ -332,6 +332,11 @@ TEST_CASE("private rooms: members only; the owner invites and kicks; kicked subs
 
   CHECK(alice->request(R"({"op":"invite","id":3,"room":"secret","user":"carol"})", 3).str("op") ==
         "ack");
+  // Her session hears of it from the room list's projection, after its batch commits: awaited
+  // here, it can't arrive in the quiet after the kick (it did, under load).
+  auto invited = carol->next_where([](const message& m) { return m.str("op") == "invited"; });
+  CHECK(invited.str("room") == "secret");
+  CHECK(invited.str("by") == "alice");
   CHECK(carol->request(R"({"op":"join","id":4,"room":"secret","since":0})", 4).str("op") ==
         "joined");
   auto first = carol->next_where(is_event);

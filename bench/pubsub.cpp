@@ -135,6 +135,7 @@ class pubsub : public connection_events {
   void on_ready(connection& c) override {
     auto& m = members_[c.index()];
     bool again = std::exchange(m.was_ready, true);
+    if (again) r_.thread_stats(c.index() % r_.threads()).reconnects += 1;
     if (m.publisher) {
       if (!again) ready_pubs_ += 1;
       // Reconnected: what was sent on the lost connection goes again, with its cid.
@@ -260,10 +261,12 @@ class pubsub : public connection_events {
     auto& m = members_[c.index()];
     // With --resend-after, a connection the server closed as PROTOCOL.md says a client
     // recovers from (4010: a room's node went down; 1001: going away) is made again: a
-    // subscriber resumes with join + since, a publisher resends what is pending.
-    if (c_.resend_ms > 0 && c.ready() && (code == 4010 || code == 1001) && !stopping_) {
-      r_.thread_stats(t).reconnects += 1;
-      auto timer = std::make_shared<boost::asio::steady_timer>(r_.ioc(t), kRetry);
+    // subscriber resumes with join + since, a publisher resends what is pending. A reconnect
+    // refused (the node is still starting again) is tried again after --resend-after.
+    bool recoverable = c.ready() ? code == 4010 || code == 1001 : m.was_ready;
+    if (c_.resend_ms > 0 && recoverable && !stopping_) {
+      auto timer = std::make_shared<boost::asio::steady_timer>(
+          r_.ioc(t), c.ready() ? kRetry : std::chrono::milliseconds(c_.resend_ms));
       timer->async_wait(
           [this, &m, i = c.index(), user = c.user(), timer](boost::system::error_code ec) {
             if (!ec) r_.connect(i, user, *this, m.conn);
@@ -365,8 +368,9 @@ class pubsub : public connection_events {
     if (p == m.pending.end()) return;  // acked meanwhile
     p->second.tried_ns = now_ns();
     if (c_.resend_ms > 0) {
-      m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}","cid":"{}-{}"}})",
-                               id, room_name(m.room), p->second.text, m.conn->user(), id));
+      m.conn->send(
+          fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}","cid":"{}-{}-{}"}})", id,
+                      room_name(m.room), p->second.text, m.conn->user(), run_, id));
       arm_resender(m);
     } else {
       m.conn->send(fmt::format(R"({{"op":"send","id":{},"room":"{}","text":"{}"}})", id,
@@ -427,6 +431,9 @@ class pubsub : public connection_events {
   std::vector<std::atomic<std::int64_t>> max_acked_;  // per room
   std::vector<std::atomic<std::int64_t>> last_seen_;  // per subscriber, for the drain check
   std::string text_;
+  // In every cid: a run's sends are not taken for an earlier run's on the same data dir (the
+  // node's dedupe would answer them with the old seqs and append nothing).
+  std::string run_ = fmt::format("{:x}", now_ns());
   std::atomic<std::size_t> joined_{0}, ready_pubs_{0}, closed_{0};
   std::atomic<std::uint64_t> acked_{0}, delivered_{0};
   std::atomic<std::int64_t> in_flight_total_{0};

@@ -76,7 +76,7 @@ class resume : public connection_events {
         .latency("catch-up after reconnect", st.request_us)
         .errors(st.errors)
         .print(o.json);
-    return done && st.violations == 0 ? 0 : 1;
+    return done && st.violations == 0 && st.errors.empty() ? 0 : 1;
   }
 
   void on_ready(connection& c) override {
